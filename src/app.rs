@@ -1,0 +1,1 @@
+//! Application assembly: router, state, workers, serving and graceful shutdown.

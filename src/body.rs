@@ -1,0 +1,253 @@
+//! Webhook body parsing: JSON, urlencoded or multipart bytes into one typed [`ParsedBody`].
+//!
+//! The ingress uses it to refuse bodies that do not parse as their declared type; the
+//! normalizers use it to read the fields of a stored delivery.
+
+use bytes::Bytes;
+
+/// The body formats formbridge accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    UrlEncoded,
+    Multipart,
+}
+
+impl BodyFormat {
+    /// Name used in error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "application/json",
+            BodyFormat::UrlEncoded => "application/x-www-form-urlencoded",
+            BodyFormat::Multipart => "multipart/form-data",
+        }
+    }
+}
+
+/// A parsed webhook body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsedBody {
+    /// A JSON document.
+    Json(serde_json::Value),
+    /// Form fields in order (urlencoded pairs or multipart parts); repeated names are kept.
+    Form(Vec<FormField>),
+}
+
+/// One form field. File parts keep their file name; their bytes are not kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormField {
+    pub name: String,
+    pub value: String,
+    /// Set for a multipart file part.
+    pub file_name: Option<String>,
+}
+
+/// Why a body was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The content type is not one formbridge reads (HTTP 415).
+    #[error("unsupported content type `{0}`; send application/json, application/x-www-form-urlencoded or multipart/form-data")]
+    UnsupportedType(String),
+    /// The body does not parse as its content type (HTTP 400).
+    #[error("body is not valid {format}: {reason}")]
+    Malformed {
+        format: &'static str,
+        reason: String,
+    },
+}
+
+impl BodyError {
+    fn malformed(format: BodyFormat, reason: impl ToString) -> Self {
+        Self::Malformed {
+            format: format.as_str(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Decides the body format from a `Content-Type` header value. A missing header or a
+/// `text/plain` one is read as JSON, since some senders (JivoChat) post JSON without saying so.
+pub fn detect_format(
+    content_type: Option<&str>,
+) -> Result<(BodyFormat, Option<String>), BodyError> {
+    let Some(raw) = content_type.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok((BodyFormat::Json, None));
+    };
+    let mime: mime::Mime = raw
+        .parse()
+        .map_err(|_| BodyError::UnsupportedType(raw.to_owned()))?;
+    let format = match (mime.type_(), mime.subtype()) {
+        (mime::APPLICATION, mime::JSON) => BodyFormat::Json,
+        (mime::APPLICATION, sub) if mime.suffix() == Some(mime::JSON) || sub == "json" => {
+            BodyFormat::Json
+        }
+        (mime::TEXT, mime::PLAIN) => BodyFormat::Json,
+        (mime::APPLICATION, mime::WWW_FORM_URLENCODED) => BodyFormat::UrlEncoded,
+        (mime::MULTIPART, mime::FORM_DATA) => BodyFormat::Multipart,
+        _ => return Err(BodyError::UnsupportedType(raw.to_owned())),
+    };
+    let boundary = mime
+        .get_param(mime::BOUNDARY)
+        .map(|b| b.as_str().to_owned());
+    if format == BodyFormat::Multipart && boundary.is_none() {
+        return Err(BodyError::malformed(
+            format,
+            "the Content-Type has no boundary parameter",
+        ));
+    }
+    Ok((format, boundary))
+}
+
+/// Parses `body` according to `content_type`.
+pub async fn parse(content_type: Option<&str>, body: &Bytes) -> Result<ParsedBody, BodyError> {
+    let (format, boundary) = detect_format(content_type)?;
+    match format {
+        BodyFormat::Json => serde_json::from_slice(body)
+            .map(ParsedBody::Json)
+            .map_err(|e| BodyError::malformed(format, e)),
+        BodyFormat::UrlEncoded => parse_urlencoded(body).map(ParsedBody::Form),
+        BodyFormat::Multipart => {
+            // detect_format guarantees a boundary for multipart.
+            let boundary = boundary.unwrap_or_default();
+            parse_multipart(body.clone(), boundary)
+                .await
+                .map(ParsedBody::Form)
+        }
+    }
+}
+
+fn parse_urlencoded(body: &[u8]) -> Result<Vec<FormField>, BodyError> {
+    std::str::from_utf8(body).map_err(|e| BodyError::malformed(BodyFormat::UrlEncoded, e))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| BodyError::malformed(BodyFormat::UrlEncoded, e))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(name, value)| FormField {
+            name,
+            value,
+            file_name: None,
+        })
+        .collect())
+}
+
+async fn parse_multipart(body: Bytes, boundary: String) -> Result<Vec<FormField>, BodyError> {
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut fields = Vec::new();
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| BodyError::malformed(BodyFormat::Multipart, e))?;
+        let Some(field) = field else { break };
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field.file_name().map(str::to_owned);
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| BodyError::malformed(BodyFormat::Multipart, e))?;
+        let value = if file_name.is_some() {
+            String::new()
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        fields.push(FormField {
+            name,
+            value,
+            file_name,
+        });
+    }
+    if fields.is_empty() {
+        return Err(BodyError::malformed(
+            BodyFormat::Multipart,
+            "no parts found",
+        ));
+    }
+    Ok(fields)
+}
+
+impl ParsedBody {
+    /// The first form field of this name, or the top-level JSON string/number at this dot path.
+    pub fn field(&self, path: &str) -> Option<String> {
+        match self {
+            ParsedBody::Form(fields) => fields
+                .iter()
+                .find(|f| f.name == path)
+                .map(|f| f.value.clone()),
+            ParsedBody::Json(value) => {
+                let mut cur = value;
+                for part in path.split('.') {
+                    cur = match cur {
+                        serde_json::Value::Object(map) => map.get(part)?,
+                        serde_json::Value::Array(items) => {
+                            items.get(part.parse::<usize>().ok()?)?
+                        }
+                        _ => return None,
+                    };
+                }
+                match cur {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    serde_json::Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn parses_each_format() {
+        let json = parse(
+            Some("application/json; charset=utf-8"),
+            &Bytes::from_static(b"{\"a\":{\"b\":7}}"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(json.field("a.b").as_deref(), Some("7"));
+        let form = parse(
+            Some("application/x-www-form-urlencoded"),
+            &Bytes::from_static(b"name=Jane+Doe&email=j%40x.io"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(form.field("email").as_deref(), Some("j@x.io"));
+        let body = "--b\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\nhello\r\n--b--\r\n";
+        let multi = parse(Some("multipart/form-data; boundary=b"), &Bytes::from(body))
+            .await
+            .unwrap();
+        assert_eq!(multi.field("q").as_deref(), Some("hello"));
+    }
+
+    #[tokio::test]
+    async fn refuses_bad_bodies_and_types() {
+        assert!(matches!(
+            parse(Some("application/json"), &Bytes::from_static(b"{nope")).await,
+            Err(BodyError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse(Some("application/xml"), &Bytes::from_static(b"<a/>")).await,
+            Err(BodyError::UnsupportedType(_))
+        ));
+        assert!(matches!(
+            parse(Some("multipart/form-data"), &Bytes::from_static(b"x")).await,
+            Err(BodyError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse(
+                Some("multipart/form-data; boundary=zz"),
+                &Bytes::from_static(b"garbage")
+            )
+            .await,
+            Err(BodyError::Malformed { .. })
+        ));
+        // A missing content type is read as JSON (JivoChat).
+        assert!(parse(None, &Bytes::from_static(b"{\"event_name\":\"x\"}"))
+            .await
+            .is_ok());
+    }
+}

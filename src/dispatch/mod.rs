@@ -1,0 +1,1 @@
+//! Dispatch: workers that claim stored events and execute their plans against GHL.

@@ -1,0 +1,3 @@
+//! The `formbridge` binary: parses the command line and runs the chosen subcommand.
+
+fn main() {}

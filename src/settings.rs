@@ -1,0 +1,522 @@
+//! Typed settings: layered loading (default.toml → {env}.toml → `FORMBRIDGE__*`) and validation.
+//!
+//! Every key is documented in `config/default.toml`. [`Settings::load`] refuses a bad config with
+//! a [`SettingsError`] that names the key and what is allowed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::mapping::config::MappingConfig;
+use crate::sources::{SourceKind, SourceName, BUILT_IN_SOURCES};
+
+/// Prefix of the environment variables that override config files (`FORMBRIDGE__SERVER__ADDR`).
+pub const ENV_PREFIX: &str = "FORMBRIDGE";
+/// Environment variable naming the environment file to layer over `default.toml`.
+pub const ENV_SELECTOR: &str = "FORMBRIDGE_ENV";
+
+/// Why the configuration was refused. Each message names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl SettingsError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub ghl: GhlSettings,
+    pub admin: AdminSettings,
+    pub telemetry: TelemetrySettings,
+    pub dispatch: DispatchSettings,
+    /// Webhook sources by URL name (`/hooks/{name}`).
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceSettings>,
+}
+
+/// `[server]`: the HTTP listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Largest accepted webhook body in bytes; larger bodies get 413.
+    pub body_limit_bytes: usize,
+    /// Longest time one request may take before it is answered 408/503.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long a graceful shutdown waits for in-flight work.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// `[store]`: where deliveries and their progress are kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://path/to/file.db` (embedded default) or `postgres://…`.
+    #[serde(serialize_with = "serialize_url_masked")]
+    pub url: String,
+    /// Connection pool size.
+    pub max_connections: u32,
+    /// Most deliveries committed together in one durable transaction (group commit).
+    pub group_commit_max_batch: usize,
+}
+
+/// `[ghl]`: the GoHighLevel API v2.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GhlSettings {
+    /// API base URL; point it at the built-in sandbox for demos and tests.
+    pub base_url: url::Url,
+    /// `Version` header sent on every call.
+    pub api_version: String,
+    /// Private Integration token or location access token of the default location.
+    #[serde(default, serialize_with = "serialize_secret_opt")]
+    pub token: Option<SecretString>,
+    /// The default GHL location (sub-account) id.
+    #[serde(default)]
+    pub location_id: Option<String>,
+    /// Timeout of one GHL request.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Rate budget per location.
+    pub rate_limit: RateLimitSettings,
+    /// Extra locations by name, for sources routed with `sources.<name>.location`.
+    #[serde(default)]
+    pub locations: BTreeMap<String, LocationSettings>,
+}
+
+/// `[ghl.rate_limit]`: GHL's documented budget per location.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Requests allowed per window (GHL: 100).
+    pub burst: u32,
+    /// Length of the burst window (GHL: 10s).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Requests allowed per day (GHL: 200000).
+    pub daily: u32,
+}
+
+/// `[ghl.locations.<name>]`: one more GHL sub-account.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationSettings {
+    /// The GHL location id.
+    pub location_id: String,
+    /// Its Private Integration or location access token.
+    #[serde(serialize_with = "serialize_secret")]
+    pub token: SecretString,
+}
+
+/// `[admin]`: the `/admin` API.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token for `/admin/*`; when unset the admin API answers 404.
+    #[serde(default, serialize_with = "serialize_secret_opt")]
+    pub token: Option<SecretString>,
+}
+
+/// `[telemetry]`: logs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `pretty` for people, `json` for log shippers.
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `formbridge=debug,tower_http=info`.
+    pub log_filter: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// `[dispatch]`: the workers that deliver stored events to GHL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSettings {
+    /// Run the dispatcher inside `serve`.
+    pub enabled: bool,
+    /// Events processed concurrently.
+    pub workers: usize,
+    /// How long a claimed event stays owned by a worker before another may take it over.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often idle workers look for due events.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Retry schedule.
+    pub retry: RetrySettings,
+}
+
+/// `[dispatch.retry]`: exponential backoff with full jitter.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// First backoff.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Largest backoff.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Attempts before an event is dead-lettered.
+    pub max_attempts: u32,
+    /// Age after which a still-failing event is dead-lettered.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+/// How a source proves a delivery is genuine.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// A shared secret in the URL (`?token=`) or in the header named by `token_header`.
+    Token,
+    /// HMAC-SHA256 of the raw body in a header.
+    Hmac,
+    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    StandardWebhooks,
+    /// No authentication (must be chosen explicitly).
+    None,
+}
+
+/// Encoding of an HMAC signature header.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    Hex,
+    Base64,
+}
+
+/// `[sources.<name>]`: one webhook source.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    /// Serve this source; a disabled source answers 404.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Which normalizer reads its deliveries; defaults to the built-in of the same name, else `generic`.
+    #[serde(default)]
+    pub kind: Option<SourceKind>,
+    /// How deliveries are authenticated.
+    #[serde(default = "default_auth")]
+    pub auth: AuthMode,
+    /// The shared secret (token, HMAC key or Standard Webhooks `whsec_…` secret).
+    #[serde(default, serialize_with = "serialize_secret_opt")]
+    pub secret: Option<SecretString>,
+    /// With `auth = "token"`: a header that may carry the token instead of `?token=`.
+    #[serde(default)]
+    pub token_header: Option<String>,
+    /// With `auth = "hmac"`: the signature header.
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+    /// With `auth = "hmac"`: `hex` or `base64`.
+    #[serde(default = "default_signature_encoding")]
+    pub signature_encoding: SignatureEncoding,
+    /// With `auth = "standard_webhooks"`: accepted clock skew of `webhook-timestamp`.
+    #[serde(default = "default_timestamp_tolerance", with = "humantime_serde")]
+    pub timestamp_tolerance: Duration,
+    /// Dot path (JSON) or field name (forms) of the sender's own delivery id, for deduplication.
+    #[serde(default)]
+    pub dedupe_field: Option<String>,
+    /// Name of a `[ghl.locations.<name>]` entry; defaults to the `[ghl]` location.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Field mapping: how submissions become GHL records.
+    #[serde(default)]
+    pub mapping: MappingConfig,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_auth() -> AuthMode {
+    AuthMode::Token
+}
+fn default_signature_header() -> String {
+    "x-signature".to_owned()
+}
+fn default_signature_encoding() -> SignatureEncoding {
+    SignatureEncoding::Hex
+}
+fn default_timestamp_tolerance() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn serialize_secret<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("********")
+}
+
+fn serialize_secret_opt<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("********"),
+        None => s.serialize_none(),
+    }
+}
+
+/// Masks a password inside a database URL.
+fn serialize_url_masked<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    match url::Url::parse(v) {
+        Ok(mut u) if u.password().is_some() => {
+            // set_password only fails for URLs that cannot have one, which this one has.
+            let _ = u.set_password(Some("********"));
+            s.serialize_str(u.as_str())
+        }
+        _ => s.serialize_str(v),
+    }
+}
+
+impl SourceSettings {
+    /// The normalizer for this source, resolving the default from its name.
+    pub fn kind_for(&self, name: &SourceName) -> SourceKind {
+        self.kind.unwrap_or_else(|| SourceKind::default_for(name))
+    }
+}
+
+/// Where configuration files live and which environment file to layer.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// Folder holding `default.toml` and `{env}.toml`.
+    pub dir: PathBuf,
+    /// Environment name (`FORMBRIDGE_ENV`), e.g. `local` or `production`.
+    pub env: String,
+}
+
+impl ConfigSource {
+    /// `config/` in the working directory and `FORMBRIDGE_ENV` (default `local`).
+    pub fn from_process_env(dir: Option<PathBuf>) -> Self {
+        Self {
+            dir: dir.unwrap_or_else(|| PathBuf::from("config")),
+            env: std::env::var(ENV_SELECTOR).unwrap_or_else(|_| "local".to_owned()),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads `default.toml`, then `{env}.toml` if present, then `FORMBRIDGE__*` variables, then
+    /// `overrides` (key, value) pairs — used by tests and the CLI — and validates the result.
+    pub fn load(source: &ConfigSource, overrides: &[(&str, &str)]) -> Result<Self, SettingsError> {
+        Self::load_from(source, overrides, true)
+    }
+
+    /// Like [`Settings::load`] but ignores the process environment (for hermetic tests).
+    pub fn load_without_env(
+        source: &ConfigSource,
+        overrides: &[(&str, &str)],
+    ) -> Result<Self, SettingsError> {
+        Self::load_from(source, overrides, false)
+    }
+
+    fn load_from(
+        source: &ConfigSource,
+        overrides: &[(&str, &str)],
+        with_env: bool,
+    ) -> Result<Self, SettingsError> {
+        let default_file = source.dir.join("default.toml");
+        if !default_file.exists() {
+            return Err(SettingsError::invalid(
+                "config dir",
+                format!(
+                    "{} not found (run from the project folder or pass --config-dir)",
+                    default_file.display()
+                ),
+            ));
+        }
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(default_file))
+            .add_source(config::File::from(env_file(&source.dir, &source.env)).required(false));
+        if with_env {
+            builder = builder.add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__"),
+            );
+        }
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, *value)?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.server.body_limit_bytes == 0 {
+            return Err(SettingsError::invalid(
+                "server.body_limit_bytes",
+                "must be greater than 0",
+            ));
+        }
+        let scheme = self.store.url.split(':').next().unwrap_or_default();
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            return Err(SettingsError::invalid(
+                "store.url",
+                format!("unsupported scheme `{scheme}`; use sqlite://path or postgres://…"),
+            ));
+        }
+        if self.store.max_connections == 0 {
+            return Err(SettingsError::invalid(
+                "store.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.store.group_commit_max_batch == 0 {
+            return Err(SettingsError::invalid(
+                "store.group_commit_max_batch",
+                "must be at least 1",
+            ));
+        }
+        if !matches!(self.ghl.base_url.scheme(), "http" | "https") {
+            return Err(SettingsError::invalid(
+                "ghl.base_url",
+                "must be an http(s) URL",
+            ));
+        }
+        if self.ghl.rate_limit.burst == 0 || self.ghl.rate_limit.window.is_zero() {
+            return Err(SettingsError::invalid(
+                "ghl.rate_limit",
+                "burst and window must be greater than 0",
+            ));
+        }
+        if self.dispatch.workers == 0 {
+            return Err(SettingsError::invalid(
+                "dispatch.workers",
+                "must be at least 1",
+            ));
+        }
+        if self.dispatch.retry.max_attempts == 0 {
+            return Err(SettingsError::invalid(
+                "dispatch.retry.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        if self.dispatch.retry.initial_backoff > self.dispatch.retry.max_backoff {
+            return Err(SettingsError::invalid(
+                "dispatch.retry.initial_backoff",
+                "must not exceed dispatch.retry.max_backoff",
+            ));
+        }
+        for (name, source) in &self.sources {
+            self.validate_source(name, source)?;
+        }
+        Ok(())
+    }
+
+    fn validate_source(&self, name: &str, source: &SourceSettings) -> Result<(), SettingsError> {
+        let key = |field: &str| format!("sources.{name}.{field}");
+        let source_name = SourceName::parse(name)
+            .map_err(|e| SettingsError::invalid(format!("sources.{name}"), e.to_string()))?;
+        if !source.enabled {
+            return Ok(());
+        }
+        let has_secret = source
+            .secret
+            .as_ref()
+            .is_some_and(|s| !s.expose_secret().trim().is_empty());
+        match source.auth {
+            AuthMode::None => {}
+            _ if !has_secret => {
+                return Err(SettingsError::invalid(
+                    key("secret"),
+                    format!(
+                        "source `{name}` has auth = \"{}\" but no secret; set FORMBRIDGE__SOURCES__{}__SECRET, or auth = \"none\" to accept unauthenticated posts",
+                        auth_name(source.auth),
+                        name.to_uppercase()
+                    ),
+                ))
+            }
+            AuthMode::StandardWebhooks => {
+                if let Some(secret) = &source.secret {
+                    crate::sources::auth::decode_standard_webhooks_secret(secret.expose_secret())
+                        .map_err(|e| SettingsError::invalid(key("secret"), e))?;
+                }
+            }
+            AuthMode::Hmac => {
+                if http_header_name(&source.signature_header).is_none() {
+                    return Err(SettingsError::invalid(key("signature_header"), "not a valid HTTP header name"));
+                }
+            }
+            AuthMode::Token => {
+                if let Some(h) = &source.token_header {
+                    if http_header_name(h).is_none() {
+                        return Err(SettingsError::invalid(key("token_header"), "not a valid HTTP header name"));
+                    }
+                }
+            }
+        }
+        if let Some(location) = &source.location {
+            if !self.ghl.locations.contains_key(location) {
+                return Err(SettingsError::invalid(
+                    key("location"),
+                    format!("no [ghl.locations.{location}] is configured"),
+                ));
+            }
+        }
+        source
+            .mapping
+            .validate(&source_name, source.kind_for(&source_name))
+            .map_err(|e| SettingsError::invalid(key(&format!("mapping.{}", e.key)), e.message))?;
+        Ok(())
+    }
+
+    /// The enabled sources, parsed, in name order.
+    pub fn enabled_sources(&self) -> impl Iterator<Item = (SourceName, &SourceSettings)> {
+        self.sources
+            .iter()
+            .filter(|(_, s)| s.enabled)
+            .filter_map(|(name, s)| SourceName::parse(name).ok().map(|n| (n, s)))
+    }
+
+    /// The settings as TOML-like JSON with every secret masked, for `check-config`.
+    pub fn to_masked_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The names of sources every installation knows (`jotform`, `jivochat`, …).
+pub fn built_in_source_names() -> &'static [&'static str] {
+    BUILT_IN_SOURCES
+}
+
+fn auth_name(mode: AuthMode) -> &'static str {
+    match mode {
+        AuthMode::Token => "token",
+        AuthMode::Hmac => "hmac",
+        AuthMode::StandardWebhooks => "standard_webhooks",
+        AuthMode::None => "none",
+    }
+}
+
+fn http_header_name(name: &str) -> Option<axum::http::HeaderName> {
+    axum::http::HeaderName::from_bytes(name.as_bytes()).ok()
+}
+
+fn env_file(dir: &Path, env: &str) -> PathBuf {
+    dir.join(format!("{env}.toml"))
+}

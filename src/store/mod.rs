@@ -1,0 +1,1 @@
+//! Storage: the event store trait and its SQLite and PostgreSQL implementations.

@@ -1,0 +1,1 @@
+//! The normalized submission model every source is turned into.

@@ -1,0 +1,1 @@
+//! Telemetry: the tracing subscriber (pretty or JSON) and the Prometheus metrics recorder.
