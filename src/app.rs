@@ -1,1 +1,168 @@
 //! Application assembly: router, state, workers, serving and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::http::errors;
+use crate::http::health::{self, OpsState};
+use crate::http::hooks::{self, IngressState};
+use crate::settings::Settings;
+use crate::store::{self, Store, StoreError};
+use crate::telemetry;
+
+/// Why the application could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A built application: a bound listener, the router and the store, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    store: Arc<dyn Store>,
+    settings: Arc<Settings>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl Application {
+    /// Opens the store, prepares the sources and binds `server.addr` (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        let store = store::open(&settings.store).await?;
+        let listener = TcpListener::bind(settings.server.addr)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: settings.server.addr,
+                source,
+            })?;
+        let router = build_router(&settings, store.clone())?;
+        Ok(Self {
+            listener,
+            router,
+            store,
+            settings: Arc::new(settings),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.settings.server.addr)
+    }
+
+    /// The store this application writes to.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
+    /// `server.shutdown_grace`.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let grace = self.settings.server.shutdown_grace;
+        let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(true);
+        };
+        let upkeep = spawn_metrics_upkeep();
+        let addr = self.local_addr();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        tracing::info!(%addr, "formbridge listening");
+        let result = tokio::select! {
+            result = server => result.map_err(AppError::Serve),
+            () = grace_expired(stopping_rx, grace) => {
+                tracing::warn!(?grace, "shutdown grace expired with requests still in flight");
+                Ok(())
+            }
+        };
+        upkeep.abort();
+        result
+    }
+}
+
+async fn grace_expired(mut stopping: tokio::sync::watch::Receiver<bool>, grace: Duration) {
+    if stopping.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(grace).await;
+}
+
+fn spawn_metrics_upkeep() -> tokio::task::JoinHandle<()> {
+    let handle = telemetry::metrics_handle();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
+
+/// The whole HTTP surface with its middleware.
+pub fn build_router(settings: &Settings, store: Arc<dyn Store>) -> Result<Router, AppError> {
+    let ingress = Arc::new(IngressState::new(settings, store.clone()).map_err(AppError::Config)?);
+    let ops = Arc::new(OpsState {
+        store,
+        metrics: telemetry::metrics_handle(),
+    });
+    let hooks = Router::new()
+        .route(
+            "/hooks/{source}",
+            post(hooks::receive).get(hooks::probe).head(hooks::probe),
+        )
+        .with_state(ingress);
+    let ops_routes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .with_state(ops);
+    let router = hooks
+        .merge(ops_routes)
+        .method_not_allowed_fallback(errors::method_not_allowed)
+        .fallback(errors::not_found)
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.server.request_timeout,
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let request_id = req
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            // Only the path: the query string may carry a source's secret token.
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    Ok(router)
+}

@@ -217,9 +217,10 @@ pub enum SignatureEncoding {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSettings {
-    /// Serve this source; a disabled source answers 404.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
+    /// Serve this source. Unset means "when it has a secret (or `auth = \"none\"`)"; `true`
+    /// without a secret refuses to start; a source not served answers 404.
+    #[serde(default)]
+    pub enabled: Option<bool>,
     /// Which normalizer reads its deliveries; defaults to the built-in of the same name, else `generic`.
     #[serde(default)]
     pub kind: Option<SourceKind>,
@@ -252,9 +253,6 @@ pub struct SourceSettings {
     pub mapping: MappingConfig,
 }
 
-fn default_true() -> bool {
-    true
-}
 fn default_auth() -> AuthMode {
     AuthMode::Token
 }
@@ -292,6 +290,20 @@ fn serialize_url_masked<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error>
 }
 
 impl SourceSettings {
+    /// Whether a non-empty secret is configured.
+    pub fn has_secret(&self) -> bool {
+        self.secret
+            .as_ref()
+            .is_some_and(|s| !s.expose_secret().trim().is_empty())
+    }
+
+    /// Whether this source is served: explicitly enabled, or (when `enabled` is unset) it has
+    /// a secret or explicitly needs none.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+            .unwrap_or_else(|| self.has_secret() || self.auth == AuthMode::None)
+    }
+
     /// The normalizer for this source, resolving the default from its name.
     pub fn kind_for(&self, name: &SourceName) -> SourceKind {
         self.kind.unwrap_or_else(|| SourceKind::default_for(name))
@@ -432,13 +444,11 @@ impl Settings {
         let key = |field: &str| format!("sources.{name}.{field}");
         let source_name = SourceName::parse(name)
             .map_err(|e| SettingsError::invalid(format!("sources.{name}"), e.to_string()))?;
-        if !source.enabled {
+        if !source.is_enabled() {
+            // Not served (disabled, or waiting for a secret): nothing more to check.
             return Ok(());
         }
-        let has_secret = source
-            .secret
-            .as_ref()
-            .is_some_and(|s| !s.expose_secret().trim().is_empty());
+        let has_secret = source.has_secret();
         match source.auth {
             AuthMode::None => {}
             _ if !has_secret => {
@@ -489,7 +499,7 @@ impl Settings {
     pub fn enabled_sources(&self) -> impl Iterator<Item = (SourceName, &SourceSettings)> {
         self.sources
             .iter()
-            .filter(|(_, s)| s.enabled)
+            .filter(|(_, s)| s.is_enabled())
             .filter_map(|(name, s)| SourceName::parse(name).ok().map(|n| (n, s)))
     }
 

@@ -1,0 +1,323 @@
+//! Webhook ingress (`POST /hooks/{source}`): authenticate, bound the size, check the body
+//! parses, commit the raw delivery durably, then answer 200.
+//!
+//! Nothing here interprets answers: normalization runs in the dispatcher on the stored bytes,
+//! so a mapping fix can be replayed over old deliveries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::errors::ApiError;
+use crate::body::{self, BodyError, ParsedBody};
+use crate::settings::Settings;
+use crate::sources::auth::Authenticator;
+use crate::sources::{SourceKind, SourceName};
+use crate::store::{Ingested, NewEvent, Store};
+
+/// Request headers worth keeping with a delivery (never credentials or signatures).
+const KEPT_HEADERS: &[&str] = &[
+    "user-agent",
+    "x-forwarded-for",
+    "x-real-ip",
+    "x-request-id",
+    "webhook-id",
+    "webhook-timestamp",
+    "content-length",
+];
+
+/// One served source, prepared at start.
+pub struct SourceRuntime {
+    pub name: SourceName,
+    pub kind: SourceKind,
+    pub auth: Authenticator,
+    pub dedupe_field: Option<String>,
+}
+
+/// What the ingress needs to do its job.
+pub struct IngressState {
+    pub store: Arc<dyn Store>,
+    pub sources: HashMap<String, SourceRuntime>,
+    /// Configured but not served (disabled, or no secret yet), for a helpful 404.
+    pub not_served: Vec<String>,
+    pub body_limit: usize,
+}
+
+impl IngressState {
+    /// Prepares every enabled source of the settings.
+    pub fn new(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, String> {
+        let mut sources = HashMap::new();
+        for (name, source) in settings.enabled_sources() {
+            let auth =
+                Authenticator::from_settings(source).map_err(|e| format!("sources.{name}: {e}"))?;
+            let runtime = SourceRuntime {
+                kind: source.kind_for(&name),
+                auth,
+                dedupe_field: source.dedupe_field.clone(),
+                name: name.clone(),
+            };
+            sources.insert(name.as_str().to_owned(), runtime);
+        }
+        let not_served = settings
+            .sources
+            .keys()
+            .filter(|name| !sources.contains_key(*name))
+            .cloned()
+            .collect();
+        Ok(Self {
+            store,
+            sources,
+            not_served,
+            body_limit: settings.server.body_limit_bytes,
+        })
+    }
+}
+
+/// Why a delivery was refused, with the metrics label of the outcome.
+struct Refusal {
+    outcome: &'static str,
+    error: ApiError,
+}
+
+impl Refusal {
+    fn new(outcome: &'static str, error: ApiError) -> Self {
+        Self { outcome, error }
+    }
+}
+
+/// `POST /hooks/{source}`.
+pub async fn receive(
+    State(state): State<Arc<IngressState>>,
+    Path(source): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let label = if state.sources.contains_key(&source) {
+        source.clone()
+    } else {
+        "unknown".to_owned()
+    };
+    let (outcome, response) = match ingest(&state, &source, query.as_deref(), &headers, body).await
+    {
+        Ok((runtime, ingested)) => {
+            let outcome = match ingested {
+                Ingested::Stored(_) => "accepted",
+                Ingested::Duplicate(_) => "duplicate",
+            };
+            (outcome, accepted_response(runtime.kind, ingested))
+        }
+        Err(refusal) => {
+            tracing::info!(source = %label, outcome = refusal.outcome, detail = %refusal.error.detail, "webhook refused");
+            (refusal.outcome, refusal.error.into_response())
+        }
+    };
+    metrics::counter!("formbridge_webhooks_received_total", "source" => label.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("formbridge_webhook_ingest_seconds", "source" => label)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET`/`HEAD /hooks/{source}`: lets a tool check the URL before sending (some probe first).
+pub async fn probe(State(state): State<Arc<IngressState>>, Path(source): Path<String>) -> Response {
+    if state.sources.contains_key(&source) {
+        Json(json!({"status": "ok", "source": source, "detail": "deliver submissions with POST"}))
+            .into_response()
+    } else {
+        state.unknown_source(&source).into_response()
+    }
+}
+
+impl IngressState {
+    fn unknown_source(&self, source: &str) -> ApiError {
+        if self.not_served.iter().any(|n| n == source) {
+            ApiError::not_found(format!(
+                "source `{source}` is not enabled: give it a secret (FORMBRIDGE__SOURCES__{}__SECRET) or set enabled = true",
+                source.to_uppercase()
+            ))
+        } else {
+            ApiError::not_found(format!(
+                "unknown source `{source}`; configure [sources.{source}] to accept it"
+            ))
+        }
+    }
+}
+
+async fn ingest<'s>(
+    state: &'s IngressState,
+    source: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(&'s SourceRuntime, Ingested), Refusal> {
+    let runtime = state
+        .sources
+        .get(source)
+        .ok_or_else(|| Refusal::new("unknown_source", state.unknown_source(source)))?;
+    let bytes = read_bounded(headers, body, state.body_limit).await?;
+    let token = query_token(query);
+    runtime
+        .auth
+        .verify(headers, token.as_deref(), &bytes, OffsetDateTime::now_utc())
+        .map_err(|e| Refusal::new("unauthorized", ApiError::unauthorized(e.to_string())))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let parsed = body::parse(content_type.as_deref(), &bytes)
+        .await
+        .map_err(|e| match e {
+            BodyError::UnsupportedType(_) => Refusal::new(
+                "unsupported_type",
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    e.to_string(),
+                ),
+            ),
+            BodyError::Malformed { .. } => {
+                Refusal::new("bad_request", ApiError::bad_request(e.to_string()))
+            }
+        })?;
+    let dedupe_key = dedupe_key(runtime, &parsed, &bytes);
+    let event = NewEvent {
+        source: runtime.name.clone(),
+        dedupe_key,
+        content_type,
+        headers: kept_headers(headers),
+        body: bytes,
+        received_at: OffsetDateTime::now_utc(),
+    };
+    let ingested = state.store.insert_event(event).await.map_err(|e| {
+        tracing::error!(source = %runtime.name, error = %e, "could not store delivery");
+        Refusal::new(
+            "store_error",
+            ApiError::unavailable(
+                "the delivery could not be stored; nothing was kept, please retry",
+            ),
+        )
+    })?;
+    match ingested {
+        Ingested::Stored(id) => {
+            tracing::info!(source = %runtime.name, event_id = %id, "delivery stored")
+        }
+        Ingested::Duplicate(id) => {
+            tracing::info!(source = %runtime.name, event_id = %id, "duplicate delivery ignored")
+        }
+    }
+    Ok((runtime, ingested))
+}
+
+/// Reads the body, refusing it as soon as it passes `limit` bytes.
+async fn read_bounded(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            "too_large",
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("body is larger than the {limit} byte limit (server.body_limit_bytes)"),
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::with_capacity(declared.map_or(8 * 1024, |l| l as usize));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            Refusal::new(
+                "bad_request",
+                ApiError::bad_request(format!("could not read the request body: {e}")),
+            )
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
+    // `token` is the documented name; `secret` is accepted because some guides use it.
+    pairs
+        .iter()
+        .find(|(k, _)| k == "token")
+        .or_else(|| pairs.iter().find(|(k, _)| k == "secret"))
+        .map(|(_, v)| v.clone())
+}
+
+fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    KEPT_HEADERS
+        .iter()
+        .filter_map(|name| {
+            headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| ((*name).to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// The key that makes a repeated delivery a duplicate: the sender's own id where it has one,
+/// else a SHA-256 of the body.
+fn dedupe_key(runtime: &SourceRuntime, parsed: &ParsedBody, body: &[u8]) -> String {
+    let own_id = match (&runtime.dedupe_field, runtime.kind) {
+        (Some(field), _) => parsed.field(field).map(|v| format!("{field}:{v}")),
+        (None, SourceKind::Jotform) => parsed
+            .field("submissionID")
+            .map(|v| format!("submissionID:{v}")),
+        (None, SourceKind::Jivochat) => jivochat_delivery_id(parsed),
+        _ => None,
+    };
+    own_id
+        .filter(|id| !id.ends_with(':'))
+        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(body))))
+}
+
+/// JivoChat has no delivery id. An offline message has its own id, and a chat is accepted and
+/// finished once, so `event_name` + id identifies those. `chat_updated`, `client_updated` and
+/// `call_event` legitimately repeat for one chat with new content, so they fall back to the
+/// body hash (an identical resend is still a duplicate).
+fn jivochat_delivery_id(parsed: &ParsedBody) -> Option<String> {
+    let event = parsed.field("event_name")?;
+    match event.as_str() {
+        "offline_message" => parsed
+            .field("offline_message_id")
+            .or_else(|| parsed.field("chat_id"))
+            .map(|id| format!("{event}:{id}")),
+        "chat_accepted" | "chat_finished" => {
+            parsed.field("chat_id").map(|id| format!("{event}:{id}"))
+        }
+        _ => None,
+    }
+}
+
+fn accepted_response(kind: SourceKind, ingested: Ingested) -> Response {
+    if kind == SourceKind::Jivochat {
+        // Jivo's docs expect exactly this body for every event.
+        return Json(json!({"result": "ok"})).into_response();
+    }
+    let duplicate = matches!(ingested, Ingested::Duplicate(_));
+    Json(json!({"result": "ok", "event_id": ingested.id(), "duplicate": duplicate})).into_response()
+}

@@ -1,0 +1,309 @@
+//! The embedded SQLite store: WAL journal, `synchronous = FULL`, and a group-commit writer.
+//!
+//! Acknowledging a webhook needs its row fsync'd. One fsync per request would cap throughput
+//! at the disk's sync rate, so inserts go through a single writer task that drains whatever is
+//! queued (up to `store.group_commit_max_batch`), writes it in one transaction, commits once
+//! (one fsync), then answers every waiting request.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, QueryBuilder, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::types::{from_millis, to_millis};
+use super::{
+    Event, EventFilter, EventId, EventStatus, EventSummary, Ingested, NewEvent, Store, StoreError,
+};
+use crate::settings::StoreSettings;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+struct InsertJob {
+    event: NewEvent,
+    reply: oneshot::Sender<Result<Ingested, StoreError>>,
+}
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: mpsc::Sender<InsertJob>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database at `settings.url`, and starts the
+    /// group-commit writer.
+    pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let url = settings.url.as_str();
+        let open_err = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(parent) = Path::new(options.get_filename()).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_err)?;
+        MIGRATOR.run(&pool).await?;
+        let writer_conn = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(open_err)?;
+        let (tx, rx) = mpsc::channel(settings.group_commit_max_batch * 4);
+        tokio::spawn(run_writer(writer_conn, rx, settings.group_commit_max_batch));
+        Ok(Self { pool, writer: tx })
+    }
+
+    /// The connection pool (for the dispatcher's queries in this module's siblings).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// Drains queued inserts into one transaction per batch until every sender is gone.
+async fn run_writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<InsertJob>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        metrics::histogram!("formbridge_store_commit_batch_size").record(batch.len() as f64);
+        let events: Vec<&NewEvent> = batch.iter().map(|job| &job.event).collect();
+        match insert_batch(&mut conn, &events).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    // The requester may have gone (client hung up); the row is stored anyway.
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, batch = batch.len(), "group commit failed");
+                let message = err.to_string();
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::Corrupt {
+                        op: "insert_event",
+                        detail: message.clone(),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+async fn insert_batch(
+    conn: &mut SqliteConnection,
+    events: &[&NewEvent],
+) -> Result<Vec<Ingested>, StoreError> {
+    let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for event in events {
+        let headers = serde_json::to_string(&event.headers).map_err(|e| StoreError::Corrupt {
+            op: "insert_event",
+            detail: e.to_string(),
+        })?;
+        let received = to_millis(event.received_at);
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (source, dedupe_key, content_type, headers, body, received_at, next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)
+             ON CONFLICT (source, dedupe_key) DO NOTHING
+             RETURNING id",
+        )
+        .bind(event.source.as_str())
+        .bind(&event.dedupe_key)
+        .bind(event.content_type.as_deref())
+        .bind(headers)
+        .bind(event.body.as_ref())
+        .bind(received)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::query("insert_event"))?;
+        let outcome = match inserted {
+            Some(id) => Ingested::Stored(EventId(id)),
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "SELECT id FROM events WHERE source = ?1 AND dedupe_key = ?2",
+                )
+                .bind(event.source.as_str())
+                .bind(&event.dedupe_key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::query("find_duplicate"))?;
+                Ingested::Duplicate(EventId(id))
+            }
+        };
+        outcomes.push(outcome);
+    }
+    tx.commit().await.map_err(StoreError::query("commit"))?;
+    Ok(outcomes)
+}
+
+const SUMMARY_COLUMNS: &str =
+    "id, source, dedupe_key, status, attempts, received_at, next_attempt_at, updated_at, last_error";
+
+fn summary_from_row(row: &SqliteRow) -> Result<EventSummary, StoreError> {
+    let status: String = row
+        .try_get("status")
+        .map_err(StoreError::query("read_event"))?;
+    let status = status
+        .parse::<EventStatus>()
+        .map_err(|e| StoreError::Corrupt {
+            op: "read_event",
+            detail: e.to_string(),
+        })?;
+    let get_i64 = |col: &str| {
+        row.try_get::<i64, _>(col)
+            .map_err(StoreError::query("read_event"))
+    };
+    Ok(EventSummary {
+        id: EventId(get_i64("id")?),
+        source: row
+            .try_get("source")
+            .map_err(StoreError::query("read_event"))?,
+        dedupe_key: row
+            .try_get("dedupe_key")
+            .map_err(StoreError::query("read_event"))?,
+        status,
+        attempts: u32::try_from(get_i64("attempts")?).unwrap_or(u32::MAX),
+        received_at: from_millis(get_i64("received_at")?),
+        next_attempt_at: from_millis(get_i64("next_attempt_at")?),
+        updated_at: from_millis(get_i64("updated_at")?),
+        last_error: row
+            .try_get("last_error")
+            .map_err(StoreError::query("read_event"))?,
+    })
+}
+
+fn json_column(row: &SqliteRow, col: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    let raw: Option<String> = row.try_get(col).map_err(StoreError::query("read_event"))?;
+    raw.map(|s| serde_json::from_str(&s))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt {
+            op: "read_event",
+            detail: format!("{col}: {e}"),
+        })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(InsertJob { event, reply })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 FROM events LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("ping"))?;
+        if self.writer.is_closed() {
+            return Err(StoreError::WriterGone);
+        }
+        Ok(())
+    }
+
+    async fn status_counts(&self) -> Result<BTreeMap<EventStatus, u64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM events GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::query("status_counts"))?;
+        let mut counts: BTreeMap<EventStatus, u64> =
+            EventStatus::ALL.into_iter().map(|s| (s, 0)).collect();
+        for (status, n) in rows {
+            if let Ok(status) = status.parse() {
+                counts.insert(status, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, content_type, headers, body, contact_key, location_id, submission, plan
+             FROM events WHERE id = ?1"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("get_event"))?
+        else {
+            return Ok(None);
+        };
+        let headers: String = row
+            .try_get("headers")
+            .map_err(StoreError::query("get_event"))?;
+        let body: Vec<u8> = row
+            .try_get("body")
+            .map_err(StoreError::query("get_event"))?;
+        Ok(Some(Event {
+            summary: summary_from_row(&row)?,
+            content_type: row
+                .try_get("content_type")
+                .map_err(StoreError::query("get_event"))?,
+            headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt {
+                op: "get_event",
+                detail: format!("headers: {e}"),
+            })?,
+            body: body.into(),
+            contact_key: row
+                .try_get("contact_key")
+                .map_err(StoreError::query("get_event"))?,
+            location_id: row
+                .try_get("location_id")
+                .map_err(StoreError::query("get_event"))?,
+            submission: json_column(&row, "submission")?,
+            plan: json_column(&row, "plan")?,
+        }))
+    }
+
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, StoreError> {
+        let mut qb = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE 1 = 1"));
+        if let Some(status) = filter.status {
+            qb.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(source) = &filter.source {
+            qb.push(" AND source = ").push_bind(source.clone());
+        }
+        if let Some(since) = filter.since {
+            qb.push(" AND received_at >= ").push_bind(to_millis(since));
+        }
+        if let Some(until) = filter.until {
+            qb.push(" AND received_at < ").push_bind(to_millis(until));
+        }
+        if let Some(before) = filter.before_id {
+            qb.push(" AND id < ").push_bind(before);
+        }
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.page_size()));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("list_events"))?;
+        rows.iter().map(summary_from_row).collect()
+    }
+}

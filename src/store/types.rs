@@ -1,0 +1,178 @@
+//! Values the store reads and writes: events, their status, filters and step records.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::sources::SourceName;
+
+/// Store-assigned id of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(pub i64);
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Stored, not yet attempted.
+    Pending,
+    /// Claimed by a worker under a lease.
+    Processing,
+    /// Every plan step succeeded.
+    Done,
+    /// Failed with a retryable error; waits for `next_attempt_at`.
+    Retrying,
+    /// Failed permanently or ran out of attempts; kept for inspection and replay.
+    Dead,
+}
+
+impl EventStatus {
+    /// All statuses, for gauges and filters.
+    pub const ALL: [EventStatus; 5] = [
+        EventStatus::Pending,
+        EventStatus::Processing,
+        EventStatus::Done,
+        EventStatus::Retrying,
+        EventStatus::Dead,
+    ];
+
+    /// The stored (and displayed) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Pending => "pending",
+            EventStatus::Processing => "processing",
+            EventStatus::Done => "done",
+            EventStatus::Retrying => "retrying",
+            EventStatus::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for EventStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is not one of [`EventStatus::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown status `{0}`; use pending, processing, done, retrying or dead")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for EventStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+/// A delivery as the ingress hands it to the store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub source: SourceName,
+    /// The sender's own delivery id where it has one, else a hash of the body.
+    pub dedupe_key: String,
+    pub content_type: Option<String>,
+    /// A safe subset of request headers (never secrets).
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub received_at: OffsetDateTime,
+}
+
+/// What `insert_event` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// A new event was stored.
+    Stored(EventId),
+    /// The same delivery was stored before; nothing new was written.
+    Duplicate(EventId),
+}
+
+impl Ingested {
+    /// The id of the stored event, new or old.
+    pub fn id(self) -> EventId {
+        match self {
+            Ingested::Stored(id) | Ingested::Duplicate(id) => id,
+        }
+    }
+}
+
+/// An event without its body, for lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventSummary {
+    pub id: EventId,
+    pub source: String,
+    pub dedupe_key: String,
+    pub status: EventStatus,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub last_error: Option<String>,
+}
+
+/// A stored event with its raw delivery and processing state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    pub content_type: Option<String>,
+    pub headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub body: Bytes,
+    pub contact_key: Option<String>,
+    pub location_id: Option<String>,
+    pub submission: Option<serde_json::Value>,
+    pub plan: Option<serde_json::Value>,
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventFilter {
+    pub status: Option<EventStatus>,
+    pub source: Option<String>,
+    /// Received at or after (unix seconds or RFC 3339 in the admin API).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    /// Received before.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    /// Only events with an id below this (keyset pagination, newest first).
+    pub before_id: Option<i64>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<u32>,
+}
+
+impl EventFilter {
+    /// The page size to use.
+    pub fn page_size(&self) -> u32 {
+        self.limit.unwrap_or(50).clamp(1, 500)
+    }
+}
+
+/// Unix milliseconds of a time (the stored representation).
+pub(crate) fn to_millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The time of stored unix milliseconds.
+pub(crate) fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

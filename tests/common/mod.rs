@@ -1,0 +1,165 @@
+//! Test harness: start formbridge on port 0 with a fresh SQLite file, and read fixtures.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use formbridge::app::Application;
+use formbridge::settings::{ConfigSource, Settings};
+use formbridge::store::Store;
+use tempfile::TempDir;
+
+/// Secret of every built-in source in tests.
+pub const SECRET: &str = "test-secret";
+
+/// A running formbridge with its own store file.
+pub struct TestApp {
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// Settings for tests: port 0, a store file in `dir`, every built-in source with `SECRET`,
+/// plus `extra` overrides. The process environment is ignored.
+pub fn test_settings(dir: &Path, extra: &[(&str, &str)]) -> Settings {
+    let url = format!("sqlite://{}", dir.join("formbridge.db").display());
+    let mut overrides: Vec<(&str, &str)> = vec![
+        ("server.addr", "127.0.0.1:0"),
+        ("store.url", url.as_str()),
+        ("dispatch.enabled", "false"),
+        ("sources.jotform.secret", SECRET),
+        ("sources.powr.secret", SECRET),
+        ("sources.123formbuilder.secret", SECRET),
+        ("sources.jivochat.secret", SECRET),
+        ("sources.dripjobs.secret", SECRET),
+    ];
+    overrides.extend_from_slice(extra);
+    let source = ConfigSource {
+        dir: config_dir(),
+        env: "test".to_owned(),
+    };
+    Settings::load_without_env(&source, &overrides).unwrap()
+}
+
+/// Starts the app in this process.
+pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(dir.path(), extra);
+    spawn_with(settings, dir).await
+}
+
+pub async fn spawn_with(settings: Settings, dir: TempDir) -> TestApp {
+    let app = Application::build(settings).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let store = app.store();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        store,
+        client: reqwest::Client::new(),
+        dir,
+        shutdown: Some(tx),
+    }
+}
+
+/// A recorded delivery: its content type and exact body bytes.
+pub struct Fixture {
+    pub name: String,
+    pub source: String,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Every fixture under `tests/fixtures/<source>/` (a body file with a `.meta` beside it whose
+/// first line is `Content-Type: …`).
+pub fn fixtures(source: &str) -> Vec<Fixture> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(source);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if !path.is_file() || path.extension().is_some_and(|e| e == "meta" || e == "md") {
+            continue;
+        }
+        let meta = path.with_extension("meta");
+        let Ok(meta) = std::fs::read_to_string(&meta) else {
+            continue;
+        };
+        let content_type = meta
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("Content-Type:"))
+            .map(|v| v.trim().to_owned());
+        out.push(Fixture {
+            name: path.file_name().unwrap().to_string_lossy().into_owned(),
+            source: source.to_owned(),
+            content_type,
+            body: std::fs::read(&path).unwrap(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    /// POSTs a body to `/hooks/{source}?token=…`.
+    pub async fn post_hook(
+        &self,
+        source: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut url = format!("{}/hooks/{source}", self.base);
+        if let Some(t) = token {
+            url.push_str(&format!("?token={t}"));
+        }
+        let mut req = self.client.post(url).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn total_events(&self) -> u64 {
+        self.store.status_counts().await.unwrap().values().sum()
+    }
+}

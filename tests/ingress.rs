@@ -1,0 +1,409 @@
+//! Webhook ingress over real HTTP with a real SQLite file: fixtures stored, duplicates
+//! ignored, every refusal answered with its status and JSON body, and nothing stored for it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{fixtures, spawn_app, TestApp, SECRET};
+use formbridge::sources::auth::{hmac_sha256_hex, standard_webhooks_signature};
+use formbridge::store::{EventFilter, EventId, EventStatus};
+use serde_json::Value;
+
+const SOURCES: [&str; 5] = ["jotform", "powr", "123formbuilder", "jivochat", "dripjobs"];
+
+#[tokio::test]
+async fn every_fixture_of_every_source_is_stored_verbatim() {
+    let app = spawn_app(&[]).await;
+    for source in SOURCES {
+        let all = fixtures(source);
+        assert!(
+            !all.is_empty(),
+            "no fixtures for {source} in tests/fixtures/{source}"
+        );
+        for fx in all {
+            let resp = app
+                .post_hook(
+                    source,
+                    Some(SECRET),
+                    fx.content_type.as_deref(),
+                    fx.body.clone(),
+                )
+                .await;
+            assert_eq!(resp.status(), 200, "{source}/{}", fx.name);
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["result"], "ok", "{source}/{}", fx.name);
+            // JivoChat answers exactly {"result":"ok"}; find its event by listing.
+            let id = match body.get("event_id") {
+                Some(id) => EventId(id.as_i64().unwrap()),
+                None => {
+                    assert_eq!(body, serde_json::json!({"result": "ok"}));
+                    let filter = EventFilter {
+                        source: Some(source.to_owned()),
+                        limit: Some(1),
+                        ..Default::default()
+                    };
+                    app.store.list_events(&filter).await.unwrap()[0].id
+                }
+            };
+            let event = app
+                .store
+                .get_event(id)
+                .await
+                .unwrap()
+                .expect("stored event");
+            assert_eq!(event.summary.source, source);
+            assert_eq!(event.summary.status, EventStatus::Pending);
+            assert_eq!(
+                event.body.as_ref(),
+                fx.body.as_slice(),
+                "{source}/{} body kept verbatim",
+                fx.name
+            );
+            assert_eq!(event.content_type, fx.content_type);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_delivery_is_acknowledged_but_stored_once() {
+    let app = spawn_app(&[]).await;
+    let fx = fixtures("jotform").remove(0);
+    let first: Value = app
+        .post_hook(
+            "jotform",
+            Some(SECRET),
+            fx.content_type.as_deref(),
+            fx.body.clone(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = app
+        .post_hook(
+            "jotform",
+            Some(SECRET),
+            fx.content_type.as_deref(),
+            fx.body.clone(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(second["duplicate"], true);
+    assert_eq!(first["event_id"], second["event_id"]);
+    assert_eq!(app.total_events().await, 1);
+    let event = app
+        .store
+        .get_event(EventId(first["event_id"].as_i64().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        event.summary.dedupe_key.starts_with("submissionID:"),
+        "{}",
+        event.summary.dedupe_key
+    );
+
+    // JivoChat offline messages dedupe on their own id; a JSON resend is a duplicate too.
+    let jivo = fixtures("jivochat")
+        .into_iter()
+        .find(|f| f.name == "offline_message.json")
+        .unwrap();
+    for _ in 0..3 {
+        let r = app
+            .post_hook("jivochat", Some(SECRET), None, jivo.body.clone())
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(app.total_events().await, 2);
+}
+
+async fn assert_refused(
+    app: &TestApp,
+    resp: reqwest::Response,
+    status: u16,
+    code: &str,
+    detail_has: &str,
+) {
+    assert_eq!(resp.status(), status);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(detail_has),
+        "detail `{detail}` should mention `{detail_has}`"
+    );
+    assert_eq!(
+        app.total_events().await,
+        0,
+        "a refused delivery must store nothing"
+    );
+}
+
+#[tokio::test]
+async fn refusals_have_statuses_and_json_errors_and_store_nothing() {
+    let app = spawn_app(&[("server.body_limit_bytes", "2048")]).await;
+    let json = Some("application/json");
+    let ok_body = br#"{"email":"a@b.co"}"#.to_vec();
+
+    let r = app.post_hook("dripjobs", None, json, ok_body.clone()).await;
+    assert_refused(&app, r, 401, "unauthorized", "missing token").await;
+    let r = app
+        .post_hook("dripjobs", Some("wrong"), json, ok_body.clone())
+        .await;
+    assert_refused(&app, r, 401, "unauthorized", "wrong token").await;
+    let r = app
+        .post_hook("nosuch", Some(SECRET), json, ok_body.clone())
+        .await;
+    assert_refused(&app, r, 404, "not_found", "unknown source").await;
+    let r = app
+        .post_hook("dripjobs", Some(SECRET), json, b"{not json".to_vec())
+        .await;
+    assert_refused(&app, r, 400, "bad_request", "not valid application/json").await;
+    let r = app
+        .post_hook(
+            "powr",
+            Some(SECRET),
+            Some("multipart/form-data; boundary=x"),
+            b"no parts here".to_vec(),
+        )
+        .await;
+    assert_refused(&app, r, 400, "bad_request", "multipart").await;
+    let r = app
+        .post_hook(
+            "powr",
+            Some(SECRET),
+            Some("application/xml"),
+            b"<a/>".to_vec(),
+        )
+        .await;
+    assert_refused(&app, r, 415, "unsupported_media_type", "application/xml").await;
+    let r = app
+        .post_hook("powr", Some(SECRET), json, vec![b' '; 4096])
+        .await;
+    assert_refused(&app, r, 413, "payload_too_large", "2048 byte limit").await;
+    let r = app
+        .client
+        .put(format!("{}/hooks/powr", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_refused(&app, r, 405, "method_not_allowed", "POST").await;
+    let r = app
+        .client
+        .get(format!("{}/nothing-here", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_refused(&app, r, 404, "not_found", "/hooks/").await;
+}
+
+#[tokio::test]
+async fn a_body_streamed_past_the_limit_without_content_length_is_refused() {
+    let app = spawn_app(&[("server.body_limit_bytes", "1024")]).await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..8).map(|_| Ok(vec![b'a'; 512])).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let r = app
+        .client
+        .post(format!("{}/hooks/powr?token={SECRET}", app.base))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_refused(&app, r, 413, "payload_too_large", "1024").await;
+}
+
+#[tokio::test]
+async fn token_may_come_in_the_configured_header() {
+    let app = spawn_app(&[]).await;
+    let body = br#"{"deal_id":"1","customer_email":"x@y.co"}"#.to_vec();
+    let r = app
+        .client
+        .post(format!("{}/hooks/dripjobs", app.base))
+        .header("x-webhook-secret", SECRET)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.total_events().await, 1);
+}
+
+#[tokio::test]
+async fn hmac_signed_source_checks_the_signature() {
+    let app = spawn_app(&[
+        ("sources.signed.auth", "hmac"),
+        ("sources.signed.secret", "hmac-key"),
+        ("sources.signed.signature_header", "x-hub-signature-256"),
+    ])
+    .await;
+    let body = br#"{"email":"a@b.co","id":"42"}"#.to_vec();
+    let post = |sig: Option<String>| {
+        let mut req = app
+            .client
+            .post(format!("{}/hooks/signed", app.base))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(sig) = sig {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.send()
+    };
+    let r = post(None).await.unwrap();
+    assert_refused(&app, r, 401, "unauthorized", "missing signature header").await;
+    let r = post(Some(format!(
+        "sha256={}",
+        hmac_sha256_hex(b"other-key", &body)
+    )))
+    .await
+    .unwrap();
+    assert_refused(&app, r, 401, "unauthorized", "does not match").await;
+    let r = post(Some(format!(
+        "sha256={}",
+        hmac_sha256_hex(b"hmac-key", &body)
+    )))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.total_events().await, 1);
+}
+
+#[tokio::test]
+async fn standard_webhooks_source_checks_signature_and_timestamp() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let app = spawn_app(&[
+        ("sources.std.auth", "standard_webhooks"),
+        ("sources.std.secret", secret),
+        ("sources.std.dedupe_field", "id"),
+    ])
+    .await;
+    let key = formbridge::sources::auth::decode_standard_webhooks_secret(secret).unwrap();
+    let body = br#"{"id":"evt_1","email":"a@b.co"}"#.to_vec();
+    let send = |ts: i64, sig: String| {
+        app.client
+            .post(format!("{}/hooks/std", app.base))
+            .header("content-type", "application/json")
+            .header("webhook-id", "msg_1")
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(body.clone())
+            .send()
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let stale = now - 3600;
+    let r = send(
+        stale,
+        standard_webhooks_signature(&key, "msg_1", stale, &body),
+    )
+    .await
+    .unwrap();
+    assert_refused(&app, r, 401, "unauthorized", "webhook-timestamp").await;
+    let r = send(
+        now,
+        standard_webhooks_signature(b"wrong", "msg_1", now, &body),
+    )
+    .await
+    .unwrap();
+    assert_refused(&app, r, 401, "unauthorized", "does not match").await;
+    let r = send(now, standard_webhooks_signature(&key, "msg_1", now, &body))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let event_id = r.json::<Value>().await.unwrap()["event_id"]
+        .as_i64()
+        .unwrap();
+    let event = app
+        .store
+        .get_event(EventId(event_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.summary.dedupe_key, "id:evt_1");
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = spawn_app(&[]).await;
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    let fx = fixtures("jivochat").remove(0);
+    app.post_hook(
+        "jivochat",
+        Some(SECRET),
+        fx.content_type.as_deref(),
+        fx.body,
+    )
+    .await;
+    app.post_hook("jivochat", Some("nope"), None, b"{}".to_vec())
+        .await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"formbridge_webhooks_received_total{source="jivochat",outcome="accepted"}"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"formbridge_webhooks_received_total{source="jivochat",outcome="unauthorized"}"#
+    ));
+    assert!(text.contains("formbridge_webhook_ingest_seconds_bucket"));
+    assert!(text.contains(r#"formbridge_events{status="pending"}"#));
+}
+
+#[tokio::test]
+async fn a_source_without_a_secret_is_not_served_and_enabled_without_secret_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let source = formbridge::settings::ConfigSource {
+        dir: common::config_dir(),
+        env: "test".into(),
+    };
+    let base = [("server.addr", "127.0.0.1:0"), ("store.url", url.as_str())];
+    let settings = formbridge::settings::Settings::load_without_env(&source, &base).unwrap();
+    assert_eq!(settings.enabled_sources().count(), 0);
+    let app = common::spawn_with(settings, dir).await;
+    let r = app
+        .post_hook("jotform", Some("x"), None, b"{}".to_vec())
+        .await;
+    assert_refused(
+        &app,
+        r,
+        404,
+        "not_found",
+        "FORMBRIDGE__SOURCES__JOTFORM__SECRET",
+    )
+    .await;
+
+    let mut forced = base.to_vec();
+    forced.push(("sources.jotform.enabled", "true"));
+    let err = formbridge::settings::Settings::load_without_env(&source, &forced).unwrap_err();
+    assert!(err.to_string().contains("sources.jotform.secret"), "{err}");
+}
