@@ -1,0 +1,125 @@
+//! Kill the real server process with SIGKILL right after it acknowledged deliveries, restart it
+//! on the same SQLite file, and find every acknowledged delivery stored.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{config_dir, SECRET};
+use formbridge::settings::StoreSettings;
+use formbridge::store::{EventFilter, SqliteStore, Store};
+
+/// Starts `formbridge serve` on port 0 and returns the process and its base URL (read from
+/// its JSON "listening" log line).
+fn start_server(db: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_formbridge"))
+        .arg("serve")
+        .env("FORMBRIDGE_CONFIG_DIR", config_dir())
+        .env("FORMBRIDGE_ENV", "test")
+        .env("FORMBRIDGE__SERVER__ADDR", "127.0.0.1:0")
+        .env("FORMBRIDGE__STORE__URL", db)
+        .env("FORMBRIDGE__DISPATCH__ENABLED", "false")
+        .env("FORMBRIDGE__SOURCES__DRIPJOBS__SECRET", SECRET)
+        .env("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            if v["message"] == "formbridge listening" {
+                break v["addr"].as_str().unwrap().to_owned();
+            }
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{addr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_delivery_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let (mut child, base) = start_server(&db);
+    let client = reqwest::Client::new();
+    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+
+    // Eight senders post distinct deliveries as fast as they can; once 300 are acknowledged,
+    // the server is killed while the others are still in flight.
+    let mut senders = Vec::new();
+    for sender in 0..8 {
+        let (client, base, acked) = (client.clone(), base.clone(), acked.clone());
+        senders.push(tokio::spawn(async move {
+            for n in 0.. {
+                let deal = format!("deal-{sender}-{n}");
+                let body = serde_json::json!({"deal_id": deal, "customer_email": format!("{deal}@example.com")});
+                let resp = client
+                    .post(format!("{base}/hooks/dripjobs?token={SECRET}"))
+                    .json(&body)
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status() == 200 => {
+                        acked.lock().unwrap().insert(deal);
+                    }
+                    _ => break, // the server is gone
+                }
+            }
+        }));
+    }
+    common::wait_for(Duration::from_secs(60), "300 acknowledgements", || {
+        let n = acked.lock().unwrap().len();
+        async move { (n >= 300).then_some(()) }
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300);
+
+    // Restart on the same file: it must come up ready.
+    let (mut restarted, base) = start_server(&db);
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // Every acknowledged deal is in the store.
+    let store = SqliteStore::open(&StoreSettings {
+        url: db.clone(),
+        max_connections: 2,
+        group_commit_max_batch: 16,
+    })
+    .await
+    .unwrap();
+    let mut stored = BTreeSet::new();
+    let mut filter = EventFilter {
+        limit: Some(500),
+        ..Default::default()
+    };
+    loop {
+        let page = store.list_events(&filter).await.unwrap();
+        let Some(last) = page.last() else { break };
+        filter.before_id = Some(last.id.0);
+        for summary in &page {
+            let event = store.get_event(summary.id).await.unwrap().unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
+            stored.insert(body["deal_id"].as_str().unwrap().to_owned());
+        }
+    }
+    let missing: Vec<_> = acked.difference(&stored).collect();
+    assert!(missing.is_empty(), "{} acknowledged deliveries lost: {missing:?}", missing.len());
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
