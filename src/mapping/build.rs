@@ -292,15 +292,30 @@ pub fn default_note(kind: SourceKind, source: &SourceName, sub: &Submission) -> 
         if let Some(id) = id {
             out.push_str(&format!(" (id {id})"));
         }
-        out.push('\n');
-        if let Some(page) = &sub.extras.page {
-            out.push_str(&format!("Page: {}\n", page.url));
-        }
-        out.push('\n');
+        out.push_str("\n\n");
         if transcript.is_empty() {
             out.push_str(sub.extras.message.as_deref().unwrap_or_default());
         } else {
             out.push_str(&transcript);
+        }
+        let details: Vec<String> = sub
+            .answers
+            .iter()
+            .filter(|a| a.key != "message" && !a.value.is_blank())
+            .map(|a| format!("{}: {}", a.label, a.value.display()))
+            .collect();
+        if !details.is_empty() {
+            out.push_str("\n\n");
+            out.push_str(&details.join("\n"));
+        }
+        if !sub.extras.utm.is_empty() {
+            let utm: Vec<String> = sub
+                .extras
+                .utm
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            out.push_str(&format!("\nUTM: {}", utm.join(", ")));
         }
         return out;
     }

@@ -138,10 +138,30 @@ fn text(s: String) -> AnswerValue {
 }
 
 fn answer(key: &str, value: AnswerValue) -> Answer {
+    let value = match value {
+        AnswerValue::Text(t) => AnswerValue::Text(t.trim().to_owned()),
+        AnswerValue::List(items) => {
+            AnswerValue::List(items.into_iter().map(|i| i.trim().to_owned()).collect())
+        }
+        other => other,
+    };
     Answer {
         key: key.to_owned(),
-        label: humanize(key),
+        label: label_for(key),
         value,
+    }
+}
+
+/// Keys that already read like labels (`Your Name`, `E-mail`, `How did you hear about us?`)
+/// are kept; code-style keys (`customer_email`, `customer.email`) are humanized.
+fn label_for(key: &str) -> String {
+    let key = key.trim();
+    let label_like = key.contains(' ')
+        || (key.starts_with(|c: char| c.is_uppercase()) && !key.contains(['_', '.']));
+    if label_like {
+        key.to_owned()
+    } else {
+        humanize(key)
     }
 }
 
