@@ -43,21 +43,28 @@ pub struct Submission {
 /// Contact details, parsed.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Contact {
+    /// First (given) name, trimmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
+    /// Last (family) name, trimmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
     /// The full name as given (or first + last joined).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_name: Option<String>,
+    /// Validated, lower-cased email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Email>,
+    /// Phone in E.164.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<Phone>,
+    /// Company name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company: Option<String>,
+    /// Postal address.
     #[serde(default, skip_serializing_if = "Address::is_empty")]
     pub address: Address,
+    /// Website.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub website: Option<String>,
 }
@@ -95,16 +102,22 @@ impl Contact {
 /// A postal address; every part optional.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Address {
+    /// Street line 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line1: Option<String>,
+    /// Street line 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line2: Option<String>,
+    /// City.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
+    /// State or province.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Postal / ZIP code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postal_code: Option<String>,
+    /// Country.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
 }
@@ -156,7 +169,9 @@ pub enum AnswerValue {
 /// One named part of a [`AnswerValue::Fields`] answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamedValue {
+    /// The part's name.
     pub name: String,
+    /// Its value as text.
     pub value: String,
 }
 
@@ -239,7 +254,9 @@ pub struct Extras {
 /// A web page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page {
+    /// The page URL.
     pub url: String,
+    /// Its title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
 }

@@ -5,6 +5,7 @@ pub mod detect;
 pub mod generic;
 pub mod jivochat;
 pub mod jotform;
+pub mod jotform_values;
 pub mod normalize;
 pub mod ordered;
 pub mod presets;
