@@ -413,6 +413,32 @@ async fn missing_contact_can_be_skipped() {
     )
     .await;
     assert!(plan.unwrap().steps.is_empty());
+    // A name alone is not enough for GHL's upsert either.
+    let (sub, plan) = run(
+        "jotform",
+        "jotform/2022-04-19_date-and-matrix.multipart",
+        &settings("{}"),
+    )
+    .await;
+    assert_eq!(sub.contact.first_name.as_deref(), Some("Scott"));
+    assert!(matches!(plan, Err(MappingError::NoContact { .. })));
+}
+
+#[tokio::test]
+async fn default_note_lists_every_answer_in_form_order() {
+    let (sub, _) = run(
+        "jotform",
+        "jotform/2022-04-21_widget-values-as-json-strings.multipart",
+        &settings("{}"),
+    )
+    .await;
+    let note = formbridge::mapping::build::default_note(
+        SourceKind::Jotform,
+        &SourceName::parse("jotform").unwrap(),
+        &sub,
+    );
+    assert!(note.starts_with("Jotform submission 5263729025226645533 (Clone of Physical Abilities JotForm Test Chev Work)\n\nGymnast Name: scott condo\nAge: 22\n"), "{note}");
+    assert!(note.contains("\n8 Run: # | Count/Time | Faults | Adjusted Final Score; 1 | 1 | 1 | 1"));
 }
 
 #[tokio::test]

@@ -16,8 +16,8 @@ use crate::submission::{AnswerValue, Submission};
 /// be replayed after the mapping is fixed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MappingError {
-    /// Nothing identifies a contact.
-    #[error("no contact in this submission: no email, phone or name was found{problems}; select the answers with mapping.fields.email / .phone / .name, or set mapping.on_missing_contact = \"skip\" to ignore such submissions")]
+    /// No email and no phone: GHL's contact upsert needs one of them.
+    #[error("no contact in this submission: no usable email or phone was found (GHL's contact upsert needs one){problems}; select the answers with mapping.fields.email / mapping.fields.phone, or set mapping.on_missing_contact = \"skip\" to ignore such submissions")]
     NoContact {
         /// Parse problems that may explain it (`; problems: …`), or empty.
         problems: String,
@@ -77,12 +77,9 @@ pub fn build_plan(
         tool: &tool,
     };
     let contact = contact_fields(cfg, &vars, &tool)?;
-    let identified = contact.email.is_some()
-        || contact.phone.is_some()
-        || contact.first_name.is_some()
-        || contact.last_name.is_some()
-        || contact.name.is_some();
-    if !identified {
+    // GHL's `POST /contacts/upsert` matches on email or phone and refuses a body with neither
+    // (GoHighLevel/highlevel-api-docs#37, #59), so a name alone cannot be upserted.
+    if contact.email.is_none() && contact.phone.is_none() {
         return match cfg.on_missing_contact {
             MissingContact::Skip => Ok(Plan::default()),
             MissingContact::Error => Err(MappingError::NoContact {

@@ -34,7 +34,7 @@ pub struct MappingConfig {
     /// Default `["chat_finished", "offline_message", "client_updated"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_events: Option<Vec<String>>,
-    /// What to do when a submission has no email, phone or name: `error` (default; the event
+    /// What to do when a submission has no usable email or phone (GHL's upsert needs one): `error` (default; the event
     /// is dead-lettered with a reason and can be replayed after a mapping fix) or `skip` (the
     /// event is marked done with an empty plan).
     #[serde(default)]
@@ -64,7 +64,7 @@ pub struct MappingConfig {
     pub note: NoteConfig,
 }
 
-/// What to do with a submission that names nobody.
+/// What to do with a submission that has no email and no phone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MissingContact {
