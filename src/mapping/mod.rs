@@ -1,4 +1,17 @@
 //! Mapping: per-source config turns a normalized `Submission` into a `Plan` of GHL steps.
+//!
+//! - [`config`]: the `[sources.<name>.mapping]` model and its validation.
+//! - [`build`]: the pure plan builder and the default note.
+//! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
+//! - [`preview`]: normalize + plan for `formbridge map`.
 
+pub mod build;
+pub mod condition;
 pub mod config;
 pub mod plan;
+pub mod preview;
+pub mod template;
+pub mod vars;
+
+pub use build::{build_plan, MappingError};
+pub use preview::{preview, Preview, PreviewError};

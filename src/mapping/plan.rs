@@ -17,7 +17,8 @@ pub struct Plan {
 /// One GHL action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-// A plan holds a handful of steps; boxing the contact would only add noise.
+// A plan holds a handful of steps, built once per event: boxing the contact is not worth the
+// churn for the dispatcher that matches on it.
 #[allow(clippy::large_enum_variant)]
 pub enum Step {
     /// `POST /contacts/upsert` with these fields; later steps use the resulting contact id.

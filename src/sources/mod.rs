@@ -1,6 +1,16 @@
 //! Webhook sources: their names and kinds, request authentication, and per-tool normalizers.
 
 pub mod auth;
+pub mod detect;
+pub mod generic;
+pub mod jivochat;
+pub mod jotform;
+pub mod jotform_values;
+pub mod normalize;
+pub mod ordered;
+pub mod presets;
+
+pub use normalize::{normalize, normalize_parsed, NormalizeError};
 
 use std::fmt;
 

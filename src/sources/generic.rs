@@ -1,0 +1,295 @@
+//! The generic adapter: flattens any JSON, urlencoded or multipart body into `path → value`
+//! answers and detects contact fields by key names (with a tool's [`Preset`]) and value shape.
+//! DripJobs, POWR, 123FormBuilder and custom sources use it.
+
+use time::OffsetDateTime;
+
+use super::detect::{humanize, normalize_key, role_for_key, Confidence, ContactDraft, Role};
+use super::ordered::OVal;
+use super::presets::{strip_html, Preset};
+use crate::body::FormField;
+use crate::submission::{Answer, AnswerValue, Email, Submission};
+
+/// A body as the generic adapter reads it.
+#[derive(Debug, Clone)]
+pub enum GenericInput {
+    /// A JSON document, keys in document order.
+    Json(OVal),
+    /// Form fields in order.
+    Form(Vec<FormField>),
+}
+
+/// How to read one source.
+#[derive(Debug, Clone)]
+pub struct GenericOptions<'a> {
+    /// The tool's preset.
+    pub preset: &'a Preset,
+    /// Configured key or dot path of the submission id (`mapping.submission_id`).
+    pub id_path: Option<&'a str>,
+    /// The source's `dedupe_field`, a fallback for the submission id.
+    pub dedupe_field: Option<&'a str>,
+    /// Strip HTML from text values.
+    pub strip_html: bool,
+}
+
+/// Reads a generic body into a submission and contact candidates.
+pub fn read(
+    input: &GenericInput,
+    received_at: OffsetDateTime,
+    opts: &GenericOptions<'_>,
+) -> (Submission, ContactDraft) {
+    let mut sub = Submission::new(received_at);
+    let mut answers = Vec::new();
+    match input {
+        GenericInput::Json(OVal::Object(_) | OVal::Array(_)) => {
+            if let GenericInput::Json(v) = input {
+                flatten(v, "", &mut answers);
+            }
+        }
+        GenericInput::Json(other) => answers.push(answer("value", text(other.to_text()))),
+        GenericInput::Form(fields) => answers = form_answers(fields),
+    }
+    if opts.strip_html {
+        for a in &mut answers {
+            match &mut a.value {
+                AnswerValue::Text(t) => *t = strip_html(t),
+                AnswerValue::List(items) => {
+                    for i in items.iter_mut() {
+                        *i = strip_html(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    sub.submission_id = find_id(&answers, opts);
+    sub.extras.event = opts.preset.event_keys.iter().find_map(|k| {
+        let k = normalize_key(k);
+        answers
+            .iter()
+            .find(|a| normalize_key(&a.key) == k)
+            .map(|a| a.value.display())
+            .filter(|s| !s.trim().is_empty())
+    });
+    let mut draft = ContactDraft::default();
+    for a in &answers {
+        if let Some(utm) = normalize_key(&a.key).strip_prefix("utm") {
+            if !utm.is_empty() {
+                sub.extras.utm.insert(utm.to_owned(), a.value.display());
+            }
+        }
+        if let Some(role) = role_for_key(&a.key, opts.preset.aliases, opts.preset.not_contact) {
+            let value = match &a.value {
+                AnswerValue::List(items) if role != Role::Address1 => {
+                    items.first().cloned().unwrap_or_default()
+                }
+                v => v.display(),
+            };
+            draft.offer(role, Confidence::Key, &a.key, &value);
+        }
+    }
+    if !draft.has(Role::Email) {
+        offer_lone_email(&answers, &mut draft);
+    }
+    sub.answers = answers;
+    (sub, draft)
+}
+
+/// Offers the only email-looking text value, if there is exactly one.
+pub fn offer_lone_email(answers: &[Answer], draft: &mut ContactDraft) {
+    let emails: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| matches!(&a.value, AnswerValue::Text(t) if Email::looks_like(t)))
+        .collect();
+    if let [only] = emails.as_slice() {
+        draft.offer(
+            Role::Email,
+            Confidence::Shape,
+            &only.key,
+            &only.value.display(),
+        );
+    }
+}
+
+fn find_id(answers: &[Answer], opts: &GenericOptions<'_>) -> Option<String> {
+    let by_key = |k: &str| {
+        answers
+            .iter()
+            .find(|a| a.key == k)
+            .or_else(|| {
+                let n = normalize_key(k);
+                answers.iter().find(|a| normalize_key(&a.key) == n)
+            })
+            .map(|a| a.value.display().trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(path) = opts.id_path {
+        return by_key(path);
+    }
+    opts.preset
+        .id_keys
+        .iter()
+        .find_map(|k| by_key(k))
+        .or_else(|| opts.dedupe_field.and_then(by_key))
+}
+
+fn text(s: String) -> AnswerValue {
+    AnswerValue::Text(s)
+}
+
+fn answer(key: &str, value: AnswerValue) -> Answer {
+    let value = match value {
+        AnswerValue::Text(t) => AnswerValue::Text(t.trim().to_owned()),
+        AnswerValue::List(items) => {
+            AnswerValue::List(items.into_iter().map(|i| i.trim().to_owned()).collect())
+        }
+        other => other,
+    };
+    Answer {
+        key: key.to_owned(),
+        label: label_for(key),
+        value,
+    }
+}
+
+/// Keys that already read like labels (`Your Name`, `E-mail`, `How did you hear about us?`)
+/// are kept; code-style keys (`customer_email`, `customer.email`) are humanized.
+fn label_for(key: &str) -> String {
+    let key = key.trim();
+    let label_like = key.contains(' ')
+        || (key.starts_with(|c: char| c.is_uppercase()) && !key.contains(['_', '.']));
+    if label_like {
+        key.to_owned()
+    } else {
+        humanize(key)
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Flattens JSON into answers: objects by dot path, arrays of scalars as one list answer,
+/// other arrays by index.
+fn flatten(value: &OVal, path: &str, out: &mut Vec<Answer>) {
+    match value {
+        OVal::Object(members) => {
+            for (k, v) in members {
+                flatten(v, &join(path, k), out);
+            }
+        }
+        OVal::Array(items) if items.iter().all(OVal::is_scalar) => {
+            let key = if path.is_empty() { "value" } else { path };
+            out.push(answer(
+                key,
+                AnswerValue::List(items.iter().filter_map(OVal::scalar).collect()),
+            ));
+        }
+        OVal::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(v, &join(path, &i.to_string()), out);
+            }
+        }
+        scalar => {
+            let key = if path.is_empty() { "value" } else { path };
+            out.push(answer(key, text(scalar.scalar().unwrap_or_default())));
+        }
+    }
+}
+
+/// Form fields as answers: repeated names (and `name[]`) become one list, file parts a file
+/// list, in the order of first appearance.
+fn form_answers(fields: &[FormField]) -> Vec<Answer> {
+    let mut out: Vec<Answer> = Vec::new();
+    for f in fields {
+        let name = f.name.strip_suffix("[]").unwrap_or(&f.name);
+        let name = if name.is_empty() { "field" } else { name };
+        let is_list = f.name.ends_with("[]");
+        let value = match &f.file_name {
+            Some(file) => AnswerValue::Files(vec![file.clone()]),
+            None if is_list => AnswerValue::List(vec![f.value.clone()]),
+            None => AnswerValue::Text(f.value.clone()),
+        };
+        match out.iter_mut().find(|a| a.key == name) {
+            Some(existing) => {
+                let merged = match (
+                    std::mem::replace(&mut existing.value, text(String::new())),
+                    value,
+                ) {
+                    (AnswerValue::Files(mut a), AnswerValue::Files(b)) => {
+                        a.extend(b);
+                        AnswerValue::Files(a)
+                    }
+                    (old, new) => {
+                        let mut items = old.items();
+                        items.extend(new.items());
+                        AnswerValue::List(items)
+                    }
+                };
+                existing.value = merged;
+            }
+            None => out.push(answer(name, value)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::presets::{DRIPJOBS, GENERIC};
+    use super::*;
+
+    fn opts(preset: &Preset) -> GenericOptions<'_> {
+        GenericOptions {
+            preset,
+            id_path: None,
+            dedupe_field: None,
+            strip_html: preset.strip_html,
+        }
+    }
+
+    #[test]
+    fn flattens_json_in_order() {
+        let v = OVal::parse(r#"{"b":{"email":"X@Y.io","tags":["a","b"]},"a":[{"n":1}],"id":7}"#)
+            .unwrap();
+        let (sub, draft) = read(
+            &GenericInput::Json(v),
+            OffsetDateTime::UNIX_EPOCH,
+            &opts(&GENERIC),
+        );
+        let keys: Vec<_> = sub.answers.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["b.email", "b.tags", "a.0.n", "id"]);
+        assert_eq!(sub.submission_id.as_deref(), Some("7"));
+        let mut sub = sub;
+        draft.finish(&mut sub, "US");
+        assert_eq!(sub.contact.email.unwrap().as_str(), "x@y.io");
+    }
+
+    #[test]
+    fn merges_repeated_form_fields() {
+        let f = |n: &str, v: &str| FormField {
+            name: n.into(),
+            value: v.into(),
+            file_name: None,
+        };
+        let fields = vec![
+            f("services[]", "A"),
+            f("name", "Jo Bloggs"),
+            f("services[]", "B"),
+        ];
+        let (sub, _) = read(
+            &GenericInput::Form(fields),
+            OffsetDateTime::UNIX_EPOCH,
+            &opts(&DRIPJOBS),
+        );
+        assert_eq!(
+            sub.answers[0].value,
+            AnswerValue::List(vec!["A".into(), "B".into()])
+        );
+        assert_eq!(sub.answers[1].label, "Name");
+    }
+}

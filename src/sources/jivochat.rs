@@ -1,0 +1,206 @@
+//! JivoChat Webhooks API normalizer: visitor contact, offline message or chat transcript,
+//! page, UTM and geo from every event (`chat_accepted`, `chat_updated`, `chat_finished`,
+//! `offline_message`, `client_updated`, `call_event`, …).
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::detect::{Confidence, ContactDraft, Role};
+use super::normalize::NormalizeError;
+use crate::body::ParsedBody;
+use crate::submission::{Answer, AnswerValue, ChatMessage, Geo, Page, Submission};
+
+const TOOL: &str = "JivoChat";
+
+/// Reads a JivoChat event.
+pub fn read(
+    body: &ParsedBody,
+    received_at: OffsetDateTime,
+) -> Result<(Submission, ContactDraft), NormalizeError> {
+    let ParsedBody::Json(root) = body else {
+        return Err(NormalizeError::ExpectedJson { tool: TOOL });
+    };
+    if !root.is_object() {
+        return Err(NormalizeError::NotAnObject { tool: TOOL });
+    }
+    let text = |v: Option<&Value>| -> Option<String> {
+        match v? {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    };
+    let at = |path: &str| text(root.pointer(path));
+
+    let mut sub = Submission::new(received_at);
+    let event = at("/event_name");
+    sub.extras.event = event.clone();
+    sub.submission_id = match event.as_deref() {
+        Some("offline_message") => at("/offline_message_id").or_else(|| at("/chat_id")),
+        Some("client_updated") | Some("client_attribute_updated") => {
+            at("/client_id").or_else(|| at("/visitor/number"))
+        }
+        _ => at("/chat_id").or_else(|| at("/offline_message_id")),
+    };
+    for (name, path) in [
+        ("widget_id", "/widget_id"),
+        ("chat_id", "/chat_id"),
+        ("client_id", "/client_id"),
+        ("user_token", "/user_token"),
+        ("agent_name", "/agent/name"),
+        ("call_type", "/call/type"),
+        ("call_status", "/call/status"),
+        ("call_record_url", "/call/record_url"),
+    ] {
+        if let Some(v) = at(path) {
+            sub.extras.other.insert(name.to_owned(), v);
+        }
+    }
+
+    let mut draft = ContactDraft::default();
+    let push = |sub: &mut Submission, key: &str, label: &str, value: Option<String>| {
+        if let Some(v) = value {
+            sub.answers.push(Answer {
+                key: key.to_owned(),
+                label: label.to_owned(),
+                value: AnswerValue::Text(v),
+            });
+        }
+    };
+    let name = at("/visitor/name");
+    let email = at("/visitor/email");
+    let phone = at("/visitor/phone").or_else(|| at("/call/phone"));
+    if let Some(v) = &name {
+        draft.offer(Role::FullName, Confidence::Key, "visitor.name", v);
+    }
+    if let Some(v) = &email {
+        draft.offer(Role::Email, Confidence::Key, "visitor.email", v);
+    }
+    if let Some(v) = &phone {
+        draft.offer(Role::Phone, Confidence::Key, "visitor.phone", v);
+    }
+    push(&mut sub, "visitor.name", "Name", name);
+    push(&mut sub, "visitor.email", "Email", email);
+    push(&mut sub, "visitor.phone", "Phone", phone);
+    push(
+        &mut sub,
+        "visitor.description",
+        "Description",
+        at("/visitor/description"),
+    );
+    push(&mut sub, "message", "Message", at("/message"));
+    push(
+        &mut sub,
+        "organization.name",
+        "Organization",
+        at("/organization/name"),
+    );
+    push(&mut sub, "status.title", "Status", at("/status/title"));
+    push(&mut sub, "topic.title", "Topic", at("/topic/title"));
+    push(
+        &mut sub,
+        "department.name",
+        "Department",
+        at("/department/name"),
+    );
+    if let Some(Value::Array(tags)) = root.get("tags") {
+        let titles: Vec<String> = tags.iter().filter_map(|t| text(t.get("title"))).collect();
+        if !titles.is_empty() {
+            sub.answers.push(Answer {
+                key: "tags".to_owned(),
+                label: "Jivo tags".to_owned(),
+                value: AnswerValue::List(titles),
+            });
+        }
+    }
+    push(&mut sub, "call.type", "Call", at("/call/type"));
+    push(&mut sub, "call.status", "Call status", at("/call/status"));
+    push(
+        &mut sub,
+        "call.record_url",
+        "Call recording",
+        at("/call/record_url"),
+    );
+    push(&mut sub, "page.url", "Page", at("/page/url"));
+
+    sub.extras.message = at("/message");
+    if let Some(url) = at("/page/url") {
+        sub.extras.page = Some(Page {
+            url,
+            title: at("/page/title"),
+        });
+    }
+    if let Some(Value::Object(utm)) = root.pointer("/session/utm_json") {
+        for (k, v) in utm {
+            if let Some(v) = text(Some(v)).filter(|v| v != "...") {
+                sub.extras.utm.insert(k.clone(), v);
+            }
+        }
+    } else if let Some(utm) = at("/session/utm") {
+        for pair in utm.split('|') {
+            if let Some((k, v)) = pair.split_once('=') {
+                if !v.trim().is_empty() {
+                    sub.extras
+                        .utm
+                        .insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+            }
+        }
+    }
+    if root.pointer("/session/geoip").is_some_and(Value::is_object) {
+        sub.extras.geo = Some(Geo {
+            country: at("/session/geoip/country"),
+            country_code: at("/session/geoip/country_code"),
+            region: at("/session/geoip/region"),
+            city: at("/session/geoip/city"),
+        });
+    }
+    sub.extras.transcript = transcript(root, &text);
+    Ok((sub, draft))
+}
+
+/// `chat.messages[{message,timestamp,type,agent_id}]`, else `plain_messages` as one block.
+fn transcript(root: &Value, text: &dyn Fn(Option<&Value>) -> Option<String>) -> Vec<ChatMessage> {
+    let agents: Vec<(String, String)> = match root.get("agents") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|a| Some((text(a.get("id"))?, text(a.get("name"))?)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let Some(Value::Array(messages)) = root.pointer("/chat/messages") {
+        return messages
+            .iter()
+            .filter_map(|m| {
+                let body = text(m.get("message"))?;
+                let kind = text(m.get("type")).unwrap_or_else(|| "message".to_owned());
+                let from = match (kind.as_str(), text(m.get("agent_id"))) {
+                    ("agent", Some(id)) => agents
+                        .iter()
+                        .find(|(aid, _)| *aid == id)
+                        .map(|(_, n)| format!("agent {n}"))
+                        .unwrap_or_else(|| "agent".to_owned()),
+                    _ => kind,
+                };
+                let at = m
+                    .get("timestamp")
+                    .and_then(|t| t.as_i64().or_else(|| t.as_str()?.parse().ok()))
+                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+                Some(ChatMessage {
+                    at,
+                    from,
+                    text: body,
+                })
+            })
+            .collect();
+    }
+    match text(root.get("plain_messages")) {
+        Some(plain) => vec![ChatMessage {
+            at: None,
+            from: "chat".to_owned(),
+            text: plain,
+        }],
+        None => Vec::new(),
+    }
+}

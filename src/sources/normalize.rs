@@ -1,0 +1,136 @@
+//! Entry point of normalization: a stored raw delivery → a [`Submission`], by source kind,
+//! with `mapping.fields` selectors and phone/email parsing applied.
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use super::detect::{Confidence, ContactDraft, Role};
+use super::generic::{GenericInput, GenericOptions};
+use super::ordered::OVal;
+use super::presets::preset_for;
+use super::{generic, jivochat, jotform, SourceKind, SourceName};
+use crate::body::{self, BodyError, ParsedBody};
+use crate::mapping::config::FieldSelectors;
+use crate::settings::SourceSettings;
+use crate::submission::{country_id, Submission};
+
+/// Why a stored delivery could not be normalized. Each message says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    /// The body does not parse as its content type.
+    #[error("the stored body cannot be read: {0}")]
+    Body(#[from] BodyError),
+    /// A field the tool always sends is missing.
+    #[error("{tool} delivery has no `{field}` field; is this source's `kind` right, and does the sender really post {tool} webhooks?")]
+    MissingField {
+        tool: &'static str,
+        field: &'static str,
+    },
+    /// A field that holds JSON does not parse.
+    #[error("{tool} field `{field}` is not valid JSON: {reason}")]
+    BadJson {
+        tool: &'static str,
+        field: &'static str,
+        reason: String,
+    },
+    /// The tool posts JSON but this delivery is a form.
+    #[error("{tool} posts JSON, but this delivery is a form post; is this source's `kind` right?")]
+    ExpectedJson { tool: &'static str },
+    /// The JSON document is not an object.
+    #[error("{tool} delivery is not a JSON object")]
+    NotAnObject { tool: &'static str },
+    /// `mapping.default_country` is not a country code.
+    #[error("mapping.default_country: {0}")]
+    BadCountry(String),
+}
+
+/// Normalizes one stored delivery of `source` (read as `kind`) received at `received_at`.
+pub async fn normalize(
+    source: &SourceName,
+    kind: SourceKind,
+    settings: &SourceSettings,
+    content_type: Option<&str>,
+    body: &Bytes,
+    received_at: OffsetDateTime,
+) -> Result<Submission, NormalizeError> {
+    let parsed = body::parse(content_type, body).await?;
+    normalize_parsed(source, kind, settings, &parsed, body, received_at)
+}
+
+/// Like [`normalize`] for a body already parsed by [`body::parse`]; `raw` is the same body's
+/// bytes (JSON is re-read from them to keep key order).
+pub fn normalize_parsed(
+    _source: &SourceName,
+    kind: SourceKind,
+    settings: &SourceSettings,
+    parsed: &ParsedBody,
+    raw: &Bytes,
+    received_at: OffsetDateTime,
+) -> Result<Submission, NormalizeError> {
+    let cfg = &settings.mapping;
+    let country = cfg.default_country.as_deref().unwrap_or("US");
+    country_id(country).map_err(|e| NormalizeError::BadCountry(e.to_string()))?;
+    let (mut sub, mut draft) = match kind {
+        SourceKind::Jotform => jotform::read(parsed, received_at)?,
+        SourceKind::Jivochat => jivochat::read(parsed, received_at)?,
+        SourceKind::Dripjobs
+        | SourceKind::Powr
+        | SourceKind::Formbuilder123
+        | SourceKind::Generic => {
+            let preset = preset_for(kind);
+            let input = match parsed {
+                ParsedBody::Json(v) => GenericInput::Json(
+                    serde_json::from_slice::<OVal>(raw)
+                        .unwrap_or_else(|_| OVal::parse(&v.to_string()).unwrap_or(OVal::Null)),
+                ),
+                ParsedBody::Form(fields) => GenericInput::Form(fields.clone()),
+            };
+            let opts = GenericOptions {
+                preset,
+                id_path: cfg.submission_id.as_deref(),
+                dedupe_field: settings.dedupe_field.as_deref(),
+                strip_html: cfg.strip_html.unwrap_or(preset.strip_html),
+            };
+            generic::read(&input, received_at, &opts)
+        }
+    };
+    apply_selectors(&mut sub, &mut draft, &cfg.fields);
+    draft.finish(&mut sub, country);
+    Ok(sub)
+}
+
+/// `mapping.fields`: the selected answers win over detection; a selector that matches no
+/// answer is reported as a problem.
+fn apply_selectors(sub: &mut Submission, draft: &mut ContactDraft, fields: &FieldSelectors) {
+    let selectors = [
+        (Role::Email, "email", &fields.email),
+        (Role::Phone, "phone", &fields.phone),
+        (Role::FirstName, "first_name", &fields.first_name),
+        (Role::LastName, "last_name", &fields.last_name),
+        (Role::FullName, "name", &fields.name),
+        (Role::Company, "company_name", &fields.company_name),
+        (Role::Address1, "address1", &fields.address1),
+        (Role::City, "city", &fields.city),
+        (Role::State, "state", &fields.state),
+        (Role::PostalCode, "postal_code", &fields.postal_code),
+        (Role::Country, "country", &fields.country),
+        (Role::Website, "website", &fields.website),
+    ];
+    let mut missing = Vec::new();
+    for (role, name, selector) in selectors {
+        let Some(selector) = selector else { continue };
+        match sub.answer(selector) {
+            Some(a) => {
+                let value = a.value.display();
+                draft.offer(role, Confidence::Configured, &a.key.clone(), &value);
+            }
+            None => missing.push((name, selector.clone())),
+        }
+    }
+    for (name, selector) in missing {
+        sub.problem(
+            format!("mapping.fields.{name}"),
+            format!("no answer has the key, label or path `{selector}`"),
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! An order-preserving JSON value, so answers keep the order the tool sent them in.
+//!
+//! `serde_json::Value` sorts object keys (the crate is built without `preserve_order`); a
+//! form's answers must stay in form order, so normalizers read documents as [`OVal`].
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A JSON value whose objects keep their keys in document order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OVal {
+    Null,
+    Bool(bool),
+    /// A number, as written by serde_json.
+    Number(String),
+    String(String),
+    Array(Vec<OVal>),
+    Object(Vec<(String, OVal)>),
+}
+
+impl OVal {
+    /// Parses a JSON document.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The member of an object by key.
+    pub fn get(&self, key: &str) -> Option<&OVal> {
+        match self {
+            OVal::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// A scalar as text (`null` and containers give `None`).
+    pub fn scalar(&self) -> Option<String> {
+        match self {
+            OVal::Bool(b) => Some(b.to_string()),
+            OVal::Number(n) => Some(n.clone()),
+            OVal::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// A scalar member of an object as text.
+    pub fn str_at(&self, key: &str) -> Option<String> {
+        self.get(key).and_then(OVal::scalar)
+    }
+
+    /// Whether this is a string, number, bool or null.
+    pub fn is_scalar(&self) -> bool {
+        !matches!(self, OVal::Array(_) | OVal::Object(_))
+    }
+
+    /// Compact text of any value (scalars as themselves, containers as JSON-like text).
+    pub fn to_text(&self) -> String {
+        match self {
+            OVal::Null => String::new(),
+            OVal::Array(items) => items
+                .iter()
+                .map(OVal::to_text)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
+            OVal::Object(members) => members
+                .iter()
+                .map(|(k, v)| (k, v.to_text()))
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => other.scalar().unwrap_or_default(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OVal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OValVisitor)
+    }
+}
+
+struct OValVisitor;
+
+impl<'de> Visitor<'de> for OValVisitor {
+    type Value = OVal;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<OVal, E> {
+        Ok(OVal::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<OVal, E> {
+        Ok(OVal::Number(v.to_string()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<OVal, E> {
+        Ok(OVal::Number(v.to_string()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<OVal, E> {
+        Ok(OVal::Number(
+            serde_json::Number::from_f64(v)
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+        ))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<OVal, E> {
+        Ok(OVal::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<OVal, E> {
+        Ok(OVal::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<OVal, E> {
+        Ok(OVal::Null)
+    }
+    fn visit_none<E>(self) -> Result<OVal, E> {
+        Ok(OVal::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<OVal, D::Error> {
+        OVal::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OVal, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<OVal>()? {
+            items.push(item);
+        }
+        Ok(OVal::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OVal, A::Error> {
+        let mut members = Vec::new();
+        while let Some((k, v)) = map.next_entry::<String, OVal>()? {
+            members.push((k, v));
+        }
+        Ok(OVal::Object(members))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_key_order() {
+        let v = OVal::parse(r#"{"z":1,"a":[true,null,"x"],"m":{"b":2.5,"a":"y"}}"#).unwrap();
+        let OVal::Object(members) = &v else { panic!() };
+        let keys: Vec<_> = members.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["z", "a", "m"]);
+        assert_eq!(v.get("m").unwrap().to_text(), "b: 2.5, a: y");
+        assert_eq!(v.get("a").unwrap().to_text(), "true, x");
+    }
+}

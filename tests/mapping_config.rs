@@ -1,0 +1,508 @@
+//! Mapping config: the example configs in config/sources/, validation errors naming the exact
+//! key, and the configurable parts of the plan (tags, tasks, custom fields, selectors).
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use bytes::Bytes;
+use formbridge::mapping::config::MappingConfig;
+use formbridge::mapping::plan::{Plan, Step};
+use formbridge::mapping::preview::content_type_for_file;
+use formbridge::mapping::{build_plan, preview, MappingError};
+use formbridge::settings::SourceSettings;
+use formbridge::sources::{normalize, SourceKind, SourceName};
+use formbridge::submission::Submission;
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+const AT: OffsetDateTime = datetime!(2025-01-02 03:04:05 UTC);
+
+fn example(source: &str) -> SourceSettings {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/sources/{source}.toml"));
+    let text = std::fs::read_to_string(path).unwrap();
+    config::Config::builder()
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        .build()
+        .unwrap()
+        .get::<SourceSettings>(&format!("sources.{source}"))
+        .unwrap_or_else(|e| panic!("{source}.toml: {e}"))
+}
+
+fn settings(mapping_json: &str) -> SourceSettings {
+    serde_json::from_str(&format!(r#"{{"mapping":{mapping_json}}}"#)).unwrap()
+}
+
+async fn run(
+    source: &str,
+    fixture: &str,
+    settings: &SourceSettings,
+) -> (Submission, Result<Plan, MappingError>) {
+    let name = SourceName::parse(source).unwrap();
+    let kind = settings.kind_for(&name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture);
+    let body = std::fs::read(&path).unwrap();
+    let ct = content_type_for_file(&path, &body);
+    let sub = normalize(&name, kind, settings, ct.as_deref(), &Bytes::from(body), AT)
+        .await
+        .unwrap();
+    let plan = build_plan(&name, kind, settings, &sub);
+    (sub, plan)
+}
+
+fn tags(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .find_map(|s| match s {
+            Step::AddTags { tags } => Some(tags.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn tasks(plan: &Plan) -> Vec<(String, Option<String>, OffsetDateTime)> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::CreateTask {
+                title,
+                body,
+                due_at,
+                ..
+            } => Some((title.clone(), body.clone(), *due_at)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn kinds(plan: &Plan) -> Vec<&'static str> {
+    plan.steps.iter().map(Step::kind).collect()
+}
+
+#[test]
+fn every_example_config_loads_and_validates() {
+    for source in ["jotform", "jivochat", "dripjobs", "powr", "123formbuilder"] {
+        let s = example(source);
+        let name = SourceName::parse(source).unwrap();
+        s.mapping
+            .validate(&name, s.kind_for(&name))
+            .unwrap_or_else(|e| panic!("{source}.toml: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn jotform_example() {
+    let s = example("jotform");
+    let (_, plan) = run(
+        "jotform",
+        "jotform/enterprise_consent-widget.ASSEMBLED.multipart",
+        &s,
+    )
+    .await;
+    let plan = plan.unwrap();
+    assert_eq!(kinds(&plan), ["upsert_contact", "add_tags", "create_note"]);
+    assert_eq!(
+        tags(&plan),
+        ["jotform", "website-lead", "enterprise", "has-email"]
+    );
+    let Step::UpsertContact { contact } = &plan.steps[0] else {
+        panic!()
+    };
+    assert_eq!(
+        contact.custom_fields[0].key.as_deref(),
+        Some("contact.form_title")
+    );
+    assert_eq!(
+        contact.custom_fields[0].value,
+        "Consent form (placeholder title)"
+    );
+}
+
+#[tokio::test]
+async fn jivochat_example() {
+    let s = example("jivochat");
+    let (_, plan) = run("jivochat", "jivochat/offline_message.json", &s).await;
+    let plan = plan.unwrap();
+    assert_eq!(
+        kinds(&plan),
+        ["upsert_contact", "add_tags", "create_task", "create_note"]
+    );
+    assert_eq!(tags(&plan), ["jivochat", "jivo-offline", "from-google-ads"]);
+    let t = tasks(&plan);
+    assert_eq!(t[0].0, "Reply to John Smith's offline message");
+    assert_eq!(
+        t[0].1.as_deref(),
+        Some("Message text\n\nPage: http://example.com/")
+    );
+    assert_eq!(t[0].2, datetime!(2025-01-02 05:04:05 UTC));
+    // chat_accepted is not a contact event: nothing to do.
+    let (_, plan) = run("jivochat", "jivochat/chat_accepted.json", &s).await;
+    assert!(plan.unwrap().steps.is_empty());
+}
+
+#[tokio::test]
+async fn dripjobs_example() {
+    let s = example("dripjobs");
+    let (_, plan) = run(
+        "dripjobs",
+        "dripjobs/zapier_proposal-accepted.ASSEMBLED.json",
+        &s,
+    )
+    .await;
+    let plan = plan.unwrap();
+    assert_eq!(
+        kinds(&plan),
+        ["upsert_contact", "add_tags", "create_task", "create_note"]
+    );
+    assert_eq!(tags(&plan), ["dripjobs", "proposal-accepted"]);
+    let t = tasks(&plan);
+    assert_eq!(t[0].0, "Schedule install for Jane Sample");
+    assert_eq!(
+        t[0].1.as_deref(),
+        Some("Deal 1234567: Flake Garage Floor (450 sqft, $4500.00)\n123 Example St, Prescott")
+    );
+    assert_eq!(t[0].2, datetime!(2025-01-03 03:04:05 UTC));
+    let Step::UpsertContact { contact } = &plan.steps[0] else {
+        panic!()
+    };
+    assert_eq!(contact.custom_fields[0].value, "Flake Garage Floor");
+    assert_eq!(
+        contact.company_name, None,
+        "the preset ignores the brand key `company`"
+    );
+}
+
+#[tokio::test]
+async fn powr_example() {
+    let s = example("powr");
+    let (_, plan) = run("powr", "powr/zapier_contact-form.SYNTHETIC.json", &s).await;
+    assert_eq!(
+        tags(&plan.unwrap()),
+        ["powr", "facebook", "service:garage floor", "service:patio"]
+    );
+}
+
+#[tokio::test]
+async fn formbuilder123_example() {
+    let s = example("123formbuilder");
+    let (_, plan) = run(
+        "123formbuilder",
+        "123formbuilder/webhook_quote-request.SYNTHETIC.multipart",
+        &s,
+    )
+    .await;
+    let plan = plan.unwrap();
+    assert_eq!(
+        tags(&plan),
+        ["123formbuilder", "kitchen remodel", "bathroom remodel"]
+    );
+    let t = tasks(&plan);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].0, "Send a quote to Ana");
+    assert_eq!(t[0].2, datetime!(2025-01-02 07:04:05 UTC));
+    // The condition does not hold for the urlencoded fixture (no services): no task.
+    let (_, plan) = run(
+        "123formbuilder",
+        "123formbuilder/webhook_contact.SYNTHETIC.urlencoded",
+        &s,
+    )
+    .await;
+    assert!(tasks(&plan.unwrap()).is_empty());
+}
+
+fn validate(
+    mapping_json: &str,
+    kind: SourceKind,
+) -> Result<(), formbridge::mapping::config::MappingConfigError> {
+    let m: MappingConfig = serde_json::from_str(mapping_json).unwrap();
+    m.validate(&SourceName::parse("x").unwrap(), kind)
+}
+
+#[test]
+fn validation_names_the_exact_key() {
+    let cases: &[(&str, SourceKind, &str, &str)] = &[
+        (
+            r#"{"tasks":[{"title":"Call {{frist_name}}"}]}"#,
+            SourceKind::Jotform,
+            "tasks[0].title",
+            "unknown template variable `frist_name`",
+        ),
+        (
+            r#"{"tasks":[{"title":"ok"},{"title":"x","body":"{{email"}]}"#,
+            SourceKind::Jotform,
+            "tasks[1].body",
+            "unclosed",
+        ),
+        (
+            r#"{"tasks":[{"title":"ok","due_in":"tomorrow"}]}"#,
+            SourceKind::Jotform,
+            "tasks[0].due_in",
+            "not a duration",
+        ),
+        (
+            r#"{"tasks":[{"title":"ok","when":{"field":"email","equals":"a","contains":"b"}}]}"#,
+            SourceKind::Jotform,
+            "tasks[0].when",
+            "exactly one",
+        ),
+        (
+            r#"{"tags":{"when":[{"tag":"t","when":{"field":"answers.q1","matches":"(["}}]}}"#,
+            SourceKind::Jotform,
+            "tags.when[0].when.matches",
+            "bad regex",
+        ),
+        (
+            r#"{"tags":{"when":[{"tag":"t","when":{"field":"nope","present":true}}]}}"#,
+            SourceKind::Jotform,
+            "tags.when[0].when.field",
+            "unknown field",
+        ),
+        (
+            r#"{"tags":{"static":["ok","{{bad}}"]}}"#,
+            SourceKind::Jotform,
+            "tags.static[1]",
+            "unknown template variable",
+        ),
+        (
+            r#"{"custom_fields":[{"id":"a","key":"b","answer":"q1"}]}"#,
+            SourceKind::Jotform,
+            "custom_fields[0]",
+            "`id` or `key`",
+        ),
+        (
+            r#"{"custom_fields":[{"id":"a"}]}"#,
+            SourceKind::Jotform,
+            "custom_fields[0]",
+            "`answer` or `value`",
+        ),
+        (
+            r#"{"note":{"template":"{{answers.}}"}}"#,
+            SourceKind::Jotform,
+            "note.template",
+            "unknown template variable",
+        ),
+        (
+            r#"{"values":{"timezone":"{{tz}}"}}"#,
+            SourceKind::Jotform,
+            "values.timezone",
+            "unknown template variable",
+        ),
+        (
+            r#"{"default_country":"USA"}"#,
+            SourceKind::Jotform,
+            "default_country",
+            "unknown default country",
+        ),
+        (
+            r#"{"contact_events":["chat_finished"]}"#,
+            SourceKind::Jotform,
+            "contact_events",
+            "only used by jivochat",
+        ),
+        (
+            r#"{"contact_events":["chat_done"]}"#,
+            SourceKind::Jivochat,
+            "contact_events[0]",
+            "unknown JivoChat event",
+        ),
+        (
+            r#"{"submission_id":"id"}"#,
+            SourceKind::Jivochat,
+            "submission_id",
+            "generic-kind",
+        ),
+        (
+            r#"{"fields":{"email":" "}}"#,
+            SourceKind::Generic,
+            "fields.email",
+            "empty",
+        ),
+    ];
+    for (json, kind, key, msg) in cases {
+        let err = validate(json, *kind).expect_err(json);
+        assert_eq!(err.key, *key, "{json}");
+        assert!(err.message.contains(msg), "{json}: {}", err.message);
+    }
+    assert!(validate("{}", SourceKind::Generic).is_ok());
+}
+
+#[test]
+fn unknown_config_keys_are_refused() {
+    for json in [
+        r#"{"tag":{}}"#,
+        r#"{"tags":{"statik":[]}}"#,
+        r#"{"tasks":[{"title":"x","due":"1d"}]}"#,
+        r#"{"fields":{"mail":"x"}}"#,
+        r#"{"tags":{"when":[{"tag":"x","when":{"field":"email","equal":"a"}}]}}"#,
+    ] {
+        assert!(
+            serde_json::from_str::<MappingConfig>(json).is_err(),
+            "{json}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn selectors_override_detection_and_report_misses() {
+    let body = Bytes::from_static(br#"{"contact":{"work":"Boss@Corp.example","home":"me@home.example"},"tel":"+44 20 7946 0018","who":"Kim Lee"}"#);
+    let s = settings(
+        r#"{"fields":{"email":"contact.work","name":"who","company_name":"Employer"},"default_country":"GB"}"#,
+    );
+    let name = SourceName::parse("website").unwrap();
+    let sub = normalize(
+        &name,
+        SourceKind::Generic,
+        &s,
+        Some("application/json"),
+        &body,
+        AT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sub.contact.email.as_ref().unwrap().as_str(),
+        "boss@corp.example"
+    );
+    assert_eq!(
+        sub.contact.phone.as_ref().unwrap().as_str(),
+        "+442079460018"
+    );
+    assert_eq!(sub.contact.first_name.as_deref(), Some("Kim"));
+    assert_eq!(sub.problems[0].key, "mapping.fields.company_name");
+    let plan = build_plan(&name, SourceKind::Generic, &s, &sub).unwrap();
+    let Step::UpsertContact { contact } = &plan.steps[0] else {
+        panic!()
+    };
+    assert_eq!(
+        contact.source.as_deref(),
+        Some("website"),
+        "generic: the source's own name"
+    );
+    assert_eq!(tags(&plan), ["website"]);
+}
+
+#[tokio::test]
+async fn lone_email_value_is_detected_by_shape() {
+    let body = Bytes::from_static(b"who=Someone&reach_me_at=Some.One%40Example.com&msg=hi");
+    let name = SourceName::parse("website").unwrap();
+    let s = settings("{}");
+    let sub = normalize(
+        &name,
+        SourceKind::Generic,
+        &s,
+        Some("application/x-www-form-urlencoded"),
+        &body,
+        AT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sub.contact.email.as_ref().unwrap().as_str(),
+        "some.one@example.com"
+    );
+}
+
+#[tokio::test]
+async fn missing_contact_can_be_skipped() {
+    let s = settings(r#"{"on_missing_contact":"skip"}"#);
+    let (_, plan) = run(
+        "dripjobs",
+        "dripjobs/zapier_appointment-set.ASSEMBLED.json",
+        &s,
+    )
+    .await;
+    assert!(plan.unwrap().steps.is_empty());
+    // A name alone is not enough for GHL's upsert either.
+    let (sub, plan) = run(
+        "jotform",
+        "jotform/2022-04-19_date-and-matrix.multipart",
+        &settings("{}"),
+    )
+    .await;
+    assert_eq!(sub.contact.first_name.as_deref(), Some("Scott"));
+    assert!(matches!(plan, Err(MappingError::NoContact { .. })));
+}
+
+#[tokio::test]
+async fn default_note_lists_every_answer_in_form_order() {
+    let (sub, _) = run(
+        "jotform",
+        "jotform/2022-04-21_widget-values-as-json-strings.multipart",
+        &settings("{}"),
+    )
+    .await;
+    let note = formbridge::mapping::build::default_note(
+        SourceKind::Jotform,
+        &SourceName::parse("jotform").unwrap(),
+        &sub,
+    );
+    assert!(note.starts_with("Jotform submission 5263729025226645533 (Clone of Physical Abilities JotForm Test Chev Work)\n\nGymnast Name: scott condo\nAge: 22\n"), "{note}");
+    assert!(note.contains("\n8 Run: # | Count/Time | Faults | Adjusted Final Score; 1 | 1 | 1 | 1"));
+}
+
+#[tokio::test]
+async fn contact_events_and_custom_note() {
+    let s = settings(
+        r#"{"contact_events":["call_event"],"note":{"template":"Call {{extras.call_status}}: {{extras.call_record_url}} from {{geo.city}}"},"tags":{"source_tag":false}}"#,
+    );
+    let (_, plan) = run("jivochat", "jivochat/call_event.json", &s).await;
+    let plan = plan.unwrap();
+    assert_eq!(kinds(&plan), ["upsert_contact", "create_note"]);
+    let Step::CreateNote { body } = &plan.steps[1] else {
+        panic!()
+    };
+    assert_eq!(
+        body,
+        "Call end: http://example.com/record.mp3 from San Francisco"
+    );
+}
+
+#[tokio::test]
+async fn test_submissions_can_be_skipped_and_notes_disabled() {
+    let body = "--b\r\nContent-Disposition: form-data; name=\"rawRequest\"\r\n\r\n{\"q1_email\":\"a@b.io\",\"preview\":\"true\"}\r\n--b--\r\n";
+    let name = SourceName::parse("jotform").unwrap();
+    let ct = Some("multipart/form-data; boundary=b");
+    let s = settings(r#"{"skip_test_submissions":true}"#);
+    let sub = normalize(&name, SourceKind::Jotform, &s, ct, &Bytes::from(body), AT)
+        .await
+        .unwrap();
+    assert!(build_plan(&name, SourceKind::Jotform, &s, &sub)
+        .unwrap()
+        .steps
+        .is_empty());
+    let s = settings(r#"{"note":{"enabled":false}}"#);
+    let plan = build_plan(&name, SourceKind::Jotform, &s, &sub).unwrap();
+    assert_eq!(kinds(&plan), ["upsert_contact", "add_tags"]);
+}
+
+#[tokio::test]
+async fn preview_reports_config_and_mapping_errors() {
+    let name = SourceName::parse("dripjobs").unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/dripjobs/zapier_appointment-set.ASSEMBLED.json");
+    let body = Bytes::from(std::fs::read(&path).unwrap());
+    let p = preview(
+        &name,
+        SourceKind::Dripjobs,
+        &settings("{}"),
+        None,
+        &body,
+        AT,
+    )
+    .await
+    .unwrap();
+    assert!(p.plan.is_none());
+    assert!(p.mapping_error.clone().unwrap().contains("no contact"));
+    let json = p.to_string();
+    assert!(json.contains("\"install_date\""), "{json}");
+    let bad = settings(r#"{"tasks":[{"title":"{{x}}"}]}"#);
+    let err = preview(&name, SourceKind::Dripjobs, &bad, None, &body, AT)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("sources.dripjobs.mapping.tasks[0].title: unknown template variable `x`"),
+        "{err}"
+    );
+}
