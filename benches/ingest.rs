@@ -72,7 +72,12 @@ async fn load(label: &'static str, url: String, requests: usize, concurrency: us
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Figures {
         label,
         requests,
@@ -102,7 +107,9 @@ async fn main() {
 
     // Baseline: a plain axum handler that answers 200 without storing.
     let baseline = Router::new().route("/hooks/{source}", post(|| async { r#"{"result":"ok"}"# }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let baseline_addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, baseline).await });
 
@@ -128,17 +135,48 @@ async fn main() {
     tokio::spawn(app.run_until(std::future::pending()));
 
     println!("ingest benchmark: {requests} requests, {concurrency} concurrent connections, JSON body ~150 B");
-    println!("| {:<28} | {:>8} | {:>8} | {:>10} | {:>8} | {:>8} |", "server", "requests", "200s", "req/s", "p50 ms", "p99 ms");
-    println!("|{:-<30}|{:-<10}|{:-<10}|{:-<12}|{:-<10}|{:-<10}|", "", "", "", "", "", "");
+    println!(
+        "| {:<28} | {:>8} | {:>8} | {:>10} | {:>8} | {:>8} |",
+        "server", "requests", "200s", "req/s", "p50 ms", "p99 ms"
+    );
+    println!(
+        "|{:-<30}|{:-<10}|{:-<10}|{:-<12}|{:-<10}|{:-<10}|",
+        "", "", "", "", "", ""
+    );
     // Warm up both, then measure.
-    load("warm-up", format!("http://{baseline_addr}/hooks/x"), 1_000, concurrency).await;
-    load("warm-up", format!("http://{addr}/hooks/dripjobs?token=bench"), 1_000, concurrency).await;
-    let base = load("baseline (axum, no storage)", format!("http://{baseline_addr}/hooks/x"), requests, concurrency).await;
+    load(
+        "warm-up",
+        format!("http://{baseline_addr}/hooks/x"),
+        1_000,
+        concurrency,
+    )
+    .await;
+    load(
+        "warm-up",
+        format!("http://{addr}/hooks/dripjobs?token=bench"),
+        1_000,
+        concurrency,
+    )
+    .await;
+    let base = load(
+        "baseline (axum, no storage)",
+        format!("http://{baseline_addr}/hooks/x"),
+        requests,
+        concurrency,
+    )
+    .await;
     print(&base);
-    let fb = load("formbridge (SQLite, fsync)", format!("http://{addr}/hooks/dripjobs?token=bench"), requests, concurrency).await;
+    let fb = load(
+        "formbridge (SQLite, fsync)",
+        format!("http://{addr}/hooks/dripjobs?token=bench"),
+        requests,
+        concurrency,
+    )
+    .await;
     print(&fb);
     println!(
         "\nformbridge reaches {:.0}% of the baseline's throughput",
-        100.0 * (fb.ok as f64 / fb.elapsed.as_secs_f64()) / (base.ok as f64 / base.elapsed.as_secs_f64())
+        100.0 * (fb.ok as f64 / fb.elapsed.as_secs_f64())
+            / (base.ok as f64 / base.elapsed.as_secs_f64())
     );
 }

@@ -5,8 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use formbridge::app::Application;
+use formbridge::mapping::preview;
 use formbridge::settings::{ConfigSource, Settings};
+use formbridge::sources::SourceName;
 use formbridge::telemetry;
+use time::OffsetDateTime;
 
 /// Durable webhook server: form and chat submissions into GoHighLevel.
 #[derive(Debug, Parser)]
@@ -25,6 +28,18 @@ enum Command {
     Serve,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig,
+    /// Show what a saved delivery turns into (normalized submission and GHL plan), offline.
+    Map {
+        /// Source name, as in /hooks/{source}.
+        #[arg(long)]
+        source: String,
+        /// File holding the raw body (a `<file>.meta` beside it may name the Content-Type).
+        #[arg(long)]
+        file: PathBuf,
+        /// Content-Type of the body (default: from the .meta file, else sniffed).
+        #[arg(long)]
+        content_type: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +78,62 @@ async fn run(command: Command, settings: Settings, source: ConfigSource) -> Exit
             );
             println!("configuration OK");
             ExitCode::SUCCESS
+        }
+        Command::Map {
+            source,
+            file,
+            content_type,
+        } => map_file(&settings, &source, &file, content_type).await,
+    }
+}
+
+async fn map_file(
+    settings: &Settings,
+    source: &str,
+    file: &std::path::Path,
+    content_type: Option<String>,
+) -> ExitCode {
+    let name = match SourceName::parse(source) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("formbridge map: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(source_settings) = settings.sources.get(source) else {
+        eprintln!("formbridge map: no [sources.{source}] in the configuration");
+        return ExitCode::from(2);
+    };
+    let body = match std::fs::read(file) {
+        Ok(b) => bytes::Bytes::from(b),
+        Err(e) => {
+            eprintln!("formbridge map: cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let content_type = content_type.or_else(|| preview::content_type_for_file(file, &body));
+    let kind = source_settings.kind_for(&name);
+    match preview::preview(
+        &name,
+        kind,
+        source_settings,
+        content_type.as_deref(),
+        &body,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    {
+        Ok(p) => {
+            println!("{p}");
+            if p.mapping_error.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("formbridge map: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -34,7 +34,10 @@ fn start_server(db: &str) -> (Child, String) {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
             if v["message"] == "formbridge listening" {
                 break v["addr"].as_str().unwrap().to_owned();
@@ -119,7 +122,11 @@ async fn every_acknowledged_delivery_survives_sigkill() {
         }
     }
     let missing: Vec<_> = acked.difference(&stored).collect();
-    assert!(missing.is_empty(), "{} acknowledged deliveries lost: {missing:?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged deliveries lost: {missing:?}",
+        missing.len()
+    );
     restarted.kill().unwrap();
     restarted.wait().unwrap();
 }
