@@ -1,0 +1,1 @@
+//! A faithful in-memory GHL v2 Contacts API over real HTTP, with fault injection and inspection.
