@@ -75,12 +75,22 @@ pub struct DndSettings {
     pub fb: Option<DndSetting>,
 }
 
+/// Inbound DND for all channels (`InboundDndSettingSchema`: no `code`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundDndSetting {
+    /// `active` or `inactive`.
+    pub status: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// Inbound DND (`InboundDndSettingsSchema`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboundDndSettings {
-    /// All channels; status `active` or `inactive`.
+    /// All channels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub all: Option<DndSetting>,
+    pub all: Option<InboundDndSetting>,
 }
 
 /// The contact properties shared by `CreateContactDto`, `UpdateContactDto` and

@@ -212,7 +212,13 @@ fn check(name: &str, kind: Kind, value: &Value, errors: &mut Vec<String>) {
                     errors.push(format!("property {name}.{channel} should not exist"));
                     continue;
                 }
-                check_dnd_setting(&format!("{name}.{channel}"), setting, &statuses, errors);
+                check_dnd_setting(
+                    &format!("{name}.{channel}"),
+                    setting,
+                    &statuses,
+                    &["status", "message", "code"],
+                    errors,
+                );
             }
             true
         }
@@ -226,6 +232,7 @@ fn check(name: &str, kind: Kind, value: &Value, errors: &mut Vec<String>) {
                     &format!("{name}.all"),
                     setting,
                     &["active", "inactive"],
+                    &["status", "message"],
                     errors,
                 );
             }
@@ -263,13 +270,19 @@ fn check(name: &str, kind: Kind, value: &Value, errors: &mut Vec<String>) {
     }
 }
 
-fn check_dnd_setting(path: &str, setting: &Value, statuses: &[&str], errors: &mut Vec<String>) {
+fn check_dnd_setting(
+    path: &str,
+    setting: &Value,
+    statuses: &[&str],
+    allowed: &[&str],
+    errors: &mut Vec<String>,
+) {
     let Value::Object(s) = setting else {
         errors.push(format!("{path} must be an object"));
         return;
     };
     for key in s.keys() {
-        if !["status", "message", "code"].contains(&key.as_str()) {
+        if !allowed.contains(&key.as_str()) {
             errors.push(format!("property {path}.{key} should not exist"));
         }
     }
