@@ -11,7 +11,8 @@
 //! over `reqwest` does all that with no extra dependency.
 //!
 //! # Layout
-//! - [`client`]: [`GhlClient`], one typed method per endpoint, metrics.
+//! - [`client`]: [`GhlClient`]: connection pool, auth, error classification, metrics.
+//! - [`endpoints`]: one typed method per endpoint on [`GhlClient`].
 //! - [`types`]: request and response bodies.
 //! - [`error`]: [`GhlError`] and the classification of answers.
 //! - [`rate_limit`]: [`RateLimitInfo`] from the `x-ratelimit-*` headers.
@@ -19,6 +20,7 @@
 //! - [`sandbox`]: a faithful in-memory GHL over real HTTP, with fault injection.
 
 pub mod client;
+pub mod endpoints;
 pub mod error;
 pub mod oauth;
 pub mod rate_limit;

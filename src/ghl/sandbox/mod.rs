@@ -25,6 +25,7 @@ mod children;
 mod contacts;
 mod control;
 mod gate;
+mod queries;
 mod validate;
 mod world;
 
@@ -57,16 +58,16 @@ async fn not_found(method: Method, uri: Uri) -> Response {
 pub fn router(sandbox: Sandbox) -> Router {
     use children as ch;
     let api = Router::new()
-        .route("/contacts/", get(contacts::list).post(contacts::create))
-        .route("/contacts", get(contacts::list).post(contacts::create))
+        .route("/contacts/", get(queries::list).post(contacts::create))
+        .route("/contacts", get(queries::list).post(contacts::create))
         .route("/contacts/upsert", post(contacts::upsert))
-        .route("/contacts/search", post(contacts::search))
-        .route("/contacts/search/duplicate", get(contacts::duplicate))
+        .route("/contacts/search", post(queries::search))
+        .route("/contacts/search/duplicate", get(queries::duplicate))
         .route(
             "/contacts/business/{business_id}",
-            get(contacts::by_business),
+            get(queries::by_business),
         )
-        .route("/contacts/bulk/business", post(contacts::bulk_business))
+        .route("/contacts/bulk/business", post(queries::bulk_business))
         .route(
             "/contacts/{contact_id}",
             get(contacts::get_one)
