@@ -103,6 +103,10 @@ pub struct GhlSettings {
     /// Extra locations by name, for sources routed with `sources.<name>.location`.
     #[serde(default)]
     pub locations: BTreeMap<String, LocationSettings>,
+    /// OAuth (Marketplace app) credentials; when set, tokens come from the store and are
+    /// refreshed instead of using `token`.
+    #[serde(default)]
+    pub oauth: Option<crate::ghl::oauth::OAuthSettings>,
 }
 
 /// `[ghl.rate_limit]`: GHL's documented budget per location.

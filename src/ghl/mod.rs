@@ -1,1 +1,36 @@
 //! The GoHighLevel API v2 client and the in-process GHL sandbox.
+//!
+//! # Why a thin client of our own (and not the `ghl-sdk` crate)
+//! We use a dozen Contacts endpoints. The generated `ghl-sdk` brings the whole API surface, its
+//! own retries and token refresh, and hides status codes and headers. formbridge needs the
+//! opposite: retries and the rate budget belong to the durable dispatcher (a hidden
+//! sleep-and-retry would stall a worker and double-spend GHL's 100 req / 10 s budget), every
+//! `x-ratelimit-*` header must reach the per-location limiter and our metrics, errors must be
+//! classified our way (429 / transient / 401 / permanent with the duplicate contact's id), and
+//! rotated OAuth refresh tokens must be persisted in *our* store before use. A ~1k-line client
+//! over `reqwest` does all that with no extra dependency.
+//!
+//! # Layout
+//! - [`client`]: [`GhlClient`]: connection pool, auth, error classification, metrics.
+//! - [`endpoints`]: one typed method per endpoint on [`GhlClient`].
+//! - [`types`]: request and response bodies.
+//! - [`error`]: [`GhlError`] and the classification of answers.
+//! - [`rate_limit`]: [`RateLimitInfo`] from the `x-ratelimit-*` headers.
+//! - [`oauth`]: [`Credentials`], static tokens, OAuth refresh and [`TokenStore`].
+//! - [`sandbox`]: a faithful in-memory GHL over real HTTP, with fault injection.
+
+pub mod client;
+pub mod endpoints;
+pub mod error;
+pub mod oauth;
+pub mod rate_limit;
+pub mod sandbox;
+pub mod types;
+
+pub use client::{GhlClient, GhlClientConfig, GhlResponse};
+pub use error::GhlError;
+pub use oauth::{
+    Credentials, InMemoryTokenStore, OAuthCredentials, OAuthSettings, OAuthTokens, StaticTokens,
+    TokenStore, TokenStoreError,
+};
+pub use rate_limit::RateLimitInfo;

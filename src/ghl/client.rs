@@ -1,0 +1,358 @@
+//! The GHL API v2 HTTP client: one pooled `reqwest::Client`, typed calls for the Contacts
+//! surface, error classification, rate-limit headers and metrics. It never retries and never
+//! sleeps; the dispatcher owns retries and the rate budget. The typed endpoint methods live in
+//! [`super::endpoints`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::GhlError;
+use super::oauth::{Credentials, OAuthCredentials, StaticTokens, TokenStore};
+use super::rate_limit::RateLimitInfo;
+
+/// `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("formbridge/", env!("CARGO_PKG_VERSION"));
+
+/// A successful answer: the decoded body plus what the response headers said.
+#[derive(Debug, Clone)]
+pub struct GhlResponse<T> {
+    /// The decoded body.
+    pub body: T,
+    /// The `x-ratelimit-*` headers of the response.
+    pub limits: RateLimitInfo,
+    /// The HTTP status (any 2xx is accepted; the spec says 201 for creates).
+    pub status: u16,
+    /// GHL's `traceId`.
+    pub trace_id: Option<String>,
+}
+
+/// Where and how the client talks to GHL.
+#[derive(Debug, Clone)]
+pub struct GhlClientConfig {
+    /// API base URL (`https://services.leadconnectorhq.com` or a sandbox).
+    pub base_url: url::Url,
+    /// `Version` header value (`2021-07-28`).
+    pub api_version: String,
+    /// Timeout of one request, connection included.
+    pub request_timeout: Duration,
+}
+
+impl GhlClientConfig {
+    /// The config in `[ghl]`.
+    pub fn from_settings(settings: &crate::settings::GhlSettings) -> Self {
+        Self {
+            base_url: settings.base_url.clone(),
+            api_version: settings.api_version.clone(),
+            request_timeout: settings.request_timeout,
+        }
+    }
+}
+
+/// The GHL client. Cheap to clone; every clone shares one connection pool and one credential
+/// source. Each call names the location whose token it uses.
+#[derive(Clone)]
+pub struct GhlClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: GhlClientConfig,
+    credentials: Arc<dyn Credentials>,
+}
+
+impl std::fmt::Debug for GhlClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GhlClient")
+            .field("base_url", &self.inner.config.base_url.as_str())
+            .field("api_version", &self.inner.config.api_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request before its token is attached.
+pub(super) struct Prepared {
+    method: Method,
+    endpoint: &'static str,
+    url: url::Url,
+    body: Option<Vec<u8>>,
+}
+
+/// A raw answer.
+struct Raw {
+    status: u16,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl GhlClient {
+    /// A client using `credentials` for the bearer tokens.
+    pub fn new(
+        config: GhlClientConfig,
+        credentials: Arc<dyn Credentials>,
+    ) -> Result<Self, GhlError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let version = HeaderValue::from_str(&config.api_version)
+            .map_err(|_| GhlError::unauthorized("ghl.api_version is not a valid header value"))?;
+        headers.insert("Version", version);
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(USER_AGENT)
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout)
+            .build()
+            .map_err(|e| GhlError::transient(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                credentials,
+            }),
+        })
+    }
+
+    /// A client from `[ghl]`: OAuth (tokens in `token_store`) when `ghl.oauth` is set, else the
+    /// static tokens of `[ghl]` and `[ghl.locations.*]`.
+    pub fn from_settings(
+        settings: &crate::settings::GhlSettings,
+        token_store: Arc<dyn TokenStore>,
+    ) -> Result<Self, GhlError> {
+        let config = GhlClientConfig::from_settings(settings);
+        let credentials: Arc<dyn Credentials> = match &settings.oauth {
+            Some(oauth) => Arc::new(OAuthCredentials::new(
+                oauth.clone(),
+                &settings.base_url,
+                &settings.api_version,
+                settings.request_timeout,
+                token_store,
+            )?),
+            None => Arc::new(StaticTokens::from_settings(settings)),
+        };
+        Self::new(config, credentials)
+    }
+
+    /// A client with one static token for one location.
+    pub fn with_static_token(
+        config: GhlClientConfig,
+        location_id: &str,
+        token: SecretString,
+    ) -> Result<Self, GhlError> {
+        Self::new(config, Arc::new(StaticTokens::single(location_id, token)))
+    }
+}
+
+impl GhlClient {
+    // ------------------------------------------------------------------------------------------
+    // Plumbing
+    // ------------------------------------------------------------------------------------------
+
+    fn url(&self, segments: &[&str]) -> Result<url::Url, GhlError> {
+        let mut url = self.inner.config.base_url.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|_| GhlError::unauthorized("ghl.base_url cannot carry a path"))?;
+            path.pop_if_empty();
+            // Each segment is percent-encoded, so an id can never change the route.
+            path.extend(segments);
+        }
+        Ok(url)
+    }
+
+    pub(super) fn prepare(
+        &self,
+        method: Method,
+        endpoint: &'static str,
+        segments: &[&str],
+    ) -> Result<Prepared, GhlError> {
+        self.prepare_json::<()>(method, endpoint, segments, None, None)
+    }
+
+    pub(super) fn prepare_json<B: Serialize>(
+        &self,
+        method: Method,
+        endpoint: &'static str,
+        segments: &[&str],
+        query: Option<String>,
+        body: Option<&B>,
+    ) -> Result<Prepared, GhlError> {
+        let mut url = self.url(segments)?;
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            url.set_query(Some(&q));
+        }
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| GhlError::Decode {
+                status: 0,
+                message: format!("cannot encode request body: {e}"),
+                limits: Box::default(),
+            })?;
+        Ok(Prepared {
+            method,
+            endpoint,
+            url,
+            body,
+        })
+    }
+
+    pub(super) async fn execute<T: DeserializeOwned>(
+        &self,
+        location_id: &str,
+        prepared: Prepared,
+    ) -> Result<GhlResponse<T>, GhlError> {
+        let credentials = &self.inner.credentials;
+        let token = credentials.access_token(location_id).await?;
+        let mut raw = self.send_once(location_id, &prepared, &token).await?;
+        if raw.status == 401 {
+            // One forced refresh (OAuth) and one more attempt; static tokens return None.
+            if let Some(fresh) = credentials.after_unauthorized(location_id, &token).await? {
+                raw = self.send_once(location_id, &prepared, &fresh).await?;
+            }
+        }
+        finish(raw)
+    }
+
+    async fn send_once(
+        &self,
+        location_id: &str,
+        p: &Prepared,
+        token: &SecretString,
+    ) -> Result<Raw, GhlError> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| GhlError::unauthorized("the GHL token is not a valid header value"))?;
+        auth.set_sensitive(true);
+        let mut request = self
+            .inner
+            .http
+            .request(p.method.clone(), p.url.clone())
+            .header(AUTHORIZATION, auth);
+        if let Some(body) = &p.body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let started = Instant::now();
+        let outcome = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>(Raw {
+                status,
+                headers,
+                body,
+            })
+        }
+        .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        metrics::histogram!("formbridge_ghl_request_seconds", "endpoint" => p.endpoint)
+            .record(elapsed);
+        match outcome {
+            Ok(raw) => {
+                metrics::counter!(
+                    "formbridge_ghl_requests_total",
+                    "endpoint" => p.endpoint,
+                    "status" => raw.status.to_string()
+                )
+                .increment(1);
+                let limits = RateLimitInfo::from_headers(&raw.headers);
+                if let Some(remaining) = limits.remaining {
+                    metrics::gauge!("formbridge_ghl_rate_remaining", "location" => location_id.to_owned())
+                        .set(remaining as f64);
+                }
+                tracing::debug!(
+                    endpoint = p.endpoint,
+                    status = raw.status,
+                    location_id,
+                    rate_remaining = limits.remaining,
+                    elapsed_ms = (elapsed * 1000.0) as u64,
+                    "GHL call"
+                );
+                Ok(raw)
+            }
+            Err(e) => {
+                let label = if e.is_timeout() { "timeout" } else { "error" };
+                metrics::counter!(
+                    "formbridge_ghl_requests_total",
+                    "endpoint" => p.endpoint,
+                    "status" => label
+                )
+                .increment(1);
+                let message = describe_reqwest_error(&e);
+                tracing::debug!(endpoint = p.endpoint, location_id, error = %message, "GHL call failed");
+                Err(GhlError::Transient {
+                    status: e.status().map(|s| s.as_u16()),
+                    message,
+                    limits: Box::default(),
+                })
+            }
+        }
+    }
+}
+
+fn finish<T: DeserializeOwned>(raw: Raw) -> Result<GhlResponse<T>, GhlError> {
+    if !(200..300).contains(&raw.status) {
+        return Err(GhlError::from_response(raw.status, &raw.headers, &raw.body));
+    }
+    let limits = RateLimitInfo::from_headers(&raw.headers);
+    let decode_error = |message: String| GhlError::Decode {
+        status: raw.status,
+        message,
+        limits: Box::new(limits.clone()),
+    };
+    let value: serde_json::Value = if raw.body.is_empty() {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        serde_json::from_slice(&raw.body).map_err(|e| decode_error(e.to_string()))?
+    };
+    let trace_id = value
+        .get("traceId")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let body = serde_json::from_value(value).map_err(|e| decode_error(e.to_string()))?;
+    Ok(GhlResponse {
+        body,
+        limits,
+        status: raw.status,
+        trace_id,
+    })
+}
+
+pub(super) fn encode_query<Q: Serialize>(query: &Q) -> Result<String, GhlError> {
+    // serde_urlencoded percent-encodes `+` and `@` (needed for phone and email lookups).
+    serde_urlencoded::to_string(query).map_err(|e| GhlError::Decode {
+        status: 0,
+        message: format!("cannot encode query: {e}"),
+        limits: Box::default(),
+    })
+}
+
+/// A reqwest error with its source chain (e.g. "connection closed before message completed"),
+/// without the URL (it can carry ids; never tokens).
+pub(crate) fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "response body cut off"
+    } else {
+        "request failed"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
