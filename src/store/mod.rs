@@ -5,12 +5,15 @@
 //! durable on disk.
 
 mod sqlite;
+mod sqlite_queue;
+mod sqlite_tokens;
 mod types;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -38,7 +41,7 @@ pub enum StoreError {
     Corrupt { op: &'static str, detail: String },
     #[error("the store's writer has stopped")]
     WriterGone,
-    #[error("unsupported store URL `{0}`: use sqlite://path or postgres://…")]
+    #[error("unsupported store URL {0}")]
     UnsupportedUrl(String),
 }
 
@@ -66,6 +69,55 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events matching a filter, newest first, without bodies.
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, StoreError>;
+
+    /// Recorded step results of an event, in plan order.
+    async fn steps(&self, id: EventId) -> Result<Vec<StepRecord>, StoreError>;
+
+    /// Attempt history of an event, oldest first.
+    async fn attempts(&self, id: EventId) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Status counts and the age of the oldest unfinished event.
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
+
+    /// Pending events not yet prepared (no plan), oldest first.
+    async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// Stores what the preparer made of each event (plan, nothing to do, or dead).
+    async fn save_preparations(
+        &self,
+        preparations: &[(EventId, Preparation)],
+    ) -> Result<(), StoreError>;
+
+    /// Claims due, prepared events under a lease: at most one unfinished event per contact
+    /// key is handed out, the oldest first; an expired lease is taken over.
+    async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError>;
+
+    /// Records a step result, if `owner` still holds the event's lease (returns false if not).
+    async fn record_step(
+        &self,
+        id: EventId,
+        owner: &str,
+        step: &StepRecord,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends an attempt, if `owner` still holds the lease (returns false if not).
+    async fn finish(&self, id: EventId, owner: &str, finish: &Finish) -> Result<bool, StoreError>;
+
+    /// Gives up a lease without an attempt (shutdown, or the location became unavailable).
+    async fn release(&self, id: EventId, owner: &str, at: OffsetDateTime)
+        -> Result<(), StoreError>;
+
+    /// Re-prepares an event with the current config and queues it now. Completed steps are
+    /// kept (and skipped) unless `from_scratch`. Returns false if there is no such event or it
+    /// is being processed.
+    async fn replay(&self, id: EventId, from_scratch: bool) -> Result<bool, StoreError>;
+
+    /// [`Store::replay`] for every event matching the filter (not processing); returns how many.
+    async fn replay_matching(
+        &self,
+        filter: &EventFilter,
+        from_scratch: bool,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Opens the store named by `settings.url`, creating and migrating it as needed.
@@ -73,7 +125,14 @@ pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError
     let url = settings.url.as_str();
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(settings).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        // PostgreSQL (several replicas on one database) is the next stage; refuse clearly.
+        Err(StoreError::UnsupportedUrl(
+            "postgres://… (PostgreSQL support is not built yet; use sqlite://)".to_owned(),
+        ))
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        Err(StoreError::UnsupportedUrl(
+            "scheme: use sqlite://path (or postgres://… once supported)".to_owned(),
+        ))
     }
 }

@@ -18,11 +18,14 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::sqlite_queue;
 use super::types::{from_millis, to_millis};
 use super::{
-    Event, EventFilter, EventId, EventStatus, EventSummary, Ingested, NewEvent, Store, StoreError,
+    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventStatus, EventSummary,
+    Finish, Ingested, NewEvent, Preparation, QueueStats, StepRecord, Store, StoreError,
 };
 use crate::settings::StoreSettings;
+use time::OffsetDateTime;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -192,6 +195,38 @@ fn summary_from_row(row: &SqliteRow) -> Result<EventSummary, StoreError> {
     })
 }
 
+const EVENT_COLUMNS: &str =
+    "id, source, dedupe_key, status, attempts, received_at, next_attempt_at, updated_at, \
+     last_error, content_type, headers, body, contact_key, location_id, submission, plan";
+
+fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
+    let headers: String = row
+        .try_get("headers")
+        .map_err(StoreError::query("read_event"))?;
+    let body: Vec<u8> = row
+        .try_get("body")
+        .map_err(StoreError::query("read_event"))?;
+    Ok(Event {
+        summary: summary_from_row(row)?,
+        content_type: row
+            .try_get("content_type")
+            .map_err(StoreError::query("read_event"))?,
+        headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt {
+            op: "read_event",
+            detail: format!("headers: {e}"),
+        })?,
+        body: body.into(),
+        contact_key: row
+            .try_get("contact_key")
+            .map_err(StoreError::query("read_event"))?,
+        location_id: row
+            .try_get("location_id")
+            .map_err(StoreError::query("read_event"))?,
+        submission: json_column(row, "submission")?,
+        plan: json_column(row, "plan")?,
+    })
+}
+
 fn json_column(row: &SqliteRow, col: &str) -> Result<Option<serde_json::Value>, StoreError> {
     let raw: Option<String> = row.try_get(col).map_err(StoreError::query("read_event"))?;
     raw.map(|s| serde_json::from_str(&s))
@@ -241,62 +276,18 @@ impl Store for SqliteStore {
     }
 
     async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS}, content_type, headers, body, contact_key, location_id, submission, plan
-             FROM events WHERE id = ?1"
-        );
-        let Some(row) = sqlx::query(&sql)
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
+        let row = sqlx::query(&sql)
             .bind(id.0)
             .fetch_optional(&self.pool)
             .await
-            .map_err(StoreError::query("get_event"))?
-        else {
-            return Ok(None);
-        };
-        let headers: String = row
-            .try_get("headers")
             .map_err(StoreError::query("get_event"))?;
-        let body: Vec<u8> = row
-            .try_get("body")
-            .map_err(StoreError::query("get_event"))?;
-        Ok(Some(Event {
-            summary: summary_from_row(&row)?,
-            content_type: row
-                .try_get("content_type")
-                .map_err(StoreError::query("get_event"))?,
-            headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt {
-                op: "get_event",
-                detail: format!("headers: {e}"),
-            })?,
-            body: body.into(),
-            contact_key: row
-                .try_get("contact_key")
-                .map_err(StoreError::query("get_event"))?,
-            location_id: row
-                .try_get("location_id")
-                .map_err(StoreError::query("get_event"))?,
-            submission: json_column(&row, "submission")?,
-            plan: json_column(&row, "plan")?,
-        }))
+        row.as_ref().map(event_from_row).transpose()
     }
 
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, StoreError> {
         let mut qb = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE 1 = 1"));
-        if let Some(status) = filter.status {
-            qb.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(source) = &filter.source {
-            qb.push(" AND source = ").push_bind(source.clone());
-        }
-        if let Some(since) = filter.since {
-            qb.push(" AND received_at >= ").push_bind(to_millis(since));
-        }
-        if let Some(until) = filter.until {
-            qb.push(" AND received_at < ").push_bind(to_millis(until));
-        }
-        if let Some(before) = filter.before_id {
-            qb.push(" AND id < ").push_bind(before);
-        }
+        sqlite_queue::push_filter(&mut qb, filter);
         qb.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.page_size()));
         let rows = qb
@@ -305,5 +296,76 @@ impl Store for SqliteStore {
             .await
             .map_err(StoreError::query("list_events"))?;
         rows.iter().map(summary_from_row).collect()
+    }
+
+    async fn steps(&self, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
+        sqlite_queue::steps(&self.pool, id).await
+    }
+
+    async fn attempts(&self, id: EventId) -> Result<Vec<AttemptRecord>, StoreError> {
+        sqlite_queue::attempts(&self.pool, id).await
+    }
+
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let by_status = self.status_counts().await?;
+        let oldest = sqlite_queue::oldest_unfinished(&self.pool).await?;
+        Ok(sqlite_queue::stats(by_status, oldest))
+    }
+
+    async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE status = 'pending' AND plan IS NULL ORDER BY id LIMIT ?1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("unprepared"))?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn save_preparations(
+        &self,
+        preparations: &[(EventId, Preparation)],
+    ) -> Result<(), StoreError> {
+        sqlite_queue::save_preparations(&self.pool, preparations).await
+    }
+
+    async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError> {
+        sqlite_queue::claim(&self.pool, claim).await
+    }
+
+    async fn record_step(
+        &self,
+        id: EventId,
+        owner: &str,
+        step: &StepRecord,
+    ) -> Result<bool, StoreError> {
+        sqlite_queue::record_step(&self.pool, id, owner, step).await
+    }
+
+    async fn finish(&self, id: EventId, owner: &str, finish: &Finish) -> Result<bool, StoreError> {
+        sqlite_queue::finish(&self.pool, id, owner, finish).await
+    }
+
+    async fn release(
+        &self,
+        id: EventId,
+        owner: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlite_queue::release(&self.pool, id, owner, at).await
+    }
+
+    async fn replay(&self, id: EventId, from_scratch: bool) -> Result<bool, StoreError> {
+        sqlite_queue::replay(&self.pool, id, from_scratch).await
+    }
+
+    async fn replay_matching(
+        &self,
+        filter: &EventFilter,
+        from_scratch: bool,
+    ) -> Result<u64, StoreError> {
+        sqlite_queue::replay_matching(&self.pool, filter, from_scratch).await
     }
 }

@@ -176,3 +176,116 @@ pub(crate) fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
+
+/// Whether a plan step finished, or was sent without a known outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// The request was (or may have been) sent; its outcome is unknown. Before sending again,
+    /// the dispatcher looks for the marker in GHL.
+    Started,
+    /// GHL answered with success; `ghl_id` holds the created or updated record.
+    Done,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Started => "started",
+            StepStatus::Done => "done",
+        }
+    }
+}
+
+/// The recorded result of one plan step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub index: u32,
+    /// The step kind (`upsert_contact`, `add_tags`, `create_task`, `create_note`).
+    pub kind: String,
+    pub status: StepStatus,
+    /// Contact, task or note id returned by GHL.
+    pub ghl_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One processing attempt that did not finish the event, or the final outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `retry`, `rate_limited`, `auth_blocked`, `dead` or `done`.
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// What the preparer made of a pending event: its normalized submission and plan.
+#[derive(Debug, Clone)]
+pub enum Preparation {
+    /// Ready to dispatch.
+    Ready {
+        submission: serde_json::Value,
+        plan: serde_json::Value,
+        contact_key: String,
+        location_id: String,
+    },
+    /// Nothing to do in GHL (e.g. a chat event that creates no contact).
+    NothingToDo { submission: serde_json::Value },
+    /// Cannot be normalized or mapped: dead-lettered with this reason.
+    Failed {
+        submission: Option<serde_json::Value>,
+        error: String,
+    },
+}
+
+/// A claim request: take up to `limit` due, prepared events under a lease.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Who holds the lease (unique per dispatcher process).
+    pub owner: String,
+    pub now: OffsetDateTime,
+    pub lease_until: OffsetDateTime,
+    pub limit: u32,
+    /// Locations not to claim for (paused, blocked, or at their concurrency cap).
+    pub exclude_locations: Vec<String>,
+}
+
+/// An event claimed for dispatch, with its plan and the steps already done.
+#[derive(Debug, Clone)]
+pub struct ClaimedEvent {
+    pub id: EventId,
+    pub source: String,
+    pub attempts: u32,
+    pub received_at: OffsetDateTime,
+    pub location_id: String,
+    pub plan: serde_json::Value,
+    pub steps: Vec<StepRecord>,
+}
+
+/// How a dispatch attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    /// Every step succeeded.
+    Done,
+    /// Try again at `at`. `counts_attempt` is false for waits that are not the event's fault
+    /// (rate limits, a location blocked on its token).
+    Retry {
+        at: OffsetDateTime,
+        error: String,
+        counts_attempt: bool,
+        outcome: &'static str,
+    },
+    /// Give up: dead-lettered with the reason.
+    Dead { error: String },
+}
+
+/// Queue figures for `/admin/stats` and metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStats {
+    pub by_status: std::collections::BTreeMap<EventStatus, u64>,
+    /// Receive time of the oldest event not yet done or dead.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub oldest_unfinished: Option<OffsetDateTime>,
+}

@@ -1,0 +1,420 @@
+//! SQLite queries of the dispatch queue: preparing, claiming under leases, step results,
+//! finishing attempts, and replay.
+
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use time::OffsetDateTime;
+
+use super::types::{from_millis, to_millis};
+use super::{
+    AttemptRecord, Claim, ClaimedEvent, EventFilter, EventId, Finish, Preparation, QueueStats,
+    StepRecord, StepStatus, StoreError,
+};
+
+fn corrupt(op: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        op,
+        detail: detail.to_string(),
+    }
+}
+
+fn step_from_row(row: &SqliteRow) -> Result<StepRecord, StoreError> {
+    let q = StoreError::query("read_step");
+    let status: String = row.try_get("status").map_err(q)?;
+    Ok(StepRecord {
+        index: u32::try_from(
+            row.try_get::<i64, _>("step_index")
+                .map_err(StoreError::query("read_step"))?,
+        )
+        .map_err(|e| corrupt("read_step", e))?,
+        kind: row
+            .try_get("kind")
+            .map_err(StoreError::query("read_step"))?,
+        status: match status.as_str() {
+            "done" => StepStatus::Done,
+            _ => StepStatus::Started,
+        },
+        ghl_id: row
+            .try_get("ghl_id")
+            .map_err(StoreError::query("read_step"))?,
+        updated_at: from_millis(
+            row.try_get("updated_at")
+                .map_err(StoreError::query("read_step"))?,
+        ),
+    })
+}
+
+pub(super) async fn steps(pool: &SqlitePool, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT step_index, kind, status, ghl_id, updated_at FROM event_steps WHERE event_id = ?1 ORDER BY step_index",
+    )
+    .bind(id.0)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("steps"))?;
+    rows.iter().map(step_from_row).collect()
+}
+
+pub(super) async fn attempts(
+    pool: &SqlitePool,
+    id: EventId,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let rows: Vec<(i64, i64, String, Option<String>)> =
+        sqlx::query_as("SELECT attempt, at, outcome, error FROM event_attempts WHERE event_id = ?1 ORDER BY attempt")
+            .bind(id.0)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::query("attempts"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(attempt, at, outcome, error)| AttemptRecord {
+            attempt: u32::try_from(attempt).unwrap_or(0),
+            at: from_millis(at),
+            outcome,
+            error,
+        })
+        .collect())
+}
+
+pub(super) async fn oldest_unfinished(
+    pool: &SqlitePool,
+) -> Result<Option<OffsetDateTime>, StoreError> {
+    let oldest: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(received_at) FROM events WHERE status IN ('pending', 'processing', 'retrying')",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::query("queue_stats"))?;
+    Ok(oldest.map(from_millis))
+}
+
+pub(super) fn stats(
+    by_status: std::collections::BTreeMap<super::EventStatus, u64>,
+    oldest_unfinished: Option<OffsetDateTime>,
+) -> QueueStats {
+    QueueStats {
+        by_status,
+        oldest_unfinished,
+    }
+}
+
+pub(super) async fn save_preparations(
+    pool: &SqlitePool,
+    preparations: &[(EventId, Preparation)],
+) -> Result<(), StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    for (id, prep) in preparations {
+        let json = |v: &serde_json::Value| v.to_string();
+        let query = match prep {
+            Preparation::Ready {
+                submission,
+                plan,
+                contact_key,
+                location_id,
+            } => sqlx::query(
+                "UPDATE events SET submission = ?2, plan = ?3, contact_key = ?4, location_id = ?5, updated_at = ?6
+                 WHERE id = ?1 AND status = 'pending'",
+            )
+            .bind(id.0)
+            .bind(json(submission))
+            .bind(json(plan))
+            .bind(contact_key)
+            .bind(location_id)
+            .bind(now),
+            Preparation::NothingToDo { submission } => sqlx::query(
+                "UPDATE events SET submission = ?2, plan = '{\"steps\":[]}', status = 'done', last_error = NULL, updated_at = ?3
+                 WHERE id = ?1 AND status = 'pending'",
+            )
+            .bind(id.0)
+            .bind(json(submission))
+            .bind(now),
+            Preparation::Failed { submission, error } => sqlx::query(
+                "UPDATE events SET submission = ?2, status = 'dead', last_error = ?3, updated_at = ?4
+                 WHERE id = ?1 AND status = 'pending'",
+            )
+            .bind(id.0)
+            .bind(submission.as_ref().map(json))
+            .bind(error)
+            .bind(now),
+        };
+        query
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("save_preparation"))?;
+        if let Preparation::Failed { error, .. } = prep {
+            insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
+        }
+    }
+    tx.commit().await.map_err(StoreError::query("commit"))?;
+    Ok(())
+}
+
+async fn insert_attempt(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: EventId,
+    at: i64,
+    outcome: &str,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO event_attempts (event_id, attempt, at, outcome, error)
+         VALUES (?1, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM event_attempts WHERE event_id = ?1), ?2, ?3, ?4)",
+    )
+    .bind(id.0)
+    .bind(at)
+    .bind(outcome)
+    .bind(error)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("insert_attempt"))?;
+    Ok(())
+}
+
+pub(super) async fn claim(
+    pool: &SqlitePool,
+    claim: &Claim,
+) -> Result<Vec<ClaimedEvent>, StoreError> {
+    let now = to_millis(claim.now);
+    let mut qb: QueryBuilder<Sqlite> =
+        QueryBuilder::new("UPDATE events SET status = 'processing', lease_owner = ");
+    qb.push_bind(&claim.owner)
+        .push(", lease_until = ")
+        .push_bind(to_millis(claim.lease_until))
+        .push(", updated_at = ")
+        .push_bind(now)
+        .push(
+            " WHERE id IN (SELECT e.id FROM events e
+               WHERE e.plan IS NOT NULL AND e.location_id IS NOT NULL
+                 AND ((e.status IN ('pending', 'retrying') AND e.next_attempt_at <= ",
+        )
+        .push_bind(now)
+        .push(") OR (e.status = 'processing' AND e.lease_until < ")
+        .push_bind(now)
+        .push("))");
+    if !claim.exclude_locations.is_empty() {
+        qb.push(" AND e.location_id NOT IN (");
+        let mut sep = qb.separated(", ");
+        for loc in &claim.exclude_locations {
+            sep.push_bind(loc);
+        }
+        qb.push(")");
+    }
+    // One contact at a time, in arrival order: an earlier unfinished event with the same key,
+    // or a later one currently held under a live lease, blocks this one.
+    qb.push(
+        " AND NOT EXISTS (SELECT 1 FROM events p
+             WHERE p.contact_key = e.contact_key AND p.id <> e.id
+               AND p.status IN ('pending', 'processing', 'retrying')
+               AND (p.id < e.id OR (p.status = 'processing' AND p.lease_until >= ",
+    )
+    .push_bind(now)
+    .push("))) ORDER BY e.id LIMIT ")
+    .push_bind(i64::from(claim.limit))
+    .push(") RETURNING id, source, attempts, received_at, location_id, plan");
+    let rows = qb
+        .build()
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::query("claim"))?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let q = || StoreError::query("claim");
+        let id = EventId(row.try_get("id").map_err(|e| q()(e))?);
+        let plan: String = row.try_get("plan").map_err(|e| q()(e))?;
+        claimed.push(ClaimedEvent {
+            id,
+            source: row.try_get("source").map_err(|e| q()(e))?,
+            attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(|e| q()(e))?)
+                .unwrap_or(0),
+            received_at: from_millis(row.try_get("received_at").map_err(|e| q()(e))?),
+            location_id: row.try_get("location_id").map_err(|e| q()(e))?,
+            plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
+            steps: steps(pool, id).await?,
+        });
+    }
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+pub(super) async fn record_step(
+    pool: &SqlitePool,
+    id: EventId,
+    owner: &str,
+    step: &StepRecord,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM events WHERE id = ?1 AND lease_owner = ?7 AND status = 'processing')
+         ON CONFLICT (event_id, step_index) DO UPDATE SET kind = excluded.kind, status = excluded.status,
+             ghl_id = COALESCE(excluded.ghl_id, event_steps.ghl_id), updated_at = excluded.updated_at",
+    )
+    .bind(id.0)
+    .bind(i64::from(step.index))
+    .bind(&step.kind)
+    .bind(step.status.as_str())
+    .bind(step.ghl_id.as_deref())
+    .bind(to_millis(step.updated_at))
+    .bind(owner)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("record_step"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn finish(
+    pool: &SqlitePool,
+    id: EventId,
+    owner: &str,
+    finish: &Finish,
+) -> Result<bool, StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    let (status, next, error, counts, outcome) = match finish {
+        Finish::Done => ("done", now, None, true, "done"),
+        Finish::Retry {
+            at,
+            error,
+            counts_attempt,
+            outcome,
+        } => (
+            "retrying",
+            to_millis(*at),
+            Some(error.as_str()),
+            *counts_attempt,
+            *outcome,
+        ),
+        Finish::Dead { error } => ("dead", now, Some(error.as_str()), true, "dead"),
+    };
+    let updated = sqlx::query(
+        "UPDATE events SET status = ?3, next_attempt_at = ?4, last_error = ?5, attempts = attempts + ?6,
+             lease_owner = NULL, lease_until = NULL, updated_at = ?7
+         WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'",
+    )
+    .bind(id.0)
+    .bind(owner)
+    .bind(status)
+    .bind(next)
+    .bind(error)
+    .bind(i64::from(counts))
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::query("finish"))?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_attempt(&mut tx, id, now, outcome, error).await?;
+    tx.commit().await.map_err(StoreError::query("commit"))?;
+    Ok(true)
+}
+
+pub(super) async fn release(
+    pool: &SqlitePool,
+    id: EventId,
+    owner: &str,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
+             next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, updated_at = ?4
+         WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'",
+    )
+    .bind(id.0)
+    .bind(owner)
+    .bind(to_millis(at))
+    .bind(to_millis(OffsetDateTime::now_utc()))
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("release"))?;
+    Ok(())
+}
+
+/// Resets events to be prepared again. `where_sql` selects them (never ones under a live lease).
+async fn reset_for_replay(
+    pool: &SqlitePool,
+    mut select: QueryBuilder<'_, Sqlite>,
+    from_scratch: bool,
+) -> Result<u64, StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    let ids: Vec<i64> = select
+        .build_query_scalar()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::query("replay"))?;
+    for id in &ids {
+        if from_scratch {
+            sqlx::query("DELETE FROM event_steps WHERE event_id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("replay"))?;
+        }
+        sqlx::query(
+            "UPDATE events SET status = 'pending', plan = NULL, submission = NULL, contact_key = NULL,
+                 location_id = NULL, attempts = 0, next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
+                 last_error = NULL, updated_at = ?2
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("replay"))?;
+        insert_attempt(
+            &mut tx,
+            EventId(*id),
+            now,
+            if from_scratch {
+                "replay_from_scratch"
+            } else {
+                "replay"
+            },
+            None,
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(StoreError::query("commit"))?;
+    Ok(ids.len() as u64)
+}
+
+pub(super) async fn replay(
+    pool: &SqlitePool,
+    id: EventId,
+    from_scratch: bool,
+) -> Result<bool, StoreError> {
+    let mut qb = QueryBuilder::new("SELECT id FROM events WHERE status <> 'processing' AND id = ");
+    qb.push_bind(id.0);
+    Ok(reset_for_replay(pool, qb, from_scratch).await? == 1)
+}
+
+pub(super) async fn replay_matching(
+    pool: &SqlitePool,
+    filter: &EventFilter,
+    from_scratch: bool,
+) -> Result<u64, StoreError> {
+    let mut qb = QueryBuilder::new("SELECT id FROM events WHERE status <> 'processing'");
+    push_filter(&mut qb, filter);
+    qb.push(" ORDER BY id");
+    reset_for_replay(pool, qb, from_scratch).await
+}
+
+/// Appends ` AND …` conditions for a filter (the page size is the caller's).
+pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &EventFilter) {
+    if let Some(status) = filter.status {
+        qb.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(source) = &filter.source {
+        qb.push(" AND source = ").push_bind(source.clone());
+    }
+    if let Some(since) = filter.since {
+        qb.push(" AND received_at >= ").push_bind(to_millis(since));
+    }
+    if let Some(until) = filter.until {
+        qb.push(" AND received_at < ").push_bind(to_millis(until));
+    }
+    if let Some(before) = filter.before_id {
+        qb.push(" AND id < ").push_bind(before);
+    }
+}

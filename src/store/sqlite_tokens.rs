@@ -1,0 +1,47 @@
+//! GHL OAuth tokens kept in SQLite, so a rotated refresh token survives restarts.
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::types::{from_millis, to_millis};
+use super::SqliteStore;
+use crate::ghl::oauth::{OAuthTokens, TokenStore, TokenStoreError};
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn load(&self, location_id: &str) -> Result<Option<OAuthTokens>, TokenStoreError> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT access_token, refresh_token, expires_at FROM oauth_tokens WHERE location_id = ?1",
+        )
+        .bind(location_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(TokenStoreError::from_source)?;
+        Ok(row.map(|(access, refresh, expires_at)| OAuthTokens {
+            access_token: SecretString::from(access),
+            refresh_token: SecretString::from(refresh),
+            expires_at: from_millis(expires_at),
+            scope: None,
+            user_type: None,
+        }))
+    }
+
+    async fn save(&self, location_id: &str, tokens: &OAuthTokens) -> Result<(), TokenStoreError> {
+        sqlx::query(
+            "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
+                 refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(location_id)
+        .bind(tokens.access_token.expose_secret())
+        .bind(tokens.refresh_token.expose_secret())
+        .bind(to_millis(tokens.expires_at))
+        .bind(to_millis(time::OffsetDateTime::now_utc()))
+        .execute(self.pool())
+        .await
+        .map_err(TokenStoreError::from_source)?;
+        Ok(())
+    }
+}
