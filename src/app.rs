@@ -14,6 +14,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::{DispatchError, Dispatcher};
 use crate::http::errors;
 use crate::http::health::{self, OpsState};
 use crate::http::hooks::{self, IngressState};
@@ -36,6 +40,15 @@ pub enum AppError {
     Config(String),
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Dispatch(#[from] DispatchError),
+}
+
+fn has_ghl_credentials(settings: &Settings) -> bool {
+    let ghl = &settings.ghl;
+    (ghl.token.is_some() && ghl.location_id.is_some())
+        || !ghl.locations.is_empty()
+        || ghl.oauth.is_some()
 }
 
 /// A built application: a bound listener, the router and the store, ready to run.
@@ -44,6 +57,7 @@ pub struct Application {
     router: Router,
     store: Arc<dyn Store>,
     settings: Arc<Settings>,
+    dispatcher: Option<Arc<Dispatcher>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -58,12 +72,30 @@ impl Application {
                 addr: settings.server.addr,
                 source,
             })?;
-        let router = build_router(&settings, store.clone())?;
+        let settings = Arc::new(settings);
+        let wake = Arc::new(Notify::new());
+        let dispatcher = if !settings.dispatch.enabled {
+            tracing::info!(
+                "dispatch disabled (dispatch.enabled = false): deliveries are stored only"
+            );
+            None
+        } else if !has_ghl_credentials(&settings) {
+            tracing::warn!("dispatch off: no GHL credentials (set ghl.token and ghl.location_id, [ghl.locations.*] or [ghl.oauth]); deliveries are stored and wait");
+            None
+        } else {
+            Some(Arc::new(Dispatcher::new(
+                settings.clone(),
+                store.clone(),
+                wake.clone(),
+            )?))
+        };
+        let router = build_router(&settings, store.clone(), wake)?;
         Ok(Self {
             listener,
             router,
             store,
-            settings: Arc::new(settings),
+            settings,
+            dispatcher,
         })
     }
 
@@ -94,6 +126,10 @@ impl Application {
         };
         let upkeep = spawn_metrics_upkeep();
         let addr = self.local_addr();
+        let stop_dispatch = CancellationToken::new();
+        let dispatch = self
+            .dispatcher
+            .map(|d| tokio::spawn(d.run(stop_dispatch.clone())));
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
         tracing::info!(%addr, "formbridge listening");
         let result = tokio::select! {
@@ -103,6 +139,13 @@ impl Application {
                 Ok(())
             }
         };
+        // The HTTP side has stopped; let in-flight GHL work finish within the same grace.
+        stop_dispatch.cancel();
+        if let Some(dispatch) = dispatch {
+            if tokio::time::timeout(grace, dispatch).await.is_err() {
+                tracing::warn!("dispatcher did not stop within the grace; leases will expire and other workers resume");
+            }
+        }
         upkeep.abort();
         result
     }
@@ -127,8 +170,13 @@ fn spawn_metrics_upkeep() -> tokio::task::JoinHandle<()> {
 }
 
 /// The whole HTTP surface with its middleware.
-pub fn build_router(settings: &Settings, store: Arc<dyn Store>) -> Result<Router, AppError> {
-    let ingress = Arc::new(IngressState::new(settings, store.clone()).map_err(AppError::Config)?);
+pub fn build_router(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+) -> Result<Router, AppError> {
+    let ingress =
+        Arc::new(IngressState::new(settings, store.clone(), wake).map_err(AppError::Config)?);
     let ops = Arc::new(OpsState {
         store,
         metrics: telemetry::metrics_handle(),

@@ -174,6 +174,15 @@ pub struct DispatchSettings {
     /// How often idle workers look for due events.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Events of one GHL location processed at once (so one location cannot take every worker).
+    pub per_location_concurrency: usize,
+    /// Longest wait for a location's rate budget before the event is requeued instead.
+    #[serde(with = "humantime_serde")]
+    pub max_budget_wait: Duration,
+    /// After GHL refuses a location's token (401), how long its dispatch stops before one
+    /// event probes again. Attempts are not counted meanwhile.
+    #[serde(with = "humantime_serde")]
+    pub auth_block: Duration,
     /// Retry schedule.
     pub retry: RetrySettings,
 }
@@ -424,6 +433,18 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "dispatch.workers",
                 "must be at least 1",
+            ));
+        }
+        if self.dispatch.per_location_concurrency == 0 {
+            return Err(SettingsError::invalid(
+                "dispatch.per_location_concurrency",
+                "must be at least 1",
+            ));
+        }
+        if self.dispatch.lease <= self.dispatch.max_budget_wait * 2 {
+            return Err(SettingsError::invalid(
+                "dispatch.lease",
+                "must be more than twice dispatch.max_budget_wait, so a lease outlives waits for the rate budget",
             ));
         }
         if self.dispatch.retry.max_attempts == 0 {

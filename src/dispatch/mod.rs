@@ -1,1 +1,295 @@
 //! Dispatch: workers that claim stored events and execute their plans against GHL.
+//!
+//! One loop prepares new deliveries (normalize + plan, in arrival order), claims due events
+//! under a lease — at most one per contact at a time, none for a location that is paused, blocked
+//! or at its concurrency cap — and runs each claimed event in its own task. Each GHL location
+//! has its own rate limiter, so one location's trouble never slows another.
+
+pub mod execute;
+pub mod limiter;
+pub mod prepare;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::ghl::{GhlClient, GhlError};
+use crate::settings::Settings;
+use crate::store::{Claim, ClaimedEvent, Finish, Store};
+use execute::{Executor, Stop};
+use limiter::LocationLimiter;
+use prepare::Preparer;
+use retry::RetryPolicy;
+
+/// Events prepared per store round trip.
+const PREPARE_BATCH: u32 = 256;
+
+/// Why the dispatcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("cannot build the GHL client: {0}")]
+    Client(#[from] GhlError),
+}
+
+/// The dispatcher of one process.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    client: GhlClient,
+    settings: Arc<Settings>,
+    preparer: Preparer,
+    retry: RetryPolicy,
+    owner: String,
+    wake: Arc<Notify>,
+    limiters: Mutex<HashMap<String, Arc<LocationLimiter>>>,
+    /// Locations whose token GHL refused, until when.
+    blocked: Mutex<HashMap<String, Instant>>,
+    in_flight: Mutex<HashMap<String, usize>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store`, waking early whenever `wake` is notified (new delivery, replay).
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Arc<dyn Store>,
+        wake: Arc<Notify>,
+    ) -> Result<Self, DispatchError> {
+        let client = GhlClient::from_settings(&settings.ghl, store.clone())?;
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Ok(Self {
+            preparer: Preparer::new(settings.clone()),
+            retry: RetryPolicy::from_settings(&settings.dispatch.retry),
+            store,
+            client,
+            settings,
+            owner,
+            wake,
+            limiters: Mutex::default(),
+            blocked: Mutex::default(),
+            in_flight: Mutex::default(),
+        })
+    }
+
+    fn limiter(&self, location: &str) -> Arc<LocationLimiter> {
+        let rate = &self.settings.ghl.rate_limit;
+        lock(&self.limiters)
+            .entry(location.to_owned())
+            .or_insert_with(|| LocationLimiter::new(rate.burst, rate.window))
+            .clone()
+    }
+
+    /// Runs until `shutdown` is cancelled, then lets in-flight events finish.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let workers = Arc::new(Semaphore::new(self.settings.dispatch.workers));
+        let mut tasks = JoinSet::new();
+        tracing::info!(owner = %self.owner, workers = self.settings.dispatch.workers, "dispatcher started");
+        while !shutdown.is_cancelled() {
+            self.prepare_all().await;
+            let claimed = self.claim_and_spawn(&workers, &mut tasks).await;
+            while tasks.try_join_next().is_some() {}
+            if claimed > 0 && workers.available_permits() > 0 {
+                continue; // more may be due right away
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.dispatch.poll_interval) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        tracing::info!(
+            in_flight = tasks.len(),
+            "dispatcher stopping: finishing in-flight events"
+        );
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn prepare_all(&self) {
+        loop {
+            match self
+                .preparer
+                .run_once(self.store.as_ref(), PREPARE_BATCH)
+                .await
+            {
+                Ok(n) if n == PREPARE_BATCH as usize => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot prepare events");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Locations not to claim for now, and how many more events one claim may take without
+    /// passing any location's concurrency cap.
+    fn claim_window(&self) -> (Vec<String>, usize) {
+        let now = Instant::now();
+        let cap = self.settings.dispatch.per_location_concurrency;
+        let max_wait = self.settings.dispatch.max_budget_wait;
+        let mut excluded = Vec::new();
+        let mut room = cap;
+        for (location, n) in lock(&self.in_flight).iter() {
+            if *n >= cap {
+                excluded.push(location.clone());
+            } else if *n > 0 {
+                room = room.min(cap - n);
+            }
+        }
+        lock(&self.blocked).retain(|_, until| *until > now);
+        excluded.extend(lock(&self.blocked).keys().cloned());
+        for (location, limiter) in lock(&self.limiters).iter() {
+            if limiter
+                .paused_until()
+                .is_some_and(|until| until.saturating_duration_since(now) > max_wait)
+            {
+                excluded.push(location.clone());
+            }
+        }
+        excluded.sort();
+        excluded.dedup();
+        (excluded, room)
+    }
+
+    async fn claim_and_spawn(
+        self: &Arc<Self>,
+        workers: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+    ) -> usize {
+        let mut total = 0;
+        loop {
+            let free = workers.available_permits();
+            let (exclude_locations, room) = self.claim_window();
+            let limit = free.min(room);
+            if limit == 0 {
+                return total;
+            }
+            let now = OffsetDateTime::now_utc();
+            let claim = Claim {
+                owner: self.owner.clone(),
+                now,
+                lease_until: now + self.settings.dispatch.lease,
+                limit: u32::try_from(limit).unwrap_or(u32::MAX),
+                exclude_locations,
+            };
+            let events = match self.store.claim(&claim).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim events");
+                    return total;
+                }
+            };
+            let got = events.len();
+            for event in events {
+                let Ok(permit) = workers.clone().try_acquire_owned() else {
+                    // Cannot happen (limit <= free); give the lease back rather than hold it.
+                    let _ = self.store.release(event.id, &self.owner, now).await;
+                    continue;
+                };
+                *lock(&self.in_flight)
+                    .entry(event.location_id.clone())
+                    .or_default() += 1;
+                tasks.spawn(self.clone().process(event, permit));
+            }
+            total += got;
+            if got < limit {
+                return total;
+            }
+        }
+    }
+
+    async fn process(self: Arc<Self>, event: ClaimedEvent, _permit: OwnedSemaphorePermit) {
+        let span = tracing::info_span!("dispatch", event_id = %event.id, source = %event.source, location_id = %event.location_id);
+        let limiter = self.limiter(&event.location_id);
+        let executor = Executor {
+            store: self.store.as_ref(),
+            client: &self.client,
+            limiter: &limiter,
+            retry: &self.retry,
+            owner: &self.owner,
+            max_budget_wait: self.settings.dispatch.max_budget_wait,
+        };
+        let outcome = tracing::Instrument::instrument(executor.run(&event), span.clone()).await;
+        let finish = match outcome {
+            Ok(()) => Some(Finish::Done),
+            Err(Stop::Finish(f)) => Some(f),
+            Err(Stop::Unauthorized(error)) => {
+                let block = self.settings.dispatch.auth_block;
+                lock(&self.blocked).insert(event.location_id.clone(), Instant::now() + block);
+                metrics::counter!("formbridge_ghl_auth_blocks_total", "location" => event.location_id.clone()).increment(1);
+                tracing::error!(parent: &span, %error, ?block, "GHL refused the location's token: its dispatch is paused; fix the token (or OAuth grant)");
+                Some(Finish::Retry {
+                    at: OffsetDateTime::now_utc() + block,
+                    error,
+                    counts_attempt: false,
+                    outcome: "auth_blocked",
+                })
+            }
+            Err(Stop::Budget(at)) => {
+                metrics::counter!("formbridge_dispatch_total", "outcome" => "requeued")
+                    .increment(1);
+                if let Err(e) = self.store.release(event.id, &self.owner, at).await {
+                    tracing::error!(parent: &span, error = %e, "cannot requeue event");
+                }
+                None
+            }
+            Err(Stop::LeaseLost) => {
+                tracing::warn!(parent: &span, "lease lost: another worker took the event over");
+                None
+            }
+            Err(Stop::Store(e)) => {
+                tracing::error!(parent: &span, error = %e, "store failed during dispatch; the lease will expire and the event will be retried");
+                None
+            }
+        };
+        if let Some(finish) = finish {
+            self.finish(&event, &finish, &span).await;
+        }
+        if let Some(n) = lock(&self.in_flight).get_mut(&event.location_id) {
+            *n = n.saturating_sub(1);
+        }
+        self.wake.notify_one();
+    }
+
+    async fn finish(&self, event: &ClaimedEvent, finish: &Finish, span: &tracing::Span) {
+        let outcome = match finish {
+            Finish::Done => "done",
+            Finish::Retry { outcome, .. } => outcome,
+            Finish::Dead { .. } => "dead",
+        };
+        match self.store.finish(event.id, &self.owner, finish).await {
+            Ok(true) => {
+                metrics::counter!("formbridge_dispatch_total", "outcome" => outcome).increment(1);
+                match finish {
+                    Finish::Done => tracing::info!(parent: span, "event delivered to GHL"),
+                    Finish::Retry { error, at, .. } => {
+                        metrics::counter!("formbridge_dispatch_retries_total", "reason" => outcome)
+                            .increment(1);
+                        tracing::warn!(parent: span, %error, retry_at = %at, "event will be retried");
+                    }
+                    Finish::Dead { error } => {
+                        metrics::counter!("formbridge_dead_letters_total", "reason" => "ghl")
+                            .increment(1);
+                        tracing::error!(parent: span, %error, "event dead-lettered");
+                    }
+                }
+            }
+            Ok(false) => {
+                tracing::warn!(parent: span, "lease lost before the attempt could be recorded")
+            }
+            Err(e) => {
+                tracing::error!(parent: span, error = %e, "cannot record the attempt; the lease will expire and the event will be retried")
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // These maps hold plain counters and times; a panicked holder cannot corrupt them.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

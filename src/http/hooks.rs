@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 
 use super::errors::ApiError;
 use crate::body::{self, BodyError, ParsedBody};
@@ -52,11 +53,17 @@ pub struct IngressState {
     /// Configured but not served (disabled, or no secret yet), for a helpful 404.
     pub not_served: Vec<String>,
     pub body_limit: usize,
+    /// Wakes the dispatcher when a new delivery is stored.
+    pub wake: Arc<Notify>,
 }
 
 impl IngressState {
     /// Prepares every enabled source of the settings.
-    pub fn new(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, String> {
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        wake: Arc<Notify>,
+    ) -> Result<Self, String> {
         let mut sources = HashMap::new();
         for (name, source) in settings.enabled_sources() {
             let auth =
@@ -80,6 +87,7 @@ impl IngressState {
             sources,
             not_served,
             body_limit: settings.server.body_limit_bytes,
+            wake,
         })
     }
 }

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
+use crate::ghl::oauth::TokenStore;
 use crate::settings::StoreSettings;
 
 /// A storage failure, with the operation that failed.
@@ -53,7 +54,7 @@ impl StoreError {
 
 /// The event store. One trait, several backends (SQLite embedded, PostgreSQL for replicas).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TokenStore + Send + Sync + 'static {
     /// Durably records a delivery, or finds the one already stored under its dedupe key.
     /// Returns only after the delivery is committed (fsync'd).
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError>;

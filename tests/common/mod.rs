@@ -56,6 +56,36 @@ pub fn test_settings(dir: &Path, extra: &[(&str, &str)]) -> Settings {
     Settings::load_without_env(&source, &overrides).unwrap()
 }
 
+/// Settings whose `test.toml` layer is `toml` (written to a temp config dir beside a copy of
+/// `config/default.toml`), then `test_settings`' overrides and `extra`.
+pub fn settings_with_toml(dir: &Path, toml: &str, extra: &[(&str, &str)]) -> Settings {
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::copy(
+        config_dir().join("default.toml"),
+        config.join("default.toml"),
+    )
+    .unwrap();
+    std::fs::write(config.join("test.toml"), toml).unwrap();
+    let url = format!("sqlite://{}", dir.join("formbridge.db").display());
+    let mut overrides: Vec<(&str, &str)> = vec![
+        ("server.addr", "127.0.0.1:0"),
+        ("store.url", url.as_str()),
+        ("dispatch.enabled", "false"),
+        ("sources.jotform.secret", SECRET),
+        ("sources.powr.secret", SECRET),
+        ("sources.123formbuilder.secret", SECRET),
+        ("sources.jivochat.secret", SECRET),
+        ("sources.dripjobs.secret", SECRET),
+    ];
+    overrides.extend_from_slice(extra);
+    let source = ConfigSource {
+        dir: config,
+        env: "test".to_owned(),
+    };
+    Settings::load_without_env(&source, &overrides).unwrap()
+}
+
 /// Starts the app in this process.
 pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,324 @@
+//! Plan execution: run one claimed event's steps through the GHL client, record each result as
+//! soon as GHL answers, and turn the first failure into a retry, a pause or a dead letter.
+//!
+//! Effectively-once: the upsert and tag steps are idempotent in GHL; a task or note step is
+//! recorded as `started` before it is sent and carries a marker with the event id and step
+//! index, so after a crash or a lost answer the marker is looked up on the contact before
+//! anything is created again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::limiter::{LocationLimiter, Permit};
+use super::prepare::{age, marker};
+use super::retry::RetryPolicy;
+use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest, UpsertContactRequest};
+use crate::ghl::{GhlClient, GhlError, RateLimitInfo};
+use crate::mapping::plan::{Plan, Step};
+use crate::store::{ClaimedEvent, Finish, StepRecord, StepStatus, Store, StoreError};
+
+/// Why an attempt stopped before the plan was done.
+#[derive(Debug)]
+pub enum Stop {
+    /// Finish the attempt this way.
+    Finish(Finish),
+    /// GHL refused the location's token: block the location, requeue without an attempt.
+    Unauthorized(String),
+    /// The rate budget frees too late to wait: requeue at this time without an attempt.
+    Budget(OffsetDateTime),
+    /// This worker no longer holds the lease: drop the event, another worker has it.
+    LeaseLost,
+    /// The store failed; the lease will expire and the event will be retried.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+/// What one event's execution needs.
+pub struct Executor<'a> {
+    pub store: &'a dyn Store,
+    pub client: &'a GhlClient,
+    pub limiter: &'a Arc<LocationLimiter>,
+    pub retry: &'a RetryPolicy,
+    pub owner: &'a str,
+    pub max_budget_wait: Duration,
+}
+
+impl Executor<'_> {
+    /// Runs the event's remaining steps. `Ok` means every step is done.
+    pub async fn run(&self, event: &ClaimedEvent) -> Result<(), Stop> {
+        let plan: Plan = serde_json::from_value(event.plan.clone()).map_err(|e| {
+            Stop::Finish(Finish::Dead {
+                error: format!("stored plan is unreadable: {e}"),
+            })
+        })?;
+        let mut contact_id: Option<String> = None;
+        for (index, step) in plan.steps.iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let recorded = event
+                .steps
+                .iter()
+                .find(|s| s.index == index && s.kind == step.kind());
+            if let Some(done) = recorded.filter(|s| s.status == StepStatus::Done) {
+                if matches!(step, Step::UpsertContact { .. }) {
+                    contact_id.clone_from(&done.ghl_id);
+                }
+                continue;
+            }
+            let uncertain = recorded.is_some_and(|s| s.status == StepStatus::Started);
+            let ghl_id = self
+                .run_step(event, index, step, contact_id.as_deref(), uncertain)
+                .await
+                .map_err(|e| self.classify(event, step, e))?;
+            if matches!(step, Step::UpsertContact { .. }) {
+                contact_id.clone_from(&ghl_id);
+            }
+            self.record(event, index, step, StepStatus::Done, ghl_id)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        event: &ClaimedEvent,
+        index: u32,
+        step: &Step,
+        status: StepStatus,
+        ghl_id: Option<String>,
+    ) -> Result<(), Stop> {
+        let record = StepRecord {
+            index,
+            kind: step.kind().to_owned(),
+            status,
+            ghl_id,
+            updated_at: OffsetDateTime::now_utc(),
+        };
+        if self
+            .store
+            .record_step(event.id, self.owner, &record)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Stop::LeaseLost)
+        }
+    }
+
+    async fn permit(&self) -> Result<Permit, StepError> {
+        self.limiter
+            .acquire(self.max_budget_wait)
+            .await
+            .map_err(StepError::Budget)
+    }
+
+    fn observe(&self, limits: &RateLimitInfo) {
+        self.limiter.observe(limits);
+    }
+
+    /// One GHL call with budget and header bookkeeping.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, StepError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<crate::ghl::GhlResponse<T>, GhlError>>,
+    {
+        let permit = self.permit().await?;
+        let result = f().await;
+        drop(permit);
+        match result {
+            Ok(resp) => {
+                self.observe(&resp.limits);
+                Ok(resp.body)
+            }
+            Err(e) => {
+                self.observe(e.limits());
+                Err(StepError::Ghl(e))
+            }
+        }
+    }
+
+    /// Runs one step; returns the GHL id it produced (contact, task or note id).
+    async fn run_step(
+        &self,
+        event: &ClaimedEvent,
+        index: u32,
+        step: &Step,
+        contact_id: Option<&str>,
+        uncertain: bool,
+    ) -> Result<Option<String>, StepError> {
+        let location = event.location_id.as_str();
+        let need_contact = || {
+            contact_id.ok_or_else(|| {
+                StepError::Plan("the plan has no contact step before this one".to_owned())
+            })
+        };
+        match step {
+            Step::UpsertContact { contact } => {
+                let request = UpsertContactRequest::from_fields(location, contact);
+                match self.call(|| self.client.upsert_contact(&request)).await {
+                    Ok(body) => Ok(Some(body.contact.id)),
+                    // A location that refuses duplicates names the contact that exists.
+                    Err(StepError::Ghl(e)) if e.existing_contact_id().is_some() => {
+                        Ok(e.existing_contact_id().map(str::to_owned))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Step::AddTags { tags } => {
+                let contact = need_contact()?;
+                self.call(|| self.client.add_tags(location, contact, tags))
+                    .await?;
+                Ok(None)
+            }
+            Step::CreateTask {
+                title,
+                body,
+                due_at,
+                assigned_to,
+            } => {
+                let contact = need_contact()?;
+                let mark = marker(event.id, index);
+                if uncertain {
+                    let found = self
+                        .find(|| self.client.find_task_with_marker(location, contact, &mark))
+                        .await?;
+                    if let Some(task) = found {
+                        return Ok(Some(task.id));
+                    }
+                }
+                self.record_started(event, index, step).await?;
+                let request = CreateTaskRequest {
+                    title: title.clone(),
+                    body: Some(with_marker(body.as_deref(), &mark)),
+                    due_date: due_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    completed: false,
+                    assigned_to: assigned_to.clone(),
+                };
+                let task = self
+                    .call(|| self.client.create_task(location, contact, &request))
+                    .await?;
+                Ok(Some(task.task.id))
+            }
+            Step::CreateNote { body } => {
+                let contact = need_contact()?;
+                let mark = marker(event.id, index);
+                if uncertain {
+                    let found = self
+                        .find(|| self.client.find_note_with_marker(location, contact, &mark))
+                        .await?;
+                    if let Some(note) = found {
+                        return Ok(Some(note.id));
+                    }
+                }
+                self.record_started(event, index, step).await?;
+                let request = CreateNoteRequest {
+                    body: with_marker(Some(body), &mark),
+                    user_id: None,
+                    title: None,
+                    color: None,
+                    pinned: None,
+                };
+                let note = self
+                    .call(|| self.client.create_note(location, contact, &request))
+                    .await?;
+                Ok(Some(note.note.id))
+            }
+        }
+    }
+
+    /// A marker lookup (one list request) under the rate budget.
+    async fn find<T, F, Fut>(&self, f: F) -> Result<Option<T>, StepError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, GhlError>>,
+    {
+        let permit = self.permit().await?;
+        let result = f().await;
+        drop(permit);
+        result.map_err(|e| {
+            self.observe(e.limits());
+            StepError::Ghl(e)
+        })
+    }
+
+    async fn record_started(
+        &self,
+        event: &ClaimedEvent,
+        index: u32,
+        step: &Step,
+    ) -> Result<(), StepError> {
+        self.record(event, index, step, StepStatus::Started, None)
+            .await
+            .map_err(StepError::Stop)
+    }
+
+    /// Turns a step failure into how the attempt ends.
+    fn classify(&self, event: &ClaimedEvent, step: &Step, error: StepError) -> Stop {
+        let now = OffsetDateTime::now_utc();
+        let e = match error {
+            StepError::Stop(stop) => return stop,
+            StepError::Budget(at) => {
+                let wait = at.saturating_duration_since(tokio::time::Instant::now());
+                return Stop::Budget(now + wait);
+            }
+            StepError::Plan(message) => return Stop::Finish(Finish::Dead { error: message }),
+            StepError::Ghl(e) => e,
+        };
+        let what = format!("{} failed: {e}", step.kind());
+        match &e {
+            GhlError::RateLimited { retry_after, .. } => {
+                self.limiter
+                    .pause_until(tokio::time::Instant::now() + *retry_after);
+                Stop::Finish(Finish::Retry {
+                    at: now + *retry_after,
+                    error: what,
+                    counts_attempt: false,
+                    outcome: "rate_limited",
+                })
+            }
+            GhlError::Unauthorized { .. } => Stop::Unauthorized(what),
+            GhlError::Permanent { .. } => Stop::Finish(Finish::Dead { error: what }),
+            // Transient, or a 2xx we could not read (it may have been applied: the marker
+            // lookup on the next attempt finds it).
+            GhlError::Transient { .. } | GhlError::Decode { .. } => {
+                let attempts = event.attempts + 1;
+                if self.retry.exhausted(attempts, age(event.received_at)) {
+                    Stop::Finish(Finish::Dead {
+                        error: format!("{what} (gave up after {attempts} attempts)"),
+                    })
+                } else {
+                    Stop::Finish(Finish::Retry {
+                        at: now + self.retry.backoff(attempts),
+                        error: what,
+                        counts_attempt: true,
+                        outcome: "retry",
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// A step's failure before classification.
+#[derive(Debug)]
+enum StepError {
+    Ghl(GhlError),
+    Budget(tokio::time::Instant),
+    Plan(String),
+    Stop(Stop),
+}
+
+fn with_marker(body: Option<&str>, mark: &str) -> String {
+    match body {
+        Some(b) if !b.is_empty() => format!("{b}\n\n{mark}"),
+        _ => mark.to_owned(),
+    }
+}

@@ -1,0 +1,408 @@
+//! Dispatch against the GHL sandbox over real HTTP: fixtures become the expected records,
+//! outages and 429 storms lose and duplicate nothing, the limiter avoids 429s, dead letters
+//! are replayable.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{fixtures, settings_with_toml, spawn_with, wait_for, TestApp, SECRET};
+use formbridge::ghl::sandbox::{self, FaultSpec, SandboxConfig, SandboxHandle, SandboxState};
+use formbridge::store::{EventFilter, EventStatus};
+use serde_json::Value;
+
+const TOKEN: &str = "pit-test-token";
+const LOCATION: &str = "locTest0000000000001";
+
+/// Mapping used by these tests: the DripJobs default plus one task per submission.
+const TASK_TOML: &str = r#"
+[[sources.dripjobs.mapping.tasks]]
+title = "Call {{first_name}} back"
+body = "Lead from DripJobs: {{email}}"
+due_in = "1d"
+"#;
+
+async fn sandbox_with(burst: u32, window: Duration) -> SandboxHandle {
+    let mut config = SandboxConfig::single(TOKEN, LOCATION);
+    config.burst = burst;
+    config.window = window;
+    sandbox::start(config).await.unwrap()
+}
+
+async fn app_for(sandbox: &SandboxHandle, toml: &str, extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let base = sandbox.base_url.to_string();
+    let mut overrides = vec![
+        ("dispatch.enabled", "true"),
+        ("ghl.base_url", base.as_str()),
+        ("ghl.token", TOKEN),
+        ("ghl.location_id", LOCATION),
+        ("dispatch.poll_interval", "50ms"),
+        ("dispatch.retry.initial_backoff", "50ms"),
+        ("dispatch.retry.max_backoff", "300ms"),
+    ];
+    overrides.extend_from_slice(extra);
+    let settings = settings_with_toml(dir.path(), toml, &overrides);
+    spawn_with(settings, dir).await
+}
+
+/// Waits until no event is pending, processing or retrying.
+async fn settle(app: &TestApp, timeout: Duration) {
+    wait_for(timeout, "every event done or dead", || async {
+        let c = app.store.status_counts().await.unwrap();
+        let open =
+            c[&EventStatus::Pending] + c[&EventStatus::Processing] + c[&EventStatus::Retrying];
+        (open == 0).then_some(())
+    })
+    .await;
+}
+
+async fn count(app: &TestApp, status: EventStatus) -> u64 {
+    app.store.status_counts().await.unwrap()[&status]
+}
+
+/// No GHL record was created twice: every marker appears on exactly one task or note, and no
+/// two contacts share an email.
+fn assert_no_duplicates(state: &SandboxState) {
+    let mut seen = BTreeSet::new();
+    for record in state.tasks.iter().chain(&state.notes) {
+        let body = record["body"].as_str().unwrap_or_default();
+        let marker = body
+            .rsplit_once("[formbridge:")
+            .map(|(_, m)| m.to_owned())
+            .expect("marker");
+        assert!(
+            seen.insert(marker.clone()),
+            "duplicate record for marker {marker}"
+        );
+    }
+    let mut emails = BTreeSet::new();
+    for c in &state.contacts {
+        if let Some(e) = c["email"].as_str() {
+            assert!(emails.insert(e.to_owned()), "duplicate contact {e}");
+        }
+    }
+}
+
+/// Posts `n` DripJobs leads with distinct emails and phones (phones derived from `prefix`).
+async fn post_leads(app: &TestApp, n: usize, prefix: &str) {
+    let phone_base: usize = prefix.bytes().map(usize::from).sum::<usize>() * 1000;
+    for i in 0..n {
+        let body = serde_json::json!({
+            "deal_id": format!("{prefix}-{i}"),
+            "customer_name": format!("Lead{i} Person"),
+            "customer_email": format!("{prefix}{i}@example.com"),
+            "customer_phone": format!("928{:07}", phone_base + i),
+        });
+        let r = app
+            .post_hook(
+                "dripjobs",
+                Some(SECRET),
+                Some("application/json"),
+                body.to_string().into_bytes(),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+}
+
+fn notes_for<'a>(state: &'a SandboxState, contact_id: &str) -> Vec<&'a Value> {
+    state
+        .notes
+        .iter()
+        .filter(|n| n["contactId"] == contact_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_fixture_ends_as_the_expected_records() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = app_for(&ghl, "", &[]).await;
+    let mut posted = 0;
+    for source in ["jotform", "powr", "123formbuilder", "jivochat", "dripjobs"] {
+        for fx in fixtures(source) {
+            let r = app
+                .post_hook(source, Some(SECRET), fx.content_type.as_deref(), fx.body)
+                .await;
+            assert_eq!(r.status(), 200);
+            posted += 1;
+        }
+    }
+    settle(&app, Duration::from_secs(30)).await;
+    let state = ghl.state();
+    assert_no_duplicates(&state);
+
+    // Every event that reached GHL has exactly one note, on its contact, tagged with its source.
+    let done = app
+        .store
+        .list_events(&EventFilter {
+            status: Some(EventStatus::Done),
+            limit: Some(500),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dead = count(&app, EventStatus::Dead).await;
+    assert_eq!(done.len() as u64 + dead, posted);
+    for summary in &done {
+        let steps = app.store.steps(summary.id).await.unwrap();
+        if steps.is_empty() {
+            continue; // nothing to do in GHL (e.g. a JivoChat chat_accepted)
+        }
+        let contact_id = steps[0].ghl_id.clone().unwrap();
+        let contact = state
+            .contacts
+            .iter()
+            .find(|c| c["id"] == contact_id.as_str())
+            .unwrap();
+        let tags: Vec<&str> = contact["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            tags.contains(&summary.source.as_str()),
+            "{} tags {tags:?}",
+            summary.source
+        );
+        assert_eq!(contact["source"], summary.source.as_str());
+        let marker = format!("[formbridge:{}:", summary.id);
+        let notes: Vec<_> = notes_for(&state, &contact_id)
+            .into_iter()
+            .filter(|n| n["body"].as_str().unwrap().contains(&marker))
+            .collect();
+        assert_eq!(notes.len(), 1, "event {} should have one note", summary.id);
+    }
+
+    // Spot checks against the fixtures' contents.
+    let jivo = state
+        .contact_by_email("email@example.com")
+        .expect("JivoChat visitor");
+    assert_eq!(jivo["firstName"], "John");
+    assert_eq!(jivo["lastName"], "Smith");
+    assert_eq!(jivo["phone"], "+14084987855");
+    let jivo_notes = notes_for(&state, jivo["id"].as_str().unwrap());
+    assert!(jivo_notes
+        .iter()
+        .any(|n| n["body"].as_str().unwrap().contains("Message text")));
+    let drip = state
+        .contact_by_email("jane.sample@example.com")
+        .expect("DripJobs customer");
+    assert_eq!(drip["phone"], "+19285550142");
+    assert_eq!(drip["firstName"], "Jane");
+    // Deliveries without email or phone are dead letters that say why.
+    let dead_events = app
+        .store
+        .list_events(&EventFilter {
+            status: Some(EventStatus::Dead),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for d in dead_events {
+        assert!(d.last_error.unwrap().contains("no usable email or phone"));
+    }
+    // No 429 and no validation error from the sandbox.
+    assert!(
+        state.requests.iter().all(|r| r.status < 400),
+        "GHL refused a request"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_with_5xx_and_lost_answers_loses_and_duplicates_nothing() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    ghl.sandbox.set_faults(FaultSpec {
+        fail_next: Some(15),
+        drop_before_next: Some(5),
+        ..Default::default()
+    });
+    let app = app_for(&ghl, TASK_TOML, &[]).await;
+    post_leads(&app, 20, "outage").await;
+    // Answers lost after GHL applied the write: the worst case for duplicates.
+    wait_for(
+        Duration::from_secs(10),
+        "the first faults to be spent",
+        || async {
+            let f = ghl.state().faults;
+            (f.fail_next.unwrap_or(0) == 0).then_some(())
+        },
+    )
+    .await;
+    ghl.sandbox.set_faults(FaultSpec {
+        drop_after_next: Some(12),
+        ..Default::default()
+    });
+    post_leads(&app, 10, "later").await;
+    settle(&app, Duration::from_secs(60)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 30);
+    let state = ghl.state();
+    assert_no_duplicates(&state);
+    assert_eq!(state.contacts.len(), 30);
+    assert_eq!(state.tasks.len(), 30);
+    assert_eq!(state.notes.len(), 30);
+    assert!(
+        state.requests.iter().any(|r| r.outcome == "dropped_after"),
+        "faults were exercised"
+    );
+}
+
+#[tokio::test]
+async fn a_429_storm_loses_nothing() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    ghl.sandbox.set_faults(FaultSpec {
+        rate_limit_next: Some(25),
+        retry_after_secs: Some(1),
+        ..Default::default()
+    });
+    let app = app_for(&ghl, TASK_TOML, &[]).await;
+    post_leads(&app, 25, "storm").await;
+    settle(&app, Duration::from_secs(60)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 25);
+    let state = ghl.state();
+    assert_no_duplicates(&state);
+    assert_eq!(state.notes.len(), 25);
+    assert!(state.requests.iter().filter(|r| r.status == 429).count() >= 25);
+    // 429s are waits, not failures: no event used up an attempt on them.
+    for e in app
+        .store
+        .list_events(&EventFilter::default())
+        .await
+        .unwrap()
+    {
+        assert_eq!(e.attempts, 1, "event {} attempts", e.id);
+    }
+}
+
+#[tokio::test]
+async fn with_the_limiter_500_events_for_one_location_see_no_429() {
+    // GHL's 100 requests per window, with a 1 s window to keep the test short.
+    let ghl = sandbox_with(100, Duration::from_secs(1)).await;
+    let app = app_for(
+        &ghl,
+        "",
+        &[
+            ("ghl.rate_limit.window", "1s"),
+            ("dispatch.max_budget_wait", "5s"),
+        ],
+    )
+    .await;
+    post_leads(&app, 500, "budget").await;
+    settle(&app, Duration::from_secs(120)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 500);
+    let state = ghl.state();
+    let limited = state.requests.iter().filter(|r| r.status == 429).count();
+    assert_eq!(
+        limited, 0,
+        "the limiter let {limited} requests hit GHL's rate limit"
+    );
+    assert_eq!(state.notes.len(), 500);
+}
+
+#[tokio::test]
+async fn a_permanent_error_dead_letters_and_replay_delivers_once() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    ghl.sandbox.set_faults(FaultSpec {
+        fail_next: Some(1),
+        fail_status: Some(422),
+        match_path: Some("/notes".into()),
+        ..Default::default()
+    });
+    let app = app_for(&ghl, "", &[]).await;
+    post_leads(&app, 1, "perm").await;
+    settle(&app, Duration::from_secs(20)).await;
+    let dead = app
+        .store
+        .list_events(&EventFilter {
+            status: Some(EventStatus::Dead),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    let error = dead[0].last_error.clone().unwrap();
+    assert!(
+        error.contains("create_note failed") && error.contains("422"),
+        "{error}"
+    );
+    assert_eq!(
+        ghl.state().contacts.len(),
+        1,
+        "the contact step had succeeded"
+    );
+
+    // Replay: completed steps are skipped, the note is written once.
+    assert!(app.store.replay(dead[0].id, false).await.unwrap());
+    settle(&app, Duration::from_secs(20)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 1);
+    let upserts_before = ghl
+        .state()
+        .requests
+        .iter()
+        .filter(|r| r.path.ends_with("/upsert"))
+        .count();
+    assert_eq!(upserts_before, 1, "the upsert was not repeated");
+    assert_eq!(ghl.state().notes.len(), 1);
+
+    // Replaying a delivered event does nothing twice.
+    assert!(app.store.replay(dead[0].id, false).await.unwrap());
+    settle(&app, Duration::from_secs(20)).await;
+    let state = ghl.state();
+    assert_eq!(state.notes.len(), 1);
+    assert_eq!(state.contacts.len(), 1);
+    assert_no_duplicates(&state);
+}
+
+#[tokio::test]
+async fn fixing_the_mapping_and_replaying_delivers_a_dead_letter() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = ghl.base_url.to_string();
+    let overrides = [
+        ("dispatch.enabled", "true"),
+        ("ghl.base_url", base.as_str()),
+        ("ghl.token", TOKEN),
+        ("ghl.location_id", LOCATION),
+        ("dispatch.poll_interval", "50ms"),
+        ("sources.powr.dedupe_field", "ref"),
+    ];
+    // Two email answers under names detection does not know: it will not guess which is the lead's.
+    let body = br#"{"ref":"r-1","your_name":"Ada Lovelace","friend":"bob@example.com","where_to_reach_you":"ada@example.com"}"#;
+    {
+        let settings = settings_with_toml(dir.path(), "", &overrides);
+        let app = spawn_with(settings, tempfile::tempdir().unwrap()).await;
+        app.post_hook(
+            "powr",
+            Some(SECRET),
+            Some("application/json"),
+            body.to_vec(),
+        )
+        .await;
+        settle(&app, Duration::from_secs(20)).await;
+        assert_eq!(count(&app, EventStatus::Dead).await, 1);
+        assert!(ghl.state().contacts.is_empty());
+    }
+    // Same store, mapping fixed.
+    let fixed = "[sources.powr.mapping.fields]\nemail = \"where_to_reach_you\"\n";
+    let settings = settings_with_toml(dir.path(), fixed, &overrides);
+    let app = spawn_with(settings, tempfile::tempdir().unwrap()).await;
+    let replayed = app
+        .store
+        .replay_matching(
+            &EventFilter {
+                status: Some(EventStatus::Dead),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    settle(&app, Duration::from_secs(20)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 1);
+    let state = ghl.state();
+    assert!(state.contact_by_email("ada@example.com").is_some());
+}
