@@ -277,7 +277,8 @@ pub struct EventDetail {
     /// `utf8` or `base64`.
     pub body_encoding: &'static str,
     pub steps: Vec<StepRecord>,
-    pub attempts: Vec<AttemptRecord>,
+    /// Every attempt, oldest first (`attempts` is the summary's count, as in lists).
+    pub attempt_history: Vec<AttemptRecord>,
 }
 
 /// Loads an event with its body, steps and attempts; `None` if there is no such event.
@@ -289,7 +290,7 @@ pub async fn event_detail(
         return Ok(None);
     };
     let steps = store.steps(id).await?;
-    let attempts = store.attempts(id).await?;
+    let attempt_history = store.attempts(id).await?;
     let (body, body_encoding) = match std::str::from_utf8(&event.body) {
         Ok(text) => (text.to_owned(), "utf8"),
         Err(_) => (
@@ -302,7 +303,7 @@ pub async fn event_detail(
         body,
         body_encoding,
         steps,
-        attempts,
+        attempt_history,
     }))
 }
 
