@@ -147,6 +147,7 @@ fn store_failed(e: &StoreError) -> ApiError {
 /// One page of events, newest first.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventPage {
+    /// The events of this page, newest first, without bodies.
     pub events: Vec<EventSummary>,
     /// Pass as `before_id` for the next (older) page; `null` on the last page.
     pub next_before_id: Option<EventId>,
@@ -270,12 +271,14 @@ async fn list(
 /// An event as the admin API and `formbridge events show` present it.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventDetail {
+    /// Summary fields, content type, headers, contact key, location, submission and plan.
     #[serde(flatten)]
     pub event: Event,
     /// The raw body: UTF-8 text when it is valid UTF-8, else base64.
     pub body: String,
     /// `utf8` or `base64`.
     pub body_encoding: &'static str,
+    /// Recorded GHL step results, in plan order.
     pub steps: Vec<StepRecord>,
     /// Every attempt, oldest first (`attempts` is the summary's count, as in lists).
     pub attempt_history: Vec<AttemptRecord>,
