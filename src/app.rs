@@ -9,15 +9,16 @@ use axum::http::{HeaderName, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{DispatchError, Dispatcher};
+use crate::http::admin::{self, AdminState};
 use crate::http::errors;
 use crate::http::health::{self, OpsState};
 use crate::http::hooks::{self, IngressState};
@@ -169,14 +170,21 @@ fn spawn_metrics_upkeep() -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// The whole HTTP surface with its middleware.
+/// The whole HTTP surface with its middleware. `wake` is notified after an admin replay so the
+/// dispatcher picks the replayed events up at once.
 pub fn build_router(
     settings: &Settings,
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
 ) -> Result<Router, AppError> {
-    let ingress =
-        Arc::new(IngressState::new(settings, store.clone(), wake).map_err(AppError::Config)?);
+    let ingress = Arc::new(
+        IngressState::new(settings, store.clone(), wake.clone()).map_err(AppError::Config)?,
+    );
+    let admin_routes = admin::router(Arc::new(AdminState::new(
+        store.clone(),
+        settings.admin.token.as_ref(),
+        Some(wake),
+    )));
     let ops = Arc::new(OpsState {
         store,
         metrics: telemetry::metrics_handle(),
@@ -194,6 +202,7 @@ pub fn build_router(
         .with_state(ops);
     let router = hooks
         .merge(ops_routes)
+        .merge(admin_routes)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .fallback(errors::not_found)
         .layer(CatchPanicLayer::new())

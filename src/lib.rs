@@ -13,9 +13,11 @@
 //! - [`store`]: the storage trait and its SQLite (and later PostgreSQL) implementations.
 //! - [`dispatch`]: workers that execute plans against GHL with retries and rate limits.
 //! - [`ghl`]: the GHL API v2 client and the in-process GHL sandbox.
+//! - [`cli`]: operator commands of the binary (`events list|show|replay`, `sandbox-ghl`).
 
 pub mod app;
 pub mod body;
+pub mod cli;
 pub mod dispatch;
 pub mod ghl;
 pub mod http;

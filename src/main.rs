@@ -1,10 +1,12 @@
 //! The `formbridge` binary: parses the command line and runs the chosen subcommand.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use formbridge::app::Application;
+use formbridge::cli::{self, EventsCommand};
 use formbridge::mapping::preview;
 use formbridge::settings::{ConfigSource, Settings};
 use formbridge::sources::SourceName;
@@ -40,10 +42,31 @@ enum Command {
         #[arg(long)]
         content_type: Option<String>,
     },
+    /// Inspect and replay stored events (opens the store directly; the server may be running).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Run the built-in GHL sandbox (a faithful fake of the GHL contacts API) until ctrl-c.
+    SandboxGhl {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::SandboxGhl { addr }) = cli.command {
+        // The sandbox needs no configuration.
+        return match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(cli::sandbox_ghl(addr, shutdown_signal())),
+            Err(e) => {
+                eprintln!("formbridge: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let source = ConfigSource::from_process_env(cli.config_dir.clone());
     let settings = match Settings::load(&source, &[]) {
         Ok(s) => s,
@@ -84,6 +107,9 @@ async fn run(command: Command, settings: Settings, source: ConfigSource) -> Exit
             file,
             content_type,
         } => map_file(&settings, &source, &file, content_type).await,
+        Command::Events { command } => cli::run_events(command, &settings).await,
+        // Handled before the settings are loaded.
+        Command::SandboxGhl { addr } => cli::sandbox_ghl(addr, shutdown_signal()).await,
     }
 }
 

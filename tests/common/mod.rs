@@ -193,3 +193,13 @@ impl TestApp {
         self.store.status_counts().await.unwrap().values().sum()
     }
 }
+
+impl TestApp {
+    /// The `sqlite://…` URL of this app's store file (for running the binary on it).
+    pub fn store_url(&self) -> String {
+        format!(
+            "sqlite://{}",
+            self.dir.path().join("formbridge.db").display()
+        )
+    }
+}
