@@ -180,3 +180,11 @@ proptest! {
         }
     }
 }
+
+/// Found by `phone_round_trips`: an E.164 +1 number must parse back whatever the default country.
+#[test]
+fn international_numbers_ignore_the_default_country() {
+    let phone = Phone::parse("(900) 200-0000", "US").unwrap();
+    assert_eq!(phone.as_str(), "+19002000000");
+    assert_eq!(Phone::parse(phone.as_str(), "BR").unwrap(), phone);
+}

@@ -134,7 +134,10 @@ impl Phone {
             Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("+{rest}"),
             _ => trimmed.to_owned(),
         };
-        let number = phonenumber::parse(Some(country), &normalized)
+        // An international number names its own country; passing the default region as well
+        // made the phonenumber crate call some valid +1 numbers invalid (found by proptest).
+        let region = if normalized.starts_with('+') { None } else { Some(country) };
+        let number = phonenumber::parse(region, &normalized)
             .map_err(|e| InvalidPhone::Unparsable(e.to_string()))?;
         if !phonenumber::is_valid(&number) {
             return Err(InvalidPhone::NotValid);
