@@ -5,8 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,39 +13,15 @@ use common::{config_dir, SECRET};
 use formbridge::settings::StoreSettings;
 use formbridge::store::{EventFilter, SqliteStore, Store};
 
-/// Starts `formbridge serve` on port 0 and returns the process and its base URL (read from
-/// its JSON "listening" log line).
 fn start_server(db: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_formbridge"))
-        .arg("serve")
-        .env("FORMBRIDGE_CONFIG_DIR", config_dir())
-        .env("FORMBRIDGE_ENV", "test")
-        .env("FORMBRIDGE__SERVER__ADDR", "127.0.0.1:0")
-        .env("FORMBRIDGE__STORE__URL", db)
-        .env("FORMBRIDGE__DISPATCH__ENABLED", "false")
-        .env("FORMBRIDGE__SOURCES__DRIPJOBS__SECRET", SECRET)
-        .env("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-            if v["message"] == "formbridge listening" {
-                break v["addr"].as_str().unwrap().to_owned();
-            }
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
+    common::start_process(
+        &config_dir(),
+        &[
+            ("FORMBRIDGE__STORE__URL", db),
+            ("FORMBRIDGE__DISPATCH__ENABLED", "false"),
+            ("FORMBRIDGE__SOURCES__DRIPJOBS__SECRET", SECRET),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

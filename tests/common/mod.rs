@@ -37,36 +37,12 @@ pub fn config_dir() -> PathBuf {
 /// Settings for tests: port 0, a store file in `dir`, every built-in source with `SECRET`,
 /// plus `extra` overrides. The process environment is ignored.
 pub fn test_settings(dir: &Path, extra: &[(&str, &str)]) -> Settings {
-    let url = format!("sqlite://{}", dir.join("formbridge.db").display());
-    let mut overrides: Vec<(&str, &str)> = vec![
-        ("server.addr", "127.0.0.1:0"),
-        ("store.url", url.as_str()),
-        ("dispatch.enabled", "false"),
-        ("sources.jotform.secret", SECRET),
-        ("sources.powr.secret", SECRET),
-        ("sources.123formbuilder.secret", SECRET),
-        ("sources.jivochat.secret", SECRET),
-        ("sources.dripjobs.secret", SECRET),
-    ];
-    overrides.extend_from_slice(extra);
-    let source = ConfigSource {
-        dir: config_dir(),
-        env: "test".to_owned(),
-    };
-    Settings::load_without_env(&source, &overrides).unwrap()
+    load_settings(config_dir(), dir, extra)
 }
 
-/// Settings whose `test.toml` layer is `toml` (written to a temp config dir beside a copy of
-/// `config/default.toml`), then `test_settings`' overrides and `extra`.
-pub fn settings_with_toml(dir: &Path, toml: &str, extra: &[(&str, &str)]) -> Settings {
-    let config = dir.join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::copy(
-        config_dir().join("default.toml"),
-        config.join("default.toml"),
-    )
-    .unwrap();
-    std::fs::write(config.join("test.toml"), toml).unwrap();
+/// Loads `default.toml` (+ `test.toml`) from `config` with the test overrides: port 0, a store
+/// file in `dir`, dispatch off, every built-in source with `SECRET`, then `extra`.
+fn load_settings(config: PathBuf, dir: &Path, extra: &[(&str, &str)]) -> Settings {
     let url = format!("sqlite://{}", dir.join("formbridge.db").display());
     let mut overrides: Vec<(&str, &str)> = vec![
         ("server.addr", "127.0.0.1:0"),
@@ -84,6 +60,61 @@ pub fn settings_with_toml(dir: &Path, toml: &str, extra: &[(&str, &str)]) -> Set
         env: "test".to_owned(),
     };
     Settings::load_without_env(&source, &overrides).unwrap()
+}
+
+/// Settings whose `test.toml` layer is `toml` (written to a temp config dir beside a copy of
+/// `config/default.toml`), then `test_settings`' overrides and `extra`.
+pub fn settings_with_toml(dir: &Path, toml: &str, extra: &[(&str, &str)]) -> Settings {
+    load_settings(config_dir_with(dir, toml), dir, extra)
+}
+
+/// A config folder in `dir`: a copy of `config/default.toml` and `toml` as `test.toml`.
+pub fn config_dir_with(dir: &Path, toml: &str) -> PathBuf {
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::copy(
+        config_dir().join("default.toml"),
+        config.join("default.toml"),
+    )
+    .unwrap();
+    std::fs::write(config.join("test.toml"), toml).unwrap();
+    config
+}
+
+/// Runs `formbridge serve` as a child process with `FORMBRIDGE_ENV=test`, the config folder
+/// `config` and the given `FORMBRIDGE__…` variables (port 0), and returns it with its base URL
+/// (read from its JSON "listening" log line).
+pub fn start_process(config: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_formbridge"));
+    cmd.arg("serve")
+        .env("FORMBRIDGE_CONFIG_DIR", config)
+        .env("FORMBRIDGE_ENV", "test")
+        .env("FORMBRIDGE__SERVER__ADDR", "127.0.0.1:0")
+        .env("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            if v["message"] == "formbridge listening" {
+                break v["addr"].as_str().unwrap().to_owned();
+            }
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{addr}"))
 }
 
 /// Starts the app in this process.
