@@ -408,3 +408,80 @@ async fn fixing_the_mapping_and_replaying_delivers_a_dead_letter() {
     let state = ghl.state();
     assert!(state.contact_by_email("ada@example.com").is_some());
 }
+
+#[tokio::test]
+async fn a_refused_token_pauses_the_location_without_burning_attempts() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = ghl.base_url.to_string();
+    let common = [
+        ("dispatch.enabled", "true"),
+        ("ghl.base_url", base.as_str()),
+        ("ghl.location_id", LOCATION),
+        ("dispatch.poll_interval", "50ms"),
+    ];
+    {
+        let mut overrides = common.to_vec();
+        overrides.push(("ghl.token", "pit-revoked"));
+        let settings = settings_with_toml(dir.path(), "", &overrides);
+        let app = spawn_with(settings, tempfile::tempdir().unwrap()).await;
+        post_leads(&app, 3, "auth").await;
+        wait_for(
+            Duration::from_secs(20),
+            "events held back by the refused token",
+            || async {
+                let events = app
+                    .store
+                    .list_events(&EventFilter::default())
+                    .await
+                    .unwrap();
+                let held = events.iter().all(|e| {
+                    e.status == EventStatus::Retrying
+                        && e.last_error
+                            .as_deref()
+                            .is_some_and(|m| m.contains("refused the credentials"))
+                });
+                (held && events.len() == 3).then_some(events)
+            },
+        )
+        .await;
+        let events = app
+            .store
+            .list_events(&EventFilter::default())
+            .await
+            .unwrap();
+        assert!(
+            events.iter().all(|e| e.attempts == 0),
+            "a refused token must not use up attempts"
+        );
+        let metrics = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(&format!(
+                "formbridge_ghl_location_blocked{{location=\"{LOCATION}\"}} 1"
+            )),
+            "{metrics}"
+        );
+        // The location is paused: a few probes at most, not a retry loop.
+        assert!(
+            ghl.state().requests.len() <= 3,
+            "{} requests",
+            ghl.state().requests.len()
+        );
+    }
+    // Token fixed and the server restarted on the same store: everything is delivered.
+    let mut overrides = common.to_vec();
+    overrides.push(("ghl.token", TOKEN));
+    let settings = settings_with_toml(dir.path(), "", &overrides);
+    let app = spawn_with(settings, tempfile::tempdir().unwrap()).await;
+    settle(&app, Duration::from_secs(20)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 3);
+    assert_eq!(ghl.state().notes.len(), 3);
+}

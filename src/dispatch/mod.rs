@@ -141,7 +141,14 @@ impl Dispatcher {
                 room = room.min(cap - n);
             }
         }
-        lock(&self.blocked).retain(|_, until| *until > now);
+        lock(&self.blocked).retain(|location, until| {
+            let still = *until > now;
+            if !still {
+                metrics::gauge!("formbridge_ghl_location_blocked", "location" => location.clone())
+                    .set(0.0);
+            }
+            still
+        });
         excluded.extend(lock(&self.blocked).keys().cloned());
         for (location, limiter) in lock(&self.limiters).iter() {
             if limiter
@@ -221,10 +228,12 @@ impl Dispatcher {
             Err(Stop::Unauthorized(error)) => {
                 let block = self.settings.dispatch.auth_block;
                 lock(&self.blocked).insert(event.location_id.clone(), Instant::now() + block);
-                metrics::counter!("formbridge_ghl_auth_blocks_total", "location" => event.location_id.clone()).increment(1);
-                tracing::error!(parent: &span, %error, ?block, "GHL refused the location's token: its dispatch is paused; fix the token (or OAuth grant)");
+                metrics::gauge!("formbridge_ghl_location_blocked", "location" => event.location_id.clone()).set(1.0);
+                tracing::error!(parent: &span, %error, ?block, "GHL refused the location's token: its dispatch is paused; fix the token (or OAuth grant) and restart, or wait for the next probe");
+                // Due again at once: the in-memory block holds the location back, so a restart
+                // with a fixed token resumes immediately. No attempt is counted.
                 Some(Finish::Retry {
-                    at: OffsetDateTime::now_utc() + block,
+                    at: OffsetDateTime::now_utc(),
                     error,
                     counts_attempt: false,
                     outcome: "auth_blocked",

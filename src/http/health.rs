@@ -31,15 +31,22 @@ pub async fn readyz(State(state): State<Arc<OpsState>>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text format; refreshes the `formbridge_events{status}` gauge first.
+/// `GET /metrics`: Prometheus text format; refreshes the queue gauges (`formbridge_events{status}`,
+/// `formbridge_queue_oldest_pending_seconds`) first.
 pub async fn metrics(State(state): State<Arc<OpsState>>) -> Response {
-    match state.store.status_counts().await {
-        Ok(counts) => {
-            for (status, n) in counts {
+    match state.store.queue_stats().await {
+        Ok(stats) => {
+            for (status, n) in stats.by_status {
                 metrics::gauge!("formbridge_events", "status" => status.as_str()).set(n as f64);
             }
+            let oldest = stats.oldest_unfinished.map_or(0.0, |t| {
+                (time::OffsetDateTime::now_utc() - t)
+                    .as_seconds_f64()
+                    .max(0.0)
+            });
+            metrics::gauge!("formbridge_queue_oldest_pending_seconds").set(oldest);
         }
-        Err(e) => tracing::warn!(error = %e, "cannot count events for metrics"),
+        Err(e) => tracing::warn!(error = %e, "cannot read queue figures for metrics"),
     }
     (
         [(
