@@ -441,10 +441,12 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        if self.dispatch.lease <= self.dispatch.max_budget_wait * 2 {
+        // Before each GHL request the lease is renewed when half of it is gone, so half a lease
+        // must outlast one wait for the budget plus one request.
+        if self.dispatch.lease <= (self.dispatch.max_budget_wait + self.ghl.request_timeout) * 2 {
             return Err(SettingsError::invalid(
                 "dispatch.lease",
-                "must be more than twice dispatch.max_budget_wait, so a lease outlives waits for the rate budget",
+                "must be more than twice (dispatch.max_budget_wait + ghl.request_timeout)",
             ));
         }
         if self.dispatch.retry.max_attempts == 0 {

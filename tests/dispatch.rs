@@ -485,3 +485,39 @@ async fn a_refused_token_pauses_the_location_without_burning_attempts() {
     assert_eq!(count(&app, EventStatus::Done).await, 3);
     assert_eq!(ghl.state().notes.len(), 3);
 }
+
+#[tokio::test]
+async fn a_slow_event_keeps_its_lease_and_runs_once() {
+    // Five requests of 1.2 s each outlast a 5.5 s lease: only renewal keeps another worker off.
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    ghl.sandbox.set_faults(FaultSpec {
+        latency_ms: Some(1200),
+        ..Default::default()
+    });
+    let two_tasks = format!("{TASK_TOML}\n{TASK_TOML}");
+    let app = app_for(
+        &ghl,
+        &two_tasks,
+        &[
+            ("dispatch.lease", "5500ms"),
+            ("dispatch.max_budget_wait", "500ms"),
+            ("ghl.request_timeout", "2s"),
+        ],
+    )
+    .await;
+    post_leads(&app, 1, "slow").await;
+    settle(&app, Duration::from_secs(30)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 1);
+    let state = ghl.state();
+    let upserts = state
+        .requests
+        .iter()
+        .filter(|r| r.path.ends_with("/upsert"))
+        .count();
+    assert_eq!(upserts, 1, "the event ran twice");
+    // A second worker would have found the note step started and looked for its marker.
+    let lookups = state.requests.iter().filter(|r| r.method == "GET").count();
+    assert_eq!(lookups, 0, "another worker took the event over mid-flight");
+    assert_eq!(state.tasks.len(), 2);
+    assert_eq!(state.notes.len(), 1);
+}

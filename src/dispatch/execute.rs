@@ -6,6 +6,7 @@
 //! index, so after a crash or a lost answer the marker is looked up on the contact before
 //! anything is created again.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +49,10 @@ pub struct Executor<'a> {
     pub retry: &'a RetryPolicy,
     pub owner: &'a str,
     pub max_budget_wait: Duration,
+    /// Lease length; the lease is renewed when less than half of it is left.
+    pub lease: Duration,
+    /// Current end of the lease (unix ms), renewed as the work goes on.
+    pub lease_until: AtomicI64,
 }
 
 impl Executor<'_> {
@@ -111,11 +116,36 @@ impl Executor<'_> {
         }
     }
 
-    async fn permit(&self) -> Result<Permit, StepError> {
-        self.limiter
+    /// Waits for the location's rate budget, then makes sure the lease outlives the request.
+    async fn permit(&self, event: &ClaimedEvent) -> Result<Permit, StepError> {
+        let permit = self
+            .limiter
             .acquire(self.max_budget_wait)
             .await
-            .map_err(StepError::Budget)
+            .map_err(StepError::Budget)?;
+        self.keep_lease(event).await.map_err(StepError::Stop)?;
+        Ok(permit)
+    }
+
+    async fn keep_lease(&self, event: &ClaimedEvent) -> Result<(), Stop> {
+        let now = OffsetDateTime::now_utc();
+        let until = self.lease_until.load(Ordering::Relaxed);
+        let left_ms = until - unix_ms(now);
+        if left_ms > i64::try_from(self.lease.as_millis() / 2).unwrap_or(i64::MAX) {
+            return Ok(());
+        }
+        let new_until = now + self.lease;
+        if self
+            .store
+            .renew_lease(event.id, self.owner, new_until)
+            .await?
+        {
+            self.lease_until
+                .store(unix_ms(new_until), Ordering::Relaxed);
+            Ok(())
+        } else {
+            Err(Stop::LeaseLost)
+        }
     }
 
     fn observe(&self, limits: &RateLimitInfo) {
@@ -123,12 +153,12 @@ impl Executor<'_> {
     }
 
     /// One GHL call with budget and header bookkeeping.
-    async fn call<T, F, Fut>(&self, f: F) -> Result<T, StepError>
+    async fn call<T, F, Fut>(&self, event: &ClaimedEvent, f: F) -> Result<T, StepError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<crate::ghl::GhlResponse<T>, GhlError>>,
     {
-        let permit = self.permit().await?;
+        let permit = self.permit(event).await?;
         let result = f().await;
         drop(permit);
         match result {
@@ -161,7 +191,10 @@ impl Executor<'_> {
         match step {
             Step::UpsertContact { contact } => {
                 let request = UpsertContactRequest::from_fields(location, contact);
-                match self.call(|| self.client.upsert_contact(&request)).await {
+                match self
+                    .call(event, || self.client.upsert_contact(&request))
+                    .await
+                {
                     Ok(body) => Ok(Some(body.contact.id)),
                     // A location that refuses duplicates names the contact that exists.
                     Err(StepError::Ghl(e)) if e.existing_contact_id().is_some() => {
@@ -172,7 +205,7 @@ impl Executor<'_> {
             }
             Step::AddTags { tags } => {
                 let contact = need_contact()?;
-                self.call(|| self.client.add_tags(location, contact, tags))
+                self.call(event, || self.client.add_tags(location, contact, tags))
                     .await?;
                 Ok(None)
             }
@@ -186,7 +219,9 @@ impl Executor<'_> {
                 let mark = marker(event.id, index);
                 if uncertain {
                     let found = self
-                        .find(|| self.client.find_task_with_marker(location, contact, &mark))
+                        .find(event, || {
+                            self.client.find_task_with_marker(location, contact, &mark)
+                        })
                         .await?;
                     if let Some(task) = found {
                         return Ok(Some(task.id));
@@ -203,7 +238,9 @@ impl Executor<'_> {
                     assigned_to: assigned_to.clone(),
                 };
                 let task = self
-                    .call(|| self.client.create_task(location, contact, &request))
+                    .call(event, || {
+                        self.client.create_task(location, contact, &request)
+                    })
                     .await?;
                 Ok(Some(task.task.id))
             }
@@ -212,7 +249,9 @@ impl Executor<'_> {
                 let mark = marker(event.id, index);
                 if uncertain {
                     let found = self
-                        .find(|| self.client.find_note_with_marker(location, contact, &mark))
+                        .find(event, || {
+                            self.client.find_note_with_marker(location, contact, &mark)
+                        })
                         .await?;
                     if let Some(note) = found {
                         return Ok(Some(note.id));
@@ -227,7 +266,9 @@ impl Executor<'_> {
                     pinned: None,
                 };
                 let note = self
-                    .call(|| self.client.create_note(location, contact, &request))
+                    .call(event, || {
+                        self.client.create_note(location, contact, &request)
+                    })
                     .await?;
                 Ok(Some(note.note.id))
             }
@@ -235,12 +276,12 @@ impl Executor<'_> {
     }
 
     /// A marker lookup (one list request) under the rate budget.
-    async fn find<T, F, Fut>(&self, f: F) -> Result<Option<T>, StepError>
+    async fn find<T, F, Fut>(&self, event: &ClaimedEvent, f: F) -> Result<Option<T>, StepError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>, GhlError>>,
     {
-        let permit = self.permit().await?;
+        let permit = self.permit(event).await?;
         let result = f().await;
         drop(permit);
         result.map_err(|e| {
@@ -321,4 +362,9 @@ fn with_marker(body: Option<&str>, mark: &str) -> String {
         Some(b) if !b.is_empty() => format!("{b}\n\n{mark}"),
         _ => mark.to_owned(),
     }
+}
+
+/// Unix milliseconds, for the lease bookkeeping.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }

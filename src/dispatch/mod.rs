@@ -11,6 +11,7 @@ pub mod prepare;
 pub mod retry;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
@@ -44,7 +45,10 @@ pub struct Dispatcher {
     settings: Arc<Settings>,
     preparer: Preparer,
     retry: RetryPolicy,
+    /// This process's name in leases; each claim adds a sequence number, so two claims of the
+    /// same event (after a lease ran out) are fenced from each other even in one process.
     owner: String,
+    claims: AtomicU64,
     wake: Arc<Notify>,
     limiters: Mutex<HashMap<String, Arc<LocationLimiter>>>,
     /// Locations whose token GHL refused, until when.
@@ -68,6 +72,7 @@ impl Dispatcher {
             client,
             settings,
             owner,
+            claims: AtomicU64::new(0),
             wake,
             limiters: Mutex::default(),
             blocked: Mutex::default(),
@@ -177,8 +182,13 @@ impl Dispatcher {
                 return total;
             }
             let now = OffsetDateTime::now_utc();
+            let owner = format!(
+                "{}#{}",
+                self.owner,
+                self.claims.fetch_add(1, Ordering::Relaxed)
+            );
             let claim = Claim {
-                owner: self.owner.clone(),
+                owner: owner.clone(),
                 now,
                 lease_until: now + self.settings.dispatch.lease,
                 limit: u32::try_from(limit).unwrap_or(u32::MAX),
@@ -195,13 +205,13 @@ impl Dispatcher {
             for event in events {
                 let Ok(permit) = workers.clone().try_acquire_owned() else {
                     // Cannot happen (limit <= free); give the lease back rather than hold it.
-                    let _ = self.store.release(event.id, &self.owner, now).await;
+                    let _ = self.store.release(event.id, &owner, now).await;
                     continue;
                 };
                 *lock(&self.in_flight)
                     .entry(event.location_id.clone())
                     .or_default() += 1;
-                tasks.spawn(self.clone().process(event, permit));
+                tasks.spawn(self.clone().process(event, owner.clone(), permit));
             }
             total += got;
             if got < limit {
@@ -210,7 +220,12 @@ impl Dispatcher {
         }
     }
 
-    async fn process(self: Arc<Self>, event: ClaimedEvent, _permit: OwnedSemaphorePermit) {
+    async fn process(
+        self: Arc<Self>,
+        event: ClaimedEvent,
+        owner: String,
+        _permit: OwnedSemaphorePermit,
+    ) {
         let span = tracing::info_span!("dispatch", event_id = %event.id, source = %event.source, location_id = %event.location_id);
         let limiter = self.limiter(&event.location_id);
         let executor = Executor {
@@ -218,8 +233,10 @@ impl Dispatcher {
             client: &self.client,
             limiter: &limiter,
             retry: &self.retry,
-            owner: &self.owner,
+            owner: &owner,
             max_budget_wait: self.settings.dispatch.max_budget_wait,
+            lease: self.settings.dispatch.lease,
+            lease_until: AtomicI64::new(execute::unix_ms(event.lease_until)),
         };
         let outcome = tracing::Instrument::instrument(executor.run(&event), span.clone()).await;
         let finish = match outcome {
@@ -242,7 +259,7 @@ impl Dispatcher {
             Err(Stop::Budget(at)) => {
                 metrics::counter!("formbridge_dispatch_total", "outcome" => "requeued")
                     .increment(1);
-                if let Err(e) = self.store.release(event.id, &self.owner, at).await {
+                if let Err(e) = self.store.release(event.id, &owner, at).await {
                     tracing::error!(parent: &span, error = %e, "cannot requeue event");
                 }
                 None
@@ -257,7 +274,7 @@ impl Dispatcher {
             }
         };
         if let Some(finish) = finish {
-            self.finish(&event, &finish, &span).await;
+            self.finish(&event, &owner, &finish, &span).await;
         }
         if let Some(n) = lock(&self.in_flight).get_mut(&event.location_id) {
             *n = n.saturating_sub(1);
@@ -265,13 +282,19 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    async fn finish(&self, event: &ClaimedEvent, finish: &Finish, span: &tracing::Span) {
+    async fn finish(
+        &self,
+        event: &ClaimedEvent,
+        owner: &str,
+        finish: &Finish,
+        span: &tracing::Span,
+    ) {
         let outcome = match finish {
             Finish::Done => "done",
             Finish::Retry { outcome, .. } => outcome,
             Finish::Dead { .. } => "dead",
         };
-        match self.store.finish(event.id, &self.owner, finish).await {
+        match self.store.finish(event.id, owner, finish).await {
             Ok(true) => {
                 metrics::counter!("formbridge_dispatch_total", "outcome" => outcome).increment(1);
                 match finish {

@@ -101,6 +101,14 @@ pub trait Store: TokenStore + Send + Sync + 'static {
         step: &StepRecord,
     ) -> Result<bool, StoreError>;
 
+    /// Extends the lease `owner` holds on a processing event (returns false if it was lost).
+    async fn renew_lease(
+        &self,
+        id: EventId,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
     /// Ends an attempt, if `owner` still holds the lease (returns false if not).
     async fn finish(&self, id: EventId, owner: &str, finish: &Finish) -> Result<bool, StoreError>;
 

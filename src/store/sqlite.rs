@@ -344,6 +344,15 @@ impl Store for SqliteStore {
         sqlite_queue::record_step(&self.pool, id, owner, step).await
     }
 
+    async fn renew_lease(
+        &self,
+        id: EventId,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        sqlite_queue::renew_lease(&self.pool, id, owner, until).await
+    }
+
     async fn finish(&self, id: EventId, owner: &str, finish: &Finish) -> Result<bool, StoreError> {
         sqlite_queue::finish(&self.pool, id, owner, finish).await
     }

@@ -231,6 +231,7 @@ pub(super) async fn claim(
             location_id: row.try_get("location_id").map_err(|e| q()(e))?,
             plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
             steps: steps(pool, id).await?,
+            lease_until: claim.lease_until,
         });
     }
     claimed.sort_by_key(|c| c.id);
@@ -307,6 +308,24 @@ pub(super) async fn finish(
     insert_attempt(&mut tx, id, now, outcome, error).await?;
     tx.commit().await.map_err(StoreError::query("commit"))?;
     Ok(true)
+}
+
+pub(super) async fn renew_lease(
+    pool: &SqlitePool,
+    id: EventId,
+    owner: &str,
+    until: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let renewed = sqlx::query(
+        "UPDATE events SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'",
+    )
+    .bind(id.0)
+    .bind(owner)
+    .bind(to_millis(until))
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("renew_lease"))?;
+    Ok(renewed.rows_affected() == 1)
 }
 
 pub(super) async fn release(

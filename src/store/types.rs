@@ -262,6 +262,8 @@ pub struct ClaimedEvent {
     pub location_id: String,
     pub plan: serde_json::Value,
     pub steps: Vec<StepRecord>,
+    /// Until when the claim holds (the dispatcher renews it while working).
+    pub lease_until: OffsetDateTime,
 }
 
 /// How a dispatch attempt ended.
