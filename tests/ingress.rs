@@ -407,3 +407,37 @@ async fn a_source_without_a_secret_is_not_served_and_enabled_without_secret_refu
     let err = formbridge::settings::Settings::load_without_env(&source, &forced).unwrap_err();
     assert!(err.to_string().contains("sources.jotform.secret"), "{err}");
 }
+
+#[tokio::test]
+async fn jivochat_is_read_as_json_whatever_the_content_type() {
+    let app = spawn_app(&[]).await;
+    let fx = fixtures("jivochat")
+        .into_iter()
+        .find(|f| f.name == "offline_message.json")
+        .unwrap();
+    // curl's default for --data-binary is a urlencoded content type.
+    let form = Some("application/x-www-form-urlencoded");
+    let r = app
+        .post_hook("jivochat", Some(SECRET), form, fx.body.clone())
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post_hook("jivochat", Some(SECRET), form, b"a=b".to_vec())
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.total_events().await, 1);
+    // The worker reads the stored delivery the same way.
+    let name = formbridge::sources::SourceName::parse("jivochat").unwrap();
+    let settings: formbridge::settings::SourceSettings = serde_json::from_str("{}").unwrap();
+    let sub = formbridge::sources::normalize(
+        &name,
+        formbridge::sources::SourceKind::Jivochat,
+        &settings,
+        form,
+        &bytes::Bytes::from(fx.body),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sub.contact.email.unwrap().as_str(), "email@example.com");
+}

@@ -185,21 +185,24 @@ async fn ingest<'s>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let parsed = body::parse(content_type.as_deref(), &bytes)
-        .await
-        .map_err(|e| match e {
-            BodyError::UnsupportedType(_) => Refusal::new(
-                "unsupported_type",
-                ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    e.to_string(),
-                ),
+    let parsed = body::parse(
+        runtime.kind.body_content_type(content_type.as_deref()),
+        &bytes,
+    )
+    .await
+    .map_err(|e| match e {
+        BodyError::UnsupportedType(_) => Refusal::new(
+            "unsupported_type",
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                e.to_string(),
             ),
-            BodyError::Malformed { .. } => {
-                Refusal::new("bad_request", ApiError::bad_request(e.to_string()))
-            }
-        })?;
+        ),
+        BodyError::Malformed { .. } => {
+            Refusal::new("bad_request", ApiError::bad_request(e.to_string()))
+        }
+    })?;
     let dedupe_key = dedupe_key(runtime, &parsed, &bytes);
     let event = NewEvent {
         source: runtime.name.clone(),

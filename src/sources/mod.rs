@@ -103,6 +103,16 @@ impl SourceKind {
         }
     }
 
+    /// The content type to read a delivery as. JivoChat's docs do not state a Content-Type and
+    /// its deliveries are always JSON, so its body is read as JSON whatever the header says
+    /// (as Jivo's own PHP handlers do); other kinds trust the header.
+    pub fn body_content_type(self, declared: Option<&str>) -> Option<&str> {
+        match self {
+            Self::Jivochat => Some("application/json"),
+            _ => declared,
+        }
+    }
+
     /// The tool's display name, used as the default GHL `source` and tag.
     pub fn as_str(self) -> &'static str {
         match self {

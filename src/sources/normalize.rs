@@ -53,7 +53,7 @@ pub async fn normalize(
     body: &Bytes,
     received_at: OffsetDateTime,
 ) -> Result<Submission, NormalizeError> {
-    let parsed = body::parse(content_type, body).await?;
+    let parsed = body::parse(kind.body_content_type(content_type), body).await?;
     normalize_parsed(source, kind, settings, &parsed, body, received_at)
 }
 
