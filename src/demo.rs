@@ -30,7 +30,7 @@ use crate::store::{EventFilter, EventId, EventStatus, Store};
 /// Name of the SQLite file inside the demo's folder.
 const DB_FILE: &str = "formbridge.db";
 /// Longest wait for the queue to settle.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the servers to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The built-in default configuration, used when the config folder has no `default.toml`.
@@ -362,7 +362,11 @@ pub async fn run(options: DemoOptions, interrupt: impl Future<Output = ()>) -> E
     if report.ok {
         ExitCode::SUCCESS
     } else {
-        eprintln!("formbridge demo: FAILED: {}", report.problems.join("; "));
+        if options.json {
+            eprintln!("formbridge demo: FAILED: {}", report.problems.join("; "));
+        } else {
+            eprintln!("formbridge demo: FAILED (see the report above)");
+        }
         ExitCode::from(FAILED)
     }
 }
@@ -858,12 +862,21 @@ fn check_outcome(d: &DeliveryReport) -> Option<String> {
     let has_contact = d.email.is_some() || d.phone.is_some();
     let status = d.status.as_deref().unwrap_or("unknown");
     (has_contact && status != "done").then(|| {
+        let ended = if status == "dead" {
+            "ended"
+        } else {
+            "is still"
+        };
+        let reason = d
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
         format!(
-            "{} {} (event #{}) ended {status}: {}",
+            "{} {} (event #{}) {ended} {status}{reason}",
             d.source,
             d.label,
             d.event_id.unwrap_or_default(),
-            d.error.as_deref().unwrap_or("no reason recorded")
         )
     })
 }
