@@ -14,10 +14,12 @@
 //! - [`dispatch`]: workers that execute plans against GHL with retries and rate limits.
 //! - [`ghl`]: the GHL API v2 client and the in-process GHL sandbox.
 //! - [`cli`]: operator commands of the binary (`events list|show|replay`, `sandbox-ghl`).
+//! - [`demo`]: `formbridge demo`, the whole job end to end against the built-in GHL sandbox.
 
 pub mod app;
 pub mod body;
 pub mod cli;
+pub mod demo;
 pub mod dispatch;
 pub mod ghl;
 pub mod http;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use formbridge::app::Application;
 use formbridge::cli::{self, EventsCommand};
+use formbridge::demo::{self, DemoOptions};
 use formbridge::mapping::preview;
 use formbridge::settings::{ConfigSource, Settings};
 use formbridge::sources::SourceName;
@@ -53,6 +54,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         addr: SocketAddr,
     },
+    /// Show the whole job with no GHL account: real deliveries through formbridge into the
+    /// built-in GHL sandbox, then a report of what each became.
+    Demo {
+        /// Keep the demo's SQLite store in this folder (default: a temporary folder, removed).
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +79,16 @@ fn main() -> ExitCode {
         };
     }
     let source = ConfigSource::from_process_env(cli.config_dir.clone());
+    if let Some(Command::Demo { keep, json }) = cli.command {
+        // The demo loads the configuration itself, with its own overrides.
+        return match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(run_demo(source, keep, json)),
+            Err(e) => {
+                eprintln!("formbridge: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::load(&source, &[]) {
         Ok(s) => s,
         Err(e) => {
@@ -110,7 +131,12 @@ async fn run(command: Command, settings: Settings, source: ConfigSource) -> Exit
         Command::Events { command } => cli::run_events(command, &settings).await,
         // Handled before the settings are loaded.
         Command::SandboxGhl { addr } => cli::sandbox_ghl(addr, shutdown_signal()).await,
+        Command::Demo { keep, json } => run_demo(source, keep, json).await,
     }
+}
+
+async fn run_demo(config: ConfigSource, keep: Option<PathBuf>, json: bool) -> ExitCode {
+    demo::run(DemoOptions { config, keep, json }, shutdown_signal()).await
 }
 
 async fn map_file(
