@@ -521,3 +521,50 @@ async fn a_slow_event_keeps_its_lease_and_runs_once() {
     assert_eq!(state.tasks.len(), 2);
     assert_eq!(state.notes.len(), 1);
 }
+
+#[tokio::test]
+async fn oauth_tokens_are_bootstrapped_refreshed_and_rotated_in_the_store() {
+    let mut config = SandboxConfig::single("unused-static", LOCATION);
+    config
+        .oauth_clients
+        .insert("client-1".into(), "client-secret".into());
+    config
+        .refresh_tokens
+        .insert("rt-bootstrap".into(), LOCATION.into());
+    let ghl = sandbox::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base = ghl.base_url.to_string();
+    let settings = settings_with_toml(
+        dir.path(),
+        "",
+        &[
+            ("dispatch.enabled", "true"),
+            ("dispatch.poll_interval", "50ms"),
+            ("ghl.base_url", base.as_str()),
+            ("ghl.location_id", LOCATION),
+            ("ghl.oauth.client_id", "client-1"),
+            ("ghl.oauth.client_secret", "client-secret"),
+            ("ghl.oauth.bootstrap_refresh_token", "rt-bootstrap"),
+        ],
+    );
+    let app = spawn_with(settings, tempfile::tempdir().unwrap()).await;
+    post_leads(&app, 5, "oauth").await;
+    settle(&app, Duration::from_secs(20)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 5);
+    let state = ghl.state();
+    assert_eq!(state.refresh_calls, 1, "one refresh for five events");
+    assert_eq!(state.notes.len(), 5);
+    // The rotated refresh token is the one in the store; the bootstrap one is spent.
+    let stored = app
+        .store
+        .load(LOCATION)
+        .await
+        .unwrap()
+        .expect("tokens stored");
+    use secrecy::ExposeSecret;
+    assert_ne!(stored.refresh_token.expose_secret(), "rt-bootstrap");
+    assert_eq!(
+        state.refresh_tokens,
+        vec![stored.refresh_token.expose_secret().to_owned()]
+    );
+}
