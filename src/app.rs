@@ -142,8 +142,9 @@ impl Application {
         };
         // The HTTP side has stopped; let in-flight GHL work finish within the same grace.
         stop_dispatch.cancel();
-        if let Some(dispatch) = dispatch {
-            if tokio::time::timeout(grace, dispatch).await.is_err() {
+        if let Some(mut dispatch) = dispatch {
+            if tokio::time::timeout(grace, &mut dispatch).await.is_err() {
+                dispatch.abort();
                 tracing::warn!("dispatcher did not stop within the grace; leases will expire and other workers resume");
             }
         }

@@ -121,12 +121,11 @@ impl LocationLimiter {
         let Some(remaining) = limits.remaining else {
             return;
         };
+        // GHL's count includes what this limiter has sent; only a shortfall beyond that (another
+        // app spending the same budget) is marked used here. The request that spends the last
+        // slot sees `remaining: 0` with nothing missing, and the sliding window frees that slot
+        // on time — pausing a whole interval from now would waste part of the budget.
         let remaining = usize::try_from(remaining).unwrap_or(usize::MAX);
-        if remaining == 0 {
-            let interval = limits.interval.unwrap_or(self.window);
-            Self::pause_locked(&mut state, now + interval);
-            return;
-        }
         let used = state.in_flight + state.completed.len();
         let free_here = self.burst.saturating_sub(used);
         if remaining < free_here {
@@ -206,14 +205,24 @@ mod tests {
         let _b = limiter.acquire(Duration::ZERO).await.unwrap();
         assert!(limiter.acquire(Duration::ZERO).await.is_err());
 
+        // Another app spent the whole window: nothing is free until this window's slots age out.
         let other = LocationLimiter::new(100, Duration::from_secs(10));
         other.observe(&RateLimitInfo {
             remaining: Some(0),
-            interval: Some(Duration::from_secs(3)),
             ..Default::default()
         });
-        assert!(other.paused_until().is_some());
-        let got = other.acquire(Duration::from_secs(5)).await;
-        assert!(got.is_ok());
+        assert!(other.acquire(Duration::from_secs(5)).await.is_err());
+        assert!(other.acquire(Duration::from_secs(11)).await.is_ok());
+
+        // Our own last slot reported as `remaining: 0` does not pause the location.
+        let own = LocationLimiter::new(1, Duration::from_secs(10));
+        let permit = own.acquire(Duration::ZERO).await.unwrap();
+        own.observe(&RateLimitInfo {
+            remaining: Some(0),
+            interval: Some(Duration::from_secs(10)),
+            ..Default::default()
+        });
+        drop(permit);
+        assert!(own.paused_until().is_none());
     }
 }

@@ -94,10 +94,10 @@ impl Dispatcher {
         let mut tasks = JoinSet::new();
         tracing::info!(owner = %self.owner, workers = self.settings.dispatch.workers, "dispatcher started");
         while !shutdown.is_cancelled() {
-            self.prepare_all().await;
-            let claimed = self.claim_and_spawn(&workers, &mut tasks).await;
+            let more_to_prepare = self.prepare_batch().await;
+            let claimed = self.claim_and_spawn(&workers, &mut tasks, &shutdown).await;
             while tasks.try_join_next().is_some() {}
-            if claimed > 0 && workers.available_permits() > 0 {
+            if more_to_prepare || (claimed > 0 && workers.available_permits() > 0) {
                 continue; // more may be due right away
             }
             tokio::select! {
@@ -114,36 +114,34 @@ impl Dispatcher {
         while tasks.join_next().await.is_some() {}
     }
 
-    async fn prepare_all(&self) {
-        loop {
-            match self
-                .preparer
-                .run_once(self.store.as_ref(), PREPARE_BATCH)
-                .await
-            {
-                Ok(n) if n == PREPARE_BATCH as usize => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot prepare events");
-                    break;
-                }
+    /// Prepares one batch of new deliveries; returns whether more may be waiting. One batch per
+    /// turn keeps claims flowing while a backlog is prepared; claims only see prepared events,
+    /// and preparation goes in arrival order, so every event older than a claimable one is
+    /// prepared too (per-contact ordering holds).
+    async fn prepare_batch(&self) -> bool {
+        match self
+            .preparer
+            .run_once(self.store.as_ref(), PREPARE_BATCH)
+            .await
+        {
+            Ok(n) => n == PREPARE_BATCH as usize,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot prepare events");
+                false
             }
         }
     }
 
-    /// Locations not to claim for now, and how many more events one claim may take without
-    /// passing any location's concurrency cap.
-    fn claim_window(&self) -> (Vec<String>, usize) {
+    /// Locations not to claim for now: at their concurrency cap, blocked on their token, or
+    /// paused longer than a budget wait.
+    fn claim_window(&self) -> Vec<String> {
         let now = Instant::now();
         let cap = self.settings.dispatch.per_location_concurrency;
         let max_wait = self.settings.dispatch.max_budget_wait;
         let mut excluded = Vec::new();
-        let mut room = cap;
         for (location, n) in lock(&self.in_flight).iter() {
             if *n >= cap {
                 excluded.push(location.clone());
-            } else if *n > 0 {
-                room = room.min(cap - n);
             }
         }
         lock(&self.blocked).retain(|location, until| {
@@ -165,19 +163,25 @@ impl Dispatcher {
         }
         excluded.sort();
         excluded.dedup();
-        (excluded, room)
+        excluded
     }
 
     async fn claim_and_spawn(
         self: &Arc<Self>,
         workers: &Arc<Semaphore>,
         tasks: &mut JoinSet<()>,
+        shutdown: &CancellationToken,
     ) -> usize {
         let mut total = 0;
         loop {
             let free = workers.available_permits();
-            let (exclude_locations, room) = self.claim_window();
-            let limit = free.min(room);
+            if shutdown.is_cancelled() {
+                return total;
+            }
+            let exclude_locations = self.claim_window();
+            // The cap is checked per claim, not per event, so one claim takes at most a cap's
+            // worth: a location can pass its cap by less than one claim.
+            let limit = free.min(self.settings.dispatch.per_location_concurrency);
             if limit == 0 {
                 return total;
             }
