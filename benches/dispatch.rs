@@ -19,7 +19,8 @@
 //!
 //! Run: `cargo bench --bench dispatch` (options after `--`: `--window-ms 2000` `--burst 100`
 //! `--locations 1,10,100` `--measure-windows 4` `--burst-100 N` (burst for runs with ≥ 100
-//! locations; default `--burst`) `--max-secs 240` (deadline per run)).
+//! locations; default `--burst`) `--max-secs 240` (deadline per run) `--workers N` (diagnostic
+//! `dispatch.workers` override; default: the configured 32)).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -46,6 +47,8 @@ struct Opts {
     locations: Vec<usize>,
     measure_windows: u32,
     max_secs: u64,
+    /// `dispatch.workers` override (diagnostic); `None` keeps the default.
+    workers: Option<String>,
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -72,6 +75,7 @@ impl Opts {
                 .unwrap_or_else(|| vec![1, 10, 100]),
             measure_windows: num("--measure-windows", 4u32).max(1),
             max_secs: num("--max-secs", 240),
+            workers: arg("--workers"),
         }
     }
 }
@@ -224,6 +228,8 @@ async fn preload(base: &str, locations: usize, per_location: usize, deadline: In
 /// Per location, non-429 requests in each window `[t0 + kW, t0 + (k+1)W)`; plus 429s and t0.
 struct Windows {
     counts: BTreeMap<String, Vec<u64>>,
+    /// Per location, the longest pause between two of its requests inside the measured windows.
+    longest_gap: BTreeMap<String, Duration>,
     limited: usize,
     total: usize,
     span: Duration,
@@ -243,6 +249,8 @@ fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: 
     let t0 = times.iter().map(|t| t.0).min();
     let t1 = times.iter().map(|t| t.0).max();
     let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut last_seen: BTreeMap<String, OffsetDateTime> = BTreeMap::new();
+    let mut longest_gap: BTreeMap<String, Duration> = BTreeMap::new();
     let mut limited = 0;
     for (at, location, status) in &times {
         if *status == 429 {
@@ -258,6 +266,13 @@ fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: 
         if let Some(c) = slot.get_mut(k) {
             *c += 1;
         }
+        if k >= SKIP_WINDOWS as usize && k < n_windows as usize {
+            if let Some(prev) = last_seen.insert((*location).to_owned(), *at) {
+                let gap = Duration::try_from(*at - prev).unwrap_or_default();
+                let longest = longest_gap.entry((*location).to_owned()).or_default();
+                *longest = (*longest).max(gap);
+            }
+        }
     }
     let span = match (t0, t1) {
         (Some(a), Some(b)) => Duration::try_from(b - a).unwrap_or_default(),
@@ -265,10 +280,26 @@ fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: 
     };
     Windows {
         counts,
+        longest_gap,
         limited,
         total: times.len(),
         span,
     }
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, 100 ticks/s);
+/// zero elsewhere.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 fn median_min(mut v: Vec<f64>) -> (f64, f64) {
@@ -291,16 +322,16 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     let toml = bench_toml(locations, burst, window);
     let base_url = ghl.base_url.to_string();
     let overrides = |enabled: &'static str| {
-        settings_with_toml(
-            dir.path(),
-            &toml,
-            &[
-                ("server.addr", "127.0.0.1:0"),
-                ("store.url", url.as_str()),
-                ("ghl.base_url", base_url.as_str()),
-                ("dispatch.enabled", enabled),
-            ],
-        )
+        let mut extra = vec![
+            ("server.addr", "127.0.0.1:0"),
+            ("store.url", url.as_str()),
+            ("ghl.base_url", base_url.as_str()),
+            ("dispatch.enabled", enabled),
+        ];
+        if let Some(w) = &opts.workers {
+            extra.push(("dispatch.workers", w.as_str()));
+        }
+        settings_with_toml(dir.path(), &toml, &extra)
     };
     let deadline = Instant::now() + Duration::from_secs(opts.max_secs);
 
@@ -319,6 +350,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     // Phase 2: dispatch the backlog.
     let app = start_app(overrides("true")).await;
     let started = Instant::now();
+    let cpu_before = cpu_time();
     let mut done = 0;
     while Instant::now() < deadline {
         let counts = app.store.status_counts().await.expect("status counts");
@@ -337,6 +369,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let wall = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
     app.shutdown().await;
 
     let w = windows(&ghl, 0, window, measured);
@@ -349,6 +382,9 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
         })
         .collect();
     let (median, min) = median_min(per_location_avg);
+    let gaps: Vec<f64> = w.longest_gap.values().map(Duration::as_secs_f64).collect();
+    let gap_max = gaps.iter().copied().fold(0.0, f64::max);
+    let (gap_median, _) = median_min(gaps);
     let mut notes = vec![
         format!(
             "{locations} location(s): {accepted}/{} leads pre-loaded in {:.1} s; dispatch: workers = {workers}, per-location concurrency = {cap}",
@@ -363,6 +399,19 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             locations as f64 * f64::from(burst) / window.as_secs_f64(),
             w.total as f64 / (done.max(1)) as f64
         ),
+        format!(
+            "{locations} location(s): longest pause between two requests of one location in the measured windows: median {:.0} ms, max {:.0} ms (window {} ms)",
+            gap_median * 1000.0,
+            gap_max * 1000.0,
+            window.as_millis()
+        ),
+        format!(
+            "{locations} location(s): this process (formbridge + sandbox) used {:.1} s of CPU in {:.1} s of dispatch = {:.2} of {} cores",
+            cpu.as_secs_f64(),
+            wall.as_secs_f64(),
+            cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        ),
     ];
     if done < (locations * per_location) as u64 {
         notes.push(format!(
@@ -372,7 +421,10 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
         ));
     }
     Row {
-        label: "formbridge dispatch".to_owned(),
+        label: match &opts.workers {
+            Some(w) => format!("formbridge, workers = {w}"),
+            None => "formbridge dispatch".to_owned(),
+        },
         locations,
         window,
         burst,
@@ -481,7 +533,7 @@ async fn run_baseline(opts: &Opts) -> Row {
 fn print_row(r: &Row) {
     let budget = f64::from(r.burst);
     println!(
-        "| {:<29} | {:>9} | {:>6} | {:>6} | {:>10.1} | {:>8.1} | {:>6.1} % | {:>6.1} % | {:>5} | {:>11} | {:>7.1} s |",
+        "| {:<29} | {:>9} | {:>7} | {:>6} | {:>10.1} | {:>8.1} | {:>6.1} % | {:>6.1} % | {:>5} | {:>11} | {:>7.1} s |",
         r.label,
         r.locations,
         format!("{} ms", r.window.as_millis()),
@@ -522,11 +574,11 @@ async fn main() {
     }
     println!();
     println!(
-        "| {:<29} | {:>9} | {:>6} | {:>6} | {:>10} | {:>8} | {:>8} | {:>8} | {:>5} | {:>11} | {:>9} |",
+        "| {:<29} | {:>9} | {:>7} | {:>6} | {:>10} | {:>8} | {:>8} | {:>8} | {:>5} | {:>11} | {:>9} |",
         "run", "locations", "window", "budget", "req/window", "min", "share", "min", "429s", "events", "wall"
     );
     println!(
-        "|{:-<31}|{:-<11}|{:-<8}|{:-<8}|{:-<12}|{:-<10}|{:-<10}|{:-<10}|{:-<7}|{:-<13}|{:-<11}|",
+        "|{:-<31}|{:-<11}|{:-<9}|{:-<8}|{:-<12}|{:-<10}|{:-<10}|{:-<10}|{:-<7}|{:-<13}|{:-<11}|",
         "", "", "", "", "", "", "", "", "", "", ""
     );
     for r in &rows {

@@ -136,7 +136,11 @@ impl Phone {
         };
         // An international number names its own country; passing the default region as well
         // made the phonenumber crate call some valid +1 numbers invalid (found by proptest).
-        let region = if normalized.starts_with('+') { None } else { Some(country) };
+        let region = if normalized.starts_with('+') {
+            None
+        } else {
+            Some(country)
+        };
         let number = phonenumber::parse(region, &normalized)
             .map_err(|e| InvalidPhone::Unparsable(e.to_string()))?;
         if !phonenumber::is_valid(&number) {
