@@ -20,7 +20,8 @@
 //! Run: `cargo bench --bench dispatch` (options after `--`: `--window-ms 2000` `--burst 100`
 //! `--locations 1,10,100` `--measure-windows 4` `--burst-100 N` (burst for runs with ≥ 100
 //! locations; default `--burst`) `--max-secs 240` (deadline per run) `--workers N` (diagnostic
-//! `dispatch.workers` override; default: the configured 32)).
+//! `dispatch.workers` override; default: the configured 32) `--set key=value` (diagnostic
+//! setting override, repeatable) `--no-baseline`).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -49,6 +50,9 @@ struct Opts {
     max_secs: u64,
     /// `dispatch.workers` override (diagnostic); `None` keeps the default.
     workers: Option<String>,
+    /// Further `key=value` setting overrides (diagnostic), from repeated `--set`.
+    set: Vec<(String, String)>,
+    baseline: bool,
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -76,6 +80,16 @@ impl Opts {
             measure_windows: num("--measure-windows", 4u32).max(1),
             max_secs: num("--max-secs", 240),
             workers: arg("--workers"),
+            set: std::env::args()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .filter(|w| w[0] == "--set")
+                .filter_map(|w| {
+                    w[1].split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                })
+                .collect(),
+            baseline: !std::env::args().any(|a| a == "--no-baseline"),
         }
     }
 }
@@ -227,6 +241,8 @@ async fn preload(base: &str, locations: usize, per_location: usize, deadline: In
 
 /// Per location, non-429 requests in each window `[t0 + kW, t0 + (k+1)W)`; plus 429s and t0.
 struct Windows {
+    /// Requests by method and last path segment (`POST upsert`, `POST tags`, `GET notes`, …).
+    kinds: BTreeMap<String, usize>,
     counts: BTreeMap<String, Vec<u64>>,
     /// Per location, the longest pause between two of its requests inside the measured windows.
     longest_gap: BTreeMap<String, Duration>,
@@ -246,6 +262,12 @@ fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: 
             Some((at, r.location.as_deref()?, r.status))
         })
         .collect();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for r in state.requests.iter().skip(from_entry) {
+        let last = r.path.rsplit('/').find(|p| !p.is_empty()).unwrap_or("");
+        let last = if last.len() > 12 { "{id}" } else { last };
+        *kinds.entry(format!("{} {last}", r.method)).or_default() += 1;
+    }
     let t0 = times.iter().map(|t| t.0).min();
     let t1 = times.iter().map(|t| t.0).max();
     let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -279,6 +301,7 @@ fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: 
         _ => Duration::ZERO,
     };
     Windows {
+        kinds,
         counts,
         longest_gap,
         limited,
@@ -330,6 +353,9 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
         ];
         if let Some(w) = &opts.workers {
             extra.push(("dispatch.workers", w.as_str()));
+        }
+        for (k, v) in &opts.set {
+            extra.push((k.as_str(), v.as_str()));
         }
         settings_with_toml(dir.path(), &toml, &extra)
     };
@@ -400,6 +426,14 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             w.total as f64 / (done.max(1)) as f64
         ),
         format!(
+            "{locations} location(s): requests by kind: {}",
+            w.kinds
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        format!(
             "{locations} location(s): longest pause between two requests of one location in the measured windows: median {:.0} ms, max {:.0} ms (window {} ms)",
             gap_median * 1000.0,
             gap_max * 1000.0,
@@ -421,9 +455,15 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
         ));
     }
     Row {
-        label: match &opts.workers {
-            Some(w) => format!("formbridge, workers = {w}"),
-            None => "formbridge dispatch".to_owned(),
+        label: {
+            let mut label = "formbridge dispatch".to_owned();
+            if let Some(w) = &opts.workers {
+                label.push_str(&format!(", workers={w}"));
+            }
+            for (k, v) in &opts.set {
+                label.push_str(&format!(", {k}={v}"));
+            }
+            label
         },
         locations,
         window,
@@ -563,7 +603,10 @@ async fn main() {
             opts.burst_100
         );
     }
-    let mut rows = vec![run_baseline(&opts).await];
+    let mut rows = Vec::new();
+    if opts.baseline {
+        rows.push(run_baseline(&opts).await);
+    }
     for &locations in &opts.locations {
         let burst = if locations >= 100 {
             opts.burst_100
