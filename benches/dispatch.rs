@@ -21,7 +21,8 @@
 //! `--locations 1,10,100` `--measure-windows 4` `--burst-100 N` (burst for runs with ≥ 100
 //! locations; default `--burst`) `--max-secs 240` (deadline per run) `--workers N` (diagnostic
 //! `dispatch.workers` override; default: the configured 32) `--set key=value` (diagnostic
-//! setting override, repeatable) `--no-baseline`).
+//! setting override, repeatable) `--db-dir DIR` (diagnostic: where the temp store lives, e.g.
+//! /dev/shm) `--no-baseline`).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -53,6 +54,9 @@ struct Opts {
     /// Further `key=value` setting overrides (diagnostic), from repeated `--set`.
     set: Vec<(String, String)>,
     baseline: bool,
+    /// Where the temp store directory is created (diagnostic, e.g. a tmpfs); default: the
+    /// system temp dir.
+    db_dir: Option<String>,
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -90,6 +94,7 @@ impl Opts {
                 })
                 .collect(),
             baseline: !std::env::args().any(|a| a == "--no-baseline"),
+            db_dir: arg("--db-dir"),
         }
     }
 }
@@ -340,7 +345,11 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     let ghl = sandbox::start(sandbox_config(locations, burst, window))
         .await
         .expect("start sandbox");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = match &opts.db_dir {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let toml = bench_toml(locations, burst, window);
     let base_url = ghl.base_url.to_string();
@@ -462,6 +471,9 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             }
             for (k, v) in &opts.set {
                 label.push_str(&format!(", {k}={v}"));
+            }
+            if let Some(d) = &opts.db_dir {
+                label.push_str(&format!(", store in {d}"));
             }
             label
         },
