@@ -19,10 +19,10 @@
 //!
 //! Run: `cargo bench --bench dispatch` (options after `--`: `--window-ms 2000` `--burst 100`
 //! `--locations 1,10,100` `--measure-windows 4` `--burst-100 N` (burst for runs with ≥ 100
-//! locations; default `--burst`) `--max-secs 240` (deadline per run) `--workers N` (diagnostic
+//! locations; default `--burst`) `--max-secs 120` (deadline per run) `--workers N` (diagnostic
 //! `dispatch.workers` override; default: the configured 32) `--set key=value` (diagnostic
 //! setting override, repeatable) `--db-dir DIR` (diagnostic: where the temp store lives, e.g.
-//! /dev/shm) `--no-baseline`).
+//! /dev/shm) `--trace` (diagnostic: one location's requests per 100 ms) `--no-baseline`).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -82,7 +82,7 @@ impl Opts {
                 .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
                 .unwrap_or_else(|| vec![1, 10, 100]),
             measure_windows: num("--measure-windows", 4u32).max(1),
-            max_secs: num("--max-secs", 240),
+            max_secs: num("--max-secs", 120),
             workers: arg("--workers"),
             set: std::env::args()
                 .collect::<Vec<_>>()
@@ -267,6 +267,21 @@ fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: 
             Some((at, r.location.as_deref()?, r.status))
         })
         .collect();
+    if std::env::args().any(|a| a == "--trace") {
+        // Diagnostic: the first location's requests per 100 ms from t0.
+        let first = times.iter().map(|t| t.0).min();
+        if let (Some(t0), Some(loc)) = (first, times.first().map(|t| t.1)) {
+            let mut buckets =
+                vec![0u32; (window.as_millis() as usize / 100 + 1) * n_windows as usize];
+            for (at, _, _) in times.iter().filter(|t| t.1 == loc) {
+                let b = ((*at - t0).as_seconds_f64() * 10.0) as usize;
+                if let Some(x) = buckets.get_mut(b) {
+                    *x += 1;
+                }
+            }
+            println!("trace {loc} per 100 ms: {buckets:?}");
+        }
+    }
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for r in state.requests.iter().skip(from_entry) {
         let last = r.path.rsplit('/').find(|p| !p.is_empty()).unwrap_or("");
@@ -313,6 +328,47 @@ fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: 
         total: times.len(),
         span,
     }
+}
+
+/// Mean of `formbridge_ghl_request_seconds` per endpoint from `/metrics` (process-wide, so it
+/// accumulates over the runs of one bench process).
+async fn mean_ghl_latency(base: &str) -> String {
+    let Ok(resp) = reqwest::get(format!("{base}/metrics")).await else {
+        return "unavailable".to_owned();
+    };
+    let text = resp.text().await.unwrap_or_default();
+    let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("formbridge_ghl_request_seconds_") else {
+            continue;
+        };
+        let (is_sum, rest) = match rest.split_once('{') {
+            Some(("sum", r)) => (true, r),
+            Some(("count", r)) => (false, r),
+            _ => continue,
+        };
+        let endpoint = rest
+            .split("endpoint=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?")
+            .to_owned();
+        let value: f64 = rest
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let e = sums.entry(endpoint).or_default();
+        if is_sum {
+            e.0 += value;
+        } else {
+            e.1 += value;
+        }
+    }
+    sums.iter()
+        .map(|(k, (sum, n))| format!("{k} {:.1} ms", 1000.0 * sum / n.max(1.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// User + system CPU time of this process so far (Linux `/proc/self/stat`, 100 ticks/s);
@@ -405,6 +461,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     }
     let wall = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
+    let ghl_latency = mean_ghl_latency(&app.base).await;
     app.shutdown().await;
 
     let w = windows(&ghl, 0, window, measured);
@@ -447,6 +504,9 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             gap_median * 1000.0,
             gap_max * 1000.0,
             window.as_millis()
+        ),
+        format!(
+            "{locations} location(s): mean GHL request time seen by formbridge (formbridge_ghl_request_seconds): {ghl_latency}"
         ),
         format!(
             "{locations} location(s): this process (formbridge + sandbox) used {:.1} s of CPU in {:.1} s of dispatch = {:.2} of {} cores",
