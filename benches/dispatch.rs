@@ -254,6 +254,7 @@ struct Windows {
     limited: usize,
     total: usize,
     span: Duration,
+    first: Option<OffsetDateTime>,
 }
 
 fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: u32) -> Windows {
@@ -327,6 +328,7 @@ fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: 
         limited,
         total: times.len(),
         span,
+        first: t0,
     }
 }
 
@@ -441,6 +443,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     // Phase 2: dispatch the backlog.
     let app = start_app(overrides("true")).await;
     let started = Instant::now();
+    let started_utc = OffsetDateTime::now_utc();
     let cpu_before = cpu_time();
     let mut done = 0;
     while Instant::now() < deadline {
@@ -462,9 +465,13 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     let wall = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
     let ghl_latency = mean_ghl_latency(&app.base).await;
-    app.shutdown().await;
-
+    // The log as of the last delivery (or the deadline), before shutdown lets in-flight work end.
     let w = windows(&ghl, 0, window, measured);
+    let logged = ghl.state().requests.len();
+    let t = Instant::now();
+    app.shutdown().await;
+    let shutdown = t.elapsed();
+    let after_shutdown = ghl.state().requests.len().saturating_sub(logged);
     let per_location_avg: Vec<f64> = (0..locations)
         .map(|n| {
             w.counts.get(&location_id(n)).map_or(0.0, |c| {
@@ -516,6 +523,12 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         ),
     ];
+    notes.push(format!(
+        "{locations} location(s): first GHL request {:.1} s after the dispatcher started; shutdown took {:.1} s and sent {after_shutdown} more GHL requests (not counted above)",
+        w.first
+            .map_or(0.0, |f| (f - started_utc).as_seconds_f64()),
+        shutdown.as_secs_f64()
+    ));
     if done < (locations * per_location) as u64 {
         notes.push(format!(
             "{locations} location(s): stopped at the {} s deadline with {} events not delivered",
