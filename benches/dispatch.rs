@@ -472,6 +472,13 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     app.shutdown().await;
     let shutdown = t.elapsed();
     let after_shutdown = ghl.state().requests.len().saturating_sub(logged);
+    // Does anything still dispatch once `run_until` has returned?
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_return = ghl
+        .state()
+        .requests
+        .len()
+        .saturating_sub(logged + after_shutdown);
     let per_location_avg: Vec<f64> = (0..locations)
         .map(|n| {
             w.counts.get(&location_id(n)).map_or(0.0, |c| {
@@ -524,7 +531,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
         ),
     ];
     notes.push(format!(
-        "{locations} location(s): first GHL request {:.1} s after the dispatcher started; shutdown took {:.1} s and sent {after_shutdown} more GHL requests (not counted above)",
+        "{locations} location(s): first GHL request {:.1} s after the dispatcher started; shutdown took {:.1} s and sent {after_shutdown} more GHL requests (not counted above), and {after_return} more in the 3 s after it returned",
         w.first
             .map_or(0.0, |f| (f - started_utc).as_seconds_f64()),
         shutdown.as_secs_f64()
