@@ -1,0 +1,729 @@
+//! Dispatch benchmark: how fully formbridge spends GHL's per-location rate budget.
+//!
+//! In one process: the GHL sandbox (rate limit shaped like GHL's — `burst` requests per location
+//! per `window` — but with a shorter window so runs stay short), and formbridge on a temp SQLite
+//! file with one `[ghl.locations.locN]` (own token) and one `dripjobs` source routed to it per
+//! location. Deliveries are pre-loaded through `POST /hooks/srcN` with dispatch off (so ingest
+//! does not compete with dispatch), then formbridge is restarted on the same store with
+//! dispatch on, `ghl.rate_limit` equal to the sandbox's limit and the default worker and
+//! per-location concurrency. Each lead (email + phone) costs 3 GHL requests: upsert, tags, note.
+//!
+//! From the sandbox's request log (arrival times), with t0 = the first GHL request: the first
+//! window is skipped (start-up burst), the next `--measure-windows` windows are counted per
+//! location; a location's figure is its average requests per window, as a share of `burst`.
+//! Reported: median and minimum across locations, 429s, events delivered, wall time.
+//!
+//! Baseline in the same run: a plain client loop (no limiter, 16 connections) firing
+//! `GET /contacts/{id}` at the sandbox for one location, so "100 %" is visible (2xx per window
+//! = the sandbox's budget) and the sandbox's own answering rate shows it is not the bottleneck.
+//!
+//! Run: `cargo bench --bench dispatch` (options after `--`: `--window-ms 2000` `--burst 100`
+//! `--locations 1,10,100` `--measure-windows 4` `--burst-100 N` (burst for runs with ≥ 100
+//! locations; default `--burst`) `--max-secs 120` (deadline per run) `--workers N` (diagnostic
+//! `dispatch.workers` override; default: the configured 32) `--set key=value` (diagnostic
+//! setting override, repeatable) `--db-dir DIR` (diagnostic: where the temp store lives, e.g.
+//! /dev/shm) `--trace` (diagnostic: one location's requests per 100 ms) `--no-baseline`).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use formbridge::app::Application;
+use formbridge::ghl::sandbox::{self, SandboxConfig, SandboxHandle, API_VERSION};
+use formbridge::settings::{ConfigSource, Settings};
+use formbridge::store::{EventStatus, Store};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Windows skipped before measuring (the first one holds the start-up burst).
+const SKIP_WINDOWS: u32 = 1;
+/// Concurrent connections used to pre-load deliveries and for the baseline loop.
+const CLIENT_CONCURRENCY: usize = 16;
+
+struct Opts {
+    window: Duration,
+    burst: u32,
+    burst_100: u32,
+    locations: Vec<usize>,
+    measure_windows: u32,
+    max_secs: u64,
+    /// `dispatch.workers` override (diagnostic); `None` keeps the default.
+    workers: Option<String>,
+    /// Further `key=value` setting overrides (diagnostic), from repeated `--set`.
+    set: Vec<(String, String)>,
+    baseline: bool,
+    /// Where the temp store directory is created (diagnostic, e.g. a tmpfs); default: the
+    /// system temp dir.
+    db_dir: Option<String>,
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn num<T: std::str::FromStr>(name: &str, default: T) -> T {
+    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+impl Opts {
+    fn parse() -> Self {
+        let burst = num("--burst", 100);
+        Self {
+            window: Duration::from_millis(num("--window-ms", 2000)),
+            burst,
+            burst_100: num("--burst-100", burst),
+            locations: arg("--locations")
+                .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+                .unwrap_or_else(|| vec![1, 10, 100]),
+            measure_windows: num("--measure-windows", 4u32).max(1),
+            max_secs: num("--max-secs", 120),
+            workers: arg("--workers"),
+            set: std::env::args()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .filter(|w| w[0] == "--set")
+                .filter_map(|w| {
+                    w[1].split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                })
+                .collect(),
+            baseline: !std::env::args().any(|a| a == "--no-baseline"),
+            db_dir: arg("--db-dir"),
+        }
+    }
+}
+
+/// One line of the table.
+struct Row {
+    label: String,
+    locations: usize,
+    window: Duration,
+    burst: u32,
+    /// Requests per window per location (2xx for the baseline), median and min across
+    /// locations (across windows for the baseline).
+    median: f64,
+    min: f64,
+    limited: usize,
+    delivered: String,
+    wall: Duration,
+    notes: Vec<String>,
+}
+
+fn location_id(n: usize) -> String {
+    format!("benchLoc{n:012}")
+}
+
+fn token(n: usize) -> String {
+    format!("pit-bench-{n}")
+}
+
+fn sandbox_config(locations: usize, burst: u32, window: Duration) -> SandboxConfig {
+    SandboxConfig {
+        tokens: (0..locations)
+            .map(|n| (token(n), vec![location_id(n)]))
+            .collect(),
+        burst,
+        window,
+        daily: 10_000_000,
+        ..SandboxConfig::default()
+    }
+}
+
+/// The `bench.toml` layer: the rate limit, one location and one source per location.
+fn bench_toml(locations: usize, burst: u32, window: Duration) -> String {
+    let mut toml = format!(
+        "[ghl.rate_limit]\nburst = {burst}\nwindow = \"{}ms\"\ndaily = 10000000\n",
+        window.as_millis()
+    );
+    for n in 0..locations {
+        toml.push_str(&format!(
+            "\n[ghl.locations.loc{n}]\nlocation_id = \"{}\"\ntoken = \"{}\"\n\n[sources.src{n}]\nkind = \"dripjobs\"\nauth = \"none\"\nlocation = \"loc{n}\"\n",
+            location_id(n),
+            token(n)
+        ));
+    }
+    toml
+}
+
+/// Settings from a temp config dir holding a copy of `config/default.toml` and `toml` as the
+/// `bench` layer, plus `extra` overrides (the process environment is ignored).
+fn settings_with_toml(dir: &Path, toml: &str, extra: &[(&str, &str)]) -> Settings {
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).expect("create config dir");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml"),
+        config.join("default.toml"),
+    )
+    .expect("copy default.toml");
+    std::fs::write(config.join("bench.toml"), toml).expect("write bench.toml");
+    let source = ConfigSource {
+        dir: config,
+        env: "bench".to_owned(),
+    };
+    Settings::load_without_env(&source, extra).expect("settings")
+}
+
+/// A formbridge running in this process until `stop` is sent.
+struct RunningApp {
+    base: String,
+    store: Arc<dyn Store>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_app(settings: Settings) -> RunningApp {
+    let app = Application::build(settings)
+        .await
+        .expect("build formbridge");
+    let base = format!("http://{}", app.local_addr());
+    let store = app.store();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = app
+            .run_until(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    RunningApp {
+        base,
+        store,
+        stop,
+        task,
+    }
+}
+
+impl RunningApp {
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(40), self.task).await;
+    }
+}
+
+/// Posts `per_location` DripJobs leads to each `srcN`, round-robin over locations, with
+/// `CLIENT_CONCURRENCY` connections. Returns how many were answered 200.
+async fn preload(base: &str, locations: usize, per_location: usize, deadline: Instant) -> usize {
+    let total = locations * per_location;
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for worker in 0..CLIENT_CONCURRENCY {
+        let (client, base) = (client.clone(), base.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            let mut g = worker;
+            while g < total && Instant::now() < deadline {
+                let (loc, i) = (g % locations, g / locations);
+                let body = format!(
+                    r#"{{"deal_id":"d{loc}-{i}","customer_name":"Lead{i} Person","customer_email":"l{loc}x{i}@example.com","customer_phone":"928{:07}"}}"#,
+                    2_000_000 + g
+                );
+                let resp = client
+                    .post(format!("{base}/hooks/src{loc}"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                if resp.is_ok_and(|r| r.status().is_success()) {
+                    ok += 1;
+                }
+                g += CLIENT_CONCURRENCY;
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap_or(0);
+    }
+    ok
+}
+
+/// Per location, non-429 requests in each window `[t0 + kW, t0 + (k+1)W)`; plus 429s and t0.
+struct Windows {
+    /// Requests by method and last path segment (`POST upsert`, `POST tags`, `GET notes`, …).
+    kinds: BTreeMap<String, usize>,
+    counts: BTreeMap<String, Vec<u64>>,
+    /// Per location, the longest pause between two of its requests inside the measured windows.
+    longest_gap: BTreeMap<String, Duration>,
+    limited: usize,
+    total: usize,
+    span: Duration,
+    first: Option<OffsetDateTime>,
+}
+
+fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: u32) -> Windows {
+    let state = ghl.state();
+    let times: Vec<(OffsetDateTime, &str, u16)> = state
+        .requests
+        .iter()
+        .skip(from_entry)
+        .filter_map(|r| {
+            let at = OffsetDateTime::parse(&r.at, &Rfc3339).ok()?;
+            Some((at, r.location.as_deref()?, r.status))
+        })
+        .collect();
+    if std::env::args().any(|a| a == "--trace") {
+        // Diagnostic: the first location's requests per 100 ms from t0.
+        let first = times.iter().map(|t| t.0).min();
+        if let (Some(t0), Some(loc)) = (first, times.first().map(|t| t.1)) {
+            let mut buckets =
+                vec![0u32; (window.as_millis() as usize / 100 + 1) * n_windows as usize];
+            for (at, _, _) in times.iter().filter(|t| t.1 == loc) {
+                let b = ((*at - t0).as_seconds_f64() * 10.0) as usize;
+                if let Some(x) = buckets.get_mut(b) {
+                    *x += 1;
+                }
+            }
+            println!("trace {loc} per 100 ms: {buckets:?}");
+        }
+    }
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for r in state.requests.iter().skip(from_entry) {
+        let last = r.path.rsplit('/').find(|p| !p.is_empty()).unwrap_or("");
+        let last = if last.len() > 12 { "{id}" } else { last };
+        *kinds.entry(format!("{} {last}", r.method)).or_default() += 1;
+    }
+    let t0 = times.iter().map(|t| t.0).min();
+    let t1 = times.iter().map(|t| t.0).max();
+    let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut last_seen: BTreeMap<String, OffsetDateTime> = BTreeMap::new();
+    let mut longest_gap: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut limited = 0;
+    for (at, location, status) in &times {
+        if *status == 429 {
+            limited += 1;
+            continue;
+        }
+        let Some(t0) = t0 else { continue };
+        let since = (*at - t0).as_seconds_f64();
+        let k = (since / window.as_secs_f64()) as usize;
+        let slot = counts
+            .entry((*location).to_owned())
+            .or_insert_with(|| vec![0; n_windows as usize]);
+        if let Some(c) = slot.get_mut(k) {
+            *c += 1;
+        }
+        if k >= SKIP_WINDOWS as usize && k < n_windows as usize {
+            if let Some(prev) = last_seen.insert((*location).to_owned(), *at) {
+                let gap = Duration::try_from(*at - prev).unwrap_or_default();
+                let longest = longest_gap.entry((*location).to_owned()).or_default();
+                *longest = (*longest).max(gap);
+            }
+        }
+    }
+    let span = match (t0, t1) {
+        (Some(a), Some(b)) => Duration::try_from(b - a).unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    Windows {
+        kinds,
+        counts,
+        longest_gap,
+        limited,
+        total: times.len(),
+        span,
+        first: t0,
+    }
+}
+
+/// Mean of `formbridge_ghl_request_seconds` per endpoint from `/metrics` (process-wide, so it
+/// accumulates over the runs of one bench process).
+async fn mean_ghl_latency(base: &str) -> String {
+    let Ok(resp) = reqwest::get(format!("{base}/metrics")).await else {
+        return "unavailable".to_owned();
+    };
+    let text = resp.text().await.unwrap_or_default();
+    let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("formbridge_ghl_request_seconds_") else {
+            continue;
+        };
+        let (is_sum, rest) = match rest.split_once('{') {
+            Some(("sum", r)) => (true, r),
+            Some(("count", r)) => (false, r),
+            _ => continue,
+        };
+        let endpoint = rest
+            .split("endpoint=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?")
+            .to_owned();
+        let value: f64 = rest
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let e = sums.entry(endpoint).or_default();
+        if is_sum {
+            e.0 += value;
+        } else {
+            e.1 += value;
+        }
+    }
+    sums.iter()
+        .map(|(k, (sum, n))| format!("{k} {:.1} ms", 1000.0 * sum / n.max(1.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, 100 ticks/s);
+/// zero elsewhere.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+fn median_min(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let median = v.get(v.len() / 2).copied().unwrap_or(0.0);
+    (median, v.first().copied().unwrap_or(0.0))
+}
+
+async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
+    let window = opts.window;
+    let measured = SKIP_WINDOWS + opts.measure_windows;
+    // Enough work to keep every location at its budget through the measured windows and one
+    // more: 3 requests per lead.
+    let per_location = ((measured + 1) * burst).div_ceil(3) as usize;
+    let ghl = sandbox::start(sandbox_config(locations, burst, window))
+        .await
+        .expect("start sandbox");
+    let dir = match &opts.db_dir {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let toml = bench_toml(locations, burst, window);
+    let base_url = ghl.base_url.to_string();
+    let overrides = |enabled: &'static str| {
+        let mut extra = vec![
+            ("server.addr", "127.0.0.1:0"),
+            ("store.url", url.as_str()),
+            ("ghl.base_url", base_url.as_str()),
+            ("dispatch.enabled", enabled),
+        ];
+        if let Some(w) = &opts.workers {
+            extra.push(("dispatch.workers", w.as_str()));
+        }
+        for (k, v) in &opts.set {
+            extra.push((k.as_str(), v.as_str()));
+        }
+        settings_with_toml(dir.path(), &toml, &extra)
+    };
+    let deadline = Instant::now() + Duration::from_secs(opts.max_secs);
+
+    // Phase 1: ingest only.
+    let settings = overrides("false");
+    let (workers, cap) = (
+        settings.dispatch.workers,
+        settings.dispatch.per_location_concurrency,
+    );
+    let app = start_app(settings).await;
+    let t = Instant::now();
+    let accepted = preload(&app.base, locations, per_location, deadline).await;
+    let ingest = t.elapsed();
+    app.shutdown().await;
+
+    // Phase 2: dispatch the backlog.
+    let app = start_app(overrides("true")).await;
+    let started = Instant::now();
+    let started_utc = OffsetDateTime::now_utc();
+    let cpu_before = cpu_time();
+    let mut done = 0;
+    while Instant::now() < deadline {
+        let counts = app.store.status_counts().await.expect("status counts");
+        done = counts.get(&EventStatus::Done).copied().unwrap_or(0);
+        let open: u64 = [
+            EventStatus::Pending,
+            EventStatus::Processing,
+            EventStatus::Retrying,
+        ]
+        .iter()
+        .map(|s| counts.get(s).copied().unwrap_or(0))
+        .sum();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let wall = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    let ghl_latency = mean_ghl_latency(&app.base).await;
+    // The log as of the last delivery (or the deadline), before shutdown lets in-flight work end.
+    let w = windows(&ghl, 0, window, measured);
+    let logged = ghl.state().requests.len();
+    let t = Instant::now();
+    app.shutdown().await;
+    let shutdown = t.elapsed();
+    let after_shutdown = ghl.state().requests.len().saturating_sub(logged);
+    // Does anything still dispatch once `run_until` has returned?
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_return = ghl
+        .state()
+        .requests
+        .len()
+        .saturating_sub(logged + after_shutdown);
+    let per_location_avg: Vec<f64> = (0..locations)
+        .map(|n| {
+            w.counts.get(&location_id(n)).map_or(0.0, |c| {
+                c.iter().skip(SKIP_WINDOWS as usize).sum::<u64>() as f64
+                    / f64::from(opts.measure_windows)
+            })
+        })
+        .collect();
+    let (median, min) = median_min(per_location_avg);
+    let gaps: Vec<f64> = w.longest_gap.values().map(Duration::as_secs_f64).collect();
+    let gap_max = gaps.iter().copied().fold(0.0, f64::max);
+    let (gap_median, _) = median_min(gaps);
+    let mut notes = vec![
+        format!(
+            "{locations} location(s): {accepted}/{} leads pre-loaded in {:.1} s; dispatch: workers = {workers}, per-location concurrency = {cap}",
+            locations * per_location,
+            ingest.as_secs_f64()
+        ),
+        format!(
+            "{locations} location(s): {} GHL requests over {:.1} s from first to last = {:.0} req/s overall (budget {:.0} req/s); {:.2} requests per delivered event",
+            w.total,
+            w.span.as_secs_f64(),
+            w.total as f64 / w.span.as_secs_f64().max(1e-9),
+            locations as f64 * f64::from(burst) / window.as_secs_f64(),
+            w.total as f64 / (done.max(1)) as f64
+        ),
+        format!(
+            "{locations} location(s): requests by kind: {}",
+            w.kinds
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        format!(
+            "{locations} location(s): longest pause between two requests of one location in the measured windows: median {:.0} ms, max {:.0} ms (window {} ms)",
+            gap_median * 1000.0,
+            gap_max * 1000.0,
+            window.as_millis()
+        ),
+        format!(
+            "{locations} location(s): mean GHL request time seen by formbridge (formbridge_ghl_request_seconds): {ghl_latency}"
+        ),
+        format!(
+            "{locations} location(s): this process (formbridge + sandbox) used {:.1} s of CPU in {:.1} s of dispatch = {:.2} of {} cores",
+            cpu.as_secs_f64(),
+            wall.as_secs_f64(),
+            cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        ),
+    ];
+    notes.push(format!(
+        "{locations} location(s): first GHL request {:.1} s after the dispatcher started; shutdown took {:.1} s and sent {after_shutdown} more GHL requests (not counted above), and {after_return} more in the 3 s after it returned",
+        w.first
+            .map_or(0.0, |f| (f - started_utc).as_seconds_f64()),
+        shutdown.as_secs_f64()
+    ));
+    if done < (locations * per_location) as u64 {
+        notes.push(format!(
+            "{locations} location(s): stopped at the {} s deadline with {} events not delivered",
+            opts.max_secs,
+            (locations * per_location) as u64 - done
+        ));
+    }
+    Row {
+        label: {
+            let mut label = "formbridge dispatch".to_owned();
+            if let Some(w) = &opts.workers {
+                label.push_str(&format!(", workers={w}"));
+            }
+            for (k, v) in &opts.set {
+                label.push_str(&format!(", {k}={v}"));
+            }
+            if let Some(d) = &opts.db_dir {
+                label.push_str(&format!(", store in {d}"));
+            }
+            label
+        },
+        locations,
+        window,
+        burst,
+        median,
+        min,
+        limited: w.limited,
+        delivered: format!("{done}/{}", locations * per_location),
+        wall,
+        notes,
+    }
+}
+
+/// The sandbox alone: `CLIENT_CONCURRENCY` loops firing `GET /contacts/{id}` for one location
+/// with no limiter for `SKIP_WINDOWS + measure_windows` windows.
+async fn run_baseline(opts: &Opts) -> Row {
+    let (window, burst) = (opts.window, opts.burst);
+    let ghl = sandbox::start(sandbox_config(1, burst, window))
+        .await
+        .expect("start sandbox");
+    let client = reqwest::Client::builder()
+        .default_headers(
+            [
+                (
+                    reqwest::header::AUTHORIZATION,
+                    format!("Bearer {}", token(0)).parse().expect("header"),
+                ),
+                (
+                    "version".parse().expect("name"),
+                    API_VERSION.parse().expect("header"),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .expect("client");
+    let upsert: serde_json::Value = client
+        .post(ghl.base_url.join("contacts/upsert").expect("url"))
+        .json(&serde_json::json!({"locationId": location_id(0), "email": "base@example.com"}))
+        .send()
+        .await
+        .expect("seed contact")
+        .json()
+        .await
+        .expect("seed contact body");
+    let id = upsert["contact"]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_owned();
+    // Let the seed's request leave the window; count only the loop's requests.
+    tokio::time::sleep(window).await;
+    let from_entry = ghl.state().requests.len();
+    let measured = SKIP_WINDOWS + opts.measure_windows;
+    let run_for = window * measured;
+    let url = ghl.base_url.join(&format!("contacts/{id}")).expect("url");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENT_CONCURRENCY {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < run_for {
+                if client.get(url.clone()).send().await.is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut answered = 0;
+    for t in tasks {
+        answered += t.await.unwrap_or(0);
+    }
+    let wall = started.elapsed();
+    let w = windows(&ghl, from_entry, window, measured);
+    let per_window: Vec<f64> = w
+        .counts
+        .get(&location_id(0))
+        .map(|c| {
+            c.iter()
+                .skip(SKIP_WINDOWS as usize)
+                .map(|n| *n as f64)
+                .collect()
+        })
+        .unwrap_or_default();
+    let (median, min) = median_min(per_window);
+    Row {
+        label: "baseline: sandbox, no limiter".to_owned(),
+        locations: 1,
+        window,
+        burst,
+        median,
+        min,
+        limited: w.limited,
+        delivered: "—".to_owned(),
+        wall,
+        notes: vec![format!(
+            "baseline: the sandbox answered {answered} requests in {:.1} s = {:.0} req/s to {CLIENT_CONCURRENCY} client loops; {} were 429",
+            wall.as_secs_f64(),
+            answered as f64 / wall.as_secs_f64(),
+            w.limited
+        )],
+    }
+}
+
+fn print_row(r: &Row) {
+    let budget = f64::from(r.burst);
+    println!(
+        "| {:<29} | {:>9} | {:>7} | {:>6} | {:>10.1} | {:>8.1} | {:>6.1} % | {:>6.1} % | {:>5} | {:>11} | {:>7.1} s |",
+        r.label,
+        r.locations,
+        format!("{} ms", r.window.as_millis()),
+        r.burst,
+        r.median,
+        r.min,
+        100.0 * r.median / budget,
+        100.0 * r.min / budget,
+        r.limited,
+        r.delivered,
+        r.wall.as_secs_f64()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let opts = Opts::parse();
+    println!(
+        "dispatch benchmark: GHL's rate shape ({} requests per location per window) with the window scaled from GHL's 10 s to {} ms; first {SKIP_WINDOWS} window skipped, {} measured; 3 GHL requests per lead (upsert, tags, note)",
+        opts.burst,
+        opts.window.as_millis(),
+        opts.measure_windows
+    );
+    if opts.burst_100 != opts.burst {
+        println!(
+            "burst scaled down to {} per window for runs with 100 or more locations",
+            opts.burst_100
+        );
+    }
+    let mut rows = Vec::new();
+    if opts.baseline {
+        rows.push(run_baseline(&opts).await);
+    }
+    for &locations in &opts.locations {
+        let burst = if locations >= 100 {
+            opts.burst_100
+        } else {
+            opts.burst
+        };
+        rows.push(run_dispatch(locations.max(1), burst, &opts).await);
+    }
+    println!();
+    println!(
+        "| {:<29} | {:>9} | {:>7} | {:>6} | {:>10} | {:>8} | {:>8} | {:>8} | {:>5} | {:>11} | {:>9} |",
+        "run", "locations", "window", "budget", "req/window", "min", "share", "min", "429s", "events", "wall"
+    );
+    println!(
+        "|{:-<31}|{:-<11}|{:-<9}|{:-<8}|{:-<12}|{:-<10}|{:-<10}|{:-<10}|{:-<7}|{:-<13}|{:-<11}|",
+        "", "", "", "", "", "", "", "", "", "", ""
+    );
+    for r in &rows {
+        print_row(r);
+    }
+    println!();
+    println!("budget = requests per window per location; req/window = achieved, median across locations (baseline: 2xx, median across windows); min = the lowest location (window); share = of the budget; 429s over the whole run; events = delivered/pre-loaded; wall = dispatcher start to last delivery (baseline: loop time)");
+    for r in &rows {
+        for n in &r.notes {
+            println!("- {n}");
+        }
+    }
+}
