@@ -1,4 +1,5 @@
-//! The embedded SQLite store: WAL journal, `synchronous = FULL`, and a group-commit writer.
+//! The embedded SQLite store: WAL journal, a group-commit writer that fsyncs acknowledged
+//! deliveries, and a pool for the rest.
 //!
 //! Acknowledging a webhook needs its row fsync'd. One fsync per request would cap throughput
 //! at the disk's sync rate, so inserts go through a single writer task that drains whatever is
@@ -61,9 +62,14 @@ impl SqliteStore {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
             }
         }
+        // Pool connections commit without fsync (`synchronous = NORMAL`: safe across a process
+        // crash in WAL mode, not across power loss). Their writes are dispatch bookkeeping that
+        // is either idempotent to redo or protected by markers; the writes that must survive
+        // power loss — acknowledged deliveries (the group-commit writer), `started` step
+        // records and rotated OAuth tokens — go through `durably` with `synchronous = FULL`.
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
-            .connect_with(options.clone())
+            .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(open_err)?;
         MIGRATOR.run(&pool).await?;

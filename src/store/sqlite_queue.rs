@@ -184,8 +184,9 @@ pub(super) async fn claim(
         .push(", updated_at = ")
         .push_bind(now)
         .push(
-            " WHERE id IN (SELECT e.id FROM events e
-               WHERE e.plan IS NOT NULL AND e.location_id IS NOT NULL
+            " WHERE id IN (SELECT e.id FROM events e INDEXED BY events_open
+               WHERE e.status IN ('pending', 'processing', 'retrying')
+                 AND e.plan IS NOT NULL AND e.location_id IS NOT NULL
                  AND ((e.status IN ('pending', 'retrying') AND e.next_attempt_at <= ",
         )
         .push_bind(now)
@@ -256,11 +257,40 @@ pub(super) async fn record_step(
     .bind(step.status.as_str())
     .bind(step.ghl_id.as_deref())
     .bind(to_millis(step.updated_at))
-    .bind(owner)
-    .execute(pool)
-    .await
-    .map_err(StoreError::query("record_step"))?;
+    .bind(owner);
+    // A `started` record must survive power loss: after it, GHL may hold the task or note, and
+    // only this record makes the next attempt look for the marker instead of creating again.
+    let done = if step.status == StepStatus::Started {
+        durably(pool, "record_step", done).await?
+    } else {
+        done.execute(pool)
+            .await
+            .map_err(StoreError::query("record_step"))?
+    };
     Ok(done.rows_affected() == 1)
+}
+
+/// Runs one write on a pooled connection switched to `synchronous = FULL`, so its commit is
+/// fsync'd before this returns.
+pub(super) async fn durably<'q>(
+    pool: &SqlitePool,
+    op: &'static str,
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> Result<sqlx::sqlite::SqliteQueryResult, StoreError> {
+    let mut conn = pool.acquire().await.map_err(StoreError::query(op))?;
+    sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query(op))?;
+    let result = query
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query(op));
+    // Back to the pool's default; if this fails the connection just stays stricter.
+    let _ = sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await;
+    result
 }
 
 pub(super) async fn finish(

@@ -27,7 +27,7 @@ impl TokenStore for SqliteStore {
     }
 
     async fn save(&self, location_id: &str, tokens: &OAuthTokens) -> Result<(), TokenStoreError> {
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
@@ -38,10 +38,11 @@ impl TokenStore for SqliteStore {
         .bind(tokens.access_token.expose_secret())
         .bind(tokens.refresh_token.expose_secret())
         .bind(to_millis(tokens.expires_at))
-        .bind(to_millis(time::OffsetDateTime::now_utc()))
-        .execute(self.pool())
-        .await
-        .map_err(TokenStoreError::from_source)?;
+        .bind(to_millis(time::OffsetDateTime::now_utc()));
+        // The rotated refresh token is the only one GHL still accepts: fsync it.
+        super::sqlite_queue::durably(self.pool(), "save_oauth_tokens", query)
+            .await
+            .map_err(TokenStoreError::from_source)?;
         Ok(())
     }
 }
