@@ -14,7 +14,8 @@
 //! - [`dispatch`]: workers that execute plans against GHL with retries and rate limits.
 //! - [`ghl`]: the GHL API v2 client and the in-process GHL sandbox.
 //! - [`cli`]: operator commands of the binary (`events list|show|replay`, `sandbox-ghl`).
-//! - [`demo`]: `formbridge demo`, the whole job end to end against the built-in GHL sandbox.
+//! - [`demo`]: `formbridge demo`, the whole job end to end against the built-in GHL sandbox
+//!   (deliveries, report and working folder in its submodules).
 
 pub mod app;
 pub mod body;
