@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::mapping::config::MappingConfig;
-use crate::sources::{SourceKind, SourceName, BUILT_IN_SOURCES};
+use crate::sources::{SourceKind, SourceName};
 
 /// Prefix of the environment variables that override config files (`FORMBRIDGE__SERVER__ADDR`).
 pub const ENV_PREFIX: &str = "FORMBRIDGE";
@@ -534,11 +534,6 @@ impl Settings {
     pub fn to_masked_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
-}
-
-/// The names of sources every installation knows (`jotform`, `jivochat`, …).
-pub fn built_in_source_names() -> &'static [&'static str] {
-    BUILT_IN_SOURCES
 }
 
 fn auth_name(mode: AuthMode) -> &'static str {

@@ -13,12 +13,11 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::limiter::{LocationLimiter, Permit};
-use super::prepare::{age, marker};
 use super::retry::RetryPolicy;
 use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest, UpsertContactRequest};
 use crate::ghl::{GhlClient, GhlError, RateLimitInfo};
 use crate::mapping::plan::{Plan, Step};
-use crate::store::{ClaimedEvent, Finish, StepRecord, StepStatus, Store, StoreError};
+use crate::store::{ClaimedEvent, EventId, Finish, StepRecord, StepStatus, Store, StoreError};
 
 /// Why an attempt stopped before the plan was done.
 #[derive(Debug)]
@@ -367,4 +366,16 @@ fn with_marker(body: Option<&str>, mark: &str) -> String {
 /// Unix milliseconds, for the lease bookkeeping.
 pub fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The marker a task or note carries: event id and step index, looked up after an unknown outcome.
+pub fn marker(event: EventId, step: u32) -> String {
+    format!("[formbridge:{event}:{step}]")
+}
+
+/// How long ago an event was received.
+pub fn age(received_at: OffsetDateTime) -> std::time::Duration {
+    (OffsetDateTime::now_utc() - received_at)
+        .try_into()
+        .unwrap_or_default()
 }

@@ -3,12 +3,10 @@
 
 use std::collections::HashMap;
 
-use time::OffsetDateTime;
-
 use crate::mapping::build::{build_plan, MappingError};
 use crate::settings::Settings;
 use crate::sources::{normalize, SourceName};
-use crate::store::{Event, EventId, Preparation, Store, StoreError};
+use crate::store::{Event, Preparation, Store, StoreError};
 
 /// Turns stored deliveries into plans with the current configuration.
 pub struct Preparer {
@@ -126,16 +124,4 @@ impl Preparer {
             ),
         }
     }
-}
-
-/// The id used in markers and logs.
-pub fn marker(event: EventId, step: u32) -> String {
-    format!("[formbridge:{event}:{step}]")
-}
-
-/// Age of an event.
-pub fn age(received_at: OffsetDateTime) -> std::time::Duration {
-    (OffsetDateTime::now_utc() - received_at)
-        .try_into()
-        .unwrap_or_default()
 }
