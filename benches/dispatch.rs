@@ -22,7 +22,8 @@
 //! locations; default `--burst`) `--max-secs 120` (deadline per run) `--workers N` (diagnostic
 //! `dispatch.workers` override; default: the configured 32) `--set key=value` (diagnostic
 //! setting override, repeatable) `--db-dir DIR` (diagnostic: where the temp store lives, e.g.
-//! /dev/shm) `--trace` (diagnostic: one location's requests per 100 ms) `--no-baseline`).
+//! /dev/shm) `--trace` (diagnostic: one location's requests per 100 ms) `--latency-ms N` (the
+//! sandbox delays every answer by N ms, like GHL's real round trip; default 0) `--no-baseline`).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use formbridge::app::Application;
-use formbridge::ghl::sandbox::{self, SandboxConfig, SandboxHandle, API_VERSION};
+use formbridge::ghl::sandbox::{self, FaultSpec, SandboxConfig, SandboxHandle, API_VERSION};
 use formbridge::settings::{ConfigSource, Settings};
 use formbridge::store::{EventStatus, Store};
 use time::format_description::well_known::Rfc3339;
@@ -54,6 +55,8 @@ struct Opts {
     /// Further `key=value` setting overrides (diagnostic), from repeated `--set`.
     set: Vec<(String, String)>,
     baseline: bool,
+    /// Delay the sandbox adds before answering each API request.
+    latency: Duration,
     /// Where the temp store directory is created (diagnostic, e.g. a tmpfs); default: the
     /// system temp dir.
     db_dir: Option<String>,
@@ -94,6 +97,7 @@ impl Opts {
                 })
                 .collect(),
             baseline: !std::env::args().any(|a| a == "--no-baseline"),
+            latency: Duration::from_millis(num("--latency-ms", 0)),
             db_dir: arg("--db-dir"),
         }
     }
@@ -403,6 +407,12 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     let ghl = sandbox::start(sandbox_config(locations, burst, window))
         .await
         .expect("start sandbox");
+    if !opts.latency.is_zero() {
+        ghl.sandbox.set_faults(FaultSpec {
+            latency_ms: Some(opts.latency.as_millis() as u64),
+            ..FaultSpec::default()
+        });
+    }
     let dir = match &opts.db_dir {
         Some(d) => tempfile::tempdir_in(d),
         None => tempfile::tempdir(),
@@ -551,6 +561,9 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             }
             for (k, v) in &opts.set {
                 label.push_str(&format!(", {k}={v}"));
+            }
+            if !opts.latency.is_zero() {
+                label.push_str(&format!(", GHL latency {} ms", opts.latency.as_millis()));
             }
             if let Some(d) = &opts.db_dir {
                 label.push_str(&format!(", store in {d}"));

@@ -52,11 +52,6 @@ pub(crate) fn normalize_tags(tags: &[Value]) -> Vec<String> {
     out
 }
 
-/// Digits of a phone number, for matching `+1 555-010-0001` with `+15550100001`.
-fn phone_key(phone: &str) -> String {
-    phone.chars().filter(char::is_ascii_digit).collect()
-}
-
 pub(crate) fn str_field<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     m.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
@@ -69,29 +64,16 @@ pub(crate) fn find_duplicate(
     phone: Option<&str>,
     exclude: Option<&str>,
 ) -> Option<(String, &'static str)> {
-    let candidates: Vec<&Record> = World::sorted(&world.contacts)
-        .into_iter()
-        .filter(|r| str_field(&r.data, "locationId") == Some(location))
-        .filter(|r| str_field(&r.data, "id") != exclude)
-        .collect();
-    if let Some(email) = email {
-        let email = email.to_lowercase();
-        if let Some(r) = candidates
-            .iter()
-            .find(|r| str_field(&r.data, "emailLowerCase") == Some(email.as_str()))
-        {
-            return str_field(&r.data, "id").map(|id| (id.to_owned(), "email"));
-        }
-    }
-    if let Some(phone) = phone.map(phone_key).filter(|p| !p.is_empty()) {
-        if let Some(r) = candidates
-            .iter()
-            .find(|r| str_field(&r.data, "phone").map(phone_key) == Some(phone.clone()))
-        {
-            return str_field(&r.data, "id").map(|id| (id.to_owned(), "phone"));
-        }
-    }
-    None
+    let other = |id: &&str| Some(*id) != exclude;
+    let index = &world.contact_index;
+    email
+        .and_then(|e| index.with_email(location, e).find(other))
+        .map(|id| (id.to_owned(), "email"))
+        .or_else(|| {
+            phone
+                .and_then(|p| index.with_phone(location, p).find(other))
+                .map(|id| (id.to_owned(), "phone"))
+        })
 }
 
 fn new_contact(world: &mut World, location: &str) -> Record {
@@ -303,7 +285,7 @@ pub(crate) async fn create(
     apply_input(&mut world, &location, &mut record.data, &body);
     let view = Value::Object(record.data.clone());
     let id = str_field(&record.data, "id").unwrap_or_default().to_owned();
-    world.contacts.insert(id, record);
+    world.put_contact(id, record);
     reply(StatusCode::CREATED, json!({ "contact": view }))
 }
 
@@ -360,12 +342,12 @@ pub(crate) async fn upsert(
     }
     let (is_new, view) = match target {
         Some(id) => {
-            let Some(mut record) = world.contacts.remove(&id) else {
+            let Some(mut record) = world.take_contact(&id) else {
                 return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
             };
             apply_input(&mut world, &location, &mut record.data, &body);
             let view = Value::Object(record.data.clone());
-            world.contacts.insert(id, record);
+            world.put_contact(id, record);
             (false, view)
         }
         None => {
@@ -373,7 +355,7 @@ pub(crate) async fn upsert(
             apply_input(&mut world, &location, &mut record.data, &body);
             let view = Value::Object(record.data.clone());
             let id = str_field(&record.data, "id").unwrap_or_default().to_owned();
-            world.contacts.insert(id, record);
+            world.put_contact(id, record);
             (true, view)
         }
     };
@@ -437,12 +419,12 @@ pub(crate) async fn update(
             return duplicate_error(&world, &dup, field);
         }
     }
-    let Some(mut record) = world.contacts.remove(&id) else {
+    let Some(mut record) = world.take_contact(&id) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     };
     apply_input(&mut world, &location, &mut record.data, &body);
     let view = Value::Object(record.data.clone());
-    world.contacts.insert(id, record);
+    world.put_contact(id, record);
     reply(
         StatusCode::OK,
         json!({"succeded": true, "succeeded": true, "contact": view}),
@@ -459,7 +441,7 @@ pub(crate) async fn delete(
     if let Err(r) = contact_mut(&mut world, &caller, &id) {
         return r;
     }
-    world.contacts.remove(&id);
+    world.take_contact(&id);
     world
         .tasks
         .retain(|_, t| t.data.get("contactId").and_then(Value::as_str) != Some(id.as_str()));

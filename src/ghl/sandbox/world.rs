@@ -134,10 +134,89 @@ pub(crate) struct Storm {
     pub until: Option<Instant>,
 }
 
+/// Contacts of one location sharing a lookup value, by insertion order: `seq → id`.
+type Holders = BTreeMap<u64, String>;
+
+/// Lookup of contacts by `(location, lower-case email)` and `(location, phone digits)`, so
+/// duplicate checks cost the same with ten or a million stored contacts.
+#[derive(Debug, Default)]
+pub(crate) struct ContactIndex {
+    by_email: HashMap<(String, String), Holders>,
+    by_phone: HashMap<(String, String), Holders>,
+}
+
+impl ContactIndex {
+    fn keys(record: &Record) -> (Option<(String, String)>, Option<(String, String)>) {
+        let field = |k: &str| record.data.get(k).and_then(Value::as_str);
+        let Some(location) = field("locationId") else {
+            return (None, None);
+        };
+        let email = field("emailLowerCase")
+            .filter(|e| !e.is_empty())
+            .map(|e| (location.to_owned(), e.to_owned()));
+        let phone = field("phone")
+            .map(phone_digits)
+            .filter(|p| !p.is_empty())
+            .map(|p| (location.to_owned(), p));
+        (email, phone)
+    }
+
+    fn add(&mut self, id: &str, record: &Record) {
+        let (email, phone) = Self::keys(record);
+        for (map, key) in [(&mut self.by_email, email), (&mut self.by_phone, phone)] {
+            if let Some(key) = key {
+                map.entry(key).or_default().insert(record.seq, id.to_owned());
+            }
+        }
+    }
+
+    fn remove(&mut self, record: &Record) {
+        let (email, phone) = Self::keys(record);
+        for (map, key) in [(&mut self.by_email, email), (&mut self.by_phone, phone)] {
+            if let Some(key) = key {
+                if let Some(holders) = map.get_mut(&key) {
+                    holders.remove(&record.seq);
+                    if holders.is_empty() {
+                        map.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Contacts of `location` with this email (any case), oldest first.
+    pub fn with_email<'a>(&'a self, location: &str, email: &str) -> impl Iterator<Item = &'a str> {
+        Self::holders(&self.by_email, location, email.to_lowercase())
+    }
+
+    /// Contacts of `location` whose phone has these digits, oldest first.
+    pub fn with_phone<'a>(&'a self, location: &str, phone: &str) -> impl Iterator<Item = &'a str> {
+        Self::holders(&self.by_phone, location, phone_digits(phone))
+    }
+
+    fn holders<'a>(
+        map: &'a HashMap<(String, String), Holders>,
+        location: &str,
+        value: String,
+    ) -> impl Iterator<Item = &'a str> {
+        map.get(&(location.to_owned(), value))
+            .into_iter()
+            .flat_map(|h| h.values().map(String::as_str))
+    }
+}
+
+/// Digits of a phone number, for matching `+1 555-010-0001` with `+15550100001`.
+pub(crate) fn phone_digits(phone: &str) -> String {
+    phone.chars().filter(char::is_ascii_digit).collect()
+}
+
 /// Everything mutable.
 #[derive(Debug, Default)]
 pub(crate) struct World {
+    /// Read freely; write only through [`World::put_contact`] and [`World::take_contact`],
+    /// which keep `contact_index` in step.
     pub contacts: HashMap<String, Record>,
+    pub contact_index: ContactIndex,
     pub tasks: HashMap<String, Record>,
     pub notes: HashMap<String, Record>,
     pub appointments: Vec<Value>,
@@ -176,6 +255,22 @@ impl World {
     pub fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
+    }
+
+    /// Stores (or replaces) a contact and indexes its email and phone.
+    pub fn put_contact(&mut self, id: String, record: Record) {
+        if let Some(old) = self.contacts.remove(&id) {
+            self.contact_index.remove(&old);
+        }
+        self.contact_index.add(&id, &record);
+        self.contacts.insert(id, record);
+    }
+
+    /// Removes a contact (and its index entries), handing it back.
+    pub fn take_contact(&mut self, id: &str) -> Option<Record> {
+        let record = self.contacts.remove(id)?;
+        self.contact_index.remove(&record);
+        Some(record)
     }
 
     /// Records in insertion order.
