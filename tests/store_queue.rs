@@ -276,3 +276,53 @@ async fn a_replayed_event_is_queued_again_with_a_fresh_place() {
         "replayed as if it arrived now"
     );
 }
+
+#[tokio::test]
+async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    // A store as the previous release left it: migrations 0001-0002, three prepared events.
+    let previous = dir.path().join("previous-migrations");
+    std::fs::create_dir(&previous).unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for name in ["0001_events.sql", "0002_open_events_index.sql"] {
+        std::fs::copy(migrations.join(name), previous.join(name)).unwrap();
+    }
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(previous.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for i in 1..=3 {
+        sqlx::query(
+            "INSERT INTO events (source, dedupe_key, headers, body, received_at, next_attempt_at,
+                 updated_at, contact_key, location_id, submission, plan)
+             VALUES ('dripjobs', ?1, '[]', x'7b7d', 0, 0, 0, ?2, 'loc', '{}', '{\"steps\":[]}')",
+        )
+        .bind(format!("old-{i}"))
+        .bind(format!("email:old{i}@x.co"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&StoreSettings {
+        url: format!("sqlite://{}", db.display()),
+        max_connections: 4,
+        group_commit_max_batch: 16,
+    })
+    .await
+    .unwrap();
+    let late = add_from(&store, "jotform", "new", "email:new@x.co").await;
+    let order = drain(&store, 1).await;
+    assert_eq!(
+        order,
+        vec![EventId(1), EventId(2), late, EventId(3)],
+        "the old backlog is claimable, in arrival order, and shares with a new source"
+    );
+}
