@@ -176,8 +176,8 @@ struct ReadyEvent<'a> {
 /// backlog thus gets every other slot from the head on instead of the end of the line, and
 /// with one source the order stays arrival order. When the location's queue is empty, V is
 /// "now": the largest key it ever gave or, if larger, this event's id minus one, so an idle
-/// flow neither jumps ahead with stale small keys nor falls behind. Keys therefore never
-/// exceed ids, which keeps the global claim order across locations close to arrival order
+/// flow neither jumps ahead with stale small keys nor falls behind. A new event's key therefore
+/// never exceeds its id (a replayed one is keyed as if it arrived now), which keeps the global claim order across locations close to arrival order
 /// (each location's keys are not an unrelated private counter) and matches the upgrade's
 /// back-fill of `fair_key = id`.
 async fn save_ready(
