@@ -97,16 +97,33 @@ async fn post_leads(app: &TestApp, n: usize, prefix: &str) {
             "customer_email": format!("{prefix}{i}@example.com"),
             "customer_phone": format!("928{:07}", phone_base + i),
         });
-        let r = app
-            .post_hook(
-                "dripjobs",
-                Some(SECRET),
-                Some("application/json"),
-                body.to_string().into_bytes(),
-            )
-            .await;
-        assert_eq!(r.status(), 200);
+        post_json(app, "dripjobs", &body).await;
     }
+}
+
+/// Posts `n` POWR contact-form leads with distinct emails (`{prefix}{i}@example.com`).
+async fn post_powr_leads(app: &TestApp, n: usize, prefix: &str) {
+    for i in 0..n {
+        let body = serde_json::json!({
+            "submission_id": format!("{prefix}-{i}"),
+            "Your Name": format!("Form{i} Person"),
+            "Email Address": format!("{prefix}{i}@example.com"),
+            "Phone Number": format!("(415) 555-01{i:02}"),
+        });
+        post_json(app, "powr", &body).await;
+    }
+}
+
+async fn post_json(app: &TestApp, source: &str, body: &Value) {
+    let r = app
+        .post_hook(
+            source,
+            Some(SECRET),
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
 }
 
 fn notes_for<'a>(state: &'a SandboxState, contact_id: &str) -> Vec<&'a Value> {
@@ -302,6 +319,46 @@ async fn with_the_limiter_500_events_for_one_location_see_no_429() {
         "the limiter let {limited} requests hit GHL's rate limit"
     );
     assert_eq!(state.notes.len(), 500);
+}
+
+#[tokio::test]
+async fn a_source_sending_during_another_sources_flood_is_not_stuck_behind_it() {
+    // Both sources go to the one configured location, whose budget is small enough that the
+    // flood is still queued when the second source's leads arrive.
+    let ghl = sandbox_with(20, Duration::from_secs(1)).await;
+    let app = app_for(
+        &ghl,
+        "",
+        &[
+            ("ghl.rate_limit.burst", "20"),
+            ("ghl.rate_limit.window", "1s"),
+        ],
+    )
+    .await;
+    post_leads(&app, 60, "flood").await;
+    post_powr_leads(&app, 5, "form").await;
+    settle(&app, Duration::from_secs(30)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 65);
+    // Upserts in the order GHL received them, by the lead's email.
+    let state = ghl.state();
+    let upserted: Vec<String> = state
+        .requests
+        .iter()
+        .filter(|r| r.path.ends_with("/contacts/upsert") && r.status < 300)
+        .filter_map(|r| r.body.as_ref()?["email"].as_str().map(str::to_owned))
+        .collect();
+    let positions_of = |prefix: &str| -> Vec<usize> {
+        (0..upserted.len())
+            .filter(|&i| upserted[i].starts_with(prefix))
+            .collect()
+    };
+    let (flood, form) = (positions_of("flood"), positions_of("form"));
+    assert_eq!((flood.len(), form.len()), (60, 5), "{upserted:?}");
+    let flood_30th_from_last = flood[flood.len() - 30];
+    assert!(
+        form.iter().all(|&i| i < flood_30th_from_last),
+        "the second source waited behind the flood: its upserts at {form:?}, the flood's 30th-from-last at {flood_30th_from_last}"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! The dispatch queue on a real SQLite file: leases, takeover after expiry, fencing, and
-//! per-contact ordering.
+//! The dispatch queue on a real SQLite file: leases, takeover after expiry, fencing,
+//! per-contact ordering, and fair shares between the sources of a location.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -23,9 +23,14 @@ async fn store() -> (SqliteStore, tempfile::TempDir) {
 }
 
 async fn add(store: &SqliteStore, key: &str, contact: &str) -> EventId {
+    add_from(store, "dripjobs", key, contact).await
+}
+
+/// Stores and prepares one event of `source` for location `loc`.
+async fn add_from(store: &SqliteStore, source: &str, key: &str, contact: &str) -> EventId {
     let id = store
         .insert_event(NewEvent {
-            source: SourceName::parse("dripjobs").unwrap(),
+            source: SourceName::parse(source).unwrap(),
             dedupe_key: key.to_owned(),
             content_type: Some("application/json".into()),
             headers: vec![],
@@ -140,4 +145,184 @@ async fn one_contact_at_a_time_in_arrival_order() {
     store.save_preparations(&[(a1, dead)]).await.unwrap();
     let got = claimed_ids(&store).await;
     assert_eq!(got, vec![a2]);
+}
+
+/// Adds `n` events of `source`, each with its own contact.
+async fn add_many(store: &SqliteStore, source: &str, tag: &str, n: usize) -> Vec<EventId> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = format!("{tag}-{i}");
+        ids.push(add_from(store, source, &key, &format!("email:{key}@x.co")).await);
+    }
+    ids
+}
+
+/// Claims `limit` events at a time and finishes each as done, until nothing is due; returns
+/// the events in the order they were handed out.
+async fn drain(store: &SqliteStore, limit: u32) -> Vec<EventId> {
+    let mut order = Vec::new();
+    loop {
+        let mut next = claim("w", Duration::from_secs(30));
+        next.limit = limit;
+        let claimed = store.claim(&next).await.unwrap();
+        if claimed.is_empty() {
+            return order;
+        }
+        for event in claimed {
+            assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
+            order.push(event.id);
+        }
+    }
+}
+
+/// Positions of `ids` in `order`.
+fn positions(order: &[EventId], ids: &[EventId]) -> Vec<usize> {
+    ids.iter()
+        .map(|id| order.iter().position(|o| o == id).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn with_one_source_claims_follow_arrival_order() {
+    let (store, _dir) = store().await;
+    let ids = add_many(&store, "dripjobs", "a", 20).await;
+    assert_eq!(drain(&store, 2).await, ids);
+}
+
+#[tokio::test]
+async fn a_source_arriving_behind_a_backlog_gets_every_other_slot() {
+    let (store, _dir) = store().await;
+    let flood = add_many(&store, "dripjobs", "a", 50).await;
+    let late = add_many(&store, "jotform", "b", 5).await;
+    let order = drain(&store, 2).await;
+    assert_eq!(order.len(), 55, "every event is claimed once");
+    let at = positions(&order, &late);
+    assert!(
+        at.iter().all(|&p| p < 12),
+        "the late source's events should interleave with the backlog's head, got positions {at:?}"
+    );
+    // The backlog itself keeps its arrival order.
+    let flood_order: Vec<_> = order
+        .iter()
+        .filter(|id| flood.contains(id))
+        .copied()
+        .collect();
+    assert_eq!(flood_order, flood);
+}
+
+#[tokio::test]
+async fn an_idle_source_does_not_jump_ahead_with_its_old_keys() {
+    let (store, _dir) = store().await;
+    add_many(&store, "jotform", "b-old", 1).await;
+    add_many(&store, "dripjobs", "a1", 50).await;
+    assert_eq!(drain(&store, 10).await.len(), 51);
+    // A floods again; B, idle since its first event, sends three.
+    let flood = add_many(&store, "dripjobs", "a2", 50).await;
+    let late = add_many(&store, "jotform", "b-new", 3).await;
+    let order = drain(&store, 2).await;
+    let at = positions(&order, &late);
+    assert_eq!(order[0], flood[0], "the backlog's head goes first");
+    assert!(
+        at.windows(2).all(|w| w[1] > w[0] + 1) && at.iter().all(|&p| p < 10),
+        "the idle source should take turns from the head on, not go first: positions {at:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_runs_in_arrival_order_even_when_fair_order_disagrees() {
+    let (store, _dir) = store().await;
+    add_many(&store, "dripjobs", "a", 9).await;
+    let first = add_from(&store, "dripjobs", "a-shared", "email:shared@x.co").await;
+    // Fair order puts this one second, ahead of `first`; the contact's order says after it.
+    let second = add_from(&store, "jotform", "b-shared", "email:shared@x.co").await;
+    let mut all = claim("w", Duration::from_secs(30));
+    all.limit = 20;
+    let claimed: Vec<_> = store
+        .claim(&all)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(claimed.contains(&first));
+    assert!(
+        !claimed.contains(&second),
+        "the contact's later event waits for its earlier one"
+    );
+    assert!(claimed_ids(&store).await.is_empty());
+    assert!(store.finish(first, "w", &Finish::Done).await.unwrap());
+    assert_eq!(claimed_ids(&store).await, vec![second]);
+}
+
+#[tokio::test]
+async fn a_replayed_event_is_queued_again_with_a_fresh_place() {
+    let (store, _dir) = store().await;
+    let old = add(&store, "old", "email:old@x.co").await;
+    assert_eq!(drain(&store, 10).await, vec![old]);
+    let newer = add_many(&store, "dripjobs", "a", 3).await;
+    assert!(store.replay(old, false).await.unwrap());
+    let replayed = Preparation::Ready {
+        submission: serde_json::json!({}),
+        plan: serde_json::json!({"steps": []}),
+        contact_key: "email:old@x.co".to_owned(),
+        location_id: "loc".to_owned(),
+    };
+    store.save_preparations(&[(old, replayed)]).await.unwrap();
+    let mut expected = newer;
+    expected.push(old);
+    assert_eq!(
+        drain(&store, 2).await,
+        expected,
+        "replayed as if it arrived now"
+    );
+}
+
+#[tokio::test]
+async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    // A store as the previous release left it: migrations 0001-0002, three prepared events.
+    let previous = dir.path().join("previous-migrations");
+    std::fs::create_dir(&previous).unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for name in ["0001_events.sql", "0002_open_events_index.sql"] {
+        std::fs::copy(migrations.join(name), previous.join(name)).unwrap();
+    }
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(previous.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for i in 1..=3 {
+        sqlx::query(
+            "INSERT INTO events (source, dedupe_key, headers, body, received_at, next_attempt_at,
+                 updated_at, contact_key, location_id, submission, plan)
+             VALUES ('dripjobs', ?1, '[]', x'7b7d', 0, 0, 0, ?2, 'loc', '{}', '{\"steps\":[]}')",
+        )
+        .bind(format!("old-{i}"))
+        .bind(format!("email:old{i}@x.co"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&StoreSettings {
+        url: format!("sqlite://{}", db.display()),
+        max_connections: 4,
+        group_commit_max_batch: 16,
+    })
+    .await
+    .unwrap();
+    let late = add_from(&store, "jotform", "new", "email:new@x.co").await;
+    let order = drain(&store, 1).await;
+    assert_eq!(
+        order,
+        vec![EventId(1), EventId(2), late, EventId(3)],
+        "the old backlog is claimable, in arrival order, and shares with a new source"
+    );
 }

@@ -1,7 +1,9 @@
 //! Dispatch: workers that claim stored events and execute their plans against GHL.
 //!
 //! One loop prepares new deliveries (normalize + plan, in arrival order), claims due events
-//! under a lease — at most one per contact at a time, none for a location that is paused, blocked
+//! under a lease — in fair order between the sources of each location (one source's flood does
+//! not make another's leads wait behind it; see `store::sqlite_queue`), at most one per contact
+//! at a time and in arrival order for that contact, none for a location that is paused, blocked
 //! or at its concurrency cap — and runs each claimed event in its own task. Each GHL location
 //! has its own rate limiter, so one location's trouble never slows another.
 

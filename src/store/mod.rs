@@ -89,7 +89,8 @@ pub trait Store: TokenStore + Send + Sync + 'static {
         preparations: &[(EventId, Preparation)],
     ) -> Result<(), StoreError>;
 
-    /// Claims due, prepared events under a lease: at most one unfinished event per contact
+    /// Claims due, prepared events under a lease, in fair order between the sources of each
+    /// location (arrival order when one source sends): at most one unfinished event per contact
     /// key is handed out, the oldest first; an expired lease is taken over.
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError>;
 

@@ -1,5 +1,10 @@
-//! SQLite queries of the dispatch queue: preparing, claiming under leases, step results,
-//! finishing attempts, and replay.
+//! SQLite queries of the dispatch queue: preparing (which gives each event its fair key),
+//! claiming under leases in fair order, step results, finishing attempts, and replay.
+//!
+//! Claims take events in `(fair_key, id)` order: start-time fair queuing between the sources
+//! of each GHL location (see `save_ready`), so a bulk import from one source does not make
+//! another source's leads wait behind all of it. The key is computed once per event when it
+//! is prepared, so a claim only walks an index, as cheaply as arrival order did.
 
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -112,16 +117,18 @@ pub(super) async fn save_preparations(
                 plan,
                 contact_key,
                 location_id,
-            } => sqlx::query(
-                "UPDATE events SET submission = ?2, plan = ?3, contact_key = ?4, location_id = ?5, updated_at = ?6
-                 WHERE id = ?1 AND status = 'pending'",
-            )
-            .bind(id.0)
-            .bind(json(submission))
-            .bind(json(plan))
-            .bind(contact_key)
-            .bind(location_id)
-            .bind(now),
+            } => {
+                let ready = ReadyEvent {
+                    id: *id,
+                    submission: json(submission),
+                    plan: json(plan),
+                    contact_key,
+                    location_id,
+                    now,
+                };
+                save_ready(&mut tx, &ready).await?;
+                continue;
+            }
             Preparation::NothingToDo { submission } => sqlx::query(
                 "UPDATE events SET submission = ?2, plan = '{\"steps\":[]}', status = 'done', last_error = NULL, updated_at = ?3
                  WHERE id = ?1 AND status = 'pending'",
@@ -147,6 +154,72 @@ pub(super) async fn save_preparations(
         }
     }
     tx.commit().await.map_err(StoreError::query("commit"))?;
+    Ok(())
+}
+
+/// A prepared event ready to be queued for dispatch.
+struct ReadyEvent<'a> {
+    id: EventId,
+    submission: String,
+    plan: String,
+    contact_key: &'a str,
+    location_id: &'a str,
+    now: i64,
+}
+
+/// Stores the plan of a ready event and gives it its place in its location's queue.
+///
+/// Start-time fair queuing: each (location, source) is a flow, each event costs one unit, and an
+/// event's key is max(V, last key of its flow) + 1, where V, the location's virtual time, is
+/// the smallest key among its pending or processing events (the head of its queue; events
+/// waiting for a retry do not hold it back). A source that starts sending behind another's
+/// backlog thus gets every other slot from the head on instead of the end of the line, and
+/// with one source the order stays arrival order. When the location's queue is empty, V is
+/// "now": the largest key it ever gave or, if larger, this event's id minus one, so an idle
+/// flow neither jumps ahead with stale small keys nor falls behind. A new event's key therefore
+/// never exceeds its id (a replayed one is keyed as if it arrived now), which keeps the global claim order across locations close to arrival order
+/// (each location's keys are not an unrelated private counter) and matches the upgrade's
+/// back-fill of `fair_key = id`.
+async fn save_ready(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    ready: &ReadyEvent<'_>,
+) -> Result<(), StoreError> {
+    let keyed: Option<(String, i64)> = sqlx::query_as(
+        "UPDATE events SET submission = ?2, plan = ?3, contact_key = ?4, location_id = ?5, updated_at = ?6,
+             fair_key = 1 + MAX(
+                 COALESCE(
+                     (SELECT MIN(h.fair_key) FROM events h INDEXED BY events_head
+                      WHERE h.location_id = ?5 AND h.status IN ('pending', 'processing')
+                        AND h.fair_key IS NOT NULL),
+                     MAX(COALESCE((SELECT MAX(f.last_key) FROM fair_flows f WHERE f.location_id = ?5), 0),
+                         events.id - 1)),
+                 COALESCE((SELECT f.last_key FROM fair_flows f
+                           WHERE f.location_id = ?5 AND f.source = events.source), 0))
+         WHERE id = ?1 AND status = 'pending'
+         RETURNING source, fair_key",
+    )
+    .bind(ready.id.0)
+    .bind(&ready.submission)
+    .bind(&ready.plan)
+    .bind(ready.contact_key)
+    .bind(ready.location_id)
+    .bind(ready.now)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(StoreError::query("save_preparation"))?;
+    let Some((source, fair_key)) = keyed else {
+        return Ok(()); // no longer pending: nothing to queue
+    };
+    sqlx::query(
+        "INSERT INTO fair_flows (location_id, source, last_key) VALUES (?1, ?2, ?3)
+         ON CONFLICT (location_id, source) DO UPDATE SET last_key = excluded.last_key",
+    )
+    .bind(ready.location_id)
+    .bind(source)
+    .bind(fair_key)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("save_preparation"))?;
     Ok(())
 }
 
@@ -184,8 +257,8 @@ pub(super) async fn claim(
         .push(", updated_at = ")
         .push_bind(now)
         .push(
-            " WHERE id IN (SELECT e.id FROM events e INDEXED BY events_open
-               WHERE e.status IN ('pending', 'processing', 'retrying')
+            " WHERE id IN (SELECT e.id FROM events e INDEXED BY events_open_fair
+               WHERE e.status IN ('pending', 'processing', 'retrying') AND e.fair_key IS NOT NULL
                  AND e.plan IS NOT NULL AND e.location_id IS NOT NULL
                  AND ((e.status IN ('pending', 'retrying') AND e.next_attempt_at <= ",
         )
@@ -201,8 +274,9 @@ pub(super) async fn claim(
         }
         qb.push(")");
     }
-    // One contact at a time, in arrival order: an earlier unfinished event with the same key,
-    // or a later one currently held under a live lease, blocks this one.
+    // Fair order between the sources of a location (see `save_ready`), but one contact at a
+    // time in arrival order, whatever the keys: an earlier unfinished event with the same
+    // contact key, or a later one currently held under a live lease, blocks this one.
     qb.push(
         " AND NOT EXISTS (SELECT 1 FROM events p
              WHERE p.contact_key = e.contact_key AND p.id <> e.id
@@ -210,9 +284,9 @@ pub(super) async fn claim(
                AND (p.id < e.id OR (p.status = 'processing' AND p.lease_until >= ",
     )
     .push_bind(now)
-    .push("))) ORDER BY e.id LIMIT ")
+    .push("))) ORDER BY e.fair_key, e.id LIMIT ")
     .push_bind(i64::from(claim.limit))
-    .push(") RETURNING id, source, attempts, received_at, location_id, plan");
+    .push(") RETURNING id, source, attempts, received_at, location_id, plan, fair_key");
     let rows = qb
         .build()
         .fetch_all(pool)
@@ -221,9 +295,10 @@ pub(super) async fn claim(
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let q = || StoreError::query("claim");
+        let fair_key: i64 = row.try_get("fair_key").map_err(|e| q()(e))?;
         let id = EventId(row.try_get("id").map_err(|e| q()(e))?);
         let plan: String = row.try_get("plan").map_err(|e| q()(e))?;
-        claimed.push(ClaimedEvent {
+        let event = ClaimedEvent {
             id,
             source: row.try_get("source").map_err(|e| q()(e))?,
             attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(|e| q()(e))?)
@@ -233,10 +308,12 @@ pub(super) async fn claim(
             plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
             steps: steps(pool, id).await?,
             lease_until: claim.lease_until,
-        });
+        };
+        claimed.push((fair_key, event));
     }
-    claimed.sort_by_key(|c| c.id);
-    Ok(claimed)
+    // RETURNING comes in no particular order; hand the events out in claim order.
+    claimed.sort_by_key(|(fair_key, event)| (*fair_key, event.id));
+    Ok(claimed.into_iter().map(|(_, event)| event).collect())
 }
 
 pub(super) async fn record_step(
@@ -380,6 +457,7 @@ pub(super) async fn release(
 }
 
 /// Resets events to be prepared again. `where_sql` selects them (never ones under a live lease).
+/// Their fair key is cleared too: once prepared again they are queued as if they arrived now.
 async fn reset_for_replay(
     pool: &SqlitePool,
     mut select: QueryBuilder<'_, Sqlite>,
@@ -402,7 +480,7 @@ async fn reset_for_replay(
         }
         sqlx::query(
             "UPDATE events SET status = 'pending', plan = NULL, submission = NULL, contact_key = NULL,
-                 location_id = NULL, attempts = 0, next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
+                 location_id = NULL, fair_key = NULL, attempts = 0, next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
                  last_error = NULL, updated_at = ?2
              WHERE id = ?1",
         )
