@@ -497,6 +497,17 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             })
         })
         .collect();
+    let mut lowest: Vec<(f64, String)> = per_location_avg
+        .iter()
+        .enumerate()
+        .map(|(n, avg)| (*avg, location_id(n)))
+        .collect();
+    lowest.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let lowest: Vec<String> = lowest
+        .iter()
+        .take(3)
+        .map(|(_, loc)| format!("{loc} {:?}", w.counts.get(loc).cloned().unwrap_or_default()))
+        .collect();
     let (median, min) = median_min(per_location_avg);
     let gaps: Vec<f64> = w.longest_gap.values().map(Duration::as_secs_f64).collect();
     let gap_max = gaps.iter().copied().fold(0.0, f64::max);
@@ -528,6 +539,10 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             gap_median * 1000.0,
             gap_max * 1000.0,
             window.as_millis()
+        ),
+        format!(
+            "{locations} location(s): requests per window of the lowest locations (skipped window first): {}",
+            lowest.join("; ")
         ),
         format!(
             "{locations} location(s): mean GHL request time seen by formbridge (formbridge_ghl_request_seconds): {ghl_latency}"

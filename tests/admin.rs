@@ -116,6 +116,7 @@ async fn prepare_and_claim(store: &dyn Store, id: EventId, owner: &str) {
             now,
             lease_until: now + Duration::from_secs(300),
             limit: 10,
+            per_location_limit: 10,
             exclude_locations: Vec::new(),
         })
         .await

@@ -28,6 +28,16 @@ async fn add(store: &SqliteStore, key: &str, contact: &str) -> EventId {
 
 /// Stores and prepares one event of `source` for location `loc`.
 async fn add_from(store: &SqliteStore, source: &str, key: &str, contact: &str) -> EventId {
+    add_at(store, "loc", source, key, contact).await
+}
+
+async fn add_at(
+    store: &SqliteStore,
+    location: &str,
+    source: &str,
+    key: &str,
+    contact: &str,
+) -> EventId {
     let id = store
         .insert_event(NewEvent {
             source: SourceName::parse(source).unwrap(),
@@ -44,7 +54,7 @@ async fn add_from(store: &SqliteStore, source: &str, key: &str, contact: &str) -
         submission: serde_json::json!({}),
         plan: serde_json::json!({"steps": []}),
         contact_key: contact.to_owned(),
-        location_id: "loc".to_owned(),
+        location_id: location.to_owned(),
     };
     store.save_preparations(&[(id, prep)]).await.unwrap();
     id
@@ -67,6 +77,7 @@ fn claim(owner: &str, lease: Duration) -> Claim {
         now,
         lease_until: now + lease,
         limit: 10,
+        per_location_limit: 10,
         exclude_locations: vec![],
     }
 }
@@ -149,16 +160,25 @@ async fn one_contact_at_a_time_in_arrival_order() {
 
 /// Adds `n` events of `source`, each with its own contact.
 async fn add_many(store: &SqliteStore, source: &str, tag: &str, n: usize) -> Vec<EventId> {
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
+    add_many_at(store, "loc", source, tag, 0..n).await
+}
+
+/// Events `{tag}-{i}` for each `i` in `range`, each of its own contact.
+async fn add_many_at(
+    store: &SqliteStore,
+    location: &str,
+    source: &str,
+    tag: &str,
+    range: std::ops::Range<usize>,
+) -> Vec<EventId> {
+    let mut ids = Vec::with_capacity(range.len());
+    for i in range {
         let key = format!("{tag}-{i}");
-        ids.push(add_from(store, source, &key, &format!("email:{key}@x.co")).await);
+        ids.push(add_at(store, location, source, &key, &format!("email:{key}@x.co")).await);
     }
     ids
 }
 
-/// Claims `limit` events at a time and finishes each as done, until nothing is due; returns
-/// the events in the order they were handed out.
 async fn drain(store: &SqliteStore, limit: u32) -> Vec<EventId> {
     let mut order = Vec::new();
     loop {
@@ -322,7 +342,32 @@ async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
     let order = drain(&store, 1).await;
     assert_eq!(
         order,
-        vec![EventId(1), EventId(2), late, EventId(3)],
-        "the old backlog is claimable, in arrival order, and shares with a new source"
+        vec![EventId(1), late, EventId(2), EventId(3)],
+        "the old backlog is claimable, in arrival order, and a new source takes turns with it from the head"
+    );
+}
+
+#[tokio::test]
+async fn a_location_served_early_rejoins_at_the_head_not_behind_another_backlog() {
+    let (store, _dir) = store().await;
+    add_many_at(&store, "busy", "dripjobs", "b", 0..20).await;
+    let first = add_many_at(&store, "quick", "dripjobs", "q", 0..3).await;
+    // Two at a time until the quick location's first three are done.
+    let mut done = Vec::new();
+    while !first.iter().all(|id| done.contains(id)) {
+        let mut next = claim("w", Duration::from_secs(30));
+        next.limit = 2;
+        for event in store.claim(&next).await.unwrap() {
+            assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
+            done.push(event.id);
+        }
+    }
+    let later = add_many_at(&store, "quick", "dripjobs", "q", 3..6).await;
+    let rest = drain(&store, 2).await;
+    let at = positions(&rest, &later);
+    assert!(
+        at.iter().all(|p| *p < 8),
+        "the quick location's new leads take turns with the busy backlog, not wait behind it: {at:?} in {} claims",
+        rest.len()
     );
 }

@@ -1,8 +1,9 @@
 //! Dispatch: workers that claim stored events and execute their plans against GHL.
 //!
 //! One loop prepares new deliveries (normalize + plan, in arrival order), claims due events
-//! under a lease — in fair order between the sources of each location (one source's flood does
-//! not make another's leads wait behind it; see `store::sqlite_queue`), at most one per contact
+//! under a lease — in fair order between flows, one per (location, source) (one source's or
+//! location's flood does not make others' leads wait behind it; see `store::sqlite_queue`), at
+//! most a cap's worth per location per claim, at most one per contact
 //! at a time and in arrival order for that contact, none for a location that is paused, blocked
 //! or at its concurrency cap — and runs each claimed event in its own task. Each GHL location
 //! has its own rate limiter, so one location's trouble never slows another.
@@ -32,6 +33,8 @@ use retry::RetryPolicy;
 
 /// Events prepared per store round trip.
 const PREPARE_BATCH: u32 = 256;
+/// Events claimed per store round trip, at most.
+const MAX_CLAIM: usize = 256;
 
 /// Why the dispatcher could not start.
 #[derive(Debug, thiserror::Error)]
@@ -181,9 +184,9 @@ impl Dispatcher {
                 return total;
             }
             let exclude_locations = self.claim_window();
-            // The cap is checked per claim, not per event, so one claim takes at most a cap's
-            // worth: a location can pass its cap by less than one claim.
-            let limit = free.min(self.settings.dispatch.per_location_concurrency);
+            // Locations at their cap are excluded; any other gets at most a cap's worth per
+            // claim, so a location can pass its cap by less than one cap.
+            let limit = free.min(MAX_CLAIM);
             if limit == 0 {
                 return total;
             }
@@ -198,6 +201,8 @@ impl Dispatcher {
                 now,
                 lease_until: now + self.settings.dispatch.lease,
                 limit: u32::try_from(limit).unwrap_or(u32::MAX),
+                per_location_limit: u32::try_from(self.settings.dispatch.per_location_concurrency)
+                    .unwrap_or(u32::MAX),
                 exclude_locations,
             };
             let events = match self.store.claim(&claim).await {

@@ -7,6 +7,7 @@
 mod sqlite;
 mod sqlite_queue;
 mod sqlite_tokens;
+mod sqlite_writer;
 mod types;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ pub enum StoreError {
     },
     #[error("stored data is corrupt ({op}): {detail}")]
     Corrupt { op: &'static str, detail: String },
+    #[error("store commit failed, nothing of this write was saved: {0}")]
+    Commit(String),
     #[error("the store's writer has stopped")]
     WriterGone,
     #[error("unsupported store URL {0}")]

@@ -1,44 +1,39 @@
-//! The embedded SQLite store: WAL journal, a group-commit writer that fsyncs acknowledged
-//! deliveries, and a pool for the rest.
+//! The embedded SQLite store: WAL journal, one group-commit writer for every write (see
+//! `sqlite_writer`), and a pool of connections for reads.
 //!
 //! Acknowledging a webhook needs its row fsync'd. One fsync per request would cap throughput
-//! at the disk's sync rate, so inserts go through a single writer task that drains whatever is
-//! queued (up to `store.group_commit_max_batch`), writes it in one transaction, commits once
-//! (one fsync), then answers every waiting request.
+//! at the disk's sync rate, so writes go through a single writer task that drains whatever is
+//! queued (up to `store.group_commit_max_batch`), runs it in one transaction, commits once
+//! (one fsync when any of them needs it), then answers every waiting caller.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::sqlite_queue;
+use super::sqlite_writer::{Durability, Writer};
+use super::types::{from_millis, to_millis};
+use super::{
+    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventStatus, EventSummary,
+    Finish, Ingested, NewEvent, Preparation, QueueStats, StepRecord, StepStatus, Store, StoreError,
+};
+use crate::settings::StoreSettings;
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection, QueryBuilder, Row};
-use tokio::sync::{mpsc, oneshot};
-
-use super::sqlite_queue;
-use super::types::{from_millis, to_millis};
-use super::{
-    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventStatus, EventSummary,
-    Finish, Ingested, NewEvent, Preparation, QueueStats, StepRecord, Store, StoreError,
-};
-use crate::settings::StoreSettings;
 use time::OffsetDateTime;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-struct InsertJob {
-    event: NewEvent,
-    reply: oneshot::Sender<Result<Ingested, StoreError>>,
-}
-
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
+    /// Reads only; every write goes through `writer`.
     pool: SqlitePool,
-    writer: mpsc::Sender<InsertJob>,
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -62,107 +57,65 @@ impl SqliteStore {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
             }
         }
-        // Pool connections commit without fsync (`synchronous = NORMAL`: safe across a process
-        // crash in WAL mode, not across power loss). Their writes are dispatch bookkeeping that
-        // is either idempotent to redo or protected by markers; the writes that must survive
-        // power loss — acknowledged deliveries (the group-commit writer), `started` step
-        // records and rotated OAuth tokens — go through `durably` with `synchronous = FULL`.
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
-            .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
+            .connect_with(options.clone())
             .await
             .map_err(open_err)?;
         MIGRATOR.run(&pool).await?;
         let writer_conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(open_err)?;
-        let (tx, rx) = mpsc::channel(settings.group_commit_max_batch * 4);
-        tokio::spawn(run_writer(writer_conn, rx, settings.group_commit_max_batch));
-        Ok(Self { pool, writer: tx })
+        let writer = Writer::start(writer_conn, settings.group_commit_max_batch);
+        Ok(Self { pool, writer })
     }
 
     /// The connection pool (for the dispatcher's queries in this module's siblings).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// The writer every write goes through.
+    pub(super) fn writer(&self) -> &Writer {
+        &self.writer
+    }
 }
 
-/// Drains queued inserts into one transaction per batch until every sender is gone.
-async fn run_writer(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<InsertJob>,
-    max_batch: usize,
-) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        metrics::histogram!("formbridge_store_commit_batch_size").record(batch.len() as f64);
-        let events: Vec<&NewEvent> = batch.iter().map(|job| &job.event).collect();
-        match insert_batch(&mut conn, &events).await {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    // The requester may have gone (client hung up); the row is stored anyway.
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
-            Err(err) => {
-                tracing::error!(error = %err, batch = batch.len(), "group commit failed");
-                let message = err.to_string();
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Corrupt {
-                        op: "insert_event",
-                        detail: message.clone(),
-                    }));
-                }
-            }
+/// Inserts one delivery, or finds the one already stored under its dedupe key.
+async fn insert_one(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Ingested, StoreError> {
+    let headers = serde_json::to_string(&event.headers).map_err(|e| StoreError::Corrupt {
+        op: "insert_event",
+        detail: e.to_string(),
+    })?;
+    let received = to_millis(event.received_at);
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO events (source, dedupe_key, content_type, headers, body, received_at, next_attempt_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)
+         ON CONFLICT (source, dedupe_key) DO NOTHING
+         RETURNING id",
+    )
+    .bind(event.source.as_str())
+    .bind(&event.dedupe_key)
+    .bind(event.content_type.as_deref())
+    .bind(headers)
+    .bind(event.body.as_ref())
+    .bind(received)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::query("insert_event"))?;
+    Ok(match inserted {
+        Some(id) => Ingested::Stored(EventId(id)),
+        None => {
+            let id: i64 =
+                sqlx::query_scalar("SELECT id FROM events WHERE source = ?1 AND dedupe_key = ?2")
+                    .bind(event.source.as_str())
+                    .bind(&event.dedupe_key)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::query("find_duplicate"))?;
+            Ingested::Duplicate(EventId(id))
         }
-    }
-}
-
-async fn insert_batch(
-    conn: &mut SqliteConnection,
-    events: &[&NewEvent],
-) -> Result<Vec<Ingested>, StoreError> {
-    let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
-    let mut outcomes = Vec::with_capacity(events.len());
-    for event in events {
-        let headers = serde_json::to_string(&event.headers).map_err(|e| StoreError::Corrupt {
-            op: "insert_event",
-            detail: e.to_string(),
-        })?;
-        let received = to_millis(event.received_at);
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO events (source, dedupe_key, content_type, headers, body, received_at, next_attempt_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)
-             ON CONFLICT (source, dedupe_key) DO NOTHING
-             RETURNING id",
-        )
-        .bind(event.source.as_str())
-        .bind(&event.dedupe_key)
-        .bind(event.content_type.as_deref())
-        .bind(headers)
-        .bind(event.body.as_ref())
-        .bind(received)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::query("insert_event"))?;
-        let outcome = match inserted {
-            Some(id) => Ingested::Stored(EventId(id)),
-            None => {
-                let id: i64 = sqlx::query_scalar(
-                    "SELECT id FROM events WHERE source = ?1 AND dedupe_key = ?2",
-                )
-                .bind(event.source.as_str())
-                .bind(&event.dedupe_key)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::query("find_duplicate"))?;
-                Ingested::Duplicate(EventId(id))
-            }
-        };
-        outcomes.push(outcome);
-    }
-    tx.commit().await.map_err(StoreError::query("commit"))?;
-    Ok(outcomes)
+    })
 }
 
 const SUMMARY_COLUMNS: &str =
@@ -246,12 +199,11 @@ fn json_column(row: &SqliteRow, col: &str) -> Result<Option<serde_json::Value>, 
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
-        let (reply, answer) = oneshot::channel();
         self.writer
-            .send(InsertJob { event, reply })
+            .write(Durability::Fsync, move |conn| {
+                Box::pin(async move { insert_one(conn, &event).await })
+            })
             .await
-            .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -334,11 +286,21 @@ impl Store for SqliteStore {
         &self,
         preparations: &[(EventId, Preparation)],
     ) -> Result<(), StoreError> {
-        sqlite_queue::save_preparations(&self.pool, preparations).await
+        let preparations = preparations.to_vec();
+        self.writer
+            .write(Durability::Crash, move |conn| {
+                Box::pin(async move { sqlite_queue::save_preparations(conn, &preparations).await })
+            })
+            .await
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError> {
-        sqlite_queue::claim(&self.pool, claim).await
+        let claim = claim.clone();
+        self.writer
+            .write(Durability::Crash, move |conn| {
+                Box::pin(async move { sqlite_queue::claim(conn, &claim).await })
+            })
+            .await
     }
 
     async fn record_step(
@@ -347,7 +309,19 @@ impl Store for SqliteStore {
         owner: &str,
         step: &StepRecord,
     ) -> Result<bool, StoreError> {
-        sqlite_queue::record_step(&self.pool, id, owner, step).await
+        // A `started` record must survive power loss: after it, GHL may hold the task or note,
+        // and only this record makes the next attempt look for the marker instead of creating
+        // again.
+        let durability = match step.status {
+            StepStatus::Started => Durability::Fsync,
+            StepStatus::Done => Durability::Crash,
+        };
+        let (owner, step) = (owner.to_owned(), step.clone());
+        self.writer
+            .write(durability, move |conn| {
+                Box::pin(async move { sqlite_queue::record_step(conn, id, &owner, &step).await })
+            })
+            .await
     }
 
     async fn renew_lease(
@@ -356,11 +330,21 @@ impl Store for SqliteStore {
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        sqlite_queue::renew_lease(&self.pool, id, owner, until).await
+        let owner = owner.to_owned();
+        self.writer
+            .write(Durability::Crash, move |conn| {
+                Box::pin(async move { sqlite_queue::renew_lease(conn, id, &owner, until).await })
+            })
+            .await
     }
 
     async fn finish(&self, id: EventId, owner: &str, finish: &Finish) -> Result<bool, StoreError> {
-        sqlite_queue::finish(&self.pool, id, owner, finish).await
+        let (owner, finish) = (owner.to_owned(), finish.clone());
+        self.writer
+            .write(Durability::Crash, move |conn| {
+                Box::pin(async move { sqlite_queue::finish(conn, id, &owner, &finish).await })
+            })
+            .await
     }
 
     async fn release(
@@ -369,11 +353,20 @@ impl Store for SqliteStore {
         owner: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlite_queue::release(&self.pool, id, owner, at).await
+        let owner = owner.to_owned();
+        self.writer
+            .write(Durability::Crash, move |conn| {
+                Box::pin(async move { sqlite_queue::release(conn, id, &owner, at).await })
+            })
+            .await
     }
 
     async fn replay(&self, id: EventId, from_scratch: bool) -> Result<bool, StoreError> {
-        sqlite_queue::replay(&self.pool, id, from_scratch).await
+        self.writer
+            .write(Durability::Crash, move |conn| {
+                Box::pin(async move { sqlite_queue::replay(conn, id, from_scratch).await })
+            })
+            .await
     }
 
     async fn replay_matching(
@@ -381,6 +374,13 @@ impl Store for SqliteStore {
         filter: &EventFilter,
         from_scratch: bool,
     ) -> Result<u64, StoreError> {
-        sqlite_queue::replay_matching(&self.pool, filter, from_scratch).await
+        let filter = filter.clone();
+        self.writer
+            .write(Durability::Crash, move |conn| {
+                Box::pin(
+                    async move { sqlite_queue::replay_matching(conn, &filter, from_scratch).await },
+                )
+            })
+            .await
     }
 }

@@ -1,12 +1,14 @@
 //! SQLite queries of the dispatch queue: preparing (which gives each event its fair key),
 //! claiming under leases in fair order, step results, finishing attempts, and replay.
 //!
-//! Claims take events in `(fair_key, id)` order: start-time fair queuing between the sources
-//! of each GHL location (see `save_ready`), so a bulk import from one source does not make
-//! another source's leads wait behind all of it. The key is computed once per event when it
-//! is prepared, so a claim only walks an index, as cheaply as arrival order did.
+//! Claims take events in `(fair_key, id)` order: start-time fair queuing between flows, one
+//! flow per (GHL location, source) (see `save_ready`), so a bulk import from one source does
+//! not make another source's leads — or another location's — wait behind all of it. The key
+//! is computed once per event when it is prepared, so a claim only walks an index, as cheaply
+//! as arrival order did.
 
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::Connection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
@@ -60,6 +62,38 @@ pub(super) async fn steps(pool: &SqlitePool, id: EventId) -> Result<Vec<StepReco
     rows.iter().map(step_from_row).collect()
 }
 
+/// The recorded steps of several events (one query), by event id.
+async fn steps_of(
+    conn: &mut SqliteConnection,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<StepRecord>>, StoreError> {
+    let mut by_event: std::collections::HashMap<i64, Vec<StepRecord>> =
+        std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(by_event);
+    }
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT event_id, step_index, kind, status, ghl_id, updated_at FROM event_steps WHERE event_id IN (",
+    );
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    qb.push(") ORDER BY event_id, step_index");
+    let rows = qb
+        .build()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("steps"))?;
+    for row in &rows {
+        let event: i64 = row
+            .try_get("event_id")
+            .map_err(StoreError::query("steps"))?;
+        by_event.entry(event).or_default().push(step_from_row(row)?);
+    }
+    Ok(by_event)
+}
+
 pub(super) async fn attempts(
     pool: &SqlitePool,
     id: EventId,
@@ -104,11 +138,11 @@ pub(super) fn stats(
 }
 
 pub(super) async fn save_preparations(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     preparations: &[(EventId, Preparation)],
 ) -> Result<(), StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
-    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
     for (id, prep) in preparations {
         let json = |v: &serde_json::Value| v.to_string();
         let query = match prep {
@@ -167,19 +201,15 @@ struct ReadyEvent<'a> {
     now: i64,
 }
 
-/// Stores the plan of a ready event and gives it its place in its location's queue.
+/// Stores the plan of a ready event and gives it its place in the queue.
 ///
 /// Start-time fair queuing: each (location, source) is a flow, each event costs one unit, and an
-/// event's key is max(V, last key of its flow) + 1, where V, the location's virtual time, is
-/// the smallest key among its pending or processing events (the head of its queue; events
-/// waiting for a retry do not hold it back). A source that starts sending behind another's
-/// backlog thus gets every other slot from the head on instead of the end of the line, and
-/// with one source the order stays arrival order. When the location's queue is empty, V is
-/// "now": the largest key it ever gave or, if larger, this event's id minus one, so an idle
-/// flow neither jumps ahead with stale small keys nor falls behind. A new event's key therefore
-/// never exceeds its id (a replayed one is keyed as if it arrived now), which keeps the global claim order across locations close to arrival order
-/// (each location's keys are not an unrelated private counter) and matches the upgrade's
-/// back-fill of `fair_key = id`.
+/// event's key is max(V, last key of its flow) + 1, where V, the virtual time, is the largest
+/// key claimed so far (`fair_clock`). Claims go in key order, so backlogged flows take turns:
+/// a source that starts sending behind another's backlog — or a location behind another
+/// location's — gets every other slot from the head on instead of the end of the line, an
+/// idle flow rejoins at the head (not ahead of it with stale small keys), and with one flow the
+/// order stays arrival order.
 async fn save_ready(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     ready: &ReadyEvent<'_>,
@@ -187,12 +217,7 @@ async fn save_ready(
     let keyed: Option<(String, i64)> = sqlx::query_as(
         "UPDATE events SET submission = ?2, plan = ?3, contact_key = ?4, location_id = ?5, updated_at = ?6,
              fair_key = 1 + MAX(
-                 COALESCE(
-                     (SELECT MIN(h.fair_key) FROM events h INDEXED BY events_head
-                      WHERE h.location_id = ?5 AND h.status IN ('pending', 'processing')
-                        AND h.fair_key IS NOT NULL),
-                     MAX(COALESCE((SELECT MAX(f.last_key) FROM fair_flows f WHERE f.location_id = ?5), 0),
-                         events.id - 1)),
+                 (SELECT vtime FROM fair_clock WHERE id = 1),
                  COALESCE((SELECT f.last_key FROM fair_flows f
                            WHERE f.location_id = ?5 AND f.source = events.source), 0))
          WHERE id = ?1 AND status = 'pending'
@@ -244,8 +269,11 @@ async fn insert_attempt(
     Ok(())
 }
 
+/// A claim looks at up to this many times `limit` claimable events.
+const CLAIM_SCAN_FACTOR: u32 = 4;
+
 pub(super) async fn claim(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     claim: &Claim,
 ) -> Result<Vec<ClaimedEvent>, StoreError> {
     let now = to_millis(claim.now);
@@ -256,8 +284,15 @@ pub(super) async fn claim(
         .push_bind(to_millis(claim.lease_until))
         .push(", updated_at = ")
         .push_bind(now)
+        // The first `scan` claimable events in fair order, then at most `per_location_limit`
+        // of each location among them, in that order. Bounding the scan keeps the claim's cost
+        // independent of the backlog; a location held back here is excluded by the dispatcher
+        // once at its cap, so the next claim reaches further.
         .push(
-            " WHERE id IN (SELECT e.id FROM events e INDEXED BY events_open_fair
+            " WHERE id IN (SELECT id FROM (
+                 SELECT id, fair_key,
+                     ROW_NUMBER() OVER (PARTITION BY location_id ORDER BY fair_key, id) AS nth
+                 FROM (SELECT e.id, e.fair_key, e.location_id FROM events e INDEXED BY events_open_fair
                WHERE e.status IN ('pending', 'processing', 'retrying') AND e.fair_key IS NOT NULL
                  AND e.plan IS NOT NULL AND e.location_id IS NOT NULL
                  AND ((e.status IN ('pending', 'retrying') AND e.next_attempt_at <= ",
@@ -285,13 +320,23 @@ pub(super) async fn claim(
     )
     .push_bind(now)
     .push("))) ORDER BY e.fair_key, e.id LIMIT ")
+    .push_bind(i64::from(claim.limit.saturating_mul(CLAIM_SCAN_FACTOR)))
+    .push(")) WHERE nth <= ")
+    .push_bind(i64::from(claim.per_location_limit.max(1)))
+    .push(" ORDER BY fair_key, id LIMIT ")
     .push_bind(i64::from(claim.limit))
     .push(") RETURNING id, source, attempts, received_at, location_id, plan, fair_key");
     let rows = qb
         .build()
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(StoreError::query("claim"))?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::query("claim"))?;
+    let mut steps = steps_of(&mut *conn, &ids).await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let q = || StoreError::query("claim");
@@ -306,18 +351,26 @@ pub(super) async fn claim(
             received_at: from_millis(row.try_get("received_at").map_err(|e| q()(e))?),
             location_id: row.try_get("location_id").map_err(|e| q()(e))?,
             plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
-            steps: steps(pool, id).await?,
+            steps: steps.remove(&id.0).unwrap_or_default(),
             lease_until: claim.lease_until,
         };
         claimed.push((fair_key, event));
     }
     // RETURNING comes in no particular order; hand the events out in claim order.
     claimed.sort_by_key(|(fair_key, event)| (*fair_key, event.id));
+    // The virtual time moves to the largest key now in service (see `save_ready`).
+    if let Some((latest, _)) = claimed.last() {
+        sqlx::query("UPDATE fair_clock SET vtime = MAX(vtime, ?1) WHERE id = 1")
+            .bind(latest)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("claim"))?;
+    }
     Ok(claimed.into_iter().map(|(_, event)| event).collect())
 }
 
 pub(super) async fn record_step(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id: EventId,
     owner: &str,
     step: &StepRecord,
@@ -335,49 +388,21 @@ pub(super) async fn record_step(
     .bind(step.ghl_id.as_deref())
     .bind(to_millis(step.updated_at))
     .bind(owner);
-    // A `started` record must survive power loss: after it, GHL may hold the task or note, and
-    // only this record makes the next attempt look for the marker instead of creating again.
-    let done = if step.status == StepStatus::Started {
-        durably(pool, "record_step", done).await?
-    } else {
-        done.execute(pool)
-            .await
-            .map_err(StoreError::query("record_step"))?
-    };
+    let done = done
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("record_step"))?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Runs one write on a pooled connection switched to `synchronous = FULL`, so its commit is
-/// fsync'd before this returns.
-pub(super) async fn durably<'q>(
-    pool: &SqlitePool,
-    op: &'static str,
-    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-) -> Result<sqlx::sqlite::SqliteQueryResult, StoreError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::query(op))?;
-    sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::query(op))?;
-    let result = query
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::query(op));
-    // Back to the pool's default; if this fails the connection just stays stricter.
-    let _ = sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(&mut *conn)
-        .await;
-    result
-}
-
 pub(super) async fn finish(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id: EventId,
     owner: &str,
     finish: &Finish,
 ) -> Result<bool, StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
-    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
     let (status, next, error, counts, outcome) = match finish {
         Finish::Done => ("done", now, None, true, "done"),
         Finish::Retry {
@@ -418,7 +443,7 @@ pub(super) async fn finish(
 }
 
 pub(super) async fn renew_lease(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id: EventId,
     owner: &str,
     until: OffsetDateTime,
@@ -429,14 +454,14 @@ pub(super) async fn renew_lease(
     .bind(id.0)
     .bind(owner)
     .bind(to_millis(until))
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(StoreError::query("renew_lease"))?;
     Ok(renewed.rows_affected() == 1)
 }
 
 pub(super) async fn release(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id: EventId,
     owner: &str,
     at: OffsetDateTime,
@@ -450,7 +475,7 @@ pub(super) async fn release(
     .bind(owner)
     .bind(to_millis(at))
     .bind(to_millis(OffsetDateTime::now_utc()))
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(StoreError::query("release"))?;
     Ok(())
@@ -459,12 +484,12 @@ pub(super) async fn release(
 /// Resets events to be prepared again. `where_sql` selects them (never ones under a live lease).
 /// Their fair key is cleared too: once prepared again they are queued as if they arrived now.
 async fn reset_for_replay(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     mut select: QueryBuilder<'_, Sqlite>,
     from_scratch: bool,
 ) -> Result<u64, StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
-    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
     let ids: Vec<i64> = select
         .build_query_scalar()
         .fetch_all(&mut *tx)
@@ -507,24 +532,24 @@ async fn reset_for_replay(
 }
 
 pub(super) async fn replay(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id: EventId,
     from_scratch: bool,
 ) -> Result<bool, StoreError> {
     let mut qb = QueryBuilder::new("SELECT id FROM events WHERE status <> 'processing' AND id = ");
     qb.push_bind(id.0);
-    Ok(reset_for_replay(pool, qb, from_scratch).await? == 1)
+    Ok(reset_for_replay(conn, qb, from_scratch).await? == 1)
 }
 
 pub(super) async fn replay_matching(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     filter: &EventFilter,
     from_scratch: bool,
 ) -> Result<u64, StoreError> {
     let mut qb = QueryBuilder::new("SELECT id FROM events WHERE status <> 'processing'");
     push_filter(&mut qb, filter);
     qb.push(" ORDER BY id");
-    reset_for_replay(pool, qb, from_scratch).await
+    reset_for_replay(conn, qb, from_scratch).await
 }
 
 /// Appends ` AND …` conditions for a filter (the page size is the caller's).

@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::sqlite_writer::Durability;
 use super::types::{from_millis, to_millis};
-use super::SqliteStore;
+use super::{SqliteStore, StoreError};
 use crate::ghl::oauth::{OAuthTokens, TokenStore, TokenStoreError};
 
 #[async_trait]
@@ -27,20 +28,28 @@ impl TokenStore for SqliteStore {
     }
 
     async fn save(&self, location_id: &str, tokens: &OAuthTokens) -> Result<(), TokenStoreError> {
-        let query = sqlx::query(
-            "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
-                 refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(location_id)
-        .bind(tokens.access_token.expose_secret())
-        .bind(tokens.refresh_token.expose_secret())
-        .bind(to_millis(tokens.expires_at))
-        .bind(to_millis(time::OffsetDateTime::now_utc()));
+        let (location_id, tokens) = (location_id.to_owned(), tokens.clone());
         // The rotated refresh token is the only one GHL still accepts: fsync it.
-        super::sqlite_queue::durably(self.pool(), "save_oauth_tokens", query)
+        self.writer()
+            .write(Durability::Fsync, move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
+                             refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
+                             updated_at = excluded.updated_at",
+                    )
+                    .bind(&location_id)
+                    .bind(tokens.access_token.expose_secret())
+                    .bind(tokens.refresh_token.expose_secret())
+                    .bind(to_millis(tokens.expires_at))
+                    .bind(to_millis(time::OffsetDateTime::now_utc()))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::query("save_oauth_tokens"))
+                })
+            })
             .await
             .map_err(TokenStoreError::from_source)?;
         Ok(())

@@ -248,6 +248,8 @@ pub struct Claim {
     pub now: OffsetDateTime,
     pub lease_until: OffsetDateTime,
     pub limit: u32,
+    /// At most this many of the claimed events belong to one location.
+    pub per_location_limit: u32,
     /// Locations not to claim for (paused, blocked, or at their concurrency cap).
     pub exclude_locations: Vec<String>,
 }

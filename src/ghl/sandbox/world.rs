@@ -136,17 +136,19 @@ pub(crate) struct Storm {
 
 /// Contacts of one location sharing a lookup value, by insertion order: `seq → id`.
 type Holders = BTreeMap<u64, String>;
+/// `(location, value)`: a lower-case email or a phone's digits.
+type LookupKey = (String, String);
 
 /// Lookup of contacts by `(location, lower-case email)` and `(location, phone digits)`, so
 /// duplicate checks cost the same with ten or a million stored contacts.
 #[derive(Debug, Default)]
 pub(crate) struct ContactIndex {
-    by_email: HashMap<(String, String), Holders>,
-    by_phone: HashMap<(String, String), Holders>,
+    by_email: HashMap<LookupKey, Holders>,
+    by_phone: HashMap<LookupKey, Holders>,
 }
 
 impl ContactIndex {
-    fn keys(record: &Record) -> (Option<(String, String)>, Option<(String, String)>) {
+    fn keys(record: &Record) -> (Option<LookupKey>, Option<LookupKey>) {
         let field = |k: &str| record.data.get(k).and_then(Value::as_str);
         let Some(location) = field("locationId") else {
             return (None, None);
@@ -165,7 +167,9 @@ impl ContactIndex {
         let (email, phone) = Self::keys(record);
         for (map, key) in [(&mut self.by_email, email), (&mut self.by_phone, phone)] {
             if let Some(key) = key {
-                map.entry(key).or_default().insert(record.seq, id.to_owned());
+                map.entry(key)
+                    .or_default()
+                    .insert(record.seq, id.to_owned());
             }
         }
     }
@@ -195,7 +199,7 @@ impl ContactIndex {
     }
 
     fn holders<'a>(
-        map: &'a HashMap<(String, String), Holders>,
+        map: &'a HashMap<LookupKey, Holders>,
         location: &str,
         value: String,
     ) -> impl Iterator<Item = &'a str> {
