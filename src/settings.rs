@@ -75,9 +75,9 @@ pub struct StoreSettings {
     /// `sqlite://path/to/file.db` (embedded default) or `postgres://…`.
     #[serde(serialize_with = "serialize_url_masked")]
     pub url: String,
-    /// Connection pool size.
+    /// Connections for reads; every write goes through the store's one writer.
     pub max_connections: u32,
-    /// Most deliveries committed together in one durable transaction (group commit).
+    /// Most writes committed together in one transaction (group commit).
     pub group_commit_max_batch: usize,
 }
 

@@ -70,8 +70,8 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
-    /// The connection pool (for the dispatcher's queries in this module's siblings).
-    pub fn pool(&self) -> &SqlitePool {
+    /// The read pool (for this module's siblings).
+    pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 

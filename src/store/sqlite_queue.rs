@@ -277,6 +277,8 @@ pub(super) async fn claim(
     claim: &Claim,
 ) -> Result<Vec<ClaimedEvent>, StoreError> {
     let now = to_millis(claim.now);
+    // The claim, its steps and the clock move together or not at all.
+    let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
     let mut qb: QueryBuilder<Sqlite> =
         QueryBuilder::new("UPDATE events SET status = 'processing', lease_owner = ");
     qb.push_bind(&claim.owner)
@@ -328,7 +330,7 @@ pub(super) async fn claim(
     .push(") RETURNING id, source, attempts, received_at, location_id, plan, fair_key");
     let rows = qb
         .build()
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await
         .map_err(StoreError::query("claim"))?;
     let ids: Vec<i64> = rows
@@ -336,7 +338,7 @@ pub(super) async fn claim(
         .map(|row| row.try_get("id"))
         .collect::<Result<_, _>>()
         .map_err(StoreError::query("claim"))?;
-    let mut steps = steps_of(&mut *conn, &ids).await?;
+    let mut steps = steps_of(&mut tx, &ids).await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let q = || StoreError::query("claim");
@@ -362,10 +364,11 @@ pub(super) async fn claim(
     if let Some((latest, _)) = claimed.last() {
         sqlx::query("UPDATE fair_clock SET vtime = MAX(vtime, ?1) WHERE id = 1")
             .bind(latest)
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await
             .map_err(StoreError::query("claim"))?;
     }
+    tx.commit().await.map_err(StoreError::query("commit"))?;
     Ok(claimed.into_iter().map(|(_, event)| event).collect())
 }
 
