@@ -160,3 +160,104 @@ async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>,
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+
+    async fn writer(dir: &tempfile::TempDir) -> (Writer, sqlx::SqlitePool) {
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::query("CREATE TABLE t (v TEXT NOT NULL UNIQUE)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let reader = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        (Writer::start(conn, 16), reader)
+    }
+
+    fn insert(
+        v: &'static str,
+    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, ()> {
+        move |conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (v) VALUES (?1)")
+                    .bind(v)
+                    .execute(conn)
+                    .await
+                    .map(drop)
+                    .map_err(StoreError::query("test_insert"))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_leaves_the_rest_of_its_batch_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = writer(&dir).await;
+        // Hold the writer inside a job until the next two are queued, so they share a batch.
+        let (release, hold) = oneshot::channel::<()>();
+        let (started, holding) = oneshot::channel::<()>();
+        let holder = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(Durability::Crash, move |_conn| {
+                        Box::pin(async move {
+                            let _ = started.send(());
+                            let _ = hold.await;
+                            Ok(())
+                        })
+                    })
+                    .await
+            }
+        });
+        holding.await.unwrap();
+        // Two statements in a savepoint; the second breaks the UNIQUE rule, so neither stays.
+        let failing = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(Durability::Crash, |conn| {
+                        Box::pin(async move {
+                            let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
+                            insert("partial")(&mut tx).await?;
+                            insert("partial")(&mut tx).await?;
+                            tx.commit().await.map_err(StoreError::query("commit"))
+                        })
+                    })
+                    .await
+            }
+        });
+        let fine = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.write(Durability::Fsync, insert("kept")).await }
+        });
+        // Both queued while the writer is inside the holder's batch: let it go.
+        while writer.queue.max_capacity() - writer.queue.capacity() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let _ = release.send(());
+        holder.await.unwrap().unwrap();
+        assert!(
+            failing.await.unwrap().is_err(),
+            "the broken job reports its error"
+        );
+        fine.await.unwrap().unwrap();
+        let rows: Vec<String> = sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+            .fetch_all(&reader)
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec!["kept".to_owned()],
+            "no partial write, the other job kept"
+        );
+    }
+}
