@@ -23,7 +23,9 @@
 //! `dispatch.workers` override; default: the configured 32) `--set key=value` (diagnostic
 //! setting override, repeatable) `--db-dir DIR` (diagnostic: where the temp store lives, e.g.
 //! /dev/shm) `--trace` (diagnostic: one location's requests per 100 ms) `--latency-ms N` (the
-//! sandbox delays every answer by N ms, like GHL's real round trip; default 0) `--no-baseline`).
+//! sandbox delays every answer by N ms, like GHL's real round trip; default 0) `--process` (the
+//! dispatch phase runs the real `formbridge serve` binary in a child process, so its own CPU
+//! time and peak memory are reported apart from the sandbox's and the bench's) `--no-baseline`).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -60,6 +62,8 @@ struct Opts {
     /// Where the temp store directory is created (diagnostic, e.g. a tmpfs); default: the
     /// system temp dir.
     db_dir: Option<String>,
+    /// Run the dispatch phase as the `formbridge` binary in a child process.
+    process: bool,
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -99,6 +103,7 @@ impl Opts {
             baseline: !std::env::args().any(|a| a == "--no-baseline"),
             latency: Duration::from_millis(num("--latency-ms", 0)),
             db_dir: arg("--db-dir"),
+            process: std::env::args().any(|a| a == "--process"),
         }
     }
 }
@@ -207,6 +212,115 @@ impl RunningApp {
     async fn shutdown(self) {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(40), self.task).await;
+    }
+}
+
+/// formbridge for the dispatch phase: in this process, or the real binary in a child process
+/// (`--process`), whose CPU time and peak memory /proc reports apart from this process's.
+enum Dispatcher {
+    InProcess(RunningApp),
+    Child {
+        child: std::process::Child,
+        base: String,
+        /// The same SQLite file, opened here to watch progress.
+        store: Arc<dyn Store>,
+    },
+}
+
+impl Dispatcher {
+    /// Starts formbridge with `settings`; `--process` runs `formbridge serve` on the same
+    /// config folder (`FORMBRIDGE_ENV=bench`) with `overrides` as `FORMBRIDGE__…` variables.
+    async fn start(
+        settings: Settings,
+        process: bool,
+        config_dir: &Path,
+        overrides: &[(String, String)],
+    ) -> Self {
+        if !process {
+            return Self::InProcess(start_app(settings).await);
+        }
+        use std::io::{BufRead, BufReader};
+        let store = formbridge::store::open(&settings.store)
+            .await
+            .expect("open the store to watch");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_formbridge"));
+        cmd.arg("serve")
+            .env("FORMBRIDGE_CONFIG_DIR", config_dir)
+            .env("FORMBRIDGE_ENV", "bench")
+            .env("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (key, value) in overrides {
+            let var = format!("FORMBRIDGE__{}", key.replace('.', "__").to_uppercase());
+            cmd.env(var, value);
+        }
+        let mut child = cmd.spawn().expect("spawn formbridge");
+        let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("formbridge exited before listening")
+                .expect("read formbridge's log");
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["message"] == "formbridge listening" {
+                    break v["addr"].as_str().expect("listening addr").to_owned();
+                }
+            }
+        };
+        // Keep draining its log (info level, as deployed) so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self::Child {
+            child,
+            base: format!("http://{addr}"),
+            store,
+        }
+    }
+
+    fn base(&self) -> &str {
+        match self {
+            Self::InProcess(app) => &app.base,
+            Self::Child { base, .. } => base,
+        }
+    }
+
+    fn store(&self) -> &Arc<dyn Store> {
+        match self {
+            Self::InProcess(app) => &app.store,
+            Self::Child { store, .. } => store,
+        }
+    }
+
+    /// The child's CPU time so far and peak resident memory (KiB); `None` in-process.
+    fn child_usage(&self) -> Option<(Duration, u64)> {
+        let Self::Child { child, .. } = self else {
+            return None;
+        };
+        let proc_dir = format!("/proc/{}", child.id());
+        let status = std::fs::read_to_string(format!("{proc_dir}/status")).ok()?;
+        let peak_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
+        Some((cpu_time_of(&format!("{proc_dir}/stat")), peak_kib))
+    }
+
+    /// Stops formbridge gracefully (SIGTERM for the child) and waits for it.
+    async fn shutdown(self) {
+        match self {
+            Self::InProcess(app) => app.shutdown().await,
+            Self::Child { mut child, .. } => {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(40);
+                while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 }
 
@@ -379,8 +493,14 @@ async fn mean_ghl_latency(base: &str) -> String {
 
 /// User + system CPU time of this process so far (Linux `/proc/self/stat`, 100 ticks/s);
 /// zero elsewhere.
+/// This process's CPU time (user + system).
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_time_of("/proc/self/stat")
+}
+
+/// User + system CPU time from a `/proc/<pid>/stat` file.
+fn cpu_time_of(stat_path: &str) -> Duration {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let ticks: u64 = rest
@@ -421,25 +541,33 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let toml = bench_toml(locations, burst, window);
     let base_url = ghl.base_url.to_string();
-    let overrides = |enabled: &'static str| {
-        let mut extra = vec![
+    let overrides = |enabled: &str| {
+        let mut extra: Vec<(String, String)> = [
             ("server.addr", "127.0.0.1:0"),
             ("store.url", url.as_str()),
             ("ghl.base_url", base_url.as_str()),
             ("dispatch.enabled", enabled),
-        ];
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
         if let Some(w) = &opts.workers {
-            extra.push(("dispatch.workers", w.as_str()));
+            extra.push(("dispatch.workers".to_owned(), w.clone()));
         }
-        for (k, v) in &opts.set {
-            extra.push((k.as_str(), v.as_str()));
-        }
+        extra.extend(opts.set.iter().cloned());
+        extra
+    };
+    let settings_for = |extra: &[(String, String)]| {
+        let extra: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         settings_with_toml(dir.path(), &toml, &extra)
     };
     let deadline = Instant::now() + Duration::from_secs(opts.max_secs);
 
     // Phase 1: ingest only.
-    let settings = overrides("false");
+    let settings = settings_for(&overrides("false"));
     let (workers, cap) = (
         settings.dispatch.workers,
         settings.dispatch.per_location_concurrency,
@@ -451,13 +579,20 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     app.shutdown().await;
 
     // Phase 2: dispatch the backlog.
-    let app = start_app(overrides("true")).await;
+    let extra = overrides("true");
+    let app = Dispatcher::start(
+        settings_for(&extra),
+        opts.process,
+        &dir.path().join("config"),
+        &extra,
+    )
+    .await;
     let started = Instant::now();
     let started_utc = OffsetDateTime::now_utc();
     let cpu_before = cpu_time();
     let mut done = 0;
     while Instant::now() < deadline {
-        let counts = app.store.status_counts().await.expect("status counts");
+        let counts = app.store().status_counts().await.expect("status counts");
         done = counts.get(&EventStatus::Done).copied().unwrap_or(0);
         let open: u64 = [
             EventStatus::Pending,
@@ -474,7 +609,8 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     }
     let wall = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
-    let ghl_latency = mean_ghl_latency(&app.base).await;
+    let child_usage = app.child_usage();
+    let ghl_latency = mean_ghl_latency(app.base()).await;
     // The log as of the last delivery (or the deadline), before shutdown lets in-flight work end.
     let w = windows(&ghl, 0, window, measured);
     let logged = ghl.state().requests.len();
@@ -512,6 +648,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     let gaps: Vec<f64> = w.longest_gap.values().map(Duration::as_secs_f64).collect();
     let gap_max = gaps.iter().copied().fold(0.0, f64::max);
     let (gap_median, _) = median_min(gaps);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut notes = vec![
         format!(
             "{locations} location(s): {accepted}/{} leads pre-loaded in {:.1} s; dispatch: workers = {workers}, per-location concurrency = {cap}",
@@ -547,13 +684,22 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
         format!(
             "{locations} location(s): mean GHL request time seen by formbridge (formbridge_ghl_request_seconds): {ghl_latency}"
         ),
-        format!(
-            "{locations} location(s): this process (formbridge + sandbox) used {:.1} s of CPU in {:.1} s of dispatch = {:.2} of {} cores",
-            cpu.as_secs_f64(),
-            wall.as_secs_f64(),
-            cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        ),
+        match child_usage {
+            None => format!(
+                "{locations} location(s): this process (formbridge + sandbox) used {:.1} s of CPU in {:.1} s of dispatch = {:.2} of {cores} cores",
+                cpu.as_secs_f64(),
+                wall.as_secs_f64(),
+                cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            ),
+            Some((child_cpu, peak_kib)) => format!(
+                "{locations} location(s): formbridge (child process, info logs) used {:.1} s of CPU in {:.1} s of dispatch = {:.2} of {cores} cores, peak resident memory {:.1} MiB; the sandbox and this bench used {:.1} s of CPU",
+                child_cpu.as_secs_f64(),
+                wall.as_secs_f64(),
+                child_cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+                peak_kib as f64 / 1024.0,
+                cpu.as_secs_f64(),
+            ),
+        },
     ];
     notes.push(format!(
         "{locations} location(s): first GHL request {:.1} s after the dispatcher started; shutdown took {:.1} s and sent {after_shutdown} more GHL requests (not counted above), and {after_return} more in the 3 s after it returned",
@@ -582,6 +728,9 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             }
             if let Some(d) = &opts.db_dir {
                 label.push_str(&format!(", store in {d}"));
+            }
+            if opts.process {
+                label.push_str(", child process");
             }
             label
         },
