@@ -12,14 +12,19 @@ use time::OffsetDateTime;
 
 async fn store() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&StoreSettings {
-        url: format!("sqlite://{}", dir.path().join("q.db").display()),
+    let store = open_store(&dir.path().join("q.db")).await;
+    (store, dir)
+}
+
+/// Opens (creating or migrating) the store at `db`.
+async fn open_store(db: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(&StoreSettings {
+        url: format!("sqlite://{}", db.display()),
         max_connections: 4,
         group_commit_max_batch: 16,
     })
     .await
-    .unwrap();
-    (store, dir)
+    .unwrap()
 }
 
 async fn add(store: &SqliteStore, key: &str, contact: &str) -> EventId {
@@ -297,17 +302,16 @@ async fn a_replayed_event_is_queued_again_with_a_fresh_place() {
     );
 }
 
-#[tokio::test]
-async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("q.db");
-    // A store as the previous release left it: migrations 0001-0002, three prepared events.
-    let previous = dir.path().join("previous-migrations");
+/// A store `q.db` in `dir` with only the migrations `names` applied, as an earlier release
+/// left it.
+async fn store_migrated_to(dir: &std::path::Path, names: &[&str]) -> sqlx::SqlitePool {
+    let previous = dir.join("previous-migrations");
     std::fs::create_dir(&previous).unwrap();
     let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for name in ["0001_events.sql", "0002_open_events_index.sql"] {
+    for name in names {
         std::fs::copy(migrations.join(name), previous.join(name)).unwrap();
     }
+    let db = dir.join("q.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
         .await
         .unwrap();
@@ -317,6 +321,19 @@ async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
         .run(&pool)
         .await
         .unwrap();
+    pool
+}
+
+#[tokio::test]
+async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    // A store as the previous release left it: migrations 0001-0002, three prepared events.
+    let pool = store_migrated_to(
+        dir.path(),
+        &["0001_events.sql", "0002_open_events_index.sql"],
+    )
+    .await;
     for i in 1..=3 {
         sqlx::query(
             "INSERT INTO events (source, dedupe_key, headers, body, received_at, next_attempt_at,
@@ -331,13 +348,7 @@ async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
     }
     pool.close().await;
 
-    let store = SqliteStore::open(&StoreSettings {
-        url: format!("sqlite://{}", db.display()),
-        max_connections: 4,
-        group_commit_max_batch: 16,
-    })
-    .await
-    .unwrap();
+    let store = open_store(&db).await;
     let late = add_from(&store, "jotform", "new", "email:new@x.co").await;
     let order = drain(&store, 1).await;
     assert_eq!(
@@ -370,4 +381,125 @@ async fn a_location_served_early_rejoins_at_the_head_not_behind_another_backlog(
         "the quick location's new leads take turns with the busy backlog, not wait behind it: {at:?} in {} claims",
         rest.len()
     );
+}
+
+/// The fair keys of event `id` as stored: (`fair_key`, `parked_key`).
+async fn keys_of(db: &std::path::Path, id: EventId) -> (Option<i64>, Option<i64>) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let keys = sqlx::query_as("SELECT fair_key, parked_key FROM events WHERE id = ?1")
+        .bind(id.0)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    keys
+}
+
+#[tokio::test]
+async fn an_event_waiting_for_a_retry_is_out_of_the_claims_way_and_keeps_its_place() {
+    let (store, dir) = store().await;
+    let db = dir.path().join("q.db");
+    let ids = add_many(&store, "dripjobs", "a", 3).await;
+    let mut first = claim("w", Duration::from_secs(30));
+    first.limit = 1;
+    let taken = store.claim(&first).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let (key, _) = keys_of(&db, ids[0]).await;
+    let retry_at = OffsetDateTime::now_utc() + Duration::from_secs(60);
+    let retry = Finish::Retry {
+        at: retry_at,
+        error: "GHL answered 503".into(),
+        counts_attempt: true,
+        outcome: "retry",
+    };
+    assert!(store.finish(ids[0], "w", &retry).await.unwrap());
+    assert_eq!(
+        keys_of(&db, ids[0]).await,
+        (None, key),
+        "parked: out of the index claims walk, its key kept aside"
+    );
+    // Not due: the next claim takes the second event only.
+    let mut now = claim("w", Duration::from_secs(30));
+    now.limit = 1;
+    let second = store.claim(&now).await.unwrap();
+    assert_eq!(
+        second.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+    assert!(store.finish(ids[1], "w", &Finish::Done).await.unwrap());
+    // Once due it is back at the head, ahead of the later third event.
+    let mut later = claim("w", Duration::from_secs(30));
+    later.now = retry_at + Duration::from_millis(1);
+    later.lease_until = later.now + Duration::from_secs(30);
+    let due = store.claim(&later).await.unwrap();
+    assert_eq!(
+        due.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[2]],
+        "the retried event keeps its place"
+    );
+    assert_eq!(
+        keys_of(&db, ids[0]).await,
+        (key, None),
+        "given its key back"
+    );
+}
+
+#[tokio::test]
+async fn an_upgrade_parks_the_events_already_waiting_for_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let pool = store_migrated_to(
+        dir.path(),
+        &[
+            "0001_events.sql",
+            "0002_open_events_index.sql",
+            "0003_fair_share.sql",
+        ],
+    )
+    .await;
+    let in_an_hour =
+        (OffsetDateTime::now_utc() + Duration::from_secs(3600)).unix_timestamp() * 1000;
+    // (status, next attempt, fair key): waiting for a retry; due; pending and due.
+    for (i, (status, next, key)) in [
+        ("retrying", in_an_hour, 7),
+        ("retrying", 0, 8),
+        ("pending", 0, 9),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO events (source, dedupe_key, headers, body, received_at, next_attempt_at,
+                 updated_at, contact_key, location_id, submission, plan, status, fair_key)
+             VALUES ('dripjobs', ?1, '[]', x'7b7d', 0, ?2, 0, ?3, 'loc', '{}', '{\"steps\":[]}', ?4, ?5)",
+        )
+        .bind(format!("old-{i}"))
+        .bind(next)
+        .bind(format!("email:old{i}@x.co"))
+        .bind(status)
+        .bind(key)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let store = open_store(&db).await;
+    assert_eq!(
+        keys_of(&db, EventId(1)).await,
+        (None, Some(7)),
+        "waiting: parked"
+    );
+    assert_eq!(
+        keys_of(&db, EventId(2)).await,
+        (Some(8), None),
+        "due: stays"
+    );
+    assert_eq!(
+        keys_of(&db, EventId(3)).await,
+        (Some(9), None),
+        "pending: stays"
+    );
+    assert_eq!(drain(&store, 10).await, vec![EventId(2), EventId(3)]);
 }

@@ -5,7 +5,9 @@
 //! flow per (GHL location, source) (see `save_ready`), so a bulk import from one source does
 //! not make another source's leads — or another location's — wait behind all of it. The key
 //! is computed once per event when it is prepared, so a claim only walks an index, as cheaply
-//! as arrival order did.
+//! as arrival order did. An event waiting for a later retry is parked out of that index (see
+//! `park_until_due`), so a location's outage with thousands of waiting events does not make
+//! every claim walk past them.
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::Connection;
@@ -269,6 +271,18 @@ async fn insert_attempt(
     Ok(())
 }
 
+/// `SET` clauses that park an event waiting for a later attempt: when `at` (its new
+/// `next_attempt_at`) is after `now`, its fair key moves to `parked_key`, out of the index
+/// claims walk, until a claim finds it due and gives the key back (see `claim`); an event due
+/// at once keeps its key. `at` and `now` are SQL expressions (placeholders); right-hand sides
+/// read the row as it was before the update.
+fn park_until_due(at: &str, now: &str) -> String {
+    format!(
+        "fair_key = CASE WHEN {at} > {now} THEN NULL ELSE COALESCE(fair_key, parked_key) END,
+         parked_key = CASE WHEN {at} > {now} THEN COALESCE(fair_key, parked_key) ELSE NULL END"
+    )
+}
+
 /// A claim looks at up to this many times `limit` claimable events.
 const CLAIM_SCAN_FACTOR: u32 = 4;
 
@@ -279,6 +293,15 @@ pub(super) async fn claim(
     let now = to_millis(claim.now);
     // The claim, its steps and the clock move together or not at all.
     let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
+    // Parked events that are due go back into the fair order, with their old keys.
+    sqlx::query(
+        "UPDATE events SET fair_key = parked_key, parked_key = NULL
+         WHERE parked_key IS NOT NULL AND next_attempt_at <= ?1",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::query("unpark"))?;
     let mut qb: QueryBuilder<Sqlite> =
         QueryBuilder::new("UPDATE events SET status = 'processing', lease_owner = ");
     qb.push_bind(&claim.owner)
@@ -422,11 +445,12 @@ pub(super) async fn finish(
         ),
         Finish::Dead { error } => ("dead", now, Some(error.as_str()), true, "dead"),
     };
-    let updated = sqlx::query(
+    let updated = sqlx::query(&format!(
         "UPDATE events SET status = ?3, next_attempt_at = ?4, last_error = ?5, attempts = attempts + ?6,
-             lease_owner = NULL, lease_until = NULL, updated_at = ?7
+             lease_owner = NULL, lease_until = NULL, updated_at = ?7, {}
          WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'",
-    )
+        park_until_due("?4", "?7")
+    ))
     .bind(id.0)
     .bind(owner)
     .bind(status)
@@ -469,11 +493,12 @@ pub(super) async fn release(
     owner: &str,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query(&format!(
         "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
-             next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, updated_at = ?4
+             next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, updated_at = ?4, {}
          WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'",
-    )
+        park_until_due("?3", "?4")
+    ))
     .bind(id.0)
     .bind(owner)
     .bind(to_millis(at))
@@ -508,7 +533,7 @@ async fn reset_for_replay(
         }
         sqlx::query(
             "UPDATE events SET status = 'pending', plan = NULL, submission = NULL, contact_key = NULL,
-                 location_id = NULL, fair_key = NULL, attempts = 0, next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
+                 location_id = NULL, fair_key = NULL, parked_key = NULL, attempts = 0, next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
                  last_error = NULL, updated_at = ?2
              WHERE id = ?1",
         )
