@@ -503,3 +503,55 @@ async fn an_upgrade_parks_the_events_already_waiting_for_a_retry() {
     );
     assert_eq!(drain(&store, 10).await, vec![EventId(2), EventId(3)]);
 }
+
+#[tokio::test]
+async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_order() {
+    let (store, _dir) = store().await;
+    let held = add_many_at(&store, "held", "dripjobs", "h", 0..5).await;
+    add_many_at(&store, "fast", "dripjobs", "f", 0..10).await;
+    let leave_out = |locations: &[&str]| {
+        let mut c = claim("w", Duration::from_secs(30));
+        c.exclude_locations = locations.iter().map(|l| (*l).to_owned()).collect();
+        c
+    };
+    // The others are served past the held location's keys: its backlog is now at the head.
+    loop {
+        let taken = store.claim(&leave_out(&["held"])).await.unwrap();
+        if taken.is_empty() {
+            break;
+        }
+        for event in taken {
+            assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
+        }
+    }
+    let slow = add_at(&store, "slow", "dripjobs", "s-0", "email:s0@x.co").await;
+    let fast = add_at(&store, "fast", "dripjobs", "f-10", "email:f10@x.co").await;
+    let taken: Vec<EventId> = store
+        .claim(&leave_out(&["held"]))
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        taken,
+        vec![slow, fast],
+        "the others, in fair order; none held"
+    );
+    assert!(
+        store
+            .claim(&leave_out(&["held", "slow", "fast"]))
+            .await
+            .unwrap()
+            .is_empty(),
+        "every location with work left out: nothing"
+    );
+    let released: Vec<EventId> = store
+        .claim(&claim("w", Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(released, held, "once let in, the held backlog goes first");
+}

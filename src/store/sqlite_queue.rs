@@ -6,8 +6,9 @@
 //! not make another source's leads — or another location's — wait behind all of it. The key
 //! is computed once per event when it is prepared, so a claim only walks an index, as cheaply
 //! as arrival order did. An event waiting for a later retry is parked out of that index (see
-//! `park_until_due`), so a location's outage with thousands of waiting events does not make
-//! every claim walk past them.
+//! `park_until_due`), and a claim that leaves locations out starts at the first key of the
+//! others (see `first_key_outside`), so a location's outage or long pause with thousands of
+//! waiting events does not make every claim walk past them.
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::Connection;
@@ -283,6 +284,34 @@ fn park_until_due(at: &str, now: &str) -> String {
     )
 }
 
+/// The smallest fair key of an open event of any location not in `excluded`, one index seek
+/// per location (`events_open_location`); `None` when they have no open event.
+///
+/// A location left out of claims for long (a refused token, a spent daily quota) keeps its
+/// waiting events at the head of the fair order once the others have been served past them;
+/// starting the walk here keeps the claim from stepping over all of them each time.
+async fn first_key_outside(
+    conn: &mut SqliteConnection,
+    excluded: &[String],
+) -> Result<Option<i64>, StoreError> {
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT MIN((SELECT e.fair_key FROM events e INDEXED BY events_open_location
+                     WHERE e.location_id = f.location_id
+                       AND e.status IN ('pending', 'processing', 'retrying') AND e.fair_key IS NOT NULL
+                     ORDER BY e.fair_key LIMIT 1))
+         FROM (SELECT DISTINCT location_id FROM fair_flows WHERE location_id NOT IN (",
+    );
+    let mut sep = qb.separated(", ");
+    for location in excluded {
+        sep.push_bind(location);
+    }
+    qb.push(")) f");
+    qb.build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::query("claim_floor"))
+}
+
 /// A claim looks at up to this many times `limit` claimable events.
 const CLAIM_SCAN_FACTOR: u32 = 4;
 
@@ -302,6 +331,18 @@ pub(super) async fn claim(
     .execute(&mut *tx)
     .await
     .map_err(StoreError::query("unpark"))?;
+    let floor = if claim.exclude_locations.is_empty() {
+        None
+    } else {
+        match first_key_outside(&mut tx, &claim.exclude_locations).await? {
+            Some(floor) => Some(floor),
+            None => {
+                // No other location has an open event: nothing to claim.
+                tx.commit().await.map_err(StoreError::query("commit"))?;
+                return Ok(Vec::new());
+            }
+        }
+    };
     let mut qb: QueryBuilder<Sqlite> =
         QueryBuilder::new("UPDATE events SET status = 'processing', lease_owner = ");
     qb.push_bind(&claim.owner)
@@ -326,6 +367,9 @@ pub(super) async fn claim(
         .push(") OR (e.status = 'processing' AND e.lease_until < ")
         .push_bind(now)
         .push("))");
+    if let Some(floor) = floor {
+        qb.push(" AND e.fair_key >= ").push_bind(floor);
+    }
     if !claim.exclude_locations.is_empty() {
         qb.push(" AND e.location_id NOT IN (");
         let mut sep = qb.separated(", ");
