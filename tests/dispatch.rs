@@ -625,3 +625,69 @@ async fn oauth_tokens_are_bootstrapped_refreshed_and_rotated_in_the_store() {
         vec![stored.refresh_token.expose_secret().to_owned()]
     );
 }
+
+#[tokio::test]
+async fn a_location_whose_token_is_refused_does_not_hold_up_another_location() {
+    const OTHER_TOKEN: &str = "pit-other-token";
+    const OTHER_LOCATION: &str = "locOther000000000002";
+    let mut config = SandboxConfig::single(TOKEN, LOCATION);
+    config
+        .tokens
+        .insert(OTHER_TOKEN.to_owned(), vec![OTHER_LOCATION.to_owned()]);
+    let ghl = sandbox::start(config).await.unwrap();
+    // DripJobs goes to the default location, whose token GHL refuses; POWR to another one.
+    let toml = format!(
+        "[ghl.locations.other]\nlocation_id = \"{OTHER_LOCATION}\"\ntoken = \"{OTHER_TOKEN}\"\n\n[sources.powr]\nlocation = \"other\"\n"
+    );
+    let app = app_for(&ghl, &toml, &[("ghl.token", "pit-revoked")]).await;
+    post_leads(&app, 20, "refused").await;
+    post_powr_leads(&app, 20, "served").await;
+    let delivered = |state: &SandboxState| {
+        state
+            .notes
+            .iter()
+            .filter(|n| {
+                state
+                    .contacts
+                    .iter()
+                    .any(|c| c["id"] == n["contactId"] && c["locationId"] == OTHER_LOCATION)
+            })
+            .count()
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "every lead of the other location delivered",
+        || async { (delivered(&ghl.state()) == 20).then_some(()) },
+    )
+    .await;
+    let refused = app
+        .store
+        .list_events(&EventFilter {
+            source: Some("dripjobs".to_owned()),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), 20);
+    assert!(
+        refused.iter().all(|e| e.status != EventStatus::Done
+            && e.status != EventStatus::Dead
+            && e.attempts == 0),
+        "the refused location's leads wait, with no attempt used up: {:?}",
+        refused
+            .iter()
+            .map(|e| (e.status, e.attempts))
+            .collect::<Vec<_>>()
+    );
+    let state = ghl.state();
+    let probes = state.requests.iter().filter(|r| r.status == 401).count();
+    assert!(
+        (1..=8).contains(&probes),
+        "a paused location is probed, not retried in a loop: {probes} refused requests"
+    );
+    assert!(state
+        .contacts
+        .iter()
+        .all(|c| c["locationId"] == OTHER_LOCATION));
+    assert_no_duplicates(&state);
+}
