@@ -681,8 +681,10 @@ async fn a_location_whose_token_is_refused_does_not_hold_up_another_location() {
     );
     let state = ghl.state();
     let probes = state.requests.iter().filter(|r| r.status == 401).count();
+    // Up to one request per event in flight when the first 401 came back: a claim may take a
+    // whole cap's worth (8) for a location just under its cap, so fewer than two caps.
     assert!(
-        (1..=8).contains(&probes),
+        (1..16).contains(&probes),
         "a paused location is probed, not retried in a loop: {probes} refused requests"
     );
     assert!(state
