@@ -303,8 +303,11 @@ async fn a_replayed_event_is_queued_again_with_a_fresh_place() {
 }
 
 /// A store `q.db` in `dir` with only the migrations `names` applied, as an earlier release
-/// left it.
-async fn store_migrated_to(dir: &std::path::Path, names: &[&str]) -> sqlx::SqlitePool {
+/// left it: a pool on it, and its path.
+async fn store_migrated_to(
+    dir: &std::path::Path,
+    names: &[&str],
+) -> (sqlx::SqlitePool, std::path::PathBuf) {
     let previous = dir.join("previous-migrations");
     std::fs::create_dir(&previous).unwrap();
     let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
@@ -321,15 +324,14 @@ async fn store_migrated_to(dir: &std::path::Path, names: &[&str]) -> sqlx::Sqlit
         .run(&pool)
         .await
         .unwrap();
-    pool
+    (pool, db)
 }
 
 #[tokio::test]
 async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("q.db");
     // A store as the previous release left it: migrations 0001-0002, three prepared events.
-    let pool = store_migrated_to(
+    let (pool, db) = store_migrated_to(
         dir.path(),
         &["0001_events.sql", "0002_open_events_index.sql"],
     )
@@ -449,8 +451,7 @@ async fn an_event_waiting_for_a_retry_is_out_of_the_claims_way_and_keeps_its_pla
 #[tokio::test]
 async fn an_upgrade_parks_the_events_already_waiting_for_a_retry() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("q.db");
-    let pool = store_migrated_to(
+    let (pool, db) = store_migrated_to(
         dir.path(),
         &[
             "0001_events.sql",

@@ -6,7 +6,7 @@
 //! not make another source's leads — or another location's — wait behind all of it. The key
 //! is computed once per event when it is prepared, so a claim only walks an index, as cheaply
 //! as arrival order did. An event waiting for a later retry is parked out of that index (see
-//! `park_until_due`), and a claim that leaves locations out starts at the first key of the
+//! `park_until_due!`), and a claim that leaves locations out starts at the first key of the
 //! others (see `first_key_outside`), so a location's outage or long pause with thousands of
 //! waiting events does not make every claim walk past them.
 
@@ -272,16 +272,27 @@ async fn insert_attempt(
     Ok(())
 }
 
-/// `SET` clauses that park an event waiting for a later attempt: when `at` (its new
-/// `next_attempt_at`) is after `now`, its fair key moves to `parked_key`, out of the index
+/// `SET` clauses that park an event waiting for a later attempt: when `$at` (its new
+/// `next_attempt_at`) is after `$now`, its fair key moves to `parked_key`, out of the index
 /// claims walk, until a claim finds it due and gives the key back (see `claim`); an event due
-/// at once keeps its key. `at` and `now` are SQL expressions (placeholders); right-hand sides
-/// read the row as it was before the update.
-fn park_until_due(at: &str, now: &str) -> String {
-    format!(
-        "fair_key = CASE WHEN {at} > {now} THEN NULL ELSE COALESCE(fair_key, parked_key) END,
-         parked_key = CASE WHEN {at} > {now} THEN COALESCE(fair_key, parked_key) ELSE NULL END"
-    )
+/// at once keeps its key. `$at` and `$now` are placeholders (`"?4"`); right-hand sides read the
+/// row as it was before the update. Only claimed (`processing`) events are parked, and those
+/// always hold their key in `fair_key`.
+macro_rules! park_until_due {
+    ($at:literal, $now:literal) => {
+        concat!(
+            "fair_key = CASE WHEN ",
+            $at,
+            " > ",
+            $now,
+            " THEN NULL ELSE fair_key END, ",
+            "parked_key = CASE WHEN ",
+            $at,
+            " > ",
+            $now,
+            " THEN fair_key ELSE NULL END"
+        )
+    };
 }
 
 /// The smallest fair key of an open event of any location not in `excluded`, one index seek
@@ -489,11 +500,11 @@ pub(super) async fn finish(
         ),
         Finish::Dead { error } => ("dead", now, Some(error.as_str()), true, "dead"),
     };
-    let updated = sqlx::query(&format!(
+    let updated = sqlx::query(concat!(
         "UPDATE events SET status = ?3, next_attempt_at = ?4, last_error = ?5, attempts = attempts + ?6,
-             lease_owner = NULL, lease_until = NULL, updated_at = ?7, {}
-         WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'",
-        park_until_due("?4", "?7")
+             lease_owner = NULL, lease_until = NULL, updated_at = ?7, ",
+        park_until_due!("?4", "?7"),
+        " WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'"
     ))
     .bind(id.0)
     .bind(owner)
@@ -537,11 +548,11 @@ pub(super) async fn release(
     owner: &str,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    sqlx::query(&format!(
+    sqlx::query(concat!(
         "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
-             next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, updated_at = ?4, {}
-         WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'",
-        park_until_due("?3", "?4")
+             next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, updated_at = ?4, ",
+        park_until_due!("?3", "?4"),
+        " WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'"
     ))
     .bind(id.0)
     .bind(owner)

@@ -240,7 +240,12 @@ mod tests {
             async move { writer.write(Durability::Fsync, insert("kept")).await }
         });
         // Both queued while the writer is inside the holder's batch: let it go.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while writer.queue.max_capacity() - writer.queue.capacity() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the two jobs were never queued"
+            );
             tokio::task::yield_now().await;
         }
         let _ = release.send(());
