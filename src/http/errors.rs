@@ -1,6 +1,6 @@
 //! JSON error bodies: every refusal answers `{"error": "...", "detail": "..."}` with its status.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -13,6 +13,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What was wrong, in words the sender can act on.
     pub detail: String,
+    /// Seconds after which a retry may succeed (`Retry-After`), for temporary refusals.
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -27,7 +29,14 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// Adds a `Retry-After` header of `seconds` to the answer.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -53,7 +62,13 @@ impl IntoResponse for ApiError {
             error: self.code,
             detail: &self.detail,
         });
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

@@ -38,6 +38,9 @@ const KEPT_HEADERS: &[&str] = &[
     "content-length",
 ];
 
+/// What a sender is told to wait before retrying a delivery the store could not take.
+const STORE_RETRY_AFTER_SECONDS: u32 = 30;
+
 /// One served source, prepared at start.
 pub struct SourceRuntime {
     pub name: SourceName,
@@ -218,7 +221,8 @@ async fn ingest<'s>(
             "store_error",
             ApiError::unavailable(
                 "the delivery could not be stored; nothing was kept, please retry",
-            ),
+            )
+            .retry_after(STORE_RETRY_AFTER_SECONDS),
         )
     })?;
     match ingested {

@@ -45,6 +45,8 @@ pub enum StoreError {
     Commit(String),
     #[error("the store's writer has stopped")]
     WriterGone,
+    #[error("the store cannot take writes: {0}")]
+    NotWritable(String),
     #[error("unsupported store URL {0}")]
     UnsupportedUrl(String),
 }
@@ -52,6 +54,45 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn query(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |source| StoreError::Query { op, source }
+    }
+
+    /// Whether this failure may have ended (rolled back) the transaction it happened in, so
+    /// nothing else may run in that transaction nor its connection be trusted. SQLite rolls
+    /// back by itself on SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY and SQLITE_NOMEM
+    /// (<https://www.sqlite.org/lang_transaction.html>); a broken or corrupt database and a
+    /// lost connection end it too. A constraint violation or bad data does not.
+    pub(crate) fn ends_transaction(&self) -> bool {
+        const BUSY: i64 = 5;
+        const NOMEM: i64 = 7;
+        const READONLY: i64 = 8;
+        const IOERR: i64 = 10;
+        const CORRUPT: i64 = 11;
+        const FULL: i64 = 13;
+        const CANTOPEN: i64 = 14;
+        const NOTADB: i64 = 26;
+        match self {
+            StoreError::Query { source, .. } => match source {
+                sqlx::Error::Database(db) => db
+                    .code()
+                    .and_then(|code| code.parse::<i64>().ok())
+                    .is_none_or(|code| {
+                        matches!(
+                            code & 0xff,
+                            BUSY | NOMEM | READONLY | IOERR | CORRUPT | FULL | CANTOPEN | NOTADB
+                        )
+                    }),
+                sqlx::Error::RowNotFound
+                | sqlx::Error::ColumnNotFound(_)
+                | sqlx::Error::ColumnDecode { .. }
+                | sqlx::Error::ColumnIndexOutOfBounds { .. }
+                | sqlx::Error::TypeNotFound { .. }
+                | sqlx::Error::Decode(_)
+                | sqlx::Error::Encode(_) => false,
+                _ => true,
+            },
+            StoreError::Corrupt { .. } => false,
+            _ => true,
+        }
     }
 }
 
@@ -62,7 +103,8 @@ pub trait Store: TokenStore + Send + Sync + 'static {
     /// Returns only after the delivery is committed (fsync'd).
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError>;
 
-    /// Answers when the store can serve a query (for `/readyz`).
+    /// Answers when the store can serve a query and take writes (for `/readyz`): an error
+    /// while its last write could not commit (a full disk) and none has since.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Number of events in each status.

@@ -66,7 +66,7 @@ impl SqliteStore {
         let writer_conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(open_err)?;
-        let writer = Writer::start(writer_conn, settings.group_commit_max_batch);
+        let writer = Writer::start(options, writer_conn, settings.group_commit_max_batch);
         Ok(Self { pool, writer })
     }
 
@@ -211,10 +211,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(StoreError::query("ping"))?;
-        if self.writer.is_closed() {
-            return Err(StoreError::WriterGone);
-        }
-        Ok(())
+        self.writer.check_writable()
     }
 
     async fn status_counts(&self) -> Result<BTreeMap<EventStatus, u64>, StoreError> {

@@ -7,15 +7,31 @@
 //! the other connections' page caches. One writer task draining a queue avoids both, and
 //! batching lets a single fsync cover every acknowledged delivery and every `started` step
 //! record that arrived meanwhile.
+//!
+//! A caller hears `Ok` only when its batch's `COMMIT` succeeded. When a batch cannot commit
+//! (a full disk, an I/O error), every caller in it gets the error, the connection is closed
+//! (SQLite rolls back whatever it still held) and a fresh one is opened for the next batch:
+//! a connection is never reused in an unknown transaction state. Until a write succeeds again
+//! the writer reports itself unwritable (for `/readyz`) and probes with a small write every
+//! [`PROBE_INTERVAL`] while idle, so it recovers by itself once space is back.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use sqlx::sqlite::SqliteConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::Connection;
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+
+/// How often an unwritable writer probes whether it can write again.
+pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a probe writes (and frees again): room for a large delivery.
+const PROBE_BYTES: i64 = 64 * 1024;
 
 /// A future borrowing the writer's connection.
 pub(super) type WriteFuture<'c, T> =
@@ -35,10 +51,12 @@ pub(super) enum Durability {
 trait Job: Send {
     fn durability(&self) -> Durability;
     /// Runs the write inside the batch transaction, keeping its result for [`Job::answer`].
+    /// Returns false when the write failed in a way that may have ended the transaction
+    /// (SQLite rolls back by itself on a full disk or an I/O error), so the batch must stop.
     fn run<'c>(
         &'c mut self,
         conn: &'c mut SqliteConnection,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'c>>;
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'c>>;
     /// Tells the caller the write's result, or why its batch did not commit.
     fn answer(self: Box<Self>, commit: Result<(), &StoreError>);
 }
@@ -62,11 +80,15 @@ where
     fn run<'c>(
         &'c mut self,
         conn: &'c mut SqliteConnection,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'c>> {
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'c>> {
         Box::pin(async move {
-            if let Some(work) = self.work.take() {
-                self.result = Some(work(conn).await);
-            }
+            let Some(work) = self.work.take() else {
+                return true;
+            };
+            let result = work(conn).await;
+            let batch_can_go_on = result.as_ref().err().is_none_or(|e| !e.ends_transaction());
+            self.result = Some(result);
+            batch_can_go_on
         })
     }
 
@@ -74,6 +96,8 @@ where
         let result = match (commit, self.result) {
             (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(StoreError::WriterGone),
+            // Its own error says more than the batch's (it is usually the cause).
+            (Err(_), Some(Err(own))) => Err(own),
             (Err(e), _) => Err(StoreError::Commit(e.to_string())),
         };
         // The caller may have gone (a client hung up); what committed stays committed.
@@ -81,19 +105,78 @@ where
     }
 }
 
+/// Whether the writer's last write committed, shared with readers of its health.
+#[derive(Debug, Default)]
+struct Health {
+    /// Why the last write failed and since when, while no later write has succeeded.
+    failing: Mutex<Option<(String, OffsetDateTime)>>,
+}
+
+impl Health {
+    fn record(&self, outcome: Result<(), &StoreError>) {
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        match outcome {
+            Ok(()) => {
+                if let Some((_, since)) = failing.take() {
+                    let seconds = (OffsetDateTime::now_utc() - since).whole_seconds();
+                    tracing::warn!(after_seconds = seconds, "store writable again");
+                }
+                metrics::gauge!("formbridge_store_writable").set(1.0);
+            }
+            Err(e) => {
+                metrics::counter!("formbridge_store_commit_failures_total").increment(1);
+                metrics::gauge!("formbridge_store_writable").set(0.0);
+                let since = failing
+                    .as_ref()
+                    .map_or_else(OffsetDateTime::now_utc, |f| f.1);
+                *failing = Some((e.to_string(), since));
+            }
+        }
+    }
+
+    fn is_failing(&self) -> bool {
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(reason, _)| reason.clone())
+    }
+}
+
 /// The sending side of the writer's queue.
 #[derive(Clone)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Box<dyn Job>>,
+    health: Arc<Health>,
 }
 
 impl Writer {
-    /// Starts the writer task on `conn` (opened with `synchronous = FULL`); at most `max_batch`
-    /// jobs share a transaction.
-    pub(super) fn start(conn: SqliteConnection, max_batch: usize) -> Self {
+    /// Starts the writer task on `conn`, opened from `options` (with `synchronous = FULL`),
+    /// which also open its replacement after a failed batch; at most `max_batch` jobs share a
+    /// transaction.
+    pub(super) fn start(
+        options: SqliteConnectOptions,
+        conn: SqliteConnection,
+        max_batch: usize,
+    ) -> Self {
         let (queue, jobs) = mpsc::channel(max_batch.max(1) * 4);
-        tokio::spawn(run(conn, jobs, max_batch.max(1)));
-        Self { queue }
+        let health = Arc::new(Health::default());
+        metrics::gauge!("formbridge_store_writable").set(1.0);
+        let task = WriterTask {
+            options,
+            conn: Some(conn),
+            fsyncing: true,
+            health: health.clone(),
+        };
+        tokio::spawn(task.run(jobs, max_batch.max(1)));
+        Self { queue, health }
     }
 
     /// Runs `work` on the writer's connection and returns its result once its batch has
@@ -119,45 +202,178 @@ impl Writer {
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Whether the writer task has stopped.
-    pub(super) fn is_closed(&self) -> bool {
-        self.queue.is_closed()
+    /// Whether writes commit: an error while the writer has stopped, or while its last write
+    /// failed and no write (nor its probe) has succeeded since.
+    pub(super) fn check_writable(&self) -> Result<(), StoreError> {
+        if self.queue.is_closed() {
+            return Err(StoreError::WriterGone);
+        }
+        match self.health.failure() {
+            Some(reason) => Err(StoreError::NotWritable(reason)),
+            None => Ok(()),
+        }
     }
 }
 
-/// Drains the queue batch by batch until every sender is gone.
-async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
-    let mut fsyncing = true;
-    while jobs.recv_many(&mut batch, max_batch).await > 0 {
-        metrics::histogram!("formbridge_store_commit_batch_size").record(batch.len() as f64);
-        let needs_fsync = batch.iter().any(|j| j.durability() == Durability::Fsync);
-        let outcome = async {
-            if needs_fsync != fsyncing {
-                let pragma = if needs_fsync {
-                    "PRAGMA synchronous = FULL"
-                } else {
-                    "PRAGMA synchronous = NORMAL"
-                };
-                sqlx::query(pragma)
-                    .execute(&mut conn)
+/// The writer task's own state.
+struct WriterTask {
+    options: SqliteConnectOptions,
+    /// `None` after a failed batch until a new connection opens.
+    conn: Option<SqliteConnection>,
+    /// Whether the connection runs with `synchronous = FULL` (what `options` open it with).
+    fsyncing: bool,
+    health: Arc<Health>,
+}
+
+impl WriterTask {
+    /// Drains the queue batch by batch until every sender is gone. While writes fail it probes
+    /// every [`PROBE_INTERVAL`], idle or not, and only a probe or a batch holding a durable
+    /// write (a delivery, a started step) counts as writable again: a small bookkeeping write
+    /// that squeezes in does not say a delivery would.
+    async fn run(mut self, mut jobs: mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
+        let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+        let mut next_probe = tokio::time::Instant::now();
+        loop {
+            let received = if self.health.is_failing() {
+                if tokio::time::Instant::now() >= next_probe {
+                    let outcome = self.probe().await;
+                    self.health.record(outcome.as_ref().map(|_| ()));
+                    next_probe = tokio::time::Instant::now() + PROBE_INTERVAL;
+                    continue;
+                }
+                match tokio::time::timeout_at(next_probe, jobs.recv_many(&mut batch, max_batch))
                     .await
-                    .map_err(StoreError::query("set_synchronous"))?;
-                fsyncing = needs_fsync;
+                {
+                    Ok(n) => n,
+                    Err(_probe_due) => continue,
+                }
+            } else {
+                jobs.recv_many(&mut batch, max_batch).await
+            };
+            if received == 0 {
+                break;
             }
-            let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
-            for job in &mut batch {
-                job.run(&mut tx).await;
+            metrics::histogram!("formbridge_store_commit_batch_size").record(batch.len() as f64);
+            let durable = batch.iter().any(|j| j.durability() == Durability::Fsync);
+            let outcome = self.commit_batch(&mut batch).await;
+            match &outcome {
+                Err(e) => {
+                    tracing::error!(error = %e, batch = batch.len(), "store batch did not commit; every write in it was refused");
+                    if !self.health.is_failing() {
+                        next_probe = tokio::time::Instant::now() + PROBE_INTERVAL;
+                    }
+                    self.health.record(Err(e));
+                }
+                Ok(()) if durable || !self.health.is_failing() => self.health.record(Ok(())),
+                Ok(()) => {}
             }
-            tx.commit().await.map_err(StoreError::query("commit"))
+            for job in batch.drain(..) {
+                job.answer(outcome.as_ref().map(|_| ()));
+            }
+        }
+    }
+
+    /// The writer's connection, opening a new one if the last batch failed.
+    async fn connection(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        if self.conn.is_none() {
+            let conn = SqliteConnection::connect_with(&self.options)
+                .await
+                .map_err(StoreError::query("reopen_writer"))?;
+            self.fsyncing = true;
+            self.conn = Some(conn);
+        }
+        self.conn.as_mut().ok_or(StoreError::WriterGone)
+    }
+
+    /// Forgets the connection after a failure: closing it rolls back anything SQLite still
+    /// holds open, and the next batch starts on a fresh one.
+    async fn discard_connection(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if let Err(e) = conn.close().await {
+                tracing::debug!(error = %e, "closing the failed writer connection");
+            }
+        }
+    }
+
+    /// Runs every job of `batch` in one transaction and commits it.
+    async fn commit_batch(&mut self, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+        let needs_fsync = batch.iter().any(|j| j.durability() == Durability::Fsync);
+        let outcome = self.try_commit_batch(batch, needs_fsync).await;
+        if outcome.is_err() {
+            self.discard_connection().await;
+        }
+        outcome
+    }
+
+    async fn try_commit_batch(
+        &mut self,
+        batch: &mut [Box<dyn Job>],
+        needs_fsync: bool,
+    ) -> Result<(), StoreError> {
+        self.set_fsync(needs_fsync).await?;
+        let conn = self.connection().await?;
+        let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
+        for job in batch.iter_mut() {
+            if !job.run(&mut tx).await {
+                // SQLite may already have rolled the transaction back: committing now would
+                // commit nothing, or (in autocommit) the jobs after this one one by one.
+                return Err(StoreError::Commit(
+                    "a write in the batch failed in a way that ends the transaction".to_owned(),
+                ));
+            }
+        }
+        tx.commit().await.map_err(StoreError::query("commit"))
+    }
+
+    /// Switches `synchronous` between FULL (fsync at commit) and NORMAL, outside transactions.
+    async fn set_fsync(&mut self, needs_fsync: bool) -> Result<(), StoreError> {
+        self.connection().await?;
+        if needs_fsync == self.fsyncing {
+            return Ok(());
+        }
+        let pragma = if needs_fsync {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        let conn = self.connection().await?;
+        sqlx::query(pragma)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("set_synchronous"))?;
+        self.fsyncing = needs_fsync;
+        Ok(())
+    }
+
+    /// An fsync'd write of [`PROBE_BYTES`] (about a large delivery), undone at once, that
+    /// shows whether the store takes deliveries again.
+    async fn probe(&mut self) -> Result<(), StoreError> {
+        let outcome = async {
+            self.set_fsync(true).await?;
+            let conn = self.connection().await?;
+            sqlx::query(
+                "INSERT INTO store_probe (id, probed_at, ballast) VALUES (1, ?1, zeroblob(?2))
+                 ON CONFLICT (id) DO UPDATE
+                 SET probed_at = excluded.probed_at, ballast = excluded.ballast",
+            )
+            .bind(super::types::to_millis(OffsetDateTime::now_utc()))
+            .bind(PROBE_BYTES)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("probe"))?;
+            // Give the space back to the deliveries.
+            sqlx::query("UPDATE store_probe SET ballast = x'' WHERE id = 1")
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::query("probe"))
+                .map(drop)
         }
         .await;
         if let Err(e) = &outcome {
-            tracing::error!(error = %e, batch = batch.len(), "store batch did not commit");
+            tracing::debug!(error = %e, "store probe failed");
+            self.discard_connection().await;
         }
-        for job in batch.drain(..) {
-            job.answer(outcome.as_ref().map(|_| ()));
-        }
+        outcome
     }
 }
 
@@ -167,34 +383,35 @@ mod tests {
     use sqlx::sqlite::SqliteConnectOptions;
     use std::str::FromStr;
 
-    async fn writer(dir: &tempfile::TempDir) -> (Writer, sqlx::SqlitePool) {
+    fn options(dir: &tempfile::TempDir) -> SqliteConnectOptions {
         let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let options = SqliteConnectOptions::from_str(&url)
+        SqliteConnectOptions::from_str(&url)
             .unwrap()
             .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
-        sqlx::query("CREATE TABLE t (v TEXT NOT NULL UNIQUE)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let reader = sqlx::SqlitePool::connect_with(options).await.unwrap();
-        (Writer::start(conn, 16), reader)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
     }
 
-    fn insert(
-        v: &'static str,
-    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, ()> {
-        move |conn| {
-            Box::pin(async move {
-                sqlx::query("INSERT INTO t (v) VALUES (?1)")
-                    .bind(v)
-                    .execute(conn)
-                    .await
-                    .map(drop)
-                    .map_err(StoreError::query("test_insert"))
-            })
+    /// A writer on a fresh database (with the `t` test table) opened from `writer_options`,
+    /// and a pool of ordinary connections to it.
+    async fn writer_with(
+        dir: &tempfile::TempDir,
+        writer_options: SqliteConnectOptions,
+    ) -> (Writer, sqlx::SqlitePool) {
+        let reader = sqlx::SqlitePool::connect_with(options(dir)).await.unwrap();
+        for ddl in [
+            "CREATE TABLE t (v TEXT NOT NULL UNIQUE)",
+            "CREATE TABLE store_probe (id INTEGER PRIMARY KEY, probed_at INTEGER NOT NULL, ballast BLOB NOT NULL DEFAULT x'')",
+        ] {
+            sqlx::query(ddl).execute(&reader).await.unwrap();
         }
+        let conn = SqliteConnection::connect_with(&writer_options)
+            .await
+            .unwrap();
+        (Writer::start(writer_options, conn, 16), reader)
+    }
+
+    async fn writer(dir: &tempfile::TempDir) -> (Writer, sqlx::SqlitePool) {
+        writer_with(dir, options(dir)).await
     }
 
     #[tokio::test]
@@ -264,5 +481,102 @@ mod tests {
             vec!["kept".to_owned()],
             "no partial write, the other job kept"
         );
+    }
+
+    fn insert(
+        v: impl Into<String>,
+    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, ()> {
+        let v: String = v.into();
+        move |conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (v) VALUES (?1)")
+                    .bind(v)
+                    .execute(conn)
+                    .await
+                    .map(drop)
+                    .map_err(StoreError::query("test_insert"))
+            })
+        }
+    }
+
+    async fn stored(reader: &sqlx::SqlitePool) -> std::collections::BTreeSet<String> {
+        sqlx::query_scalar("SELECT v FROM t")
+            .fetch_all(reader)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    /// A full database (SQLite's `max_page_count` on the writer's connections, a real
+    /// SQLITE_FULL) refuses writes — each caller told so, nothing of a refused write kept —
+    /// reports itself unwritable, and takes writes again by itself once space is freed.
+    #[tokio::test]
+    async fn a_full_database_refuses_writes_and_recovers_by_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) =
+            writer_with(&dir, options(&dir).pragma("max_page_count", "64")).await;
+        // Rows of ~2 KiB, written by concurrent callers so failures hit shared batches.
+        let row = |n: usize| format!("{n:05}{}", "x".repeat(2000));
+        let mut answers = Vec::new();
+        for round in 0..8 {
+            let calls: Vec<_> = (0..32)
+                .map(|i| {
+                    let (writer, value) = (writer.clone(), row(round * 32 + i));
+                    tokio::spawn(async move {
+                        let outcome = writer.write(Durability::Fsync, insert(value.clone())).await;
+                        (value, outcome)
+                    })
+                })
+                .collect();
+            for call in calls {
+                answers.push(call.await.unwrap());
+            }
+        }
+        let kept = stored(&reader).await;
+        let refused: Vec<_> = answers.iter().filter(|(_, o)| o.is_err()).collect();
+        assert!(!refused.is_empty(), "the database never filled up");
+        for (value, outcome) in &answers {
+            assert_eq!(
+                outcome.is_ok(),
+                kept.contains(value),
+                "row {} answered {outcome:?} but stored = {}",
+                &value[..5],
+                kept.contains(value)
+            );
+        }
+        // A row larger than the whole database is refused, and the writer says it cannot
+        // write; its probe (a large-delivery-sized write) fails too while the rows stay.
+        let huge = format!("huge{}", "x".repeat(300_000));
+        assert!(writer
+            .write(Durability::Fsync, insert(huge.clone()))
+            .await
+            .is_err());
+        assert!(!stored(&reader).await.contains(&huge));
+        assert!(matches!(
+            writer.check_writable(),
+            Err(StoreError::NotWritable(_))
+        ));
+
+        // Space comes back (another connection deletes rows); with no write of ours queued,
+        // the writer's probe finds out by itself.
+        sqlx::query("DELETE FROM t").execute(&reader).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while writer.check_writable().is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never recovered"
+            );
+            tokio::time::sleep(PROBE_INTERVAL / 10).await;
+        }
+        writer
+            .write(Durability::Fsync, insert(row(10_000)))
+            .await
+            .unwrap();
+        writer
+            .write(Durability::Crash, insert(row(10_001)))
+            .await
+            .unwrap();
+        assert_eq!(stored(&reader).await.len(), 2);
     }
 }

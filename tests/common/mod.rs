@@ -81,14 +81,33 @@ pub fn config_dir_with(dir: &Path, toml: &str) -> PathBuf {
     config
 }
 
+/// The `formbridge` binary that process tests run: `FORMBRIDGE_TEST_BIN` when set (CI points
+/// it at the release binary it just built, the one that ships), else the one cargo built for
+/// this test run.
+pub fn formbridge_bin() -> PathBuf {
+    std::env::var_os("FORMBRIDGE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_formbridge")))
+}
+
 /// Runs `formbridge serve` as a child process with `FORMBRIDGE_ENV=test`, the config folder
 /// `config` and the given `FORMBRIDGE__…` variables (port 0), and returns it with its base URL
 /// (read from its JSON "listening" log line).
 pub fn start_process(config: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut cmd = std::process::Command::new(formbridge_bin());
+    cmd.arg("serve");
+    spawn_listening(cmd, config, env)
+}
+
+/// Spawns `cmd` (which runs `formbridge serve`, perhaps through a wrapper) with the test
+/// environment of [`start_process`], and waits for its "listening" line.
+pub fn spawn_listening(
+    mut cmd: std::process::Command,
+    config: &Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_formbridge"));
-    cmd.arg("serve")
-        .env("FORMBRIDGE_CONFIG_DIR", config)
+    cmd.env("FORMBRIDGE_CONFIG_DIR", config)
         .env("FORMBRIDGE_ENV", "test")
         .env("FORMBRIDGE__SERVER__ADDR", "127.0.0.1:0")
         .env("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json")
