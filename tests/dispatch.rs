@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{fixtures, settings_with_toml, spawn_with, wait_for, TestApp, SECRET};
 use formbridge::ghl::sandbox::{self, FaultSpec, SandboxConfig, SandboxHandle, SandboxState};
-use formbridge::store::{EventFilter, EventStatus};
+use formbridge::store::{EventFilter, EventStatus, EventSummary};
 use serde_json::Value;
 
 const TOKEN: &str = "pit-test-token";
@@ -85,6 +85,23 @@ fn assert_no_duplicates(state: &SandboxState) {
             assert!(emails.insert(e.to_owned()), "duplicate contact {e}");
         }
     }
+}
+
+/// Waits until all `n` events wait for a retry with an error containing `error`, and returns them.
+async fn held_back(app: &TestApp, n: usize, error: &str) -> Vec<EventSummary> {
+    wait_for(Duration::from_secs(20), "events held back", || async {
+        let events = app
+            .store
+            .list_events(&EventFilter::default())
+            .await
+            .unwrap();
+        let held = events.iter().all(|e| {
+            e.status == EventStatus::Retrying
+                && e.last_error.as_deref().is_some_and(|m| m.contains(error))
+        });
+        (held && events.len() == n).then_some(events)
+    })
+    .await
 }
 
 /// Posts `n` DripJobs leads with distinct emails and phones (phones derived from `prefix`).
@@ -483,25 +500,7 @@ async fn a_refused_token_pauses_the_location_without_burning_attempts() {
         let settings = settings_with_toml(dir.path(), "", &overrides);
         let app = spawn_with(settings, tempfile::tempdir().unwrap()).await;
         post_leads(&app, 3, "auth").await;
-        wait_for(
-            Duration::from_secs(20),
-            "events held back by the refused token",
-            || async {
-                let events = app
-                    .store
-                    .list_events(&EventFilter::default())
-                    .await
-                    .unwrap();
-                let held = events.iter().all(|e| {
-                    e.status == EventStatus::Retrying
-                        && e.last_error
-                            .as_deref()
-                            .is_some_and(|m| m.contains("refused the credentials"))
-                });
-                (held && events.len() == 3).then_some(events)
-            },
-        )
-        .await;
+        held_back(&app, 3, "refused the credentials").await;
         let events = app
             .store
             .list_events(&EventFilter::default())
@@ -511,15 +510,7 @@ async fn a_refused_token_pauses_the_location_without_burning_attempts() {
             events.iter().all(|e| e.attempts == 0),
             "a refused token must not use up attempts"
         );
-        let metrics = app
-            .client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics_text().await;
         assert!(
             metrics.contains(&format!(
                 "formbridge_ghl_location_blocked{{location=\"{LOCATION}\"}} 1"
@@ -541,6 +532,31 @@ async fn a_refused_token_pauses_the_location_without_burning_attempts() {
     settle(&app, Duration::from_secs(20)).await;
     assert_eq!(count(&app, EventStatus::Done).await, 3);
     assert_eq!(ghl.state().notes.len(), 3);
+}
+
+/// A token GHL accepts but that has no access to the configured location (403) pauses that
+/// location like a refused token, instead of dead-lettering every one of its leads.
+#[tokio::test]
+async fn a_token_without_access_to_its_location_pauses_it_without_dead_letters() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = app_for(&ghl, "", &[("ghl.location_id", "noAccessLocation0001")]).await;
+    post_leads(&app, 3, "denied").await;
+    let events = held_back(&app, 3, "denied access (403)").await;
+    assert!(
+        events.iter().all(|e| e.attempts == 0),
+        "a 403 must not use up attempts: {events:?}"
+    );
+    assert_eq!(count(&app, EventStatus::Dead).await, 0);
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("formbridge_ghl_location_blocked{location=\"noAccessLocation0001\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        ghl.state().requests.len() <= 3,
+        "a paused location is probed, not retried: {} requests",
+        ghl.state().requests.len()
+    );
 }
 
 #[tokio::test]

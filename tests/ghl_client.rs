@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use formbridge::dispatch::decision::{decide, Decision};
 use formbridge::ghl::sandbox::{self, FaultSpec, SandboxConfig, SandboxHandle};
 use formbridge::ghl::types::*;
 use formbridge::ghl::{GhlClient, GhlClientConfig, GhlError};
@@ -184,7 +185,7 @@ async fn contact_endpoints() {
     assert!(deleted.body.ok());
     let gone = client.get_contact(LOC, &grace).await.unwrap_err();
     assert!(
-        matches!(gone, GhlError::Permanent { status: 400, .. }),
+        matches!(gone, GhlError::Rejected { status: 400, .. }),
         "{gone:?}"
     );
 }
@@ -375,7 +376,10 @@ async fn rate_limited_with_retry_after_from_header_or_interval() {
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }
-    assert!(err.is_retryable());
+    assert_eq!(
+        decide(&err),
+        Decision::WaitForBudget(Duration::from_secs(30))
+    );
 
     h.sandbox.reset();
     h.sandbox.set_faults(FaultSpec {
@@ -400,13 +404,7 @@ async fn server_errors_drops_and_timeouts_are_transient() {
         .await
         .unwrap_err();
     assert!(
-        matches!(
-            err,
-            GhlError::Transient {
-                status: Some(503),
-                ..
-            }
-        ),
+        matches!(err, GhlError::Server { status: 503, .. }),
         "{err:?}"
     );
     assert!(h.state().contacts.is_empty());
@@ -420,10 +418,10 @@ async fn server_errors_drops_and_timeouts_are_transient() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, GhlError::Transient { status: None, .. }),
+        matches!(err, GhlError::Transport { status: None, .. }),
         "{err:?}"
     );
-    assert!(err.is_retryable());
+    assert_eq!(decide(&err), Decision::Retry);
     assert!(h.state().contacts.is_empty());
 
     h.sandbox.set_faults(FaultSpec {
@@ -435,7 +433,7 @@ async fn server_errors_drops_and_timeouts_are_transient() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, GhlError::Transient { status: None, .. }),
+        matches!(err, GhlError::Transport { status: None, .. }),
         "{err:?}"
     );
     // Applied although the client saw no answer: the case that makes duplicates.
@@ -455,7 +453,7 @@ async fn server_errors_drops_and_timeouts_are_transient() {
     });
     let err = slow.get_contact(LOC, "x").await.unwrap_err();
     match err {
-        GhlError::Transient {
+        GhlError::Transport {
             status: None,
             message,
             ..
@@ -481,7 +479,7 @@ async fn unauthorized_and_permanent_errors() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(!err.is_retryable());
+    assert_ne!(decide(&err), Decision::Retry);
 
     // No token configured for the location: refused locally, nothing sent.
     let before = h.state().requests.len();
@@ -489,12 +487,12 @@ async fn unauthorized_and_permanent_errors() {
         .get_contact("otherLocation0000001", "x")
         .await
         .unwrap_err();
-    assert!(matches!(err, GhlError::Unauthorized { .. }));
+    assert!(matches!(err, GhlError::Config { .. }), "{err:?}");
     assert_eq!(h.state().requests.len(), before);
 }
 
 #[tokio::test]
-async fn validation_and_business_rule_errors_are_permanent() {
+async fn validation_business_rule_and_access_errors_are_classified() {
     let (h, client) = setup().await;
     // 422: invalid value (DND status outside the enum).
     let mut body = upsert_body("v@example.com");
@@ -508,13 +506,10 @@ async fn validation_and_business_rule_errors_are_permanent() {
     });
     let err = client.upsert_contact(&body).await.unwrap_err();
     match &err {
-        GhlError::Permanent {
-            status,
-            message,
-            trace_id,
-            ..
+        GhlError::Validation {
+            message, trace_id, ..
         } => {
-            assert_eq!(*status, 422);
+            assert_eq!(err.status(), Some(422));
             assert!(
                 message.contains("dndSettings.SMS.status must be one of"),
                 "{message}"
@@ -529,7 +524,7 @@ async fn validation_and_business_rule_errors_are_permanent() {
     body.contact.phone = None;
     let err = client.upsert_contact(&body).await.unwrap_err();
     match err {
-        GhlError::Permanent {
+        GhlError::Rejected {
             status: 400,
             message,
             ..
@@ -562,7 +557,7 @@ async fn validation_and_business_rule_errors_are_permanent() {
         .unwrap_err();
     assert_eq!(err.existing_contact_id(), Some(existing.as_str()));
     assert_eq!(err.status(), Some(400));
-    assert!(!err.is_retryable());
+    assert_ne!(decide(&err), Decision::Retry);
     // 403: a location the token may not use.
     let mut body = upsert_body("f@example.com");
     body.location_id = "foreignLocation00001".into();
@@ -574,10 +569,7 @@ async fn validation_and_business_rule_errors_are_permanent() {
     )
     .unwrap();
     let err = other.upsert_contact(&body).await.unwrap_err();
-    assert!(
-        matches!(err, GhlError::Permanent { status: 403, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, GhlError::Forbidden { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -588,7 +580,7 @@ async fn ids_are_path_encoded() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, GhlError::Permanent { status: 400, .. }),
+        matches!(err, GhlError::Rejected { status: 400, .. }),
         "{err:?}"
     );
     let last = h.state().requests.last().cloned().unwrap();

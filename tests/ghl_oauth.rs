@@ -81,7 +81,7 @@ async fn ten_concurrent_callers_cause_one_refresh_and_the_new_token_is_persisted
         // The contact does not exist: a 400 proves the call was authorised with a valid token.
         let err = call.await.unwrap().unwrap_err();
         assert!(
-            matches!(err, GhlError::Permanent { status: 400, .. }),
+            matches!(err, GhlError::Rejected { status: 400, .. }),
             "{err:?}"
         );
     }
@@ -119,7 +119,7 @@ async fn a_401_forces_one_refresh_and_one_more_attempt() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, GhlError::Permanent { status: 400, .. }),
+        matches!(err, GhlError::Rejected { status: 400, .. }),
         "{err:?}"
     );
     let state = h.state();

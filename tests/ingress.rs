@@ -356,15 +356,7 @@ async fn health_readiness_and_metrics() {
     .await;
     app.post_hook("jivochat", Some("nope"), None, b"{}".to_vec())
         .await;
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains(
             r#"formbridge_webhooks_received_total{source="jivochat",outcome="accepted"}"#

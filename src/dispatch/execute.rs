@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::decision::{decide, Decision, PauseReason};
 use super::limiter::{LocationLimiter, Permit};
 use super::retry::RetryPolicy;
 use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest, UpsertContactRequest};
@@ -24,8 +25,9 @@ use crate::store::{ClaimedEvent, EventId, Finish, StepRecord, StepStatus, Store,
 pub enum Stop {
     /// Finish the attempt this way.
     Finish(Finish),
-    /// GHL refused the location's token: block the location, requeue without an attempt.
-    Unauthorized(String),
+    /// Nothing for the location can succeed until a person acts (token, access, setting):
+    /// pause the location, requeue without an attempt.
+    PauseLocation(PauseReason, String),
     /// The rate budget frees too late to wait: requeue at this time without an attempt.
     Budget(OffsetDateTime),
     /// This worker no longer holds the lease: drop the event, another worker has it.
@@ -313,22 +315,20 @@ impl Executor<'_> {
             StepError::Ghl(e) => e,
         };
         let what = format!("{} failed: {e}", step.kind());
-        match &e {
-            GhlError::RateLimited { retry_after, .. } => {
+        match decide(&e) {
+            Decision::WaitForBudget(retry_after) => {
                 self.limiter
-                    .pause_until(tokio::time::Instant::now() + *retry_after);
+                    .pause_until(tokio::time::Instant::now() + retry_after);
                 Stop::Finish(Finish::Retry {
-                    at: now + *retry_after,
+                    at: now + retry_after,
                     error: what,
                     counts_attempt: false,
                     outcome: "rate_limited",
                 })
             }
-            GhlError::Unauthorized { .. } => Stop::Unauthorized(what),
-            GhlError::Permanent { .. } => Stop::Finish(Finish::Dead { error: what }),
-            // Transient, or a 2xx we could not read (it may have been applied: the marker
-            // lookup on the next attempt finds it).
-            GhlError::Transient { .. } | GhlError::Decode { .. } => {
+            Decision::PauseLocation(reason) => Stop::PauseLocation(reason, what),
+            Decision::DeadLetter => Stop::Finish(Finish::Dead { error: what }),
+            Decision::Retry => {
                 let attempts = event.attempts + 1;
                 if self.retry.exhausted(attempts, age(event.received_at)) {
                     Stop::Finish(Finish::Dead {

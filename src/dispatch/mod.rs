@@ -8,6 +8,7 @@
 //! or at its concurrency cap — and runs each claimed event in its own task. Each GHL location
 //! has its own rate limiter, so one location's trouble never slows another.
 
+pub mod decision;
 pub mod execute;
 pub mod limiter;
 pub mod prepare;
@@ -253,18 +254,22 @@ impl Dispatcher {
         let finish = match outcome {
             Ok(()) => Some(Finish::Done),
             Err(Stop::Finish(f)) => Some(f),
-            Err(Stop::Unauthorized(error)) => {
+            Err(Stop::PauseLocation(reason, error)) => {
                 let block = self.settings.dispatch.auth_block;
                 lock(&self.blocked).insert(event.location_id.clone(), Instant::now() + block);
                 metrics::gauge!("formbridge_ghl_location_blocked", "location" => event.location_id.clone()).set(1.0);
-                tracing::error!(parent: &span, %error, ?block, "GHL refused the location's token: its dispatch is paused; fix the token (or OAuth grant) and restart, or wait for the next probe");
+                tracing::error!(parent: &span, %error, ?block, reason = reason.label(), "location's dispatch paused: {}", reason.remedy());
                 // Due again at once: the in-memory block holds the location back, so a restart
                 // with a fixed token resumes immediately. No attempt is counted.
                 Some(Finish::Retry {
                     at: OffsetDateTime::now_utc(),
                     error,
                     counts_attempt: false,
-                    outcome: "auth_blocked",
+                    outcome: match reason {
+                        decision::PauseReason::Unauthorized => "auth_blocked",
+                        decision::PauseReason::Forbidden => "forbidden_blocked",
+                        decision::PauseReason::Config => "config_blocked",
+                    },
                 })
             }
             Err(Stop::Budget(at)) => {

@@ -100,7 +100,7 @@ impl GhlClient {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let version = HeaderValue::from_str(&config.api_version)
-            .map_err(|_| GhlError::unauthorized("ghl.api_version is not a valid header value"))?;
+            .map_err(|_| GhlError::config("ghl.api_version is not a valid header value"))?;
         headers.insert("Version", version);
         let http = reqwest::Client::builder()
             .default_headers(headers)
@@ -108,7 +108,7 @@ impl GhlClient {
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout)
             .build()
-            .map_err(|e| GhlError::transient(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| GhlError::config(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -158,7 +158,7 @@ impl GhlClient {
         {
             let mut path = url
                 .path_segments_mut()
-                .map_err(|_| GhlError::unauthorized("ghl.base_url cannot carry a path"))?;
+                .map_err(|_| GhlError::config("ghl.base_url cannot carry a path"))?;
             path.pop_if_empty();
             // Each segment is percent-encoded, so an id can never change the route.
             path.extend(segments);
@@ -190,11 +190,7 @@ impl GhlClient {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
-            .map_err(|e| GhlError::Decode {
-                status: 0,
-                message: format!("cannot encode request body: {e}"),
-                limits: Box::default(),
-            })?;
+            .map_err(|e| GhlError::encode(format!("request body: {e}")))?;
         Ok(Prepared {
             method,
             endpoint,
@@ -227,7 +223,7 @@ impl GhlClient {
         token: &SecretString,
     ) -> Result<Raw, GhlError> {
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| GhlError::unauthorized("the GHL token is not a valid header value"))?;
+            .map_err(|_| GhlError::config("the GHL token is not a valid header value"))?;
         auth.set_sensitive(true);
         let mut request = self
             .inner
@@ -288,7 +284,7 @@ impl GhlClient {
                 .increment(1);
                 let message = describe_reqwest_error(&e);
                 tracing::debug!(endpoint = p.endpoint, location_id, error = %message, "GHL call failed");
-                Err(GhlError::Transient {
+                Err(GhlError::Transport {
                     status: e.status().map(|s| s.as_u16()),
                     message,
                     limits: Box::default(),
@@ -328,11 +324,7 @@ fn finish<T: DeserializeOwned>(raw: Raw) -> Result<GhlResponse<T>, GhlError> {
 
 pub(super) fn encode_query<Q: Serialize>(query: &Q) -> Result<String, GhlError> {
     // serde_urlencoded percent-encodes `+` and `@` (needed for phone and email lookups).
-    serde_urlencoded::to_string(query).map_err(|e| GhlError::Decode {
-        status: 0,
-        message: format!("cannot encode query: {e}"),
-        limits: Box::default(),
-    })
+    serde_urlencoded::to_string(query).map_err(|e| GhlError::encode(format!("query: {e}")))
 }
 
 /// A reqwest error with its source chain (e.g. "connection closed before message completed"),

@@ -28,7 +28,7 @@ impl GhlClient {
     }
 
     /// `POST /contacts/`: create. With duplicates disallowed, an existing match fails with
-    /// [`GhlError::Permanent`] whose `existing_contact_id` names it.
+    /// [`GhlError::Rejected`] whose `existing_contact_id` names it.
     pub async fn create_contact(
         &self,
         request: &CreateContactRequest,

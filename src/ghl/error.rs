@@ -1,13 +1,22 @@
 //! The one error type of the GHL client, and how GHL's HTTP answers are classified into it.
 //!
-//! Classification (the dispatcher decides what to do with each class; the client never retries):
+//! Each variant says what happened; the client never retries and never decides. What the
+//! dispatcher does with each class sits in one table, `dispatch::decision`.
+//! - our configuration cannot make the request (refused before sending) → [`GhlError::Config`]
+//! - the request cannot be encoded → [`GhlError::Encode`]
+//! - no (complete) answer: connection refused or reset, timeout, cut-off body, token-store or
+//!   token-endpoint outage → [`GhlError::Transport`]
 //! - 429 → [`GhlError::RateLimited`] with a wait from `Retry-After`, else the `x-ratelimit-*`
-//!   headers.
-//! - 408, 5xx, timeouts, connection errors, truncated bodies → [`GhlError::Transient`].
-//! - 401 → [`GhlError::Unauthorized`] (token invalid/expired, missing scope, missing `Version`).
-//! - other 4xx (400, 403, 404, 422 …) → [`GhlError::Permanent`] with GHL's message; on the
-//!   duplicate-contact 400, `existing_contact_id` carries `meta.contactId`.
-//! - a 2xx whose body does not decode → [`GhlError::Decode`].
+//!   headers
+//! - 401, or credentials GHL's OAuth endpoint refuses → [`GhlError::Unauthorized`]
+//! - 403 → [`GhlError::Forbidden`] (the token has no access to this location or scope)
+//! - 404 → [`GhlError::NotFound`]
+//! - 422 → [`GhlError::Validation`]
+//! - 408 and 5xx → [`GhlError::Server`]
+//! - any other 4xx (400 business rules such as the duplicate contact, 409 …) →
+//!   [`GhlError::Rejected`]; on the duplicate-contact 400, `existing_contact_id` carries
+//!   `meta.contactId`
+//! - a 2xx whose body does not decode → [`GhlError::Decode`]
 
 use std::time::Duration;
 
@@ -18,6 +27,32 @@ use super::rate_limit::RateLimitInfo;
 /// Why a GHL call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GhlError {
+    /// Refused before sending: the configuration cannot make this request (a `ghl.api_version`
+    /// or token that is not a valid header value, a `ghl.base_url` that cannot carry a path, a
+    /// location with no credentials). Nothing reached GHL.
+    #[error("GHL request not sent, the configuration cannot make it: {message}")]
+    Config {
+        /// What is wrong, naming the setting.
+        message: String,
+    },
+    /// The request could not be encoded (a query or body serde refuses). Nothing reached GHL.
+    #[error("GHL request not sent, it cannot be encoded: {message}")]
+    Encode {
+        /// The encoding error.
+        message: String,
+    },
+    /// No complete answer: connection refused or reset, timeout, a body cut off, or an outage
+    /// of the token store or the OAuth token endpoint. A request that timed out or lost its
+    /// connection may still have been applied by GHL.
+    #[error("no answer from GHL (status {status:?}): {message}")]
+    Transport {
+        /// HTTP status, when the head of an answer arrived.
+        status: Option<u16>,
+        /// What went wrong.
+        message: String,
+        /// Rate-limit headers, when an answer arrived.
+        limits: Box<RateLimitInfo>,
+    },
     /// 429: wait `retry_after` before spending this location's budget again.
     #[error("GHL rate limit hit; retry after {retry_after:?}")]
     RateLimited {
@@ -26,20 +61,8 @@ pub enum GhlError {
         /// The rate-limit headers of the 429 response.
         limits: Box<RateLimitInfo>,
     },
-    /// A failure that may succeed later: 408, 5xx, timeout, connection reset, truncated body,
-    /// token-store or token-endpoint outage. Note that a request that timed out or lost its
-    /// connection may still have been applied by GHL.
-    #[error("GHL transient failure (status {status:?}): {message}")]
-    Transient {
-        /// HTTP status, when an answer arrived.
-        status: Option<u16>,
-        /// What went wrong.
-        message: String,
-        /// Rate-limit headers, when an answer arrived.
-        limits: Box<RateLimitInfo>,
-    },
-    /// 401, or no usable credentials: the token, its scope or the `Version` header is wrong.
-    /// Retrying will not help until the configuration or the OAuth grant is fixed.
+    /// 401, or credentials the OAuth endpoint refuses: the token, its grant or the `Version`
+    /// header is wrong. Retrying will not help until the token or the grant is fixed.
     #[error("GHL refused the credentials: {message}")]
     Unauthorized {
         /// GHL's message (e.g. `Invalid token: access token is invalid`).
@@ -47,12 +70,52 @@ pub enum GhlError {
         /// Rate-limit headers, when an answer arrived.
         limits: Box<RateLimitInfo>,
     },
-    /// Any other 4xx: the request itself is wrong (validation 422, business rule 400, 403 …).
-    #[error("GHL rejected the request ({status}): {message}")]
-    Permanent {
+    /// 403: the token is valid but has no access to this location (or lacks a scope).
+    #[error("GHL denied access (403): {message}")]
+    Forbidden {
+        /// GHL's message.
+        message: String,
+        /// GHL's `traceId`, for support requests.
+        trace_id: Option<String>,
+        /// Rate-limit headers of the response.
+        limits: Box<RateLimitInfo>,
+    },
+    /// 404: what the request names (a contact, a task) does not exist.
+    #[error("GHL found nothing there (404): {message}")]
+    NotFound {
+        /// GHL's message.
+        message: String,
+        /// GHL's `traceId`, for support requests.
+        trace_id: Option<String>,
+        /// Rate-limit headers of the response.
+        limits: Box<RateLimitInfo>,
+    },
+    /// 422: GHL's validation refused the body (messages joined with `; `).
+    #[error("GHL refused the data (422): {message}")]
+    Validation {
+        /// GHL's validation messages, joined with `; `.
+        message: String,
+        /// GHL's `traceId`, for support requests.
+        trace_id: Option<String>,
+        /// Rate-limit headers of the response.
+        limits: Box<RateLimitInfo>,
+    },
+    /// 408 or 5xx: GHL (or a proxy before it) could not answer now.
+    #[error("GHL server error ({status}): {message}")]
+    Server {
         /// HTTP status.
         status: u16,
-        /// GHL's message; validation messages are joined with `; `.
+        /// GHL's message, or the start of the body.
+        message: String,
+        /// Rate-limit headers of the response.
+        limits: Box<RateLimitInfo>,
+    },
+    /// Any other 4xx: a business rule refused the request (400 duplicate contact, 409 …).
+    #[error("GHL rejected the request ({status}): {message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// GHL's message.
         message: String,
         /// On `400 This location does not allow duplicated contacts.`: the existing contact.
         existing_contact_id: Option<String>,
@@ -61,7 +124,7 @@ pub enum GhlError {
         /// Rate-limit headers of the response.
         limits: Box<RateLimitInfo>,
     },
-    /// A 2xx answer whose body is not what the API documents.
+    /// A 2xx answer whose body is not what the API documents (the request was applied).
     #[error("cannot decode GHL response ({status}): {message}")]
     Decode {
         /// HTTP status.
@@ -74,11 +137,6 @@ pub enum GhlError {
 }
 
 impl GhlError {
-    /// True for the classes worth retrying later ([`GhlError::RateLimited`], [`GhlError::Transient`]).
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::Transient { .. })
-    }
-
     /// The wait GHL asked for, on a 429.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -89,30 +147,41 @@ impl GhlError {
 
     /// The rate-limit headers of the failed response (all `None` when no answer arrived).
     pub fn limits(&self) -> &RateLimitInfo {
+        static NONE: std::sync::OnceLock<RateLimitInfo> = std::sync::OnceLock::new();
         match self {
-            Self::RateLimited { limits, .. }
-            | Self::Transient { limits, .. }
+            Self::Config { .. } | Self::Encode { .. } => NONE.get_or_init(RateLimitInfo::default),
+            Self::Transport { limits, .. }
+            | Self::RateLimited { limits, .. }
             | Self::Unauthorized { limits, .. }
-            | Self::Permanent { limits, .. }
+            | Self::Forbidden { limits, .. }
+            | Self::NotFound { limits, .. }
+            | Self::Validation { limits, .. }
+            | Self::Server { limits, .. }
+            | Self::Rejected { limits, .. }
             | Self::Decode { limits, .. } => limits.as_ref(),
         }
     }
 
-    /// The HTTP status, when an answer arrived (401 for every [`GhlError::Unauthorized`]).
+    /// The HTTP status, when an answer arrived (401 also for credentials refused locally).
     pub fn status(&self) -> Option<u16> {
         match self {
+            Self::Config { .. } | Self::Encode { .. } => None,
+            Self::Transport { status, .. } => *status,
             Self::RateLimited { .. } => Some(429),
-            Self::Transient { status, .. } => *status,
-            // Also reported for credentials refused locally (none configured, OAuth grant gone).
             Self::Unauthorized { .. } => Some(401),
-            Self::Permanent { status, .. } | Self::Decode { status, .. } => Some(*status),
+            Self::Forbidden { .. } => Some(403),
+            Self::NotFound { .. } => Some(404),
+            Self::Validation { .. } => Some(422),
+            Self::Server { status, .. }
+            | Self::Rejected { status, .. }
+            | Self::Decode { status, .. } => Some(*status),
         }
     }
 
     /// The id of the contact that made a create fail as a duplicate.
     pub fn existing_contact_id(&self) -> Option<&str> {
         match self {
-            Self::Permanent {
+            Self::Rejected {
                 existing_contact_id,
                 ..
             } => existing_contact_id.as_deref(),
@@ -120,20 +189,39 @@ impl GhlError {
         }
     }
 
-    /// A short label for metrics and logs: `rate_limited`, `transient`, `unauthorized`,
-    /// `permanent` or `decode`.
+    /// The class as a short label for metrics and logs (`config`, `encode`, `transport`,
+    /// `rate_limited`, `unauthorized`, `forbidden`, `not_found`, `validation`, `server`,
+    /// `rejected`, `decode`).
     pub fn class(&self) -> &'static str {
         match self {
+            Self::Config { .. } => "config",
+            Self::Encode { .. } => "encode",
+            Self::Transport { .. } => "transport",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Transient { .. } => "transient",
             Self::Unauthorized { .. } => "unauthorized",
-            Self::Permanent { .. } => "permanent",
+            Self::Forbidden { .. } => "forbidden",
+            Self::NotFound { .. } => "not_found",
+            Self::Validation { .. } => "validation",
+            Self::Server { .. } => "server",
+            Self::Rejected { .. } => "rejected",
             Self::Decode { .. } => "decode",
         }
     }
 
-    pub(crate) fn transient(message: impl Into<String>) -> Self {
-        Self::Transient {
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::Config {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn encode(message: impl Into<String>) -> Self {
+        Self::Encode {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn transport(message: impl Into<String>) -> Self {
+        Self::Transport {
             status: None,
             message: message.into(),
             limits: Box::default(),
@@ -159,6 +247,7 @@ impl GhlError {
             .as_ref()
             .and_then(ErrorBody::message_text)
             .unwrap_or_else(|| fallback_message(status, body));
+        let trace_id = parsed.as_ref().and_then(|b| b.trace_id.clone());
         match status {
             429 => Self::RateLimited {
                 retry_after: super::rate_limit::parse_retry_after(headers)
@@ -166,19 +255,34 @@ impl GhlError {
                 limits,
             },
             401 => Self::Unauthorized { message, limits },
-            408 | 500..=599 => Self::Transient {
-                status: Some(status),
+            403 => Self::Forbidden {
+                message,
+                trace_id,
+                limits,
+            },
+            404 => Self::NotFound {
+                message,
+                trace_id,
+                limits,
+            },
+            422 => Self::Validation {
+                message,
+                trace_id,
+                limits,
+            },
+            408 | 500..=599 => Self::Server {
+                status,
                 message,
                 limits,
             },
-            _ => Self::Permanent {
+            _ => Self::Rejected {
                 status,
                 message,
                 existing_contact_id: parsed
                     .as_ref()
                     .and_then(|b| b.meta.as_ref())
                     .and_then(|m| m.contact_id.clone()),
-                trace_id: parsed.and_then(|b| b.trace_id),
+                trace_id,
                 limits,
             },
         }
@@ -275,20 +379,26 @@ mod tests {
         let dup = br#"{"statusCode":400,"message":"This location does not allow duplicated contacts.","meta":{"contactName":"John Doe","contactId":"abc","matchingField":"email"},"traceId":"t"}"#;
         let e = GhlError::from_response(400, &h, dup);
         assert_eq!(e.existing_contact_id(), Some("abc"));
-        assert!(!e.is_retryable());
+        assert_eq!(e.class(), "rejected");
         let v = br#"{"statusCode":422,"message":["property customField should not exist","x"],"error":"Unprocessable Entity"}"#;
         match GhlError::from_response(422, &h, v) {
-            GhlError::Permanent { message, .. } => {
+            GhlError::Validation { message, .. } => {
                 assert_eq!(message, "property customField should not exist; x")
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(GhlError::from_response(502, &h, b"<html>").is_retryable());
-        assert!(GhlError::from_response(408, &h, b"").is_retryable());
-        assert!(matches!(
-            GhlError::from_response(401, &h, br#"{"message":"Invalid JWT"}"#),
-            GhlError::Unauthorized { .. }
-        ));
+        for (status, class) in [
+            (502, "server"),
+            (408, "server"),
+            (401, "unauthorized"),
+            (403, "forbidden"),
+            (404, "not_found"),
+            (409, "rejected"),
+        ] {
+            let e = GhlError::from_response(status, &h, br#"{"message":"m"}"#);
+            assert_eq!(e.class(), class, "{status}");
+            assert_eq!(e.status(), Some(status));
+        }
         assert_eq!(
             GhlError::from_response(429, &h, b"").retry_after(),
             Some(crate::ghl::rate_limit::DEFAULT_RATE_LIMIT_WAIT)

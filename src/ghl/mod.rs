@@ -6,7 +6,8 @@
 //! opposite: retries and the rate budget belong to the durable dispatcher (a hidden
 //! sleep-and-retry would stall a worker and double-spend GHL's 100 req / 10 s budget), every
 //! `x-ratelimit-*` header must reach the per-location limiter and our metrics, errors must be
-//! classified our way (429 / transient / 401 / permanent with the duplicate contact's id), and
+//! classified by what happened (config, encode, transport, 429, 401, 403, 404, 422, 5xx, other
+//! 4xx with the duplicate contact's id, undecodable 2xx) with no decision attached, and
 //! rotated OAuth refresh tokens must be persisted in *our* store before use. A ~1k-line client
 //! over `reqwest` does all that with no extra dependency.
 //!

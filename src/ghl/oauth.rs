@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 use time::OffsetDateTime;
 
-use super::error::{ErrorBody, GhlError};
+use super::error::GhlError;
 use super::rate_limit::RateLimitInfo;
 
 /// `[ghl.oauth]`: OAuth (Marketplace app) credentials, used instead of `ghl.token` when set.
@@ -234,8 +234,8 @@ impl StaticTokens {
 impl Credentials for StaticTokens {
     async fn access_token(&self, location_id: &str) -> Result<SecretString, GhlError> {
         self.by_location.get(location_id).cloned().ok_or_else(|| {
-            GhlError::unauthorized(format!(
-                "no GHL token configured for location {location_id}"
+            GhlError::config(format!(
+                "no GHL token configured for location {location_id} (ghl.token with ghl.location_id, or [ghl.locations.*])"
             ))
         })
     }
@@ -299,15 +299,15 @@ impl OAuthCredentials {
     ) -> Result<Self, GhlError> {
         let token_url = match &settings.token_url {
             Some(u) => u.clone(),
-            None => base_url
-                .join("/oauth/token")
-                .map_err(|e| GhlError::unauthorized(format!("bad GHL base URL: {e}")))?,
+            None => base_url.join("/oauth/token").map_err(|e| {
+                GhlError::config(format!("ghl.base_url cannot make the token URL: {e}"))
+            })?,
         };
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(super::client::USER_AGENT)
             .build()
-            .map_err(|e| GhlError::transient(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| GhlError::config(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
             settings,
             token_url,
@@ -342,7 +342,7 @@ impl OAuthCredentials {
                 .store
                 .load(location_id)
                 .await
-                .map_err(|e| GhlError::transient(e.to_string()))?;
+                .map_err(|e| GhlError::transport(e.to_string()))?;
             *guard = match loaded {
                 Some(tokens) => Some(Cached {
                     tokens,
@@ -383,7 +383,7 @@ impl OAuthCredentials {
             self.store
                 .save(location_id, &cached.tokens)
                 .await
-                .map_err(|e| GhlError::transient(format!("cannot persist rotated tokens: {e}")))?;
+                .map_err(|e| GhlError::transport(format!("cannot persist rotated tokens: {e}")))?;
             cached.persisted = true;
             tracing::info!(location_id, "GHL OAuth tokens refreshed and persisted");
         }
@@ -411,7 +411,7 @@ impl OAuthCredentials {
             Err(e) => {
                 metrics::counter!("formbridge_ghl_oauth_refresh_total", "outcome" => "error")
                     .increment(1);
-                return Err(GhlError::transient(format!(
+                return Err(GhlError::transport(format!(
                     "OAuth token endpoint unreachable: {}",
                     super::client::describe_reqwest_error(&e)
                 )));
@@ -422,7 +422,7 @@ impl OAuthCredentials {
         let body = response
             .bytes()
             .await
-            .map_err(|e| GhlError::transient(format!("OAuth token response cut off: {e}")))?;
+            .map_err(|e| GhlError::transport(format!("OAuth token response cut off: {e}")))?;
         let outcome = if (200..300).contains(&status) {
             "ok"
         } else {
@@ -430,17 +430,23 @@ impl OAuthCredentials {
         };
         metrics::counter!("formbridge_ghl_oauth_refresh_total", "outcome" => outcome).increment(1);
         if !(200..300).contains(&status) {
-            return Err(match GhlError::from_response(status, &headers, &body) {
-                // invalid_grant (400) and other client errors need a new authorization.
-                GhlError::Permanent {
+            let refused = GhlError::from_response(status, &headers, &body);
+            // invalid_grant (400) and other client errors need a new authorization; a 429 or
+            // a 5xx is an outage of the token endpoint and keeps its own class.
+            return Err(match refused {
+                GhlError::Rejected {
+                    message, limits, ..
+                }
+                | GhlError::Validation {
+                    message, limits, ..
+                }
+                | GhlError::NotFound {
+                    message, limits, ..
+                }
+                | GhlError::Forbidden {
                     message, limits, ..
                 } => GhlError::Unauthorized {
-                    message: format!(
-                        "OAuth refresh refused ({status}): {}",
-                        ErrorBody::parse(&body)
-                            .and_then(|b| b.message_text())
-                            .unwrap_or(message)
-                    ),
+                    message: format!("OAuth refresh refused ({status}): {message}"),
                     limits,
                 },
                 other => other,

@@ -239,6 +239,19 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// The `/metrics` page.
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("{}/metrics", self.base);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn total_events(&self) -> u64 {
         self.store.status_counts().await.unwrap().values().sum()
     }
