@@ -272,7 +272,7 @@ fn plan_fields_become_a_valid_upsert_body() {
             value: json!("5000"),
         }],
     };
-    let body = UpsertContactRequest::from_fields("loc", &fields);
+    let body = formbridge::dispatch::requests::upsert_request("loc", &fields);
     let value = serde_json::to_value(&body).unwrap();
     assert_eq!(
         value["customFields"],

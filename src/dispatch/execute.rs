@@ -14,8 +14,9 @@ use time::OffsetDateTime;
 
 use super::decision::{decide, Decision, PauseReason};
 use super::limiter::{LocationLimiter, Permit};
+use super::requests::upsert_request;
 use super::retry::RetryPolicy;
-use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest, UpsertContactRequest};
+use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest};
 use crate::ghl::{GhlClient, GhlError, RateLimitInfo};
 use crate::mapping::plan::{Plan, Step};
 use crate::store::{ClaimedEvent, EventId, Finish, StepRecord, StepStatus, Store, StoreError};
@@ -191,7 +192,7 @@ impl Executor<'_> {
         };
         match step {
             Step::UpsertContact { contact } => {
-                let request = UpsertContactRequest::from_fields(location, contact);
+                let request = upsert_request(location, contact);
                 match self
                     .call(event, || self.client.upsert_contact(&request))
                     .await

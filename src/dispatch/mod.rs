@@ -12,7 +12,9 @@ pub mod decision;
 pub mod execute;
 pub mod limiter;
 pub mod prepare;
+pub mod requests;
 pub mod retry;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -69,7 +71,8 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
     ) -> Result<Self, DispatchError> {
-        let client = GhlClient::from_settings(&settings.ghl, store.clone())?;
+        let tokens = Arc::new(tokens::StoreTokens(store.clone()));
+        let client = GhlClient::from_settings(&settings.ghl, tokens)?;
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Ok(Self {
             preparer: Preparer::new(settings.clone()),

@@ -13,11 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::GhlError;
+use super::http::{describe_reqwest_error, USER_AGENT};
 use super::oauth::{Credentials, OAuthCredentials, StaticTokens, TokenStore};
 use super::rate_limit::RateLimitInfo;
-
-/// `User-Agent` of every request.
-pub const USER_AGENT: &str = concat!("formbridge/", env!("CARGO_PKG_VERSION"));
 
 /// A successful answer: the decoded body plus what the response headers said.
 #[derive(Debug, Clone)]
@@ -325,26 +323,4 @@ fn finish<T: DeserializeOwned>(raw: Raw) -> Result<GhlResponse<T>, GhlError> {
 pub(super) fn encode_query<Q: Serialize>(query: &Q) -> Result<String, GhlError> {
     // serde_urlencoded percent-encodes `+` and `@` (needed for phone and email lookups).
     serde_urlencoded::to_string(query).map_err(|e| GhlError::encode(format!("query: {e}")))
-}
-
-/// A reqwest error with its source chain (e.g. "connection closed before message completed"),
-/// without the URL (it can carry ids; never tokens).
-pub(crate) fn describe_reqwest_error(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "response body cut off"
-    } else {
-        "request failed"
-    };
-    let mut text = kind.to_owned();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -16,6 +16,7 @@
 //! - [`endpoints`]: one typed method per endpoint on [`GhlClient`].
 //! - [`types`]: request and response bodies.
 //! - [`error`]: [`GhlError`] and the classification of answers.
+//! - [`http`]: the `User-Agent` and failure descriptions shared by every GHL call.
 //! - [`rate_limit`]: [`RateLimitInfo`] from the `x-ratelimit-*` headers.
 //! - [`oauth`]: [`Credentials`], static tokens, OAuth refresh and [`TokenStore`].
 //! - [`sandbox`]: a faithful in-memory GHL over real HTTP, with fault injection.
@@ -23,6 +24,7 @@
 pub mod client;
 pub mod endpoints;
 pub mod error;
+pub mod http;
 pub mod oauth;
 pub mod rate_limit;
 pub mod sandbox;

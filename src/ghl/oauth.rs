@@ -305,7 +305,7 @@ impl OAuthCredentials {
         };
         let http = reqwest::Client::builder()
             .timeout(timeout)
-            .user_agent(super::client::USER_AGENT)
+            .user_agent(super::http::USER_AGENT)
             .build()
             .map_err(|e| GhlError::config(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
@@ -413,7 +413,7 @@ impl OAuthCredentials {
                     .increment(1);
                 return Err(GhlError::transport(format!(
                     "OAuth token endpoint unreachable: {}",
-                    super::client::describe_reqwest_error(&e)
+                    super::http::describe_reqwest_error(&e)
                 )));
             }
         };

@@ -7,8 +7,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::mapping::plan::{ContactFields, CustomFieldValue};
-
 // ----------------------------------------------------------------------------------------------
 // Requests
 // ----------------------------------------------------------------------------------------------
@@ -27,16 +25,6 @@ pub struct CustomFieldInput {
     pub key: Option<String>,
     /// String, number, array of strings or object, depending on the field type.
     pub field_value: Value,
-}
-
-impl From<&CustomFieldValue> for CustomFieldInput {
-    fn from(v: &CustomFieldValue) -> Self {
-        Self {
-            id: v.id.clone(),
-            key: v.key.clone(),
-            field_value: v.value.clone(),
-        }
-    }
 }
 
 /// One DND channel setting (`DndSettingSchema`).
@@ -197,35 +185,6 @@ pub struct UpsertContactRequest {
     /// The other properties; GHL needs `email` or `phone` to match.
     #[serde(flatten)]
     pub contact: ContactProperties,
-}
-
-impl UpsertContactRequest {
-    /// The upsert body for a plan's [`ContactFields`] in `location_id`.
-    pub fn from_fields(location_id: &str, fields: &ContactFields) -> Self {
-        Self {
-            location_id: location_id.to_owned(),
-            gender: None,
-            company_name: fields.company_name.clone(),
-            create_new_if_duplicate_allowed: None,
-            contact: ContactProperties {
-                first_name: fields.first_name.clone(),
-                last_name: fields.last_name.clone(),
-                name: fields.name.clone(),
-                email: fields.email.clone(),
-                phone: fields.phone.clone(),
-                address1: fields.address1.clone(),
-                city: fields.city.clone(),
-                state: fields.state.clone(),
-                postal_code: fields.postal_code.clone(),
-                website: fields.website.clone(),
-                timezone: fields.timezone.clone(),
-                source: fields.source.clone(),
-                country: fields.country.clone(),
-                custom_fields: fields.custom_fields.iter().map(Into::into).collect(),
-                ..ContactProperties::default()
-            },
-        }
-    }
 }
 
 /// Body of `PUT /contacts/:contactId` (`UpdateContactDto`; never carries `locationId`).

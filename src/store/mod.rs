@@ -19,7 +19,6 @@ use time::OffsetDateTime;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
-use crate::ghl::oauth::TokenStore;
 use crate::settings::StoreSettings;
 
 /// A storage failure, with the operation that failed.
@@ -98,10 +97,24 @@ impl StoreError {
 
 /// The event store. One trait, several backends (SQLite embedded, PostgreSQL for replicas).
 #[async_trait]
-pub trait Store: TokenStore + Send + Sync + 'static {
+pub trait Store: Send + Sync + 'static {
     /// Durably records a delivery, or finds the one already stored under its dedupe key.
     /// Returns only after the delivery is committed (fsync'd).
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError>;
+
+    /// The OAuth tokens stored for a location, if any.
+    async fn load_oauth_tokens(
+        &self,
+        location_id: &str,
+    ) -> Result<Option<StoredTokens>, StoreError>;
+
+    /// Replaces a location's OAuth tokens; durable (fsync'd) when it returns, as the rotated
+    /// refresh token is the only one GHL still accepts.
+    async fn save_oauth_tokens(
+        &self,
+        location_id: &str,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError>;
 
     /// Answers when the store can serve a query and take writes (for `/readyz`): an error
     /// while its last write could not commit (a full disk) and none has since.

@@ -17,6 +17,7 @@ use super::types::{from_millis, to_millis};
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventStatus, EventSummary,
     Finish, Ingested, NewEvent, Preparation, QueueStats, StepRecord, StepStatus, Store, StoreError,
+    StoredTokens,
 };
 use crate::settings::StoreSettings;
 use async_trait::async_trait;
@@ -204,6 +205,21 @@ impl Store for SqliteStore {
                 Box::pin(async move { insert_one(conn, &event).await })
             })
             .await
+    }
+
+    async fn load_oauth_tokens(
+        &self,
+        location_id: &str,
+    ) -> Result<Option<StoredTokens>, StoreError> {
+        self.load_tokens(location_id).await
+    }
+
+    async fn save_oauth_tokens(
+        &self,
+        location_id: &str,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.save_tokens(location_id, tokens).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,33 +1,35 @@
 //! GHL OAuth tokens kept in SQLite, so a rotated refresh token survives restarts.
 
-use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::sqlite_writer::Durability;
-use super::types::{from_millis, to_millis};
+use super::types::{from_millis, to_millis, StoredTokens};
 use super::{SqliteStore, StoreError};
-use crate::ghl::oauth::{OAuthTokens, TokenStore, TokenStoreError};
 
-#[async_trait]
-impl TokenStore for SqliteStore {
-    async fn load(&self, location_id: &str) -> Result<Option<OAuthTokens>, TokenStoreError> {
+impl SqliteStore {
+    pub(super) async fn load_tokens(
+        &self,
+        location_id: &str,
+    ) -> Result<Option<StoredTokens>, StoreError> {
         let row: Option<(String, String, i64)> = sqlx::query_as(
             "SELECT access_token, refresh_token, expires_at FROM oauth_tokens WHERE location_id = ?1",
         )
         .bind(location_id)
         .fetch_optional(self.pool())
         .await
-        .map_err(TokenStoreError::from_source)?;
-        Ok(row.map(|(access, refresh, expires_at)| OAuthTokens {
+        .map_err(StoreError::query("load_oauth_tokens"))?;
+        Ok(row.map(|(access, refresh, expires_at)| StoredTokens {
             access_token: SecretString::from(access),
             refresh_token: SecretString::from(refresh),
             expires_at: from_millis(expires_at),
-            scope: None,
-            user_type: None,
         }))
     }
 
-    async fn save(&self, location_id: &str, tokens: &OAuthTokens) -> Result<(), TokenStoreError> {
+    pub(super) async fn save_tokens(
+        &self,
+        location_id: &str,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
         let (location_id, tokens) = (location_id.to_owned(), tokens.clone());
         // The rotated refresh token is the only one GHL still accepts: fsync it.
         self.writer()
@@ -47,11 +49,10 @@ impl TokenStore for SqliteStore {
                     .bind(to_millis(time::OffsetDateTime::now_utc()))
                     .execute(&mut *conn)
                     .await
+                    .map(drop)
                     .map_err(StoreError::query("save_oauth_tokens"))
                 })
             })
             .await
-            .map_err(TokenStoreError::from_source)?;
-        Ok(())
     }
 }

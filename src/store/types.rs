@@ -293,3 +293,14 @@ pub struct QueueStats {
     #[serde(with = "time::serde::rfc3339::option")]
     pub oldest_unfinished: Option<OffsetDateTime>,
 }
+
+/// One location's OAuth token pair as the store keeps it. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub struct StoredTokens {
+    /// Bearer token for API calls.
+    pub access_token: secrecy::SecretString,
+    /// Single-use refresh token (rotated on every refresh).
+    pub refresh_token: secrecy::SecretString,
+    /// When the access token stops working.
+    pub expires_at: OffsetDateTime,
+}
