@@ -220,6 +220,12 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self.client.get(format!("{}/metrics", self.base)).send();
+        resp.await.unwrap().text().await.unwrap()
+    }
+
     pub async fn total_events(&self) -> u64 {
         self.store.status_counts().await.unwrap().values().sum()
     }
