@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -19,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{DispatchError, Dispatcher};
 use crate::http::admin::{self, AdminState};
-use crate::http::errors;
+use crate::http::errors::{self, REQUEST_ID};
 use crate::http::health::{self, OpsState};
 use crate::http::hooks::{self, IngressState};
+use crate::http::server::{self, ServerLimits};
+use crate::redact::Redactor;
 use crate::settings::Settings;
 use crate::store::{self, Store, StoreError};
 use crate::telemetry;
@@ -39,8 +41,6 @@ pub enum AppError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("server error: {0}")]
-    Serve(#[source] std::io::Error),
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
 }
@@ -61,8 +61,6 @@ pub struct Application {
     dispatcher: Option<Arc<Dispatcher>>,
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 impl Application {
     /// Opens the store, prepares the sources and binds `server.addr` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
@@ -74,6 +72,7 @@ impl Application {
                 source,
             })?;
         let settings = Arc::new(settings);
+        warn_if_no_source_is_served(&settings);
         let wake = Arc::new(Notify::new());
         let dispatcher = if !settings.dispatch.enabled {
             tracing::info!(
@@ -113,33 +112,21 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
-    /// `server.shutdown_grace`.
+    /// `server.shutdown_grace` (connections waiting for a request are closed at once).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let grace = self.settings.server.shutdown_grace;
-        let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            let _ = stopping_tx.send(true);
-        };
         let upkeep = spawn_metrics_upkeep();
         let addr = self.local_addr();
         let stop_dispatch = CancellationToken::new();
         let dispatch = self
             .dispatcher
             .map(|d| tokio::spawn(d.run(stop_dispatch.clone())));
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        let limits = ServerLimits::from_settings(&self.settings.server);
         tracing::info!(%addr, "formbridge listening");
-        let result = tokio::select! {
-            result = server => result.map_err(AppError::Serve),
-            () = grace_expired(stopping_rx, grace) => {
-                tracing::warn!(?grace, "shutdown grace expired with requests still in flight");
-                Ok(())
-            }
-        };
+        server::serve(self.listener, self.router, limits, shutdown).await;
         // The HTTP side has stopped; let in-flight GHL work finish within the same grace.
         stop_dispatch.cancel();
         if let Some(mut dispatch) = dispatch {
@@ -149,15 +136,17 @@ impl Application {
             }
         }
         upkeep.abort();
-        result
+        Ok(())
     }
 }
 
-async fn grace_expired(mut stopping: tokio::sync::watch::Receiver<bool>, grace: Duration) {
-    if stopping.wait_for(|s| *s).await.is_err() {
-        std::future::pending::<()>().await;
+/// Says loudly when no source has a secret (or `auth = "none"`): the server then stores nothing.
+fn warn_if_no_source_is_served(settings: &Settings) {
+    if settings.enabled_sources().next().is_none() {
+        tracing::warn!(
+            "no webhook source is served: every POST /hooks/{{source}} answers 404. Give a source its secret (FORMBRIDGE__SOURCES__<NAME>__SECRET, e.g. FORMBRIDGE__SOURCES__JOTFORM__SECRET) or define one with auth = \"none\""
+        );
     }
-    tokio::time::sleep(grace).await;
 }
 
 fn spawn_metrics_upkeep() -> tokio::task::JoinHandle<()> {
@@ -185,6 +174,7 @@ pub fn build_router(
         store.clone(),
         settings.admin.token.as_ref(),
         Some(wake),
+        Redactor::from_settings(settings),
     )));
     let ops = Arc::new(OpsState {
         store,

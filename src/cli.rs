@@ -16,6 +16,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::ghl::sandbox::{self, SandboxConfig, DEMO_LOCATION, DEMO_TOKEN};
 use crate::http::admin::{self, EventPage, MAX_PAGE};
+use crate::redact::Redactor;
 use crate::settings::Settings;
 use crate::sources::SourceName;
 use crate::store::{self, EventFilter, EventId, EventStatus, EventSummary, Store};
@@ -122,9 +123,11 @@ pub async fn run_events(command: EventsCommand, settings: &Settings) -> ExitCode
             return ExitCode::from(USAGE);
         }
     };
+    // Secrets this process knows are masked; `?token=`-style values always are.
+    let redactor = Redactor::from_settings(settings);
     let result = match command {
-        EventsCommand::List(args) => list(store.as_ref(), &args).await,
-        EventsCommand::Show { id } => show(store.as_ref(), EventId(id)).await,
+        EventsCommand::List(args) => list(store.as_ref(), &args, &redactor).await,
+        EventsCommand::Show { id } => show(store.as_ref(), EventId(id), &redactor).await,
         EventsCommand::Replay(args) => replay(store.as_ref(), &args).await,
     };
     match result {
@@ -136,13 +139,13 @@ pub async fn run_events(command: EventsCommand, settings: &Settings) -> ExitCode
     }
 }
 
-async fn list(store: &dyn Store, args: &ListArgs) -> anyhow::Result<ExitCode> {
+async fn list(store: &dyn Store, args: &ListArgs, redactor: &Redactor) -> anyhow::Result<ExitCode> {
     let filter = EventFilter {
         before_id: args.before_id,
         limit: Some(args.limit),
         ..args.filter.to_filter()
     };
-    let page = admin::list_page(store, &filter).await?;
+    let page = admin::list_page(store, &filter, redactor).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&page)?)?;
@@ -222,8 +225,8 @@ fn truncate(error: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-async fn show(store: &dyn Store, id: EventId) -> anyhow::Result<ExitCode> {
-    match admin::event_detail(store, id).await? {
+async fn show(store: &dyn Store, id: EventId, redactor: &Redactor) -> anyhow::Result<ExitCode> {
+    match admin::event_detail(store, id, redactor).await? {
         Some(detail) => {
             println!("{}", serde_json::to_string_pretty(&detail)?);
             Ok(ExitCode::SUCCESS)

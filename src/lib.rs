@@ -6,6 +6,7 @@
 //! - [`app`]: builds the router, state and workers; serves; shuts down gracefully.
 //! - [`telemetry`]: tracing subscriber and Prometheus recorder.
 //! - [`http`]: the HTTP surface — webhook ingress, health, metrics, admin API, error bodies.
+//! - [`redact`]: masking of secrets in stored bodies, headers and URLs shown to operators.
 //! - [`body`]: parsing JSON / urlencoded / multipart bodies.
 //! - [`sources`]: source names and kinds, authentication, per-tool normalizers.
 //! - [`submission`]: the normalized submission model.
@@ -25,6 +26,7 @@ pub mod dispatch;
 pub mod ghl;
 pub mod http;
 pub mod mapping;
+pub mod redact;
 pub mod settings;
 pub mod sources;
 pub mod store;

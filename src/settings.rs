@@ -19,6 +19,9 @@ pub const ENV_PREFIX: &str = "FORMBRIDGE";
 /// Environment variable naming the environment file to layer over `default.toml`.
 pub const ENV_SELECTOR: &str = "FORMBRIDGE_ENV";
 
+/// Largest accepted `server.max_connections` (each connection holds an open file).
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
 /// Why the configuration was refused. Each message names the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -66,6 +69,16 @@ pub struct ServerSettings {
     /// How long a graceful shutdown waits for in-flight work.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Longest wait for a complete request head: from accepting a connection, or from the first
+    /// byte of a later request on a kept-alive one. A slower client is disconnected.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may sit idle between a response and the next request.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
+    /// Most connections served at once. At the cap, the connection that has waited longest
+    /// without sending a request head is closed to admit the new one.
+    pub max_connections: usize,
 }
 
 /// `[store]`: where deliveries and their progress are kept.
@@ -398,6 +411,8 @@ impl Settings {
                 "must be greater than 0",
             ));
         }
+        self.validate_server_limits()?;
+        self.validate_required_values()?;
         let scheme = self.store.url.split(':').next().unwrap_or_default();
         if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
             return Err(SettingsError::invalid(
@@ -464,6 +479,57 @@ impl Settings {
         for (name, source) in &self.sources {
             self.validate_source(name, source)?;
         }
+        Ok(())
+    }
+
+    /// The connection limits of `[server]`: each timeout and the cap must be positive.
+    fn validate_server_limits(&self) -> Result<(), SettingsError> {
+        let server = &self.server;
+        for (key, value) in [
+            ("server.header_read_timeout", server.header_read_timeout),
+            ("server.keep_alive_timeout", server.keep_alive_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(SettingsError::invalid(key, "must be greater than 0"));
+            }
+        }
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&server.max_connections) {
+            return Err(SettingsError::invalid(
+                "server.max_connections",
+                format!("must be from 1 to {MAX_CONNECTIONS_LIMIT} (and below `ulimit -n`)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Values that are accepted by type but would make every delivery fail later: an empty GHL
+    /// location id (GHL answers 422, so every event is dead-lettered) and a log filter that
+    /// does not parse.
+    fn validate_required_values(&self) -> Result<(), SettingsError> {
+        let empty_location =
+            "must not be empty: give the GHL location (sub-account) id, or leave the key unset";
+        if self
+            .ghl
+            .location_id
+            .as_ref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return Err(SettingsError::invalid("ghl.location_id", empty_location));
+        }
+        for (name, location) in &self.ghl.locations {
+            if location.location_id.trim().is_empty() {
+                return Err(SettingsError::invalid(
+                    format!("ghl.locations.{name}.location_id"),
+                    empty_location,
+                ));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_filter).map_err(|e| {
+            SettingsError::invalid(
+                "telemetry.log_filter",
+                format!("`{}` is not a tracing filter such as `info` or `formbridge=debug,tower_http=info`: {e}", self.telemetry.log_filter),
+            )
+        })?;
         Ok(())
     }
 

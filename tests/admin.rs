@@ -50,6 +50,13 @@ async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
     admin(app, "GET", path, None).await
 }
 
+/// The raw text of an admin `GET`.
+async fn get_text(app: &TestApp, path: &str) -> String {
+    let url = format!("{}{path}", app.base);
+    let resp = app.client.get(url).bearer_auth(TOKEN).send().await.unwrap();
+    resp.text().await.unwrap()
+}
+
 /// POSTs a distinct POWR-style JSON lead and returns its event id.
 async fn post_lead(app: &TestApp, i: usize) -> EventId {
     let body = json!({"Email": format!("lead{i}@example.com"), "Name": format!("Lead {i}")});
@@ -370,16 +377,7 @@ async fn an_event_is_shown_with_its_body_steps_and_attempts() {
     assert_eq!(history[0]["outcome"], "retry");
     assert_eq!(history[0]["error"], "GHL answered 503 Service Unavailable");
     // `attempts` stays the count (as in lists); the raw JSON has each key once.
-    let raw = app
-        .client
-        .get(format!("{}/admin/events/{}", app.base, id.0))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let raw = get_text(&app, &format!("/admin/events/{}", id.0)).await;
     assert_eq!(raw.matches("\"attempts\":").count(), 1, "{raw}");
 
     // A body that is not UTF-8 comes back as base64.
@@ -409,6 +407,100 @@ async fn an_event_is_shown_with_its_body_steps_and_attempts() {
     let (status, body) = get(&app, "/admin/events/abc").await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "bad_request");
+}
+
+#[tokio::test]
+async fn shown_events_mask_every_configured_secret_and_token_query_values() {
+    let ghl_token = "pit-ghl-secret-123";
+    let app = spawn_app(&[("admin.token", TOKEN), ("ghl.token", ghl_token)]).await;
+    // Jotform echoes the URL it posts to, token included.
+    let echoed = format!("https://formbridge.example/hooks/jotform?token={SECRET}&x=1");
+    let note =
+        format!("pasted {ghl_token} and {TOKEN}; see https://other.example/?secret=other-value");
+    let body = serde_urlencoded::to_string([
+        ("formID", "1"),
+        ("submissionID", "5551"),
+        ("webhookURL", echoed.as_str()),
+        ("pretty", note.as_str()),
+    ])
+    .unwrap();
+    let resp = app
+        .post_hook(
+            "jotform",
+            Some(SECRET),
+            Some("application/x-www-form-urlencoded"),
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<Value>().await.unwrap()["event_id"]
+        .as_i64()
+        .unwrap();
+    let leaks = [SECRET, ghl_token, TOKEN, "other-value"];
+
+    let raw = get_text(&app, &format!("/admin/events/{id}")).await;
+    let shown: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(shown["id"], id);
+    let shown_body = shown["body"].as_str().unwrap();
+    assert!(shown_body.contains("submissionID=5551"), "{shown_body}");
+    assert!(
+        shown_body.contains("jotform%3Ftoken%3D********%26x%3D1"),
+        "{shown_body}"
+    );
+    for leak in leaks {
+        assert!(!raw.contains(leak), "{leak} shown by the admin API: {raw}");
+    }
+
+    // `events show` masks the same way, with the secrets its own configuration knows.
+    let (code, out, err) = run_cli_with(
+        &app.store_url(),
+        &["events", "show", &id.to_string()],
+        &[
+            ("FORMBRIDGE__SOURCES__JOTFORM__SECRET", SECRET),
+            ("FORMBRIDGE__GHL__TOKEN", ghl_token),
+            ("FORMBRIDGE__ADMIN__TOKEN", TOKEN),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("submissionID=5551"), "{out}");
+    for leak in leaks {
+        assert!(!out.contains(leak), "{leak} shown by events show: {out}");
+    }
+    // Without the secrets configured, token query values are still masked.
+    let (_, out, _) = run_cli(&app.store_url(), &["events", "show", &id.to_string()]).await;
+    assert!(!out.contains(&format!("token%3D{SECRET}")), "{out}");
+    assert!(!out.contains("other-value"), "{out}");
+}
+
+#[tokio::test]
+async fn a_store_failure_answers_a_generic_500_naming_the_request_id() {
+    use sqlx::Connection as _;
+    let app = spawn_admin().await;
+    post_lead(&app, 1).await;
+    let mut db = sqlx::SqliteConnection::connect(&app.store_url())
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE events RENAME TO events_moved")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let resp = app
+        .client
+        .get(format!("{}/admin/events", app.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "store_error");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(&request_id), "{detail}");
+    for leak in ["no such table", "events", "code:", "sqlite"] {
+        assert!(!detail.to_lowercase().contains(leak), "{detail}");
+    }
 }
 
 #[tokio::test]
@@ -635,12 +727,22 @@ async fn a_replay_wakes_the_dispatcher() {
 
 /// Runs `formbridge <args>` on `store_url` with the test config; returns (exit code, stdout, stderr).
 async fn run_cli(store_url: &str, args: &[&str]) -> (i32, String, String) {
+    run_cli_with(store_url, args, &[]).await
+}
+
+/// [`run_cli`] with more environment variables.
+async fn run_cli_with(
+    store_url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_formbridge"))
         .args(args)
         .env_clear()
         .env("FORMBRIDGE_CONFIG_DIR", common::config_dir())
         .env("FORMBRIDGE_ENV", "test")
         .env("FORMBRIDGE__STORE__URL", store_url)
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();

@@ -59,3 +59,78 @@ fn refuses_a_bad_value_naming_the_key() {
     assert_eq!(code, 2);
     assert!(err.contains("store.url"), "{err}");
 }
+
+#[test]
+fn refuses_values_that_would_fail_every_delivery_naming_the_key() {
+    for (env, key) in [
+        (("FORMBRIDGE__GHL__LOCATION_ID", ""), "ghl.location_id"),
+        (("FORMBRIDGE__GHL__LOCATION_ID", "  "), "ghl.location_id"),
+        (
+            ("FORMBRIDGE__TELEMETRY__LOG_FILTER", "formbridge=loud"),
+            "telemetry.log_filter",
+        ),
+        (
+            ("FORMBRIDGE__SERVER__MAX_CONNECTIONS", "0"),
+            "server.max_connections",
+        ),
+        (
+            ("FORMBRIDGE__SERVER__HEADER_READ_TIMEOUT", "0s"),
+            "server.header_read_timeout",
+        ),
+    ] {
+        let (code, out, err) = check_config(&[env]);
+        assert_eq!(code, 2, "{env:?} accepted: {out}");
+        assert!(err.contains(key), "{env:?}: {err}");
+    }
+    let (code, _, err) = check_config(&[
+        ("FORMBRIDGE__GHL__LOCATIONS__EAST__LOCATION_ID", ""),
+        ("FORMBRIDGE__GHL__LOCATIONS__EAST__TOKEN", "pit-east"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("ghl.locations.east.location_id"), "{err}");
+    let (code, out, _) =
+        check_config(&[("FORMBRIDGE__TELEMETRY__LOG_FILTER", "formbridge=debug,info")]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn serve_warns_loudly_when_no_source_has_a_secret() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("fb.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_formbridge"))
+        .arg("serve")
+        .env_clear()
+        .env("FORMBRIDGE_CONFIG_DIR", common::config_dir())
+        .env("FORMBRIDGE_ENV", "test")
+        .env("FORMBRIDGE__SERVER__ADDR", "127.0.0.1:0")
+        .env("FORMBRIDGE__STORE__URL", &store)
+        .env("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut warnings = Vec::new();
+    for line in lines {
+        let v: serde_json::Value = match serde_json::from_str(&line.unwrap()) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        if v["message"] == "formbridge listening" {
+            break;
+        }
+        if v["level"] == "WARN" {
+            warnings.push(v["message"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("no webhook source is served")
+                && w.contains("FORMBRIDGE__SOURCES__")),
+        "{warnings:?}"
+    );
+}

@@ -329,6 +329,52 @@ async fn standard_webhooks_source_checks_signature_and_timestamp() {
 }
 
 #[tokio::test]
+async fn standard_webhooks_deliveries_are_deduplicated_by_webhook_id_not_body() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let app = spawn_app(&[
+        ("sources.std.auth", "standard_webhooks"),
+        ("sources.std.secret", secret),
+    ])
+    .await;
+    let key = formbridge::sources::auth::decode_standard_webhooks_secret(secret).unwrap();
+    let body = br#"{"email":"same@example.com"}"#.to_vec();
+    let send = |id: &'static str| {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        app.client
+            .post(format!("{}/hooks/std", app.base))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", now.to_string())
+            .header(
+                "webhook-signature",
+                standard_webhooks_signature(&key, id, now, &body),
+            )
+            .body(body.clone())
+            .send()
+    };
+    let mut answers = Vec::new();
+    for id in ["msg_a", "msg_b", "msg_a"] {
+        let r = send(id).await.unwrap();
+        assert_eq!(r.status(), 200);
+        answers.push(r.json::<Value>().await.unwrap());
+    }
+    let duplicates: Vec<bool> = answers
+        .iter()
+        .map(|a| a["duplicate"].as_bool().unwrap())
+        .collect();
+    assert_eq!(duplicates, [false, false, true], "{answers:?}");
+    assert_eq!(answers[2]["event_id"], answers[0]["event_id"]);
+    assert_eq!(app.total_events().await, 2);
+    let first = app
+        .store
+        .get_event(EventId(answers[0]["event_id"].as_i64().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.summary.dedupe_key, "webhook-id:msg_a");
+}
+
+#[tokio::test]
 async fn health_readiness_and_metrics() {
     let app = spawn_app(&[]).await;
     let r = app

@@ -6,7 +6,9 @@
 //! even its length leaks) and never logged.
 //!
 //! [`list_page`], [`event_detail`] and [`parse_time`] are shared with the `formbridge events`
-//! CLI so both print the same shapes.
+//! CLI so both print the same shapes, with secrets masked by the same [`Redactor`].
+//!
+//! A store failure answers a generic 500 naming the request id; the cause is logged with it.
 
 use std::sync::Arc;
 
@@ -27,7 +29,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::errors::{self, ApiError};
+use super::errors::{self, ApiError, RequestId};
+use crate::redact::Redactor;
 use crate::sources::SourceName;
 use crate::store::{
     AttemptRecord, Event, EventFilter, EventId, EventStatus, EventSummary, QueueStats, StepRecord,
@@ -40,13 +43,15 @@ pub const DISABLED_DETAIL: &str = "the admin API is disabled: set FORMBRIDGE__AD
 /// Largest page of `GET /admin/events`.
 pub const MAX_PAGE: u32 = 500;
 
-/// What the admin handlers need: the store, the token digest and the dispatcher's wake-up.
+/// What the admin handlers need: the store, the token digest, the dispatcher's wake-up and the
+/// masking of secrets in what is shown.
 pub struct AdminState {
     store: Arc<dyn Store>,
     /// SHA-256 of the configured token; `None` disables the API.
     token_digest: Option<[u8; 32]>,
     /// Notified after a replay so the dispatcher looks for work at once.
     wake: Option<Arc<Notify>>,
+    redactor: Redactor,
 }
 
 impl AdminState {
@@ -55,6 +60,7 @@ impl AdminState {
         store: Arc<dyn Store>,
         token: Option<&SecretString>,
         wake: Option<Arc<Notify>>,
+        redactor: Redactor,
     ) -> Self {
         let token_digest = token
             .map(|t| t.expose_secret().trim())
@@ -64,6 +70,7 @@ impl AdminState {
             store,
             token_digest,
             wake,
+            redactor,
         }
     }
 
@@ -132,13 +139,10 @@ async fn unknown() -> ApiError {
     )
 }
 
-fn store_failed(e: &StoreError) -> ApiError {
-    tracing::error!(error = %e, "admin store query failed");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "store_error",
-        format!("the store could not answer: {e}"),
-    )
+/// Logs a store failure with the request id and answers a 500 that shows only that id.
+fn store_failed(e: &StoreError, request_id: &RequestId) -> ApiError {
+    tracing::error!(%request_id, error = %e, "admin store query failed");
+    ApiError::internal("store_error", request_id)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,9 +157,19 @@ pub struct EventPage {
     pub next_before_id: Option<EventId>,
 }
 
-/// Lists one page of events matching `filter`, and whether an older page exists.
-pub async fn list_page(store: &dyn Store, filter: &EventFilter) -> Result<EventPage, StoreError> {
-    let events = store.list_events(filter).await?;
+/// Lists one page of events matching `filter`, and whether an older page exists; secrets in
+/// `last_error` are masked by `redactor`.
+pub async fn list_page(
+    store: &dyn Store,
+    filter: &EventFilter,
+    redactor: &Redactor,
+) -> Result<EventPage, StoreError> {
+    let mut events = store.list_events(filter).await?;
+    for event in &mut events {
+        if let Some(error) = &mut event.last_error {
+            *error = redactor.mask(error);
+        }
+    }
     let next_before_id = match events.last() {
         Some(last) if events.len() >= filter.page_size() as usize => {
             let probe = EventFilter {
@@ -256,13 +270,14 @@ fn list_filter(query: Option<&str>) -> Result<EventFilter, ApiError> {
 /// `GET /admin/events?status=&source=&since=&until=&before_id=&limit=`.
 async fn list(
     State(state): State<Arc<AdminState>>,
+    request_id: RequestId,
     RawQuery(query): RawQuery,
 ) -> Result<Json<EventPage>, ApiError> {
     let filter = list_filter(query.as_deref())?;
-    list_page(state.store.as_ref(), &filter)
+    list_page(state.store.as_ref(), &filter, &state.redactor)
         .await
         .map(Json)
-        .map_err(|e| store_failed(&e))
+        .map_err(|e| store_failed(&e, &request_id))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,11 +299,13 @@ pub struct EventDetail {
     pub attempt_history: Vec<AttemptRecord>,
 }
 
-/// Loads an event with its body, steps and attempts; `None` if there is no such event.
+/// Loads an event with its body, steps and attempts, as JSON with every secret masked by
+/// `redactor` (body, headers, submission, plan, errors); `None` if there is no such event.
 pub async fn event_detail(
     store: &dyn Store,
     id: EventId,
-) -> Result<Option<EventDetail>, StoreError> {
+    redactor: &Redactor,
+) -> Result<Option<serde_json::Value>, StoreError> {
     let Some(event) = store.get_event(id).await? else {
         return Ok(None);
     };
@@ -301,13 +318,17 @@ pub async fn event_detail(
             "base64",
         ),
     };
-    Ok(Some(EventDetail {
+    let detail = EventDetail {
         event,
         body,
         body_encoding,
         steps,
         attempt_history,
-    }))
+    };
+    // Plain data with string keys: serializing cannot fail.
+    let mut shown = serde_json::to_value(&detail).unwrap_or_default();
+    redactor.mask_json(&mut shown);
+    Ok(Some(shown))
 }
 
 fn parse_id(raw: &str) -> Result<EventId, ApiError> {
@@ -325,12 +346,13 @@ fn no_such_event(id: EventId) -> ApiError {
 /// `GET /admin/events/{id}`.
 async fn show(
     State(state): State<Arc<AdminState>>,
+    request_id: RequestId,
     Path(id): Path<String>,
-) -> Result<Json<EventDetail>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id)?;
-    event_detail(state.store.as_ref(), id)
+    event_detail(state.store.as_ref(), id, &state.redactor)
         .await
-        .map_err(|e| store_failed(&e))?
+        .map_err(|e| store_failed(&e, &request_id))?
         .map(Json)
         .ok_or_else(|| no_such_event(id))
 }
@@ -351,6 +373,7 @@ fn parse_bool(name: &str, raw: &str) -> Result<bool, ApiError> {
 /// `POST /admin/events/{id}/replay[?from_scratch=true]`.
 async fn replay_one(
     State(state): State<Arc<AdminState>>,
+    request_id: RequestId,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -370,14 +393,18 @@ async fn replay_one(
     if store
         .replay(id, from_scratch)
         .await
-        .map_err(|e| store_failed(&e))?
+        .map_err(|e| store_failed(&e, &request_id))?
     {
         tracing::info!(event_id = %id, from_scratch, "event replayed by admin");
         state.wake_dispatcher();
         let body = json!({"replayed": true, "event_id": id, "from_scratch": from_scratch});
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
-    match store.get_event(id).await.map_err(|e| store_failed(&e))? {
+    match store
+        .get_event(id)
+        .await
+        .map_err(|e| store_failed(&e, &request_id))?
+    {
         None => Err(no_such_event(id)),
         Some(_) => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -407,6 +434,7 @@ struct BulkReplay {
 /// `POST /admin/replay` with a JSON filter `{status, source, since, until, from_scratch, all}`.
 async fn replay_bulk(
     State(state): State<Arc<AdminState>>,
+    request_id: RequestId,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let request: BulkReplay = if body.iter().all(u8::is_ascii_whitespace) {
@@ -448,7 +476,7 @@ async fn replay_bulk(
         .store
         .replay_matching(&filter, request.from_scratch)
         .await
-        .map_err(|e| store_failed(&e))?;
+        .map_err(|e| store_failed(&e, &request_id))?;
     tracing::info!(
         replayed,
         status = ?filter.status,
@@ -478,12 +506,15 @@ struct StatsBody {
 }
 
 /// `GET /admin/stats`.
-async fn stats(State(state): State<Arc<AdminState>>) -> Result<Json<StatsBody>, ApiError> {
+async fn stats(
+    State(state): State<Arc<AdminState>>,
+    request_id: RequestId,
+) -> Result<Json<StatsBody>, ApiError> {
     let stats = state
         .store
         .queue_stats()
         .await
-        .map_err(|e| store_failed(&e))?;
+        .map_err(|e| store_failed(&e, &request_id))?;
     let total = stats.by_status.values().sum();
     let oldest_unfinished_age_seconds = stats
         .oldest_unfinished

@@ -1,9 +1,39 @@
 //! JSON error bodies: every refusal answers `{"error": "...", "detail": "..."}` with its status.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+
+/// The header carrying each request's id (set by the middleware, echoed in the response).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id the middleware gave this request, for error answers that point to the log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let id = parts
+            .headers
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
+        Ok(Self(id.to_owned()))
+    }
+}
 
 /// An HTTP error answer: status, a stable machine-readable code, and a human explanation.
 #[derive(Debug, Clone)]
@@ -53,6 +83,16 @@ impl ApiError {
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+
+    /// A 500 that says nothing of the cause, only where to find it: the caller logs the detail
+    /// with the same request id.
+    pub fn internal(code: &'static str, request_id: &RequestId) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code,
+            format!("internal error; the server log has the details under request id {request_id}"),
+        )
     }
 }
 

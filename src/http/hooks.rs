@@ -206,7 +206,7 @@ async fn ingest<'s>(
             Refusal::new("bad_request", ApiError::bad_request(e.to_string()))
         }
     })?;
-    let dedupe_key = dedupe_key(runtime, &parsed, &bytes);
+    let dedupe_key = dedupe_key(runtime, &parsed, &bytes, headers);
     let event = NewEvent {
         source: runtime.name.clone(),
         dedupe_key,
@@ -294,11 +294,21 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The key that makes a repeated delivery a duplicate: the sender's own id where it has one,
-/// else a SHA-256 of the body.
-fn dedupe_key(runtime: &SourceRuntime, parsed: &ParsedBody, body: &[u8]) -> String {
+/// The key that makes a repeated delivery a duplicate: the sender's own id where it has one
+/// (a configured `dedupe_field`, else the signed `webhook-id` of Standard Webhooks, else the
+/// tool's own), else a SHA-256 of the body.
+fn dedupe_key(
+    runtime: &SourceRuntime,
+    parsed: &ParsedBody,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> String {
     let own_id = match (&runtime.dedupe_field, runtime.kind) {
         (Some(field), _) => parsed.field(field).map(|v| format!("{field}:{v}")),
+        (None, _) if matches!(runtime.auth, Authenticator::StandardWebhooks { .. }) => headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|id| format!("webhook-id:{id}")),
         (None, SourceKind::Jotform) => parsed
             .field("submissionID")
             .map(|v| format!("submissionID:{v}")),

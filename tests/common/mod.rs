@@ -239,17 +239,10 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
-    /// The `/metrics` page.
+    /// The Prometheus text of `GET /metrics`.
     pub async fn metrics_text(&self) -> String {
-        let url = format!("{}/metrics", self.base);
-        self.client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        let resp = self.client.get(format!("{}/metrics", self.base)).send();
+        resp.await.unwrap().text().await.unwrap()
     }
 
     pub async fn total_events(&self) -> u64 {
