@@ -581,10 +581,12 @@ impl Settings {
                 ));
             }
         }
-        source
-            .mapping
-            .validate(&source_name, source.kind_for(&source_name))
-            .map_err(|e| SettingsError::invalid(key(&format!("mapping.{}", e.key)), e.message))?;
+        crate::mapping::CompiledMapping::compile(
+            &source.mapping,
+            &source_name,
+            source.kind_for(&source_name),
+        )
+        .map_err(|e| SettingsError::invalid(key(&format!("mapping.{}", e.key)), e.message))?;
         Ok(())
     }
 

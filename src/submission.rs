@@ -5,6 +5,7 @@
 //! could not be parsed stay as answers and are listed in [`Submission::problems`].
 
 mod contact;
+mod field;
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use time::OffsetDateTime;
 pub use contact::{
     clean_text, country_id, split_full_name, Email, InvalidEmail, InvalidPhone, Phone,
 };
+pub use field::ContactField;
 
 /// One delivery, normalized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use formbridge::mapping::config::MappingConfig;
 use formbridge::mapping::plan::{Plan, Step};
 use formbridge::mapping::preview::content_type_for_file;
-use formbridge::mapping::{build_plan, preview, MappingError};
+use formbridge::mapping::{build_plan, preview, CompiledMapping, MappingError};
 use formbridge::settings::SourceSettings;
 use formbridge::sources::{normalize, SourceKind, SourceName};
 use formbridge::submission::Submission;
@@ -26,6 +26,11 @@ fn example(source: &str) -> SourceSettings {
         .unwrap()
         .get::<SourceSettings>(&format!("sources.{source}"))
         .unwrap_or_else(|e| panic!("{source}.toml: {e}"))
+}
+
+/// The source's mapping, compiled as at start.
+fn compiled(name: &SourceName, kind: SourceKind, settings: &SourceSettings) -> CompiledMapping {
+    CompiledMapping::compile(&settings.mapping, name, kind).unwrap()
 }
 
 fn settings(mapping_json: &str) -> SourceSettings {
@@ -47,7 +52,7 @@ async fn run(
     let sub = normalize(&name, kind, settings, ct.as_deref(), &Bytes::from(body), AT)
         .await
         .unwrap();
-    let plan = build_plan(&name, kind, settings, &sub);
+    let plan = build_plan(&compiled(&name, kind, settings), &sub);
     (sub, plan)
 }
 
@@ -85,8 +90,7 @@ fn every_example_config_loads_and_validates() {
     for source in ["jotform", "jivochat", "dripjobs", "powr", "123formbuilder"] {
         let s = example(source);
         let name = SourceName::parse(source).unwrap();
-        s.mapping
-            .validate(&name, s.kind_for(&name))
+        CompiledMapping::compile(&s.mapping, &name, s.kind_for(&name))
             .unwrap_or_else(|e| panic!("{source}.toml: {e}"));
     }
 }
@@ -214,9 +218,9 @@ async fn formbuilder123_example() {
 fn validate(
     mapping_json: &str,
     kind: SourceKind,
-) -> Result<(), formbridge::mapping::config::MappingConfigError> {
+) -> Result<(), formbridge::mapping::MappingConfigError> {
     let m: MappingConfig = serde_json::from_str(mapping_json).unwrap();
-    m.validate(&SourceName::parse("x").unwrap(), kind)
+    CompiledMapping::compile(&m, &SourceName::parse("x").unwrap(), kind).map(drop)
 }
 
 #[test]
@@ -370,7 +374,7 @@ async fn selectors_override_detection_and_report_misses() {
     );
     assert_eq!(sub.contact.first_name.as_deref(), Some("Kim"));
     assert_eq!(sub.problems[0].key, "mapping.fields.company_name");
-    let plan = build_plan(&name, SourceKind::Generic, &s, &sub).unwrap();
+    let plan = build_plan(&compiled(&name, SourceKind::Generic, &s), &sub).unwrap();
     let Step::UpsertContact { contact } = &plan.steps[0] else {
         panic!()
     };
@@ -467,12 +471,12 @@ async fn test_submissions_can_be_skipped_and_notes_disabled() {
     let sub = normalize(&name, SourceKind::Jotform, &s, ct, &Bytes::from(body), AT)
         .await
         .unwrap();
-    assert!(build_plan(&name, SourceKind::Jotform, &s, &sub)
+    assert!(build_plan(&compiled(&name, SourceKind::Jotform, &s), &sub)
         .unwrap()
         .steps
         .is_empty());
     let s = settings(r#"{"note":{"enabled":false}}"#);
-    let plan = build_plan(&name, SourceKind::Jotform, &s, &sub).unwrap();
+    let plan = build_plan(&compiled(&name, SourceKind::Jotform, &s), &sub).unwrap();
     assert_eq!(kinds(&plan), ["upsert_contact", "add_tags"]);
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use formbridge::mapping::plan::Step;
 use formbridge::mapping::preview::content_type_for_file;
-use formbridge::mapping::{build_plan, MappingError};
+use formbridge::mapping::{build_plan, CompiledMapping, MappingError};
 use formbridge::settings::SourceSettings;
 use formbridge::sources::{normalize, SourceKind, SourceName};
 use formbridge::submission::Submission;
@@ -345,7 +345,10 @@ async fn fixtures_normalize_and_plan_as_expected() {
         let problem_keys: Vec<&str> = sub.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(problem_keys, e.problems, "{f}: problems");
 
-        let plan = build_plan(&source, kind, &settings, &sub);
+        let plan = build_plan(
+            &CompiledMapping::compile(&settings.mapping, &source, kind).unwrap(),
+            &sub,
+        );
         if let Some(err) = e.error {
             let got = plan.unwrap_err();
             assert!(matches!(got, MappingError::NoContact { .. }), "{f}: {got}");
@@ -420,7 +423,11 @@ async fn jotform_lead_form_encodings() {
     assert!(sub.answer("payment_total_checksum").is_none());
     assert!(sub.answer("event_id").is_none());
 
-    let plan = build_plan(&source, SourceKind::Jotform, &settings, &sub).unwrap();
+    let plan = build_plan(
+        &CompiledMapping::compile(&settings.mapping, &source, SourceKind::Jotform).unwrap(),
+        &sub,
+    )
+    .unwrap();
     let Step::UpsertContact { contact } = &plan.steps[0] else {
         panic!()
     };
@@ -464,7 +471,11 @@ async fn jivochat_chat_finished_transcript_is_the_note() {
         "ivan@example.ru"
     );
     assert_eq!(sub.extras.transcript.len(), 2);
-    let plan = build_plan(&source, SourceKind::Jivochat, &settings, &sub).unwrap();
+    let plan = build_plan(
+        &CompiledMapping::compile(&settings.mapping, &source, SourceKind::Jivochat).unwrap(),
+        &sub,
+    )
+    .unwrap();
     let Some(Step::CreateNote { body }) = plan.steps.last() else {
         panic!()
     };

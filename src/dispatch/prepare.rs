@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::mapping::build::{build_plan, MappingError};
+use crate::mapping::{build_plan, CompiledMapping};
 use crate::settings::Settings;
 use crate::sources::{normalize, SourceName};
 use crate::store::{Event, Preparation, Store, StoreError};
@@ -13,6 +13,9 @@ pub struct Preparer {
     settings: std::sync::Arc<Settings>,
     /// GHL location id of each source.
     locations: HashMap<String, Option<String>>,
+    /// Each source's mapping, compiled once (settings were checked at start, so an error here
+    /// only reaches a source that start-up would have refused).
+    mappings: HashMap<String, Result<CompiledMapping, String>>,
 }
 
 impl Preparer {
@@ -32,9 +35,28 @@ impl Preparer {
                 (name.clone(), location)
             })
             .collect();
+        let mappings = settings
+            .sources
+            .iter()
+            .map(|(name, source)| {
+                let compiled =
+                    SourceName::parse(name)
+                        .map_err(|e| e.to_string())
+                        .and_then(|parsed| {
+                            CompiledMapping::compile(
+                                &source.mapping,
+                                &parsed,
+                                source.kind_for(&parsed),
+                            )
+                            .map_err(|e| format!("sources.{name}.{e}"))
+                        });
+                (name.clone(), compiled)
+            })
+            .collect();
         Self {
             settings,
             locations,
+            mappings,
         }
     }
 
@@ -91,11 +113,19 @@ impl Preparer {
             Err(e) => return failed(None, format!("cannot read the delivery: {e}")),
         };
         let submission_json = serde_json::to_value(&submission).unwrap_or(serde_json::Value::Null);
-        let plan = match build_plan(&name, kind, source, &submission) {
-            Ok(plan) => plan,
-            Err(e @ MappingError::NoContact { .. }) | Err(e @ MappingError::Config(_)) => {
-                return failed(Some(submission_json), e.to_string())
+        let mapping = match self.mappings.get(source_name) {
+            Some(Ok(mapping)) => mapping,
+            Some(Err(e)) => return failed(Some(submission_json), e.clone()),
+            None => {
+                return failed(
+                    Some(submission_json),
+                    format!("source `{source_name}` has no mapping"),
+                )
             }
+        };
+        let plan = match build_plan(mapping, &submission) {
+            Ok(plan) => plan,
+            Err(e) => return failed(Some(submission_json), e.to_string()),
         };
         if plan.steps.is_empty() {
             return Preparation::NothingToDo {

@@ -1,19 +1,15 @@
-//! The pure plan builder: a [`Submission`] and the source's [`MappingConfig`] → a [`Plan`]
+//! The pure plan builder: a [`Submission`] and the source's [`CompiledMapping`] → a [`Plan`]
 //! (upsert contact → add tags → create tasks → create notes).
 
-use super::condition::CompiledCondition;
-use super::config::{
-    parse_duration, MappingConfig, MappingConfigError, MissingContact, DEFAULT_JIVO_CONTACT_EVENTS,
-};
+use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
+use super::config::MissingContact;
 use super::plan::{ContactFields, CustomFieldValue, Plan, Step};
-use super::template::Template;
 use super::vars::{answer_lines, transcript_text, Vars};
-use crate::settings::SourceSettings;
 use crate::sources::{SourceKind, SourceName};
 use crate::submission::{AnswerValue, Submission};
 
 /// Why a submission cannot become a plan. The event is dead-lettered with this reason and can
-/// be replayed after the mapping is fixed.
+/// be replayed after the mapping is fixed. (A compiled mapping never fails on configuration.)
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MappingError {
     /// No email and no phone: GHL's contact upsert needs one of them.
@@ -22,9 +18,6 @@ pub enum MappingError {
         /// Parse problems that may explain it (`; problems: …`), or empty.
         problems: String,
     },
-    /// The mapping config is invalid.
-    #[error("invalid mapping config: {0}")]
-    Config(#[from] MappingConfigError),
 }
 
 /// The tool's display name for notes.
@@ -39,48 +32,31 @@ pub fn tool_title(kind: SourceKind, source: &SourceName) -> String {
     }
 }
 
-/// The tool's name used as the default GHL `source`: the kind, or the source's name for
-/// `generic` sources.
-pub fn tool_name(kind: SourceKind, source: &SourceName) -> String {
-    match kind {
-        SourceKind::Generic => source.to_string(),
-        other => other.as_str().to_owned(),
-    }
-}
-
 /// Builds the plan for one submission. Pure: no I/O; due dates count from
 /// `submission.received_at`.
 pub fn build_plan(
-    source: &SourceName,
-    kind: SourceKind,
-    settings: &SourceSettings,
+    mapping: &CompiledMapping,
     submission: &Submission,
 ) -> Result<Plan, MappingError> {
-    let cfg = &settings.mapping;
-    if kind == SourceKind::Jivochat {
+    if let Some(events) = &mapping.contact_events {
         let event = submission.extras.event.as_deref().unwrap_or_default();
-        let wanted = match &cfg.contact_events {
-            Some(events) => events.iter().any(|e| e == event),
-            None => DEFAULT_JIVO_CONTACT_EVENTS.contains(&event),
-        };
-        if !wanted {
+        if !events.iter().any(|e| e == event) {
             return Ok(Plan::default());
         }
     }
-    if submission.is_test && cfg.skip_test_submissions {
+    if submission.is_test && mapping.skip_test_submissions {
         return Ok(Plan::default());
     }
-    let tool = tool_name(kind, source);
     let vars = Vars {
         submission,
-        source: source.as_str(),
-        tool: &tool,
+        source: mapping.source.as_str(),
+        tool: &mapping.tool,
     };
-    let contact = contact_fields(cfg, &vars, &tool)?;
+    let contact = contact_fields(mapping, &vars);
     // GHL's `POST /contacts/upsert` matches on email or phone and refuses a body with neither
     // (GoHighLevel/highlevel-api-docs#37, #59), so a name alone cannot be upserted.
     if contact.email.is_none() && contact.phone.is_none() {
-        return match cfg.on_missing_contact {
+        return match mapping.on_missing_contact {
             MissingContact::Skip => Ok(Plan::default()),
             MissingContact::Error => Err(MappingError::NoContact {
                 problems: problems_hint(submission),
@@ -88,50 +64,36 @@ pub fn build_plan(
         };
     }
     let mut steps = vec![Step::UpsertContact { contact }];
-    let tags = tags(cfg, &vars, source)?;
+    let tags = tags(mapping, &vars);
     if !tags.is_empty() {
         steps.push(Step::AddTags { tags });
     }
-    for (i, task) in cfg.tasks.iter().enumerate() {
-        let key = |f: &str| format!("tasks[{i}].{f}");
-        if let Some(when) = &task.when {
-            if !when.compile(&key("when"))?.holds(&vars) {
-                continue;
-            }
+    for task in &mapping.tasks {
+        if task.when.as_ref().is_some_and(|when| !when.holds(&vars)) {
+            continue;
         }
-        let due =
-            parse_duration(&task.due_in).map_err(|m| MappingConfigError::new(key("due_in"), m))?;
-        let due = time::Duration::try_from(due)
-            .ok()
-            .and_then(|d| submission.received_at.checked_add(d))
-            .ok_or_else(|| MappingConfigError::new(key("due_in"), "too far in the future"))?;
-        let body = match &task.body {
-            Some(b) => Some(render(&key("body"), b, &vars)?).filter(|b| !b.trim().is_empty()),
-            None => None,
-        };
+        let body = task
+            .body
+            .as_ref()
+            .map(|b| b.render(&vars))
+            .filter(|b| !b.trim().is_empty());
         steps.push(Step::CreateTask {
-            title: render(&key("title"), &task.title, &vars)?.trim().to_owned(),
+            title: task.title.render(&vars).trim().to_owned(),
             body,
-            due_at: due,
-            assigned_to: task.assigned_to.clone().filter(|a| !a.trim().is_empty()),
+            // `due_in` is at most ten years (checked when compiled).
+            due_at: submission.received_at.saturating_add(task.due_in),
+            assigned_to: task.assigned_to.clone(),
         });
     }
-    if cfg.note.enabled {
-        let body = match &cfg.note.template {
-            Some(t) => render("note.template", t, &vars)?,
-            None => default_note(kind, source, submission),
-        };
-        if !body.trim().is_empty() {
-            steps.push(Step::CreateNote { body });
-        }
+    let note = match &mapping.note {
+        NoteRule::Off => None,
+        NoteRule::Default => Some(default_note(mapping.kind, &mapping.source, submission)),
+        NoteRule::Template(t) => Some(t.render(&vars)),
+    };
+    if let Some(body) = note.filter(|b| !b.trim().is_empty()) {
+        steps.push(Step::CreateNote { body });
     }
     Ok(Plan { steps })
-}
-
-fn render(key: &str, text: &str, vars: &Vars<'_>) -> Result<String, MappingConfigError> {
-    Ok(Template::parse(text)
-        .map_err(|m| MappingConfigError::new(key, m))?
-        .render(vars))
 }
 
 fn problems_hint(sub: &Submission) -> String {
@@ -147,11 +109,7 @@ fn problems_hint(sub: &Submission) -> String {
     format!(" (problems: {list})")
 }
 
-fn contact_fields(
-    cfg: &MappingConfig,
-    vars: &Vars<'_>,
-    tool: &str,
-) -> Result<ContactFields, MappingConfigError> {
+fn contact_fields(mapping: &CompiledMapping, vars: &Vars<'_>) -> ContactFields {
     let c = &vars.submission.contact;
     let mut out = ContactFields {
         first_name: c.first_name.clone(),
@@ -167,50 +125,30 @@ fn contact_fields(
         country: c.address.country.clone(),
         website: c.website.clone(),
         timezone: None,
-        source: Some(cfg.source.clone().unwrap_or_else(|| tool.to_owned())),
+        source: Some(mapping.contact_source.clone()),
         custom_fields: Vec::new(),
     };
     if out.first_name.is_none() && out.last_name.is_none() {
         out.name = c.full_name.clone();
     }
-    for (field, template) in cfg.values.iter() {
-        let value = render(&format!("values.{field}"), template, vars)?;
-        let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
-        if value.is_none() {
-            continue;
+    for (field, template) in &mapping.values {
+        let value = template.render(vars);
+        let value = value.trim();
+        if !value.is_empty() {
+            *out.slot(*field) = Some(value.to_owned());
         }
-        let slot = match field {
-            "first_name" => &mut out.first_name,
-            "last_name" => &mut out.last_name,
-            "company_name" => &mut out.company_name,
-            "address1" => &mut out.address1,
-            "city" => &mut out.city,
-            "state" => &mut out.state,
-            "postal_code" => &mut out.postal_code,
-            "country" => &mut out.country,
-            "website" => &mut out.website,
-            _ => &mut out.timezone,
-        };
-        *slot = value;
     }
-    for (i, rule) in cfg.custom_fields.iter().enumerate() {
-        let value = match (&rule.answer, &rule.value) {
-            (Some(sel), _) => match vars.submission.answer(sel).map(|a| &a.value) {
+    for rule in &mapping.custom_fields {
+        let value = match &rule.value {
+            CustomFieldSource::Answer(sel) => match vars.submission.answer(sel).map(|a| &a.value) {
                 Some(v) if v.is_blank() => None,
                 Some(AnswerValue::List(items)) => Some(serde_json::Value::from(items.clone())),
                 Some(v) => Some(serde_json::Value::String(v.display())),
                 None => None,
             },
-            (None, Some(t)) => {
-                let text = render(&format!("custom_fields[{i}].value"), t, vars)?;
-                Some(serde_json::Value::String(text))
-                    .filter(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()))
-            }
-            (None, None) => {
-                return Err(MappingConfigError::new(
-                    format!("custom_fields[{i}]"),
-                    "set exactly one of `answer` or `value`",
-                ))
+            CustomFieldSource::Template(t) => {
+                let text = t.render(vars);
+                (!text.trim().is_empty()).then_some(serde_json::Value::String(text))
             }
         };
         if let Some(value) = value {
@@ -221,29 +159,20 @@ fn contact_fields(
             });
         }
     }
-    Ok(out)
+    out
 }
 
-fn tags(
-    cfg: &MappingConfig,
-    vars: &Vars<'_>,
-    source: &SourceName,
-) -> Result<Vec<String>, MappingConfigError> {
-    let t = &cfg.tags;
+fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
+    let t = &mapping.tags;
     let mut raw: Vec<String> = Vec::new();
-    if t.source_tag {
-        raw.push(source.to_string());
-    }
+    raw.extend(t.source_tag.clone());
     if vars.submission.is_test {
         raw.push("test".to_owned());
     }
-    for (i, tag) in t.static_tags.iter().enumerate() {
-        raw.push(render(&format!("tags.static[{i}]"), tag, vars)?);
-    }
-    for (i, rule) in t.when.iter().enumerate() {
-        let cond: CompiledCondition = rule.when.compile(&format!("tags.when[{i}].when"))?;
-        if cond.holds(vars) {
-            raw.push(render(&format!("tags.when[{i}].tag"), &rule.tag, vars)?);
+    raw.extend(t.static_tags.iter().map(|tag| tag.render(vars)));
+    for (when, tag) in &t.when {
+        if when.holds(vars) {
+            raw.push(tag.render(vars));
         }
     }
     for rule in &t.from_answers {
@@ -269,7 +198,7 @@ fn tags(
             tags.push(tag);
         }
     }
-    Ok(tags)
+    tags
 }
 
 /// The default note: JivoChat transcript or offline message; otherwise a header with the tool's

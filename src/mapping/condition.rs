@@ -3,7 +3,7 @@
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::config::MappingConfigError;
+use super::error::MappingConfigError;
 use super::vars::{is_known_variable, Vars};
 
 /// A test on one template variable. Set `field` and exactly one of `equals`, `contains`,

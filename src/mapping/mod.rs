@@ -1,17 +1,23 @@
 //! Mapping: per-source config turns a normalized `Submission` into a `Plan` of GHL steps.
 //!
-//! - [`config`]: the `[sources.<name>.mapping]` model and its validation.
+//! - [`config`]: the `[sources.<name>.mapping]` model, as written.
+//! - [`compile`]: [`CompiledMapping`], the config checked and compiled once at start.
+//! - [`error`]: [`MappingConfigError`], naming the key at fault.
 //! - [`build`]: the pure plan builder and the default note.
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
 //! - [`preview`]: normalize + plan for `formbridge map`.
 
 pub mod build;
+pub mod compile;
 pub mod condition;
 pub mod config;
+pub mod error;
 pub mod plan;
 pub mod preview;
 pub mod template;
 pub mod vars;
 
 pub use build::{build_plan, MappingError};
+pub use compile::CompiledMapping;
+pub use error::MappingConfigError;
 pub use preview::{preview, Preview, PreviewError};

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::submission::ContactField;
+
 /// What to do in GHL for one submission, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Plan {
@@ -111,5 +113,26 @@ impl Plan {
                 .or_else(|| contact.phone.as_ref().map(|p| format!("phone:{p}"))),
             _ => None,
         })
+    }
+}
+
+impl ContactFields {
+    /// The slot of one contact field (the plan's copy of GHL's contact properties).
+    pub fn slot(&mut self, field: ContactField) -> &mut Option<String> {
+        match field {
+            ContactField::Email => &mut self.email,
+            ContactField::Phone => &mut self.phone,
+            ContactField::FirstName => &mut self.first_name,
+            ContactField::LastName => &mut self.last_name,
+            ContactField::Name => &mut self.name,
+            ContactField::CompanyName => &mut self.company_name,
+            ContactField::Address1 => &mut self.address1,
+            ContactField::City => &mut self.city,
+            ContactField::State => &mut self.state,
+            ContactField::PostalCode => &mut self.postal_code,
+            ContactField::Country => &mut self.country,
+            ContactField::Website => &mut self.website,
+            ContactField::Timezone => &mut self.timezone,
+        }
     }
 }

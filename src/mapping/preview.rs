@@ -8,8 +8,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::build::{build_plan, MappingError};
-use super::config::MappingConfigError;
+use super::build::build_plan;
+use super::compile::CompiledMapping;
+use super::error::MappingConfigError;
 use super::plan::Plan;
 use crate::settings::SourceSettings;
 use crate::sources::{normalize, NormalizeError, SourceKind, SourceName};
@@ -72,19 +73,16 @@ pub async fn preview(
     body: &Bytes,
     received_at: OffsetDateTime,
 ) -> Result<Preview, PreviewError> {
-    settings
-        .mapping
-        .validate(source, kind)
-        .map_err(|error| PreviewError::Config {
+    let mapping = CompiledMapping::compile(&settings.mapping, source, kind).map_err(|error| {
+        PreviewError::Config {
             source_name: source.to_string(),
             error,
-        })?;
-    let submission = normalize(source, kind, settings, content_type, body, received_at).await?;
-    let (plan, mapping_error) = match build_plan(source, kind, settings, &submission) {
-        Ok(plan) => (Some(plan), None),
-        Err(e @ MappingError::NoContact { .. }) | Err(e @ MappingError::Config(_)) => {
-            (None, Some(e.to_string()))
         }
+    })?;
+    let submission = normalize(source, kind, settings, content_type, body, received_at).await?;
+    let (plan, mapping_error) = match build_plan(&mapping, &submission) {
+        Ok(plan) => (Some(plan), None),
+        Err(e) => (None, Some(e.to_string())),
     };
     Ok(Preview {
         source: source.to_string(),

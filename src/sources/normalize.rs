@@ -1,6 +1,8 @@
 //! Entry point of normalization: a stored raw delivery → a [`Submission`], by source kind,
 //! with `mapping.fields` selectors and phone/email parsing applied.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use time::OffsetDateTime;
 
@@ -10,9 +12,8 @@ use super::ordered::OVal;
 use super::presets::preset_for;
 use super::{generic, jivochat, jotform, SourceKind, SourceName};
 use crate::body::{self, BodyError, ParsedBody};
-use crate::mapping::config::FieldSelectors;
 use crate::settings::SourceSettings;
-use crate::submission::{country_id, Submission};
+use crate::submission::{country_id, ContactField, Submission};
 
 /// Why a stored delivery could not be normalized. Each message says what to check.
 #[derive(Debug, thiserror::Error)]
@@ -101,36 +102,47 @@ pub fn normalize_parsed(
 
 /// `mapping.fields`: the selected answers win over detection; a selector that matches no
 /// answer is reported as a problem.
-fn apply_selectors(sub: &mut Submission, draft: &mut ContactDraft, fields: &FieldSelectors) {
-    let selectors = [
-        (Role::Email, "email", &fields.email),
-        (Role::Phone, "phone", &fields.phone),
-        (Role::FirstName, "first_name", &fields.first_name),
-        (Role::LastName, "last_name", &fields.last_name),
-        (Role::FullName, "name", &fields.name),
-        (Role::Company, "company_name", &fields.company_name),
-        (Role::Address1, "address1", &fields.address1),
-        (Role::City, "city", &fields.city),
-        (Role::State, "state", &fields.state),
-        (Role::PostalCode, "postal_code", &fields.postal_code),
-        (Role::Country, "country", &fields.country),
-        (Role::Website, "website", &fields.website),
-    ];
+fn apply_selectors(
+    sub: &mut Submission,
+    draft: &mut ContactDraft,
+    fields: &BTreeMap<ContactField, String>,
+) {
     let mut missing = Vec::new();
-    for (role, name, selector) in selectors {
-        let Some(selector) = selector else { continue };
+    for (field, selector) in fields {
+        let Some(role) = role_of(*field) else {
+            continue;
+        };
         match sub.answer(selector) {
             Some(a) => {
                 let value = a.value.display();
                 draft.offer(role, Confidence::Configured, &a.key.clone(), &value);
             }
-            None => missing.push((name, selector.clone())),
+            None => missing.push((*field, selector.clone())),
         }
     }
-    for (name, selector) in missing {
+    for (field, selector) in missing {
         sub.problem(
-            format!("mapping.fields.{name}"),
+            format!("mapping.fields.{field}"),
             format!("no answer has the key, label or path `{selector}`"),
         );
     }
+}
+
+/// The detection role a selected contact field fills (none for the time zone).
+fn role_of(field: ContactField) -> Option<Role> {
+    Some(match field {
+        ContactField::Email => Role::Email,
+        ContactField::Phone => Role::Phone,
+        ContactField::FirstName => Role::FirstName,
+        ContactField::LastName => Role::LastName,
+        ContactField::Name => Role::FullName,
+        ContactField::CompanyName => Role::Company,
+        ContactField::Address1 => Role::Address1,
+        ContactField::City => Role::City,
+        ContactField::State => Role::State,
+        ContactField::PostalCode => Role::PostalCode,
+        ContactField::Country => Role::Country,
+        ContactField::Website => Role::Website,
+        ContactField::Timezone => return None,
+    })
 }

@@ -1,0 +1,383 @@
+//! The mapping compiled once, at start: templates parsed, conditions and their regexes built,
+//! durations read, kind-specific keys checked. A config that compiles can always build a plan;
+//! one that does not is refused at start with the exact key (`mapping.tasks[0].due_in`).
+
+use super::condition::CompiledCondition;
+use super::config::{
+    AnswerTags, MappingConfig, MissingContact, DEFAULT_JIVO_CONTACT_EVENTS, JIVO_EVENTS,
+};
+use super::error::MappingConfigError;
+use super::template::Template;
+use crate::sources::{SourceKind, SourceName};
+use crate::submission::{country_id, ContactField};
+
+/// The longest `due_in` accepted (ten years), so a due date can always be computed.
+const MAX_DUE_IN: time::Duration = time::Duration::days(3650);
+
+/// One source's mapping, checked and ready to build plans.
+#[derive(Debug, Clone)]
+pub struct CompiledMapping {
+    pub(super) source: SourceName,
+    pub(super) kind: SourceKind,
+    /// The tool's name: the default GHL `source` value.
+    pub(super) tool: String,
+    /// The GHL `source` value.
+    pub(super) contact_source: String,
+    /// JivoChat: the events that make or update a contact; `None` for other tools.
+    pub(super) contact_events: Option<Vec<String>>,
+    pub(super) skip_test_submissions: bool,
+    pub(super) on_missing_contact: MissingContact,
+    pub(super) values: Vec<(ContactField, Template)>,
+    pub(super) custom_fields: Vec<CompiledCustomField>,
+    pub(super) tags: CompiledTags,
+    pub(super) tasks: Vec<CompiledTask>,
+    pub(super) note: NoteRule,
+}
+
+/// A custom field rule: its GHL id or key, and where its value comes from.
+#[derive(Debug, Clone)]
+pub(super) struct CompiledCustomField {
+    pub(super) id: Option<String>,
+    pub(super) key: Option<String>,
+    pub(super) value: CustomFieldSource,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum CustomFieldSource {
+    Answer(String),
+    Template(Template),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct CompiledTags {
+    /// The source's name, when `source_tag` is on.
+    pub(super) source_tag: Option<String>,
+    pub(super) static_tags: Vec<Template>,
+    pub(super) when: Vec<(CompiledCondition, Template)>,
+    pub(super) from_answers: Vec<AnswerTags>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct CompiledTask {
+    pub(super) title: Template,
+    pub(super) body: Option<Template>,
+    pub(super) due_in: time::Duration,
+    pub(super) assigned_to: Option<String>,
+    pub(super) when: Option<CompiledCondition>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum NoteRule {
+    Off,
+    /// Every answer as `Label: value` (JivoChat: the transcript or message).
+    Default,
+    Template(Template),
+}
+
+fn is_generic_kind(kind: SourceKind) -> bool {
+    !matches!(kind, SourceKind::Jotform | SourceKind::Jivochat)
+}
+
+/// The tool's name used as the default GHL `source`: the kind, or the source's name for
+/// `generic` sources.
+pub fn tool_name(kind: SourceKind, source: &SourceName) -> String {
+    match kind {
+        SourceKind::Generic => source.to_string(),
+        other => other.as_str().to_owned(),
+    }
+}
+
+impl CompiledMapping {
+    /// Checks `config` for the source and compiles it; the error's `key` names the exact key.
+    pub fn compile(
+        config: &MappingConfig,
+        source: &SourceName,
+        kind: SourceKind,
+    ) -> Result<Self, MappingConfigError> {
+        if let Some(c) = &config.default_country {
+            country_id(c).map_err(|e| MappingConfigError::new("default_country", e.to_string()))?;
+        }
+        check_kind_specific_keys(config, kind)?;
+        for (field, selector) in &config.fields {
+            let key = format!("fields.{field}");
+            if !field.is_selectable() {
+                return Err(MappingConfigError::new(
+                    key,
+                    "no form asks for it; set it with mapping.values",
+                ));
+            }
+            if selector.trim().is_empty() {
+                return Err(MappingConfigError::new(key, "is empty"));
+            }
+        }
+        let mut values = Vec::new();
+        for (field, text) in &config.values {
+            let key = format!("values.{field}");
+            if !field.is_fixable() {
+                return Err(MappingConfigError::new(
+                    key,
+                    "comes from the answers; select it with mapping.fields instead",
+                ));
+            }
+            values.push((*field, template(&key, text)?));
+        }
+        let tool = tool_name(kind, source);
+        Ok(Self {
+            source: source.clone(),
+            kind,
+            contact_source: config.source.clone().unwrap_or_else(|| tool.clone()),
+            tool,
+            contact_events: (kind == SourceKind::Jivochat).then(|| {
+                config.contact_events.clone().unwrap_or_else(|| {
+                    DEFAULT_JIVO_CONTACT_EVENTS
+                        .iter()
+                        .map(|e| (*e).to_owned())
+                        .collect()
+                })
+            }),
+            skip_test_submissions: config.skip_test_submissions,
+            on_missing_contact: config.on_missing_contact,
+            values,
+            custom_fields: custom_fields(config)?,
+            tags: tags(config, source)?,
+            tasks: tasks(config)?,
+            note: match (&config.note.enabled, &config.note.template) {
+                (false, _) => NoteRule::Off,
+                (true, None) => NoteRule::Default,
+                (true, Some(t)) => NoteRule::Template(template("note.template", t)?),
+            },
+        })
+    }
+}
+
+fn check_kind_specific_keys(
+    config: &MappingConfig,
+    kind: SourceKind,
+) -> Result<(), MappingConfigError> {
+    if !is_generic_kind(kind) {
+        for (key, set) in [
+            ("submission_id", config.submission_id.is_some()),
+            ("strip_html", config.strip_html.is_some()),
+        ] {
+            if set {
+                return Err(MappingConfigError::new(
+                    key,
+                    format!(
+                        "only used by generic-kind sources; `{}` finds it itself",
+                        kind.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(events) = &config.contact_events {
+        if kind != SourceKind::Jivochat {
+            return Err(MappingConfigError::new(
+                "contact_events",
+                "only used by jivochat sources",
+            ));
+        }
+        for (i, e) in events.iter().enumerate() {
+            if !JIVO_EVENTS.contains(&e.as_str()) {
+                return Err(MappingConfigError::new(
+                    format!("contact_events[{i}]"),
+                    format!(
+                        "unknown JivoChat event `{e}`; known: {}",
+                        JIVO_EVENTS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn custom_fields(config: &MappingConfig) -> Result<Vec<CompiledCustomField>, MappingConfigError> {
+    let mut out = Vec::new();
+    for (i, cf) in config.custom_fields.iter().enumerate() {
+        let key = format!("custom_fields[{i}]");
+        if cf.id.is_some() == cf.key.is_some() {
+            return Err(MappingConfigError::new(
+                key,
+                "set exactly one of `id` or `key`",
+            ));
+        }
+        let value = match (&cf.answer, &cf.value) {
+            (Some(answer), None) => CustomFieldSource::Answer(answer.clone()),
+            (None, Some(v)) => CustomFieldSource::Template(template(&format!("{key}.value"), v)?),
+            _ => {
+                return Err(MappingConfigError::new(
+                    key,
+                    "set exactly one of `answer` or `value`",
+                ))
+            }
+        };
+        out.push(CompiledCustomField {
+            id: cf.id.clone(),
+            key: cf.key.clone(),
+            value,
+        });
+    }
+    Ok(out)
+}
+
+fn tags(config: &MappingConfig, source: &SourceName) -> Result<CompiledTags, MappingConfigError> {
+    let t = &config.tags;
+    let mut static_tags = Vec::new();
+    for (i, tag) in t.static_tags.iter().enumerate() {
+        static_tags.push(tag_template(&format!("tags.static[{i}]"), tag)?);
+    }
+    let mut when = Vec::new();
+    for (i, rule) in t.when.iter().enumerate() {
+        let tag = tag_template(&format!("tags.when[{i}].tag"), &rule.tag)?;
+        when.push((rule.when.compile(&format!("tags.when[{i}].when"))?, tag));
+    }
+    for (i, rule) in t.from_answers.iter().enumerate() {
+        if rule.answer.trim().is_empty() {
+            return Err(MappingConfigError::new(
+                format!("tags.from_answers[{i}].answer"),
+                "is empty",
+            ));
+        }
+    }
+    Ok(CompiledTags {
+        source_tag: t.source_tag.then(|| source.to_string()),
+        static_tags,
+        when,
+        from_answers: t.from_answers.clone(),
+    })
+}
+
+fn tasks(config: &MappingConfig) -> Result<Vec<CompiledTask>, MappingConfigError> {
+    let mut out = Vec::new();
+    for (i, task) in config.tasks.iter().enumerate() {
+        let key = |f: &str| format!("tasks[{i}].{f}");
+        if task.title.trim().is_empty() {
+            return Err(MappingConfigError::new(key("title"), "is empty"));
+        }
+        let due_in =
+            parse_duration(&task.due_in).map_err(|m| MappingConfigError::new(key("due_in"), m))?;
+        let due_in = time::Duration::try_from(due_in)
+            .ok()
+            .filter(|d| *d <= MAX_DUE_IN)
+            .ok_or_else(|| MappingConfigError::new(key("due_in"), "is more than ten years"))?;
+        out.push(CompiledTask {
+            title: template(&key("title"), &task.title)?,
+            body: task
+                .body
+                .as_ref()
+                .map(|b| template(&key("body"), b))
+                .transpose()?,
+            due_in,
+            assigned_to: task.assigned_to.clone().filter(|a| !a.trim().is_empty()),
+            when: task
+                .when
+                .as_ref()
+                .map(|w| w.compile(&key("when")))
+                .transpose()?,
+        });
+    }
+    Ok(out)
+}
+
+fn template(key: &str, text: &str) -> Result<Template, MappingConfigError> {
+    Template::parse(text).map_err(|m| MappingConfigError::new(key, m))
+}
+
+fn tag_template(key: &str, tag: &str) -> Result<Template, MappingConfigError> {
+    if tag.trim().is_empty() {
+        return Err(MappingConfigError::new(key, "is empty"));
+    }
+    template(key, tag)
+}
+
+/// Parses a humantime duration (`30m`, `1d`, `2h 30m`) with a message a user can act on.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write e.g. `30m`, `4h`, `1d`, `2d 4h`")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(json: &str, kind: SourceKind) -> Result<CompiledMapping, MappingConfigError> {
+        let config: MappingConfig = serde_json::from_str(json).unwrap();
+        CompiledMapping::compile(&config, &SourceName::parse("site").unwrap(), kind)
+    }
+
+    #[test]
+    fn each_contact_field_is_selected_or_fixed_where_it_makes_sense() {
+        let refused = |json: &str, key: &str| {
+            let e = compile(json, SourceKind::Generic).unwrap_err();
+            assert_eq!(e.key, key, "{json}: {e}");
+        };
+        refused(r#"{"fields":{"timezone":"tz"}}"#, "fields.timezone");
+        refused(r#"{"fields":{"email":" "}}"#, "fields.email");
+        refused(r#"{"values":{"email":"x@y.io"}}"#, "values.email");
+        refused(r#"{"values":{"phone":"1"}}"#, "values.phone");
+        refused(r#"{"values":{"city":"{{nope}}"}}"#, "values.city");
+        assert!(compile(
+            r#"{"fields":{"email":"mail","company_name":"org"},"values":{"timezone":"UTC","city":"{{answers.town}}"}}"#,
+            SourceKind::Generic
+        )
+        .is_ok());
+        let unknown = serde_json::from_str::<MappingConfig>(r#"{"fields":{"emial":"x"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("unknown variant `emial`"), "{unknown}");
+    }
+
+    #[test]
+    fn a_due_date_is_always_computable() {
+        let e = compile(
+            r#"{"tasks":[{"title":"t","due_in":"20years"}]}"#,
+            SourceKind::Generic,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "tasks[0].due_in");
+        let ok = compile(
+            r#"{"tasks":[{"title":"t","due_in":"2d 4h"}]}"#,
+            SourceKind::Generic,
+        )
+        .unwrap();
+        assert_eq!(ok.tasks[0].due_in, time::Duration::hours(52));
+    }
+
+    #[test]
+    fn conditions_are_compiled_once_and_bad_regexes_refused() {
+        let e = compile(
+            r#"{"tags":{"when":[{"tag":"big","when":{"field":"answers.budget","matches":"("}}]}}"#,
+            SourceKind::Generic,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "tags.when[0].when.matches");
+        let ok = compile(
+            r#"{"tags":{"when":[{"tag":"big","when":{"field":"answers.budget","matches":"^[5-9]"}}]}}"#,
+            SourceKind::Generic,
+        )
+        .unwrap();
+        assert_eq!(ok.tags.when.len(), 1);
+    }
+
+    #[test]
+    fn jivochat_contact_events_default_and_belong_to_jivochat_only() {
+        let jivo = compile("{}", SourceKind::Jivochat).unwrap();
+        let defaults: Vec<String> = DEFAULT_JIVO_CONTACT_EVENTS
+            .iter()
+            .map(|e| (*e).to_owned())
+            .collect();
+        assert_eq!(jivo.contact_events, Some(defaults));
+        assert!(compile("{}", SourceKind::Jotform)
+            .unwrap()
+            .contact_events
+            .is_none());
+        let e = compile(
+            r#"{"contact_events":["chat_finished"]}"#,
+            SourceKind::Jotform,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "contact_events");
+    }
+}
