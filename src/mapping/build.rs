@@ -1,6 +1,8 @@
 //! The pure plan builder: a [`Submission`] and the source's [`MappingConfig`] → a [`Plan`]
 //! (upsert contact → add tags → create tasks → create notes).
 
+use std::collections::HashSet;
+
 use super::condition::CompiledCondition;
 use super::config::{
     parse_duration, MappingConfig, MappingConfigError, MissingContact, DEFAULT_JIVO_CONTACT_EVENTS,
@@ -258,6 +260,7 @@ fn tags(
         }
     }
     let mut tags: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for tag in raw {
         // GHL stores tags lower-cased.
         let tag = tag
@@ -265,7 +268,7 @@ fn tags(
             .collect::<Vec<_>>()
             .join(" ")
             .to_lowercase();
-        if !tag.is_empty() && !tags.contains(&tag) {
+        if !tag.is_empty() && seen.insert(tag.clone()) {
             tags.push(tag);
         }
     }
