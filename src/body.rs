@@ -1,9 +1,17 @@
 //! Webhook body parsing: JSON, urlencoded or multipart bytes into one typed [`ParsedBody`].
 //!
-//! The ingress uses it to refuse bodies that do not parse as their declared type; the
-//! normalizers use it to read the fields of a stored delivery.
+//! The ingress uses it to refuse bodies that do not parse as their declared type or pass the
+//! [`BodyLimits`]; the normalizers use it (with the same limits) to read a stored delivery.
+//! Parsing is synchronous and linear in the body: call it from a blocking thread when the
+//! body may be large.
+
+mod limits;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
+
+use limits::{check_form_fields, check_json, check_urlencoded, JsonCheckError};
+pub use limits::{BodyLimits, Limit, OverLimit};
 
 /// The body formats formbridge accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +62,9 @@ pub enum BodyError {
         format: &'static str,
         reason: String,
     },
+    /// The body has more fields, values or nesting than configured (HTTP 413).
+    #[error(transparent)]
+    OverLimit(#[from] OverLimit),
 }
 
 impl BodyError {
@@ -98,25 +109,35 @@ pub fn detect_format(
     Ok((format, boundary))
 }
 
-/// Parses `body` according to `content_type`.
-pub async fn parse(content_type: Option<&str>, body: &Bytes) -> Result<ParsedBody, BodyError> {
+/// Parses `body` according to `content_type`, refusing it when it passes `limits` (checked
+/// before the body is built into values).
+pub fn parse(
+    content_type: Option<&str>,
+    body: &Bytes,
+    limits: &BodyLimits,
+) -> Result<ParsedBody, BodyError> {
     let (format, boundary) = detect_format(content_type)?;
     match format {
-        BodyFormat::Json => serde_json::from_slice(body)
-            .map(ParsedBody::Json)
-            .map_err(|e| BodyError::malformed(format, e)),
-        BodyFormat::UrlEncoded => parse_urlencoded(body).map(ParsedBody::Form),
+        BodyFormat::Json => {
+            check_json(body, limits).map_err(|e| match e {
+                JsonCheckError::OverLimit(over) => BodyError::OverLimit(over),
+                JsonCheckError::Syntax(e) => BodyError::malformed(format, e),
+            })?;
+            serde_json::from_slice(body)
+                .map(ParsedBody::Json)
+                .map_err(|e| BodyError::malformed(format, e))
+        }
+        BodyFormat::UrlEncoded => parse_urlencoded(body, limits).map(ParsedBody::Form),
         BodyFormat::Multipart => {
             // detect_format guarantees a boundary for multipart.
             let boundary = boundary.unwrap_or_default();
-            parse_multipart(body.clone(), boundary)
-                .await
-                .map(ParsedBody::Form)
+            parse_multipart(body.clone(), boundary, limits).map(ParsedBody::Form)
         }
     }
 }
 
-fn parse_urlencoded(body: &[u8]) -> Result<Vec<FormField>, BodyError> {
+fn parse_urlencoded(body: &[u8], limits: &BodyLimits) -> Result<Vec<FormField>, BodyError> {
+    check_urlencoded(body, limits)?;
     std::str::from_utf8(body).map_err(|e| BodyError::malformed(BodyFormat::UrlEncoded, e))?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|e| BodyError::malformed(BodyFormat::UrlEncoded, e))?;
@@ -130,7 +151,28 @@ fn parse_urlencoded(body: &[u8]) -> Result<Vec<FormField>, BodyError> {
         .collect())
 }
 
-async fn parse_multipart(body: Bytes, boundary: String) -> Result<Vec<FormField>, BodyError> {
+/// Reads a multipart body held in memory. `multer` is asynchronous, but over a stream that
+/// yields the whole body at once it never waits, so its future completes in one poll.
+fn parse_multipart(
+    body: Bytes,
+    boundary: String,
+    limits: &BodyLimits,
+) -> Result<Vec<FormField>, BodyError> {
+    multipart_fields(body, boundary, limits)
+        .now_or_never()
+        .unwrap_or_else(|| {
+            Err(BodyError::malformed(
+                BodyFormat::Multipart,
+                "the parser asked for more input than the body holds",
+            ))
+        })
+}
+
+async fn multipart_fields(
+    body: Bytes,
+    boundary: String,
+    limits: &BodyLimits,
+) -> Result<Vec<FormField>, BodyError> {
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut fields = Vec::new();
@@ -140,6 +182,7 @@ async fn parse_multipart(body: Bytes, boundary: String) -> Result<Vec<FormField>
             .await
             .map_err(|e| BodyError::malformed(BodyFormat::Multipart, e))?;
         let Some(field) = field else { break };
+        check_form_fields(fields.len() + 1, limits)?;
         let name = field.name().unwrap_or_default().to_owned();
         let file_name = field.file_name().map(str::to_owned);
         let bytes = field
@@ -200,54 +243,102 @@ impl ParsedBody {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn parses_each_format() {
+    #[test]
+    fn parses_each_format() {
         let json = parse(
             Some("application/json; charset=utf-8"),
             &Bytes::from_static(b"{\"a\":{\"b\":7}}"),
+            &BodyLimits::UNLIMITED,
         )
-        .await
         .unwrap();
         assert_eq!(json.field("a.b").as_deref(), Some("7"));
         let form = parse(
             Some("application/x-www-form-urlencoded"),
             &Bytes::from_static(b"name=Jane+Doe&email=j%40x.io"),
+            &BodyLimits::UNLIMITED,
         )
-        .await
         .unwrap();
         assert_eq!(form.field("email").as_deref(), Some("j@x.io"));
         let body = "--b\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\nhello\r\n--b--\r\n";
-        let multi = parse(Some("multipart/form-data; boundary=b"), &Bytes::from(body))
-            .await
-            .unwrap();
+        let multi = parse(
+            Some("multipart/form-data; boundary=b"),
+            &Bytes::from(body),
+            &BodyLimits::UNLIMITED,
+        )
+        .unwrap();
         assert_eq!(multi.field("q").as_deref(), Some("hello"));
     }
 
-    #[tokio::test]
-    async fn refuses_bad_bodies_and_types() {
+    #[test]
+    fn refuses_bad_bodies_and_types() {
         assert!(matches!(
-            parse(Some("application/json"), &Bytes::from_static(b"{nope")).await,
+            parse(
+                Some("application/json"),
+                &Bytes::from_static(b"{nope"),
+                &BodyLimits::UNLIMITED
+            ),
             Err(BodyError::Malformed { .. })
         ));
         assert!(matches!(
-            parse(Some("application/xml"), &Bytes::from_static(b"<a/>")).await,
+            parse(
+                Some("application/xml"),
+                &Bytes::from_static(b"<a/>"),
+                &BodyLimits::UNLIMITED
+            ),
             Err(BodyError::UnsupportedType(_))
         ));
         assert!(matches!(
-            parse(Some("multipart/form-data"), &Bytes::from_static(b"x")).await,
+            parse(
+                Some("multipart/form-data"),
+                &Bytes::from_static(b"x"),
+                &BodyLimits::UNLIMITED
+            ),
             Err(BodyError::Malformed { .. })
         ));
         assert!(matches!(
             parse(
                 Some("multipart/form-data; boundary=zz"),
-                &Bytes::from_static(b"garbage")
-            )
-            .await,
+                &Bytes::from_static(b"garbage"),
+                &BodyLimits::UNLIMITED
+            ),
             Err(BodyError::Malformed { .. })
         ));
         // A missing content type is read as JSON (JivoChat).
-        assert!(parse(None, &Bytes::from_static(b"{\"event_name\":\"x\"}"))
-            .await
-            .is_ok());
+        assert!(parse(
+            None,
+            &Bytes::from_static(b"{\"event_name\":\"x\"}"),
+            &BodyLimits::UNLIMITED
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn refuses_bodies_over_their_limits() {
+        let limits = BodyLimits {
+            max_form_fields: 2,
+            ..BodyLimits::UNLIMITED
+        };
+        let part = "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nx\r\n";
+        let three_parts = Bytes::from(format!("{0}{0}{0}--b--\r\n", part));
+        let two_parts = Bytes::from(format!("{0}{0}--b--\r\n", part));
+        let multipart = Some("multipart/form-data; boundary=b");
+        assert!(parse(multipart, &two_parts, &limits).is_ok());
+        let refused = parse(multipart, &three_parts, &limits).unwrap_err();
+        assert!(
+            matches!(&refused, BodyError::OverLimit(o) if o.limit == Limit::FormFields),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("server.max_form_fields"));
+        let form = Some("application/x-www-form-urlencoded");
+        assert!(parse(form, &Bytes::from_static(b"a&a&a"), &limits).is_err());
+        let depth = BodyLimits {
+            max_json_depth: 1,
+            ..BodyLimits::UNLIMITED
+        };
+        let nested = Bytes::from_static(b"{\"a\":{}}");
+        assert!(matches!(
+            parse(None, &nested, &depth),
+            Err(BodyError::OverLimit(o)) if o.limit == Limit::JsonDepth
+        ));
     }
 }

@@ -7,7 +7,7 @@
 //! - [`telemetry`]: tracing subscriber and Prometheus recorder.
 //! - [`http`]: the HTTP surface — webhook ingress, health, metrics, admin API, error bodies.
 //! - [`redact`]: masking of secrets in stored bodies, headers and URLs shown to operators.
-//! - [`body`]: parsing JSON / urlencoded / multipart bodies.
+//! - [`body`]: parsing JSON / urlencoded / multipart bodies, within per-delivery limits.
 //! - [`sources`]: source names and kinds, authentication, per-tool normalizers.
 //! - [`submission`]: the normalized submission model.
 //! - [`mapping`]: mapping config and the pure plan builder.

@@ -127,7 +127,7 @@ async fn run(command: Command, settings: Settings, source: ConfigSource) -> Exit
             source,
             file,
             content_type,
-        } => map_file(&settings, &source, &file, content_type).await,
+        } => map_file(&settings, &source, &file, content_type),
         Command::Events { command } => cli::run_events(command, &settings).await,
         // Handled before the settings are loaded.
         Command::SandboxGhl { addr } => cli::sandbox_ghl(addr, shutdown_signal()).await,
@@ -139,7 +139,7 @@ async fn run_demo(config: ConfigSource, keep: Option<PathBuf>, json: bool) -> Ex
     demo::run(DemoOptions { config, keep, json }, shutdown_signal()).await
 }
 
-async fn map_file(
+fn map_file(
     settings: &Settings,
     source: &str,
     file: &std::path::Path,
@@ -169,12 +169,11 @@ async fn map_file(
         &name,
         kind,
         source_settings,
+        &settings.server.body_limits(),
         content_type.as_deref(),
         &body,
         OffsetDateTime::now_utc(),
-    )
-    .await
-    {
+    ) {
         Ok(p) => {
             println!("{p}");
             if p.mapping_error.is_some() {

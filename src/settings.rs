@@ -11,6 +11,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::body::BodyLimits;
 use crate::mapping::config::MappingConfig;
 use crate::sources::{SourceKind, SourceName};
 
@@ -18,6 +19,8 @@ use crate::sources::{SourceKind, SourceName};
 pub const ENV_PREFIX: &str = "FORMBRIDGE";
 /// Environment variable naming the environment file to layer over `default.toml`.
 pub const ENV_SELECTOR: &str = "FORMBRIDGE_ENV";
+/// Largest `server.max_json_depth`: serde_json refuses documents nested deeper than 128.
+const MAX_JSON_DEPTH: usize = 128;
 
 /// Largest accepted `server.max_connections` (each connection holds an open file).
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
@@ -63,6 +66,15 @@ pub struct ServerSettings {
     pub addr: SocketAddr,
     /// Largest accepted webhook body in bytes; larger bodies get 413.
     pub body_limit_bytes: usize,
+    /// Most fields one urlencoded delivery, or parts one multipart delivery, may have; more
+    /// get 413 (`too_many_fields`).
+    pub max_form_fields: usize,
+    /// Most values plus object keys one JSON delivery may hold; more get 413
+    /// (`too_many_fields`).
+    pub max_json_values: usize,
+    /// Deepest nesting of arrays and objects in a JSON delivery (1-128); deeper gets 413
+    /// (`too_deeply_nested`).
+    pub max_json_depth: usize,
     /// Longest time one request may take before it is answered 408/503.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -79,6 +91,19 @@ pub struct ServerSettings {
     /// Most connections served at once. At the cap, the connection that has waited longest
     /// without sending a request head is closed to admit the new one.
     pub max_connections: usize,
+}
+
+impl ServerSettings {
+    /// The shape limits of one delivery, applied at ingress and again when a stored delivery
+    /// is prepared (so deliveries stored before a limit existed are refused too).
+    pub fn body_limits(&self) -> BodyLimits {
+        BodyLimits {
+            max_form_fields: self.max_form_fields,
+            max_json_values: self.max_json_values,
+            max_json_depth: self.max_json_depth,
+            max_json_path_bytes: self.body_limit_bytes,
+        }
+    }
 }
 
 /// `[store]`: where deliveries and their progress are kept.
@@ -196,6 +221,10 @@ pub struct DispatchSettings {
     /// event probes again. Attempts are not counted meanwhile.
     #[serde(with = "humantime_serde")]
     pub auth_block: Duration,
+    /// Longest time preparing one delivery (normalize + plan) may take; an event that needs
+    /// longer is dead-lettered so it cannot hold up the others.
+    #[serde(with = "humantime_serde")]
+    pub prepare_timeout: Duration,
     /// Retry schedule.
     pub retry: RetrySettings,
 }
@@ -413,6 +442,28 @@ impl Settings {
         }
         self.validate_server_limits()?;
         self.validate_required_values()?;
+        for (key, value) in [
+            ("server.max_form_fields", self.server.max_form_fields),
+            ("server.max_json_values", self.server.max_json_values),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::invalid(key, "must be at least 1"));
+            }
+        }
+        if !(1..=MAX_JSON_DEPTH).contains(&self.server.max_json_depth) {
+            return Err(SettingsError::invalid(
+                "server.max_json_depth",
+                format!(
+                    "must be between 1 and {MAX_JSON_DEPTH} (the deepest JSON the parser reads)"
+                ),
+            ));
+        }
+        if self.dispatch.prepare_timeout.is_zero() {
+            return Err(SettingsError::invalid(
+                "dispatch.prepare_timeout",
+                "must be greater than 0",
+            ));
+        }
         let scheme = self.store.url.split(':').next().unwrap_or_default();
         if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
             return Err(SettingsError::invalid(

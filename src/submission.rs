@@ -206,6 +206,16 @@ impl AnswerValue {
         }
     }
 
+    /// Like [`AnswerValue::items`], without copying.
+    pub fn into_items(self) -> Vec<String> {
+        match self {
+            AnswerValue::Text(s) => vec![s],
+            AnswerValue::List(items) | AnswerValue::Files(items) => items,
+            AnswerValue::Table(rows) => rows.into_iter().flatten().collect(),
+            AnswerValue::Fields(parts) => parts.into_iter().map(|p| p.value).collect(),
+        }
+    }
+
     /// Nothing was answered.
     pub fn is_blank(&self) -> bool {
         self.items().iter().all(|s| s.trim().is_empty())

@@ -134,3 +134,40 @@ fn serve_warns_loudly_when_no_source_has_a_secret() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn delivery_limits_are_settable_and_a_bad_one_is_refused_naming_its_key() {
+    for (var, value, key) in [
+        (
+            "FORMBRIDGE__SERVER__MAX_FORM_FIELDS",
+            "0",
+            "server.max_form_fields",
+        ),
+        (
+            "FORMBRIDGE__SERVER__MAX_JSON_VALUES",
+            "0",
+            "server.max_json_values",
+        ),
+        (
+            "FORMBRIDGE__SERVER__MAX_JSON_DEPTH",
+            "129",
+            "server.max_json_depth",
+        ),
+        (
+            "FORMBRIDGE__DISPATCH__PREPARE_TIMEOUT",
+            "0s",
+            "dispatch.prepare_timeout",
+        ),
+    ] {
+        let (code, _, err) = check_config(&[(var, value)]);
+        assert_eq!(code, 2, "{var}={value}: {err}");
+        assert!(err.contains(key), "{err}");
+    }
+    let (code, out, err) = check_config(&[
+        ("FORMBRIDGE__SERVER__MAX_FORM_FIELDS", "250"),
+        ("FORMBRIDGE__DISPATCH__PREPARE_TIMEOUT", "750ms"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"max_form_fields\": 250"), "{out}");
+    assert!(out.contains("750ms"), "{out}");
+}

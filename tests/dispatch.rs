@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::{fixtures, settings_with_toml, spawn_with, wait_for, TestApp, SECRET};
 use formbridge::ghl::sandbox::{self, FaultSpec, SandboxConfig, SandboxHandle, SandboxState};
-use formbridge::store::{EventFilter, EventStatus, EventSummary};
+use formbridge::sources::SourceName;
+use formbridge::store::{EventFilter, EventStatus, EventSummary, NewEvent};
 use serde_json::Value;
 
 const TOKEN: &str = "pit-test-token";
@@ -708,4 +709,71 @@ async fn a_location_whose_token_is_refused_does_not_hold_up_another_location() {
         .iter()
         .all(|c| c["locationId"] == OTHER_LOCATION));
     assert_no_duplicates(&state);
+}
+
+/// A urlencoded body of `n` repeated fields (`a&a&…`, issue 10): tiny, but it used to take
+/// quadratic time to normalize.
+fn repeated_fields(n: usize) -> Vec<u8> {
+    let mut body = b"a".to_vec();
+    for _ in 1..n {
+        body.extend_from_slice(b"&a");
+    }
+    body
+}
+
+/// Waits until the sandbox holds a contact with `email`.
+async fn wait_for_contact(ghl: &SandboxHandle, email: &str, timeout: Duration) {
+    wait_for(timeout, &format!("the contact {email} in GHL"), || async {
+        ghl.state().contact_by_email(email).map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_ordinary_lead_after_a_pathological_body_within_the_limits_is_delivered_promptly() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    // Limits raised so a body of 120,000 repeated fields (240 KB) is accepted.
+    let app = app_for(&ghl, "", &[("server.max_form_fields", "1000000")]).await;
+    let r = app
+        .post_hook(
+            "powr",
+            Some(SECRET),
+            Some("application/x-www-form-urlencoded"),
+            repeated_fields(120_000),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    post_leads(&app, 1, "prompt").await;
+    // It used to take minutes; normalization is now linear (well under a second here).
+    wait_for_contact(&ghl, "prompt0@example.com", Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn a_delivery_stored_before_the_limits_is_dead_lettered_naming_the_limit_and_others_go_on() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = app_for(&ghl, "", &[]).await;
+    // As if stored by a version without limits (or before the limit was lowered): the
+    // ingress would refuse it now.
+    let stored = app
+        .store
+        .insert_event(NewEvent {
+            source: SourceName::parse("powr").unwrap(),
+            dedupe_key: "sha256:pre-limits".to_owned(),
+            content_type: Some("application/x-www-form-urlencoded".to_owned()),
+            headers: Vec::new(),
+            body: repeated_fields(60_000).into(),
+            received_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap()
+        .id();
+    post_leads(&app, 1, "after").await;
+    wait_for_contact(&ghl, "after0@example.com", Duration::from_secs(20)).await;
+    let event = app.store.get_event(stored).await.unwrap().unwrap().summary;
+    assert_eq!(event.status, EventStatus::Dead);
+    let reason = event.last_error.unwrap_or_default();
+    assert!(
+        reason.contains("more than 1000 form fields") && reason.contains("server.max_form_fields"),
+        "{reason}"
+    );
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{fixtures, spawn_app, TestApp, SECRET};
+use formbridge::body::BodyLimits;
 use formbridge::sources::auth::{hmac_sha256_hex, standard_webhooks_signature};
 use formbridge::store::{EventFilter, EventId, EventStatus};
 use serde_json::Value;
@@ -200,6 +201,109 @@ async fn refusals_have_statuses_and_json_errors_and_store_nothing() {
         .await
         .unwrap();
     assert_refused(&app, r, 404, "not_found", "/hooks/").await;
+}
+
+/// The issue-10 bodies: tens of thousands of repeated fields in a small body.
+fn repeated_fields(n: usize) -> Vec<u8> {
+    let mut body = b"email=lead%40example.com".to_vec();
+    for _ in 0..n {
+        body.extend_from_slice(b"&a");
+    }
+    body
+}
+
+fn headerless_parts(n: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    for _ in 0..n {
+        body.extend_from_slice(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n");
+    }
+    body.extend_from_slice(b"--b--\r\n");
+    body
+}
+
+fn nested_json(depth: usize) -> Vec<u8> {
+    let mut body = "[".repeat(depth);
+    body.push_str(&"]".repeat(depth));
+    body.into_bytes()
+}
+
+#[tokio::test]
+async fn bodies_over_the_field_value_and_depth_limits_are_refused_and_store_nothing() {
+    let app = spawn_app(&[]).await;
+    let form = Some("application/x-www-form-urlencoded");
+    let r = app
+        .post_hook("powr", Some(SECRET), form, repeated_fields(60_000))
+        .await;
+    assert_refused(&app, r, 413, "too_many_fields", "server.max_form_fields").await;
+    let multipart = Some("multipart/form-data; boundary=b");
+    let r = app
+        .post_hook(
+            "123formbuilder",
+            Some(SECRET),
+            multipart,
+            headerless_parts(1_001),
+        )
+        .await;
+    assert_refused(&app, r, 413, "too_many_fields", "server.max_form_fields").await;
+    let json = Some("application/json");
+    let many: Vec<u32> = (0..20_000).collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "deal_id": "1", "values": many })).unwrap();
+    let r = app.post_hook("dripjobs", Some(SECRET), json, body).await;
+    assert_refused(&app, r, 413, "too_many_fields", "server.max_json_values").await;
+    let r = app
+        .post_hook("dripjobs", Some(SECRET), json, nested_json(33))
+        .await;
+    assert_refused(&app, r, 413, "too_deeply_nested", "server.max_json_depth").await;
+    // A JSON key repeated under a long prefix would flatten into far more than the body.
+    let long_key = "k".repeat(100_000);
+    let body = format!(r#"{{"{long_key}":[{}]}}"#, vec!["1"; 20].join(","));
+    let r = app
+        .post_hook("dripjobs", Some(SECRET), json, body.into_bytes())
+        .await;
+    assert_refused(&app, r, 413, "payload_too_large", "server.body_limit_bytes").await;
+
+    // Just within every limit: stored.
+    let ok = [
+        (form, repeated_fields(999)),
+        (multipart, headerless_parts(1_000)),
+        (json, nested_json(32)),
+    ];
+    for (content_type, body) in ok {
+        let r = app
+            .post_hook("powr", Some(SECRET), content_type, body)
+            .await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    assert_eq!(app.total_events().await, 3);
+}
+
+#[tokio::test]
+async fn the_limits_are_configurable() {
+    let app = spawn_app(&[
+        ("server.max_form_fields", "3"),
+        ("server.max_json_values", "4"),
+        ("server.max_json_depth", "2"),
+    ])
+    .await;
+    let form = Some("application/x-www-form-urlencoded");
+    let r = app
+        .post_hook("powr", Some(SECRET), form, b"a=1&b=2&c=3&d=4".to_vec())
+        .await;
+    assert_refused(&app, r, 413, "too_many_fields", "more than 3 form fields").await;
+    let json = Some("application/json");
+    let r = app
+        .post_hook("powr", Some(SECRET), json, br#"{"a":1,"b":2}"#.to_vec())
+        .await;
+    assert_refused(&app, r, 413, "too_many_fields", "more than 4 JSON values").await;
+    let r = app
+        .post_hook("powr", Some(SECRET), json, b"[[[]]]".to_vec())
+        .await;
+    assert_refused(&app, r, 413, "too_deeply_nested", "server.max_json_depth").await;
+    let r = app
+        .post_hook("powr", Some(SECRET), form, b"a=1&b=2&c=3".to_vec())
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.total_events().await, 1);
 }
 
 #[tokio::test]
@@ -471,11 +575,11 @@ async fn jivochat_is_read_as_json_whatever_the_content_type() {
         &name,
         formbridge::sources::SourceKind::Jivochat,
         &settings,
+        &BodyLimits::UNLIMITED,
         form,
         &bytes::Bytes::from(fx.body),
         time::OffsetDateTime::now_utc(),
     )
-    .await
     .unwrap();
     assert_eq!(sub.contact.email.unwrap().as_str(), "email@example.com");
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use formbridge::body::BodyLimits;
 use formbridge::mapping::config::MappingConfig;
 use formbridge::mapping::plan::{Plan, Step};
 use formbridge::mapping::preview::content_type_for_file;
@@ -49,9 +50,16 @@ async fn run(
         .join(fixture);
     let body = std::fs::read(&path).unwrap();
     let ct = content_type_for_file(&path, &body);
-    let sub = normalize(&name, kind, settings, ct.as_deref(), &Bytes::from(body), AT)
-        .await
-        .unwrap();
+    let sub = normalize(
+        &name,
+        kind,
+        settings,
+        &BodyLimits::UNLIMITED,
+        ct.as_deref(),
+        &Bytes::from(body),
+        AT,
+    )
+    .unwrap();
     let plan = build_plan(&compiled(&name, kind, settings), &sub);
     (sub, plan)
 }
@@ -358,11 +366,11 @@ async fn selectors_override_detection_and_report_misses() {
         &name,
         SourceKind::Generic,
         &s,
+        &BodyLimits::UNLIMITED,
         Some("application/json"),
         &body,
         AT,
     )
-    .await
     .unwrap();
     assert_eq!(
         sub.contact.email.as_ref().unwrap().as_str(),
@@ -395,11 +403,11 @@ async fn lone_email_value_is_detected_by_shape() {
         &name,
         SourceKind::Generic,
         &s,
+        &BodyLimits::UNLIMITED,
         Some("application/x-www-form-urlencoded"),
         &body,
         AT,
     )
-    .await
     .unwrap();
     assert_eq!(
         sub.contact.email.as_ref().unwrap().as_str(),
@@ -468,9 +476,16 @@ async fn test_submissions_can_be_skipped_and_notes_disabled() {
     let name = SourceName::parse("jotform").unwrap();
     let ct = Some("multipart/form-data; boundary=b");
     let s = settings(r#"{"skip_test_submissions":true}"#);
-    let sub = normalize(&name, SourceKind::Jotform, &s, ct, &Bytes::from(body), AT)
-        .await
-        .unwrap();
+    let sub = normalize(
+        &name,
+        SourceKind::Jotform,
+        &s,
+        &BodyLimits::UNLIMITED,
+        ct,
+        &Bytes::from(body),
+        AT,
+    )
+    .unwrap();
     assert!(build_plan(&compiled(&name, SourceKind::Jotform, &s), &sub)
         .unwrap()
         .steps
@@ -490,20 +505,27 @@ async fn preview_reports_config_and_mapping_errors() {
         &name,
         SourceKind::Dripjobs,
         &settings("{}"),
+        &BodyLimits::UNLIMITED,
         None,
         &body,
         AT,
     )
-    .await
     .unwrap();
     assert!(p.plan.is_none());
     assert!(p.mapping_error.clone().unwrap().contains("no contact"));
     let json = p.to_string();
     assert!(json.contains("\"install_date\""), "{json}");
     let bad = settings(r#"{"tasks":[{"title":"{{x}}"}]}"#);
-    let err = preview(&name, SourceKind::Dripjobs, &bad, None, &body, AT)
-        .await
-        .unwrap_err();
+    let err = preview(
+        &name,
+        SourceKind::Dripjobs,
+        &bad,
+        &BodyLimits::UNLIMITED,
+        None,
+        &body,
+        AT,
+    )
+    .unwrap_err();
     assert!(
         err.to_string()
             .starts_with("sources.dripjobs.mapping.tasks[0].title: unknown template variable `x`"),

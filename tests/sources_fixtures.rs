@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use formbridge::body::BodyLimits;
 use formbridge::mapping::plan::Step;
 use formbridge::mapping::preview::content_type_for_file;
 use formbridge::mapping::{build_plan, CompiledMapping, MappingError};
@@ -304,11 +305,11 @@ async fn load(file: &str) -> (SourceName, SourceKind, SourceSettings, Submission
         &source,
         kind,
         &settings,
+        &BodyLimits::UNLIMITED,
         ct.as_deref(),
         &Bytes::from(body),
         datetime!(2025-01-02 03:04:05 UTC),
     )
-    .await
     .unwrap_or_else(|e| panic!("{file}: {e}"));
     (source, kind, settings, sub)
 }
@@ -397,11 +398,11 @@ async fn jotform_lead_form_encodings() {
         &source,
         SourceKind::Jotform,
         &settings,
+        &BodyLimits::UNLIMITED,
         Some("multipart/form-data; boundary=b"),
         &Bytes::from(body),
         datetime!(2025-01-02 03:04:05 UTC),
     )
-    .await
     .unwrap();
     assert!(sub.is_test);
     let c = &sub.contact;
@@ -458,11 +459,11 @@ async fn jivochat_chat_finished_transcript_is_the_note() {
         &source,
         SourceKind::Jivochat,
         &settings,
+        &BodyLimits::UNLIMITED,
         None,
         &Bytes::from(body),
         datetime!(2025-01-02 03:04:05 UTC),
     )
-    .await
     .unwrap();
     assert_eq!(sub.submission_id.as_deref(), Some("99"));
     assert_eq!(sub.contact.phone.as_ref().unwrap().as_str(), "+79123456789");

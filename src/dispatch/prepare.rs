@@ -1,16 +1,127 @@
 //! Preparation: normalize each new delivery and build its plan, in arrival order, so that
-//! every event has its contact key before any later event can be claimed.
+//! every event has its contact key before any later event can be claimed. Each event is
+//! prepared on a blocking thread within `dispatch.prepare_timeout`, under the same body limits
+//! as the ingress, so no delivery can hold up the async workers or the events after it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::body::BodyLimits;
 use crate::mapping::{build_plan, CompiledMapping};
 use crate::settings::Settings;
 use crate::sources::{normalize, SourceName};
 use crate::store::{Event, Preparation, Store, StoreError};
 
+/// The config key of the per-event preparation budget, named in dead-letter reasons.
+const BUDGET_KEY: &str = "dispatch.prepare_timeout";
+
+/// The CPU-bound work of preparing one event.
+type Work = Arc<dyn Fn(&Event) -> Preparation + Send + Sync>;
+
 /// Turns stored deliveries into plans with the current configuration.
 pub struct Preparer {
-    settings: std::sync::Arc<Settings>,
+    work: Work,
+    /// Longest time one event's preparation may take.
+    budget: Duration,
+}
+
+/// How a batch's events ended, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Prepared,
+    Unmappable,
+    OverBudget,
+}
+
+impl Preparer {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        let budget = settings.dispatch.prepare_timeout;
+        let planner = Planner::new(settings);
+        Self::with_work(budget, Arc::new(move |event| planner.prepare(event)))
+    }
+
+    fn with_work(budget: Duration, work: Work) -> Self {
+        Self { work, budget }
+    }
+
+    /// Prepares up to `batch` unprepared events; returns how many it handled.
+    pub async fn run_once(&self, store: &dyn Store, batch: u32) -> Result<usize, StoreError> {
+        let events = store.unprepared(batch).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let handled = events.len();
+        let mut results = Vec::with_capacity(handled);
+        let mut outcomes = Vec::with_capacity(handled);
+        for event in events {
+            let id = event.summary.id;
+            let (prep, outcome) = self.prepare_within_budget(event).await;
+            results.push((id, prep));
+            outcomes.push(outcome);
+        }
+        store.save_preparations(&results).await?;
+        for ((id, prep), outcome) in results.iter().zip(outcomes) {
+            match prep {
+                Preparation::Failed { error, .. } => {
+                    let reason = match outcome {
+                        Outcome::OverBudget => "prepare_timeout",
+                        Outcome::Prepared | Outcome::Unmappable => "unmappable",
+                    };
+                    metrics::counter!("formbridge_dead_letters_total", "reason" => reason)
+                        .increment(1);
+                    tracing::warn!(event_id = %id, %error, "event dead-lettered: cannot be mapped");
+                }
+                Preparation::NothingToDo { .. } => {
+                    metrics::counter!("formbridge_dispatch_total", "outcome" => "nothing_to_do")
+                        .increment(1);
+                    tracing::debug!(event_id = %id, "event needs nothing in GHL");
+                }
+                Preparation::Ready { .. } => {}
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Prepares `event` on a blocking thread. Past the budget the event is failed and the next
+    /// one goes on; the abandoned thread ends on its own (normalization is linear in a body
+    /// already bounded in size) and its result is dropped.
+    async fn prepare_within_budget(&self, event: Event) -> (Preparation, Outcome) {
+        let work = self.work.clone();
+        let task = tokio::task::spawn_blocking(move || work(&event));
+        match tokio::time::timeout(self.budget, task).await {
+            Ok(Ok(prep)) => {
+                let outcome = match prep {
+                    Preparation::Failed { .. } => Outcome::Unmappable,
+                    _ => Outcome::Prepared,
+                };
+                (prep, outcome)
+            }
+            Ok(Err(e)) => (
+                Preparation::Failed {
+                    submission: None,
+                    error: format!("preparing the delivery failed unexpectedly ({e}); this is a formbridge bug: please report it with this event's body, then replay"),
+                },
+                Outcome::Unmappable,
+            ),
+            Err(_) => (
+                Preparation::Failed {
+                    submission: None,
+                    error: format!(
+                        "preparing the delivery took longer than {} ({BUDGET_KEY}); it is too large or too complex to map. Lower the server.max_* limits so such bodies are refused at ingress, or raise {BUDGET_KEY}, then replay",
+                        humantime::format_duration(self.budget)
+                    ),
+                },
+                Outcome::OverBudget,
+            ),
+        }
+    }
+}
+
+/// Normalizes one event and builds its plan (pure CPU work, run on a blocking thread).
+struct Planner {
+    settings: Arc<Settings>,
+    limits: BodyLimits,
     /// GHL location id of each source.
     locations: HashMap<String, Option<String>>,
     /// Each source's mapping, compiled once (settings were checked at start, so an error here
@@ -18,8 +129,8 @@ pub struct Preparer {
     mappings: HashMap<String, Result<CompiledMapping, String>>,
 }
 
-impl Preparer {
-    pub fn new(settings: std::sync::Arc<Settings>) -> Self {
+impl Planner {
+    fn new(settings: Arc<Settings>) -> Self {
         let locations = settings
             .sources
             .iter()
@@ -54,42 +165,14 @@ impl Preparer {
             })
             .collect();
         Self {
+            limits: settings.server.body_limits(),
             settings,
             locations,
             mappings,
         }
     }
 
-    /// Prepares up to `batch` unprepared events; returns how many it handled.
-    pub async fn run_once(&self, store: &dyn Store, batch: u32) -> Result<usize, StoreError> {
-        let events = store.unprepared(batch).await?;
-        if events.is_empty() {
-            return Ok(0);
-        }
-        let mut results = Vec::with_capacity(events.len());
-        for event in &events {
-            results.push((event.summary.id, self.prepare(event).await));
-        }
-        store.save_preparations(&results).await?;
-        for (id, prep) in &results {
-            match prep {
-                Preparation::Failed { error, .. } => {
-                    metrics::counter!("formbridge_dead_letters_total", "reason" => "unmappable")
-                        .increment(1);
-                    tracing::warn!(event_id = %id, %error, "event dead-lettered: cannot be mapped");
-                }
-                Preparation::NothingToDo { .. } => {
-                    metrics::counter!("formbridge_dispatch_total", "outcome" => "nothing_to_do")
-                        .increment(1);
-                    tracing::debug!(event_id = %id, "event needs nothing in GHL");
-                }
-                Preparation::Ready { .. } => {}
-            }
-        }
-        Ok(events.len())
-    }
-
-    async fn prepare(&self, event: &Event) -> Preparation {
+    fn prepare(&self, event: &Event) -> Preparation {
         let failed = |submission, error: String| Preparation::Failed { submission, error };
         let source_name = &event.summary.source;
         let (Some(source), Ok(name)) = (
@@ -103,12 +186,11 @@ impl Preparer {
             &name,
             kind,
             source,
+            &self.limits,
             event.content_type.as_deref(),
             &event.body,
             event.summary.received_at,
-        )
-        .await
-        {
+        ) {
             Ok(s) => s,
             Err(e) => return failed(None, format!("cannot read the delivery: {e}")),
         };
@@ -153,5 +235,93 @@ impl Preparer {
                 format!("cannot encode the plan: {e}"),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{mpsc, Mutex};
+
+    use bytes::Bytes;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::settings::StoreSettings;
+    use crate::store::{EventId, EventStatus, NewEvent};
+
+    async fn store_with(
+        dir: &std::path::Path,
+        bodies: &[&'static str],
+    ) -> (Arc<dyn Store>, Vec<EventId>) {
+        let store = crate::store::open(&StoreSettings {
+            url: format!("sqlite://{}", dir.join("prepare.db").display()),
+            max_connections: 2,
+            group_commit_max_batch: 16,
+        })
+        .await
+        .unwrap();
+        let mut ids = Vec::new();
+        for body in bodies {
+            let event = NewEvent {
+                source: SourceName::parse("dripjobs").unwrap(),
+                dedupe_key: format!("test:{body}"),
+                content_type: Some("application/json".to_owned()),
+                headers: Vec::new(),
+                body: Bytes::from_static(body.as_bytes()),
+                received_at: OffsetDateTime::now_utc(),
+            };
+            ids.push(store.insert_event(event).await.unwrap().id());
+        }
+        (store, ids)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_over_its_budget_is_dead_lettered_and_the_next_one_is_prepared() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store_with(dir.path(), &["stuck", "quick"]).await;
+        // The first event's preparation does not end until the test releases it.
+        let (release, stuck) = mpsc::channel::<()>();
+        let stuck = Mutex::new(stuck);
+        let work: Work = Arc::new(move |event: &Event| {
+            if event.body.as_ref() == b"stuck" {
+                if let Ok(rx) = stuck.lock() {
+                    let _ = rx.recv_timeout(Duration::from_secs(60));
+                }
+            }
+            Preparation::NothingToDo {
+                submission: serde_json::json!({}),
+            }
+        });
+        let preparer = Preparer::with_work(Duration::from_millis(200), work);
+        let handled = preparer.run_once(store.as_ref(), 10).await.unwrap();
+        let _ = release.send(());
+        assert_eq!(handled, 2);
+
+        let stuck = store.get_event(ids[0]).await.unwrap().unwrap().summary;
+        assert_eq!(stuck.status, EventStatus::Dead);
+        let reason = stuck.last_error.unwrap_or_default();
+        assert!(
+            reason.contains("took longer than 200ms (dispatch.prepare_timeout)"),
+            "{reason}"
+        );
+        let quick = store.get_event(ids[1]).await.unwrap().unwrap().summary;
+        assert_eq!(quick.status, EventStatus::Done, "{:?}", quick.last_error);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_preparation_is_dead_lettered_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store_with(dir.path(), &["boom"]).await;
+        let work: Work = Arc::new(|_: &Event| panic!("normalizer bug"));
+        let preparer = Preparer::with_work(Duration::from_secs(5), work);
+        assert_eq!(preparer.run_once(store.as_ref(), 10).await.unwrap(), 1);
+        let event = store.get_event(ids[0]).await.unwrap().unwrap().summary;
+        assert_eq!(event.status, EventStatus::Dead);
+        assert!(event
+            .last_error
+            .unwrap_or_default()
+            .contains("formbridge bug"));
     }
 }

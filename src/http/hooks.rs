@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::errors::ApiError;
-use crate::body::{self, BodyError, ParsedBody};
+use crate::body::{self, BodyError, BodyLimits, ParsedBody};
 use crate::settings::Settings;
 use crate::sources::auth::Authenticator;
 use crate::sources::{SourceKind, SourceName};
@@ -56,6 +56,8 @@ pub struct IngressState {
     /// Configured but not served (disabled, or no secret yet), for a helpful 404.
     pub not_served: Vec<String>,
     pub body_limit: usize,
+    /// Fields, values and nesting one delivery may have.
+    pub body_limits: BodyLimits,
     /// Wakes the dispatcher when a new delivery is stored.
     pub wake: Arc<Notify>,
 }
@@ -90,6 +92,7 @@ impl IngressState {
             sources,
             not_served,
             body_limit: settings.server.body_limit_bytes,
+            body_limits: settings.server.body_limits(),
             wake,
         })
     }
@@ -191,8 +194,8 @@ async fn ingest<'s>(
     let parsed = body::parse(
         runtime.kind.body_content_type(content_type.as_deref()),
         &bytes,
+        &state.body_limits,
     )
-    .await
     .map_err(|e| match e {
         BodyError::UnsupportedType(_) => Refusal::new(
             "unsupported_type",
@@ -205,6 +208,14 @@ async fn ingest<'s>(
         BodyError::Malformed { .. } => {
             Refusal::new("bad_request", ApiError::bad_request(e.to_string()))
         }
+        BodyError::OverLimit(over) => Refusal::new(
+            "over_limit",
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                over.limit.code(),
+                format!("{over}; nothing was stored"),
+            ),
+        ),
     })?;
     let dedupe_key = dedupe_key(runtime, &parsed, &bytes, headers);
     let event = NewEvent {

@@ -1,6 +1,8 @@
 //! The pure plan builder: a [`Submission`] and the source's [`CompiledMapping`] → a [`Plan`]
 //! (upsert contact → add tags → create tasks → create notes).
 
+use std::collections::HashSet;
+
 use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
 use super::config::MissingContact;
 use super::plan::{ContactFields, CustomFieldValue, Plan, Step};
@@ -187,6 +189,7 @@ fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
         }
     }
     let mut tags: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for tag in raw {
         // GHL stores tags lower-cased.
         let tag = tag
@@ -194,7 +197,7 @@ fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(" ")
             .to_lowercase();
-        if !tag.is_empty() && !tags.contains(&tag) {
+        if !tag.is_empty() && seen.insert(tag.clone()) {
             tags.push(tag);
         }
     }

@@ -12,6 +12,7 @@ use super::build::build_plan;
 use super::compile::CompiledMapping;
 use super::error::MappingConfigError;
 use super::plan::Plan;
+use crate::body::BodyLimits;
 use crate::settings::SourceSettings;
 use crate::sources::{normalize, NormalizeError, SourceKind, SourceName};
 use crate::submission::Submission;
@@ -63,12 +64,14 @@ impl fmt::Display for Preview {
     }
 }
 
-/// Validates the mapping, normalizes `body` and builds its plan. A mapping error is reported in
-/// [`Preview::mapping_error`] so the submission can still be inspected.
-pub async fn preview(
+/// Validates the mapping, normalizes `body` (refused over `limits`, as the server would) and
+/// builds its plan. A mapping error is reported in [`Preview::mapping_error`] so the submission
+/// can still be inspected.
+pub fn preview(
     source: &SourceName,
     kind: SourceKind,
     settings: &SourceSettings,
+    limits: &BodyLimits,
     content_type: Option<&str>,
     body: &Bytes,
     received_at: OffsetDateTime,
@@ -79,7 +82,15 @@ pub async fn preview(
             error,
         }
     })?;
-    let submission = normalize(source, kind, settings, content_type, body, received_at).await?;
+    let submission = normalize(
+        source,
+        kind,
+        settings,
+        limits,
+        content_type,
+        body,
+        received_at,
+    )?;
     let (plan, mapping_error) = match build_plan(&mapping, &submission) {
         Ok(plan) => (Some(plan), None),
         Err(e) => (None, Some(e.to_string())),

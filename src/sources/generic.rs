@@ -2,6 +2,8 @@
 //! answers and detects contact fields by key names (with a tool's [`Preset`]) and value shape.
 //! DripJobs, POWR, 123FormBuilder and custom sources use it.
 
+use std::collections::HashMap;
+
 use time::OffsetDateTime;
 
 use super::detect::{humanize, normalize_key, role_for_key, Confidence, ContactDraft, Role};
@@ -62,12 +64,11 @@ pub fn read(
             }
         }
     }
-    sub.submission_id = find_id(&answers, opts);
+    let index = AnswerIndex::new(&answers);
+    sub.submission_id = find_id(&answers, &index, opts);
     sub.extras.event = opts.preset.event_keys.iter().find_map(|k| {
-        let k = normalize_key(k);
-        answers
-            .iter()
-            .find(|a| normalize_key(&a.key) == k)
+        index
+            .by_normalized_key(&answers, k)
             .map(|a| a.value.display())
             .filter(|s| !s.trim().is_empty())
     });
@@ -111,15 +112,47 @@ pub fn offer_lone_email(answers: &[Answer], draft: &mut ContactDraft) {
     }
 }
 
-fn find_id(answers: &[Answer], opts: &GenericOptions<'_>) -> Option<String> {
+/// The first answer of each key and of each normalized key, so lookups by key cost one hash
+/// instead of a walk over every answer.
+struct AnswerIndex {
+    by_key: HashMap<String, usize>,
+    by_normalized: HashMap<String, usize>,
+}
+
+impl AnswerIndex {
+    fn new(answers: &[Answer]) -> Self {
+        let mut by_key = HashMap::with_capacity(answers.len());
+        let mut by_normalized = HashMap::with_capacity(answers.len());
+        for (i, a) in answers.iter().enumerate() {
+            by_key.entry(a.key.clone()).or_insert(i);
+            by_normalized.entry(normalize_key(&a.key)).or_insert(i);
+        }
+        Self {
+            by_key,
+            by_normalized,
+        }
+    }
+
+    /// The first answer whose normalized key equals `key`'s.
+    fn by_normalized_key<'a>(&self, answers: &'a [Answer], key: &str) -> Option<&'a Answer> {
+        self.by_normalized
+            .get(&normalize_key(key))
+            .and_then(|&i| answers.get(i))
+    }
+
+    /// The first answer with exactly this key, else with the same normalized key.
+    fn get<'a>(&self, answers: &'a [Answer], key: &str) -> Option<&'a Answer> {
+        self.by_key
+            .get(key)
+            .and_then(|&i| answers.get(i))
+            .or_else(|| self.by_normalized_key(answers, key))
+    }
+}
+
+fn find_id(answers: &[Answer], index: &AnswerIndex, opts: &GenericOptions<'_>) -> Option<String> {
     let by_key = |k: &str| {
-        answers
-            .iter()
-            .find(|a| a.key == k)
-            .or_else(|| {
-                let n = normalize_key(k);
-                answers.iter().find(|a| normalize_key(&a.key) == n)
-            })
+        index
+            .get(answers, k)
             .map(|a| a.value.display().trim().to_owned())
             .filter(|s| !s.is_empty())
     };
@@ -202,9 +235,11 @@ fn flatten(value: &OVal, path: &str, out: &mut Vec<Answer>) {
 }
 
 /// Form fields as answers: repeated names (and `name[]`) become one list, file parts a file
-/// list, in the order of first appearance.
+/// list, in the order of first appearance. Linear: an index finds a name's answer, and
+/// repeated values are appended in place.
 fn form_answers(fields: &[FormField]) -> Vec<Answer> {
     let mut out: Vec<Answer> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
     for f in fields {
         let name = f.name.strip_suffix("[]").unwrap_or(&f.name);
         let name = if name.is_empty() { "field" } else { name };
@@ -214,28 +249,28 @@ fn form_answers(fields: &[FormField]) -> Vec<Answer> {
             None if is_list => AnswerValue::List(vec![f.value.clone()]),
             None => AnswerValue::Text(f.value.clone()),
         };
-        match out.iter_mut().find(|a| a.key == name) {
-            Some(existing) => {
-                let merged = match (
-                    std::mem::replace(&mut existing.value, text(String::new())),
-                    value,
-                ) {
-                    (AnswerValue::Files(mut a), AnswerValue::Files(b)) => {
-                        a.extend(b);
-                        AnswerValue::Files(a)
-                    }
-                    (old, new) => {
-                        let mut items = old.items();
-                        items.extend(new.items());
-                        AnswerValue::List(items)
-                    }
-                };
-                existing.value = merged;
+        match position.get(name) {
+            Some(&i) => append(&mut out[i].value, value),
+            None => {
+                position.insert(name, out.len());
+                out.push(answer(name, value));
             }
-            None => out.push(answer(name, value)),
         }
     }
     out
+}
+
+/// Appends a repeated field's value: files to files, anything else to one list.
+fn append(existing: &mut AnswerValue, value: AnswerValue) {
+    match (existing, value) {
+        (AnswerValue::Files(files), AnswerValue::Files(more)) => files.extend(more),
+        (AnswerValue::List(items), more) => items.extend(more.into_items()),
+        (existing, more) => {
+            let mut items = std::mem::replace(existing, AnswerValue::List(Vec::new())).into_items();
+            items.extend(more.into_items());
+            *existing = AnswerValue::List(items);
+        }
+    }
 }
 
 #[cfg(test)]

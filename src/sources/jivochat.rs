@@ -2,6 +2,8 @@
 //! page, UTM and geo from every event (`chat_accepted`, `chat_updated`, `chat_finished`,
 //! `offline_message`, `client_updated`, `call_event`, …).
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -162,13 +164,16 @@ pub fn read(
 
 /// `chat.messages[{message,timestamp,type,agent_id}]`, else `plain_messages` as one block.
 fn transcript(root: &Value, text: &dyn Fn(Option<&Value>) -> Option<String>) -> Vec<ChatMessage> {
-    let agents: Vec<(String, String)> = match root.get("agents") {
-        Some(Value::Array(a)) => a
+    // Agent names by id (the first agent listed with an id wins).
+    let mut agents: HashMap<String, String> = HashMap::new();
+    if let Some(Value::Array(list)) = root.get("agents") {
+        for (id, name) in list
             .iter()
             .filter_map(|a| Some((text(a.get("id"))?, text(a.get("name"))?)))
-            .collect(),
-        _ => Vec::new(),
-    };
+        {
+            agents.entry(id).or_insert(name);
+        }
+    }
     if let Some(Value::Array(messages)) = root.pointer("/chat/messages") {
         return messages
             .iter()
@@ -177,9 +182,8 @@ fn transcript(root: &Value, text: &dyn Fn(Option<&Value>) -> Option<String>) -> 
                 let kind = text(m.get("type")).unwrap_or_else(|| "message".to_owned());
                 let from = match (kind.as_str(), text(m.get("agent_id"))) {
                     ("agent", Some(id)) => agents
-                        .iter()
-                        .find(|(aid, _)| *aid == id)
-                        .map(|(_, n)| format!("agent {n}"))
+                        .get(&id)
+                        .map(|n| format!("agent {n}"))
                         .unwrap_or_else(|| "agent".to_owned()),
                     _ => kind,
                 };

@@ -2,7 +2,7 @@
 //! `rawRequest` JSON document (`q{N}_{slug}` keys), each Jotform encoding decoded to a typed
 //! answer, contact roles from value shapes and slugs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use time::OffsetDateTime;
 
@@ -15,6 +15,10 @@ use crate::body::ParsedBody;
 use crate::submission::{Answer, AnswerValue, Page, Submission};
 
 const TOOL: &str = "Jotform";
+
+/// Most bytes scanned to find labels in `pretty` (its length × the answers looked up): each
+/// lookup searches the whole text, so past this the labels come from the keys instead.
+const PRETTY_SCAN_BUDGET: usize = 32 << 20;
 
 /// rawRequest keys that are metadata, not answers.
 const METADATA: &[&str] = &[
@@ -76,7 +80,9 @@ pub fn read(
     if let Some(user) = field("username") {
         sub.extras.other.insert("username".to_owned(), user);
     }
-    let pretty = field("pretty").unwrap_or_default();
+    let pretty = field("pretty")
+        .filter(|p| p.len().saturating_mul(members.len()) <= PRETTY_SCAN_BUDGET)
+        .unwrap_or_default();
 
     // Upload questions: temp_upload.q9_filesRelated → bare key "filesRelated" holds the URLs.
     let mut upload_keys: BTreeMap<String, String> = BTreeMap::new();
@@ -89,7 +95,8 @@ pub fn read(
     }
 
     let mut draft = ContactDraft::default();
-    let mut seen_uploads = Vec::new();
+    // Where each answer key is in `sub.answers`.
+    let mut positions: HashMap<String, usize> = HashMap::new();
     for (key, value) in members {
         if METADATA.contains(&key.as_str()) {
             continue;
@@ -103,6 +110,7 @@ pub fn read(
             let label = pretty_label(&pretty, slug_base, &decoded.pretty)
                 .unwrap_or_else(|| humanize(slug_base));
             offer_roles(&mut draft, key, slug_base, &decoded);
+            positions.entry(key.clone()).or_insert(sub.answers.len());
             sub.answers.push(Answer {
                 key: key.clone(),
                 label,
@@ -110,19 +118,22 @@ pub fn read(
             });
         } else if let Some(qkey) = upload_keys.get(key.as_str()) {
             // Bare upload key: the URLs of question `qkey`.
-            seen_uploads.push(qkey.clone());
             let files = AnswerValue::Files(list_of(value));
-            match sub.answers.iter_mut().find(|a| &a.key == qkey) {
+            match positions.get(qkey).and_then(|&i| sub.answers.get_mut(i)) {
                 Some(a) => a.value = files,
-                None => sub.answers.push(Answer {
-                    key: qkey.clone(),
-                    label: humanize(key),
-                    value: files,
-                }),
+                None => {
+                    positions.insert(qkey.clone(), sub.answers.len());
+                    sub.answers.push(Answer {
+                        key: qkey.clone(),
+                        label: humanize(key),
+                        value: files,
+                    });
+                }
             }
         } else if let OVal::Array(items) = value {
             // A bare-name array without temp_upload: uploaded file URLs.
             if items.iter().all(OVal::is_scalar) {
+                positions.entry(key.clone()).or_insert(sub.answers.len());
                 sub.answers.push(Answer {
                     key: key.clone(),
                     label: humanize(key),
@@ -134,7 +145,7 @@ pub fn read(
     // Upload questions seen only in temp_upload (no URL array): keep the file names.
     if let Some(OVal::Object(uploads)) = raw.get("temp_upload") {
         for (qkey, names) in uploads {
-            if seen_uploads.contains(qkey) || sub.answers.iter().any(|a| &a.key == qkey) {
+            if positions.contains_key(qkey) {
                 continue;
             }
             let files = list_of(names)
@@ -142,6 +153,7 @@ pub fn read(
                 .map(|n| n.split('#').next().unwrap_or_default().to_owned())
                 .collect();
             let slug = split_qkey(qkey).map(|(_, s)| s).unwrap_or(qkey);
+            positions.insert(qkey.clone(), sub.answers.len());
             sub.answers.push(Answer {
                 key: qkey.clone(),
                 label: humanize(slug),

@@ -11,7 +11,7 @@ use super::generic::{GenericInput, GenericOptions};
 use super::ordered::OVal;
 use super::presets::preset_for;
 use super::{generic, jivochat, jotform, SourceKind, SourceName};
-use crate::body::{self, BodyError, ParsedBody};
+use crate::body::{self, BodyError, BodyLimits, ParsedBody};
 use crate::settings::SourceSettings;
 use crate::submission::{country_id, ContactField, Submission};
 
@@ -45,16 +45,19 @@ pub enum NormalizeError {
     BadCountry(String),
 }
 
-/// Normalizes one stored delivery of `source` (read as `kind`) received at `received_at`.
-pub async fn normalize(
+/// Normalizes one stored delivery of `source` (read as `kind`) received at `received_at`,
+/// refusing a body over `limits`. CPU-bound and linear in the body: async callers run it on a
+/// blocking thread.
+pub fn normalize(
     source: &SourceName,
     kind: SourceKind,
     settings: &SourceSettings,
+    limits: &BodyLimits,
     content_type: Option<&str>,
     body: &Bytes,
     received_at: OffsetDateTime,
 ) -> Result<Submission, NormalizeError> {
-    let parsed = body::parse(kind.body_content_type(content_type), body).await?;
+    let parsed = body::parse(kind.body_content_type(content_type), body, limits)?;
     normalize_parsed(source, kind, settings, &parsed, body, received_at)
 }
 

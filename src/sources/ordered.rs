@@ -55,23 +55,52 @@ impl OVal {
 
     /// Compact text of any value (scalars as themselves, containers as JSON-like text).
     pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        self.write_text(&mut out);
+        out
+    }
+
+    /// Writes [`OVal::to_text`] into `out`, each byte once however deep the nesting: empty
+    /// members are written, then taken back.
+    fn write_text(&self, out: &mut String) {
         match self {
-            OVal::Null => String::new(),
-            OVal::Array(items) => items
-                .iter()
-                .map(OVal::to_text)
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(", "),
-            OVal::Object(members) => members
-                .iter()
-                .map(|(k, v)| (k, v.to_text()))
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            other => other.scalar().unwrap_or_default(),
+            OVal::Null => {}
+            OVal::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            OVal::Number(n) | OVal::String(n) => out.push_str(n),
+            OVal::Array(items) => {
+                let mut first = true;
+                for item in items {
+                    first = write_member(out, first, None, item);
+                }
+            }
+            OVal::Object(members) => {
+                let mut first = true;
+                for (key, value) in members {
+                    first = write_member(out, first, Some(key), value);
+                }
+            }
         }
+    }
+}
+
+/// Writes `, ` (unless first), `key: ` (if any) and `value`, or nothing when `value` has no
+/// text; returns whether the next member is still the first.
+fn write_member(out: &mut String, first: bool, key: Option<&str>, value: &OVal) -> bool {
+    let mark = out.len();
+    if !first {
+        out.push_str(", ");
+    }
+    if let Some(key) = key {
+        out.push_str(key);
+        out.push_str(": ");
+    }
+    let start = out.len();
+    value.write_text(out);
+    if out.len() == start {
+        out.truncate(mark);
+        first
+    } else {
+        false
     }
 }
 

@@ -164,7 +164,9 @@ fn decode_entities(text: &str) -> String {
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
         let after = &rest[i..];
-        let end = after.find(';').filter(|e| *e <= 10);
+        // An entity is at most 10 bytes up to its `;`: look no further (a long run of `&`
+        // without `;` must not be scanned to its end once per `&`).
+        let end = after.bytes().take(11).position(|b| b == b';');
         let decoded = end.and_then(|e| {
             let name = &after[1..e];
             let ch = match name {
