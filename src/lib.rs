@@ -6,6 +6,7 @@
 //! - [`app`]: builds the router, state and workers; serves; shuts down gracefully.
 //! - [`telemetry`]: tracing subscriber and Prometheus recorder.
 //! - [`http`]: the HTTP surface — webhook ingress, health, metrics, admin API, error bodies.
+//! - [`masked`]: serde helpers that print secrets as `********`.
 //! - [`redact`]: masking of secrets in stored bodies, headers and URLs shown to operators.
 //! - [`body`]: parsing JSON / urlencoded / multipart bodies, within per-delivery limits.
 //! - [`sources`]: source names and kinds, authentication, per-tool normalizers.
@@ -26,6 +27,7 @@ pub mod dispatch;
 pub mod ghl;
 pub mod http;
 pub mod mapping;
+pub mod masked;
 pub mod redact;
 pub mod settings;
 pub mod sources;

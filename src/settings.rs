@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::body::BodyLimits;
+pub use crate::ghl::settings::{GhlSettings, LocationSettings, RateLimitSettings};
 use crate::mapping::config::MappingConfig;
 use crate::sources::{SourceKind, SourceName};
 
@@ -119,64 +120,12 @@ pub struct StoreSettings {
     pub group_commit_max_batch: usize,
 }
 
-/// `[ghl]`: the GoHighLevel API v2.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GhlSettings {
-    /// API base URL; point it at the built-in sandbox for demos and tests.
-    pub base_url: url::Url,
-    /// `Version` header sent on every call.
-    pub api_version: String,
-    /// Private Integration token or location access token of the default location.
-    #[serde(default, serialize_with = "serialize_secret_opt")]
-    pub token: Option<SecretString>,
-    /// The default GHL location (sub-account) id.
-    #[serde(default)]
-    pub location_id: Option<String>,
-    /// Timeout of one GHL request.
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// Rate budget per location.
-    pub rate_limit: RateLimitSettings,
-    /// Extra locations by name, for sources routed with `sources.<name>.location`.
-    #[serde(default)]
-    pub locations: BTreeMap<String, LocationSettings>,
-    /// OAuth (Marketplace app) credentials; when set, tokens come from the store and are
-    /// refreshed instead of using `token`.
-    #[serde(default)]
-    pub oauth: Option<crate::ghl::oauth::OAuthSettings>,
-}
-
-/// `[ghl.rate_limit]`: GHL's documented budget per location.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitSettings {
-    /// Requests allowed per window (GHL: 100).
-    pub burst: u32,
-    /// Length of the burst window (GHL: 10s).
-    #[serde(with = "humantime_serde")]
-    pub window: Duration,
-    /// Requests allowed per day (GHL: 200000).
-    pub daily: u32,
-}
-
-/// `[ghl.locations.<name>]`: one more GHL sub-account.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocationSettings {
-    /// The GHL location id.
-    pub location_id: String,
-    /// Its Private Integration or location access token.
-    #[serde(serialize_with = "serialize_secret")]
-    pub token: SecretString,
-}
-
 /// `[admin]`: the `/admin` API.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Bearer token for `/admin/*`; when unset the admin API answers 404.
-    #[serde(default, serialize_with = "serialize_secret_opt")]
+    #[serde(default, serialize_with = "crate::masked::secret_opt")]
     pub token: Option<SecretString>,
 }
 
@@ -283,7 +232,7 @@ pub struct SourceSettings {
     #[serde(default = "default_auth")]
     pub auth: AuthMode,
     /// The shared secret (token, HMAC key or Standard Webhooks `whsec_…` secret).
-    #[serde(default, serialize_with = "serialize_secret_opt")]
+    #[serde(default, serialize_with = "crate::masked::secret_opt")]
     pub secret: Option<SecretString>,
     /// With `auth = "token"`: a header that may carry the token instead of `?token=`.
     #[serde(default)]
@@ -319,17 +268,6 @@ fn default_signature_encoding() -> SignatureEncoding {
 }
 fn default_timestamp_tolerance() -> Duration {
     Duration::from_secs(300)
-}
-
-fn serialize_secret<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("********")
-}
-
-fn serialize_secret_opt<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(_) => s.serialize_str("********"),
-        None => s.serialize_none(),
-    }
 }
 
 /// Masks a password inside a database URL.

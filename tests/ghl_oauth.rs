@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use formbridge::ghl::oauth::{
-    InMemoryTokenStore, OAuthCredentials, OAuthSettings, OAuthTokens, TokenStore,
-};
+use formbridge::ghl::oauth::{InMemoryTokenStore, OAuthCredentials, OAuthTokens, TokenStore};
 use formbridge::ghl::sandbox::{self, SandboxConfig, SandboxHandle};
+use formbridge::ghl::OAuthSettings;
 use formbridge::ghl::{GhlClient, GhlClientConfig, GhlError};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;

@@ -43,7 +43,7 @@ pub struct GhlClientConfig {
 
 impl GhlClientConfig {
     /// The config in `[ghl]`.
-    pub fn from_settings(settings: &crate::settings::GhlSettings) -> Self {
+    pub fn from_settings(settings: &super::settings::GhlSettings) -> Self {
         Self {
             base_url: settings.base_url.clone(),
             api_version: settings.api_version.clone(),
@@ -119,7 +119,7 @@ impl GhlClient {
     /// A client from `[ghl]`: OAuth (tokens in `token_store`) when `ghl.oauth` is set, else the
     /// static tokens of `[ghl]` and `[ghl.locations.*]`.
     pub fn from_settings(
-        settings: &crate::settings::GhlSettings,
+        settings: &super::settings::GhlSettings,
         token_store: Arc<dyn TokenStore>,
     ) -> Result<Self, GhlError> {
         let config = GhlClientConfig::from_settings(settings);

@@ -19,6 +19,7 @@
 //! - [`http`]: the `User-Agent` and failure descriptions shared by every GHL call.
 //! - [`rate_limit`]: [`RateLimitInfo`] from the `x-ratelimit-*` headers.
 //! - [`oauth`]: [`Credentials`], static tokens, OAuth refresh and [`TokenStore`].
+//! - [`settings`]: the `[ghl]` settings types.
 //! - [`sandbox`]: a faithful in-memory GHL over real HTTP, with fault injection.
 
 pub mod client;
@@ -28,12 +29,14 @@ pub mod http;
 pub mod oauth;
 pub mod rate_limit;
 pub mod sandbox;
+pub mod settings;
 pub mod types;
 
 pub use client::{GhlClient, GhlClientConfig, GhlResponse};
 pub use error::GhlError;
 pub use oauth::{
-    Credentials, InMemoryTokenStore, OAuthCredentials, OAuthSettings, OAuthTokens, StaticTokens,
-    TokenStore, TokenStoreError,
+    Credentials, InMemoryTokenStore, OAuthCredentials, OAuthTokens, StaticTokens, TokenStore,
+    TokenStoreError,
 };
 pub use rate_limit::RateLimitInfo;
+pub use settings::OAuthSettings;

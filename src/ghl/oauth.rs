@@ -14,64 +14,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::error::GhlError;
 use super::rate_limit::RateLimitInfo;
-
-/// `[ghl.oauth]`: OAuth (Marketplace app) credentials, used instead of `ghl.token` when set.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OAuthSettings {
-    /// The Marketplace app's client id.
-    pub client_id: String,
-    /// The Marketplace app's client secret.
-    #[serde(serialize_with = "serialize_masked")]
-    pub client_secret: SecretString,
-    /// `user_type` sent on refresh: `Location` (sub-account; what `/contacts/*` needs) or `Company`.
-    #[serde(default = "default_user_type")]
-    pub user_type: String,
-    /// Refresh this long before the access token expires.
-    #[serde(default = "default_refresh_margin", with = "humantime_serde")]
-    pub refresh_margin: Duration,
-    /// Token endpoint; defaults to `{ghl.base_url}/oauth/token`.
-    #[serde(default)]
-    pub token_url: Option<url::Url>,
-    /// Refresh token used once, when the token store holds nothing for the location yet.
-    #[serde(default, serialize_with = "serialize_masked_opt")]
-    pub bootstrap_refresh_token: Option<SecretString>,
-}
-
-fn default_user_type() -> String {
-    "Location".to_owned()
-}
-fn default_refresh_margin() -> Duration {
-    Duration::from_secs(300)
-}
-fn serialize_masked<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("********")
-}
-fn serialize_masked_opt<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(_) => s.serialize_str("********"),
-        None => s.serialize_none(),
-    }
-}
-
-impl OAuthSettings {
-    /// Settings with the defaults for everything but the client credentials.
-    pub fn new(client_id: impl Into<String>, client_secret: SecretString) -> Self {
-        Self {
-            client_id: client_id.into(),
-            client_secret,
-            user_type: default_user_type(),
-            refresh_margin: default_refresh_margin(),
-            token_url: None,
-            bootstrap_refresh_token: None,
-        }
-    }
-}
+use super::settings::OAuthSettings;
 
 /// One location's OAuth token pair. `Debug` shows no secret.
 #[derive(Debug, Clone)]
@@ -218,7 +166,7 @@ impl StaticTokens {
     }
 
     /// Tokens from `[ghl]` (`token` + `location_id`) and `[ghl.locations.*]`.
-    pub fn from_settings(settings: &crate::settings::GhlSettings) -> Self {
+    pub fn from_settings(settings: &super::settings::GhlSettings) -> Self {
         let mut tokens = Self::new();
         if let (Some(token), Some(location)) = (&settings.token, &settings.location_id) {
             tokens = tokens.with(location.clone(), token.clone());
