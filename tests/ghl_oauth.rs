@@ -8,8 +8,8 @@ use std::time::Duration;
 use formbridge::ghl::oauth::{
     InMemoryTokenStore, OAuthCredentials, OAuthSettings, OAuthTokens, TokenStore,
 };
-use formbridge::ghl::sandbox::{self, SandboxConfig, SandboxHandle};
 use formbridge::ghl::{GhlClient, GhlClientConfig, GhlError};
+use ghl_sandbox::{SandboxConfig, SandboxHandle};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 
@@ -24,7 +24,7 @@ async fn sandbox_with(access: &str, refresh: &str) -> SandboxHandle {
         refresh_tokens: [(refresh.to_owned(), LOC.to_owned())].into(),
         ..SandboxConfig::default()
     };
-    sandbox::start(cfg).await.unwrap()
+    ghl_sandbox::start(cfg).await.unwrap()
 }
 
 fn tokens(access: &str, refresh: &str, expires_in: time::Duration) -> OAuthTokens {
