@@ -34,9 +34,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use formbridge::app::Application;
-use formbridge::ghl::sandbox::{self, FaultSpec, SandboxConfig, SandboxHandle, API_VERSION};
 use formbridge::settings::{ConfigSource, Settings};
 use formbridge::store::{EventStatus, Store};
+use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle, API_VERSION};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -524,7 +524,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     // Enough work to keep every location at its budget through the measured windows and one
     // more: 3 requests per lead.
     let per_location = ((measured + 1) * burst).div_ceil(3) as usize;
-    let ghl = sandbox::start(sandbox_config(locations, burst, window))
+    let ghl = ghl_sandbox::start(sandbox_config(locations, burst, window))
         .await
         .expect("start sandbox");
     if !opts.latency.is_zero() {
@@ -750,7 +750,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
 /// with no limiter for `SKIP_WINDOWS + measure_windows` windows.
 async fn run_baseline(opts: &Opts) -> Row {
     let (window, burst) = (opts.window, opts.burst);
-    let ghl = sandbox::start(sandbox_config(1, burst, window))
+    let ghl = ghl_sandbox::start(sandbox_config(1, burst, window))
         .await
         .expect("start sandbox");
     let client = reqwest::Client::builder()

@@ -1,20 +1,17 @@
 //! Operator commands of the binary: `formbridge events list|show|replay` on the store, and
-//! `formbridge sandbox-ghl`.
+//! `formbridge sandbox-ghl` (with the `sandbox` feature).
 //!
 //! The events commands open the store named by the settings directly, so they work whether the
 //! server runs (SQLite in WAL mode allows it) or not. Exit codes: 0 done, 1 not found or
 //! nothing done, 2 usage or configuration errors.
 
-use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::ghl::sandbox::{self, SandboxConfig, DEMO_LOCATION, DEMO_TOKEN};
 use crate::http::admin::{self, EventPage, MAX_PAGE};
 use crate::redact::Redactor;
 use crate::settings::Settings;
@@ -279,7 +276,12 @@ async fn replay(store: &dyn Store, args: &ReplayArgs) -> anyhow::Result<ExitCode
 }
 
 /// `formbridge sandbox-ghl`: serves the built-in GHL sandbox on `addr` until `shutdown`.
-pub async fn sandbox_ghl(addr: SocketAddr, shutdown: impl Future<Output = ()> + Send) -> ExitCode {
+#[cfg(feature = "sandbox")]
+pub async fn sandbox_ghl(
+    addr: std::net::SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> ExitCode {
+    use ghl_sandbox::{SandboxConfig, DEMO_LOCATION, DEMO_TOKEN};
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -301,7 +303,7 @@ pub async fn sandbox_ghl(addr: SocketAddr, shutdown: impl Future<Output = ()> + 
          FORMBRIDGE__GHL__LOCATION_ID={DEMO_LOCATION}"
     );
     println!("(ctrl-c to stop)");
-    match sandbox::serve_sandbox(listener, SandboxConfig::default(), shutdown).await {
+    match ghl_sandbox::serve_sandbox(listener, SandboxConfig::default(), shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("formbridge sandbox-ghl: {e}");

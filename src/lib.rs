@@ -14,14 +14,27 @@
 //! - [`mapping`]: mapping config and the pure plan builder.
 //! - [`store`]: the storage trait and its SQLite (and later PostgreSQL) implementations.
 //! - [`dispatch`]: workers that execute plans against GHL with retries and rate limits.
-//! - [`ghl`]: the GHL API v2 client and the in-process GHL sandbox.
-//! - [`cli`]: operator commands of the binary (`events list|show|replay`, `sandbox-ghl`).
-//! - [`demo`]: `formbridge demo`, the whole job end to end against the built-in GHL sandbox
-//!   (deliveries, report and working folder in its submodules).
+//! - [`ghl`]: the GHL API v2 client.
+//! - [`cli`]: operator commands of the binary (`events list|show|replay`, and `sandbox-ghl`
+//!   with the `sandbox` feature).
+//! - `demo` (only with the `sandbox` feature): `formbridge demo`, the whole job end to end
+//!   against the GHL sandbox (deliveries, report and working folder in its submodules).
+//!
+//! # The GHL sandbox and the `sandbox` feature
+//! The faithful GHL fake (in-memory GHL v2 Contacts API over real HTTP, fault injection, the
+//! unauthenticated `/_sandbox/*` control routes) is its own workspace crate,
+//! `crates/ghl-sandbox/` (`ghl_sandbox`), which knows nothing of formbridge. The tests and
+//! benches use it as a dev-dependency. The binary uses it through the `sandbox` cargo feature
+//! (on by default), which also compiles the `demo` module with its embedded fixtures and default
+//! configuration, and the `demo` and `sandbox-ghl` subcommands. The demo stays in this crate
+//! because it runs formbridge's own [`app`]: in the sandbox crate it would make a package cycle.
+//! `cargo build --release --no-default-features` builds the server alone: no sandbox code, no
+//! `/_sandbox` routes, no `demo` or `sandbox-ghl` command, no compiled-in fixtures.
 
 pub mod app;
 pub mod body;
 pub mod cli;
+#[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod dispatch;
 pub mod ghl;

@@ -1,12 +1,12 @@
 //! The `formbridge` binary: parses the command line and runs the chosen subcommand.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use formbridge::app::Application;
 use formbridge::cli::{self, EventsCommand};
+#[cfg(feature = "sandbox")]
 use formbridge::demo::{self, DemoOptions};
 use formbridge::mapping::preview;
 use formbridge::settings::{ConfigSource, Settings};
@@ -49,13 +49,15 @@ enum Command {
         command: EventsCommand,
     },
     /// Run the built-in GHL sandbox (a faithful fake of the GHL contacts API) until ctrl-c.
+    #[cfg(feature = "sandbox")]
     SandboxGhl {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8090")]
-        addr: SocketAddr,
+        addr: std::net::SocketAddr,
     },
     /// Show the whole job with no GHL account: real deliveries through formbridge into the
     /// built-in GHL sandbox, then a report of what each became.
+    #[cfg(feature = "sandbox")]
     Demo {
         /// Keep the demo's SQLite store in this folder (default: a temporary folder, removed).
         #[arg(long, value_name = "DIR")]
@@ -68,6 +70,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "sandbox")]
     if let Some(Command::SandboxGhl { addr }) = cli.command {
         // The sandbox needs no configuration.
         return match tokio::runtime::Runtime::new() {
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         };
     }
     let source = ConfigSource::from_process_env(cli.config_dir.clone());
+    #[cfg(feature = "sandbox")]
     if let Some(Command::Demo { keep, json }) = cli.command {
         // The demo loads the configuration itself, with its own overrides.
         return match tokio::runtime::Runtime::new() {
@@ -130,11 +134,14 @@ async fn run(command: Command, settings: Settings, source: ConfigSource) -> Exit
         } => map_file(&settings, &source, &file, content_type),
         Command::Events { command } => cli::run_events(command, &settings).await,
         // Handled before the settings are loaded.
+        #[cfg(feature = "sandbox")]
         Command::SandboxGhl { addr } => cli::sandbox_ghl(addr, shutdown_signal()).await,
+        #[cfg(feature = "sandbox")]
         Command::Demo { keep, json } => run_demo(source, keep, json).await,
     }
 }
 
+#[cfg(feature = "sandbox")]
 async fn run_demo(config: ConfigSource, keep: Option<PathBuf>, json: bool) -> ExitCode {
     demo::run(DemoOptions { config, keep, json }, shutdown_signal()).await
 }

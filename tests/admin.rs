@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{fixtures, spawn_app, test_settings, wait_for, TestApp, SECRET};
+use common::{fixtures, spawn_app, test_settings, TestApp, SECRET};
 use formbridge::store::{
     self, Claim, EventFilter, EventId, EventStatus, Finish, NewEvent, Preparation, StepRecord,
     StepStatus, Store,
@@ -17,7 +16,6 @@ use formbridge::store::{
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
 
 const TOKEN: &str = "admin-test-token";
@@ -875,8 +873,15 @@ async fn events_cli_lists_shows_and_replays_on_the_store_file() {
     assert_eq!(app.store.list_events(&filter).await.unwrap().len(), total);
 }
 
+// `formbridge sandbox-ghl` exists only with the `sandbox` feature.
+#[cfg(feature = "sandbox")]
 #[tokio::test]
 async fn sandbox_ghl_serves_the_fake_ghl_and_prints_how_to_use_it() {
+    use std::process::Stdio;
+
+    use crate::common::wait_for;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_formbridge"))
         .args(["sandbox-ghl", "--addr", "127.0.0.1:0"])
         .env_clear()
@@ -906,14 +911,8 @@ async fn sandbox_ghl_serves_the_fake_ghl_and_prints_how_to_use_it() {
         printed.push(lines.next_line().await.unwrap().unwrap());
     }
     let printed = printed.join("\n");
-    assert!(
-        printed.contains(formbridge::ghl::sandbox::DEMO_TOKEN),
-        "{printed}"
-    );
-    assert!(
-        printed.contains(formbridge::ghl::sandbox::DEMO_LOCATION),
-        "{printed}"
-    );
+    assert!(printed.contains(ghl_sandbox::DEMO_TOKEN), "{printed}");
+    assert!(printed.contains(ghl_sandbox::DEMO_LOCATION), "{printed}");
 
     let client = reqwest::Client::new();
     let resp = wait_for(Duration::from_secs(10), "the sandbox to answer", || {

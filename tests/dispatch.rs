@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{fixtures, settings_with_toml, spawn_with, wait_for, TestApp, SECRET};
-use formbridge::ghl::sandbox::{self, FaultSpec, SandboxConfig, SandboxHandle, SandboxState};
 use formbridge::sources::SourceName;
 use formbridge::store::{EventFilter, EventStatus, EventSummary, NewEvent};
+use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle, SandboxState};
 use serde_json::Value;
 
 const TOKEN: &str = "pit-test-token";
@@ -29,7 +29,7 @@ async fn sandbox_with(burst: u32, window: Duration) -> SandboxHandle {
     let mut config = SandboxConfig::single(TOKEN, LOCATION);
     config.burst = burst;
     config.window = window;
-    sandbox::start(config).await.unwrap()
+    ghl_sandbox::start(config).await.unwrap()
 }
 
 async fn app_for(sandbox: &SandboxHandle, toml: &str, extra: &[(&str, &str)]) -> TestApp {
@@ -605,7 +605,7 @@ async fn oauth_tokens_are_bootstrapped_refreshed_and_rotated_in_the_store() {
     config
         .refresh_tokens
         .insert("rt-bootstrap".into(), LOCATION.into());
-    let ghl = sandbox::start(config).await.unwrap();
+    let ghl = ghl_sandbox::start(config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let base = ghl.base_url.to_string();
     let settings = settings_with_toml(
@@ -651,7 +651,7 @@ async fn a_location_whose_token_is_refused_does_not_hold_up_another_location() {
     config
         .tokens
         .insert(OTHER_TOKEN.to_owned(), vec![OTHER_LOCATION.to_owned()]);
-    let ghl = sandbox::start(config).await.unwrap();
+    let ghl = ghl_sandbox::start(config).await.unwrap();
     // DripJobs goes to the default location, whose token GHL refuses; POWR to another one.
     let toml = format!(
         "[ghl.locations.other]\nlocation_id = \"{OTHER_LOCATION}\"\ntoken = \"{OTHER_TOKEN}\"\n\n[sources.powr]\nlocation = \"other\"\n"

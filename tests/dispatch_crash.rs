@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{config_dir_with, start_process, wait_for, SECRET};
-use formbridge::ghl::sandbox::{self, FaultSpec, SandboxConfig, SandboxHandle};
+use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle};
 use rand::{Rng, SeedableRng};
 
 const TOKEN: &str = "pit-crash-token";
@@ -100,7 +100,7 @@ async fn sigkill_during_dispatch_loses_and_duplicates_nothing() {
 
     let mut config = SandboxConfig::single(TOKEN, LOCATION);
     config.window = Duration::from_secs(1);
-    let ghl = sandbox::start(config).await.unwrap();
+    let ghl = ghl_sandbox::start(config).await.unwrap();
     // Some answers are lost after GHL applied the write, as on a flaky network.
     ghl.sandbox.set_faults(FaultSpec {
         drop_after_next: Some(20),

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use formbridge::dispatch::decision::{decide, Decision};
-use formbridge::ghl::sandbox::{self, FaultSpec, SandboxConfig, SandboxHandle};
 use formbridge::ghl::types::*;
 use formbridge::ghl::{GhlClient, GhlClientConfig, GhlError};
+use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 
 const LOC: &str = "locClientTest0000001";
@@ -22,7 +22,7 @@ fn config(h: &SandboxHandle, timeout: Duration) -> GhlClientConfig {
 }
 
 async fn setup_with(cfg: SandboxConfig) -> (SandboxHandle, GhlClient) {
-    let h = sandbox::start(cfg).await.unwrap();
+    let h = ghl_sandbox::start(cfg).await.unwrap();
     let client = GhlClient::with_static_token(
         config(&h, Duration::from_secs(5)),
         LOC,

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use formbridge::ghl::sandbox::{self, SandboxConfig};
 use formbridge::ghl::types::{ContactProperties, UpsertContactRequest};
 use formbridge::ghl::{GhlClient, GhlClientConfig};
+use ghl_sandbox::SandboxConfig;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::MetricKind;
 use secrecy::SecretString;
@@ -23,7 +23,7 @@ fn requests_are_counted_per_route_template() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let h = sandbox::start(SandboxConfig::single("pit-m", LOC))
+            let h = ghl_sandbox::start(SandboxConfig::single("pit-m", LOC))
                 .await
                 .unwrap();
             let client = GhlClient::with_static_token(

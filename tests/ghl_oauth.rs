@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use formbridge::ghl::oauth::{InMemoryTokenStore, OAuthCredentials, OAuthTokens, TokenStore};
-use formbridge::ghl::sandbox::{self, SandboxConfig, SandboxHandle};
 use formbridge::ghl::OAuthSettings;
 use formbridge::ghl::{GhlClient, GhlClientConfig, GhlError};
+use ghl_sandbox::{SandboxConfig, SandboxHandle};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 
@@ -23,7 +23,7 @@ async fn sandbox_with(access: &str, refresh: &str) -> SandboxHandle {
         refresh_tokens: [(refresh.to_owned(), LOC.to_owned())].into(),
         ..SandboxConfig::default()
     };
-    sandbox::start(cfg).await.unwrap()
+    ghl_sandbox::start(cfg).await.unwrap()
 }
 
 fn tokens(access: &str, refresh: &str, expires_in: time::Duration) -> OAuthTokens {

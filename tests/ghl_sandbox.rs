@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use formbridge::ghl::sandbox::{self, SandboxConfig, SandboxHandle, SandboxState};
+use ghl_sandbox::{SandboxConfig, SandboxHandle, SandboxState};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -37,7 +37,7 @@ struct Answer {
 impl Api {
     async fn new(cfg: SandboxConfig) -> Self {
         Self {
-            h: sandbox::start(cfg).await.unwrap(),
+            h: ghl_sandbox::start(cfg).await.unwrap(),
             http: reqwest::Client::new(),
         }
     }
@@ -709,7 +709,7 @@ async fn serve_sandbox_stops_on_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(sandbox::serve_sandbox(
+    let server = tokio::spawn(ghl_sandbox::serve_sandbox(
         listener,
         SandboxConfig::default(),
         async {
@@ -719,10 +719,10 @@ async fn serve_sandbox_stops_on_shutdown() {
     let r = reqwest::Client::new()
         .get(format!(
             "http://{addr}/contacts/?locationId={}",
-            sandbox::DEMO_LOCATION
+            ghl_sandbox::DEMO_LOCATION
         ))
-        .bearer_auth(sandbox::DEMO_TOKEN)
-        .header("Version", sandbox::API_VERSION)
+        .bearer_auth(ghl_sandbox::DEMO_TOKEN)
+        .header("Version", ghl_sandbox::API_VERSION)
         .send()
         .await
         .unwrap();

@@ -5,6 +5,10 @@
 //! The deliveries are the recorded fixtures of `tests/fixtures`, embedded in the binary, so the
 //! demo works from any directory. When no `config/default.toml` is found, the built-in default
 //! configuration is used.
+//!
+//! Compiled only with the `sandbox` feature (on by default), like the fixtures it embeds. It
+//! lives here rather than in the `ghl-sandbox` crate because it runs formbridge's own app: the
+//! sandbox crate depending on formbridge would make a package cycle.
 mod deliveries;
 mod report;
 mod workdir;
@@ -22,13 +26,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use ghl_sandbox::{SandboxConfig, SandboxHandle, SandboxState, DEMO_LOCATION, DEMO_TOKEN};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::app::Application;
-use crate::ghl::sandbox::{
-    self, SandboxConfig, SandboxHandle, SandboxState, DEMO_LOCATION, DEMO_TOKEN,
-};
 use crate::mapping::config::TaskConfig;
 use crate::settings::{ConfigSource, Settings};
 use crate::sources::BUILT_IN_SOURCES;
@@ -182,7 +184,7 @@ impl Demo {
                 dir.display()
             ));
         }
-        let ghl = sandbox::start(SandboxConfig::default())
+        let ghl = ghl_sandbox::start(SandboxConfig::default())
             .await
             .context("cannot start the GHL sandbox")?;
         let secrets: Vec<(&'static str, String)> = BUILT_IN_SOURCES

@@ -1,4 +1,4 @@
-//! The GoHighLevel API v2 client and the in-process GHL sandbox.
+//! The GoHighLevel API v2 client.
 //!
 //! # Why a thin client of our own (and not the `ghl-sdk` crate)
 //! We use a dozen Contacts endpoints. The generated `ghl-sdk` brings the whole API surface, its
@@ -20,7 +20,10 @@
 //! - [`rate_limit`]: [`RateLimitInfo`] from the `x-ratelimit-*` headers.
 //! - [`oauth`]: [`Credentials`], static tokens, OAuth refresh and [`TokenStore`].
 //! - [`settings`]: the `[ghl]` settings types.
-//! - [`sandbox`]: a faithful in-memory GHL over real HTTP, with fault injection.
+//!
+//! The GHL sandbox (a faithful in-memory GHL over real HTTP, with fault injection) is not here:
+//! it is the `ghl-sandbox` crate (`crates/ghl-sandbox/`), a dev-dependency of the tests and
+//! benches and, behind the default `sandbox` feature, of the binary's `demo` and `sandbox-ghl`.
 
 pub mod client;
 pub mod endpoints;
@@ -28,7 +31,6 @@ pub mod error;
 pub mod http;
 pub mod oauth;
 pub mod rate_limit;
-pub mod sandbox;
 pub mod settings;
 pub mod types;
 

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GhlSettings {
-    /// API base URL; point it at the built-in sandbox for demos and tests.
+    /// API base URL; point it at a GHL sandbox for local tries and tests (`formbridge
+    /// sandbox-ghl`, in builds with the default `sandbox` feature; tests use the `ghl-sandbox`
+    /// crate).
     pub base_url: url::Url,
     /// `Version` header sent on every call.
     pub api_version: String,

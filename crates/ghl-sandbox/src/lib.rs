@@ -16,6 +16,11 @@
 //! `POST /_sandbox/refresh-tokens`, `POST /_sandbox/locations/{id}/settings`,
 //! `POST /_sandbox/appointments`. Dropped connections: `drop_before_next` closes the connection
 //! before the request is applied, `drop_after_next` after it was applied; neither answers.
+//!
+//! A crate of its own, knowing nothing of formbridge: formbridge's tests and benches use it as a
+//! dev-dependency, and formbridge's binary only with its default `sandbox` feature (for
+//! `formbridge demo` and `formbridge sandbox-ghl`), so a `--no-default-features` build carries
+//! none of this code and none of the unauthenticated `/_sandbox/*` routes.
 
 // Handlers short-circuit with ready axum `Response`s as their error; boxing them would only add
 // noise to a test fake.
