@@ -6,6 +6,7 @@
 //! - [`app`]: builds the router, state and workers; serves; shuts down gracefully.
 //! - [`telemetry`]: tracing subscriber and Prometheus recorder.
 //! - [`http`]: the HTTP surface — webhook ingress, health, metrics, admin API, error bodies.
+//! - [`metrics`]: every exported metric, declared once with its description.
 //! - [`masked`]: serde helpers that print secrets as `********`.
 //! - [`redact`]: masking of secrets in stored bodies, headers and URLs shown to operators.
 //! - [`body`]: parsing JSON / urlencoded / multipart bodies, within per-delivery limits.
@@ -41,6 +42,7 @@ pub mod ghl;
 pub mod http;
 pub mod mapping;
 pub mod masked;
+pub mod metrics;
 pub mod redact;
 pub mod settings;
 pub mod sources;

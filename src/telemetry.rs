@@ -41,12 +41,15 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(
-                        Matcher::Full("formbridge_store_commit_batch_size".to_owned()),
+                        Matcher::Full(crate::metrics::STORE_COMMIT_BATCH_SIZE.to_owned()),
                         &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
                     )
                 });
             match builder.and_then(|b| b.install_recorder()) {
-                Ok(handle) => handle,
+                Ok(handle) => {
+                    crate::metrics::describe_all();
+                    handle
+                }
                 Err(e) => {
                     // Another recorder is installed: keep serving, with an unattached handle.
                     tracing::warn!(error = %e, "metrics recorder not installed");

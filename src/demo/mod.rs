@@ -390,9 +390,9 @@ impl Demo {
             .lines()
             .filter(|l| {
                 [
-                    "formbridge_webhooks_received_total",
-                    "formbridge_dispatch_total",
-                    "formbridge_dead_letters_total",
+                    crate::metrics::WEBHOOKS_RECEIVED,
+                    crate::metrics::DISPATCH,
+                    crate::metrics::DEAD_LETTERS,
                 ]
                 .iter()
                 .any(|m| l.starts_with(m))

@@ -156,7 +156,7 @@ impl Dispatcher {
         lock(&self.blocked).retain(|location, until| {
             let still = *until > now;
             if !still {
-                metrics::gauge!("formbridge_ghl_location_blocked", "location" => location.clone())
+                metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => location.clone())
                     .set(0.0);
             }
             still
@@ -260,7 +260,7 @@ impl Dispatcher {
             Err(Stop::PauseLocation(reason, error)) => {
                 let block = self.settings.dispatch.auth_block;
                 lock(&self.blocked).insert(event.location_id.clone(), Instant::now() + block);
-                metrics::gauge!("formbridge_ghl_location_blocked", "location" => event.location_id.clone()).set(1.0);
+                metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => event.location_id.clone()).set(1.0);
                 tracing::error!(parent: &span, %error, ?block, reason = reason.label(), "location's dispatch paused: {}", reason.remedy());
                 // Due again at once: the in-memory block holds the location back, so a restart
                 // with a fixed token resumes immediately. No attempt is counted.
@@ -276,8 +276,7 @@ impl Dispatcher {
                 })
             }
             Err(Stop::Budget(at)) => {
-                metrics::counter!("formbridge_dispatch_total", "outcome" => "requeued")
-                    .increment(1);
+                metrics::counter!(crate::metrics::DISPATCH, "outcome" => "requeued").increment(1);
                 if let Err(e) = self.store.release(event.id, &owner, at).await {
                     tracing::error!(parent: &span, error = %e, "cannot requeue event");
                 }
@@ -315,16 +314,16 @@ impl Dispatcher {
         };
         match self.store.finish(event.id, owner, finish).await {
             Ok(true) => {
-                metrics::counter!("formbridge_dispatch_total", "outcome" => outcome).increment(1);
+                metrics::counter!(crate::metrics::DISPATCH, "outcome" => outcome).increment(1);
                 match finish {
                     Finish::Done => tracing::info!(parent: span, "event delivered to GHL"),
                     Finish::Retry { error, at, .. } => {
-                        metrics::counter!("formbridge_dispatch_retries_total", "reason" => outcome)
+                        metrics::counter!(crate::metrics::DISPATCH_RETRIES, "reason" => outcome)
                             .increment(1);
                         tracing::warn!(parent: span, %error, retry_at = %at, "event will be retried");
                     }
                     Finish::Dead { error } => {
-                        metrics::counter!("formbridge_dead_letters_total", "reason" => "ghl")
+                        metrics::counter!(crate::metrics::DEAD_LETTERS, "reason" => "ghl")
                             .increment(1);
                         tracing::error!(parent: span, %error, "event dead-lettered");
                     }

@@ -68,12 +68,12 @@ impl Preparer {
                         Outcome::OverBudget => "prepare_timeout",
                         Outcome::Prepared | Outcome::Unmappable => "unmappable",
                     };
-                    metrics::counter!("formbridge_dead_letters_total", "reason" => reason)
+                    metrics::counter!(crate::metrics::DEAD_LETTERS, "reason" => reason)
                         .increment(1);
                     tracing::warn!(event_id = %id, %error, "event dead-lettered: cannot be mapped");
                 }
                 Preparation::NothingToDo { .. } => {
-                    metrics::counter!("formbridge_dispatch_total", "outcome" => "nothing_to_do")
+                    metrics::counter!(crate::metrics::DISPATCH, "outcome" => "nothing_to_do")
                         .increment(1);
                     tracing::debug!(event_id = %id, "event needs nothing in GHL");
                 }

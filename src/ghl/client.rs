@@ -247,19 +247,19 @@ impl GhlClient {
         }
         .await;
         let elapsed = started.elapsed().as_secs_f64();
-        metrics::histogram!("formbridge_ghl_request_seconds", "endpoint" => p.endpoint)
+        metrics::histogram!(crate::metrics::GHL_REQUEST_SECONDS, "endpoint" => p.endpoint)
             .record(elapsed);
         match outcome {
             Ok(raw) => {
                 metrics::counter!(
-                    "formbridge_ghl_requests_total",
+                    crate::metrics::GHL_REQUESTS,
                     "endpoint" => p.endpoint,
                     "status" => raw.status.to_string()
                 )
                 .increment(1);
                 let limits = RateLimitInfo::from_headers(&raw.headers);
                 if let Some(remaining) = limits.remaining {
-                    metrics::gauge!("formbridge_ghl_rate_remaining", "location" => location_id.to_owned())
+                    metrics::gauge!(crate::metrics::GHL_RATE_REMAINING, "location" => location_id.to_owned())
                         .set(remaining as f64);
                 }
                 tracing::debug!(
@@ -275,7 +275,7 @@ impl GhlClient {
             Err(e) => {
                 let label = if e.is_timeout() { "timeout" } else { "error" };
                 metrics::counter!(
-                    "formbridge_ghl_requests_total",
+                    crate::metrics::GHL_REQUESTS,
                     "endpoint" => p.endpoint,
                     "status" => label
                 )

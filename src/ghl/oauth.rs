@@ -357,7 +357,7 @@ impl OAuthCredentials {
         let response = match sent {
             Ok(r) => r,
             Err(e) => {
-                metrics::counter!("formbridge_ghl_oauth_refresh_total", "outcome" => "error")
+                metrics::counter!(crate::metrics::GHL_OAUTH_REFRESH, "outcome" => "error")
                     .increment(1);
                 return Err(GhlError::transport(format!(
                     "OAuth token endpoint unreachable: {}",
@@ -376,7 +376,7 @@ impl OAuthCredentials {
         } else {
             "rejected"
         };
-        metrics::counter!("formbridge_ghl_oauth_refresh_total", "outcome" => outcome).increment(1);
+        metrics::counter!(crate::metrics::GHL_OAUTH_REFRESH, "outcome" => outcome).increment(1);
         if !(200..300).contains(&status) {
             let refused = GhlError::from_response(status, &headers, &body);
             // invalid_grant (400) and other client errors need a new authorization; a 429 or

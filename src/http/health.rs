@@ -37,14 +37,14 @@ pub async fn metrics(State(state): State<Arc<OpsState>>) -> Response {
     match state.store.queue_stats().await {
         Ok(stats) => {
             for (status, n) in stats.by_status {
-                metrics::gauge!("formbridge_events", "status" => status.as_str()).set(n as f64);
+                metrics::gauge!(crate::metrics::EVENTS, "status" => status.as_str()).set(n as f64);
             }
             let oldest = stats.oldest_unfinished.map_or(0.0, |t| {
                 (time::OffsetDateTime::now_utc() - t)
                     .as_seconds_f64()
                     .max(0.0)
             });
-            metrics::gauge!("formbridge_queue_oldest_pending_seconds").set(oldest);
+            metrics::gauge!(crate::metrics::QUEUE_OLDEST_PENDING_SECONDS).set(oldest);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read queue figures for metrics"),
     }

@@ -138,9 +138,9 @@ pub async fn receive(
             (refusal.outcome, refusal.error.into_response())
         }
     };
-    metrics::counter!("formbridge_webhooks_received_total", "source" => label.clone(), "outcome" => outcome)
+    metrics::counter!(crate::metrics::WEBHOOKS_RECEIVED, "source" => label.clone(), "outcome" => outcome)
         .increment(1);
-    metrics::histogram!("formbridge_webhook_ingest_seconds", "source" => label)
+    metrics::histogram!(crate::metrics::WEBHOOK_INGEST_SECONDS, "source" => label)
         .record(started.elapsed().as_secs_f64());
     response
 }

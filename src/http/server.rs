@@ -287,8 +287,7 @@ impl Outcome {
         };
         // Per connection, so at debug: a slowloris must not flood the log.
         tracing::debug!(reason, "connection closed by the server");
-        metrics::counter!("formbridge_http_connections_closed_total", "reason" => reason)
-            .increment(1);
+        metrics::counter!(crate::metrics::HTTP_CONNECTIONS_CLOSED, "reason" => reason).increment(1);
     }
 }
 
@@ -493,14 +492,14 @@ impl Registry {
         });
         let mut open = self.open();
         open.insert(conn.id, conn.clone());
-        metrics::gauge!("formbridge_http_connections").set(open.len() as f64);
+        metrics::gauge!(crate::metrics::HTTP_CONNECTIONS).set(open.len() as f64);
         conn
     }
 
     fn remove(&self, id: u64) {
         let mut open = self.open();
         open.remove(&id);
-        metrics::gauge!("formbridge_http_connections").set(open.len() as f64);
+        metrics::gauge!(crate::metrics::HTTP_CONNECTIONS).set(open.len() as f64);
     }
 
     /// A slot for one more connection: a free one, else one freed by evicting the connection
@@ -509,7 +508,7 @@ impl Registry {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return permit;
         }
-        metrics::counter!("formbridge_http_connection_cap_reached_total").increment(1);
+        metrics::counter!(crate::metrics::HTTP_CONNECTION_CAP_REACHED).increment(1);
         let mut evicted = false;
         loop {
             let evictable = self.evictable.notified();
@@ -596,7 +595,7 @@ struct AcceptBackoff {
 
 impl AcceptBackoff {
     async fn failed(&mut self, error: &io::Error) {
-        metrics::counter!("formbridge_http_accept_errors_total").increment(1);
+        metrics::counter!(crate::metrics::HTTP_ACCEPT_ERRORS).increment(1);
         if self.failures == 0 {
             tracing::warn!(%error, "cannot accept connections; pausing and retrying until it works again (with EMFILE raise `ulimit -n` or lower server.max_connections)");
             self.delay = Duration::from_millis(10);

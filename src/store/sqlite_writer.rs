@@ -121,11 +121,11 @@ impl Health {
                     let seconds = (OffsetDateTime::now_utc() - since).whole_seconds();
                     tracing::warn!(after_seconds = seconds, "store writable again");
                 }
-                metrics::gauge!("formbridge_store_writable").set(1.0);
+                metrics::gauge!(crate::metrics::STORE_WRITABLE).set(1.0);
             }
             Err(e) => {
-                metrics::counter!("formbridge_store_commit_failures_total").increment(1);
-                metrics::gauge!("formbridge_store_writable").set(0.0);
+                metrics::counter!(crate::metrics::STORE_COMMIT_FAILURES).increment(1);
+                metrics::gauge!(crate::metrics::STORE_WRITABLE).set(0.0);
                 let since = failing
                     .as_ref()
                     .map_or_else(OffsetDateTime::now_utc, |f| f.1);
@@ -168,7 +168,7 @@ impl Writer {
     ) -> Self {
         let (queue, jobs) = mpsc::channel(max_batch.max(1) * 4);
         let health = Arc::new(Health::default());
-        metrics::gauge!("formbridge_store_writable").set(1.0);
+        metrics::gauge!(crate::metrics::STORE_WRITABLE).set(1.0);
         let task = WriterTask {
             options,
             conn: Some(conn),
@@ -253,7 +253,7 @@ impl WriterTask {
             if received == 0 {
                 break;
             }
-            metrics::histogram!("formbridge_store_commit_batch_size").record(batch.len() as f64);
+            metrics::histogram!(crate::metrics::STORE_COMMIT_BATCH_SIZE).record(batch.len() as f64);
             let durable = batch.iter().any(|j| j.durability() == Durability::Fsync);
             let outcome = self.commit_batch(&mut batch).await;
             match &outcome {
