@@ -396,7 +396,7 @@ async fn jotform_lead_form_encodings() {
     let settings: SourceSettings = serde_json::from_str("{}").unwrap();
     let sub = normalize(
         &source,
-        SourceKind::Jotform,
+        SourceKind::parse("jotform").unwrap(),
         &settings,
         &BodyLimits::UNLIMITED,
         Some("multipart/form-data; boundary=b"),
@@ -425,7 +425,12 @@ async fn jotform_lead_form_encodings() {
     assert!(sub.answer("event_id").is_none());
 
     let plan = build_plan(
-        &CompiledMapping::compile(&settings.mapping, &source, SourceKind::Jotform).unwrap(),
+        &CompiledMapping::compile(
+            &settings.mapping,
+            &source,
+            SourceKind::parse("jotform").unwrap(),
+        )
+        .unwrap(),
         &sub,
     )
     .unwrap();
@@ -457,7 +462,7 @@ async fn jivochat_chat_finished_transcript_is_the_note() {
         serde_json::from_str(r#"{"mapping":{"default_country":"RU"}}"#).unwrap();
     let sub = normalize(
         &source,
-        SourceKind::Jivochat,
+        SourceKind::parse("jivochat").unwrap(),
         &settings,
         &BodyLimits::UNLIMITED,
         None,
@@ -473,7 +478,12 @@ async fn jivochat_chat_finished_transcript_is_the_note() {
     );
     assert_eq!(sub.extras.transcript.len(), 2);
     let plan = build_plan(
-        &CompiledMapping::compile(&settings.mapping, &source, SourceKind::Jivochat).unwrap(),
+        &CompiledMapping::compile(
+            &settings.mapping,
+            &source,
+            SourceKind::parse("jivochat").unwrap(),
+        )
+        .unwrap(),
         &sub,
     )
     .unwrap();

@@ -31,7 +31,7 @@ use crate::ghl::sandbox::{
 };
 use crate::mapping::config::TaskConfig;
 use crate::settings::{ConfigSource, Settings};
-use crate::sources::BUILT_IN_SOURCES;
+use crate::sources::built_in_sources;
 use crate::store::{EventFilter, EventId, EventStatus, Store};
 
 /// Name of the SQLite file inside the demo's folder.
@@ -185,9 +185,8 @@ impl Demo {
         let ghl = sandbox::start(SandboxConfig::default())
             .await
             .context("cannot start the GHL sandbox")?;
-        let secrets: Vec<(&'static str, String)> = BUILT_IN_SOURCES
-            .iter()
-            .map(|s| (*s, format!("demo-{}", uuid::Uuid::new_v4().simple())))
+        let secrets: Vec<(&'static str, String)> = built_in_sources()
+            .map(|s| (s, format!("demo-{}", uuid::Uuid::new_v4().simple())))
             .collect();
         let settings = demo_settings(config, workdir, &ghl, &secrets, &mut notes)?;
         let app = Application::build(settings)
