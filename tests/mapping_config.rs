@@ -95,7 +95,14 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
 
 #[test]
 fn every_example_config_loads_and_validates() {
-    for source in ["jotform", "jivochat", "dripjobs", "powr", "123formbuilder"] {
+    for source in [
+        "jotform",
+        "jivochat",
+        "dripjobs",
+        "powr",
+        "123formbuilder",
+        "typeform",
+    ] {
         let s = example(source);
         let name = SourceName::parse(source).unwrap();
         CompiledMapping::compile(&s.mapping, &name, s.kind_for(&name))
@@ -537,5 +544,34 @@ async fn preview_reports_config_and_mapping_errors() {
         err.to_string()
             .starts_with("sources.dripjobs.mapping.tasks[0].title: unknown template variable `x`"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn typeform_example() {
+    let s = example("typeform");
+    let (_, plan) = run(
+        "typeform",
+        "typeform/form_response_lead-form-utm.ASSEMBLED.json",
+        &s,
+    )
+    .await;
+    let plan = plan.unwrap();
+    assert_eq!(
+        tags(&plan),
+        [
+            "typeform",
+            "google-ads",
+            "service:garage floor",
+            "service:patio",
+            "service:pool deck"
+        ]
+    );
+    let t = tasks(&plan);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].0, "Call Sam about the quote");
+    assert_eq!(
+        t[0].1.as_deref(),
+        Some("Services: Garage floor, Patio, Pool deck; area: 640 sq ft")
     );
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::detect::{Confidence, ContactDraft, Role};
-use super::tool::{EventRules, NormalizeError, ReadInput, Tool};
+use super::tool::{json_text as text, EventRules, NormalizeError, ReadInput, Tool};
 use crate::body::ParsedBody;
 use crate::submission::{Answer, AnswerValue, ChatMessage, Geo, Page, Submission};
 
@@ -86,16 +86,6 @@ impl Tool for Jivochat {
             known: EVENTS,
             contact_by_default: DEFAULT_CONTACT_EVENTS,
         })
-    }
-}
-
-/// A text value: trimmed non-empty strings, numbers and booleans.
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
     }
 }
 

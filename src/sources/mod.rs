@@ -12,6 +12,7 @@ pub mod ordered;
 pub mod presets;
 pub mod registry;
 pub mod tool;
+pub mod typeform;
 
 pub use normalize::{normalize, normalize_parsed};
 pub use registry::{SourceKind, UnknownKind};

@@ -8,7 +8,7 @@ use std::ops::Deref;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::tool::Tool;
-use super::{jivochat, jotform, presets, SourceName};
+use super::{jivochat, jotform, presets, typeform, SourceName};
 
 /// Every tool formbridge knows, by its config name. The generic adapter is last.
 static TOOLS: &[&dyn Tool] = &[
@@ -17,6 +17,7 @@ static TOOLS: &[&dyn Tool] = &[
     &presets::DRIPJOBS,
     &presets::POWR,
     &presets::FORMBUILDER123,
+    &typeform::Typeform,
     &presets::GENERIC,
 ];
 

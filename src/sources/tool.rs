@@ -121,3 +121,14 @@ pub trait Tool: Send + Sync {
         false
     }
 }
+
+/// A JSON scalar as text, for tools that read JSON: trimmed non-empty strings, numbers and
+/// booleans; `None` for anything else.
+pub fn json_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
