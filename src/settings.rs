@@ -225,7 +225,8 @@ pub struct SourceSettings {
     /// without a secret refuses to start; a source not served answers 404.
     #[serde(default)]
     pub enabled: Option<bool>,
-    /// Which normalizer reads its deliveries; defaults to the built-in of the same name, else `generic`.
+    /// Which tool reads its deliveries (a registered tool's name); defaults to the tool of the
+    /// same name, else `generic`.
     #[serde(default)]
     pub kind: Option<SourceKind>,
     /// How deliveries are authenticated.
@@ -297,7 +298,7 @@ impl SourceSettings {
             .unwrap_or_else(|| self.has_secret() || self.auth == AuthMode::None)
     }
 
-    /// The normalizer for this source, resolving the default from its name.
+    /// The tool of this source, resolving the default from its name.
     pub fn kind_for(&self, name: &SourceName) -> SourceKind {
         self.kind.unwrap_or_else(|| SourceKind::default_for(name))
     }

@@ -299,6 +299,24 @@ pub struct ChatMessage {
 }
 
 impl Submission {
+    /// The chat transcript, one `[time] from: text` line per message.
+    pub fn transcript_text(&self) -> String {
+        let hm =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        self.extras
+            .transcript
+            .iter()
+            .map(|m| {
+                let at =
+                    m.at.and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&hm).ok())
+                        .map(|t| format!("[{t}] "))
+                        .unwrap_or_default();
+                format!("{at}{}: {}", m.from, m.text)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// An empty submission received at `received_at`.
     pub fn new(received_at: OffsetDateTime) -> Self {
         Self {

@@ -777,3 +777,90 @@ async fn a_delivery_stored_before_the_limits_is_dead_lettered_naming_the_limit_a
         "{reason}"
     );
 }
+
+/// Typeform through the tool seam: a delivery signed as Typeform signs
+/// (`Typeform-Signature: sha256=<base64 HMAC>`, the default auth of `[sources.typeform]`) is
+/// stored, deduplicated on its `event_id` and ends in GHL as a contact with its tag and note;
+/// a bad or missing signature is refused with 401 and nothing is stored.
+#[tokio::test]
+async fn a_signed_typeform_delivery_ends_as_a_contact_and_a_bad_signature_is_refused() {
+    use formbridge::sources::auth::hmac_sha256_base64;
+    const TYPEFORM_SECRET: &str = "typeform-webhook-secret";
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = app_for(&ghl, "", &[("sources.typeform.secret", TYPEFORM_SECRET)]).await;
+    let fx = fixtures("typeform")
+        .into_iter()
+        .find(|f| f.name == "form_response_lead-form-utm.ASSEMBLED.json")
+        .unwrap();
+    let post = |signature: Option<String>| {
+        let mut req = app
+            .client
+            .post(format!("{}/hooks/typeform", app.base))
+            .header("content-type", fx.content_type.as_deref().unwrap())
+            .body(fx.body.clone());
+        if let Some(sig) = signature {
+            req = req.header("Typeform-Signature", sig);
+        }
+        req.send()
+    };
+
+    let wrong = format!("sha256={}", hmac_sha256_base64(b"not-the-secret", &fx.body));
+    for bad in [None, Some(wrong)] {
+        let r = post(bad).await.unwrap();
+        assert_eq!(r.status(), 401);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized", "{body}");
+    }
+    assert_eq!(
+        app.total_events().await,
+        0,
+        "a refused delivery is not stored"
+    );
+
+    let signed = format!(
+        "sha256={}",
+        hmac_sha256_base64(TYPEFORM_SECRET.as_bytes(), &fx.body)
+    );
+    let first: Value = post(Some(signed.clone()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["duplicate"], false, "{first}");
+    // Typeform retries with the same event_id: a duplicate, stored once.
+    let again: Value = post(Some(signed)).await.unwrap().json().await.unwrap();
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["event_id"], first["event_id"]);
+    assert_eq!(app.total_events().await, 1);
+
+    settle(&app, Duration::from_secs(20)).await;
+    assert_eq!(count(&app, EventStatus::Done).await, 1);
+    let state = ghl.state();
+    let contact = state
+        .contact_by_email("sam.rivera@example.com")
+        .expect("Typeform respondent");
+    assert_eq!(contact["firstName"], "Sam");
+    assert_eq!(contact["lastName"], "Rivera");
+    assert_eq!(contact["phone"], "+15125550163");
+    assert_eq!(contact["source"], "typeform");
+    assert!(contact["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "typeform"));
+    let notes = notes_for(&state, contact["id"].as_str().unwrap());
+    assert_eq!(notes.len(), 1);
+    let note = notes[0]["body"].as_str().unwrap();
+    assert!(
+        note.starts_with(
+            "Typeform submission 9v2r8c4wq1k7ztj5x0b3m6n8a4d2e7f1 (Free quote request)\n\n"
+        ),
+        "{note}"
+    );
+    assert!(
+        note.contains("\nMay we text you about your quote?: Yes\n"),
+        "{note}"
+    );
+    assert!(state.requests.iter().all(|r| r.status < 400));
+}

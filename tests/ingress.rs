@@ -573,7 +573,7 @@ async fn jivochat_is_read_as_json_whatever_the_content_type() {
     let settings: formbridge::settings::SourceSettings = serde_json::from_str("{}").unwrap();
     let sub = formbridge::sources::normalize(
         &name,
-        formbridge::sources::SourceKind::Jivochat,
+        formbridge::sources::SourceKind::parse("jivochat").unwrap(),
         &settings,
         &BodyLimits::UNLIMITED,
         form,

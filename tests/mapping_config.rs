@@ -95,7 +95,14 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
 
 #[test]
 fn every_example_config_loads_and_validates() {
-    for source in ["jotform", "jivochat", "dripjobs", "powr", "123formbuilder"] {
+    for source in [
+        "jotform",
+        "jivochat",
+        "dripjobs",
+        "powr",
+        "123formbuilder",
+        "typeform",
+    ] {
         let s = example(source);
         let name = SourceName::parse(source).unwrap();
         CompiledMapping::compile(&s.mapping, &name, s.kind_for(&name))
@@ -236,97 +243,97 @@ fn validation_names_the_exact_key() {
     let cases: &[(&str, SourceKind, &str, &str)] = &[
         (
             r#"{"tasks":[{"title":"Call {{frist_name}}"}]}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "tasks[0].title",
             "unknown template variable `frist_name`",
         ),
         (
             r#"{"tasks":[{"title":"ok"},{"title":"x","body":"{{email"}]}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "tasks[1].body",
             "unclosed",
         ),
         (
             r#"{"tasks":[{"title":"ok","due_in":"tomorrow"}]}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "tasks[0].due_in",
             "not a duration",
         ),
         (
             r#"{"tasks":[{"title":"ok","when":{"field":"email","equals":"a","contains":"b"}}]}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "tasks[0].when",
             "exactly one",
         ),
         (
             r#"{"tags":{"when":[{"tag":"t","when":{"field":"answers.q1","matches":"(["}}]}}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "tags.when[0].when.matches",
             "bad regex",
         ),
         (
             r#"{"tags":{"when":[{"tag":"t","when":{"field":"nope","present":true}}]}}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "tags.when[0].when.field",
             "unknown field",
         ),
         (
             r#"{"tags":{"static":["ok","{{bad}}"]}}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "tags.static[1]",
             "unknown template variable",
         ),
         (
             r#"{"custom_fields":[{"id":"a","key":"b","answer":"q1"}]}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "custom_fields[0]",
             "`id` or `key`",
         ),
         (
             r#"{"custom_fields":[{"id":"a"}]}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "custom_fields[0]",
             "`answer` or `value`",
         ),
         (
             r#"{"note":{"template":"{{answers.}}"}}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "note.template",
             "unknown template variable",
         ),
         (
             r#"{"values":{"timezone":"{{tz}}"}}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "values.timezone",
             "unknown template variable",
         ),
         (
             r#"{"default_country":"USA"}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "default_country",
             "unknown default country",
         ),
         (
             r#"{"contact_events":["chat_finished"]}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
             "contact_events",
             "only used by jivochat",
         ),
         (
             r#"{"contact_events":["chat_done"]}"#,
-            SourceKind::Jivochat,
+            SourceKind::parse("jivochat").unwrap(),
             "contact_events[0]",
             "unknown JivoChat event",
         ),
         (
             r#"{"submission_id":"id"}"#,
-            SourceKind::Jivochat,
+            SourceKind::parse("jivochat").unwrap(),
             "submission_id",
             "generic-kind",
         ),
         (
             r#"{"fields":{"email":" "}}"#,
-            SourceKind::Generic,
+            SourceKind::generic(),
             "fields.email",
             "empty",
         ),
@@ -336,7 +343,7 @@ fn validation_names_the_exact_key() {
         assert_eq!(err.key, *key, "{json}");
         assert!(err.message.contains(msg), "{json}: {}", err.message);
     }
-    assert!(validate("{}", SourceKind::Generic).is_ok());
+    assert!(validate("{}", SourceKind::generic()).is_ok());
 }
 
 #[test]
@@ -364,7 +371,7 @@ async fn selectors_override_detection_and_report_misses() {
     let name = SourceName::parse("website").unwrap();
     let sub = normalize(
         &name,
-        SourceKind::Generic,
+        SourceKind::generic(),
         &s,
         &BodyLimits::UNLIMITED,
         Some("application/json"),
@@ -382,7 +389,7 @@ async fn selectors_override_detection_and_report_misses() {
     );
     assert_eq!(sub.contact.first_name.as_deref(), Some("Kim"));
     assert_eq!(sub.problems[0].key, "mapping.fields.company_name");
-    let plan = build_plan(&compiled(&name, SourceKind::Generic, &s), &sub).unwrap();
+    let plan = build_plan(&compiled(&name, SourceKind::generic(), &s), &sub).unwrap();
     let Step::UpsertContact { contact } = &plan.steps[0] else {
         panic!()
     };
@@ -401,7 +408,7 @@ async fn lone_email_value_is_detected_by_shape() {
     let s = settings("{}");
     let sub = normalize(
         &name,
-        SourceKind::Generic,
+        SourceKind::generic(),
         &s,
         &BodyLimits::UNLIMITED,
         Some("application/x-www-form-urlencoded"),
@@ -445,7 +452,7 @@ async fn default_note_lists_every_answer_in_form_order() {
     )
     .await;
     let note = formbridge::mapping::build::default_note(
-        SourceKind::Jotform,
+        SourceKind::parse("jotform").unwrap(),
         &SourceName::parse("jotform").unwrap(),
         &sub,
     );
@@ -478,7 +485,7 @@ async fn test_submissions_can_be_skipped_and_notes_disabled() {
     let s = settings(r#"{"skip_test_submissions":true}"#);
     let sub = normalize(
         &name,
-        SourceKind::Jotform,
+        SourceKind::parse("jotform").unwrap(),
         &s,
         &BodyLimits::UNLIMITED,
         ct,
@@ -486,12 +493,19 @@ async fn test_submissions_can_be_skipped_and_notes_disabled() {
         AT,
     )
     .unwrap();
-    assert!(build_plan(&compiled(&name, SourceKind::Jotform, &s), &sub)
-        .unwrap()
-        .steps
-        .is_empty());
+    assert!(build_plan(
+        &compiled(&name, SourceKind::parse("jotform").unwrap(), &s),
+        &sub
+    )
+    .unwrap()
+    .steps
+    .is_empty());
     let s = settings(r#"{"note":{"enabled":false}}"#);
-    let plan = build_plan(&compiled(&name, SourceKind::Jotform, &s), &sub).unwrap();
+    let plan = build_plan(
+        &compiled(&name, SourceKind::parse("jotform").unwrap(), &s),
+        &sub,
+    )
+    .unwrap();
     assert_eq!(kinds(&plan), ["upsert_contact", "add_tags"]);
 }
 
@@ -503,7 +517,7 @@ async fn preview_reports_config_and_mapping_errors() {
     let body = Bytes::from(std::fs::read(&path).unwrap());
     let p = preview(
         &name,
-        SourceKind::Dripjobs,
+        SourceKind::parse("dripjobs").unwrap(),
         &settings("{}"),
         &BodyLimits::UNLIMITED,
         None,
@@ -518,7 +532,7 @@ async fn preview_reports_config_and_mapping_errors() {
     let bad = settings(r#"{"tasks":[{"title":"{{x}}"}]}"#);
     let err = preview(
         &name,
-        SourceKind::Dripjobs,
+        SourceKind::parse("dripjobs").unwrap(),
         &bad,
         &BodyLimits::UNLIMITED,
         None,
@@ -530,5 +544,34 @@ async fn preview_reports_config_and_mapping_errors() {
         err.to_string()
             .starts_with("sources.dripjobs.mapping.tasks[0].title: unknown template variable `x`"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn typeform_example() {
+    let s = example("typeform");
+    let (_, plan) = run(
+        "typeform",
+        "typeform/form_response_lead-form-utm.ASSEMBLED.json",
+        &s,
+    )
+    .await;
+    let plan = plan.unwrap();
+    assert_eq!(
+        tags(&plan),
+        [
+            "typeform",
+            "google-ads",
+            "service:garage floor",
+            "service:patio",
+            "service:pool deck"
+        ]
+    );
+    let t = tasks(&plan);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].0, "Call Sam about the quote");
+    assert_eq!(
+        t[0].1.as_deref(),
+        Some("Services: Garage floor, Patio, Pool deck; area: 640 sq ft")
     );
 }

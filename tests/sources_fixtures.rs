@@ -11,7 +11,7 @@ use formbridge::mapping::preview::content_type_for_file;
 use formbridge::mapping::{build_plan, CompiledMapping, MappingError};
 use formbridge::settings::SourceSettings;
 use formbridge::sources::{normalize, SourceKind, SourceName};
-use formbridge::submission::Submission;
+use formbridge::submission::{AnswerValue, Submission};
 use time::macros::datetime;
 
 /// What one fixture must turn into with the default mapping.
@@ -262,6 +262,49 @@ fn table() -> Vec<Expect> {
             note_has: &["123FormBuilder submission 7741299", "\nServices: Kitchen remodel, Bathroom remodel\n"],
             ..BASE
         },
+        Expect {
+            file: "typeform/form_response_lead-form-utm.ASSEMBLED.json",
+            id: Some("9v2r8c4wq1k7ztj5x0b3m6n8a4d2e7f1"),
+            email: Some("sam.rivera@example.com"),
+            phone: Some("+15125550163"),
+            first: Some("Sam"),
+            last: Some("Rivera"),
+            answers: &[
+                ("full_name", "What's your name?", "Sam Rivera"),
+                ("services", "Which services are you interested in?", "Garage floor, Patio, Pool deck"),
+                ("area_sqft", "How big is the area (sq ft)?", "640"),
+                ("start_when", "When would you like us to start?", "Within a month"),
+                ("sms_ok", "May we text you about your quote?", "Yes"),
+                ("hidden.utm_campaign", "Utm Campaign", "spring_floors"),
+            ],
+            steps: FULL,
+            tags: &["typeform"],
+            note_has: &[
+                "Typeform submission 9v2r8c4wq1k7ztj5x0b3m6n8a4d2e7f1 (Free quote request)\n\n",
+                "\nWhich services are you interested in?: Garage floor, Patio, Pool deck\n",
+            ],
+            ..BASE
+        },
+        Expect {
+            file: "typeform/form_response_webhooks-example.ASSEMBLED.json",
+            id: Some("a3a12ec67a1365927098a606107fac15"),
+            email: Some("laura@example.com"),
+            first: Some("Laura"),
+            answers: &[
+                ("readable_ref_short_text", "What is your first name?", "Laura"),
+                ("readable_ref_date", "When did you move to the place where you live?", "2005-10-15"),
+                ("readable_ref_picture_choice", "Which pictures do you like? You can choose as many as you like.", "London, Sydney"),
+                ("readable_ref_number1", "On a scale of 1 to 5, what rating would you give the weather in Sydney?", "5"),
+                ("readable_ref_multiple_choice", "Which city do you like best?", "London"),
+                ("readable_ref_yes_no", "Do you have a pet?", "No"),
+                ("readable_ref_payment", "Pay the city tax", "amount: 4.00, last4: 4242, name: Laura Example"),
+                ("hidden.user_id", "User Id", "abc123456"),
+            ],
+            steps: FULL,
+            tags: &["typeform"],
+            note_has: &["Typeform submission a3a12ec67a1365927098a606107fac15 (Webhooks example)", "\nWhat is your first name?: Laura\n"],
+            ..BASE
+        },
     ]
 }
 
@@ -396,7 +439,7 @@ async fn jotform_lead_form_encodings() {
     let settings: SourceSettings = serde_json::from_str("{}").unwrap();
     let sub = normalize(
         &source,
-        SourceKind::Jotform,
+        SourceKind::parse("jotform").unwrap(),
         &settings,
         &BodyLimits::UNLIMITED,
         Some("multipart/form-data; boundary=b"),
@@ -425,7 +468,12 @@ async fn jotform_lead_form_encodings() {
     assert!(sub.answer("event_id").is_none());
 
     let plan = build_plan(
-        &CompiledMapping::compile(&settings.mapping, &source, SourceKind::Jotform).unwrap(),
+        &CompiledMapping::compile(
+            &settings.mapping,
+            &source,
+            SourceKind::parse("jotform").unwrap(),
+        )
+        .unwrap(),
         &sub,
     )
     .unwrap();
@@ -457,7 +505,7 @@ async fn jivochat_chat_finished_transcript_is_the_note() {
         serde_json::from_str(r#"{"mapping":{"default_country":"RU"}}"#).unwrap();
     let sub = normalize(
         &source,
-        SourceKind::Jivochat,
+        SourceKind::parse("jivochat").unwrap(),
         &settings,
         &BodyLimits::UNLIMITED,
         None,
@@ -473,7 +521,12 @@ async fn jivochat_chat_finished_transcript_is_the_note() {
     );
     assert_eq!(sub.extras.transcript.len(), 2);
     let plan = build_plan(
-        &CompiledMapping::compile(&settings.mapping, &source, SourceKind::Jivochat).unwrap(),
+        &CompiledMapping::compile(
+            &settings.mapping,
+            &source,
+            SourceKind::parse("jivochat").unwrap(),
+        )
+        .unwrap(),
         &sub,
     )
     .unwrap();
@@ -481,4 +534,47 @@ async fn jivochat_chat_finished_transcript_is_the_note() {
         panic!()
     };
     assert!(body.starts_with("JivoChat chat (id 99)\n\n[2023-11-14 22:13:20 UTC] visitor: Hello\n[2023-11-14 22:14:20 UTC] agent Olga: Hi, how can I help?\n"), "{body}");
+}
+
+/// Typeform: answer types, hidden fields (UTM ones into `extras.utm`, empty ones left out),
+/// the form and event in extras, file answers as files.
+#[tokio::test]
+async fn typeform_extras_hidden_fields_and_types() {
+    let (_, _, _, sub) = load("typeform/form_response_lead-form-utm.ASSEMBLED.json").await;
+    let utm: Vec<(&str, &str)> = sub
+        .extras
+        .utm
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        utm,
+        [
+            ("campaign", "spring_floors"),
+            ("medium", "cpc"),
+            ("source", "google")
+        ]
+    );
+    assert!(sub.answer("hidden.gclid").is_none(), "empty hidden field");
+    assert_eq!(sub.extras.form_id.as_deref(), Some("Xq7pL2"));
+    assert_eq!(sub.extras.event.as_deref(), Some("form_response"));
+    assert_eq!(
+        sub.answer("services").unwrap().value,
+        AnswerValue::List(vec![
+            "Garage floor".into(),
+            "Patio".into(),
+            "Pool deck".into()
+        ])
+    );
+
+    let (_, _, _, sub) = load("typeform/form_response_webhooks-example.ASSEMBLED.json").await;
+    assert!(matches!(
+        &sub.answer("readable_ref_file_upload").unwrap().value,
+        AnswerValue::Files(files) if files.len() == 1 && files[0].starts_with("https://")
+    ));
+    assert_eq!(
+        sub.extras.other.get("event_id").map(String::as_str),
+        Some("LtWXD3crgy")
+    );
+    assert_eq!(sub.extras.other.get("score").map(String::as_str), Some("9"));
 }

@@ -117,7 +117,7 @@ fn delivery(shape: Shape, n: usize, name: &str, value: &str) -> Delivery {
                 serde_json::json!({"mapping": {"tags": {"from_answers": [{"answer": name}]}}});
             Delivery {
                 settings: serde_json::from_value(rules).unwrap(),
-                ..plain(SourceKind::Generic, FORM, body)
+                ..plain(SourceKind::generic(), FORM, body)
             }
         }
         Shape::ListName => {
@@ -125,14 +125,14 @@ fn delivery(shape: Shape, n: usize, name: &str, value: &str) -> Delivery {
             for _ in 0..n {
                 body.push_str(&format!("&{name}%5B%5D={value}"));
             }
-            plain(SourceKind::Dripjobs, FORM, body)
+            plain(SourceKind::parse("dripjobs").unwrap(), FORM, body)
         }
         Shape::DistinctNames => {
             let mut body = lead.to_owned();
             for i in 0..n {
                 body.push_str(&format!("&{name}{i}={value}"));
             }
-            plain(SourceKind::Formbuilder123, FORM, body)
+            plain(SourceKind::parse("123formbuilder").unwrap(), FORM, body)
         }
         Shape::HeaderlessParts => {
             let mut body = part(&named("email"), "lead@example.com");
@@ -140,7 +140,7 @@ fn delivery(shape: Shape, n: usize, name: &str, value: &str) -> Delivery {
                 body.push_str(&part("Content-Type: text/plain", value));
             }
             body.push_str("--XyZ--\r\n");
-            plain(SourceKind::Generic, MULTIPART, body)
+            plain(SourceKind::generic(), MULTIPART, body)
         }
         Shape::FileParts => {
             let mut body = part(&named("email"), "lead@example.com");
@@ -152,14 +152,18 @@ fn delivery(shape: Shape, n: usize, name: &str, value: &str) -> Delivery {
                 body.push_str(&part(&headers, "x"));
             }
             body.push_str("--XyZ--\r\n");
-            plain(SourceKind::Powr, MULTIPART, body)
+            plain(SourceKind::parse("powr").unwrap(), MULTIPART, body)
         }
         Shape::JsonObjects => {
             let items: Vec<_> = (0..n)
                 .map(|i| serde_json::json!({name: value, "email": format!("l{i}@example.com")}))
                 .collect();
             let body = serde_json::json!({"deal_id": "7", "items": items});
-            plain(SourceKind::Dripjobs, JSON, body.to_string())
+            plain(
+                SourceKind::parse("dripjobs").unwrap(),
+                JSON,
+                body.to_string(),
+            )
         }
         Shape::JotformUploads => {
             let mut raw = serde_json::Map::new();
@@ -174,7 +178,7 @@ fn delivery(shape: Shape, n: usize, name: &str, value: &str) -> Delivery {
                 raw.insert(format!("{name}{i}"), serde_json::json!([url]));
             }
             let body = jotform(&serde_json::Value::Object(raw), "");
-            plain(SourceKind::Jotform, MULTIPART, body)
+            plain(SourceKind::parse("jotform").unwrap(), MULTIPART, body)
         }
         Shape::JotformPretty => {
             let mut raw = serde_json::Map::new();
@@ -186,7 +190,7 @@ fn delivery(shape: Shape, n: usize, name: &str, value: &str) -> Delivery {
                 raw.insert(format!("q{}_{name}{i}", i + 2), answer.into());
             }
             let body = jotform(&serde_json::Value::Object(raw), &pretty.join(", "));
-            plain(SourceKind::Jotform, MULTIPART, body)
+            plain(SourceKind::parse("jotform").unwrap(), MULTIPART, body)
         }
         Shape::JivoTranscript => {
             let agents: Vec<_> = (0..n)
@@ -204,11 +208,15 @@ fn delivery(shape: Shape, n: usize, name: &str, value: &str) -> Delivery {
                 "agents": agents,
                 "chat": {"messages": messages},
             });
-            plain(SourceKind::Jivochat, JSON, body.to_string())
+            plain(
+                SourceKind::parse("jivochat").unwrap(),
+                JSON,
+                body.to_string(),
+            )
         }
         Shape::HtmlEntities => {
             let body = format!("{lead}&{name}={}x", "%26".repeat(n * 4));
-            plain(SourceKind::Dripjobs, FORM, body)
+            plain(SourceKind::parse("dripjobs").unwrap(), FORM, body)
         }
     }
 }

@@ -11,20 +11,12 @@ use formbridge::submission::{Email, Phone};
 use proptest::prelude::*;
 use time::macros::datetime;
 
-const KINDS: [SourceKind; 6] = [
-    SourceKind::Jotform,
-    SourceKind::Jivochat,
-    SourceKind::Dripjobs,
-    SourceKind::Powr,
-    SourceKind::Formbuilder123,
-    SourceKind::Generic,
-];
-
 /// Normalizes and plans `body` as every kind; only panics fail the property.
 fn exercise(content_type: Option<&str>, body: &[u8]) {
     let settings: SourceSettings = serde_json::from_str("{}").unwrap();
     let body = Bytes::copy_from_slice(body);
-    for kind in KINDS {
+    // Every registered tool.
+    for kind in SourceKind::all() {
         let source = SourceName::parse(kind.as_str()).unwrap();
         let result = normalize(
             &source,

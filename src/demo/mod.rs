@@ -33,7 +33,7 @@ use serde_json::Value;
 use crate::app::Application;
 use crate::mapping::config::TaskConfig;
 use crate::settings::{ConfigSource, Settings};
-use crate::sources::BUILT_IN_SOURCES;
+use crate::sources::built_in_sources;
 use crate::store::{EventFilter, EventId, EventStatus, Store};
 
 /// Name of the SQLite file inside the demo's folder.
@@ -187,9 +187,8 @@ impl Demo {
         let ghl = ghl_sandbox::start(SandboxConfig::default())
             .await
             .context("cannot start the GHL sandbox")?;
-        let secrets: Vec<(&'static str, String)> = BUILT_IN_SOURCES
-            .iter()
-            .map(|s| (*s, format!("demo-{}", uuid::Uuid::new_v4().simple())))
+        let secrets: Vec<(&'static str, String)> = built_in_sources()
+            .map(|s| (s, format!("demo-{}", uuid::Uuid::new_v4().simple())))
             .collect();
         let settings = demo_settings(config, workdir, &ghl, &secrets, &mut notes)?;
         let app = Application::build(settings)

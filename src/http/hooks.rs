@@ -314,46 +314,22 @@ fn dedupe_key(
     body: &[u8],
     headers: &HeaderMap,
 ) -> String {
-    let own_id = match (&runtime.dedupe_field, runtime.kind) {
-        (Some(field), _) => parsed.field(field).map(|v| format!("{field}:{v}")),
-        (None, _) if matches!(runtime.auth, Authenticator::StandardWebhooks { .. }) => headers
+    let own_id = match &runtime.dedupe_field {
+        Some(field) => parsed.field(field).map(|v| format!("{field}:{v}")),
+        None if matches!(runtime.auth, Authenticator::StandardWebhooks { .. }) => headers
             .get("webhook-id")
             .and_then(|v| v.to_str().ok())
             .map(|id| format!("webhook-id:{id}")),
-        (None, SourceKind::Jotform) => parsed
-            .field("submissionID")
-            .map(|v| format!("submissionID:{v}")),
-        (None, SourceKind::Jivochat) => jivochat_delivery_id(parsed),
-        _ => None,
+        None => runtime.kind.delivery_id(parsed, headers),
     };
     own_id
         .filter(|id| !id.ends_with(':'))
         .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(body))))
 }
 
-/// JivoChat has no delivery id. An offline message has its own id, and a chat is accepted and
-/// finished once, so `event_name` + id identifies those. `chat_updated`, `client_updated` and
-/// `call_event` legitimately repeat for one chat with new content, so they fall back to the
-/// body hash (an identical resend is still a duplicate).
-fn jivochat_delivery_id(parsed: &ParsedBody) -> Option<String> {
-    let event = parsed.field("event_name")?;
-    match event.as_str() {
-        "offline_message" => parsed
-            .field("offline_message_id")
-            .or_else(|| parsed.field("chat_id"))
-            .map(|id| format!("{event}:{id}")),
-        "chat_accepted" | "chat_finished" => {
-            parsed.field("chat_id").map(|id| format!("{event}:{id}"))
-        }
-        _ => None,
-    }
-}
-
+/// The tool's acknowledgement of a stored (or duplicate) delivery.
 fn accepted_response(kind: SourceKind, ingested: Ingested) -> Response {
-    if kind == SourceKind::Jivochat {
-        // Jivo's docs expect exactly this body for every event.
-        return Json(json!({"result": "ok"})).into_response();
-    }
     let duplicate = matches!(ingested, Ingested::Duplicate(_));
-    Json(json!({"result": "ok", "event_id": ingested.id(), "duplicate": duplicate})).into_response()
+    let receipt = json!({"result": "ok", "event_id": ingested.id(), "duplicate": duplicate});
+    Json(kind.acknowledgement(receipt)).into_response()
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
 use super::config::MissingContact;
 use super::plan::{ContactFields, CustomFieldValue, Plan, Step};
-use super::vars::{answer_lines, transcript_text, Vars};
+use super::vars::{answer_lines, Vars};
 use crate::sources::{SourceKind, SourceName};
 use crate::submission::{AnswerValue, Submission};
 
@@ -20,18 +20,6 @@ pub enum MappingError {
         /// Parse problems that may explain it (`; problems: …`), or empty.
         problems: String,
     },
-}
-
-/// The tool's display name for notes.
-pub fn tool_title(kind: SourceKind, source: &SourceName) -> String {
-    match kind {
-        SourceKind::Jotform => "Jotform".to_owned(),
-        SourceKind::Jivochat => "JivoChat".to_owned(),
-        SourceKind::Dripjobs => "DripJobs".to_owned(),
-        SourceKind::Powr => "POWR".to_owned(),
-        SourceKind::Formbuilder123 => "123FormBuilder".to_owned(),
-        SourceKind::Generic => source.to_string(),
-    }
 }
 
 /// Builds the plan for one submission. Pure: no I/O; due dates count from
@@ -204,50 +192,15 @@ fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
     tags
 }
 
-/// The default note: JivoChat transcript or offline message; otherwise a header with the tool's
-/// submission id followed by every answer as a `Label: value` line.
+/// The default note: the tool's own (JivoChat: the transcript or offline message), else a
+/// header with the tool's submission id followed by every answer as a `Label: value` line.
 pub fn default_note(kind: SourceKind, source: &SourceName, sub: &Submission) -> String {
-    let title = tool_title(kind, source);
+    let title = kind.tool_title(source);
+    if let Some(note) = kind.default_note(&title, sub) {
+        return note;
+    }
     let id = sub.submission_id.as_deref();
     let mut out = String::new();
-    let transcript = transcript_text(sub);
-    if kind == SourceKind::Jivochat && (!transcript.is_empty() || sub.extras.message.is_some()) {
-        let what = if transcript.is_empty() {
-            "offline message"
-        } else {
-            "chat"
-        };
-        out.push_str(&format!("{title} {what}"));
-        if let Some(id) = id {
-            out.push_str(&format!(" (id {id})"));
-        }
-        out.push_str("\n\n");
-        if transcript.is_empty() {
-            out.push_str(sub.extras.message.as_deref().unwrap_or_default());
-        } else {
-            out.push_str(&transcript);
-        }
-        let details: Vec<String> = sub
-            .answers
-            .iter()
-            .filter(|a| a.key != "message" && !a.value.is_blank())
-            .map(|a| format!("{}: {}", a.label, a.value.display()))
-            .collect();
-        if !details.is_empty() {
-            out.push_str("\n\n");
-            out.push_str(&details.join("\n"));
-        }
-        if !sub.extras.utm.is_empty() {
-            let utm: Vec<String> = sub
-                .extras
-                .utm
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            out.push_str(&format!("\nUTM: {}", utm.join(", ")));
-        }
-        return out;
-    }
     match id {
         Some(id) => out.push_str(&format!("{title} submission {id}")),
         None => out.push_str(&format!("{title} submission")),

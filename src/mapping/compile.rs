@@ -3,9 +3,7 @@
 //! one that does not is refused at start with the exact key (`mapping.tasks[0].due_in`).
 
 use super::condition::CompiledCondition;
-use super::config::{
-    AnswerTags, MappingConfig, MissingContact, DEFAULT_JIVO_CONTACT_EVENTS, JIVO_EVENTS,
-};
+use super::config::{AnswerTags, MappingConfig, MissingContact};
 use super::error::MappingConfigError;
 use super::template::Template;
 use crate::sources::{SourceKind, SourceName};
@@ -23,7 +21,8 @@ pub struct CompiledMapping {
     pub(super) tool: String,
     /// The GHL `source` value.
     pub(super) contact_source: String,
-    /// JivoChat: the events that make or update a contact; `None` for other tools.
+    /// Tools with events (JivoChat): the events that make or update a contact; `None` for
+    /// other tools.
     pub(super) contact_events: Option<Vec<String>>,
     pub(super) skip_test_submissions: bool,
     pub(super) on_missing_contact: MissingContact,
@@ -74,19 +73,6 @@ pub(super) enum NoteRule {
     Template(Template),
 }
 
-fn is_generic_kind(kind: SourceKind) -> bool {
-    !matches!(kind, SourceKind::Jotform | SourceKind::Jivochat)
-}
-
-/// The tool's name used as the default GHL `source`: the kind, or the source's name for
-/// `generic` sources.
-pub fn tool_name(kind: SourceKind, source: &SourceName) -> String {
-    match kind {
-        SourceKind::Generic => source.to_string(),
-        other => other.as_str().to_owned(),
-    }
-}
-
 impl CompiledMapping {
     /// Checks `config` for the source and compiles it; the error's `key` names the exact key.
     pub fn compile(
@@ -121,15 +107,16 @@ impl CompiledMapping {
             }
             values.push((*field, template(&key, text)?));
         }
-        let tool = tool_name(kind, source);
+        let tool = kind.tool_name(source);
         Ok(Self {
             source: source.clone(),
             kind,
             contact_source: config.source.clone().unwrap_or_else(|| tool.clone()),
             tool,
-            contact_events: (kind == SourceKind::Jivochat).then(|| {
+            contact_events: kind.events().map(|rules| {
                 config.contact_events.clone().unwrap_or_else(|| {
-                    DEFAULT_JIVO_CONTACT_EVENTS
+                    rules
+                        .contact_by_default
                         .iter()
                         .map(|e| (*e).to_owned())
                         .collect()
@@ -154,7 +141,7 @@ fn check_kind_specific_keys(
     config: &MappingConfig,
     kind: SourceKind,
 ) -> Result<(), MappingConfigError> {
-    if !is_generic_kind(kind) {
+    if !kind.generic_keys() {
         for (key, set) in [
             ("submission_id", config.submission_id.is_some()),
             ("strip_html", config.strip_html.is_some()),
@@ -163,7 +150,8 @@ fn check_kind_specific_keys(
                 return Err(MappingConfigError::new(
                     key,
                     format!(
-                        "only used by generic-kind sources; `{}` finds it itself",
+                        "only used by generic-kind sources ({}); `{}` finds it itself",
+                        generic_kinds(),
                         kind.as_str()
                     ),
                 ));
@@ -171,25 +159,44 @@ fn check_kind_specific_keys(
         }
     }
     if let Some(events) = &config.contact_events {
-        if kind != SourceKind::Jivochat {
+        let Some(rules) = kind.events() else {
             return Err(MappingConfigError::new(
                 "contact_events",
-                "only used by jivochat sources",
+                format!("only used by {} sources", kinds_with_events()),
             ));
-        }
+        };
         for (i, e) in events.iter().enumerate() {
-            if !JIVO_EVENTS.contains(&e.as_str()) {
+            if !rules.known.contains(&e.as_str()) {
                 return Err(MappingConfigError::new(
                     format!("contact_events[{i}]"),
                     format!(
-                        "unknown JivoChat event `{e}`; known: {}",
-                        JIVO_EVENTS.join(", ")
+                        "unknown {} event `{e}`; known: {}",
+                        kind.title(),
+                        rules.known.join(", ")
                     ),
                 ));
             }
         }
     }
     Ok(())
+}
+
+/// The kinds that take `mapping.submission_id` and `mapping.strip_html`.
+fn generic_kinds() -> String {
+    SourceKind::all()
+        .filter(|k| k.generic_keys())
+        .map(SourceKind::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The kinds that take `mapping.contact_events`.
+fn kinds_with_events() -> String {
+    SourceKind::all()
+        .filter(|k| k.events().is_some())
+        .map(SourceKind::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn custom_fields(config: &MappingConfig) -> Result<Vec<CompiledCustomField>, MappingConfigError> {
@@ -310,7 +317,7 @@ mod tests {
     #[test]
     fn each_contact_field_is_selected_or_fixed_where_it_makes_sense() {
         let refused = |json: &str, key: &str| {
-            let e = compile(json, SourceKind::Generic).unwrap_err();
+            let e = compile(json, SourceKind::generic()).unwrap_err();
             assert_eq!(e.key, key, "{json}: {e}");
         };
         refused(r#"{"fields":{"timezone":"tz"}}"#, "fields.timezone");
@@ -320,7 +327,7 @@ mod tests {
         refused(r#"{"values":{"city":"{{nope}}"}}"#, "values.city");
         assert!(compile(
             r#"{"fields":{"email":"mail","company_name":"org"},"values":{"timezone":"UTC","city":"{{answers.town}}"}}"#,
-            SourceKind::Generic
+            SourceKind::generic()
         )
         .is_ok());
         let unknown = serde_json::from_str::<MappingConfig>(r#"{"fields":{"emial":"x"}}"#)
@@ -333,13 +340,13 @@ mod tests {
     fn a_due_date_is_always_computable() {
         let e = compile(
             r#"{"tasks":[{"title":"t","due_in":"20years"}]}"#,
-            SourceKind::Generic,
+            SourceKind::generic(),
         )
         .unwrap_err();
         assert_eq!(e.key, "tasks[0].due_in");
         let ok = compile(
             r#"{"tasks":[{"title":"t","due_in":"2d 4h"}]}"#,
-            SourceKind::Generic,
+            SourceKind::generic(),
         )
         .unwrap();
         assert_eq!(ok.tasks[0].due_in, time::Duration::hours(52));
@@ -349,13 +356,13 @@ mod tests {
     fn conditions_are_compiled_once_and_bad_regexes_refused() {
         let e = compile(
             r#"{"tags":{"when":[{"tag":"big","when":{"field":"answers.budget","matches":"("}}]}}"#,
-            SourceKind::Generic,
+            SourceKind::generic(),
         )
         .unwrap_err();
         assert_eq!(e.key, "tags.when[0].when.matches");
         let ok = compile(
             r#"{"tags":{"when":[{"tag":"big","when":{"field":"answers.budget","matches":"^[5-9]"}}]}}"#,
-            SourceKind::Generic,
+            SourceKind::generic(),
         )
         .unwrap();
         assert_eq!(ok.tags.when.len(), 1);
@@ -363,19 +370,19 @@ mod tests {
 
     #[test]
     fn jivochat_contact_events_default_and_belong_to_jivochat_only() {
-        let jivo = compile("{}", SourceKind::Jivochat).unwrap();
-        let defaults: Vec<String> = DEFAULT_JIVO_CONTACT_EVENTS
+        let jivo = compile("{}", SourceKind::parse("jivochat").unwrap()).unwrap();
+        let defaults: Vec<String> = ["chat_finished", "offline_message", "client_updated"]
             .iter()
             .map(|e| (*e).to_owned())
             .collect();
         assert_eq!(jivo.contact_events, Some(defaults));
-        assert!(compile("{}", SourceKind::Jotform)
+        assert!(compile("{}", SourceKind::parse("jotform").unwrap())
             .unwrap()
             .contact_events
             .is_none());
         let e = compile(
             r#"{"contact_events":["chat_finished"]}"#,
-            SourceKind::Jotform,
+            SourceKind::parse("jotform").unwrap(),
         )
         .unwrap_err();
         assert_eq!(e.key, "contact_events");

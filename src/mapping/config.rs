@@ -31,8 +31,9 @@ pub struct MappingConfig {
     /// for DripJobs, off otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_html: Option<bool>,
-    /// JivoChat only: the events that create or update a contact; other events plan nothing.
-    /// Default `["chat_finished", "offline_message", "client_updated"]`.
+    /// Tools with events only (JivoChat): the events that create or update a contact; other
+    /// events plan nothing. Default: the tool's (JivoChat `["chat_finished",
+    /// "offline_message", "client_updated"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_events: Option<Vec<String>>,
     /// What to do when a submission has no usable email or phone (GHL's upsert needs one): `error` (default; the event
@@ -203,19 +204,3 @@ impl Default for NoteConfig {
         }
     }
 }
-
-/// The default JivoChat events that create or update a contact.
-pub const DEFAULT_JIVO_CONTACT_EVENTS: &[&str] =
-    &["chat_finished", "offline_message", "client_updated"];
-
-/// JivoChat event names formbridge knows.
-pub const JIVO_EVENTS: &[&str] = &[
-    "chat_accepted",
-    "chat_updated",
-    "chat_finished",
-    "chat_assigned",
-    "offline_message",
-    "client_updated",
-    "client_attribute_updated",
-    "call_event",
-];

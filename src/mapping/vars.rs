@@ -97,7 +97,7 @@ impl Vars<'_> {
             "page_title" => sub.extras.page.as_ref().and_then(|p| p.title.clone()),
             "message" => s(&sub.extras.message),
             "transcript" => {
-                let t = transcript_text(sub);
+                let t = sub.transcript_text();
                 (!t.is_empty()).then_some(t)
             }
             "answers" => Some(answer_lines(sub)),
@@ -143,23 +143,6 @@ pub fn answer_lines(sub: &Submission) -> String {
         .iter()
         .filter(|a| !a.value.is_blank())
         .map(|a| format!("{}: {}", a.label, a.value.display()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The chat transcript, one `[time] from: text` line per message.
-pub fn transcript_text(sub: &Submission) -> String {
-    let hm = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    sub.extras
-        .transcript
-        .iter()
-        .map(|m| {
-            let at =
-                m.at.and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&hm).ok())
-                    .map(|t| format!("[{t}] "))
-                    .unwrap_or_default();
-            format!("{at}{}: {}", m.from, m.text)
-        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -220,9 +220,18 @@ pub fn standard_webhooks_signature(key: &[u8], id: &str, timestamp: i64, body: &
 
 /// Hex HMAC-SHA256 of a body (for tests and senders).
 pub fn hmac_sha256_hex(key: &[u8], body: &[u8]) -> String {
+    hex::encode(hmac_sha256(key, body))
+}
+
+/// Base64 HMAC-SHA256 of a body, as Typeform signs (`sha256=` + this; for tests and senders).
+pub fn hmac_sha256_base64(key: &[u8], body: &[u8]) -> String {
+    BASE64.encode(hmac_sha256(key, body))
+}
+
+fn hmac_sha256(key: &[u8], body: &[u8]) -> Vec<u8> {
     let mut mac = new_mac(key);
     mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().to_vec()
 }
 
 #[cfg(test)]

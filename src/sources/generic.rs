@@ -1,6 +1,6 @@
 //! The generic adapter: flattens any JSON, urlencoded or multipart body into `path → value`
 //! answers and detects contact fields by key names (with a tool's [`Preset`]) and value shape.
-//! DripJobs, POWR, 123FormBuilder and custom sources use it.
+//! Each preset (DripJobs, POWR, 123FormBuilder, generic) is a [`Tool`] through it.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use super::detect::{humanize, normalize_key, role_for_key, Confidence, ContactDraft, Role};
 use super::ordered::OVal;
 use super::presets::{strip_html, Preset};
-use crate::body::FormField;
+use super::tool::{NormalizeError, ReadInput, Tool};
+use crate::body::{FormField, ParsedBody};
 use crate::submission::{Answer, AnswerValue, Email, Submission};
 
 /// A body as the generic adapter reads it.
@@ -32,6 +33,42 @@ pub struct GenericOptions<'a> {
     pub dedupe_field: Option<&'a str>,
     /// Strip HTML from text values.
     pub strip_html: bool,
+}
+
+/// A tool read by the generic adapter with its preset.
+impl Tool for Preset {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn title(&self) -> &'static str {
+        self.title
+    }
+
+    fn named_after_source(&self) -> bool {
+        self.named_after_source
+    }
+
+    fn read(&self, input: &ReadInput<'_>) -> Result<(Submission, ContactDraft), NormalizeError> {
+        let body = match input.parsed {
+            ParsedBody::Json(v) => GenericInput::Json(
+                serde_json::from_slice::<OVal>(input.raw)
+                    .unwrap_or_else(|_| OVal::parse(&v.to_string()).unwrap_or(OVal::Null)),
+            ),
+            ParsedBody::Form(fields) => GenericInput::Form(fields.clone()),
+        };
+        let opts = GenericOptions {
+            preset: self,
+            id_path: input.id_path,
+            dedupe_field: input.dedupe_field,
+            strip_html: input.strip_html.unwrap_or(self.strip_html),
+        };
+        Ok(read(&body, input.received_at, &opts))
+    }
+
+    fn generic_keys(&self) -> bool {
+        true
+    }
 }
 
 /// Reads a generic body into a submission and contact candidates.

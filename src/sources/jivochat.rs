@@ -1,18 +1,106 @@
-//! JivoChat Webhooks API normalizer: visitor contact, offline message or chat transcript,
-//! page, UTM and geo from every event (`chat_accepted`, `chat_updated`, `chat_finished`,
-//! `offline_message`, `client_updated`, `call_event`, …).
+//! JivoChat, the tool: its Webhooks API events (`chat_accepted`, `chat_updated`,
+//! `chat_finished`, `offline_message`, `client_updated`, `call_event`, …) read into visitor
+//! contact, offline message or chat transcript, page, UTM and geo; its ids, its `{"result":"ok"}`
+//! reply, its transcript note and which events make contacts.
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use axum::http::HeaderMap;
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::detect::{Confidence, ContactDraft, Role};
-use super::normalize::NormalizeError;
+use super::tool::{json_text as text, EventRules, NormalizeError, ReadInput, Tool};
 use crate::body::ParsedBody;
 use crate::submission::{Answer, AnswerValue, ChatMessage, Geo, Page, Submission};
 
 const TOOL: &str = "JivoChat";
+
+/// JivoChat event names formbridge knows.
+const EVENTS: &[&str] = &[
+    "chat_accepted",
+    "chat_updated",
+    "chat_finished",
+    "chat_assigned",
+    "offline_message",
+    "client_updated",
+    "client_attribute_updated",
+    "call_event",
+];
+
+/// The events that create or update a contact unless `mapping.contact_events` says otherwise.
+const DEFAULT_CONTACT_EVENTS: &[&str] = &["chat_finished", "offline_message", "client_updated"];
+
+/// Events that happen once per id: an offline message has its own id, and a chat is accepted
+/// and finished once. `chat_updated`, `client_updated` and `call_event` legitimately repeat for
+/// one chat with new content.
+const ONCE_PER_ID: &[&str] = &["offline_message", "chat_accepted", "chat_finished"];
+
+/// JivoChat Webhooks API (JSON events).
+pub struct Jivochat;
+
+impl Tool for Jivochat {
+    fn name(&self) -> &'static str {
+        "jivochat"
+    }
+
+    fn title(&self) -> &'static str {
+        TOOL
+    }
+
+    /// JivoChat's docs do not state a Content-Type and its deliveries are always JSON, so its
+    /// body is read as JSON whatever the header says (as Jivo's own PHP handlers do).
+    fn body_content_type<'a>(&self, _declared: Option<&'a str>) -> Option<&'a str> {
+        Some("application/json")
+    }
+
+    /// JivoChat has no delivery id: `event_name` + the event's own id for events that happen
+    /// once per id; other events fall back to the body hash (an identical resend is still a
+    /// duplicate).
+    fn delivery_id(&self, parsed: &ParsedBody, _headers: &HeaderMap) -> Option<String> {
+        let ParsedBody::Json(root) = parsed else {
+            return None;
+        };
+        let event = text(root.get("event_name"))?;
+        if !ONCE_PER_ID.contains(&event.as_str()) {
+            return None;
+        }
+        own_id(root, Some(&event)).map(|id| format!("{event}:{id}"))
+    }
+
+    fn read(&self, input: &ReadInput<'_>) -> Result<(Submission, ContactDraft), NormalizeError> {
+        read(input.parsed, input.received_at)
+    }
+
+    /// Jivo's docs expect exactly this body for every event.
+    fn acknowledgement(&self, _receipt: Value) -> Value {
+        json!({"result": "ok"})
+    }
+
+    fn default_note(&self, title: &str, sub: &Submission) -> Option<String> {
+        note(title, sub)
+    }
+
+    fn events(&self) -> Option<EventRules> {
+        Some(EventRules {
+            known: EVENTS,
+            contact_by_default: DEFAULT_CONTACT_EVENTS,
+        })
+    }
+}
+
+/// The event's own id: the offline message's, the client's, else the chat's. Both the
+/// submission id and the delivery id come from it.
+fn own_id(root: &Value, event: Option<&str>) -> Option<String> {
+    let at = |path: &str| text(root.pointer(path));
+    match event {
+        Some("offline_message") => at("/offline_message_id").or_else(|| at("/chat_id")),
+        Some("client_updated") | Some("client_attribute_updated") => {
+            at("/client_id").or_else(|| at("/visitor/number"))
+        }
+        _ => at("/chat_id").or_else(|| at("/offline_message_id")),
+    }
+}
 
 /// Reads a JivoChat event.
 pub fn read(
@@ -25,26 +113,12 @@ pub fn read(
     if !root.is_object() {
         return Err(NormalizeError::NotAnObject { tool: TOOL });
     }
-    let text = |v: Option<&Value>| -> Option<String> {
-        match v? {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    };
     let at = |path: &str| text(root.pointer(path));
 
     let mut sub = Submission::new(received_at);
     let event = at("/event_name");
     sub.extras.event = event.clone();
-    sub.submission_id = match event.as_deref() {
-        Some("offline_message") => at("/offline_message_id").or_else(|| at("/chat_id")),
-        Some("client_updated") | Some("client_attribute_updated") => {
-            at("/client_id").or_else(|| at("/visitor/number"))
-        }
-        _ => at("/chat_id").or_else(|| at("/offline_message_id")),
-    };
+    sub.submission_id = own_id(root, event.as_deref());
     for (name, path) in [
         ("widget_id", "/widget_id"),
         ("chat_id", "/chat_id"),
@@ -158,12 +232,12 @@ pub fn read(
             city: at("/session/geoip/city"),
         });
     }
-    sub.extras.transcript = transcript(root, &text);
+    sub.extras.transcript = transcript(root);
     Ok((sub, draft))
 }
 
 /// `chat.messages[{message,timestamp,type,agent_id}]`, else `plain_messages` as one block.
-fn transcript(root: &Value, text: &dyn Fn(Option<&Value>) -> Option<String>) -> Vec<ChatMessage> {
+fn transcript(root: &Value) -> Vec<ChatMessage> {
     // Agent names by id (the first agent listed with an id wins).
     let mut agents: HashMap<String, String> = HashMap::new();
     if let Some(Value::Array(list)) = root.get("agents") {
@@ -207,4 +281,48 @@ fn transcript(root: &Value, text: &dyn Fn(Option<&Value>) -> Option<String>) -> 
         }],
         None => Vec::new(),
     }
+}
+
+/// The chat transcript or the offline message, then the other answers and the UTM; `None`
+/// when the event has neither (the common note is written).
+fn note(title: &str, sub: &Submission) -> Option<String> {
+    let transcript = sub.transcript_text();
+    if transcript.is_empty() && sub.extras.message.is_none() {
+        return None;
+    }
+    let what = if transcript.is_empty() {
+        "offline message"
+    } else {
+        "chat"
+    };
+    let mut out = format!("{title} {what}");
+    if let Some(id) = &sub.submission_id {
+        out.push_str(&format!(" (id {id})"));
+    }
+    out.push_str("\n\n");
+    if transcript.is_empty() {
+        out.push_str(sub.extras.message.as_deref().unwrap_or_default());
+    } else {
+        out.push_str(&transcript);
+    }
+    let details: Vec<String> = sub
+        .answers
+        .iter()
+        .filter(|a| a.key != "message" && !a.value.is_blank())
+        .map(|a| format!("{}: {}", a.label, a.value.display()))
+        .collect();
+    if !details.is_empty() {
+        out.push_str("\n\n");
+        out.push_str(&details.join("\n"));
+    }
+    if !sub.extras.utm.is_empty() {
+        let utm: Vec<String> = sub
+            .extras
+            .utm
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push_str(&format!("\nUTM: {}", utm.join(", ")));
+    }
+    Some(out)
 }

@@ -4,17 +4,41 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use axum::http::HeaderMap;
 use time::OffsetDateTime;
 
 use super::detect::{humanize, role_for_key, Confidence, ContactDraft, Role};
 use super::generic::offer_lone_email;
 use super::jotform_values::{decode, list_of, Decoded, Shape};
-use super::normalize::NormalizeError;
 use super::ordered::OVal;
+use super::tool::{NormalizeError, ReadInput, Tool};
 use crate::body::ParsedBody;
 use crate::submission::{Answer, AnswerValue, Page, Submission};
 
 const TOOL: &str = "Jotform";
+
+/// Jotform and Jotform Enterprise: a multipart envelope with a `rawRequest` JSON document.
+pub struct Jotform;
+
+impl Tool for Jotform {
+    fn name(&self) -> &'static str {
+        "jotform"
+    }
+
+    fn title(&self) -> &'static str {
+        TOOL
+    }
+
+    fn delivery_id(&self, parsed: &ParsedBody, _headers: &HeaderMap) -> Option<String> {
+        parsed
+            .field("submissionID")
+            .map(|v| format!("submissionID:{v}"))
+    }
+
+    fn read(&self, input: &ReadInput<'_>) -> Result<(Submission, ContactDraft), NormalizeError> {
+        read(input.parsed, input.received_at)
+    }
+}
 
 /// Most bytes scanned to find labels in `pretty` (its length × the answers looked up): each
 /// lookup searches the whole text, so past this the labels come from the keys instead.

@@ -1,4 +1,5 @@
-//! Webhook sources: their names and kinds, request authentication, and per-tool normalizers.
+//! Webhook sources: their names, the tool seam (one [`Tool`] per form or chat tool, listed in
+//! the [`registry`]), request authentication, and normalization into a `Submission`.
 
 pub mod auth;
 pub mod detect;
@@ -9,16 +10,25 @@ pub mod jotform_values;
 pub mod normalize;
 pub mod ordered;
 pub mod presets;
+pub mod registry;
+pub mod tool;
+pub mod typeform;
 
-pub use normalize::{normalize, normalize_parsed, NormalizeError};
+pub use normalize::{normalize, normalize_parsed};
+pub use registry::{SourceKind, UnknownKind};
+pub use tool::{EventRules, NormalizeError, ReadInput, Tool};
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Sources every installation knows, served when configured with a secret.
-pub const BUILT_IN_SOURCES: &[&str] =
-    &["jotform", "powr", "123formbuilder", "jivochat", "dripjobs"];
+/// Sources every installation knows (one per tool, named after it), served when configured
+/// with a secret.
+pub fn built_in_sources() -> impl Iterator<Item = &'static str> {
+    SourceKind::all()
+        .filter(|kind| !kind.named_after_source())
+        .map(SourceKind::as_str)
+}
 
 /// A validated source name as it appears in `/hooks/{source}` and in `[sources.<name>]`:
 /// 1–64 characters of lower-case ASCII letters, digits, `-` and `_`.
@@ -71,61 +81,6 @@ impl fmt::Display for SourceName {
     }
 }
 
-/// Which normalizer reads a source's deliveries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// Jotform and Jotform Enterprise: multipart envelope with a `rawRequest` JSON document.
-    Jotform,
-    /// JivoChat Webhooks API events (JSON).
-    Jivochat,
-    /// DripJobs through a Zapier "Webhooks by Zapier" POST (generic with the DripJobs preset).
-    Dripjobs,
-    /// POWR Form Builder through Zapier or a form post (generic with the POWR preset).
-    Powr,
-    /// 123FormBuilder webhooks (generic with the 123FormBuilder preset).
-    #[serde(rename = "123formbuilder")]
-    Formbuilder123,
-    /// Any tool that POSTs JSON, urlencoded or multipart fields.
-    Generic,
-}
-
-impl SourceKind {
-    /// The built-in kind for a source of this name, or `Generic`.
-    pub fn default_for(name: &SourceName) -> Self {
-        match name.as_str() {
-            "jotform" => Self::Jotform,
-            "jivochat" => Self::Jivochat,
-            "dripjobs" => Self::Dripjobs,
-            "powr" => Self::Powr,
-            "123formbuilder" => Self::Formbuilder123,
-            _ => Self::Generic,
-        }
-    }
-
-    /// The content type to read a delivery as. JivoChat's docs do not state a Content-Type and
-    /// its deliveries are always JSON, so its body is read as JSON whatever the header says
-    /// (as Jivo's own PHP handlers do); other kinds trust the header.
-    pub fn body_content_type(self, declared: Option<&str>) -> Option<&str> {
-        match self {
-            Self::Jivochat => Some("application/json"),
-            _ => declared,
-        }
-    }
-
-    /// The tool's display name, used as the default GHL `source` and tag.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Jotform => "jotform",
-            Self::Jivochat => "jivochat",
-            Self::Dripjobs => "dripjobs",
-            Self::Powr => "powr",
-            Self::Formbuilder123 => "123formbuilder",
-            Self::Generic => "generic",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,9 +96,11 @@ mod tests {
 
     #[test]
     fn built_in_names_map_to_their_kind() {
-        for name in BUILT_IN_SOURCES {
+        for name in built_in_sources() {
             let kind = SourceKind::default_for(&SourceName::parse(name).unwrap());
-            assert_eq!(kind.as_str(), *name);
+            assert_eq!(kind.as_str(), name);
         }
+        let names: Vec<&str> = built_in_sources().collect();
+        assert!(!names.contains(&"generic"), "{names:?}");
     }
 }

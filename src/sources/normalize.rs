@@ -1,4 +1,4 @@
-//! Entry point of normalization: a stored raw delivery → a [`Submission`], by source kind,
+//! Entry point of normalization: a stored raw delivery → a [`Submission`], read by the source's tool,
 //! with `mapping.fields` selectors and phone/email parsing applied.
 
 use std::collections::BTreeMap;
@@ -7,43 +7,12 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use super::detect::{Confidence, ContactDraft, Role};
-use super::generic::{GenericInput, GenericOptions};
-use super::ordered::OVal;
-use super::presets::preset_for;
-use super::{generic, jivochat, jotform, SourceKind, SourceName};
-use crate::body::{self, BodyError, BodyLimits, ParsedBody};
+use super::registry::SourceKind;
+use super::tool::{NormalizeError, ReadInput};
+use super::SourceName;
+use crate::body::{self, BodyLimits, ParsedBody};
 use crate::settings::SourceSettings;
 use crate::submission::{country_id, ContactField, Submission};
-
-/// Why a stored delivery could not be normalized. Each message says what to check.
-#[derive(Debug, thiserror::Error)]
-pub enum NormalizeError {
-    /// The body does not parse as its content type.
-    #[error("the stored body cannot be read: {0}")]
-    Body(#[from] BodyError),
-    /// A field the tool always sends is missing.
-    #[error("{tool} delivery has no `{field}` field; is this source's `kind` right, and does the sender really post {tool} webhooks?")]
-    MissingField {
-        tool: &'static str,
-        field: &'static str,
-    },
-    /// A field that holds JSON does not parse.
-    #[error("{tool} field `{field}` is not valid JSON: {reason}")]
-    BadJson {
-        tool: &'static str,
-        field: &'static str,
-        reason: String,
-    },
-    /// The tool posts JSON but this delivery is a form.
-    #[error("{tool} posts JSON, but this delivery is a form post; is this source's `kind` right?")]
-    ExpectedJson { tool: &'static str },
-    /// The JSON document is not an object.
-    #[error("{tool} delivery is not a JSON object")]
-    NotAnObject { tool: &'static str },
-    /// `mapping.default_country` is not a country code.
-    #[error("mapping.default_country: {0}")]
-    BadCountry(String),
-}
 
 /// Normalizes one stored delivery of `source` (read as `kind`) received at `received_at`,
 /// refusing a body over `limits`. CPU-bound and linear in the body: async callers run it on a
@@ -74,30 +43,14 @@ pub fn normalize_parsed(
     let cfg = &settings.mapping;
     let country = cfg.default_country.as_deref().unwrap_or("US");
     country_id(country).map_err(|e| NormalizeError::BadCountry(e.to_string()))?;
-    let (mut sub, mut draft) = match kind {
-        SourceKind::Jotform => jotform::read(parsed, received_at)?,
-        SourceKind::Jivochat => jivochat::read(parsed, received_at)?,
-        SourceKind::Dripjobs
-        | SourceKind::Powr
-        | SourceKind::Formbuilder123
-        | SourceKind::Generic => {
-            let preset = preset_for(kind);
-            let input = match parsed {
-                ParsedBody::Json(v) => GenericInput::Json(
-                    serde_json::from_slice::<OVal>(raw)
-                        .unwrap_or_else(|_| OVal::parse(&v.to_string()).unwrap_or(OVal::Null)),
-                ),
-                ParsedBody::Form(fields) => GenericInput::Form(fields.clone()),
-            };
-            let opts = GenericOptions {
-                preset,
-                id_path: cfg.submission_id.as_deref(),
-                dedupe_field: settings.dedupe_field.as_deref(),
-                strip_html: cfg.strip_html.unwrap_or(preset.strip_html),
-            };
-            generic::read(&input, received_at, &opts)
-        }
-    };
+    let (mut sub, mut draft) = kind.read(&ReadInput {
+        parsed,
+        raw,
+        received_at,
+        id_path: cfg.submission_id.as_deref(),
+        dedupe_field: settings.dedupe_field.as_deref(),
+        strip_html: cfg.strip_html,
+    })?;
     apply_selectors(&mut sub, &mut draft, &cfg.fields);
     draft.finish(&mut sub, country);
     Ok(sub)

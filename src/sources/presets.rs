@@ -1,14 +1,18 @@
-//! Named presets for the generic adapter: the key aliases, id keys and text clean-up typical of
-//! DripJobs (via Zapier), POWR Form Builder and 123FormBuilder.
+//! The tools read by the generic adapter, one preset each: the key aliases, id keys and text
+//! clean-up typical of DripJobs (via Zapier), POWR Form Builder and 123FormBuilder, and the
+//! plain generic adapter. Each preset is one registry entry (its `Tool` impl is in `generic`).
 
 use super::detect::Role;
-use super::SourceKind;
 
 /// What the generic adapter knows about one tool.
 #[derive(Debug, Clone, Copy)]
 pub struct Preset {
     /// The tool's name.
     pub name: &'static str,
+    /// Its display title, in notes.
+    pub title: &'static str,
+    /// Sources of this tool are named after themselves (the plain generic adapter).
+    pub named_after_source: bool,
     /// Extra key → role aliases, tried before the common ones.
     pub aliases: &'static [(&'static str, Role)],
     /// Keys that must not be read as a contact role (normalized comparison).
@@ -35,6 +39,8 @@ const COMMON_EVENT_KEYS: &[&str] = &["event", "event_name", "trigger"];
 /// Any tool: common aliases only.
 pub const GENERIC: Preset = Preset {
     name: "generic",
+    title: "Generic",
+    named_after_source: true,
     aliases: &[],
     not_contact: &[],
     id_keys: COMMON_ID_KEYS,
@@ -49,6 +55,8 @@ pub const GENERIC: Preset = Preset {
 /// Notes and scope arrive HTML-wrapped; M/D/YYYY dates stay as answers.
 pub const DRIPJOBS: Preset = Preset {
     name: "dripjobs",
+    title: "DripJobs",
+    named_after_source: false,
     aliases: &[
         ("customer_name", Role::FullName),
         ("customer_email", Role::Email),
@@ -67,6 +75,8 @@ pub const DRIPJOBS: Preset = Preset {
 /// fields the way the form author wrote them ("Your Name", "Phone Number", "Message").
 pub const POWR: Preset = Preset {
     name: "powr",
+    title: "POWR",
+    named_after_source: false,
     aliases: &[
         ("your_name", Role::FullName),
         ("your_email", Role::Email),
@@ -85,6 +95,8 @@ pub const POWR: Preset = Preset {
 /// entry is identified by an entry or reference id.
 pub const FORMBUILDER123: Preset = Preset {
     name: "123formbuilder",
+    title: "123FormBuilder",
+    named_after_source: false,
     aliases: &[
         ("full_name", Role::FullName),
         ("e_mail", Role::Email),
@@ -105,16 +117,6 @@ pub const FORMBUILDER123: Preset = Preset {
     event_keys: COMMON_EVENT_KEYS,
     strip_html: false,
 };
-
-/// The preset of a generic-kind source.
-pub fn preset_for(kind: SourceKind) -> &'static Preset {
-    match kind {
-        SourceKind::Dripjobs => &DRIPJOBS,
-        SourceKind::Powr => &POWR,
-        SourceKind::Formbuilder123 => &FORMBUILDER123,
-        SourceKind::Jotform | SourceKind::Jivochat | SourceKind::Generic => &GENERIC,
-    }
-}
 
 /// Turns HTML-wrapped text into plain text: `<br>`, `</p>`, `</div>`, `</li>` become line
 /// breaks, other tags go, common entities are decoded, blank lines are dropped.

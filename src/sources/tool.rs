@@ -1,0 +1,134 @@
+//! The tool seam: [`Tool`], everything formbridge knows about one form or chat tool (its names,
+//! how its deliveries are read, deduplicated, acknowledged and turned into a default note, and
+//! its plan rules). Each tool implements it in its own file; `registry` lists them.
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::detect::ContactDraft;
+use crate::body::{BodyError, ParsedBody};
+use crate::submission::Submission;
+
+/// Why a stored delivery could not be normalized. Each message says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    /// The body does not parse as its content type.
+    #[error("the stored body cannot be read: {0}")]
+    Body(#[from] BodyError),
+    /// A field the tool always sends is missing.
+    #[error("{tool} delivery has no `{field}` field; is this source's `kind` right, and does the sender really post {tool} webhooks?")]
+    MissingField {
+        tool: &'static str,
+        field: &'static str,
+    },
+    /// A field that holds JSON does not parse.
+    #[error("{tool} field `{field}` is not valid JSON: {reason}")]
+    BadJson {
+        tool: &'static str,
+        field: &'static str,
+        reason: String,
+    },
+    /// The tool posts JSON but this delivery is a form.
+    #[error("{tool} posts JSON, but this delivery is a form post; is this source's `kind` right?")]
+    ExpectedJson { tool: &'static str },
+    /// The JSON document is not an object.
+    #[error("{tool} delivery is not a JSON object")]
+    NotAnObject { tool: &'static str },
+    /// `mapping.default_country` is not a country code.
+    #[error("mapping.default_country: {0}")]
+    BadCountry(String),
+}
+
+/// One stored delivery, as a tool reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadInput<'a> {
+    /// The body, parsed as [`Tool::body_content_type`].
+    pub parsed: &'a ParsedBody,
+    /// The same body's bytes (JSON is re-read from them to keep key order).
+    pub raw: &'a Bytes,
+    /// When formbridge received it.
+    pub received_at: OffsetDateTime,
+    /// `mapping.submission_id`: where the submission id is (tools with [`Tool::generic_keys`]).
+    pub id_path: Option<&'a str>,
+    /// The source's `dedupe_field`, a fallback for the submission id.
+    pub dedupe_field: Option<&'a str>,
+    /// `mapping.strip_html`, when set (tools with [`Tool::generic_keys`]).
+    pub strip_html: Option<bool>,
+}
+
+/// A tool's event names: the ones it sends, and those that make or update a contact when the
+/// mapping names none (`mapping.contact_events`); other events plan nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRules {
+    /// Every event name the tool sends.
+    pub known: &'static [&'static str],
+    /// The events that make or update a contact by default.
+    pub contact_by_default: &'static [&'static str],
+}
+
+/// One form or chat tool. A simple tool implements [`Tool::name`], [`Tool::title`] and
+/// [`Tool::read`]; the other methods have defaults that fit most tools.
+pub trait Tool: Send + Sync {
+    /// Its name in config (`kind = "jotform"`), and of its built-in source (`/hooks/jotform`).
+    fn name(&self) -> &'static str;
+
+    /// Its display title, in notes (`Jotform`).
+    fn title(&self) -> &'static str;
+
+    /// Whether a source is named after this tool (the generic adapter, whose GHL `source`, tag
+    /// and note title are the source's own name) instead of the tool naming itself.
+    fn named_after_source(&self) -> bool {
+        false
+    }
+
+    /// The content type to read a delivery as, given the declared one. Default: as declared.
+    fn body_content_type<'a>(&self, declared: Option<&'a str>) -> Option<&'a str> {
+        declared
+    }
+
+    /// The tool's own id of this delivery for deduplication (`name:value`), read from the
+    /// parsed body and the request headers. Default: none (the body's hash is used).
+    fn delivery_id(&self, _parsed: &ParsedBody, _headers: &HeaderMap) -> Option<String> {
+        None
+    }
+
+    /// Reads a delivery into a submission and its contact candidates.
+    fn read(&self, input: &ReadInput<'_>) -> Result<(Submission, ContactDraft), NormalizeError>;
+
+    /// The body of the 200 answered once a delivery is stored, given formbridge's own
+    /// `receipt` (`{"result":"ok","event_id":…,"duplicate":…}`). Default: the receipt.
+    fn acknowledgement(&self, receipt: Value) -> Value {
+        receipt
+    }
+
+    /// The default note when the tool has its own (`title` is the tool's title for this
+    /// source); `None` for the common note (every answer as a `Label: value` line).
+    fn default_note(&self, _title: &str, _submission: &Submission) -> Option<String> {
+        None
+    }
+
+    /// Its event names, when only some events make or update contacts. Default: none (every
+    /// delivery does).
+    fn events(&self) -> Option<EventRules> {
+        None
+    }
+
+    /// Whether the generic adapter's keys `mapping.submission_id` and `mapping.strip_html`
+    /// apply (the tool does not find its id and clean its text itself).
+    fn generic_keys(&self) -> bool {
+        false
+    }
+}
+
+/// A JSON scalar as text, for tools that read JSON: trimmed non-empty strings, numbers and
+/// booleans; `None` for anything else.
+pub fn json_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
