@@ -43,6 +43,8 @@ pub mod http;
 pub mod mapping;
 pub mod masked;
 pub mod metrics;
+#[cfg(test)]
+mod module_graph;
 pub mod redact;
 pub mod settings;
 pub mod sources;

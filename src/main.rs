@@ -8,7 +8,7 @@ use formbridge::app::Application;
 use formbridge::cli::{self, EventsCommand};
 #[cfg(feature = "sandbox")]
 use formbridge::demo::{self, DemoOptions};
-use formbridge::mapping::preview;
+use formbridge::dispatch::preview;
 use formbridge::settings::{ConfigSource, Settings};
 use formbridge::sources::SourceName;
 use formbridge::telemetry;

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::body::BodyLimits;
 pub use crate::ghl::settings::{GhlSettings, LocationSettings, RateLimitSettings};
 use crate::mapping::config::MappingConfig;
-use crate::sources::{SourceKind, SourceName};
+use crate::sources::auth::{decode_standard_webhooks_secret, Authenticator, SignatureEncoding};
+use crate::sources::{ReadOptions, SourceKind, SourceName};
 
 /// Prefix of the environment variables that override config files (`FORMBRIDGE__SERVER__ADDR`).
 pub const ENV_PREFIX: &str = "FORMBRIDGE";
@@ -209,14 +210,6 @@ pub enum AuthMode {
     None,
 }
 
-/// Encoding of an HMAC signature header.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SignatureEncoding {
-    Hex,
-    Base64,
-}
-
 /// `[sources.<name>]`: one webhook source.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -301,6 +294,43 @@ impl SourceSettings {
     /// The tool of this source, resolving the default from its name.
     pub fn kind_for(&self, name: &SourceName) -> SourceKind {
         self.kind.unwrap_or_else(|| SourceKind::default_for(name))
+    }
+
+    /// The source's authentication rule (an error says what is missing or malformed).
+    pub fn authenticator(&self) -> Result<Authenticator, String> {
+        let secret = || {
+            self.secret
+                .clone()
+                .ok_or_else(|| "no secret configured".to_owned())
+        };
+        Ok(match self.auth {
+            AuthMode::None => Authenticator::None,
+            AuthMode::Token => Authenticator::Token {
+                secret: secret()?,
+                header: self.token_header.as_ref().map(|h| h.to_ascii_lowercase()),
+            },
+            AuthMode::Hmac => Authenticator::Hmac {
+                key: secret()?,
+                header: self.signature_header.to_ascii_lowercase(),
+                encoding: self.signature_encoding,
+            },
+            AuthMode::StandardWebhooks => Authenticator::StandardWebhooks {
+                key: decode_standard_webhooks_secret(secret()?.expose_secret())?,
+                tolerance_secs: self.timestamp_tolerance.as_secs(),
+            },
+        })
+    }
+
+    /// How its deliveries are read: the generic keys of `mapping`, its `dedupe_field` and the
+    /// `mapping.fields` selectors.
+    pub fn read_options(&self) -> ReadOptions<'_> {
+        ReadOptions {
+            default_country: self.mapping.default_country.as_deref(),
+            submission_id: self.mapping.submission_id.as_deref(),
+            dedupe_field: self.dedupe_field.as_deref(),
+            strip_html: self.mapping.strip_html,
+            fields: &self.mapping.fields,
+        }
     }
 }
 
@@ -546,7 +576,7 @@ impl Settings {
             }
             AuthMode::StandardWebhooks => {
                 if let Some(secret) = &source.secret {
-                    crate::sources::auth::decode_standard_webhooks_secret(secret.expose_secret())
+                    decode_standard_webhooks_secret(secret.expose_secret())
                         .map_err(|e| SettingsError::invalid(key("secret"), e))?;
                 }
             }

@@ -574,7 +574,7 @@ async fn jivochat_is_read_as_json_whatever_the_content_type() {
     let sub = formbridge::sources::normalize(
         &name,
         formbridge::sources::SourceKind::parse("jivochat").unwrap(),
-        &settings,
+        &settings.read_options(),
         &BodyLimits::UNLIMITED,
         form,
         &bytes::Bytes::from(fx.body),

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use bytes::Bytes;
 use formbridge::body::BodyLimits;
+use formbridge::dispatch::preview::content_type_for_file;
+use formbridge::dispatch::preview::preview;
 use formbridge::mapping::config::MappingConfig;
 use formbridge::mapping::plan::{Plan, Step};
-use formbridge::mapping::preview::content_type_for_file;
-use formbridge::mapping::{build_plan, preview, CompiledMapping, MappingError};
+use formbridge::mapping::{build_plan, CompiledMapping, MappingError};
 use formbridge::settings::SourceSettings;
 use formbridge::sources::{normalize, SourceKind, SourceName};
 use formbridge::submission::Submission;
@@ -53,7 +54,7 @@ async fn run(
     let sub = normalize(
         &name,
         kind,
-        settings,
+        &settings.read_options(),
         &BodyLimits::UNLIMITED,
         ct.as_deref(),
         &Bytes::from(body),
@@ -372,7 +373,7 @@ async fn selectors_override_detection_and_report_misses() {
     let sub = normalize(
         &name,
         SourceKind::generic(),
-        &s,
+        &s.read_options(),
         &BodyLimits::UNLIMITED,
         Some("application/json"),
         &body,
@@ -409,7 +410,7 @@ async fn lone_email_value_is_detected_by_shape() {
     let sub = normalize(
         &name,
         SourceKind::generic(),
-        &s,
+        &s.read_options(),
         &BodyLimits::UNLIMITED,
         Some("application/x-www-form-urlencoded"),
         &body,
@@ -486,7 +487,7 @@ async fn test_submissions_can_be_skipped_and_notes_disabled() {
     let sub = normalize(
         &name,
         SourceKind::parse("jotform").unwrap(),
-        &s,
+        &s.read_options(),
         &BodyLimits::UNLIMITED,
         ct,
         &Bytes::from(body),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use formbridge::body::BodyLimits;
+use formbridge::dispatch::preview::content_type_for_file;
 use formbridge::mapping::plan::Step;
-use formbridge::mapping::preview::content_type_for_file;
 use formbridge::mapping::{build_plan, CompiledMapping, MappingError};
 use formbridge::settings::SourceSettings;
 use formbridge::sources::{normalize, SourceKind, SourceName};
@@ -347,7 +347,7 @@ async fn load(file: &str) -> (SourceName, SourceKind, SourceSettings, Submission
     let sub = normalize(
         &source,
         kind,
-        &settings,
+        &settings.read_options(),
         &BodyLimits::UNLIMITED,
         ct.as_deref(),
         &Bytes::from(body),
@@ -440,7 +440,7 @@ async fn jotform_lead_form_encodings() {
     let sub = normalize(
         &source,
         SourceKind::parse("jotform").unwrap(),
-        &settings,
+        &settings.read_options(),
         &BodyLimits::UNLIMITED,
         Some("multipart/form-data; boundary=b"),
         &Bytes::from(body),
@@ -506,7 +506,7 @@ async fn jivochat_chat_finished_transcript_is_the_note() {
     let sub = normalize(
         &source,
         SourceKind::parse("jivochat").unwrap(),
-        &settings,
+        &settings.read_options(),
         &BodyLimits::UNLIMITED,
         None,
         &Bytes::from(body),

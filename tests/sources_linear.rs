@@ -227,7 +227,7 @@ fn prepare(d: &Delivery) {
     let sub = normalize(
         &source,
         d.kind,
-        &d.settings,
+        &d.settings.read_options(),
         &BodyLimits::UNLIMITED,
         Some(d.content_type),
         &d.body,
@@ -363,7 +363,7 @@ fn every_shape_at_the_body_limit_is_refused_or_prepared_quickly() {
         let result = normalize(
             &source,
             d.kind,
-            &d.settings,
+            &d.settings.read_options(),
             &limits,
             Some(d.content_type),
             &d.body,

@@ -21,7 +21,7 @@ fn exercise(content_type: Option<&str>, body: &[u8]) {
         let result = normalize(
             &source,
             kind,
-            &settings,
+            &settings.read_options(),
             &BodyLimits::UNLIMITED,
             content_type,
             &body,

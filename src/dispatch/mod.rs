@@ -12,6 +12,7 @@ pub mod decision;
 pub mod execute;
 pub mod limiter;
 pub mod prepare;
+pub mod preview;
 pub mod requests;
 pub mod retry;
 pub mod tokens;

@@ -185,7 +185,7 @@ impl Planner {
         let submission = match normalize(
             &name,
             kind,
-            source,
+            &source.read_options(),
             &self.limits,
             event.content_type.as_deref(),
             &event.body,

@@ -71,8 +71,9 @@ impl IngressState {
     ) -> Result<Self, String> {
         let mut sources = HashMap::new();
         for (name, source) in settings.enabled_sources() {
-            let auth =
-                Authenticator::from_settings(source).map_err(|e| format!("sources.{name}: {e}"))?;
+            let auth = source
+                .authenticator()
+                .map_err(|e| format!("sources.{name}: {e}"))?;
             let runtime = SourceRuntime {
                 kind: source.kind_for(&name),
                 auth,

@@ -5,7 +5,6 @@
 //! - [`error`]: [`MappingConfigError`], naming the key at fault.
 //! - [`build`]: the pure plan builder and the default note.
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
-//! - [`preview`]: normalize + plan for `formbridge map`.
 
 pub mod build;
 pub mod compile;
@@ -13,11 +12,9 @@ pub mod condition;
 pub mod config;
 pub mod error;
 pub mod plan;
-pub mod preview;
 pub mod template;
 pub mod vars;
 
 pub use build::{build_plan, MappingError};
 pub use compile::CompiledMapping;
 pub use error::MappingConfigError;
-pub use preview::{preview, Preview, PreviewError};

@@ -8,11 +8,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
-
-use crate::settings::{AuthMode, SignatureEncoding, SourceSettings};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -37,6 +36,14 @@ pub enum AuthError {
     TimestampOutOfTolerance(i64, u64),
 }
 
+/// Encoding of an HMAC signature header.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    Hex,
+    Base64,
+}
+
 /// A source's authentication rule, prepared once at start from its settings.
 #[derive(Debug, Clone)]
 pub enum Authenticator {
@@ -57,32 +64,6 @@ pub enum Authenticator {
 }
 
 impl Authenticator {
-    /// Builds the rule from validated settings.
-    pub fn from_settings(source: &SourceSettings) -> Result<Self, String> {
-        let secret = || {
-            source
-                .secret
-                .clone()
-                .ok_or_else(|| "no secret configured".to_owned())
-        };
-        Ok(match source.auth {
-            AuthMode::None => Authenticator::None,
-            AuthMode::Token => Authenticator::Token {
-                secret: secret()?,
-                header: source.token_header.as_ref().map(|h| h.to_ascii_lowercase()),
-            },
-            AuthMode::Hmac => Authenticator::Hmac {
-                key: secret()?,
-                header: source.signature_header.to_ascii_lowercase(),
-                encoding: source.signature_encoding,
-            },
-            AuthMode::StandardWebhooks => Authenticator::StandardWebhooks {
-                key: decode_standard_webhooks_secret(secret()?.expose_secret())?,
-                tolerance_secs: source.timestamp_tolerance.as_secs(),
-            },
-        })
-    }
-
     /// Checks one delivery. `query_token` is the `token` query parameter, if any.
     pub fn verify(
         &self,

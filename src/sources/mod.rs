@@ -14,7 +14,7 @@ pub mod registry;
 pub mod tool;
 pub mod typeform;
 
-pub use normalize::{normalize, normalize_parsed};
+pub use normalize::{normalize, normalize_parsed, ReadOptions};
 pub use registry::{SourceKind, UnknownKind};
 pub use tool::{EventRules, NormalizeError, ReadInput, Tool};
 

@@ -11,8 +11,22 @@ use super::registry::SourceKind;
 use super::tool::{NormalizeError, ReadInput};
 use super::SourceName;
 use crate::body::{self, BodyLimits, ParsedBody};
-use crate::settings::SourceSettings;
 use crate::submission::{country_id, ContactField, Submission};
+
+/// How one source's deliveries are read, from its settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions<'a> {
+    /// Country for phone numbers without `+country` (default `US`).
+    pub default_country: Option<&'a str>,
+    /// Generic tools: key or dot path of the submission id.
+    pub submission_id: Option<&'a str>,
+    /// The source's `dedupe_field`, a fallback for the submission id.
+    pub dedupe_field: Option<&'a str>,
+    /// Generic tools: strip HTML from text values (default per tool).
+    pub strip_html: Option<bool>,
+    /// `mapping.fields`: the answer each contact field comes from.
+    pub fields: &'a BTreeMap<ContactField, String>,
+}
 
 /// Normalizes one stored delivery of `source` (read as `kind`) received at `received_at`,
 /// refusing a body over `limits`. CPU-bound and linear in the body: async callers run it on a
@@ -20,14 +34,14 @@ use crate::submission::{country_id, ContactField, Submission};
 pub fn normalize(
     source: &SourceName,
     kind: SourceKind,
-    settings: &SourceSettings,
+    options: &ReadOptions<'_>,
     limits: &BodyLimits,
     content_type: Option<&str>,
     body: &Bytes,
     received_at: OffsetDateTime,
 ) -> Result<Submission, NormalizeError> {
     let parsed = body::parse(kind.body_content_type(content_type), body, limits)?;
-    normalize_parsed(source, kind, settings, &parsed, body, received_at)
+    normalize_parsed(source, kind, options, &parsed, body, received_at)
 }
 
 /// Like [`normalize`] for a body already parsed by [`body::parse`]; `raw` is the same body's
@@ -35,23 +49,22 @@ pub fn normalize(
 pub fn normalize_parsed(
     _source: &SourceName,
     kind: SourceKind,
-    settings: &SourceSettings,
+    options: &ReadOptions<'_>,
     parsed: &ParsedBody,
     raw: &Bytes,
     received_at: OffsetDateTime,
 ) -> Result<Submission, NormalizeError> {
-    let cfg = &settings.mapping;
-    let country = cfg.default_country.as_deref().unwrap_or("US");
+    let country = options.default_country.unwrap_or("US");
     country_id(country).map_err(|e| NormalizeError::BadCountry(e.to_string()))?;
     let (mut sub, mut draft) = kind.read(&ReadInput {
         parsed,
         raw,
         received_at,
-        id_path: cfg.submission_id.as_deref(),
-        dedupe_field: settings.dedupe_field.as_deref(),
-        strip_html: cfg.strip_html,
+        id_path: options.submission_id,
+        dedupe_field: options.dedupe_field,
+        strip_html: options.strip_html,
     })?;
-    apply_selectors(&mut sub, &mut draft, &cfg.fields);
+    apply_selectors(&mut sub, &mut draft, options.fields);
     draft.finish(&mut sub, country);
     Ok(sub)
 }

@@ -8,11 +8,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::build::build_plan;
-use super::compile::CompiledMapping;
-use super::error::MappingConfigError;
-use super::plan::Plan;
 use crate::body::BodyLimits;
+use crate::mapping::plan::Plan;
+use crate::mapping::{build_plan, CompiledMapping, MappingConfigError};
 use crate::settings::SourceSettings;
 use crate::sources::{normalize, NormalizeError, SourceKind, SourceName};
 use crate::submission::Submission;
@@ -85,7 +83,7 @@ pub fn preview(
     let submission = normalize(
         source,
         kind,
-        settings,
+        &settings.read_options(),
         limits,
         content_type,
         body,
