@@ -88,7 +88,9 @@ fn assert_no_duplicates(state: &SandboxState) {
     }
 }
 
-/// Waits until all `n` events wait for a retry with an error containing `error`, and returns them.
+/// Waits until the location is paused with its `n` events held back: at least one waits for a
+/// retry with an error containing `error`, and the others either too or were never tried (the
+/// pause came before they were claimed); none is in flight, done or dead. Returns them.
 async fn held_back(app: &TestApp, n: usize, error: &str) -> Vec<EventSummary> {
     wait_for(Duration::from_secs(20), "events held back", || async {
         let events = app
@@ -96,11 +98,14 @@ async fn held_back(app: &TestApp, n: usize, error: &str) -> Vec<EventSummary> {
             .list_events(&EventFilter::default())
             .await
             .unwrap();
-        let held = events.iter().all(|e| {
+        let waiting = events
+            .iter()
+            .all(|e| matches!(e.status, EventStatus::Retrying | EventStatus::Pending));
+        let refused = events.iter().any(|e| {
             e.status == EventStatus::Retrying
                 && e.last_error.as_deref().is_some_and(|m| m.contains(error))
         });
-        (held && events.len() == n).then_some(events)
+        (waiting && refused && events.len() == n).then_some(events)
     })
     .await
 }
