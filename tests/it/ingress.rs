@@ -2,9 +2,7 @@
 //! ignored, every refusal answered with its status and JSON body, and nothing stored for it.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{fixtures, spawn_app, TestApp, SECRET};
+use crate::common::{fixtures, spawn_app, TestApp, SECRET};
 use formbridge::body::BodyLimits;
 use formbridge::sources::auth::{hmac_sha256_hex, standard_webhooks_signature};
 use formbridge::store::{EventFilter, EventId, EventStatus};
@@ -525,13 +523,13 @@ async fn a_source_without_a_secret_is_not_served_and_enabled_without_secret_refu
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("x.db").display());
     let source = formbridge::settings::ConfigSource {
-        dir: common::config_dir(),
+        dir: crate::common::config_dir(),
         env: "test".into(),
     };
     let base = [("server.addr", "127.0.0.1:0"), ("store.url", url.as_str())];
     let settings = formbridge::settings::Settings::load_without_env(&source, &base).unwrap();
     assert_eq!(settings.enabled_sources().count(), 0);
-    let app = common::spawn_with(settings, dir).await;
+    let app = crate::common::spawn_with(settings, dir).await;
     let r = app
         .post_hook("jotform", Some("x"), None, b"{}".to_vec())
         .await;

@@ -2,14 +2,12 @@
 //! that names the key for a bad value.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Command;
 
 fn check_config(env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_formbridge"));
     cmd.arg("check-config")
-        .env("FORMBRIDGE_CONFIG_DIR", common::config_dir())
+        .env("FORMBRIDGE_CONFIG_DIR", crate::common::config_dir())
         .env("FORMBRIDGE_ENV", "test");
     for (k, v) in env {
         cmd.env(k, v);
@@ -101,7 +99,7 @@ fn serve_warns_loudly_when_no_source_has_a_secret() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_formbridge"))
         .arg("serve")
         .env_clear()
-        .env("FORMBRIDGE_CONFIG_DIR", common::config_dir())
+        .env("FORMBRIDGE_CONFIG_DIR", crate::common::config_dir())
         .env("FORMBRIDGE_ENV", "test")
         .env("FORMBRIDGE__SERVER__ADDR", "127.0.0.1:0")
         .env("FORMBRIDGE__STORE__URL", &store)

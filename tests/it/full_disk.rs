@@ -5,15 +5,13 @@
 //! must say so while writes fail, and the server must take deliveries again by itself.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::{config_dir, formbridge_bin, spawn_listening, wait_for, SECRET};
+use crate::common::{config_dir, formbridge_bin, spawn_listening, wait_for, SECRET};
 
 const ADMIN: &str = "full-disk-admin-token";
 

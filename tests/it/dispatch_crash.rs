@@ -3,14 +3,12 @@
 //! every acknowledged delivery reached GHL exactly once: one contact, one task, one note.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{config_dir_with, start_process, wait_for, SECRET};
+use crate::common::{config_dir_with, start_process, wait_for, SECRET};
 use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle};
 use rand::{Rng, SeedableRng};
 

@@ -2,19 +2,17 @@
 //! on the same SQLite file, and find every acknowledged delivery stored.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{config_dir, SECRET};
+use crate::common::{config_dir, SECRET};
 use formbridge::settings::StoreSettings;
 use formbridge::store::{EventFilter, SqliteStore, Store};
 
 fn start_server(db: &str) -> (Child, String) {
-    common::start_process(
+    crate::common::start_process(
         &config_dir(),
         &[
             ("FORMBRIDGE__STORE__URL", db),
@@ -55,7 +53,7 @@ async fn every_acknowledged_delivery_survives_sigkill() {
             }
         }));
     }
-    common::wait_for(Duration::from_secs(60), "300 acknowledgements", || {
+    crate::common::wait_for(Duration::from_secs(60), "300 acknowledgements", || {
         let n = acked.lock().unwrap().len();
         async move { (n >= 300).then_some(()) }
     })

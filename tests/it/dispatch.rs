@@ -3,12 +3,10 @@
 //! are replayable.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{fixtures, settings_with_toml, spawn_with, wait_for, TestApp, SECRET};
+use crate::common::{fixtures, settings_with_toml, spawn_with, wait_for, TestApp, SECRET};
 use formbridge::sources::SourceName;
 use formbridge::store::{EventFilter, EventStatus, EventSummary, NewEvent};
 use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle, SandboxState};

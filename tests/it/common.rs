@@ -1,5 +1,4 @@
 //! Test harness: start formbridge on port 0 with a fresh SQLite file, and read fixtures.
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,9 +130,38 @@ pub fn spawn_listening(
             }
         }
     };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining stdout (the server's log) so it never blocks on a full pipe; show it with
+    // TEST_LOG.
+    let show = test_log();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if show {
+                eprintln!("[formbridge] {line}");
+            }
+        }
+    });
     (child, format!("http://{addr}"))
+}
+
+/// Whether `TEST_LOG` asks for the servers' tracing output (`TEST_LOG=1 cargo test`).
+pub fn test_log() -> bool {
+    std::env::var_os("TEST_LOG").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// With `TEST_LOG` set, prints this process's tracing output (in-process apps) at debug level,
+/// or at the level `RUST_LOG` names.
+pub fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if test_log() {
+        ONCE.call_once(|| {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("formbridge=debug,info"));
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        });
+    }
 }
 
 /// Starts the app in this process.
@@ -144,6 +172,7 @@ pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
 }
 
 pub async fn spawn_with(settings: Settings, dir: TempDir) -> TestApp {
+    init_test_log();
     let app = Application::build(settings).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let store = app.store();

@@ -3,12 +3,10 @@
 //! `formbridge events …` and `formbridge sandbox-ghl` commands of the built binary.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{fixtures, spawn_app, test_settings, TestApp, SECRET};
+use crate::common::{fixtures, spawn_app, test_settings, TestApp, SECRET};
 use formbridge::store::{
     self, Claim, EventFilter, EventId, EventStatus, Finish, NewEvent, Preparation, StepRecord,
     StepStatus, Store,
@@ -737,7 +735,7 @@ async fn run_cli_with(
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_formbridge"))
         .args(args)
         .env_clear()
-        .env("FORMBRIDGE_CONFIG_DIR", common::config_dir())
+        .env("FORMBRIDGE_CONFIG_DIR", crate::common::config_dir())
         .env("FORMBRIDGE_ENV", "test")
         .env("FORMBRIDGE__STORE__URL", store_url)
         .envs(env.iter().copied())

@@ -4,11 +4,9 @@
 //! a graceful shutdown is not held up by idle or half-sent connections.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{spawn_app, test_settings, TestApp};
+use crate::common::{spawn_app, test_settings, TestApp};
 use formbridge::app::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -1,0 +1,29 @@
+//! The integration tests: one binary (one link, one process, every test run in parallel),
+//! a module per area, and the shared helpers in [`common`]. Real HTTP on port 0, real SQLite
+//! files, the GHL sandbox over HTTP, and the real binary where a process must die.
+//! `TEST_LOG=1 cargo test` prints the servers' tracing output.
+#![allow(clippy::unwrap_used)]
+
+#[allow(dead_code)]
+mod common;
+
+mod admin;
+mod check_config;
+mod connections;
+mod crash_recovery;
+#[cfg(feature = "sandbox")]
+mod demo;
+mod dispatch;
+mod dispatch_crash;
+mod full_disk;
+mod ghl_client;
+mod ghl_metrics;
+mod ghl_oauth;
+mod ghl_sandbox;
+mod ghl_schema;
+mod ingress;
+mod mapping_config;
+mod sources_fixtures;
+mod sources_linear;
+mod sources_props;
+mod store_queue;
