@@ -215,12 +215,7 @@ async fn admin_api_is_404_when_disabled_and_401_without_the_right_token() {
         assert!(!body.to_string().contains(TOKEN), "token echoed: {body}");
     }
     // Unknown admin paths are guarded too, so they reveal nothing without the token.
-    let unknown = app
-        .client
-        .get(format!("{}/admin/secrets", app.base))
-        .send()
-        .await
-        .unwrap();
+    let unknown = app.get("/admin/secrets").await;
     assert_eq!(unknown.status(), 401);
 
     let (status, body) = get(&app, "/admin/events").await;

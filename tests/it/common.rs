@@ -268,6 +268,12 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// `GET {path}` on this app (no credentials).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.base);
+        self.client.get(url).send().await.unwrap()
+    }
+
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics_text(&self) -> String {
         let resp = self.client.get(format!("{}/metrics", self.base)).send();

@@ -88,12 +88,7 @@ async fn a_half_sent_or_missing_head_is_closed_after_the_header_timeout() {
         assert!(closed - opened >= Duration::from_millis(250));
     }
     // The server still serves.
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/healthz").await;
     assert_eq!(r.status(), 200);
 }
 

@@ -192,12 +192,7 @@ async fn refusals_have_statuses_and_json_errors_and_store_nothing() {
         .await
         .unwrap();
     assert_refused(&app, r, 405, "method_not_allowed", "POST").await;
-    let r = app
-        .client
-        .get(format!("{}/nothing-here", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/nothing-here").await;
     assert_refused(&app, r, 404, "not_found", "/hooks/").await;
 }
 
@@ -479,19 +474,9 @@ async fn standard_webhooks_deliveries_are_deduplicated_by_webhook_id_not_body() 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let app = spawn_app(&[]).await;
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/healthz").await;
     assert_eq!(r.status(), 200);
-    let r = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/readyz").await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("x-request-id"));
     let fx = fixtures("jivochat").remove(0);
