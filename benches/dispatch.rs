@@ -28,6 +28,11 @@
 //! time and peak memory are reported apart from the sandbox's and the bench's) `--no-baseline`).
 #![allow(clippy::unwrap_used)]
 
+/// The integration tests' helpers (starting the binary, config folders), shared with benches.
+#[path = "../tests/it/common.rs"]
+#[allow(dead_code, clippy::unwrap_used)]
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -239,42 +244,20 @@ impl Dispatcher {
         if !process {
             return Self::InProcess(start_app(settings).await);
         }
-        use std::io::{BufRead, BufReader};
         let store = formbridge::store::open(&settings.store)
             .await
             .expect("open the store to watch");
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_formbridge"));
-        cmd.arg("serve")
-            .env("FORMBRIDGE_CONFIG_DIR", config_dir)
-            .env("FORMBRIDGE_ENV", "bench")
-            .env("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        for (key, value) in overrides {
+        let mut cmd = std::process::Command::new(common::formbridge_bin());
+        cmd.arg("serve");
+        let mut env = vec![("FORMBRIDGE_ENV".to_owned(), "bench".to_owned())];
+        env.extend(overrides.iter().map(|(key, value)| {
             let var = format!("FORMBRIDGE__{}", key.replace('.', "__").to_uppercase());
-            cmd.env(var, value);
-        }
-        let mut child = cmd.spawn().expect("spawn formbridge");
-        let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("formbridge exited before listening")
-                .expect("read formbridge's log");
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == "formbridge listening" {
-                    break v["addr"].as_str().expect("listening addr").to_owned();
-                }
-            }
-        };
-        // Keep draining its log (info level, as deployed) so it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self::Child {
-            child,
-            base: format!("http://{addr}"),
-            store,
-        }
+            (var, value.clone())
+        }));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // Its log (info level, as deployed) is drained so it never blocks on a full pipe.
+        let (child, base) = common::spawn_listening(cmd, config_dir, &env);
+        Self::Child { child, base, store }
     }
 
     fn base(&self) -> &str {
