@@ -184,16 +184,7 @@ pub(super) fn ghl_report(state: &SandboxState) -> GhlReport {
                 .join(" "),
             email: text(c, "email"),
             phone: text(c, "phone"),
-            tags: c
-                .get("tags")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            tags: c.get("tags").map_or_else(Vec::new, ghl_sandbox::strings),
         })
         .collect();
     let owner = |v: &Value| {

@@ -349,14 +349,7 @@ async fn change_tags(
     let mut tags: Vec<String> = record
         .data
         .get("tags")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+        .map_or_else(Vec::new, crate::strings);
     let mut delta = Vec::new();
     for t in wanted {
         if add && !tags.contains(&t) {

@@ -57,14 +57,7 @@ impl SandboxState {
             .iter()
             .find(|c| c.get("id").and_then(Value::as_str) == Some(contact_id))
             .and_then(|c| c.get("tags"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+            .map_or_else(Vec::new, crate::strings)
     }
 
     /// The tasks of a contact.

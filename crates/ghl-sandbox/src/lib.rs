@@ -246,3 +246,17 @@ pub async fn start(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
         stop,
     })
 }
+
+/// The strings of a JSON array (other items skipped); empty when `value` is not an array.
+pub fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -343,16 +343,7 @@ pub(crate) async fn bulk_business(
         Err(r) => return r,
     };
     let business = body.get("businessId").cloned().unwrap_or(Value::Null);
-    let ids: Vec<String> = body
-        .get("ids")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let ids: Vec<String> = body.get("ids").map_or_else(Vec::new, crate::strings);
     let mut world = sb.world();
     let mut done = Vec::new();
     for id in &ids {
