@@ -24,6 +24,7 @@ use crate::http::health::{self, OpsState};
 use crate::http::hooks::{self, IngressState};
 use crate::http::server::{self, ServerLimits};
 use crate::redact::Redactor;
+use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::store::{self, Store, StoreError};
 use crate::telemetry;
@@ -74,6 +75,9 @@ impl Application {
         let settings = Arc::new(settings);
         warn_if_no_source_is_served(&settings);
         let wake = Arc::new(Notify::new());
+        let runtimes = Arc::new(
+            SourceRuntimes::compile(&settings).map_err(|e| AppError::Config(e.to_string()))?,
+        );
         let dispatcher = if !settings.dispatch.enabled {
             tracing::info!(
                 "dispatch disabled (dispatch.enabled = false): deliveries are stored only"
@@ -85,11 +89,12 @@ impl Application {
         } else {
             Some(Arc::new(Dispatcher::new(
                 settings.clone(),
+                runtimes.clone(),
                 store.clone(),
                 wake.clone(),
             )?))
         };
-        let router = build_router(&settings, store.clone(), wake)?;
+        let router = build_router(&settings, &runtimes, store.clone(), wake)?;
         Ok(Self {
             listener,
             router,
@@ -164,11 +169,13 @@ fn spawn_metrics_upkeep() -> tokio::task::JoinHandle<()> {
 /// dispatcher picks the replayed events up at once.
 pub fn build_router(
     settings: &Settings,
+    runtimes: &SourceRuntimes,
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
 ) -> Result<Router, AppError> {
     let ingress = Arc::new(
-        IngressState::new(settings, store.clone(), wake.clone()).map_err(AppError::Config)?,
+        IngressState::new(settings, runtimes, store.clone(), wake.clone())
+            .map_err(AppError::Config)?,
     );
     let admin_routes = admin::router(Arc::new(AdminState::new(
         store.clone(),

@@ -8,6 +8,7 @@
 //! - [`http`]: the HTTP surface — webhook ingress, health, metrics, admin API, error bodies.
 //! - [`metrics`]: every exported metric, declared once with its description.
 //! - [`masked`]: serde helpers that print secrets as `********`.
+//! - [`runtime`]: each configured source compiled once at start (tool, auth, location, mapping).
 //! - [`redact`]: masking of secrets in stored bodies, headers and URLs shown to operators.
 //! - [`body`]: parsing JSON / urlencoded / multipart bodies, within per-delivery limits.
 //! - [`sources`]: source names and kinds, authentication, per-tool normalizers.
@@ -46,6 +47,7 @@ pub mod metrics;
 #[cfg(test)]
 mod module_graph;
 pub mod redact;
+pub mod runtime;
 pub mod settings;
 pub mod sources;
 pub mod store;

@@ -9,8 +9,8 @@ use formbridge::cli::{self, EventsCommand};
 #[cfg(feature = "sandbox")]
 use formbridge::demo::{self, DemoOptions};
 use formbridge::dispatch::preview;
+use formbridge::runtime::SourceRuntimes;
 use formbridge::settings::{ConfigSource, Settings};
-use formbridge::sources::SourceName;
 use formbridge::telemetry;
 use time::OffsetDateTime;
 
@@ -152,14 +152,14 @@ fn map_file(
     file: &std::path::Path,
     content_type: Option<String>,
 ) -> ExitCode {
-    let name = match SourceName::parse(source) {
-        Ok(n) => n,
+    let runtimes = match SourceRuntimes::compile(settings) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("formbridge map: {e}");
             return ExitCode::from(2);
         }
     };
-    let Some(source_settings) = settings.sources.get(source) else {
+    let Some(runtime) = runtimes.get(source) else {
         eprintln!("formbridge map: no [sources.{source}] in the configuration");
         return ExitCode::from(2);
     };
@@ -171,11 +171,8 @@ fn map_file(
         }
     };
     let content_type = content_type.or_else(|| preview::content_type_for_file(file, &body));
-    let kind = source_settings.kind_for(&name);
     match preview::preview(
-        &name,
-        kind,
-        source_settings,
+        runtime,
         &settings.server.body_limits(),
         content_type.as_deref(),
         &body,

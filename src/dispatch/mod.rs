@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::ghl::{GhlClient, GhlError};
+use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::store::{Claim, ClaimedEvent, Finish, Store};
 use execute::{Executor, Stop};
@@ -69,6 +70,7 @@ impl Dispatcher {
     /// A dispatcher over `store`, waking early whenever `wake` is notified (new delivery, replay).
     pub fn new(
         settings: Arc<Settings>,
+        runtimes: Arc<SourceRuntimes>,
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
     ) -> Result<Self, DispatchError> {
@@ -76,7 +78,7 @@ impl Dispatcher {
         let client = GhlClient::from_settings(&settings.ghl, tokens)?;
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Ok(Self {
-            preparer: Preparer::new(settings.clone()),
+            preparer: Preparer::new(&settings, runtimes),
             retry: RetryPolicy::from_settings(&settings.dispatch.retry),
             store,
             client,

@@ -3,14 +3,14 @@
 //! prepared on a blocking thread within `dispatch.prepare_timeout`, under the same body limits
 //! as the ingress, so no delivery can hold up the async workers or the events after it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::body::BodyLimits;
-use crate::mapping::{build_plan, CompiledMapping};
+use crate::mapping::build_plan;
+use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
-use crate::sources::{normalize, SourceName};
+use crate::sources::normalize;
 use crate::store::{Event, Preparation, Store, StoreError};
 
 /// The config key of the per-event preparation budget, named in dead-letter reasons.
@@ -35,9 +35,13 @@ enum Outcome {
 }
 
 impl Preparer {
-    pub fn new(settings: Arc<Settings>) -> Self {
+    /// Prepares events of the sources in `runtimes`, each within `dispatch.prepare_timeout`.
+    pub fn new(settings: &Settings, runtimes: Arc<SourceRuntimes>) -> Self {
         let budget = settings.dispatch.prepare_timeout;
-        let planner = Planner::new(settings);
+        let planner = Planner {
+            runtimes,
+            limits: settings.server.body_limits(),
+        };
         Self::with_work(budget, Arc::new(move |event| planner.prepare(event)))
     }
 
@@ -120,71 +124,21 @@ impl Preparer {
 
 /// Normalizes one event and builds its plan (pure CPU work, run on a blocking thread).
 struct Planner {
-    settings: Arc<Settings>,
+    /// Every source, compiled at start.
+    runtimes: Arc<SourceRuntimes>,
     limits: BodyLimits,
-    /// GHL location id of each source.
-    locations: HashMap<String, Option<String>>,
-    /// Each source's mapping, compiled once (settings were checked at start, so an error here
-    /// only reaches a source that start-up would have refused).
-    mappings: HashMap<String, Result<CompiledMapping, String>>,
 }
 
 impl Planner {
-    fn new(settings: Arc<Settings>) -> Self {
-        let locations = settings
-            .sources
-            .iter()
-            .map(|(name, source)| {
-                let location = match &source.location {
-                    Some(named) => settings
-                        .ghl
-                        .locations
-                        .get(named)
-                        .map(|l| l.location_id.clone()),
-                    None => settings.ghl.location_id.clone(),
-                };
-                (name.clone(), location)
-            })
-            .collect();
-        let mappings = settings
-            .sources
-            .iter()
-            .map(|(name, source)| {
-                let compiled =
-                    SourceName::parse(name)
-                        .map_err(|e| e.to_string())
-                        .and_then(|parsed| {
-                            CompiledMapping::compile(
-                                &source.mapping,
-                                &parsed,
-                                source.kind_for(&parsed),
-                            )
-                            .map_err(|e| format!("sources.{name}.{e}"))
-                        });
-                (name.clone(), compiled)
-            })
-            .collect();
-        Self {
-            limits: settings.server.body_limits(),
-            settings,
-            locations,
-            mappings,
-        }
-    }
-
     fn prepare(&self, event: &Event) -> Preparation {
         let failed = |submission, error: String| Preparation::Failed { submission, error };
         let source_name = &event.summary.source;
-        let (Some(source), Ok(name)) = (
-            self.settings.sources.get(source_name),
-            SourceName::parse(source_name),
-        ) else {
+        let Some(source) = self.runtimes.get(source_name) else {
             return failed(None, format!("source `{source_name}` is no longer configured; add [sources.{source_name}] and replay"));
         };
-        let kind = source.kind_for(&name);
         let submission = match normalize(
-            &name,
-            kind,
+            &source.name,
+            source.kind,
             &source.read_options(),
             &self.limits,
             event.content_type.as_deref(),
@@ -195,17 +149,7 @@ impl Planner {
             Err(e) => return failed(None, format!("cannot read the delivery: {e}")),
         };
         let submission_json = serde_json::to_value(&submission).unwrap_or(serde_json::Value::Null);
-        let mapping = match self.mappings.get(source_name) {
-            Some(Ok(mapping)) => mapping,
-            Some(Err(e)) => return failed(Some(submission_json), e.clone()),
-            None => {
-                return failed(
-                    Some(submission_json),
-                    format!("source `{source_name}` has no mapping"),
-                )
-            }
-        };
-        let plan = match build_plan(mapping, &submission) {
+        let plan = match build_plan(&source.mapping, &submission) {
             Ok(plan) => plan,
             Err(e) => return failed(Some(submission_json), e.to_string()),
         };
@@ -214,7 +158,7 @@ impl Planner {
                 submission: submission_json,
             };
         }
-        let Some(location_id) = self.locations.get(source_name).cloned().flatten() else {
+        let Some(location_id) = source.location_id.clone() else {
             return failed(
                 Some(submission_json),
                 format!("no GHL location for source `{source_name}`: set ghl.location_id (FORMBRIDGE__GHL__LOCATION_ID) or sources.{source_name}.location, then replay"),
@@ -249,6 +193,7 @@ mod tests {
 
     use super::*;
     use crate::settings::StoreSettings;
+    use crate::sources::SourceName;
     use crate::store::{EventId, EventStatus, NewEvent};
 
     async fn store_with(

@@ -9,10 +9,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::body::BodyLimits;
+use crate::mapping::build_plan;
 use crate::mapping::plan::Plan;
-use crate::mapping::{build_plan, CompiledMapping, MappingConfigError};
-use crate::settings::SourceSettings;
-use crate::sources::{normalize, NormalizeError, SourceKind, SourceName};
+use crate::runtime::SourceRuntime;
+use crate::sources::{normalize, NormalizeError, SourceKind};
 use crate::submission::Submission;
 
 /// What a delivery turns into: the normalized submission and its plan (or why there is none).
@@ -38,12 +38,6 @@ pub struct Preview {
 /// Why no preview could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
-    /// The mapping config is invalid.
-    #[error("sources.{source_name}.mapping.{}: {}", .error.key, .error.message)]
-    Config {
-        source_name: String,
-        error: MappingConfigError,
-    },
     /// The delivery cannot be normalized.
     #[error(transparent)]
     Normalize(#[from] NormalizeError),
@@ -62,40 +56,32 @@ impl fmt::Display for Preview {
     }
 }
 
-/// Validates the mapping, normalizes `body` (refused over `limits`, as the server would) and
-/// builds its plan. A mapping error is reported in [`Preview::mapping_error`] so the submission
-/// can still be inspected.
+/// Normalizes `body` as `source` reads it (refused over `limits`, as the server would) and
+/// builds its plan with the source's compiled mapping. A mapping error is reported in
+/// [`Preview::mapping_error`] so the submission can still be inspected.
 pub fn preview(
-    source: &SourceName,
-    kind: SourceKind,
-    settings: &SourceSettings,
+    source: &SourceRuntime,
     limits: &BodyLimits,
     content_type: Option<&str>,
     body: &Bytes,
     received_at: OffsetDateTime,
 ) -> Result<Preview, PreviewError> {
-    let mapping = CompiledMapping::compile(&settings.mapping, source, kind).map_err(|error| {
-        PreviewError::Config {
-            source_name: source.to_string(),
-            error,
-        }
-    })?;
     let submission = normalize(
-        source,
-        kind,
-        &settings.read_options(),
+        &source.name,
+        source.kind,
+        &source.read_options(),
         limits,
         content_type,
         body,
         received_at,
     )?;
-    let (plan, mapping_error) = match build_plan(&mapping, &submission) {
+    let (plan, mapping_error) = match build_plan(&source.mapping, &submission) {
         Ok(plan) => (Some(plan), None),
         Err(e) => (None, Some(e.to_string())),
     };
     Ok(Preview {
-        source: source.to_string(),
-        kind,
+        source: source.name.to_string(),
+        kind: source.kind,
         contact_key: plan.as_ref().and_then(Plan::contact_key),
         submission,
         plan,

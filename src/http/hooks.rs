@@ -22,9 +22,10 @@ use tokio::sync::Notify;
 
 use super::errors::ApiError;
 use crate::body::{self, BodyError, BodyLimits, ParsedBody};
+use crate::runtime::{SourceRuntime, SourceRuntimes};
 use crate::settings::Settings;
 use crate::sources::auth::Authenticator;
-use crate::sources::{SourceKind, SourceName};
+use crate::sources::SourceKind;
 use crate::store::{Ingested, NewEvent, Store};
 
 /// Request headers worth keeping with a delivery (never credentials or signatures).
@@ -41,18 +42,16 @@ const KEPT_HEADERS: &[&str] = &[
 /// What a sender is told to wait before retrying a delivery the store could not take.
 const STORE_RETRY_AFTER_SECONDS: u32 = 30;
 
-/// One served source, prepared at start.
-pub struct SourceRuntime {
-    pub name: SourceName,
-    pub kind: SourceKind,
+/// One served source: its compiled runtime and the authentication it is served with.
+pub struct ServedSource {
+    pub runtime: Arc<SourceRuntime>,
     pub auth: Authenticator,
-    pub dedupe_field: Option<String>,
 }
 
 /// What the ingress needs to do its job.
 pub struct IngressState {
     pub store: Arc<dyn Store>,
-    pub sources: HashMap<String, SourceRuntime>,
+    pub sources: HashMap<String, ServedSource>,
     /// Configured but not served (disabled, or no secret yet), for a helpful 404.
     pub not_served: Vec<String>,
     pub body_limit: usize,
@@ -63,31 +62,27 @@ pub struct IngressState {
 }
 
 impl IngressState {
-    /// Prepares every enabled source of the settings.
+    /// Serves every enabled source of `runtimes`.
     pub fn new(
         settings: &Settings,
+        runtimes: &SourceRuntimes,
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
     ) -> Result<Self, String> {
         let mut sources = HashMap::new();
-        for (name, source) in settings.enabled_sources() {
-            let auth = source
-                .authenticator()
-                .map_err(|e| format!("sources.{name}: {e}"))?;
-            let runtime = SourceRuntime {
-                kind: source.kind_for(&name),
-                auth,
-                dedupe_field: source.dedupe_field.clone(),
-                name: name.clone(),
-            };
-            sources.insert(name.as_str().to_owned(), runtime);
+        let mut not_served = Vec::new();
+        for runtime in runtimes.iter() {
+            match &runtime.auth {
+                Some(auth) => {
+                    let served = ServedSource {
+                        runtime: runtime.clone(),
+                        auth: auth.clone(),
+                    };
+                    sources.insert(runtime.name.as_str().to_owned(), served);
+                }
+                None => not_served.push(runtime.name.as_str().to_owned()),
+            }
         }
-        let not_served = settings
-            .sources
-            .keys()
-            .filter(|name| !sources.contains_key(*name))
-            .cloned()
-            .collect();
         Ok(Self {
             store,
             sources,
@@ -178,13 +173,14 @@ async fn ingest<'s>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(&'s SourceRuntime, Ingested), Refusal> {
-    let runtime = state
+    let served = state
         .sources
         .get(source)
         .ok_or_else(|| Refusal::new("unknown_source", state.unknown_source(source)))?;
+    let runtime = served.runtime.as_ref();
     let bytes = read_bounded(headers, body, state.body_limit).await?;
     let token = query_token(query);
-    runtime
+    served
         .auth
         .verify(headers, token.as_deref(), &bytes, OffsetDateTime::now_utc())
         .map_err(|e| Refusal::new("unauthorized", ApiError::unauthorized(e.to_string())))?;
@@ -218,7 +214,7 @@ async fn ingest<'s>(
             ),
         ),
     })?;
-    let dedupe_key = dedupe_key(runtime, &parsed, &bytes, headers);
+    let dedupe_key = dedupe_key(served, &parsed, &bytes, headers);
     let event = NewEvent {
         source: runtime.name.clone(),
         dedupe_key,
@@ -310,18 +306,18 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 /// (a configured `dedupe_field`, else the signed `webhook-id` of Standard Webhooks, else the
 /// tool's own), else a SHA-256 of the body.
 fn dedupe_key(
-    runtime: &SourceRuntime,
+    served: &ServedSource,
     parsed: &ParsedBody,
     body: &[u8],
     headers: &HeaderMap,
 ) -> String {
-    let own_id = match &runtime.dedupe_field {
+    let own_id = match served.runtime.dedupe_field() {
         Some(field) => parsed.field(field).map(|v| format!("{field}:{v}")),
-        None if matches!(runtime.auth, Authenticator::StandardWebhooks { .. }) => headers
+        None if matches!(served.auth, Authenticator::StandardWebhooks { .. }) => headers
             .get("webhook-id")
             .and_then(|v| v.to_str().ok())
             .map(|id| format!("webhook-id:{id}")),
-        None => runtime.kind.delivery_id(parsed, headers),
+        None => served.runtime.kind.delivery_id(parsed, headers),
     };
     own_id
         .filter(|id| !id.ends_with(':'))

@@ -667,7 +667,9 @@ async fn a_replay_wakes_the_dispatcher() {
     let settings = test_settings(dir.path(), &[("admin.token", TOKEN)]);
     let store = store::open(&settings.store).await.unwrap();
     let wake = Arc::new(Notify::new());
-    let router = formbridge::app::build_router(&settings, store.clone(), wake.clone()).unwrap();
+    let runtimes = formbridge::runtime::SourceRuntimes::compile(&settings).unwrap();
+    let router =
+        formbridge::app::build_router(&settings, &runtimes, store.clone(), wake.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });

@@ -11,6 +11,7 @@ use formbridge::dispatch::preview::preview;
 use formbridge::mapping::config::MappingConfig;
 use formbridge::mapping::plan::{Plan, Step};
 use formbridge::mapping::{build_plan, CompiledMapping, MappingError};
+use formbridge::runtime::SourceRuntime;
 use formbridge::settings::SourceSettings;
 use formbridge::sources::{normalize, SourceKind, SourceName};
 use formbridge::submission::Submission;
@@ -516,31 +517,14 @@ async fn preview_reports_config_and_mapping_errors() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/dripjobs/zapier_appointment-set.ASSEMBLED.json");
     let body = Bytes::from(std::fs::read(&path).unwrap());
-    let p = preview(
-        &name,
-        SourceKind::parse("dripjobs").unwrap(),
-        &settings("{}"),
-        &BodyLimits::UNLIMITED,
-        None,
-        &body,
-        AT,
-    )
-    .unwrap();
+    let runtime = SourceRuntime::compile(name.clone(), &settings("{}"), None).unwrap();
+    let p = preview(&runtime, &BodyLimits::UNLIMITED, None, &body, AT).unwrap();
     assert!(p.plan.is_none());
     assert!(p.mapping_error.clone().unwrap().contains("no contact"));
     let json = p.to_string();
     assert!(json.contains("\"install_date\""), "{json}");
     let bad = settings(r#"{"tasks":[{"title":"{{x}}"}]}"#);
-    let err = preview(
-        &name,
-        SourceKind::parse("dripjobs").unwrap(),
-        &bad,
-        &BodyLimits::UNLIMITED,
-        None,
-        &body,
-        AT,
-    )
-    .unwrap_err();
+    let err = SourceRuntime::compile(name, &bad, None).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("sources.dripjobs.mapping.tasks[0].title: unknown template variable `x`"),
