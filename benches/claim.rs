@@ -15,13 +15,16 @@
 //! Run: `cargo bench --bench claim` (options after `--`: `--backlog N` `--claims N`).
 #![allow(clippy::unwrap_used)]
 
+/// The integration tests' helpers (seeding prepared events), shared with benches.
+#[path = "../tests/it/common.rs"]
+#[allow(dead_code, clippy::unwrap_used)]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use formbridge::settings::StoreSettings;
-use formbridge::sources::SourceName;
-use formbridge::store::{Claim, Finish, NewEvent, Preparation, SqliteStore, Store};
+use formbridge::store::{Claim, Finish, SqliteStore, Store};
 use time::OffsetDateTime;
 
 /// Concurrent writers used to load the backlog.
@@ -55,25 +58,8 @@ fn arg(name: &str) -> Option<usize> {
 }
 
 async fn add(store: &SqliteStore, location: &str, tag: &str, i: usize) {
-    let id = store
-        .insert_event(NewEvent {
-            source: SourceName::parse("dripjobs").unwrap(),
-            dedupe_key: format!("{tag}-{i}"),
-            content_type: Some("application/json".into()),
-            headers: vec![],
-            body: Bytes::from_static(b"{}"),
-            received_at: OffsetDateTime::now_utc(),
-        })
-        .await
-        .unwrap()
-        .id();
-    let prep = Preparation::Ready {
-        submission: serde_json::json!({}),
-        plan: serde_json::json!({"steps": []}),
-        contact_key: format!("email:{tag}{i}@example.com"),
-        location_id: location.to_owned(),
-    };
-    store.save_preparations(&[(id, prep)]).await.unwrap();
+    let contact = format!("email:{tag}{i}@example.com");
+    common::add_prepared(store, location, "dripjobs", &format!("{tag}-{i}"), &contact).await;
 }
 
 /// Stores and prepares `n` events of `location`, tagged `tag` (unique per call).

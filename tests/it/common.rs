@@ -294,3 +294,36 @@ impl TestApp {
         )
     }
 }
+
+/// Stores one delivery of `source` (an empty JSON body under dedupe key `key`) and prepares it
+/// as ready for `location` with contact key `contact` and an empty plan: queue work without
+/// going through ingress and mapping.
+pub async fn add_prepared(
+    store: &dyn Store,
+    location: &str,
+    source: &str,
+    key: &str,
+    contact: &str,
+) -> formbridge::store::EventId {
+    use formbridge::store::{NewEvent, Preparation};
+    let id = store
+        .insert_event(NewEvent {
+            source: formbridge::sources::SourceName::parse(source).unwrap(),
+            dedupe_key: key.to_owned(),
+            content_type: Some("application/json".into()),
+            headers: vec![],
+            body: bytes::Bytes::from_static(b"{}"),
+            received_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap()
+        .id();
+    let prep = Preparation::Ready {
+        submission: serde_json::json!({}),
+        plan: serde_json::json!({"steps": []}),
+        contact_key: contact.to_owned(),
+        location_id: location.to_owned(),
+    };
+    store.save_preparations(&[(id, prep)]).await.unwrap();
+    id
+}

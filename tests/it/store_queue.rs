@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use formbridge::settings::StoreSettings;
-use formbridge::sources::SourceName;
-use formbridge::store::{Claim, EventId, Finish, NewEvent, Preparation, SqliteStore, Store};
+use formbridge::store::{Claim, EventId, Finish, Preparation, SqliteStore, Store};
 use time::OffsetDateTime;
 
 async fn store() -> (SqliteStore, tempfile::TempDir) {
@@ -43,26 +41,7 @@ async fn add_at(
     key: &str,
     contact: &str,
 ) -> EventId {
-    let id = store
-        .insert_event(NewEvent {
-            source: SourceName::parse(source).unwrap(),
-            dedupe_key: key.to_owned(),
-            content_type: Some("application/json".into()),
-            headers: vec![],
-            body: Bytes::from_static(b"{}"),
-            received_at: OffsetDateTime::now_utc(),
-        })
-        .await
-        .unwrap()
-        .id();
-    let prep = Preparation::Ready {
-        submission: serde_json::json!({}),
-        plan: serde_json::json!({"steps": []}),
-        contact_key: contact.to_owned(),
-        location_id: location.to_owned(),
-    };
-    store.save_preparations(&[(id, prep)]).await.unwrap();
-    id
+    crate::common::add_prepared(store, location, source, key, contact).await
 }
 
 async fn claimed_ids(store: &SqliteStore) -> Vec<EventId> {
