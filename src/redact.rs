@@ -14,8 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::settings::Settings;
 
-/// What a masked secret is replaced with.
-pub const MASK: &str = "********";
+pub use crate::masked::MASK;
 
 /// `?token=…` / `&secret=…` (and names ending in them) in a URL as written.
 static QUERY_SECRET: LazyLock<Option<Regex>> =
