@@ -2,32 +2,42 @@
 
 use crate::ghl::types::{ContactProperties, CustomFieldInput, UpsertContactRequest};
 use crate::mapping::plan::{ContactFields, CustomFieldValue};
+use crate::submission::ContactField;
 
 /// The upsert body for a plan's contact fields in `location_id`.
 pub fn upsert_request(location_id: &str, fields: &ContactFields) -> UpsertContactRequest {
-    UpsertContactRequest {
+    let mut request = UpsertContactRequest {
         location_id: location_id.to_owned(),
         gender: None,
-        company_name: fields.company_name.clone(),
+        company_name: None,
         create_new_if_duplicate_allowed: None,
         contact: ContactProperties {
-            first_name: fields.first_name.clone(),
-            last_name: fields.last_name.clone(),
-            name: fields.name.clone(),
-            email: fields.email.clone(),
-            phone: fields.phone.clone(),
-            address1: fields.address1.clone(),
-            city: fields.city.clone(),
-            state: fields.state.clone(),
-            postal_code: fields.postal_code.clone(),
-            website: fields.website.clone(),
-            timezone: fields.timezone.clone(),
             source: fields.source.clone(),
-            country: fields.country.clone(),
             custom_fields: fields.custom_fields.iter().map(custom_field).collect(),
             ..ContactProperties::default()
         },
+    };
+    for (field, value) in &fields.values {
+        let contact = &mut request.contact;
+        let slot = match field {
+            ContactField::Email => &mut contact.email,
+            ContactField::Phone => &mut contact.phone,
+            ContactField::FirstName => &mut contact.first_name,
+            ContactField::LastName => &mut contact.last_name,
+            ContactField::Name => &mut contact.name,
+            // The upsert body carries the company beside the contact properties.
+            ContactField::CompanyName => &mut request.company_name,
+            ContactField::Address1 => &mut contact.address1,
+            ContactField::City => &mut contact.city,
+            ContactField::State => &mut contact.state,
+            ContactField::PostalCode => &mut contact.postal_code,
+            ContactField::Country => &mut contact.country,
+            ContactField::Website => &mut contact.website,
+            ContactField::Timezone => &mut contact.timezone,
+        };
+        *slot = Some(value.clone());
     }
+    request
 }
 
 fn custom_field(v: &CustomFieldValue) -> CustomFieldInput {

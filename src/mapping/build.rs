@@ -8,7 +8,7 @@ use super::config::MissingContact;
 use super::plan::{ContactFields, CustomFieldValue, Plan, Step};
 use super::vars::{answer_lines, Vars};
 use crate::sources::{SourceKind, SourceName};
-use crate::submission::{AnswerValue, Submission};
+use crate::submission::{AnswerValue, ContactField, Submission};
 
 /// Why a submission cannot become a plan. The event is dead-lettered with this reason and can
 /// be replayed after the mapping is fixed. (A compiled mapping never fails on configuration.)
@@ -45,7 +45,7 @@ pub fn build_plan(
     let contact = contact_fields(mapping, &vars);
     // GHL's `POST /contacts/upsert` matches on email or phone and refuses a body with neither
     // (GoHighLevel/highlevel-api-docs#37, #59), so a name alone cannot be upserted.
-    if contact.email.is_none() && contact.phone.is_none() {
+    if contact.get(ContactField::Email).is_none() && contact.get(ContactField::Phone).is_none() {
         return match mapping.on_missing_contact {
             MissingContact::Skip => Ok(Plan::default()),
             MissingContact::Error => Err(MappingError::NoContact {
@@ -102,30 +102,33 @@ fn problems_hint(sub: &Submission) -> String {
 fn contact_fields(mapping: &CompiledMapping, vars: &Vars<'_>) -> ContactFields {
     let c = &vars.submission.contact;
     let mut out = ContactFields {
-        first_name: c.first_name.clone(),
-        last_name: c.last_name.clone(),
-        name: None,
-        email: c.email.as_ref().map(|e| e.to_string()),
-        phone: c.phone.as_ref().map(|p| p.to_string()),
-        company_name: c.company.clone(),
-        address1: c.address.street(),
-        city: c.address.city.clone(),
-        state: c.address.state.clone(),
-        postal_code: c.address.postal_code.clone(),
-        country: c.address.country.clone(),
-        website: c.website.clone(),
-        timezone: None,
         source: Some(mapping.contact_source.clone()),
-        custom_fields: Vec::new(),
+        ..ContactFields::default()
     };
-    if out.first_name.is_none() && out.last_name.is_none() {
-        out.name = c.full_name.clone();
+    let from_submission = [
+        (ContactField::FirstName, c.first_name.clone()),
+        (ContactField::LastName, c.last_name.clone()),
+        (ContactField::Email, c.email.as_ref().map(|e| e.to_string())),
+        (ContactField::Phone, c.phone.as_ref().map(|p| p.to_string())),
+        (ContactField::CompanyName, c.company.clone()),
+        (ContactField::Address1, c.address.street()),
+        (ContactField::City, c.address.city.clone()),
+        (ContactField::State, c.address.state.clone()),
+        (ContactField::PostalCode, c.address.postal_code.clone()),
+        (ContactField::Country, c.address.country.clone()),
+        (ContactField::Website, c.website.clone()),
+    ];
+    for (field, value) in from_submission {
+        out.set(field, value);
+    }
+    if c.first_name.is_none() && c.last_name.is_none() {
+        out.set(ContactField::Name, c.full_name.clone());
     }
     for (field, template) in &mapping.values {
         let value = template.render(vars);
         let value = value.trim();
         if !value.is_empty() {
-            *out.slot(*field) = Some(value.to_owned());
+            out.set(*field, Some(value.to_owned()));
         }
     }
     for rule in &mapping.custom_fields {

@@ -4,6 +4,8 @@
 //! the event as JSON, and executed step by step; each step's result is recorded so a retry
 //! resumes after the last completed step.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -53,37 +55,13 @@ impl Step {
     }
 }
 
-/// Contact fields sent to GHL (names follow GHL's upsert body, in snake case here).
+/// Contact fields sent to GHL. Stored with the plan as a JSON object keyed by field name
+/// (`first_name`, `email`, …, `source`, `custom_fields`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ContactFields {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Validated, lower-cased email.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    /// E.164 phone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub company_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address1: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub city: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub postal_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub website: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timezone: Option<String>,
+    /// The contact's fields by name: email validated and lower-cased, phone in E.164.
+    #[serde(flatten)]
+    pub values: BTreeMap<ContactField, String>,
     /// GHL `source` (default: the tool's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -107,32 +85,56 @@ impl Plan {
     pub fn contact_key(&self) -> Option<String> {
         self.steps.iter().find_map(|s| match s {
             Step::UpsertContact { contact } => contact
-                .email
-                .as_ref()
+                .get(ContactField::Email)
                 .map(|e| format!("email:{e}"))
-                .or_else(|| contact.phone.as_ref().map(|p| format!("phone:{p}"))),
+                .or_else(|| {
+                    contact
+                        .get(ContactField::Phone)
+                        .map(|p| format!("phone:{p}"))
+                }),
             _ => None,
         })
     }
 }
 
 impl ContactFields {
-    /// The slot of one contact field (the plan's copy of GHL's contact properties).
-    pub fn slot(&mut self, field: ContactField) -> &mut Option<String> {
-        match field {
-            ContactField::Email => &mut self.email,
-            ContactField::Phone => &mut self.phone,
-            ContactField::FirstName => &mut self.first_name,
-            ContactField::LastName => &mut self.last_name,
-            ContactField::Name => &mut self.name,
-            ContactField::CompanyName => &mut self.company_name,
-            ContactField::Address1 => &mut self.address1,
-            ContactField::City => &mut self.city,
-            ContactField::State => &mut self.state,
-            ContactField::PostalCode => &mut self.postal_code,
-            ContactField::Country => &mut self.country,
-            ContactField::Website => &mut self.website,
-            ContactField::Timezone => &mut self.timezone,
-        }
+    /// One field's value.
+    pub fn get(&self, field: ContactField) -> Option<&str> {
+        self.values.get(&field).map(String::as_str)
+    }
+
+    /// Sets one field, or clears it with `None`.
+    pub fn set(&mut self, field: ContactField, value: Option<String>) {
+        match value {
+            Some(v) => self.values.insert(field, v),
+            None => self.values.remove(&field),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plans are stored as JSON; one written before the contact fields became a map (every
+    /// field its own key, as now) still reads, and is written back the same.
+    #[test]
+    fn a_stored_plan_reads_and_writes_back_unchanged() {
+        let stored = serde_json::json!({"steps": [{"kind": "upsert_contact", "contact": {
+            "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+            "phone": "+15550100001", "company_name": "Acme", "timezone": "UTC",
+            "source": "jotform",
+            "custom_fields": [{"key": "budget", "value": "5000"}]
+        }}]});
+        let plan: Plan = serde_json::from_value(stored.clone()).unwrap();
+        let Step::UpsertContact { contact } = &plan.steps[0] else {
+            panic!("not an upsert: {plan:?}")
+        };
+        assert_eq!(contact.get(ContactField::Email), Some("ada@example.com"));
+        assert_eq!(contact.get(ContactField::CompanyName), Some("Acme"));
+        assert_eq!(contact.source.as_deref(), Some("jotform"));
+        assert_eq!(contact.custom_fields.len(), 1);
+        assert_eq!(serde_json::to_value(&plan).unwrap(), stored);
+        assert_eq!(plan.contact_key().as_deref(), Some("email:ada@example.com"));
     }
 }

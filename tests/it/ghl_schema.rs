@@ -251,20 +251,26 @@ fn contact_bodies_match_the_spec() {
 fn plan_fields_become_a_valid_upsert_body() {
     use formbridge::mapping::plan::{ContactFields, CustomFieldValue};
     let s = |v: &str| Some(v.to_owned());
+    use formbridge::submission::ContactField as F;
     let fields = ContactFields {
-        first_name: s("Ada"),
-        last_name: s("L"),
-        name: s("Ada L"),
-        email: s("ada@example.com"),
-        phone: s("+15550100001"),
-        company_name: s("Acme"),
-        address1: s("1 Main"),
-        city: s("X"),
-        state: s("Y"),
-        postal_code: s("1"),
-        country: s("US"),
-        website: s("https://e.com"),
-        timezone: s("UTC"),
+        values: [
+            (F::FirstName, "Ada"),
+            (F::LastName, "L"),
+            (F::Name, "Ada L"),
+            (F::Email, "ada@example.com"),
+            (F::Phone, "+15550100001"),
+            (F::CompanyName, "Acme"),
+            (F::Address1, "1 Main"),
+            (F::City, "X"),
+            (F::State, "Y"),
+            (F::PostalCode, "1"),
+            (F::Country, "US"),
+            (F::Website, "https://e.com"),
+            (F::Timezone, "UTC"),
+        ]
+        .into_iter()
+        .map(|(f, v)| (f, v.to_owned()))
+        .collect(),
         source: s("jotform"),
         custom_fields: vec![CustomFieldValue {
             id: None,

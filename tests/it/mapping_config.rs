@@ -189,7 +189,8 @@ async fn dripjobs_example() {
     };
     assert_eq!(contact.custom_fields[0].value, "Flake Garage Floor");
     assert_eq!(
-        contact.company_name, None,
+        contact.get(formbridge::submission::ContactField::CompanyName),
+        None,
         "the preset ignores the brand key `company`"
     );
 }

@@ -11,6 +11,7 @@ use formbridge::mapping::plan::Step;
 use formbridge::mapping::{build_plan, CompiledMapping, MappingError};
 use formbridge::settings::SourceSettings;
 use formbridge::sources::{normalize, SourceKind, SourceName};
+use formbridge::submission::ContactField;
 use formbridge::submission::{AnswerValue, Submission};
 use time::macros::datetime;
 
@@ -405,10 +406,10 @@ async fn fixtures_normalize_and_plan_as_expected() {
         for step in &plan.steps {
             match step {
                 Step::UpsertContact { contact } => {
-                    assert_eq!(contact.email.as_deref(), e.email, "{f}");
-                    assert_eq!(contact.phone.as_deref(), e.phone, "{f}");
-                    assert_eq!(contact.first_name.as_deref(), e.first, "{f}");
-                    assert_eq!(contact.last_name.as_deref(), e.last, "{f}");
+                    assert_eq!(contact.get(ContactField::Email), e.email, "{f}");
+                    assert_eq!(contact.get(ContactField::Phone), e.phone, "{f}");
+                    assert_eq!(contact.get(ContactField::FirstName), e.first, "{f}");
+                    assert_eq!(contact.get(ContactField::LastName), e.last, "{f}");
                     assert_eq!(contact.source.as_deref(), Some(kind.as_str()), "{f}");
                 }
                 Step::AddTags { tags } => assert_eq!(tags, e.tags, "{f}: tags"),
@@ -480,8 +481,11 @@ async fn jotform_lead_form_encodings() {
     let Step::UpsertContact { contact } = &plan.steps[0] else {
         panic!()
     };
-    assert_eq!(contact.address1.as_deref(), Some("1 Main St, Apt 2"));
-    assert_eq!(contact.city.as_deref(), Some("Springfield"));
+    assert_eq!(
+        contact.get(ContactField::Address1),
+        Some("1 Main St, Apt 2")
+    );
+    assert_eq!(contact.get(ContactField::City), Some("Springfield"));
     let Step::AddTags { tags } = &plan.steps[1] else {
         panic!()
     };
