@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use super::contacts::{contact_mut, normalize_tags};
 use super::gate::Caller;
 use super::validate::{normalize_due_date, validate, Dto};
+use super::world::checked_body;
 use super::world::{
     error, new_id, now_iso, parse_object, reply, unprocessable, Record, Sandbox, World,
 };
@@ -190,14 +191,10 @@ async fn update(
     id: String,
     body: Bytes,
 ) -> Response {
-    let body = match parse_object(&body) {
+    let body = match checked_body(dto, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let errors = validate(dto, &body);
-    if !errors.is_empty() {
-        return unprocessable(errors);
-    }
     let mut world = sb.world();
     if let Err(r) = contact_mut(&mut world, &caller, &contact_id) {
         return r;
@@ -327,14 +324,10 @@ async fn change_tags(
     body: Bytes,
     add: bool,
 ) -> Response {
-    let body = match parse_object(&body) {
+    let body = match checked_body(Dto::Tags, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let errors = validate(Dto::Tags, &body);
-    if !errors.is_empty() {
-        return unprocessable(errors);
-    }
     let wanted = normalize_tags(
         body.get("tags")
             .and_then(Value::as_array)

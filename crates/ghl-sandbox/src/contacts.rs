@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::gate::Caller;
 use super::validate::{validate, Dto};
+use super::world::checked_body;
 use super::world::{
     error, forbidden_location, new_id, now_iso, parse_object, reply, unprocessable, Record,
     Sandbox, World,
@@ -243,14 +244,10 @@ pub(crate) async fn create(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    let body = match parse_object(&body) {
+    let body = match checked_body(Dto::CreateContact, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let errors = validate(Dto::CreateContact, &body);
-    if !errors.is_empty() {
-        return unprocessable(errors);
-    }
     let location = match body_location(&caller, &body) {
         Ok(l) => l,
         Err(r) => return r,
@@ -388,14 +385,10 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let body = match parse_object(&body) {
+    let body = match checked_body(Dto::UpdateContact, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let errors = validate(Dto::UpdateContact, &body);
-    if !errors.is_empty() {
-        return unprocessable(errors);
-    }
     let mut world = sb.world();
     let location = match contact_mut(&mut world, &caller, &id) {
         Ok(r) => str_field(&r.data, "locationId")

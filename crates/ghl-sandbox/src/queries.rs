@@ -11,8 +11,9 @@ use std::collections::HashMap;
 
 use super::contacts::{body_location, find_duplicate, query_location, str_field};
 use super::gate::Caller;
-use super::validate::{validate, Dto};
-use super::world::{error, millis, parse_object, reply, unprocessable, Sandbox, World};
+use super::validate::Dto;
+use super::world::checked_body;
+use super::world::{error, millis, reply, unprocessable, Sandbox, World};
 
 fn matches_query(c: &Map<String, Value>, q: Option<&str>) -> bool {
     let Some(q) = q.map(str::to_lowercase).filter(|q| !q.is_empty()) else {
@@ -203,14 +204,10 @@ pub(crate) async fn search(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    let body = match parse_object(&body) {
+    let body = match checked_body(Dto::Search, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let errors = validate(Dto::Search, &body);
-    if !errors.is_empty() {
-        return unprocessable(errors);
-    }
     let location = match body_location(&caller, &body) {
         Ok(l) => l,
         Err(r) => return r,
@@ -330,14 +327,10 @@ pub(crate) async fn bulk_business(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    let body = match parse_object(&body) {
+    let body = match checked_body(Dto::BulkBusiness, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let errors = validate(Dto::BulkBusiness, &body);
-    if !errors.is_empty() {
-        return unprocessable(errors);
-    }
     let location = match body_location(&caller, &body) {
         Ok(l) => l,
         Err(r) => return r,

@@ -11,6 +11,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::validate::{validate, Dto};
+
 /// Token accepted by the default sandbox configuration.
 pub const DEMO_TOKEN: &str = "pit-sandbox-token";
 /// Location of [`DEMO_TOKEN`] in the default configuration (20 characters, like GHL ids).
@@ -370,6 +372,18 @@ pub(crate) fn forbidden_location() -> Response {
         StatusCode::FORBIDDEN,
         "The token does not have access to this location.",
     )
+}
+
+/// Parses a JSON object body and checks it against `dto`, as GHL does: the object, or GHL's
+/// 400 (not an object) or 422 (validation messages) answer.
+pub(crate) fn checked_body(dto: Dto, body: &[u8]) -> Result<Map<String, Value>, Response> {
+    let body = parse_object(body)?;
+    let errors = validate(dto, &body);
+    if errors.is_empty() {
+        Ok(body)
+    } else {
+        Err(unprocessable(errors))
+    }
 }
 
 /// Parses a JSON object body (an empty body is an empty object).
