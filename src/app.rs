@@ -111,6 +111,12 @@ impl Application {
             .unwrap_or(self.settings.server.addr)
     }
 
+    /// Takes the dispatcher out, so that `run_until` serves HTTP only and the caller drives
+    /// dispatch itself (`Dispatcher::run_once`); `None` when dispatch is off.
+    pub fn take_dispatcher(&mut self) -> Option<Arc<Dispatcher>> {
+        self.dispatcher.take()
+    }
+
     /// The store this application writes to.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()

@@ -126,6 +126,20 @@ impl Dispatcher {
         while tasks.join_next().await.is_some() {}
     }
 
+    /// One pass, for tests and tools that drive dispatch themselves instead of [`Self::run`]:
+    /// prepares every new delivery, claims every event due now (that its location may take)
+    /// and runs them to completion. Returns how many events it ran.
+    pub async fn run_once(self: &Arc<Self>) -> usize {
+        while self.prepare_batch().await {}
+        let workers = Arc::new(Semaphore::new(self.settings.dispatch.workers));
+        let mut tasks = JoinSet::new();
+        let ran = self
+            .claim_and_spawn(&workers, &mut tasks, &CancellationToken::new())
+            .await;
+        while tasks.join_next().await.is_some() {}
+        ran
+    }
+
     /// Prepares one batch of new deliveries; returns whether more may be waiting. One batch per
     /// turn keeps claims flowing while a backlog is prepared; claims only see prepared events,
     /// and preparation goes in arrival order, so every event older than a claimable one is

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub client: reqwest::Client,
     pub dir: TempDir,
+    /// The dispatcher, when the test drives it ([`spawn_driven`], [`TestApp::drain`]).
+    pub dispatcher: Option<Arc<formbridge::dispatch::Dispatcher>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -172,8 +174,28 @@ pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
 }
 
 pub async fn spawn_with(settings: Settings, dir: TempDir) -> TestApp {
+    start(settings, dir, false).await
+}
+
+/// Like [`spawn_with`], but the dispatcher does not run by itself: the test runs it with
+/// [`TestApp::drain`].
+pub async fn spawn_driven(settings: Settings, dir: TempDir) -> TestApp {
+    start(settings, dir, true).await
+}
+
+async fn start(settings: Settings, dir: TempDir, driven: bool) -> TestApp {
     init_test_log();
-    let app = Application::build(settings).await.unwrap();
+    let mut app = Application::build(settings).await.unwrap();
+    let dispatcher = if driven {
+        let dispatcher = app.take_dispatcher();
+        assert!(
+            dispatcher.is_some(),
+            "a driven app needs dispatch.enabled and GHL credentials"
+        );
+        dispatcher
+    } else {
+        None
+    };
     let base = format!("http://{}", app.local_addr());
     let store = app.store();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -185,7 +207,53 @@ pub async fn spawn_with(settings: Settings, dir: TempDir) -> TestApp {
         store,
         client: reqwest::Client::new(),
         dir,
+        dispatcher,
         shutdown: Some(tx),
+    }
+}
+
+impl TestApp {
+    /// Runs the dispatcher of a [`spawn_driven`] app until no event is pending, processing or
+    /// retrying. Each pass runs every due event to completion; when the rest wait for a later
+    /// retry, it waits until the earliest of them is due. Panics after `timeout`.
+    pub async fn drain(&self, timeout: Duration) {
+        use formbridge::store::{EventFilter, EventStatus};
+        let dispatcher = self.dispatcher.as_ref().expect("drain needs spawn_driven");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ran = dispatcher.run_once().await;
+            let counts = self.store.status_counts().await.unwrap();
+            let open = [
+                EventStatus::Pending,
+                EventStatus::Processing,
+                EventStatus::Retrying,
+            ]
+            .iter()
+            .map(|s| counts[s])
+            .sum::<u64>();
+            if open == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "events still open after {timeout:?}: {counts:?}"
+            );
+            if ran == 0 {
+                let waiting = EventFilter {
+                    status: Some(EventStatus::Retrying),
+                    limit: Some(500),
+                    ..EventFilter::default()
+                };
+                let events = self.store.list_events(&waiting).await.unwrap();
+                let next = events.iter().map(|e| e.next_attempt_at).min();
+                let wait = next
+                    .map(|at| (at - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO))
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .unwrap_or(Duration::from_millis(10));
+                let until = (Instant::now() + wait).min(deadline);
+                tokio::time::sleep_until(until.into()).await;
+            }
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::common::{fixtures, settings_with_toml, spawn_with, wait_for, TestApp, SECRET};
+use crate::common::{
+    fixtures, settings_with_toml, spawn_driven, spawn_with, wait_for, TestApp, SECRET,
+};
 use formbridge::sources::SourceName;
 use formbridge::store::{EventFilter, EventStatus, EventSummary, NewEvent};
 use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle, SandboxState};
@@ -31,6 +33,20 @@ async fn sandbox_with(burst: u32, window: Duration) -> SandboxHandle {
 }
 
 async fn app_for(sandbox: &SandboxHandle, toml: &str, extra: &[(&str, &str)]) -> TestApp {
+    start_app(sandbox, toml, extra, false).await
+}
+
+/// An app whose dispatcher the test runs with [`TestApp::drain`] instead of in the background.
+async fn driven_app_for(sandbox: &SandboxHandle, toml: &str, extra: &[(&str, &str)]) -> TestApp {
+    start_app(sandbox, toml, extra, true).await
+}
+
+async fn start_app(
+    sandbox: &SandboxHandle,
+    toml: &str,
+    extra: &[(&str, &str)],
+    driven: bool,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let base = sandbox.base_url.to_string();
     let mut overrides = vec![
@@ -45,7 +61,11 @@ async fn app_for(sandbox: &SandboxHandle, toml: &str, extra: &[(&str, &str)]) ->
     ];
     overrides.extend_from_slice(extra);
     let settings = settings_with_toml(dir.path(), toml, &overrides);
-    spawn_with(settings, dir).await
+    if driven {
+        spawn_driven(settings, dir).await
+    } else {
+        spawn_with(settings, dir).await
+    }
 }
 
 /// Waits until no event is pending, processing or retrying.
@@ -158,7 +178,7 @@ fn notes_for<'a>(state: &'a SandboxState, contact_id: &str) -> Vec<&'a Value> {
 #[tokio::test]
 async fn every_fixture_ends_as_the_expected_records() {
     let ghl = sandbox_with(100, Duration::from_secs(10)).await;
-    let app = app_for(&ghl, "", &[]).await;
+    let app = driven_app_for(&ghl, "", &[]).await;
     let mut posted = 0;
     for source in ["jotform", "powr", "123formbuilder", "jivochat", "dripjobs"] {
         for fx in fixtures(source) {
@@ -169,7 +189,7 @@ async fn every_fixture_ends_as_the_expected_records() {
             posted += 1;
         }
     }
-    settle(&app, Duration::from_secs(30)).await;
+    app.drain(Duration::from_secs(30)).await;
     let state = ghl.state();
     assert_no_duplicates(&state);
 
@@ -391,9 +411,9 @@ async fn a_permanent_error_dead_letters_and_replay_delivers_once() {
         match_path: Some("/notes".into()),
         ..Default::default()
     });
-    let app = app_for(&ghl, "", &[]).await;
+    let app = driven_app_for(&ghl, "", &[]).await;
     post_leads(&app, 1, "perm").await;
-    settle(&app, Duration::from_secs(20)).await;
+    app.drain(Duration::from_secs(20)).await;
     let dead = app
         .store
         .list_events(&EventFilter {
@@ -416,7 +436,7 @@ async fn a_permanent_error_dead_letters_and_replay_delivers_once() {
 
     // Replay: completed steps are skipped, the note is written once.
     assert!(app.store.replay(dead[0].id, false).await.unwrap());
-    settle(&app, Duration::from_secs(20)).await;
+    app.drain(Duration::from_secs(20)).await;
     assert_eq!(count(&app, EventStatus::Done).await, 1);
     let upserts_before = ghl
         .state()
@@ -429,7 +449,7 @@ async fn a_permanent_error_dead_letters_and_replay_delivers_once() {
 
     // Replaying a delivered event does nothing twice.
     assert!(app.store.replay(dead[0].id, false).await.unwrap());
-    settle(&app, Duration::from_secs(20)).await;
+    app.drain(Duration::from_secs(20)).await;
     let state = ghl.state();
     assert_eq!(state.notes.len(), 1);
     assert_eq!(state.contacts.len(), 1);
