@@ -90,6 +90,13 @@ pub(super) const F123_QUOTE: Fixture = fixture!(
     "Quote request (multipart)"
 );
 
+pub(super) const TYPEFORM_LEAD: Fixture = fixture!(
+    "typeform",
+    "form_response_lead-form-utm.ASSEMBLED",
+    "json",
+    "Lead form with UTM hidden fields (signed)"
+);
+
 /// What a posted delivery should come to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -147,6 +154,11 @@ pub(super) static POSTS: &[Post] = &[
     },
     Post {
         fixture: &F123_QUOTE,
+        expect: Expect::Stored,
+        note: "",
+    },
+    Post {
+        fixture: &TYPEFORM_LEAD,
         expect: Expect::Stored,
         note: "",
     },

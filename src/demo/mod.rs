@@ -17,7 +17,7 @@ use deliveries::*;
 use report::*;
 use workdir::*;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -161,6 +161,8 @@ struct Demo {
     store: Arc<dyn Store>,
     client: reqwest::Client,
     secrets: Vec<(&'static str, String)>,
+    /// Each source's authentication, to sign deliveries of sources that check a signature.
+    auth: BTreeMap<String, crate::sources::auth::Authenticator>,
     config_notes: Vec<String>,
     stop_app: tokio::sync::oneshot::Sender<()>,
     app: tokio::task::JoinHandle<Result<(), crate::app::AppError>>,
@@ -191,6 +193,10 @@ impl Demo {
             .map(|s| (s, format!("demo-{}", uuid::Uuid::new_v4().simple())))
             .collect();
         let settings = demo_settings(config, workdir, &ghl, &secrets, &mut notes)?;
+        let auth = settings
+            .enabled_sources()
+            .filter_map(|(name, source)| Some((name.to_string(), source.authenticator().ok()?)))
+            .collect();
         let app = Application::build(settings)
             .await
             .context("cannot start formbridge")?;
@@ -211,6 +217,7 @@ impl Demo {
             store,
             client,
             secrets,
+            auth,
             config_notes: notes,
             stop_app,
             app,
@@ -283,6 +290,13 @@ impl Demo {
         let mut request = self.client.post(url).body(fx.body);
         if let Some(ct) = fx.content_type() {
             request = request.header("content-type", ct);
+        }
+        let signature = self
+            .auth
+            .get(fx.source)
+            .and_then(|auth| auth.signature_for(fx.body));
+        if let Some((header, value)) = signature {
+            request = request.header(header, value);
         }
         let response = request
             .send()

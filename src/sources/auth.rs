@@ -204,6 +204,27 @@ pub fn hmac_sha256_hex(key: &[u8], body: &[u8]) -> String {
     hex::encode(hmac_sha256(key, body))
 }
 
+impl Authenticator {
+    /// The header a sender adds to sign `body` for this rule (`sha256=` + the HMAC in the
+    /// configured encoding), for senders such as the demo; `None` for rules that sign nothing.
+    pub fn signature_for(&self, body: &[u8]) -> Option<(String, String)> {
+        let Authenticator::Hmac {
+            key,
+            header,
+            encoding,
+        } = self
+        else {
+            return None;
+        };
+        let key = key.expose_secret().as_bytes();
+        let signature = match encoding {
+            SignatureEncoding::Hex => hmac_sha256_hex(key, body),
+            SignatureEncoding::Base64 => hmac_sha256_base64(key, body),
+        };
+        Some((header.clone(), format!("sha256={signature}")))
+    }
+}
+
 /// Base64 HMAC-SHA256 of a body, as Typeform signs (`sha256=` + this; for tests and senders).
 pub fn hmac_sha256_base64(key: &[u8], body: &[u8]) -> String {
     BASE64.encode(hmac_sha256(key, body))

@@ -93,22 +93,22 @@ fn demo_runs_every_delivery_through_to_the_sandbox() {
 
     // Every genuine delivery was acknowledged with 200 and stored once.
     let all = report["deliveries"].as_array().unwrap();
-    assert_eq!(all.len(), 10);
+    assert_eq!(all.len(), 11);
     let stored: Vec<&Value> = all.iter().filter(|d| d["expect"] == "stored").collect();
-    assert_eq!(stored.len(), 8);
+    assert_eq!(stored.len(), 9);
     for d in &stored {
         assert_eq!(d["http_status"], 200, "{d}");
         assert_eq!(d["answer"]["result"], "ok", "{d}");
         assert_eq!(d["stored"], true, "{d}");
     }
-    assert_eq!(report["events_stored"], 8);
+    assert_eq!(report["events_stored"], 9);
     let mut ids: Vec<i64> = stored
         .iter()
         .map(|d| d["event_id"].as_i64().unwrap())
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 8, "one event per delivery");
+    assert_eq!(ids.len(), 9, "one event per delivery");
 
     // Final statuses: every delivery with an email or phone is done; the feedback form, which
     // has neither, is dead with that reason.
@@ -161,6 +161,7 @@ fn demo_runs_every_delivery_through_to_the_sandbox() {
         ("maria.garcia@example.org", "powr"),
         ("li.wei@example.net", "123formbuilder"),
         ("ana.silva@example.com", "123formbuilder"),
+        ("sam.rivera@example.com", "typeform"),
     ];
     assert_eq!(
         report["ghl"]["contacts"].as_array().unwrap().len(),
@@ -183,7 +184,14 @@ fn demo_runs_every_delivery_through_to_the_sandbox() {
 
     // One note per done delivery (the resend added none), and the demo's example task.
     let notes = report["ghl"]["notes"].as_array().unwrap();
-    assert_eq!(notes.len(), 7);
+    assert_eq!(notes.len(), 8);
+    assert!(notes
+        .iter()
+        .any(|n| n["contact"] == "sam.rivera@example.com"
+            && n["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Typeform submission")));
     assert!(notes.iter().any(|n| n["contact"] == "jane.doe@example.com"
         && n["text"]
             .as_str()
@@ -211,7 +219,7 @@ fn demo_runs_every_delivery_through_to_the_sandbox() {
     );
     assert_eq!(
         line(r#"formbridge_dispatch_total{outcome="done"}"#),
-        Some(r#"formbridge_dispatch_total{outcome="done"} 7"#)
+        Some(r#"formbridge_dispatch_total{outcome="done"} 8"#)
     );
 
     // The temporary store is gone.
@@ -279,7 +287,7 @@ fn demo_keeps_the_store_when_asked_and_refuses_to_reuse_it() {
         String::from_utf8_lossy(&list.stderr)
     );
     let events: Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(events["events"].as_array().unwrap().len(), 8);
+    assert_eq!(events["events"].as_array().unwrap().len(), 9);
 
     // A second run into the same folder would mix two demos: refused.
     let second = run();
