@@ -17,7 +17,7 @@ use deliveries::*;
 use report::*;
 use workdir::*;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -161,8 +161,9 @@ struct Demo {
     store: Arc<dyn Store>,
     client: reqwest::Client,
     secrets: Vec<(&'static str, String)>,
-    /// Each source's authentication, to sign deliveries of sources that check a signature.
-    auth: BTreeMap<String, crate::sources::auth::Authenticator>,
+    /// The sources as formbridge compiles them, to sign deliveries of sources that check a
+    /// signature.
+    sources: crate::runtime::SourceRuntimes,
     config_notes: Vec<String>,
     stop_app: tokio::sync::oneshot::Sender<()>,
     app: tokio::task::JoinHandle<Result<(), crate::app::AppError>>,
@@ -193,10 +194,8 @@ impl Demo {
             .map(|s| (s, format!("demo-{}", uuid::Uuid::new_v4().simple())))
             .collect();
         let settings = demo_settings(config, workdir, &ghl, &secrets, &mut notes)?;
-        let auth = settings
-            .enabled_sources()
-            .filter_map(|(name, source)| Some((name.to_string(), source.authenticator().ok()?)))
-            .collect();
+        let sources = crate::runtime::SourceRuntimes::compile(&settings)
+            .context("cannot compile the demo's sources")?;
         let app = Application::build(settings)
             .await
             .context("cannot start formbridge")?;
@@ -217,7 +216,7 @@ impl Demo {
             store,
             client,
             secrets,
-            auth,
+            sources,
             config_notes: notes,
             stop_app,
             app,
@@ -292,8 +291,9 @@ impl Demo {
             request = request.header("content-type", ct);
         }
         let signature = self
-            .auth
+            .sources
             .get(fx.source)
+            .and_then(|source| source.auth.as_ref())
             .and_then(|auth| auth.signature_for(fx.body));
         if let Some((header, value)) = signature {
             request = request.header(header, value);
