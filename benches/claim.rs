@@ -98,6 +98,8 @@ async fn run(scenario: Scenario, backlog: usize, claims: usize) -> Vec<f64> {
             url: format!("sqlite://{}", dir.path().join("claim.db").display()),
             max_connections: 8,
             group_commit_max_batch: 256,
+            pool_size: 4,
+            statement_timeout: std::time::Duration::from_secs(30),
         })
         .await
         .unwrap(),

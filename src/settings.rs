@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::body::BodyLimits;
 pub use crate::ghl::settings::{GhlSettings, LocationSettings, RateLimitSettings};
@@ -113,12 +113,19 @@ impl ServerSettings {
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// `sqlite://path/to/file.db` (embedded default) or `postgres://…`.
-    #[serde(serialize_with = "serialize_url_masked")]
+    #[serde(serialize_with = "crate::masked::url")]
     pub url: String,
-    /// Connections for reads; every write goes through the store's one writer.
+    /// SQLite: connections for reads; every write goes through the store's one writer.
     pub max_connections: u32,
-    /// Most writes committed together in one transaction (group commit).
+    /// SQLite: most writes committed together in one transaction (group commit).
     pub group_commit_max_batch: usize,
+    /// PostgreSQL: connections this process keeps to the database (reads and writes).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// PostgreSQL: longest a statement may run before the server cancels it (set on every
+    /// connection), so a stuck query fails instead of holding a connection and its locks.
+    #[serde(default = "default_statement_timeout", with = "humantime_serde")]
+    pub statement_timeout: Duration,
 }
 
 /// `[admin]`: the `/admin` API.
@@ -264,16 +271,11 @@ fn default_timestamp_tolerance() -> Duration {
     Duration::from_secs(300)
 }
 
-/// Masks a password inside a database URL.
-fn serialize_url_masked<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
-    match url::Url::parse(v) {
-        Ok(mut u) if u.password().is_some() => {
-            // set_password only fails for URLs that cannot have one, which this one has.
-            let _ = u.set_password(Some("********"));
-            s.serialize_str(u.as_str())
-        }
-        _ => s.serialize_str(v),
-    }
+fn default_pool_size() -> u32 {
+    16
+}
+fn default_statement_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl SourceSettings {
@@ -450,6 +452,18 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "store.group_commit_max_batch",
                 "must be at least 1",
+            ));
+        }
+        if self.store.pool_size == 0 {
+            return Err(SettingsError::invalid(
+                "store.pool_size",
+                "must be at least 1",
+            ));
+        }
+        if self.store.statement_timeout < Duration::from_millis(1) {
+            return Err(SettingsError::invalid(
+                "store.statement_timeout",
+                "must be at least 1ms (PostgreSQL counts it in milliseconds; 0 would mean no limit)",
             ));
         }
         if !matches!(self.ghl.base_url.scheme(), "http" | "https") {

@@ -204,6 +204,8 @@ mod tests {
             url: format!("sqlite://{}", dir.join("prepare.db").display()),
             max_connections: 2,
             group_commit_max_batch: 16,
+            pool_size: 4,
+            statement_timeout: std::time::Duration::from_secs(30),
         })
         .await
         .unwrap();

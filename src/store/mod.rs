@@ -4,6 +4,33 @@
 //! webhook goes through [`Store::insert_event`], which returns only once the delivery is
 //! durable on disk.
 
+/// `SET` clauses that park an event waiting for a later attempt: when `$at` (its new
+/// `next_attempt_at`) is after `$now`, its fair key moves to `parked_key`, out of the index
+/// claims walk, until a claim finds it due and gives the key back (see `claim`); an event due
+/// at once keeps its key. `$at` and `$now` are placeholders (`"?4"`, `"$4"`); right-hand sides
+/// read the row as it was before the update. Only claimed (`processing`) events are parked,
+/// and those always hold their key in `fair_key`. Shared by both backends' queues.
+macro_rules! park_until_due {
+    ($at:literal, $now:literal) => {
+        concat!(
+            "fair_key = CASE WHEN ",
+            $at,
+            " > ",
+            $now,
+            " THEN NULL ELSE fair_key END, ",
+            "parked_key = CASE WHEN ",
+            $at,
+            " > ",
+            $now,
+            " THEN fair_key ELSE NULL END"
+        )
+    };
+}
+pub(crate) use park_until_due;
+
+mod postgres;
+mod postgres_queue;
+mod rows;
 mod sqlite;
 mod sqlite_queue;
 mod sqlite_tokens;
@@ -16,6 +43,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -24,11 +52,40 @@ use crate::settings::StoreSettings;
 /// A storage failure, with the operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open store `{url}`: {source}")]
+    #[error("cannot open store `{}`: {source}", crate::masked::url_password(.url))]
     Open {
+        /// The store URL, its password masked.
         url: String,
         #[source]
         source: sqlx::Error,
+    },
+    #[error(
+        "cannot reach PostgreSQL at {host}:{port} ({source}): is the server running, and are \
+         the host and port in store.url right?"
+    )]
+    PgUnreachable {
+        host: String,
+        port: u16,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "PostgreSQL at {host}:{port} refused user `{user}` (authentication failed): check the \
+         user and password in store.url and the server's pg_hba.conf"
+    )]
+    PgAuth {
+        user: String,
+        host: String,
+        port: u16,
+    },
+    #[error(
+        "database `{database}` does not exist on PostgreSQL at {host}:{port}: create it \
+         (`createdb {database}`) or fix the database name in store.url"
+    )]
+    PgNoDatabase {
+        database: String,
+        host: String,
+        port: u16,
     },
     #[error("store migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -175,6 +232,18 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, id: EventId, owner: &str, at: OffsetDateTime)
         -> Result<(), StoreError>;
 
+    /// Deletes up to `batch` done events finished (last updated) before `before`, with their
+    /// deliveries, steps and attempts; never a dead or unfinished one. Returns how many.
+    async fn delete_finished_before(
+        &self,
+        before: OffsetDateTime,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        // Until the SQLite store has its own (another change); PostgreSQL overrides it.
+        let _ = (before, batch);
+        Ok(0)
+    }
+
     /// Re-prepares an event with the current config and queues it now. Completed steps are
     /// kept (and skipped) unless `from_scratch`. Returns false if there is no such event or it
     /// is being processed.
@@ -194,13 +263,10 @@ pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(settings).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        // PostgreSQL (several replicas on one database) is the next stage; refuse clearly.
-        Err(StoreError::UnsupportedUrl(
-            "postgres://… (PostgreSQL support is not built yet; use sqlite://)".to_owned(),
-        ))
+        Ok(Arc::new(PgStore::open(settings).await?))
     } else {
         Err(StoreError::UnsupportedUrl(
-            "scheme: use sqlite://path (or postgres://… once supported)".to_owned(),
+            "scheme: use sqlite://path or postgres://user:password@host/database".to_owned(),
         ))
     }
 }

@@ -272,29 +272,6 @@ async fn insert_attempt(
     Ok(())
 }
 
-/// `SET` clauses that park an event waiting for a later attempt: when `$at` (its new
-/// `next_attempt_at`) is after `$now`, its fair key moves to `parked_key`, out of the index
-/// claims walk, until a claim finds it due and gives the key back (see `claim`); an event due
-/// at once keeps its key. `$at` and `$now` are placeholders (`"?4"`); right-hand sides read the
-/// row as it was before the update. Only claimed (`processing`) events are parked, and those
-/// always hold their key in `fair_key`.
-macro_rules! park_until_due {
-    ($at:literal, $now:literal) => {
-        concat!(
-            "fair_key = CASE WHEN ",
-            $at,
-            " > ",
-            $now,
-            " THEN NULL ELSE fair_key END, ",
-            "parked_key = CASE WHEN ",
-            $at,
-            " > ",
-            $now,
-            " THEN fair_key ELSE NULL END"
-        )
-    };
-}
-
 /// The smallest fair key of an open event of any location not in `excluded`, one index seek
 /// per location (`events_open_location`); `None` when they have no open event.
 ///
@@ -503,7 +480,7 @@ pub(super) async fn finish(
     let updated = sqlx::query(concat!(
         "UPDATE events SET status = ?3, next_attempt_at = ?4, last_error = ?5, attempts = attempts + ?6,
              lease_owner = NULL, lease_until = NULL, updated_at = ?7, ",
-        park_until_due!("?4", "?7"),
+        super::park_until_due!("?4", "?7"),
         " WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'"
     ))
     .bind(id.0)
@@ -551,7 +528,7 @@ pub(super) async fn release(
     sqlx::query(concat!(
         "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
              next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, updated_at = ?4, ",
-        park_until_due!("?3", "?4"),
+        super::park_until_due!("?3", "?4"),
         " WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'"
     ))
     .bind(id.0)

@@ -76,6 +76,8 @@ async fn every_acknowledged_delivery_survives_sigkill() {
         url: db.clone(),
         max_connections: 2,
         group_commit_max_batch: 16,
+        pool_size: 4,
+        statement_timeout: std::time::Duration::from_secs(30),
     })
     .await
     .unwrap();

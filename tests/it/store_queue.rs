@@ -1,41 +1,106 @@
-//! The dispatch queue on a real SQLite file: leases, takeover after expiry, fencing,
-//! per-contact ordering, and fair shares between the sources of a location.
+//! The Store contract, written once against `&dyn Store` and run on both backends (a real
+//! SQLite file, and a fresh PostgreSQL database per test): leases, takeover after expiry,
+//! fencing, per-contact ordering, fair shares between the sources of a location. Then what only
+//! one backend has: SQLite's upgrades of an existing file, and PostgreSQL's replicas (several
+//! handles on one database).
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use formbridge::settings::StoreSettings;
-use formbridge::store::{Claim, EventId, Finish, Preparation, SqliteStore, Store};
+use formbridge::store::{Claim, EventId, Finish, PgStore, Preparation, SqliteStore, Store};
 use time::OffsetDateTime;
 
-async fn store() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir.path().join("q.db")).await;
-    (store, dir)
+use crate::pg::PgDatabase;
+
+/// A store of one backend and what keeps it alive (its file's folder, or its database).
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<PgDatabase>,
+}
+
+impl Backend {
+    pub async fn sqlite() -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&dir.path().join("q.db")).await;
+        Backend {
+            store: Arc::new(store),
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    pub async fn postgres() -> Backend {
+        let db = PgDatabase::create().await;
+        let store = open_pg(&db.url).await;
+        Backend {
+            store: Arc::new(store),
+            _dir: None,
+            pg: Some(db),
+        }
+    }
+
+    /// Another handle on the same PostgreSQL database: a second replica with its own pool.
+    pub async fn replica(&self) -> Arc<dyn Store> {
+        let db = self.pg.as_ref().expect("replicas share a PostgreSQL store");
+        Arc::new(open_pg(&db.url).await)
+    }
+}
+
+fn settings(url: String) -> StoreSettings {
+    StoreSettings {
+        url,
+        max_connections: 4,
+        group_commit_max_batch: 16,
+        pool_size: 4,
+        statement_timeout: Duration::from_secs(30),
+    }
 }
 
 /// Opens (creating or migrating) the store at `db`.
 async fn open_store(db: &std::path::Path) -> SqliteStore {
-    SqliteStore::open(&StoreSettings {
-        url: format!("sqlite://{}", db.display()),
-        max_connections: 4,
-        group_commit_max_batch: 16,
-    })
-    .await
-    .unwrap()
+    SqliteStore::open(&settings(format!("sqlite://{}", db.display())))
+        .await
+        .unwrap()
 }
 
-async fn add(store: &SqliteStore, key: &str, contact: &str) -> EventId {
+async fn open_pg(url: &str) -> PgStore {
+    PgStore::open(&settings(url.to_owned())).await.unwrap()
+}
+
+/// A contract test: `async fn $name(store: &dyn Store)` run on SQLite (`$name::sqlite`) and
+/// on PostgreSQL (`$name::postgres`).
+macro_rules! contract_test {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let backend = super::Backend::sqlite().await;
+                super::$name(&*backend.store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let backend = super::Backend::postgres().await;
+                super::$name(&*backend.store).await;
+            }
+        }
+    };
+}
+
+async fn add(store: &dyn Store, key: &str, contact: &str) -> EventId {
     add_from(store, "dripjobs", key, contact).await
 }
 
 /// Stores and prepares one event of `source` for location `loc`.
-async fn add_from(store: &SqliteStore, source: &str, key: &str, contact: &str) -> EventId {
+async fn add_from(store: &dyn Store, source: &str, key: &str, contact: &str) -> EventId {
     add_at(store, "loc", source, key, contact).await
 }
 
 async fn add_at(
-    store: &SqliteStore,
+    store: &dyn Store,
     location: &str,
     source: &str,
     key: &str,
@@ -44,7 +109,7 @@ async fn add_at(
     crate::common::add_prepared(store, location, source, key, contact).await
 }
 
-async fn claimed_ids(store: &SqliteStore) -> Vec<EventId> {
+async fn claimed_ids(store: &dyn Store) -> Vec<EventId> {
     store
         .claim(&claim("w", Duration::from_secs(30)))
         .await
@@ -66,10 +131,9 @@ fn claim(owner: &str, lease: Duration) -> Claim {
     }
 }
 
-#[tokio::test]
-async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off() {
-    let (store, _dir) = store().await;
-    let id = add(&store, "a", "email:a@x.co").await;
+contract_test!(an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off);
+async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: &dyn Store) {
+    let id = add(store, "a", "email:a@x.co").await;
     let first = store
         .claim(&claim("w1", Duration::from_millis(200)))
         .await
@@ -83,10 +147,12 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off() {
             .is_empty(),
         "leased"
     );
-    // A claim made after the lease ran out (the clock is a parameter of the claim).
-    let mut later = claim("w2", Duration::from_secs(5));
-    later.now += Duration::from_millis(250);
-    let taken = store.claim(&later).await.unwrap();
+    // A claim made after the lease ran out (PostgreSQL judges leases by its own clock).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken = store
+        .claim(&claim("w2", Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1, "an expired lease is taken over");
     assert!(
         !store.finish(id, "w1", &Finish::Done).await.unwrap(),
@@ -99,13 +165,12 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off() {
     assert!(store.finish(id, "w2", &Finish::Done).await.unwrap());
 }
 
-#[tokio::test]
-async fn one_contact_at_a_time_in_arrival_order() {
-    let (store, _dir) = store().await;
-    let a1 = add(&store, "1", "email:a@x.co").await;
-    let b1 = add(&store, "2", "email:b@x.co").await;
-    let a2 = add(&store, "3", "email:a@x.co").await;
-    let got = claimed_ids(&store).await;
+contract_test!(one_contact_at_a_time_in_arrival_order);
+async fn one_contact_at_a_time_in_arrival_order(store: &dyn Store) {
+    let a1 = add(store, "1", "email:a@x.co").await;
+    let b1 = add(store, "2", "email:b@x.co").await;
+    let a2 = add(store, "3", "email:a@x.co").await;
+    let got = claimed_ids(store).await;
     assert_eq!(
         got,
         vec![a1, b1],
@@ -138,18 +203,18 @@ async fn one_contact_at_a_time_in_arrival_order() {
         error: "test".into(),
     };
     store.save_preparations(&[(a1, dead)]).await.unwrap();
-    let got = claimed_ids(&store).await;
+    let got = claimed_ids(store).await;
     assert_eq!(got, vec![a2]);
 }
 
 /// Adds `n` events of `source`, each with its own contact.
-async fn add_many(store: &SqliteStore, source: &str, tag: &str, n: usize) -> Vec<EventId> {
+async fn add_many(store: &dyn Store, source: &str, tag: &str, n: usize) -> Vec<EventId> {
     add_many_at(store, "loc", source, tag, 0..n).await
 }
 
 /// Events `{tag}-{i}` for each `i` in `range`, each of its own contact.
 async fn add_many_at(
-    store: &SqliteStore,
+    store: &dyn Store,
     location: &str,
     source: &str,
     tag: &str,
@@ -163,7 +228,7 @@ async fn add_many_at(
     ids
 }
 
-async fn drain(store: &SqliteStore, limit: u32) -> Vec<EventId> {
+async fn drain(store: &dyn Store, limit: u32) -> Vec<EventId> {
     let mut order = Vec::new();
     loop {
         let mut next = claim("w", Duration::from_secs(30));
@@ -186,19 +251,17 @@ fn positions(order: &[EventId], ids: &[EventId]) -> Vec<usize> {
         .collect()
 }
 
-#[tokio::test]
-async fn with_one_source_claims_follow_arrival_order() {
-    let (store, _dir) = store().await;
-    let ids = add_many(&store, "dripjobs", "a", 20).await;
-    assert_eq!(drain(&store, 2).await, ids);
+contract_test!(with_one_source_claims_follow_arrival_order);
+async fn with_one_source_claims_follow_arrival_order(store: &dyn Store) {
+    let ids = add_many(store, "dripjobs", "a", 20).await;
+    assert_eq!(drain(store, 2).await, ids);
 }
 
-#[tokio::test]
-async fn a_source_arriving_behind_a_backlog_gets_every_other_slot() {
-    let (store, _dir) = store().await;
-    let flood = add_many(&store, "dripjobs", "a", 50).await;
-    let late = add_many(&store, "jotform", "b", 5).await;
-    let order = drain(&store, 2).await;
+contract_test!(a_source_arriving_behind_a_backlog_gets_every_other_slot);
+async fn a_source_arriving_behind_a_backlog_gets_every_other_slot(store: &dyn Store) {
+    let flood = add_many(store, "dripjobs", "a", 50).await;
+    let late = add_many(store, "jotform", "b", 5).await;
+    let order = drain(store, 2).await;
     assert_eq!(order.len(), 55, "every event is claimed once");
     let at = positions(&order, &late);
     assert!(
@@ -214,16 +277,15 @@ async fn a_source_arriving_behind_a_backlog_gets_every_other_slot() {
     assert_eq!(flood_order, flood);
 }
 
-#[tokio::test]
-async fn an_idle_source_does_not_jump_ahead_with_its_old_keys() {
-    let (store, _dir) = store().await;
-    add_many(&store, "jotform", "b-old", 1).await;
-    add_many(&store, "dripjobs", "a1", 50).await;
-    assert_eq!(drain(&store, 10).await.len(), 51);
+contract_test!(an_idle_source_does_not_jump_ahead_with_its_old_keys);
+async fn an_idle_source_does_not_jump_ahead_with_its_old_keys(store: &dyn Store) {
+    add_many(store, "jotform", "b-old", 1).await;
+    add_many(store, "dripjobs", "a1", 50).await;
+    assert_eq!(drain(store, 10).await.len(), 51);
     // A floods again; B, idle since its first event, sends three.
-    let flood = add_many(&store, "dripjobs", "a2", 50).await;
-    let late = add_many(&store, "jotform", "b-new", 3).await;
-    let order = drain(&store, 2).await;
+    let flood = add_many(store, "dripjobs", "a2", 50).await;
+    let late = add_many(store, "jotform", "b-new", 3).await;
+    let order = drain(store, 2).await;
     let at = positions(&order, &late);
     assert_eq!(order[0], flood[0], "the backlog's head goes first");
     assert!(
@@ -232,13 +294,12 @@ async fn an_idle_source_does_not_jump_ahead_with_its_old_keys() {
     );
 }
 
-#[tokio::test]
-async fn a_contact_runs_in_arrival_order_even_when_fair_order_disagrees() {
-    let (store, _dir) = store().await;
-    add_many(&store, "dripjobs", "a", 9).await;
-    let first = add_from(&store, "dripjobs", "a-shared", "email:shared@x.co").await;
+contract_test!(a_contact_runs_in_arrival_order_even_when_fair_order_disagrees);
+async fn a_contact_runs_in_arrival_order_even_when_fair_order_disagrees(store: &dyn Store) {
+    add_many(store, "dripjobs", "a", 9).await;
+    let first = add_from(store, "dripjobs", "a-shared", "email:shared@x.co").await;
     // Fair order puts this one second, ahead of `first`; the contact's order says after it.
-    let second = add_from(&store, "jotform", "b-shared", "email:shared@x.co").await;
+    let second = add_from(store, "jotform", "b-shared", "email:shared@x.co").await;
     let mut all = claim("w", Duration::from_secs(30));
     all.limit = 20;
     let claimed: Vec<_> = store
@@ -253,17 +314,16 @@ async fn a_contact_runs_in_arrival_order_even_when_fair_order_disagrees() {
         !claimed.contains(&second),
         "the contact's later event waits for its earlier one"
     );
-    assert!(claimed_ids(&store).await.is_empty());
+    assert!(claimed_ids(store).await.is_empty());
     assert!(store.finish(first, "w", &Finish::Done).await.unwrap());
-    assert_eq!(claimed_ids(&store).await, vec![second]);
+    assert_eq!(claimed_ids(store).await, vec![second]);
 }
 
-#[tokio::test]
-async fn a_replayed_event_is_queued_again_with_a_fresh_place() {
-    let (store, _dir) = store().await;
-    let old = add(&store, "old", "email:old@x.co").await;
-    assert_eq!(drain(&store, 10).await, vec![old]);
-    let newer = add_many(&store, "dripjobs", "a", 3).await;
+contract_test!(a_replayed_event_is_queued_again_with_a_fresh_place);
+async fn a_replayed_event_is_queued_again_with_a_fresh_place(store: &dyn Store) {
+    let old = add(store, "old", "email:old@x.co").await;
+    assert_eq!(drain(store, 10).await, vec![old]);
+    let newer = add_many(store, "dripjobs", "a", 3).await;
     assert!(store.replay(old, false).await.unwrap());
     let replayed = Preparation::Ready {
         submission: serde_json::json!({}),
@@ -275,7 +335,7 @@ async fn a_replayed_event_is_queued_again_with_a_fresh_place() {
     let mut expected = newer;
     expected.push(old);
     assert_eq!(
-        drain(&store, 2).await,
+        drain(store, 2).await,
         expected,
         "replayed as if it arrived now"
     );
@@ -329,9 +389,9 @@ async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
     }
     pool.close().await;
 
-    let store = open_store(&db).await;
-    let late = add_from(&store, "jotform", "new", "email:new@x.co").await;
-    let order = drain(&store, 1).await;
+    let store = &open_store(&db).await;
+    let late = add_from(store, "jotform", "new", "email:new@x.co").await;
+    let order = drain(store, 1).await;
     assert_eq!(
         order,
         vec![EventId(1), late, EventId(2), EventId(3)],
@@ -339,11 +399,10 @@ async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
     );
 }
 
-#[tokio::test]
-async fn a_location_served_early_rejoins_at_the_head_not_behind_another_backlog() {
-    let (store, _dir) = store().await;
-    add_many_at(&store, "busy", "dripjobs", "b", 0..20).await;
-    let first = add_many_at(&store, "quick", "dripjobs", "q", 0..3).await;
+contract_test!(a_location_served_early_rejoins_at_the_head_not_behind_another_backlog);
+async fn a_location_served_early_rejoins_at_the_head_not_behind_another_backlog(store: &dyn Store) {
+    add_many_at(store, "busy", "dripjobs", "b", 0..20).await;
+    let first = add_many_at(store, "quick", "dripjobs", "q", 0..3).await;
     // Two at a time until the quick location's first three are done.
     let mut done = Vec::new();
     while !first.iter().all(|id| done.contains(id)) {
@@ -354,8 +413,8 @@ async fn a_location_served_early_rejoins_at_the_head_not_behind_another_backlog(
             done.push(event.id);
         }
     }
-    let later = add_many_at(&store, "quick", "dripjobs", "q", 3..6).await;
-    let rest = drain(&store, 2).await;
+    let later = add_many_at(store, "quick", "dripjobs", "q", 3..6).await;
+    let rest = drain(store, 2).await;
     let at = positions(&rest, &later);
     assert!(
         at.iter().all(|p| *p < 8),
@@ -380,9 +439,10 @@ async fn keys_of(db: &std::path::Path, id: EventId) -> (Option<i64>, Option<i64>
 
 #[tokio::test]
 async fn an_event_waiting_for_a_retry_is_out_of_the_claims_way_and_keeps_its_place() {
-    let (store, dir) = store().await;
+    let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
-    let ids = add_many(&store, "dripjobs", "a", 3).await;
+    let store = &open_store(&db).await;
+    let ids = add_many(store, "dripjobs", "a", 3).await;
     let mut first = claim("w", Duration::from_secs(30));
     first.limit = 1;
     let taken = store.claim(&first).await.unwrap();
@@ -465,7 +525,7 @@ async fn an_upgrade_parks_the_events_already_waiting_for_a_retry() {
         .unwrap();
     }
     pool.close().await;
-    let store = open_store(&db).await;
+    let store = &open_store(&db).await;
     assert_eq!(
         keys_of(&db, EventId(1)).await,
         (None, Some(7)),
@@ -481,14 +541,15 @@ async fn an_upgrade_parks_the_events_already_waiting_for_a_retry() {
         (Some(9), None),
         "pending: stays"
     );
-    assert_eq!(drain(&store, 10).await, vec![EventId(2), EventId(3)]);
+    assert_eq!(drain(store, 10).await, vec![EventId(2), EventId(3)]);
 }
 
-#[tokio::test]
-async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_order() {
-    let (store, _dir) = store().await;
-    let held = add_many_at(&store, "held", "dripjobs", "h", 0..5).await;
-    add_many_at(&store, "fast", "dripjobs", "f", 0..10).await;
+contract_test!(a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_order);
+async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_order(
+    store: &dyn Store,
+) {
+    let held = add_many_at(store, "held", "dripjobs", "h", 0..5).await;
+    add_many_at(store, "fast", "dripjobs", "f", 0..10).await;
     let leave_out = |locations: &[&str]| {
         let mut c = claim("w", Duration::from_secs(30));
         c.exclude_locations = locations.iter().map(|l| (*l).to_owned()).collect();
@@ -504,8 +565,8 @@ async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_ord
             assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
         }
     }
-    let slow = add_at(&store, "slow", "dripjobs", "s-0", "email:s0@x.co").await;
-    let fast = add_at(&store, "fast", "dripjobs", "f-10", "email:f10@x.co").await;
+    let slow = add_at(store, "slow", "dripjobs", "s-0", "email:s0@x.co").await;
+    let fast = add_at(store, "fast", "dripjobs", "f-10", "email:f10@x.co").await;
     let taken: Vec<EventId> = store
         .claim(&leave_out(&["held"]))
         .await

@@ -1,0 +1,566 @@
+//! PostgreSQL queries of the dispatch queue, for several replicas on one database: storing a
+//! delivery, preparing (fair keys), claiming under leases with `FOR UPDATE SKIP LOCKED`, step
+//! results, finishing attempts under the lease token, replay, and retention.
+//!
+//! The queue's rules are the SQLite store's (see `sqlite_queue`): fair order by `(fair_key,
+//! id)`, parked retries, the claim's floor when locations are left out, at most one open event
+//! per contact in arrival order. What differs is who else is writing:
+//!
+//! - **Claims** lock their candidates with `FOR UPDATE SKIP LOCKED`, so two replicas claiming
+//!   at once take disjoint events without waiting for each other.
+//! - **Leases run on the database's clock.** A claim's lease ends at the database's now plus
+//!   the lease the dispatcher asked for, and expiry is judged by the same clock, so a replica
+//!   whose clock runs ahead cannot see another's live lease as expired and take it over.
+//! - **Fencing:** each claim writes its own lease token to `lease_owner`; every later write of
+//!   that attempt (step, renewal, finish, release) requires `lease_owner = token AND status =
+//!   'processing'`, so a replica whose lease was taken over changes nothing. Recording a step
+//!   also requires the lease to be live (`lease_until > now`): a replica whose lease ran out
+//!   cannot mark another GHL request as started while a new owner may be sending it.
+//! - **Preparation** is saved only for an event still pending and not yet prepared, so two
+//!   replicas that prepared the same event save one preparation.
+
+use std::collections::HashMap;
+
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{Postgres, QueryBuilder};
+use time::OffsetDateTime;
+
+use super::rows::{corrupt, push_filter, step_from_row, Columns};
+use super::types::{from_millis, to_millis};
+use super::{
+    Claim, ClaimedEvent, EventFilter, EventId, Finish, Ingested, NewEvent, Preparation, StepRecord,
+    StoreError,
+};
+
+/// The database's clock in unix milliseconds (the time of the statement, not of its
+/// transaction's start).
+const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+
+/// A claim looks at up to this many times `limit` claimable events (as the SQLite store does).
+const CLAIM_SCAN_FACTOR: u32 = 4;
+
+pub(super) async fn insert_event(pool: &PgPool, event: &NewEvent) -> Result<Ingested, StoreError> {
+    let headers = serde_json::to_string(&event.headers).map_err(|e| corrupt("insert_event", e))?;
+    // The dedupe constraint decides: a concurrent insert of the same delivery (another replica)
+    // waits for this one's commit and then inserts nothing.
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "WITH new AS (
+             INSERT INTO events (source, dedupe_key, received_at, next_attempt_at, updated_at)
+             VALUES ($1, $2, $3, $3, $3)
+             ON CONFLICT (source, dedupe_key) DO NOTHING
+             RETURNING id),
+         delivery AS (
+             INSERT INTO event_deliveries (event_id, content_type, headers, body)
+             SELECT id, $4, $5::jsonb, $6 FROM new)
+         SELECT id FROM new",
+    )
+    .bind(event.source.as_str())
+    .bind(&event.dedupe_key)
+    .bind(to_millis(event.received_at))
+    .bind(event.content_type.as_deref())
+    .bind(headers)
+    .bind(event.body.as_ref())
+    .fetch_optional(pool)
+    .await
+    .map_err(StoreError::query("insert_event"))?;
+    if let Some(id) = inserted {
+        return Ok(Ingested::Stored(EventId(id)));
+    }
+    let id: i64 = sqlx::query_scalar("SELECT id FROM events WHERE source = $1 AND dedupe_key = $2")
+        .bind(event.source.as_str())
+        .bind(&event.dedupe_key)
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::query("find_duplicate"))?;
+    Ok(Ingested::Duplicate(EventId(id)))
+}
+
+/// The recorded steps of several events (one query), by event id.
+pub(super) async fn steps_of<'e>(
+    conn: impl sqlx::PgExecutor<'e>,
+    ids: &[i64],
+) -> Result<HashMap<i64, Vec<StepRecord>>, StoreError> {
+    let mut by_event: HashMap<i64, Vec<StepRecord>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(by_event);
+    }
+    let rows = sqlx::query(
+        "SELECT event_id, step_index, kind, status, ghl_id, updated_at FROM event_steps
+         WHERE event_id = ANY($1) ORDER BY event_id, step_index",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+    .map_err(StoreError::query("steps"))?;
+    for row in &rows {
+        by_event
+            .entry(row.int("event_id")?)
+            .or_default()
+            .push(step_from_row(row)?);
+    }
+    Ok(by_event)
+}
+
+pub(super) async fn save_preparations(
+    pool: &PgPool,
+    preparations: &[(EventId, Preparation)],
+) -> Result<(), StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    for (id, prep) in preparations {
+        let json = |v: &serde_json::Value| v.to_string();
+        let (submission, plan) = match prep {
+            Preparation::Ready {
+                submission, plan, ..
+            } => (Some(json(submission)), Some(json(plan))),
+            Preparation::NothingToDo { submission } => {
+                (Some(json(submission)), Some(r#"{"steps":[]}"#.to_owned()))
+            }
+            Preparation::Failed { submission, .. } => (submission.as_ref().map(json), None),
+        };
+        // The plan row is the mark of a prepared event: saved only for an event still pending
+        // and not prepared yet (another replica may have prepared the same event meanwhile).
+        let saved = sqlx::query(
+            "INSERT INTO event_plans (event_id, submission, plan)
+             SELECT id, $2::jsonb, $3::jsonb FROM events WHERE id = $1 AND status = 'pending'
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(id.0)
+        .bind(submission)
+        .bind(plan)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("save_preparation"))?;
+        if saved.rows_affected() == 0 {
+            continue;
+        }
+        match prep {
+            Preparation::Ready {
+                contact_key,
+                location_id,
+                ..
+            } => queue_ready(&mut tx, *id, contact_key, location_id, now).await?,
+            Preparation::NothingToDo { .. } => {
+                sqlx::query(
+                    "UPDATE events SET status = 'done', last_error = NULL, updated_at = $2
+                     WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("save_preparation"))?;
+            }
+            Preparation::Failed { error, .. } => {
+                sqlx::query(
+                    "UPDATE events SET status = 'dead', last_error = $2, updated_at = $3
+                     WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(error)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("save_preparation"))?;
+                insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
+            }
+        }
+    }
+    tx.commit().await.map_err(StoreError::query("commit"))
+}
+
+/// Gives a prepared event its fair key (start-time fair queuing, see `sqlite_queue::save_ready`):
+/// max(virtual time, last key of its flow) + 1. The flow's row is updated first and its new key
+/// read back, so replicas preparing events of one flow at once get distinct keys in turn.
+async fn queue_ready(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    id: EventId,
+    contact_key: &str,
+    location_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH flow AS (
+             INSERT INTO fair_flows (location_id, source, last_key)
+             SELECT $2, source, (SELECT vtime FROM fair_clock WHERE id = 1) + 1
+             FROM events WHERE id = $1
+             ON CONFLICT (location_id, source) DO UPDATE
+                 SET last_key = GREATEST(fair_flows.last_key,
+                                         (SELECT vtime FROM fair_clock WHERE id = 1)) + 1
+             RETURNING last_key)
+         UPDATE events SET contact_key = $3, location_id = $2, updated_at = $4,
+             fair_key = (SELECT last_key FROM flow)
+         WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(location_id)
+    .bind(contact_key)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("save_preparation"))?;
+    Ok(())
+}
+
+async fn insert_attempt(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    id: EventId,
+    at: i64,
+    outcome: &str,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO event_attempts (event_id, attempt, at, outcome, error)
+         VALUES ($1, COALESCE((SELECT MAX(attempt) FROM event_attempts WHERE event_id = $1), 0) + 1,
+                 $2, $3, $4)",
+    )
+    .bind(id.0)
+    .bind(at)
+    .bind(outcome)
+    .bind(error)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("insert_attempt"))?;
+    Ok(())
+}
+
+/// The length of the lease the caller asked for (`until` - its own now), in milliseconds; the
+/// database adds it to its own clock.
+fn lease_ms(from: OffsetDateTime, until: OffsetDateTime) -> i64 {
+    i64::try_from((until - from).whole_milliseconds()).unwrap_or(i64::MAX)
+}
+
+pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError> {
+    let lease = lease_ms(claim.now, claim.lease_until);
+    // Parked events that are due go back into the fair order, with their old keys. Its own
+    // short transaction: rows another replica is unparking are skipped, not waited for.
+    sqlx::query(&format!(
+        "UPDATE events SET fair_key = parked_key, parked_key = NULL
+         WHERE id IN (SELECT id FROM events WHERE parked_key IS NOT NULL
+                          AND next_attempt_at <= {DB_NOW_MS}
+                      FOR UPDATE SKIP LOCKED)"
+    ))
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("unpark"))?;
+
+    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    let now: i64 = sqlx::query_scalar(&format!("SELECT {DB_NOW_MS}"))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::query("claim"))?;
+    let floor = if claim.exclude_locations.is_empty() {
+        None
+    } else {
+        // The smallest fair key of an open event of any location not left out (one index seek
+        // per location; see `sqlite_queue::first_key_outside`).
+        let floor: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN((SELECT e.fair_key FROM events e
+                         WHERE e.location_id = f.location_id
+                           AND e.status IN ('pending', 'processing', 'retrying')
+                           AND e.fair_key IS NOT NULL
+                         ORDER BY e.fair_key LIMIT 1))
+             FROM (SELECT DISTINCT location_id FROM fair_flows
+                   WHERE location_id <> ALL($1)) f",
+        )
+        .bind(&claim.exclude_locations)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::query("claim_floor"))?;
+        match floor {
+            Some(floor) => Some(floor),
+            None => return Ok(Vec::new()), // no other location has an open event
+        }
+    };
+    // Candidates: the first `scan` claimable events in fair order, locked, skipping those
+    // another replica's claim holds; then at most `per_location_limit` of each location among
+    // them, `limit` in all. The contact rule reads committed state: an event of the contact
+    // another replica is claiming right now is still open (pending, or processing under a live
+    // lease), so it blocks the later events of that contact either way.
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+        "WITH candidates AS (
+             SELECT e.id, e.fair_key, e.location_id FROM events e
+             WHERE e.status IN ('pending', 'processing', 'retrying') AND e.fair_key IS NOT NULL
+               AND e.location_id IS NOT NULL
+               AND ((e.status IN ('pending', 'retrying') AND e.next_attempt_at <= ",
+    );
+    qb.push_bind(now)
+        .push(") OR (e.status = 'processing' AND e.lease_until < ")
+        .push_bind(now)
+        .push("))");
+    if let Some(floor) = floor {
+        qb.push(" AND e.fair_key >= ").push_bind(floor);
+        qb.push(" AND e.location_id <> ALL(")
+            .push_bind(&claim.exclude_locations)
+            .push(")");
+    }
+    qb.push(
+        " AND NOT EXISTS (SELECT 1 FROM events p
+             WHERE p.contact_key = e.contact_key AND p.id <> e.id
+               AND p.status IN ('pending', 'processing', 'retrying')
+               AND (p.id < e.id OR (p.status = 'processing' AND p.lease_until >= ",
+    )
+    .push_bind(now)
+    .push(
+        ")))
+             ORDER BY e.fair_key, e.id LIMIT ",
+    )
+    .push_bind(i64::from(claim.limit.saturating_mul(CLAIM_SCAN_FACTOR)))
+    .push(
+        " FOR UPDATE OF e SKIP LOCKED),
+         picked AS (
+             SELECT id FROM (
+                 SELECT id, fair_key,
+                     ROW_NUMBER() OVER (PARTITION BY location_id ORDER BY fair_key, id) AS nth
+                 FROM candidates) ranked
+             WHERE nth <= ",
+    )
+    .push_bind(i64::from(claim.per_location_limit.max(1)))
+    .push(" ORDER BY fair_key, id LIMIT ")
+    .push_bind(i64::from(claim.limit))
+    .push(
+        ")
+         UPDATE events SET status = 'processing', lease_owner = ",
+    )
+    .push_bind(&claim.owner)
+    .push(", lease_until = ")
+    .push_bind(now.saturating_add(lease))
+    .push(", updated_at = ")
+    .push_bind(now)
+    .push(
+        " FROM picked WHERE events.id = picked.id
+         RETURNING events.id, events.source, events.attempts, events.received_at,
+             events.location_id, events.fair_key,
+             (SELECT plan::text FROM event_plans WHERE event_id = events.id) AS plan",
+    );
+    let rows = qb
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::query("claim"))?;
+    let ids = rows
+        .iter()
+        .map(|row| row.int("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut steps = steps_of(&mut *tx, &ids).await?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| claimed_from_row(row, claim.lease_until, &mut steps))
+        .collect::<Result<Vec<_>, _>>()?;
+    // RETURNING comes in no particular order; hand the events out in claim order.
+    claimed.sort_by_key(|(fair_key, event)| (*fair_key, event.id));
+    // The virtual time moves to the largest key now in service; last, so the clock's row is
+    // locked (claims of other replicas wait for it) only until the commit just after.
+    if let Some((latest, _)) = claimed.last() {
+        sqlx::query("UPDATE fair_clock SET vtime = GREATEST(vtime, $1) WHERE id = 1")
+            .bind(latest)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("claim"))?;
+    }
+    tx.commit().await.map_err(StoreError::query("commit"))?;
+    Ok(claimed.into_iter().map(|(_, event)| event).collect())
+}
+
+/// A claimed event and its fair key, from the claim's `RETURNING` row.
+fn claimed_from_row(
+    row: &PgRow,
+    lease_until: OffsetDateTime,
+    steps: &mut HashMap<i64, Vec<StepRecord>>,
+) -> Result<(i64, ClaimedEvent), StoreError> {
+    let id = row.int("id")?;
+    let plan = row
+        .opt_text("plan")?
+        .ok_or_else(|| corrupt("claim", format!("event {id} is queued without a plan")))?;
+    let event = ClaimedEvent {
+        id: EventId(id),
+        source: row.text("source")?,
+        attempts: u32::try_from(row.int("attempts")?).unwrap_or(0),
+        received_at: from_millis(row.int("received_at")?),
+        location_id: row.text("location_id")?,
+        plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
+        steps: steps.remove(&id).unwrap_or_default(),
+        // The end of the lease by the caller's clock (it renews by its own clock); stored, it
+        // is as long but ends by the database's.
+        lease_until,
+    };
+    Ok((row.int("fair_key")?, event))
+}
+
+pub(super) async fn record_step(
+    pool: &PgPool,
+    id: EventId,
+    owner: &str,
+    step: &StepRecord,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(&format!(
+        "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at)
+         SELECT $1, $2, $3, $4, $5, $6 FROM events
+         WHERE id = $1 AND lease_owner = $7 AND status = 'processing' AND lease_until > {DB_NOW_MS}
+         ON CONFLICT (event_id, step_index) DO UPDATE SET kind = excluded.kind,
+             status = excluded.status, ghl_id = COALESCE(excluded.ghl_id, event_steps.ghl_id),
+             updated_at = excluded.updated_at"
+    ))
+    .bind(id.0)
+    .bind(i64::from(step.index))
+    .bind(&step.kind)
+    .bind(step.status.as_str())
+    .bind(step.ghl_id.as_deref())
+    .bind(to_millis(step.updated_at))
+    .bind(owner)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("record_step"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn renew_lease(
+    pool: &PgPool,
+    id: EventId,
+    owner: &str,
+    until: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let lease = lease_ms(OffsetDateTime::now_utc(), until);
+    let renewed = sqlx::query(&format!(
+        "UPDATE events SET lease_until = {DB_NOW_MS} + $3
+         WHERE id = $1 AND lease_owner = $2 AND status = 'processing'"
+    ))
+    .bind(id.0)
+    .bind(owner)
+    .bind(lease)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("renew_lease"))?;
+    Ok(renewed.rows_affected() == 1)
+}
+
+pub(super) async fn finish(
+    pool: &PgPool,
+    id: EventId,
+    owner: &str,
+    finish: &Finish,
+) -> Result<bool, StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    let columns = finish.columns(now);
+    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    let updated = sqlx::query(concat!(
+        "UPDATE events SET status = $3, next_attempt_at = $4, last_error = $5,
+             attempts = attempts + $6, lease_owner = NULL, lease_until = NULL, updated_at = $7, ",
+        super::park_until_due!("$4", "$7"),
+        " WHERE id = $1 AND lease_owner = $2 AND status = 'processing'"
+    ))
+    .bind(id.0)
+    .bind(owner)
+    .bind(columns.status.as_str())
+    .bind(columns.next_attempt_at)
+    .bind(columns.error)
+    .bind(i64::from(columns.counts_attempt))
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::query("finish"))?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_attempt(&mut tx, id, now, columns.outcome, columns.error).await?;
+    tx.commit().await.map_err(StoreError::query("commit"))?;
+    Ok(true)
+}
+
+pub(super) async fn release(
+    pool: &PgPool,
+    id: EventId,
+    owner: &str,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
+             next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, updated_at = $4, ",
+        super::park_until_due!("$3", "$4"),
+        " WHERE id = $1 AND lease_owner = $2 AND status = 'processing'"
+    ))
+    .bind(id.0)
+    .bind(owner)
+    .bind(to_millis(at))
+    .bind(to_millis(OffsetDateTime::now_utc()))
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("release"))?;
+    Ok(())
+}
+
+/// Resets events to be prepared again: `id` alone when given, else every event matching
+/// `filter`; never one being processed. Their plan and fair key go (once prepared again they
+/// are queued as if they arrived now), and their steps too when `from_scratch`. Returns how
+/// many were reset.
+pub(super) async fn replay(
+    pool: &PgPool,
+    id: Option<EventId>,
+    filter: &EventFilter,
+    from_scratch: bool,
+) -> Result<u64, StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    // The rows are locked first: a claim taking one of them meanwhile makes it `processing`,
+    // and the re-check after the lock leaves it out.
+    let mut qb: QueryBuilder<Postgres> =
+        QueryBuilder::new("WITH picked AS (SELECT id FROM events WHERE status <> 'processing'");
+    if let Some(id) = id {
+        qb.push(" AND id = ").push_bind(id.0);
+    }
+    push_filter(&mut qb, "", filter);
+    qb.push(" ORDER BY id FOR UPDATE), steps AS (DELETE FROM event_steps WHERE ")
+        .push_bind(from_scratch)
+        .push(
+            " AND event_id IN (SELECT id FROM picked)),
+             plans AS (DELETE FROM event_plans WHERE event_id IN (SELECT id FROM picked)),
+             attempts AS (
+                 INSERT INTO event_attempts (event_id, attempt, at, outcome)
+                 SELECT id, COALESCE((SELECT MAX(a.attempt) FROM event_attempts a
+                                      WHERE a.event_id = picked.id), 0) + 1, ",
+        )
+        .push_bind(now)
+        .push(", ")
+        .push_bind(if from_scratch {
+            "replay_from_scratch"
+        } else {
+            "replay"
+        })
+        .push(
+            " FROM picked)
+             UPDATE events SET status = 'pending', contact_key = NULL, location_id = NULL,
+                 fair_key = NULL, parked_key = NULL, attempts = 0, next_attempt_at = ",
+        )
+        .push_bind(now)
+        .push(", lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = ")
+        .push_bind(now)
+        .push(" FROM picked WHERE events.id = picked.id");
+    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
+    let reset = qb
+        .build()
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("replay"))?;
+    tx.commit().await.map_err(StoreError::query("commit"))?;
+    Ok(reset.rows_affected())
+}
+
+/// Deletes up to `batch` done events last updated (finished) before `before`, oldest first,
+/// with their deliveries, plans, steps and attempts (cascade). Dead events stay for replay;
+/// open ones are never touched. Rows another transaction holds are skipped.
+pub(super) async fn delete_finished_before(
+    pool: &PgPool,
+    before: OffsetDateTime,
+    batch: u32,
+) -> Result<u64, StoreError> {
+    let deleted = sqlx::query(
+        "DELETE FROM events WHERE id IN (
+             SELECT id FROM events WHERE status = 'done' AND updated_at < $1
+             ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(to_millis(before))
+    .bind(i64::from(batch))
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("delete_finished_before"))?;
+    Ok(deleted.rows_affected())
+}

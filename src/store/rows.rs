@@ -1,0 +1,189 @@
+//! Reading stored rows into the store's values, written once for both backends: each backend
+//! selects the same column names, and [`Columns`] reads a column whatever the driver.
+
+use sqlx::{Database, Encode, QueryBuilder, Row, Type};
+
+use super::types::{from_millis, to_millis};
+use super::{Event, EventFilter, EventId, EventStatus, EventSummary, StepRecord, StepStatus};
+use super::{Finish, StoreError};
+
+/// The column reads the store needs, for any driver's row.
+pub(super) trait Columns {
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+    fn text(&self, col: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError>;
+}
+
+macro_rules! impl_columns {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn int(&self, col: &str) -> Result<i64, StoreError> {
+                self.try_get(col).map_err(StoreError::query("read_row"))
+            }
+            fn text(&self, col: &str) -> Result<String, StoreError> {
+                self.try_get(col).map_err(StoreError::query("read_row"))
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+                self.try_get(col).map_err(StoreError::query("read_row"))
+            }
+            fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
+                self.try_get(col).map_err(StoreError::query("read_row"))
+            }
+        }
+    };
+}
+impl_columns!(sqlx::sqlite::SqliteRow);
+impl_columns!(sqlx::postgres::PgRow);
+
+pub(super) fn corrupt(op: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        op,
+        detail: detail.to_string(),
+    }
+}
+
+/// The columns [`summary_from_row`] reads.
+pub(super) const SUMMARY_COLUMNS: [&str; 9] = [
+    "id",
+    "source",
+    "dedupe_key",
+    "status",
+    "attempts",
+    "received_at",
+    "next_attempt_at",
+    "updated_at",
+    "last_error",
+];
+
+pub(super) fn summary_from_row(row: &impl Columns) -> Result<EventSummary, StoreError> {
+    let status = row
+        .text("status")?
+        .parse::<EventStatus>()
+        .map_err(|e| corrupt("read_event", e))?;
+    Ok(EventSummary {
+        id: EventId(row.int("id")?),
+        source: row.text("source")?,
+        dedupe_key: row.text("dedupe_key")?,
+        status,
+        attempts: u32::try_from(row.int("attempts")?).unwrap_or(u32::MAX),
+        received_at: from_millis(row.int("received_at")?),
+        next_attempt_at: from_millis(row.int("next_attempt_at")?),
+        updated_at: from_millis(row.int("updated_at")?),
+        last_error: row.opt_text("last_error")?,
+    })
+}
+
+/// An event with its delivery: the summary's columns and `content_type`, `headers` (JSON text),
+/// `body`, `contact_key`, `location_id`, `submission` and `plan` (JSON text).
+pub(super) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
+    let headers = row.text("headers")?;
+    Ok(Event {
+        summary: summary_from_row(row)?,
+        content_type: row.opt_text("content_type")?,
+        headers: serde_json::from_str(&headers)
+            .map_err(|e| corrupt("read_event", format!("headers: {e}")))?,
+        body: row.bytes("body")?.into(),
+        contact_key: row.opt_text("contact_key")?,
+        location_id: row.opt_text("location_id")?,
+        submission: json_column(row, "submission")?,
+        plan: json_column(row, "plan")?,
+    })
+}
+
+fn json_column(row: &impl Columns, col: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    row.opt_text(col)?
+        .map(|s| serde_json::from_str(&s))
+        .transpose()
+        .map_err(|e| corrupt("read_event", format!("{col}: {e}")))
+}
+
+/// A step: `step_index`, `kind`, `status`, `ghl_id`, `updated_at`.
+pub(super) fn step_from_row(row: &impl Columns) -> Result<StepRecord, StoreError> {
+    Ok(StepRecord {
+        index: u32::try_from(row.int("step_index")?).map_err(|e| corrupt("read_step", e))?,
+        kind: row.text("kind")?,
+        status: match row.text("status")?.as_str() {
+            "done" => StepStatus::Done,
+            _ => StepStatus::Started,
+        },
+        ghl_id: row.opt_text("ghl_id")?,
+        updated_at: from_millis(row.int("updated_at")?),
+    })
+}
+
+/// What an attempt's end writes: the event's new status, its next attempt time, its error,
+/// whether the attempt counts, and the attempt's recorded outcome.
+pub(super) struct FinishColumns<'a> {
+    pub status: EventStatus,
+    pub next_attempt_at: i64,
+    pub error: Option<&'a str>,
+    pub counts_attempt: bool,
+    pub outcome: &'a str,
+}
+
+impl Finish {
+    /// The columns this outcome writes, `now` being the time it is recorded.
+    pub(super) fn columns(&self, now: i64) -> FinishColumns<'_> {
+        match self {
+            Finish::Done => FinishColumns {
+                status: EventStatus::Done,
+                next_attempt_at: now,
+                error: None,
+                counts_attempt: true,
+                outcome: "done",
+            },
+            Finish::Retry {
+                at,
+                error,
+                counts_attempt,
+                outcome,
+            } => FinishColumns {
+                status: EventStatus::Retrying,
+                next_attempt_at: to_millis(*at),
+                error: Some(error),
+                counts_attempt: *counts_attempt,
+                outcome,
+            },
+            Finish::Dead { error } => FinishColumns {
+                status: EventStatus::Dead,
+                next_attempt_at: now,
+                error: Some(error),
+                counts_attempt: true,
+                outcome: "dead",
+            },
+        }
+    }
+}
+
+/// Appends ` AND …` conditions for a filter (the page size is the caller's), on columns of the
+/// events table (`prefix` is its alias with a dot, or empty).
+pub(super) fn push_filter<'a, DB: Database>(
+    qb: &mut QueryBuilder<'a, DB>,
+    prefix: &str,
+    filter: &EventFilter,
+) where
+    String: 'a + Encode<'a, DB> + Type<DB>,
+    i64: 'a + Encode<'a, DB> + Type<DB>,
+{
+    if let Some(status) = filter.status {
+        qb.push(format_args!(" AND {prefix}status = "))
+            .push_bind(status.as_str().to_owned());
+    }
+    if let Some(source) = &filter.source {
+        qb.push(format_args!(" AND {prefix}source = "))
+            .push_bind(source.clone());
+    }
+    if let Some(since) = filter.since {
+        qb.push(format_args!(" AND {prefix}received_at >= "))
+            .push_bind(to_millis(since));
+    }
+    if let Some(until) = filter.until {
+        qb.push(format_args!(" AND {prefix}received_at < "))
+            .push_bind(to_millis(until));
+    }
+    if let Some(before) = filter.before_id {
+        qb.push(format_args!(" AND {prefix}id < "))
+            .push_bind(before);
+    }
+}
