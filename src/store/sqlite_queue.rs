@@ -435,7 +435,7 @@ pub(super) async fn record_step(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM events WHERE id = ?1 AND lease_owner = ?7 AND status = 'processing')
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM events WHERE id = ?1 AND lease_owner = ?7 AND status = 'processing' AND lease_until > ?8)
          ON CONFLICT (event_id, step_index) DO UPDATE SET kind = excluded.kind, status = excluded.status,
              ghl_id = COALESCE(excluded.ghl_id, event_steps.ghl_id), updated_at = excluded.updated_at",
     )
@@ -445,7 +445,10 @@ pub(super) async fn record_step(
     .bind(step.status.as_str())
     .bind(step.ghl_id.as_deref())
     .bind(to_millis(step.updated_at))
-    .bind(owner);
+    .bind(owner)
+    // A lease that ran out may be taken over at any moment: its holder records no more steps,
+    // so it cannot start another GHL request the new owner may be making too.
+    .bind(to_millis(OffsetDateTime::now_utc()));
     let done = done
         .execute(&mut *conn)
         .await

@@ -596,3 +596,298 @@ async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_ord
         .collect();
     assert_eq!(released, held, "once let in, the held backlog goes first");
 }
+
+fn started(index: u32) -> formbridge::store::StepRecord {
+    formbridge::store::StepRecord {
+        index,
+        kind: "create_note".to_owned(),
+        status: formbridge::store::StepStatus::Started,
+        ghl_id: None,
+        updated_at: OffsetDateTime::now_utc(),
+    }
+}
+
+contract_test!(a_step_is_not_recorded_once_the_lease_ran_out);
+async fn a_step_is_not_recorded_once_the_lease_ran_out(store: &dyn Store) {
+    let id = add(store, "a", "email:a@x.co").await;
+    let taken = store
+        .claim(&claim("w1", Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(store.record_step(id, "w1", &started(0)).await.unwrap());
+    assert!(
+        !store.record_step(id, "w2", &started(1)).await.unwrap(),
+        "only the lease's holder records steps"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !store.record_step(id, "w1", &started(1)).await.unwrap(),
+        "a lease that ran out starts no more steps, even before anyone takes it over"
+    );
+    assert_eq!(store.steps(id).await.unwrap().len(), 1);
+}
+
+// ---- PostgreSQL: several replicas on one database ----
+
+/// Two replicas (two pools on one database) claiming at once: every event is handed out once,
+/// and a contact's events never run at the same time nor out of arrival order.
+#[tokio::test]
+async fn replicas_claim_disjoint_events_one_contact_at_a_time() {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Mutex;
+    let backend = Backend::postgres().await;
+    let replicas = [backend.store.clone(), backend.replica().await];
+    // 12 contacts with 4 events each, interleaved, over two sources.
+    let mut order_of: HashMap<EventId, (usize, usize)> = HashMap::new();
+    for round in 0..4 {
+        for contact in 0..12 {
+            let source = if contact % 2 == 0 {
+                "dripjobs"
+            } else {
+                "jotform"
+            };
+            let key = format!("c{contact}-{round}");
+            let id = add_from(
+                &*replicas[0],
+                source,
+                &key,
+                &format!("email:c{contact}@x.co"),
+            )
+            .await;
+            order_of.insert(id, (contact, round));
+        }
+    }
+    let order_of = Arc::new(order_of);
+    // The contacts in flight, and each contact's next expected round.
+    let in_flight = Arc::new(Mutex::new(HashSet::<usize>::new()));
+    let next_round = Arc::new(Mutex::new(HashMap::<usize, usize>::new()));
+    let mut workers = Vec::new();
+    for (n, store) in replicas.iter().cycle().take(4).enumerate() {
+        let (store, order_of) = (store.clone(), order_of.clone());
+        let (in_flight, next_round) = (in_flight.clone(), next_round.clone());
+        workers.push(tokio::spawn(async move {
+            let owner = format!("replica-{n}");
+            let mut mine = Vec::new();
+            let mut idle = 0;
+            while idle < 20 {
+                let mut c = claim(&owner, Duration::from_secs(30));
+                c.limit = 3;
+                let taken = store.claim(&c).await.unwrap();
+                if taken.is_empty() {
+                    idle += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                idle = 0;
+                for event in &taken {
+                    let (contact, round) = order_of[&event.id];
+                    assert!(
+                        in_flight.lock().unwrap().insert(contact),
+                        "contact {contact} claimed twice at once"
+                    );
+                    let mut next = next_round.lock().unwrap();
+                    let expected = next.entry(contact).or_insert(0);
+                    assert_eq!(*expected, round, "contact {contact} out of arrival order");
+                    *expected += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                for event in taken {
+                    // Out of the in-flight set before the finish commits: once it has, another
+                    // replica may claim the contact's next event.
+                    in_flight.lock().unwrap().remove(&order_of[&event.id].0);
+                    assert!(store.finish(event.id, &owner, &Finish::Done).await.unwrap());
+                    mine.push(event.id);
+                }
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    let distinct: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 48, "every event claimed and finished once");
+    assert_eq!(distinct.len(), 48);
+}
+
+/// Replica B takes over a lease that ran out; replica A, still working, is fenced off.
+#[tokio::test]
+async fn a_lease_taken_over_by_another_replica_fences_the_first() {
+    let backend = Backend::postgres().await;
+    let (a, b) = (backend.store.clone(), backend.replica().await);
+    let id = add(&*a, "a", "email:a@x.co").await;
+    let first = a
+        .claim(&claim("a#1", Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(b
+        .claim(&claim("b#1", Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let taken = b
+        .claim(&claim("b#2", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(taken.iter().map(|c| c.id).collect::<Vec<_>>(), vec![id]);
+    assert!(!a.record_step(id, "a#1", &started(0)).await.unwrap());
+    assert!(!a
+        .renew_lease(
+            id,
+            "a#1",
+            OffsetDateTime::now_utc() + Duration::from_secs(30)
+        )
+        .await
+        .unwrap());
+    assert!(!a.finish(id, "a#1", &Finish::Done).await.unwrap());
+    a.release(id, "a#1", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(b.record_step(id, "b#2", &started(0)).await.unwrap());
+    assert!(b.finish(id, "b#2", &Finish::Done).await.unwrap());
+    let event = a.get_event(id).await.unwrap().unwrap();
+    assert_eq!(event.summary.status, formbridge::store::EventStatus::Done);
+    assert_eq!(
+        a.attempts(id).await.unwrap().len(),
+        1,
+        "one attempt recorded: B's"
+    );
+}
+
+/// The same delivery stored through two replicas at once is one event.
+#[tokio::test]
+async fn the_same_delivery_through_two_replicas_at_once_is_one_event() {
+    use formbridge::store::{Ingested, NewEvent};
+    let backend = Backend::postgres().await;
+    let replicas = [backend.store.clone(), backend.replica().await];
+    let delivery = NewEvent {
+        source: formbridge::sources::SourceName::parse("jotform").unwrap(),
+        dedupe_key: "sub-1".to_owned(),
+        content_type: Some("application/json".into()),
+        headers: vec![("x-test".into(), "1".into())],
+        body: bytes::Bytes::from_static(b"{\"a\":1}"),
+        received_at: OffsetDateTime::now_utc(),
+    };
+    let inserts: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, delivery) = (replicas[i % 2].clone(), delivery.clone());
+            tokio::spawn(async move { store.insert_event(delivery).await.unwrap() })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for insert in inserts {
+        results.push(insert.await.unwrap());
+    }
+    let stored = results
+        .iter()
+        .filter(|r| matches!(r, Ingested::Stored(_)))
+        .count();
+    assert_eq!(stored, 1, "exactly one insert stores it: {results:?}");
+    let id = results[0].id();
+    assert!(results.iter().all(|r| r.id() == id));
+    let event = replicas[1].get_event(id).await.unwrap().unwrap();
+    assert_eq!(event.body.as_ref(), b"{\"a\":1}");
+    assert_eq!(event.headers, vec![("x-test".to_owned(), "1".to_owned())]);
+    assert_eq!(
+        replicas[0]
+            .list_events(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Two replicas that prepared the same event: the first preparation saved stands.
+#[tokio::test]
+async fn an_event_prepared_by_two_replicas_keeps_the_first_preparation() {
+    let backend = Backend::postgres().await;
+    let (a, b) = (backend.store.clone(), backend.replica().await);
+    let id = crate::common::add_prepared(&*a, "loc", "dripjobs", "x", "email:x@x.co").await;
+    assert!(a.replay(id, false).await.unwrap());
+    let seen_a = a.unprepared(10).await.unwrap();
+    let seen_b = b.unprepared(10).await.unwrap();
+    assert_eq!(seen_a.len(), 1);
+    assert_eq!(seen_b.len(), 1, "both replicas see it unprepared");
+    let ready = |location: &str| Preparation::Ready {
+        submission: serde_json::json!({}),
+        plan: serde_json::json!({"steps": []}),
+        contact_key: "email:x@x.co".to_owned(),
+        location_id: location.to_owned(),
+    };
+    a.save_preparations(&[(id, ready("first"))]).await.unwrap();
+    b.save_preparations(&[(id, ready("second"))]).await.unwrap();
+    let event = b.get_event(id).await.unwrap().unwrap();
+    assert_eq!(event.location_id.as_deref(), Some("first"));
+    assert!(a.unprepared(10).await.unwrap().is_empty());
+    assert_eq!(claimed_ids(&*b).await, vec![id], "queued once");
+}
+
+/// Retention deletes done events finished before the cut-off, a batch at a time, and nothing
+/// else (dead ones stay for replay, open ones are untouched).
+#[tokio::test]
+async fn retention_deletes_only_old_done_events_in_bounded_batches() {
+    let backend = Backend::postgres().await;
+    let store = &*backend.store;
+    let done = add_many(store, "dripjobs", "done", 5).await;
+    assert_eq!(drain(store, 10).await, done);
+    let dead = add(store, "dead", "email:dead@x.co").await;
+    let taken = store
+        .claim(&claim("w", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let dead_end = Finish::Dead {
+        error: "400".into(),
+    };
+    assert!(store.finish(dead, "w", &dead_end).await.unwrap());
+    let pending = add(store, "pending", "email:pending@x.co").await;
+    let cutoff = OffsetDateTime::now_utc() + Duration::from_secs(1);
+    assert_eq!(
+        store
+            .delete_finished_before(OffsetDateTime::UNIX_EPOCH, 10)
+            .await
+            .unwrap(),
+        0,
+        "none that old"
+    );
+    assert_eq!(store.delete_finished_before(cutoff, 2).await.unwrap(), 2);
+    assert_eq!(store.delete_finished_before(cutoff, 2).await.unwrap(), 2);
+    assert_eq!(store.delete_finished_before(cutoff, 2).await.unwrap(), 1);
+    assert_eq!(store.delete_finished_before(cutoff, 2).await.unwrap(), 0);
+    for id in &done {
+        assert!(store.get_event(*id).await.unwrap().is_none());
+        assert!(
+            store.attempts(*id).await.unwrap().is_empty(),
+            "attempts go with it"
+        );
+    }
+    let pg = open_pg(&backend.pg.as_ref().unwrap().url).await;
+    // Left: both events' deliveries and plans, and the dead one's attempt.
+    for (table, rows) in [
+        ("event_deliveries", 2),
+        ("event_plans", 2),
+        ("event_attempts", 1),
+    ] {
+        let left: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(pg.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            left, rows,
+            "{table}: only the dead and pending events' rows are left"
+        );
+    }
+    assert!(
+        store.get_event(dead).await.unwrap().is_some(),
+        "dead events stay"
+    );
+    assert!(
+        store.get_event(pending).await.unwrap().is_some(),
+        "open events stay"
+    );
+}
