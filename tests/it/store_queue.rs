@@ -57,7 +57,7 @@ async fn claimed_ids(store: &SqliteStore) -> Vec<EventId> {
 fn claim(owner: &str, lease: Duration) -> Claim {
     let now = OffsetDateTime::now_utc();
     Claim {
-        owner: owner.to_owned(),
+        lease: owner.into(),
         now,
         lease_until: now + lease,
         limit: 10,
@@ -89,14 +89,14 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off() {
     let taken = store.claim(&later).await.unwrap();
     assert_eq!(taken.len(), 1, "an expired lease is taken over");
     assert!(
-        !store.finish(id, "w1", &Finish::Done).await.unwrap(),
+        !store.finish(id, &"w1".into(), &Finish::Done).await.unwrap(),
         "the old owner is fenced off"
     );
     assert!(!store
-        .renew_lease(id, "w1", OffsetDateTime::now_utc())
+        .renew_lease(id, &"w1".into(), OffsetDateTime::now_utc())
         .await
         .unwrap());
-    assert!(store.finish(id, "w2", &Finish::Done).await.unwrap());
+    assert!(store.finish(id, &"w2".into(), &Finish::Done).await.unwrap());
 }
 
 #[tokio::test]
@@ -116,7 +116,7 @@ async fn one_contact_at_a_time_in_arrival_order() {
     store
         .finish(
             a1,
-            "w",
+            &"w".into(),
             &Finish::Retry {
                 at: later,
                 error: "503".into(),
@@ -173,7 +173,10 @@ async fn drain(store: &SqliteStore, limit: u32) -> Vec<EventId> {
             return order;
         }
         for event in claimed {
-            assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
+            assert!(store
+                .finish(event.id, &"w".into(), &Finish::Done)
+                .await
+                .unwrap());
             order.push(event.id);
         }
     }
@@ -254,7 +257,10 @@ async fn a_contact_runs_in_arrival_order_even_when_fair_order_disagrees() {
         "the contact's later event waits for its earlier one"
     );
     assert!(claimed_ids(&store).await.is_empty());
-    assert!(store.finish(first, "w", &Finish::Done).await.unwrap());
+    assert!(store
+        .finish(first, &"w".into(), &Finish::Done)
+        .await
+        .unwrap());
     assert_eq!(claimed_ids(&store).await, vec![second]);
 }
 
@@ -267,9 +273,9 @@ async fn a_replayed_event_is_queued_again_with_a_fresh_place() {
     assert!(store.replay(old, false).await.unwrap());
     let replayed = Preparation::Ready {
         submission: serde_json::json!({}),
-        plan: serde_json::json!({"steps": []}),
-        contact_key: "email:old@x.co".to_owned(),
-        location_id: "loc".to_owned(),
+        plan: formbridge::mapping::Plan::default(),
+        contact_key: "email:old@x.co".into(),
+        location_id: "loc".into(),
     };
     store.save_preparations(&[(old, replayed)]).await.unwrap();
     let mut expected = newer;
@@ -350,7 +356,10 @@ async fn a_location_served_early_rejoins_at_the_head_not_behind_another_backlog(
         let mut next = claim("w", Duration::from_secs(30));
         next.limit = 2;
         for event in store.claim(&next).await.unwrap() {
-            assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
+            assert!(store
+                .finish(event.id, &"w".into(), &Finish::Done)
+                .await
+                .unwrap());
             done.push(event.id);
         }
     }
@@ -395,7 +404,7 @@ async fn an_event_waiting_for_a_retry_is_out_of_the_claims_way_and_keeps_its_pla
         counts_attempt: true,
         outcome: "retry",
     };
-    assert!(store.finish(ids[0], "w", &retry).await.unwrap());
+    assert!(store.finish(ids[0], &"w".into(), &retry).await.unwrap());
     assert_eq!(
         keys_of(&db, ids[0]).await,
         (None, key),
@@ -409,7 +418,10 @@ async fn an_event_waiting_for_a_retry_is_out_of_the_claims_way_and_keeps_its_pla
         second.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![ids[1]]
     );
-    assert!(store.finish(ids[1], "w", &Finish::Done).await.unwrap());
+    assert!(store
+        .finish(ids[1], &"w".into(), &Finish::Done)
+        .await
+        .unwrap());
     // Once due it is back at the head, ahead of the later third event.
     let mut later = claim("w", Duration::from_secs(30));
     later.now = retry_at + Duration::from_millis(1);
@@ -491,7 +503,7 @@ async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_ord
     add_many_at(&store, "fast", "dripjobs", "f", 0..10).await;
     let leave_out = |locations: &[&str]| {
         let mut c = claim("w", Duration::from_secs(30));
-        c.exclude_locations = locations.iter().map(|l| (*l).to_owned()).collect();
+        c.exclude_locations = locations.iter().map(|l| (*l).into()).collect();
         c
     };
     // The others are served past the held location's keys: its backlog is now at the head.
@@ -501,7 +513,10 @@ async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_ord
             break;
         }
         for event in taken {
-            assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
+            assert!(store
+                .finish(event.id, &"w".into(), &Finish::Done)
+                .await
+                .unwrap());
         }
     }
     let slow = add_at(&store, "slow", "dripjobs", "s-0", "email:s0@x.co").await;
