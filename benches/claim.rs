@@ -81,12 +81,12 @@ async fn add_many(store: &Arc<SqliteStore>, location: &'static str, tag: &'stati
 fn claim(limit: u32, per_location_limit: u32, exclude: &[&str]) -> Claim {
     let now = OffsetDateTime::now_utc();
     Claim {
-        owner: "bench".into(),
+        lease: "bench".into(),
         now,
         lease_until: now + Duration::from_secs(60),
         limit,
         per_location_limit,
-        exclude_locations: exclude.iter().map(|l| (*l).to_owned()).collect(),
+        exclude_locations: exclude.iter().map(|l| (*l).into()).collect(),
     }
 }
 
@@ -121,7 +121,7 @@ async fn run(scenario: Scenario, backlog: usize, claims: usize) -> Vec<f64> {
                     counts_attempt: true,
                     outcome: "retry",
                 };
-                assert!(store.finish(event.id, "bench", &retry).await.unwrap());
+                assert!(store.finish(event.id, &event.lease, &retry).await.unwrap());
             }
         }
     }
@@ -136,7 +136,7 @@ async fn run(scenario: Scenario, backlog: usize, claims: usize) -> Vec<f64> {
             }
             for event in taken {
                 assert!(store
-                    .finish(event.id, "bench", &Finish::Done)
+                    .finish(event.id, &event.lease, &Finish::Done)
                     .await
                     .unwrap());
             }
@@ -151,7 +151,7 @@ async fn run(scenario: Scenario, backlog: usize, claims: usize) -> Vec<f64> {
         assert!(!taken.is_empty(), "B has work left");
         for event in taken {
             assert!(store
-                .finish(event.id, "bench", &Finish::Done)
+                .finish(event.id, &event.lease, &Finish::Done)
                 .await
                 .unwrap());
         }

@@ -18,7 +18,7 @@ use super::requests::upsert_request;
 use super::retry::RetryPolicy;
 use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest};
 use crate::ghl::{GhlClient, GhlError, RateLimitInfo};
-use crate::mapping::plan::{Plan, Step};
+use crate::mapping::plan::Step;
 use crate::store::{ClaimedEvent, EventId, Finish, StepRecord, StepStatus, Store, StoreError};
 
 /// Why an attempt stopped before the plan was done.
@@ -49,7 +49,6 @@ pub struct Executor<'a> {
     pub client: &'a GhlClient,
     pub limiter: &'a Arc<LocationLimiter>,
     pub retry: &'a RetryPolicy,
-    pub owner: &'a str,
     pub max_budget_wait: Duration,
     /// Lease length; the lease is renewed when less than half of it is left.
     pub lease: Duration,
@@ -60,11 +59,7 @@ pub struct Executor<'a> {
 impl Executor<'_> {
     /// Runs the event's remaining steps. `Ok` means every step is done.
     pub async fn run(&self, event: &ClaimedEvent) -> Result<(), Stop> {
-        let plan: Plan = serde_json::from_value(event.plan.clone()).map_err(|e| {
-            Stop::Finish(Finish::Dead {
-                error: format!("stored plan is unreadable: {e}"),
-            })
-        })?;
+        let plan = &event.plan;
         let mut contact_id: Option<String> = None;
         for (index, step) in plan.steps.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
@@ -102,14 +97,14 @@ impl Executor<'_> {
     ) -> Result<(), Stop> {
         let record = StepRecord {
             index,
-            kind: step.kind().to_owned(),
+            kind: step.kind(),
             status,
             ghl_id,
             updated_at: OffsetDateTime::now_utc(),
         };
         if self
             .store
-            .record_step(event.id, self.owner, &record)
+            .record_step(event.id, &event.lease, &record)
             .await?
         {
             Ok(())
@@ -139,7 +134,7 @@ impl Executor<'_> {
         let new_until = now + self.lease;
         if self
             .store
-            .renew_lease(event.id, self.owner, new_until)
+            .renew_lease(event.id, &event.lease, new_until)
             .await?
         {
             self.lease_until

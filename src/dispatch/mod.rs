@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ghl::{GhlClient, GhlError};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
-use crate::store::{Claim, ClaimedEvent, Finish, Store};
+use crate::store::{Claim, ClaimedEvent, Finish, LeaseToken, LocationId, Store};
 use execute::{Executor, Stop};
 use limiter::LocationLimiter;
 use prepare::Preparer;
@@ -60,10 +60,10 @@ pub struct Dispatcher {
     owner: String,
     claims: AtomicU64,
     wake: Arc<Notify>,
-    limiters: Mutex<HashMap<String, Arc<LocationLimiter>>>,
+    limiters: Mutex<HashMap<LocationId, Arc<LocationLimiter>>>,
     /// Locations whose token GHL refused, until when.
-    blocked: Mutex<HashMap<String, Instant>>,
-    in_flight: Mutex<HashMap<String, usize>>,
+    blocked: Mutex<HashMap<LocationId, Instant>>,
+    in_flight: Mutex<HashMap<LocationId, usize>>,
 }
 
 impl Dispatcher {
@@ -92,10 +92,10 @@ impl Dispatcher {
         })
     }
 
-    fn limiter(&self, location: &str) -> Arc<LocationLimiter> {
+    fn limiter(&self, location: &LocationId) -> Arc<LocationLimiter> {
         let rate = &self.settings.ghl.rate_limit;
         lock(&self.limiters)
-            .entry(location.to_owned())
+            .entry(location.clone())
             .or_insert_with(|| LocationLimiter::new(rate.burst, rate.window))
             .clone()
     }
@@ -160,7 +160,7 @@ impl Dispatcher {
 
     /// Locations not to claim for now: at their concurrency cap, blocked on their token, or
     /// paused longer than a budget wait.
-    fn claim_window(&self) -> Vec<String> {
+    fn claim_window(&self) -> Vec<LocationId> {
         let now = Instant::now();
         let cap = self.settings.dispatch.per_location_concurrency;
         let max_wait = self.settings.dispatch.max_budget_wait;
@@ -173,7 +173,7 @@ impl Dispatcher {
         lock(&self.blocked).retain(|location, until| {
             let still = *until > now;
             if !still {
-                metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => location.clone())
+                metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => location.to_string())
                     .set(0.0);
             }
             still
@@ -212,13 +212,13 @@ impl Dispatcher {
                 return total;
             }
             let now = OffsetDateTime::now_utc();
-            let owner = format!(
+            let lease = LeaseToken::new(format!(
                 "{}#{}",
                 self.owner,
                 self.claims.fetch_add(1, Ordering::Relaxed)
-            );
+            ));
             let claim = Claim {
-                owner: owner.clone(),
+                lease,
                 now,
                 lease_until: now + self.settings.dispatch.lease,
                 limit: u32::try_from(limit).unwrap_or(u32::MAX),
@@ -237,13 +237,13 @@ impl Dispatcher {
             for event in events {
                 let Ok(permit) = workers.clone().try_acquire_owned() else {
                     // Cannot happen (limit <= free); give the lease back rather than hold it.
-                    let _ = self.store.release(event.id, &owner, now).await;
+                    let _ = self.store.release(event.id, &event.lease, now).await;
                     continue;
                 };
                 *lock(&self.in_flight)
                     .entry(event.location_id.clone())
                     .or_default() += 1;
-                tasks.spawn(self.clone().process(event, owner.clone(), permit));
+                tasks.spawn(self.clone().process(event, permit));
             }
             total += got;
             if got < limit {
@@ -252,12 +252,7 @@ impl Dispatcher {
         }
     }
 
-    async fn process(
-        self: Arc<Self>,
-        event: ClaimedEvent,
-        owner: String,
-        _permit: OwnedSemaphorePermit,
-    ) {
+    async fn process(self: Arc<Self>, event: ClaimedEvent, _permit: OwnedSemaphorePermit) {
         let span = tracing::info_span!("dispatch", event_id = %event.id, source = %event.source, location_id = %event.location_id);
         let limiter = self.limiter(&event.location_id);
         let executor = Executor {
@@ -265,7 +260,6 @@ impl Dispatcher {
             client: &self.client,
             limiter: &limiter,
             retry: &self.retry,
-            owner: &owner,
             max_budget_wait: self.settings.dispatch.max_budget_wait,
             lease: self.settings.dispatch.lease,
             lease_until: AtomicI64::new(execute::unix_ms(event.lease_until)),
@@ -277,7 +271,7 @@ impl Dispatcher {
             Err(Stop::PauseLocation(reason, error)) => {
                 let block = self.settings.dispatch.auth_block;
                 lock(&self.blocked).insert(event.location_id.clone(), Instant::now() + block);
-                metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => event.location_id.clone()).set(1.0);
+                metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => event.location_id.to_string()).set(1.0);
                 tracing::error!(parent: &span, %error, ?block, reason = reason.label(), "location's dispatch paused: {}", reason.remedy());
                 // Due again at once: the in-memory block holds the location back, so a restart
                 // with a fixed token resumes immediately. No attempt is counted.
@@ -294,7 +288,7 @@ impl Dispatcher {
             }
             Err(Stop::Budget(at)) => {
                 metrics::counter!(crate::metrics::DISPATCH, "outcome" => "requeued").increment(1);
-                if let Err(e) = self.store.release(event.id, &owner, at).await {
+                if let Err(e) = self.store.release(event.id, &event.lease, at).await {
                     tracing::error!(parent: &span, error = %e, "cannot requeue event");
                 }
                 None
@@ -309,7 +303,7 @@ impl Dispatcher {
             }
         };
         if let Some(finish) = finish {
-            self.finish(&event, &owner, &finish, &span).await;
+            self.finish(&event, &finish, &span).await;
         }
         if let Some(n) = lock(&self.in_flight).get_mut(&event.location_id) {
             *n = n.saturating_sub(1);
@@ -317,19 +311,13 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    async fn finish(
-        &self,
-        event: &ClaimedEvent,
-        owner: &str,
-        finish: &Finish,
-        span: &tracing::Span,
-    ) {
+    async fn finish(&self, event: &ClaimedEvent, finish: &Finish, span: &tracing::Span) {
         let outcome = match finish {
             Finish::Done => "done",
             Finish::Retry { outcome, .. } => outcome,
             Finish::Dead { .. } => "dead",
         };
-        match self.store.finish(event.id, owner, finish).await {
+        match self.store.finish(event.id, &event.lease, finish).await {
             Ok(true) => {
                 metrics::counter!(crate::metrics::DISPATCH, "outcome" => outcome).increment(1);
                 match finish {

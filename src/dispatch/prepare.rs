@@ -11,7 +11,7 @@ use crate::mapping::build_plan;
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::sources::normalize;
-use crate::store::{Event, Preparation, Store, StoreError};
+use crate::store::{ContactKey, Event, LocationId, Preparation, Store, StoreError};
 
 /// The config key of the per-event preparation budget, named in dead-letter reasons.
 const BUDGET_KEY: &str = "dispatch.prepare_timeout";
@@ -167,17 +167,11 @@ impl Planner {
         let contact_key = plan
             .contact_key()
             .unwrap_or_else(|| format!("event:{}", event.summary.id));
-        match serde_json::to_value(&plan) {
-            Ok(plan) => Preparation::Ready {
-                submission: submission_json,
-                plan,
-                contact_key: format!("{location_id}/{contact_key}"),
-                location_id,
-            },
-            Err(e) => failed(
-                Some(submission_json),
-                format!("cannot encode the plan: {e}"),
-            ),
+        Preparation::Ready {
+            submission: submission_json,
+            plan,
+            contact_key: ContactKey::new(format!("{location_id}/{contact_key}")),
+            location_id: LocationId::new(location_id),
         }
     }
 }

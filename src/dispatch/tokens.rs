@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::ghl::{OAuthTokens, TokenStore, TokenStoreError};
-use crate::store::{Store, StoredTokens};
+use crate::store::{LocationId, Store, StoredTokens};
 
 /// Keeps each location's OAuth tokens in the event store.
 pub struct StoreTokens(pub Arc<dyn Store>);
@@ -16,7 +16,7 @@ impl TokenStore for StoreTokens {
     async fn load(&self, location_id: &str) -> Result<Option<OAuthTokens>, TokenStoreError> {
         let stored = self
             .0
-            .load_oauth_tokens(location_id)
+            .load_oauth_tokens(&LocationId::from(location_id))
             .await
             .map_err(TokenStoreError::from_source)?;
         Ok(stored.map(|t| OAuthTokens {
@@ -35,7 +35,7 @@ impl TokenStore for StoreTokens {
             expires_at: tokens.expires_at,
         };
         self.0
-            .save_oauth_tokens(location_id, &stored)
+            .save_oauth_tokens(&LocationId::from(location_id), &stored)
             .await
             .map_err(TokenStoreError::from_source)
     }

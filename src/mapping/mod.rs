@@ -18,3 +18,4 @@ pub mod vars;
 pub use build::{build_plan, MappingError};
 pub use compile::CompiledMapping;
 pub use error::MappingConfigError;
+pub use plan::{Plan, Step, StepKind};

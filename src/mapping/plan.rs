@@ -44,14 +44,65 @@ pub enum Step {
 }
 
 impl Step {
-    /// Short name for logs, metrics and the admin API.
-    pub fn kind(&self) -> &'static str {
+    /// Which kind of GHL action this is.
+    pub fn kind(&self) -> StepKind {
         match self {
-            Step::UpsertContact { .. } => "upsert_contact",
-            Step::AddTags { .. } => "add_tags",
-            Step::CreateTask { .. } => "create_task",
-            Step::CreateNote { .. } => "create_note",
+            Step::UpsertContact { .. } => StepKind::UpsertContact,
+            Step::AddTags { .. } => StepKind::AddTags,
+            Step::CreateTask { .. } => StepKind::CreateTask,
+            Step::CreateNote { .. } => StepKind::CreateNote,
         }
+    }
+}
+
+/// The kind of a [`Step`], as recorded with its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    UpsertContact,
+    AddTags,
+    CreateTask,
+    CreateNote,
+}
+
+impl StepKind {
+    /// Every kind, in plan order.
+    pub const ALL: [StepKind; 4] = [
+        StepKind::UpsertContact,
+        StepKind::AddTags,
+        StepKind::CreateTask,
+        StepKind::CreateNote,
+    ];
+
+    /// Short name for logs, metrics, the store and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::UpsertContact => "upsert_contact",
+            StepKind::AddTags => "add_tags",
+            StepKind::CreateTask => "create_task",
+            StepKind::CreateNote => "create_note",
+        }
+    }
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step kind name that is not one of [`StepKind::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown step kind `{0}`")]
+pub struct UnknownStepKind(pub String);
+
+impl std::str::FromStr for StepKind {
+    type Err = UnknownStepKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StepKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownStepKind(s.to_owned()))
     }
 }
 

@@ -152,27 +152,9 @@ impl StoreError {
     }
 }
 
-/// The event store. One trait, several backends (SQLite embedded, PostgreSQL for replicas).
+/// What the admin API, health checks and metrics read: queries that change nothing.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Durably records a delivery, or finds the one already stored under its dedupe key.
-    /// Returns only after the delivery is committed (fsync'd).
-    async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError>;
-
-    /// The OAuth tokens stored for a location, if any.
-    async fn load_oauth_tokens(
-        &self,
-        location_id: &str,
-    ) -> Result<Option<StoredTokens>, StoreError>;
-
-    /// Replaces a location's OAuth tokens; durable (fsync'd) when it returns, as the rotated
-    /// refresh token is the only one GHL still accepts.
-    async fn save_oauth_tokens(
-        &self,
-        location_id: &str,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError>;
-
+pub trait EventQueries: Send + Sync + 'static {
     /// Answers when the store can serve a query and take writes (for `/readyz`): an error
     /// while its last write could not commit (a full disk) and none has since.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -194,11 +176,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Status counts and the age of the oldest unfinished event.
     async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
+}
+
+/// The event store: durable deliveries and the dispatch queue. One trait, several backends
+/// (SQLite embedded, PostgreSQL for replicas); `tests/it/store_contract.rs` holds every backend
+/// to the same contract.
+#[async_trait]
+pub trait Store: EventQueries {
+    /// Durably records a delivery, or finds the one already stored under its dedupe key.
+    /// Returns only after the delivery is committed (fsync'd).
+    async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError>;
+
+    /// The OAuth tokens stored for a location, if any.
+    async fn load_oauth_tokens(
+        &self,
+        location_id: &LocationId,
+    ) -> Result<Option<StoredTokens>, StoreError>;
+
+    /// Replaces a location's OAuth tokens; durable (fsync'd) when it returns, as the rotated
+    /// refresh token is the only one GHL still accepts.
+    async fn save_oauth_tokens(
+        &self,
+        location_id: &LocationId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError>;
 
     /// Pending events not yet prepared (no plan), oldest first.
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
 
-    /// Stores what the preparer made of each event (plan, nothing to do, or dead).
+    /// Stores what the preparer made of each event (plan, nothing to do, or dead). An event
+    /// that is no longer pending or was prepared meanwhile (by another replica) is left as is.
     async fn save_preparations(
         &self,
         preparations: &[(EventId, Preparation)],
@@ -209,40 +216,38 @@ pub trait Store: Send + Sync + 'static {
     /// key is handed out, the oldest first; an expired lease is taken over.
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError>;
 
-    /// Records a step result, if `owner` still holds the event's lease (returns false if not).
+    /// Records a step result, if `lease` still holds the event and has not run out (returns
+    /// false if not: the caller must stop, and send nothing more for the event).
     async fn record_step(
         &self,
         id: EventId,
-        owner: &str,
+        lease: &LeaseToken,
         step: &StepRecord,
     ) -> Result<bool, StoreError>;
 
-    /// Extends the lease `owner` holds on a processing event (returns false if it was lost).
+    /// Extends the lease on a processing event (returns false if it was lost).
     async fn renew_lease(
         &self,
         id: EventId,
-        owner: &str,
+        lease: &LeaseToken,
         until: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
-    /// Ends an attempt, if `owner` still holds the lease (returns false if not).
-    async fn finish(&self, id: EventId, owner: &str, finish: &Finish) -> Result<bool, StoreError>;
+    /// Ends an attempt, if `lease` still holds the event (returns false if not).
+    async fn finish(
+        &self,
+        id: EventId,
+        lease: &LeaseToken,
+        finish: &Finish,
+    ) -> Result<bool, StoreError>;
 
     /// Gives up a lease without an attempt (shutdown, or the location became unavailable).
-    async fn release(&self, id: EventId, owner: &str, at: OffsetDateTime)
-        -> Result<(), StoreError>;
-
-    /// Deletes up to `batch` done events finished (last updated) before `before`, with their
-    /// deliveries, steps and attempts; never a dead or unfinished one. Returns how many.
-    async fn delete_finished_before(
+    async fn release(
         &self,
-        before: OffsetDateTime,
-        batch: u32,
-    ) -> Result<u64, StoreError> {
-        // Until the SQLite store has its own (another change); PostgreSQL overrides it.
-        let _ = (before, batch);
-        Ok(0)
-    }
+        id: EventId,
+        lease: &LeaseToken,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
     /// Re-prepares an event with the current config and queues it now. Completed steps are
     /// kept (and skipped) unless `from_scratch`. Returns false if there is no such event or it
@@ -254,6 +259,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filter: &EventFilter,
         from_scratch: bool,
+    ) -> Result<u64, StoreError>;
+
+    /// Retention: deletes up to `batch` done events last updated before `before`, with their
+    /// delivery, plan, steps and attempts; returns how many. Dead letters and unfinished events
+    /// are never deleted.
+    async fn delete_finished_before(
+        &self,
+        before: OffsetDateTime,
+        batch: u32,
     ) -> Result<u64, StoreError>;
 }
 
@@ -268,5 +282,83 @@ pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError
         Err(StoreError::UnsupportedUrl(
             "scheme: use sqlite://path or postgres://user:password@host/database".to_owned(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod status_names {
+    //! The status names written in SQL are the ones `EventStatus` and `StepStatus` know: a typo
+    //! in a query (`'retried'`) would otherwise match nothing, silently.
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+
+    use super::{EventStatus, StepStatus};
+
+    /// Every file that holds store SQL: the backends' sources and their migrations.
+    fn sql_files() -> Vec<std::path::PathBuf> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["src/store", "migrations/sqlite", "migrations/postgres"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "rs" || e == "sql") {
+                    files.push(path);
+                }
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn every_status_literal_in_store_sql_is_a_known_status() {
+        let known: Vec<&str> = EventStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .chain([StepStatus::Started.as_str(), StepStatus::Done.as_str()])
+            .collect();
+        let quoted = regex::Regex::new(r"'([a-z_]+)'").unwrap();
+        let mut checked = 0;
+        for file in sql_files() {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for line in text.lines().filter(|l| l.contains("status")) {
+                for word in quoted
+                    .captures_iter(line)
+                    .map(|c| c.get(1).unwrap().as_str())
+                {
+                    assert!(
+                        known.contains(&word),
+                        "{}: `{word}` is not a status name: {line}",
+                        file.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20, "found only {checked} status literals");
+    }
+
+    #[test]
+    fn the_events_table_allows_exactly_the_event_statuses() {
+        let check = regex::Regex::new(r"status\s+IN\s*\(([^)]*)\)\)").unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for first in [
+            "migrations/sqlite/0001_events.sql",
+            "migrations/postgres/0001_init.sql",
+        ] {
+            let Ok(sql) = std::fs::read_to_string(root.join(first)) else {
+                continue; // a backend not built yet
+            };
+            let list = check.captures(&sql).unwrap().get(1).unwrap().as_str();
+            let names: Vec<&str> = list
+                .split(',')
+                .map(|n| n.trim().trim_matches('\''))
+                .collect();
+            let all: Vec<&str> = EventStatus::ALL.iter().map(|s| s.as_str()).collect();
+            assert_eq!(names, all, "{first}: the CHECK constraint on events.status");
+        }
     }
 }

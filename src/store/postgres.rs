@@ -19,9 +19,9 @@ use super::postgres_queue as queue;
 use super::rows::{event_from_row, summary_from_row, SUMMARY_COLUMNS};
 use super::types::{from_millis, to_millis};
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventStatus, EventSummary,
-    Finish, Ingested, NewEvent, Preparation, QueueStats, StepRecord, Store, StoreError,
-    StoredTokens,
+    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
+    EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, Preparation, QueueStats,
+    StepRecord, Store, StoreError, StoredTokens,
 };
 use crate::settings::StoreSettings;
 
@@ -116,52 +116,7 @@ fn connect_error(options: &PgConnectOptions, masked_url: &str, e: sqlx::Error) -
 }
 
 #[async_trait]
-impl Store for PgStore {
-    async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
-        queue::insert_event(&self.pool, &event).await
-    }
-
-    async fn load_oauth_tokens(
-        &self,
-        location_id: &str,
-    ) -> Result<Option<StoredTokens>, StoreError> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT access_token, refresh_token, expires_at FROM oauth_tokens WHERE location_id = $1",
-        )
-        .bind(location_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::query("load_oauth_tokens"))?;
-        Ok(row.map(|(access, refresh, expires_at)| StoredTokens {
-            access_token: access.into(),
-            refresh_token: refresh.into(),
-            expires_at: from_millis(expires_at),
-        }))
-    }
-
-    async fn save_oauth_tokens(
-        &self,
-        location_id: &str,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
-                 refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(location_id)
-        .bind(tokens.access_token.expose_secret())
-        .bind(tokens.refresh_token.expose_secret())
-        .bind(to_millis(tokens.expires_at))
-        .bind(to_millis(OffsetDateTime::now_utc()))
-        .execute(&self.pool)
-        .await
-        .map(drop)
-        .map_err(StoreError::query("save_oauth_tokens"))
-    }
-
+impl EventQueries for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -255,6 +210,54 @@ impl Store for PgStore {
             oldest_unfinished: oldest.map(from_millis),
         })
     }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
+        queue::insert_event(&self.pool, &event).await
+    }
+
+    async fn load_oauth_tokens(
+        &self,
+        location_id: &LocationId,
+    ) -> Result<Option<StoredTokens>, StoreError> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT access_token, refresh_token, expires_at FROM oauth_tokens WHERE location_id = $1",
+        )
+        .bind(location_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query("load_oauth_tokens"))?;
+        Ok(row.map(|(access, refresh, expires_at)| StoredTokens {
+            access_token: access.into(),
+            refresh_token: refresh.into(),
+            expires_at: from_millis(expires_at),
+        }))
+    }
+
+    async fn save_oauth_tokens(
+        &self,
+        location_id: &LocationId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
+                 refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(location_id.as_str())
+        .bind(tokens.access_token.expose_secret())
+        .bind(tokens.refresh_token.expose_secret())
+        .bind(to_millis(tokens.expires_at))
+        .bind(to_millis(OffsetDateTime::now_utc()))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(StoreError::query("save_oauth_tokens"))
+    }
 
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(&format!(
@@ -281,32 +284,37 @@ impl Store for PgStore {
     async fn record_step(
         &self,
         id: EventId,
-        owner: &str,
+        lease: &LeaseToken,
         step: &StepRecord,
     ) -> Result<bool, StoreError> {
-        queue::record_step(&self.pool, id, owner, step).await
+        queue::record_step(&self.pool, id, lease, step).await
     }
 
     async fn renew_lease(
         &self,
         id: EventId,
-        owner: &str,
+        lease: &LeaseToken,
         until: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        queue::renew_lease(&self.pool, id, owner, until).await
+        queue::renew_lease(&self.pool, id, lease, until).await
     }
 
-    async fn finish(&self, id: EventId, owner: &str, finish: &Finish) -> Result<bool, StoreError> {
-        queue::finish(&self.pool, id, owner, finish).await
+    async fn finish(
+        &self,
+        id: EventId,
+        lease: &LeaseToken,
+        finish: &Finish,
+    ) -> Result<bool, StoreError> {
+        queue::finish(&self.pool, id, lease, finish).await
     }
 
     async fn release(
         &self,
         id: EventId,
-        owner: &str,
+        lease: &LeaseToken,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        queue::release(&self.pool, id, owner, at).await
+        queue::release(&self.pool, id, lease, at).await
     }
 
     async fn replay(&self, id: EventId, from_scratch: bool) -> Result<bool, StoreError> {

@@ -28,8 +28,8 @@ use time::OffsetDateTime;
 use super::rows::{corrupt, push_filter, step_from_row, Columns};
 use super::types::{from_millis, to_millis};
 use super::{
-    Claim, ClaimedEvent, EventFilter, EventId, Finish, Ingested, NewEvent, Preparation, StepRecord,
-    StoreError,
+    Claim, ClaimedEvent, ContactKey, EventFilter, EventId, Finish, Ingested, LeaseToken,
+    LocationId, NewEvent, Preparation, StepRecord, StoreError,
 };
 
 /// The database's clock in unix milliseconds (the time of the statement, not of its
@@ -112,7 +112,11 @@ pub(super) async fn save_preparations(
         let (submission, plan) = match prep {
             Preparation::Ready {
                 submission, plan, ..
-            } => (Some(json(submission)), Some(json(plan))),
+            } => {
+                let plan =
+                    serde_json::to_string(plan).map_err(|e| corrupt("save_preparation", e))?;
+                (Some(json(submission)), Some(plan))
+            }
             Preparation::NothingToDo { submission } => {
                 (Some(json(submission)), Some(r#"{"steps":[]}"#.to_owned()))
             }
@@ -175,8 +179,8 @@ pub(super) async fn save_preparations(
 async fn queue_ready(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     id: EventId,
-    contact_key: &str,
-    location_id: &str,
+    contact_key: &ContactKey,
+    location_id: &LocationId,
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -193,8 +197,8 @@ async fn queue_ready(
          WHERE id = $1",
     )
     .bind(id.0)
-    .bind(location_id)
-    .bind(contact_key)
+    .bind(location_id.as_str())
+    .bind(contact_key.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await
@@ -249,7 +253,12 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
         .fetch_one(&mut *tx)
         .await
         .map_err(StoreError::query("claim"))?;
-    let floor = if claim.exclude_locations.is_empty() {
+    let excluded: Vec<&str> = claim
+        .exclude_locations
+        .iter()
+        .map(LocationId::as_str)
+        .collect();
+    let floor = if excluded.is_empty() {
         None
     } else {
         // The smallest fair key of an open event of any location not left out (one index seek
@@ -263,7 +272,7 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
              FROM (SELECT DISTINCT location_id FROM fair_flows
                    WHERE location_id <> ALL($1)) f",
         )
-        .bind(&claim.exclude_locations)
+        .bind(&excluded)
         .fetch_one(&mut *tx)
         .await
         .map_err(StoreError::query("claim_floor"))?;
@@ -291,7 +300,7 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
     if let Some(floor) = floor {
         qb.push(" AND e.fair_key >= ").push_bind(floor);
         qb.push(" AND e.location_id <> ALL(")
-            .push_bind(&claim.exclude_locations)
+            .push_bind(&excluded)
             .push(")");
     }
     qb.push(
@@ -322,7 +331,7 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
         ")
          UPDATE events SET status = 'processing', lease_owner = ",
     )
-    .push_bind(&claim.owner)
+    .push_bind(claim.lease.as_str())
     .push(", lease_until = ")
     .push_bind(now.saturating_add(lease))
     .push(", updated_at = ")
@@ -345,7 +354,7 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
     let mut steps = steps_of(&mut *tx, &ids).await?;
     let mut claimed = rows
         .iter()
-        .map(|row| claimed_from_row(row, claim.lease_until, &mut steps))
+        .map(|row| claimed_from_row(row, claim, &mut steps))
         .collect::<Result<Vec<_>, _>>()?;
     // RETURNING comes in no particular order; hand the events out in claim order.
     claimed.sort_by_key(|(fair_key, event)| (*fair_key, event.id));
@@ -365,7 +374,7 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
 /// A claimed event and its fair key, from the claim's `RETURNING` row.
 fn claimed_from_row(
     row: &PgRow,
-    lease_until: OffsetDateTime,
+    claim: &Claim,
     steps: &mut HashMap<i64, Vec<StepRecord>>,
 ) -> Result<(i64, ClaimedEvent), StoreError> {
     let id = row.int("id")?;
@@ -377,12 +386,13 @@ fn claimed_from_row(
         source: row.text("source")?,
         attempts: u32::try_from(row.int("attempts")?).unwrap_or(0),
         received_at: from_millis(row.int("received_at")?),
-        location_id: row.text("location_id")?,
+        location_id: LocationId::new(row.text("location_id")?),
         plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
         steps: steps.remove(&id).unwrap_or_default(),
         // The end of the lease by the caller's clock (it renews by its own clock); stored, it
         // is as long but ends by the database's.
-        lease_until,
+        lease: claim.lease.clone(),
+        lease_until: claim.lease_until,
     };
     Ok((row.int("fair_key")?, event))
 }
@@ -390,7 +400,7 @@ fn claimed_from_row(
 pub(super) async fn record_step(
     pool: &PgPool,
     id: EventId,
-    owner: &str,
+    lease: &LeaseToken,
     step: &StepRecord,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(&format!(
@@ -403,11 +413,11 @@ pub(super) async fn record_step(
     ))
     .bind(id.0)
     .bind(i64::from(step.index))
-    .bind(&step.kind)
+    .bind(step.kind.as_str())
     .bind(step.status.as_str())
     .bind(step.ghl_id.as_deref())
     .bind(to_millis(step.updated_at))
-    .bind(owner)
+    .bind(lease.as_str())
     .execute(pool)
     .await
     .map_err(StoreError::query("record_step"))?;
@@ -417,17 +427,17 @@ pub(super) async fn record_step(
 pub(super) async fn renew_lease(
     pool: &PgPool,
     id: EventId,
-    owner: &str,
+    lease: &LeaseToken,
     until: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let lease = lease_ms(OffsetDateTime::now_utc(), until);
+    let length = lease_ms(OffsetDateTime::now_utc(), until);
     let renewed = sqlx::query(&format!(
         "UPDATE events SET lease_until = {DB_NOW_MS} + $3
          WHERE id = $1 AND lease_owner = $2 AND status = 'processing'"
     ))
     .bind(id.0)
-    .bind(owner)
-    .bind(lease)
+    .bind(lease.as_str())
+    .bind(length)
     .execute(pool)
     .await
     .map_err(StoreError::query("renew_lease"))?;
@@ -437,7 +447,7 @@ pub(super) async fn renew_lease(
 pub(super) async fn finish(
     pool: &PgPool,
     id: EventId,
-    owner: &str,
+    lease: &LeaseToken,
     finish: &Finish,
 ) -> Result<bool, StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
@@ -450,7 +460,7 @@ pub(super) async fn finish(
         " WHERE id = $1 AND lease_owner = $2 AND status = 'processing'"
     ))
     .bind(id.0)
-    .bind(owner)
+    .bind(lease.as_str())
     .bind(columns.status.as_str())
     .bind(columns.next_attempt_at)
     .bind(columns.error)
@@ -470,7 +480,7 @@ pub(super) async fn finish(
 pub(super) async fn release(
     pool: &PgPool,
     id: EventId,
-    owner: &str,
+    lease: &LeaseToken,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
     sqlx::query(concat!(
@@ -480,7 +490,7 @@ pub(super) async fn release(
         " WHERE id = $1 AND lease_owner = $2 AND status = 'processing'"
     ))
     .bind(id.0)
-    .bind(owner)
+    .bind(lease.as_str())
     .bind(to_millis(at))
     .bind(to_millis(OffsetDateTime::now_utc()))
     .execute(pool)

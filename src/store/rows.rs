@@ -4,7 +4,10 @@
 use sqlx::{Database, Encode, QueryBuilder, Row, Type};
 
 use super::types::{from_millis, to_millis};
-use super::{Event, EventFilter, EventId, EventStatus, EventSummary, StepRecord, StepStatus};
+use super::{
+    ContactKey, Event, EventFilter, EventId, EventStatus, EventSummary, LocationId, StepRecord,
+    StepStatus,
+};
 use super::{Finish, StoreError};
 
 /// The column reads the store needs, for any driver's row.
@@ -84,14 +87,18 @@ pub(super) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
         headers: serde_json::from_str(&headers)
             .map_err(|e| corrupt("read_event", format!("headers: {e}")))?,
         body: row.bytes("body")?.into(),
-        contact_key: row.opt_text("contact_key")?,
-        location_id: row.opt_text("location_id")?,
+        contact_key: row.opt_text("contact_key")?.map(ContactKey::new),
+        location_id: row.opt_text("location_id")?.map(LocationId::new),
         submission: json_column(row, "submission")?,
         plan: json_column(row, "plan")?,
     })
 }
 
-fn json_column(row: &impl Columns, col: &str) -> Result<Option<serde_json::Value>, StoreError> {
+/// A JSON column (stored as text, or selected `::text`), parsed.
+pub(super) fn json_column<T: serde::de::DeserializeOwned>(
+    row: &impl Columns,
+    col: &str,
+) -> Result<Option<T>, StoreError> {
     row.opt_text(col)?
         .map(|s| serde_json::from_str(&s))
         .transpose()
@@ -102,7 +109,10 @@ fn json_column(row: &impl Columns, col: &str) -> Result<Option<serde_json::Value
 pub(super) fn step_from_row(row: &impl Columns) -> Result<StepRecord, StoreError> {
     Ok(StepRecord {
         index: u32::try_from(row.int("step_index")?).map_err(|e| corrupt("read_step", e))?,
-        kind: row.text("kind")?,
+        kind: row
+            .text("kind")?
+            .parse()
+            .map_err(|e| corrupt("read_step", e))?,
         status: match row.text("status")?.as_str() {
             "done" => StepStatus::Done,
             _ => StepStatus::Started,

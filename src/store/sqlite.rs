@@ -15,9 +15,9 @@ use super::sqlite_queue;
 use super::sqlite_writer::{Durability, Writer};
 use super::types::{from_millis, to_millis};
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventStatus, EventSummary,
-    Finish, Ingested, NewEvent, Preparation, QueueStats, StepRecord, StepStatus, Store, StoreError,
-    StoredTokens,
+    AttemptRecord, Claim, ClaimedEvent, ContactKey, Event, EventFilter, EventId, EventQueries,
+    EventStatus, EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, Preparation,
+    QueueStats, StepRecord, StepStatus, Store, StoreError, StoredTokens,
 };
 use crate::settings::StoreSettings;
 use async_trait::async_trait;
@@ -177,17 +177,22 @@ fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
         })?,
         body: body.into(),
         contact_key: row
-            .try_get("contact_key")
-            .map_err(StoreError::query("read_event"))?,
+            .try_get::<Option<String>, _>("contact_key")
+            .map_err(StoreError::query("read_event"))?
+            .map(ContactKey::new),
         location_id: row
-            .try_get("location_id")
-            .map_err(StoreError::query("read_event"))?,
+            .try_get::<Option<String>, _>("location_id")
+            .map_err(StoreError::query("read_event"))?
+            .map(LocationId::new),
         submission: json_column(row, "submission")?,
         plan: json_column(row, "plan")?,
     })
 }
 
-fn json_column(row: &SqliteRow, col: &str) -> Result<Option<serde_json::Value>, StoreError> {
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    col: &str,
+) -> Result<Option<T>, StoreError> {
     let raw: Option<String> = row.try_get(col).map_err(StoreError::query("read_event"))?;
     raw.map(|s| serde_json::from_str(&s))
         .transpose()
@@ -198,30 +203,7 @@ fn json_column(row: &SqliteRow, col: &str) -> Result<Option<serde_json::Value>, 
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
-        self.writer
-            .write(Durability::Fsync, move |conn| {
-                Box::pin(async move { insert_one(conn, &event).await })
-            })
-            .await
-    }
-
-    async fn load_oauth_tokens(
-        &self,
-        location_id: &str,
-    ) -> Result<Option<StoredTokens>, StoreError> {
-        self.load_tokens(location_id).await
-    }
-
-    async fn save_oauth_tokens(
-        &self,
-        location_id: &str,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.save_tokens(location_id, tokens).await
-    }
-
+impl EventQueries for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1 FROM events LIMIT 1")
             .fetch_optional(&self.pool)
@@ -282,6 +264,32 @@ impl Store for SqliteStore {
         let oldest = sqlite_queue::oldest_unfinished(&self.pool).await?;
         Ok(sqlite_queue::stats(by_status, oldest))
     }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
+        self.writer
+            .write(Durability::Fsync, move |conn| {
+                Box::pin(async move { insert_one(conn, &event).await })
+            })
+            .await
+    }
+
+    async fn load_oauth_tokens(
+        &self,
+        location_id: &LocationId,
+    ) -> Result<Option<StoredTokens>, StoreError> {
+        self.load_tokens(location_id.as_str()).await
+    }
+
+    async fn save_oauth_tokens(
+        &self,
+        location_id: &LocationId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.save_tokens(location_id.as_str(), tokens).await
+    }
 
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let sql = format!(
@@ -319,7 +327,7 @@ impl Store for SqliteStore {
     async fn record_step(
         &self,
         id: EventId,
-        owner: &str,
+        lease: &LeaseToken,
         step: &StepRecord,
     ) -> Result<bool, StoreError> {
         // A `started` record must survive power loss: after it, GHL may hold the task or note,
@@ -329,10 +337,10 @@ impl Store for SqliteStore {
             StepStatus::Started => Durability::Fsync,
             StepStatus::Done => Durability::Crash,
         };
-        let (owner, step) = (owner.to_owned(), step.clone());
+        let (lease, step) = (lease.clone(), step.clone());
         self.writer
             .write(durability, move |conn| {
-                Box::pin(async move { sqlite_queue::record_step(conn, id, &owner, &step).await })
+                Box::pin(async move { sqlite_queue::record_step(conn, id, &lease, &step).await })
             })
             .await
     }
@@ -340,22 +348,27 @@ impl Store for SqliteStore {
     async fn renew_lease(
         &self,
         id: EventId,
-        owner: &str,
+        lease: &LeaseToken,
         until: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let owner = owner.to_owned();
+        let lease = lease.clone();
         self.writer
             .write(Durability::Crash, move |conn| {
-                Box::pin(async move { sqlite_queue::renew_lease(conn, id, &owner, until).await })
+                Box::pin(async move { sqlite_queue::renew_lease(conn, id, &lease, until).await })
             })
             .await
     }
 
-    async fn finish(&self, id: EventId, owner: &str, finish: &Finish) -> Result<bool, StoreError> {
-        let (owner, finish) = (owner.to_owned(), finish.clone());
+    async fn finish(
+        &self,
+        id: EventId,
+        lease: &LeaseToken,
+        finish: &Finish,
+    ) -> Result<bool, StoreError> {
+        let (lease, finish) = (lease.clone(), finish.clone());
         self.writer
             .write(Durability::Crash, move |conn| {
-                Box::pin(async move { sqlite_queue::finish(conn, id, &owner, &finish).await })
+                Box::pin(async move { sqlite_queue::finish(conn, id, &lease, &finish).await })
             })
             .await
     }
@@ -363,13 +376,13 @@ impl Store for SqliteStore {
     async fn release(
         &self,
         id: EventId,
-        owner: &str,
+        lease: &LeaseToken,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let owner = owner.to_owned();
+        let lease = lease.clone();
         self.writer
             .write(Durability::Crash, move |conn| {
-                Box::pin(async move { sqlite_queue::release(conn, id, &owner, at).await })
+                Box::pin(async move { sqlite_queue::release(conn, id, &lease, at).await })
             })
             .await
     }
@@ -392,6 +405,20 @@ impl Store for SqliteStore {
             .write(Durability::Crash, move |conn| {
                 Box::pin(
                     async move { sqlite_queue::replay_matching(conn, &filter, from_scratch).await },
+                )
+            })
+            .await
+    }
+
+    async fn delete_finished_before(
+        &self,
+        before: OffsetDateTime,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .write(Durability::Crash, move |conn| {
+                Box::pin(
+                    async move { sqlite_queue::delete_finished_before(conn, before, batch).await },
                 )
             })
             .await

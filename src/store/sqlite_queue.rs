@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 
 use super::types::{from_millis, to_millis};
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, EventFilter, EventId, Finish, Preparation, QueueStats,
-    StepRecord, StepStatus, StoreError,
+    AttemptRecord, Claim, ClaimedEvent, EventFilter, EventId, Finish, LeaseToken, LocationId,
+    Preparation, QueueStats, StepRecord, StepStatus, StoreError,
 };
 
 fn corrupt(op: &'static str, detail: impl ToString) -> StoreError {
@@ -31,15 +31,16 @@ fn corrupt(op: &'static str, detail: impl ToString) -> StoreError {
 fn step_from_row(row: &SqliteRow) -> Result<StepRecord, StoreError> {
     let q = StoreError::query("read_step");
     let status: String = row.try_get("status").map_err(q)?;
+    let kind: String = row
+        .try_get("kind")
+        .map_err(StoreError::query("read_step"))?;
     Ok(StepRecord {
         index: u32::try_from(
             row.try_get::<i64, _>("step_index")
                 .map_err(StoreError::query("read_step"))?,
         )
         .map_err(|e| corrupt("read_step", e))?,
-        kind: row
-            .try_get("kind")
-            .map_err(StoreError::query("read_step"))?,
+        kind: kind.parse().map_err(|e| corrupt("read_step", e))?,
         status: match status.as_str() {
             "done" => StepStatus::Done,
             _ => StepStatus::Started,
@@ -158,9 +159,9 @@ pub(super) async fn save_preparations(
                 let ready = ReadyEvent {
                     id: *id,
                     submission: json(submission),
-                    plan: json(plan),
-                    contact_key,
-                    location_id,
+                    plan: serde_json::to_string(plan).map_err(|e| corrupt("save_preparation", e))?,
+                    contact_key: contact_key.as_str(),
+                    location_id: location_id.as_str(),
                     now,
                 };
                 save_ready(&mut tx, &ready).await?;
@@ -168,14 +169,14 @@ pub(super) async fn save_preparations(
             }
             Preparation::NothingToDo { submission } => sqlx::query(
                 "UPDATE events SET submission = ?2, plan = '{\"steps\":[]}', status = 'done', last_error = NULL, updated_at = ?3
-                 WHERE id = ?1 AND status = 'pending'",
+                 WHERE id = ?1 AND status = 'pending' AND plan IS NULL",
             )
             .bind(id.0)
             .bind(json(submission))
             .bind(now),
             Preparation::Failed { submission, error } => sqlx::query(
                 "UPDATE events SET submission = ?2, status = 'dead', last_error = ?3, updated_at = ?4
-                 WHERE id = ?1 AND status = 'pending'",
+                 WHERE id = ?1 AND status = 'pending' AND plan IS NULL",
             )
             .bind(id.0)
             .bind(submission.as_ref().map(json))
@@ -223,7 +224,7 @@ async fn save_ready(
                  (SELECT vtime FROM fair_clock WHERE id = 1),
                  COALESCE((SELECT f.last_key FROM fair_flows f
                            WHERE f.location_id = ?5 AND f.source = events.source), 0))
-         WHERE id = ?1 AND status = 'pending'
+         WHERE id = ?1 AND status = 'pending' AND plan IS NULL
          RETURNING source, fair_key",
     )
     .bind(ready.id.0)
@@ -236,7 +237,7 @@ async fn save_ready(
     .await
     .map_err(StoreError::query("save_preparation"))?;
     let Some((source, fair_key)) = keyed else {
-        return Ok(()); // no longer pending: nothing to queue
+        return Ok(()); // no longer pending, or prepared already: nothing to queue
     };
     sqlx::query(
         "INSERT INTO fair_flows (location_id, source, last_key) VALUES (?1, ?2, ?3)
@@ -280,7 +281,7 @@ async fn insert_attempt(
 /// starting the walk here keeps the claim from stepping over all of them each time.
 async fn first_key_outside(
     conn: &mut SqliteConnection,
-    excluded: &[String],
+    excluded: &[LocationId],
 ) -> Result<Option<i64>, StoreError> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "SELECT MIN((SELECT e.fair_key FROM events e INDEXED BY events_open_location
@@ -291,7 +292,7 @@ async fn first_key_outside(
     );
     let mut sep = qb.separated(", ");
     for location in excluded {
-        sep.push_bind(location);
+        sep.push_bind(location.as_str());
     }
     qb.push(")) f");
     qb.build_query_scalar()
@@ -333,7 +334,7 @@ pub(super) async fn claim(
     };
     let mut qb: QueryBuilder<Sqlite> =
         QueryBuilder::new("UPDATE events SET status = 'processing', lease_owner = ");
-    qb.push_bind(&claim.owner)
+    qb.push_bind(claim.lease.as_str())
         .push(", lease_until = ")
         .push_bind(to_millis(claim.lease_until))
         .push(", updated_at = ")
@@ -362,7 +363,7 @@ pub(super) async fn claim(
         qb.push(" AND e.location_id NOT IN (");
         let mut sep = qb.separated(", ");
         for loc in &claim.exclude_locations {
-            sep.push_bind(loc);
+            sep.push_bind(loc.as_str());
         }
         qb.push(")");
     }
@@ -400,15 +401,17 @@ pub(super) async fn claim(
         let fair_key: i64 = row.try_get("fair_key").map_err(|e| q()(e))?;
         let id = EventId(row.try_get("id").map_err(|e| q()(e))?);
         let plan: String = row.try_get("plan").map_err(|e| q()(e))?;
+        let location: String = row.try_get("location_id").map_err(|e| q()(e))?;
         let event = ClaimedEvent {
             id,
             source: row.try_get("source").map_err(|e| q()(e))?,
             attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(|e| q()(e))?)
                 .unwrap_or(0),
             received_at: from_millis(row.try_get("received_at").map_err(|e| q()(e))?),
-            location_id: row.try_get("location_id").map_err(|e| q()(e))?,
+            location_id: LocationId::new(location),
             plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
             steps: steps.remove(&id.0).unwrap_or_default(),
+            lease: claim.lease.clone(),
             lease_until: claim.lease_until,
         };
         claimed.push((fair_key, event));
@@ -430,24 +433,25 @@ pub(super) async fn claim(
 pub(super) async fn record_step(
     conn: &mut SqliteConnection,
     id: EventId,
-    owner: &str,
+    lease: &LeaseToken,
     step: &StepRecord,
 ) -> Result<bool, StoreError> {
+    // A lease that ran out may be taken over any moment: its holder may not start another GHL
+    // request for the event (a `started` record comes before each request).
     let done = sqlx::query(
         "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM events WHERE id = ?1 AND lease_owner = ?7 AND status = 'processing' AND lease_until > ?8)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM events WHERE id = ?1 AND lease_owner = ?7
+             AND status = 'processing' AND lease_until > ?8)
          ON CONFLICT (event_id, step_index) DO UPDATE SET kind = excluded.kind, status = excluded.status,
              ghl_id = COALESCE(excluded.ghl_id, event_steps.ghl_id), updated_at = excluded.updated_at",
     )
     .bind(id.0)
     .bind(i64::from(step.index))
-    .bind(&step.kind)
+    .bind(step.kind.as_str())
     .bind(step.status.as_str())
     .bind(step.ghl_id.as_deref())
     .bind(to_millis(step.updated_at))
-    .bind(owner)
-    // A lease that ran out may be taken over at any moment: its holder records no more steps,
-    // so it cannot start another GHL request the new owner may be making too.
+    .bind(lease.as_str())
     .bind(to_millis(OffsetDateTime::now_utc()));
     let done = done
         .execute(&mut *conn)
@@ -459,7 +463,7 @@ pub(super) async fn record_step(
 pub(super) async fn finish(
     conn: &mut SqliteConnection,
     id: EventId,
-    owner: &str,
+    lease: &LeaseToken,
     finish: &Finish,
 ) -> Result<bool, StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
@@ -487,7 +491,7 @@ pub(super) async fn finish(
         " WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'"
     ))
     .bind(id.0)
-    .bind(owner)
+    .bind(lease.as_str())
     .bind(status)
     .bind(next)
     .bind(error)
@@ -507,14 +511,14 @@ pub(super) async fn finish(
 pub(super) async fn renew_lease(
     conn: &mut SqliteConnection,
     id: EventId,
-    owner: &str,
+    lease: &LeaseToken,
     until: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let renewed = sqlx::query(
         "UPDATE events SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'",
     )
     .bind(id.0)
-    .bind(owner)
+    .bind(lease.as_str())
     .bind(to_millis(until))
     .execute(&mut *conn)
     .await
@@ -525,7 +529,7 @@ pub(super) async fn renew_lease(
 pub(super) async fn release(
     conn: &mut SqliteConnection,
     id: EventId,
-    owner: &str,
+    lease: &LeaseToken,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
     sqlx::query(concat!(
@@ -535,7 +539,7 @@ pub(super) async fn release(
         " WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'"
     ))
     .bind(id.0)
-    .bind(owner)
+    .bind(lease.as_str())
     .bind(to_millis(at))
     .bind(to_millis(OffsetDateTime::now_utc()))
     .execute(&mut *conn)
@@ -613,6 +617,25 @@ pub(super) async fn replay_matching(
     push_filter(&mut qb, filter);
     qb.push(" ORDER BY id");
     reset_for_replay(conn, qb, from_scratch).await
+}
+
+pub(super) async fn delete_finished_before(
+    conn: &mut SqliteConnection,
+    before: OffsetDateTime,
+    batch: u32,
+) -> Result<u64, StoreError> {
+    // Steps and attempts go with their event (ON DELETE CASCADE). The oldest first, a bounded
+    // batch per transaction, so the writer is never held for long.
+    let deleted = sqlx::query(
+        "DELETE FROM events WHERE id IN (
+             SELECT id FROM events WHERE status = 'done' AND updated_at < ?1 ORDER BY id LIMIT ?2)",
+    )
+    .bind(to_millis(before))
+    .bind(i64::from(batch.max(1)))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("delete_finished"))?;
+    Ok(deleted.rows_affected())
 }
 
 /// Appends ` AND …` conditions for a filter (the page size is the caller's).

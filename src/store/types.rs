@@ -7,7 +7,59 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::mapping::{Plan, StepKind};
 use crate::sources::SourceName;
+
+/// A string newtype for an identifier the store keeps: built from any string, shown as it is,
+/// serialized as a plain string.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps the stored or configured string.
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            /// The string as stored.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A GHL sub-account (location) id: the unit of rate budget, tokens and fair turns.
+    LocationId
+);
+string_id!(
+    /// Who an event is about within its location (`{location}/email:…`): events with the same
+    /// key are dispatched one at a time in arrival order.
+    ContactKey
+);
+string_id!(
+    /// The fencing token of one claim: unique per claim (process, random id, sequence number),
+    /// so a worker whose lease was taken over — by another replica, or by this process after a
+    /// long pause — can record nothing more for the event.
+    LeaseToken
+);
 
 /// Store-assigned id of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -136,10 +188,10 @@ pub struct Event {
     pub headers: Vec<(String, String)>,
     #[serde(skip)]
     pub body: Bytes,
-    pub contact_key: Option<String>,
-    pub location_id: Option<String>,
+    pub contact_key: Option<ContactKey>,
+    pub location_id: Option<LocationId>,
     pub submission: Option<serde_json::Value>,
-    pub plan: Option<serde_json::Value>,
+    pub plan: Option<Plan>,
 }
 
 /// Which events to list.
@@ -201,8 +253,7 @@ impl StepStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRecord {
     pub index: u32,
-    /// The step kind (`upsert_contact`, `add_tags`, `create_task`, `create_note`).
-    pub kind: String,
+    pub kind: StepKind,
     pub status: StepStatus,
     /// Contact, task or note id returned by GHL.
     pub ghl_id: Option<String>,
@@ -227,9 +278,9 @@ pub enum Preparation {
     /// Ready to dispatch.
     Ready {
         submission: serde_json::Value,
-        plan: serde_json::Value,
-        contact_key: String,
-        location_id: String,
+        plan: Plan,
+        contact_key: ContactKey,
+        location_id: LocationId,
     },
     /// Nothing to do in GHL (e.g. a chat event that creates no contact).
     NothingToDo { submission: serde_json::Value },
@@ -243,15 +294,15 @@ pub enum Preparation {
 /// A claim request: take up to `limit` due, prepared events under a lease.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    /// Who holds the lease (unique per dispatcher process).
-    pub owner: String,
+    /// The claim's fencing token, written as the lease holder of every event it takes.
+    pub lease: LeaseToken,
     pub now: OffsetDateTime,
     pub lease_until: OffsetDateTime,
     pub limit: u32,
     /// At most this many of the claimed events belong to one location.
     pub per_location_limit: u32,
     /// Locations not to claim for (paused, blocked, or at their concurrency cap).
-    pub exclude_locations: Vec<String>,
+    pub exclude_locations: Vec<LocationId>,
 }
 
 /// An event claimed for dispatch, with its plan and the steps already done.
@@ -261,9 +312,11 @@ pub struct ClaimedEvent {
     pub source: String,
     pub attempts: u32,
     pub received_at: OffsetDateTime,
-    pub location_id: String,
-    pub plan: serde_json::Value,
+    pub location_id: LocationId,
+    pub plan: Plan,
     pub steps: Vec<StepRecord>,
+    /// The claim's fencing token; every later write for this event presents it.
+    pub lease: LeaseToken,
     /// Until when the claim holds (the dispatcher renews it while working).
     pub lease_until: OffsetDateTime,
 }

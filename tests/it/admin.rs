@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{fixtures, spawn_app, test_settings, TestApp, SECRET};
+use formbridge::mapping::{Plan, Step, StepKind};
 use formbridge::store::{
-    self, Claim, EventFilter, EventId, EventStatus, Finish, NewEvent, Preparation, StepRecord,
-    StepStatus, Store,
+    self, Claim, ContactKey, EventFilter, EventId, EventStatus, Finish, NewEvent, Preparation,
+    StepRecord, StepStatus, Store,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -99,15 +100,24 @@ async fn make_dead(store: &dyn Store, id: EventId, error: &str) {
 
 /// Prepares an event and claims it for `owner` (it is then `processing`).
 async fn prepare_and_claim(store: &dyn Store, id: EventId, owner: &str) {
-    let plan = json!({"steps": [{"kind": "upsert_contact"}, {"kind": "create_note"}]});
+    let plan = Plan {
+        steps: vec![
+            Step::UpsertContact {
+                contact: Default::default(),
+            },
+            Step::CreateNote {
+                body: "a note".to_owned(),
+            },
+        ],
+    };
     store
         .save_preparations(&[(
             id,
             Preparation::Ready {
                 submission: json!({"answers": []}),
                 plan,
-                contact_key: format!("email:lead{}@example.com", id.0),
-                location_id: "loc-1".to_owned(),
+                contact_key: ContactKey::new(format!("email:lead{}@example.com", id.0)),
+                location_id: "loc-1".into(),
             },
         )])
         .await
@@ -115,7 +125,7 @@ async fn prepare_and_claim(store: &dyn Store, id: EventId, owner: &str) {
     let now = OffsetDateTime::now_utc();
     let claimed = store
         .claim(&Claim {
-            owner: owner.to_owned(),
+            lease: owner.into(),
             now,
             lease_until: now + Duration::from_secs(300),
             limit: 10,
@@ -132,19 +142,22 @@ async fn make_retrying_with_a_step(store: &dyn Store, id: EventId) {
     prepare_and_claim(store, id, "worker-a").await;
     let step = StepRecord {
         index: 0,
-        kind: "upsert_contact".to_owned(),
+        kind: StepKind::UpsertContact,
         status: StepStatus::Done,
         ghl_id: Some("contact-1".to_owned()),
         updated_at: OffsetDateTime::now_utc(),
     };
-    assert!(store.record_step(id, "worker-a", &step).await.unwrap());
+    assert!(store
+        .record_step(id, &"worker-a".into(), &step)
+        .await
+        .unwrap());
     let finish = Finish::Retry {
         at: OffsetDateTime::now_utc() + Duration::from_secs(3600),
         error: "GHL answered 503 Service Unavailable".to_owned(),
         counts_attempt: true,
         outcome: "retry",
     };
-    assert!(store.finish(id, "worker-a", &finish).await.unwrap());
+    assert!(store.finish(id, &"worker-a".into(), &finish).await.unwrap());
 }
 
 fn ids_of(page: &Value) -> Vec<i64> {

@@ -388,9 +388,9 @@ pub async fn add_prepared(
         .id();
     let prep = Preparation::Ready {
         submission: serde_json::json!({}),
-        plan: serde_json::json!({"steps": []}),
-        contact_key: contact.to_owned(),
-        location_id: location.to_owned(),
+        plan: formbridge::mapping::Plan::default(),
+        contact_key: contact.into(),
+        location_id: location.into(),
     };
     store.save_preparations(&[(id, prep)]).await.unwrap();
     id

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::common::{config_dir, SECRET};
 use formbridge::settings::StoreSettings;
-use formbridge::store::{EventFilter, SqliteStore, Store};
+use formbridge::store::{EventFilter, EventQueries, SqliteStore};
 
 fn start_server(db: &str) -> (Child, String) {
     crate::common::start_process(

@@ -654,7 +654,7 @@ async fn oauth_tokens_are_bootstrapped_refreshed_and_rotated_in_the_store() {
     // The rotated refresh token is the one in the store; the bootstrap one is spent.
     let stored = app
         .store
-        .load_oauth_tokens(LOCATION)
+        .load_oauth_tokens(&LOCATION.into())
         .await
         .unwrap()
         .expect("tokens stored");

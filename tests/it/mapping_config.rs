@@ -92,7 +92,7 @@ fn tasks(plan: &Plan) -> Vec<(String, Option<String>, OffsetDateTime)> {
 }
 
 fn kinds(plan: &Plan) -> Vec<&'static str> {
-    plan.steps.iter().map(Step::kind).collect()
+    plan.steps.iter().map(|s| s.kind().as_str()).collect()
 }
 
 #[test]

@@ -401,7 +401,7 @@ async fn fixtures_normalize_and_plan_as_expected() {
             continue;
         }
         let plan = plan.unwrap_or_else(|err| panic!("{f}: {err}"));
-        let kinds: Vec<&str> = plan.steps.iter().map(|s| s.kind()).collect();
+        let kinds: Vec<&str> = plan.steps.iter().map(|s| s.kind().as_str()).collect();
         assert_eq!(kinds, e.steps, "{f}: steps");
         for step in &plan.steps {
             match step {

@@ -122,7 +122,7 @@ async fn claimed_ids(store: &dyn Store) -> Vec<EventId> {
 fn claim(owner: &str, lease: Duration) -> Claim {
     let now = OffsetDateTime::now_utc();
     Claim {
-        owner: owner.to_owned(),
+        lease: owner.into(),
         now,
         lease_until: now + lease,
         limit: 10,
@@ -155,14 +155,14 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: &
         .unwrap();
     assert_eq!(taken.len(), 1, "an expired lease is taken over");
     assert!(
-        !store.finish(id, "w1", &Finish::Done).await.unwrap(),
+        !store.finish(id, &"w1".into(), &Finish::Done).await.unwrap(),
         "the old owner is fenced off"
     );
     assert!(!store
-        .renew_lease(id, "w1", OffsetDateTime::now_utc())
+        .renew_lease(id, &"w1".into(), OffsetDateTime::now_utc())
         .await
         .unwrap());
-    assert!(store.finish(id, "w2", &Finish::Done).await.unwrap());
+    assert!(store.finish(id, &"w2".into(), &Finish::Done).await.unwrap());
 }
 
 contract_test!(one_contact_at_a_time_in_arrival_order);
@@ -181,7 +181,7 @@ async fn one_contact_at_a_time_in_arrival_order(store: &dyn Store) {
     store
         .finish(
             a1,
-            "w",
+            &"w".into(),
             &Finish::Retry {
                 at: later,
                 error: "503".into(),
@@ -238,7 +238,10 @@ async fn drain(store: &dyn Store, limit: u32) -> Vec<EventId> {
             return order;
         }
         for event in claimed {
-            assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
+            assert!(store
+                .finish(event.id, &"w".into(), &Finish::Done)
+                .await
+                .unwrap());
             order.push(event.id);
         }
     }
@@ -315,7 +318,10 @@ async fn a_contact_runs_in_arrival_order_even_when_fair_order_disagrees(store: &
         "the contact's later event waits for its earlier one"
     );
     assert!(claimed_ids(store).await.is_empty());
-    assert!(store.finish(first, "w", &Finish::Done).await.unwrap());
+    assert!(store
+        .finish(first, &"w".into(), &Finish::Done)
+        .await
+        .unwrap());
     assert_eq!(claimed_ids(store).await, vec![second]);
 }
 
@@ -327,9 +333,9 @@ async fn a_replayed_event_is_queued_again_with_a_fresh_place(store: &dyn Store) 
     assert!(store.replay(old, false).await.unwrap());
     let replayed = Preparation::Ready {
         submission: serde_json::json!({}),
-        plan: serde_json::json!({"steps": []}),
-        contact_key: "email:old@x.co".to_owned(),
-        location_id: "loc".to_owned(),
+        plan: formbridge::mapping::Plan::default(),
+        contact_key: "email:old@x.co".into(),
+        location_id: "loc".into(),
     };
     store.save_preparations(&[(old, replayed)]).await.unwrap();
     let mut expected = newer;
@@ -409,7 +415,10 @@ async fn a_location_served_early_rejoins_at_the_head_not_behind_another_backlog(
         let mut next = claim("w", Duration::from_secs(30));
         next.limit = 2;
         for event in store.claim(&next).await.unwrap() {
-            assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
+            assert!(store
+                .finish(event.id, &"w".into(), &Finish::Done)
+                .await
+                .unwrap());
             done.push(event.id);
         }
     }
@@ -455,7 +464,7 @@ async fn an_event_waiting_for_a_retry_is_out_of_the_claims_way_and_keeps_its_pla
         counts_attempt: true,
         outcome: "retry",
     };
-    assert!(store.finish(ids[0], "w", &retry).await.unwrap());
+    assert!(store.finish(ids[0], &"w".into(), &retry).await.unwrap());
     assert_eq!(
         keys_of(&db, ids[0]).await,
         (None, key),
@@ -469,7 +478,10 @@ async fn an_event_waiting_for_a_retry_is_out_of_the_claims_way_and_keeps_its_pla
         second.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![ids[1]]
     );
-    assert!(store.finish(ids[1], "w", &Finish::Done).await.unwrap());
+    assert!(store
+        .finish(ids[1], &"w".into(), &Finish::Done)
+        .await
+        .unwrap());
     // Once due it is back at the head, ahead of the later third event.
     let mut later = claim("w", Duration::from_secs(30));
     later.now = retry_at + Duration::from_millis(1);
@@ -552,7 +564,7 @@ async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_ord
     add_many_at(store, "fast", "dripjobs", "f", 0..10).await;
     let leave_out = |locations: &[&str]| {
         let mut c = claim("w", Duration::from_secs(30));
-        c.exclude_locations = locations.iter().map(|l| (*l).to_owned()).collect();
+        c.exclude_locations = locations.iter().map(|l| (*l).into()).collect();
         c
     };
     // The others are served past the held location's keys: its backlog is now at the head.
@@ -562,7 +574,10 @@ async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_ord
             break;
         }
         for event in taken {
-            assert!(store.finish(event.id, "w", &Finish::Done).await.unwrap());
+            assert!(store
+                .finish(event.id, &"w".into(), &Finish::Done)
+                .await
+                .unwrap());
         }
     }
     let slow = add_at(store, "slow", "dripjobs", "s-0", "email:s0@x.co").await;
@@ -600,7 +615,7 @@ async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_ord
 fn started(index: u32) -> formbridge::store::StepRecord {
     formbridge::store::StepRecord {
         index,
-        kind: "create_note".to_owned(),
+        kind: formbridge::mapping::StepKind::CreateNote,
         status: formbridge::store::StepStatus::Started,
         ghl_id: None,
         updated_at: OffsetDateTime::now_utc(),
@@ -615,14 +630,23 @@ async fn a_step_is_not_recorded_once_the_lease_ran_out(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
-    assert!(store.record_step(id, "w1", &started(0)).await.unwrap());
+    assert!(store
+        .record_step(id, &"w1".into(), &started(0))
+        .await
+        .unwrap());
     assert!(
-        !store.record_step(id, "w2", &started(1)).await.unwrap(),
+        !store
+            .record_step(id, &"w2".into(), &started(1))
+            .await
+            .unwrap(),
         "only the lease's holder records steps"
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
-        !store.record_step(id, "w1", &started(1)).await.unwrap(),
+        !store
+            .record_step(id, &"w1".into(), &started(1))
+            .await
+            .unwrap(),
         "a lease that ran out starts no more steps, even before anyone takes it over"
     );
     assert_eq!(store.steps(id).await.unwrap().len(), 1);
@@ -696,7 +720,10 @@ async fn replicas_claim_disjoint_events_one_contact_at_a_time() {
                     // Out of the in-flight set before the finish commits: once it has, another
                     // replica may claim the contact's next event.
                     in_flight.lock().unwrap().remove(&order_of[&event.id].0);
-                    assert!(store.finish(event.id, &owner, &Finish::Done).await.unwrap());
+                    assert!(store
+                        .finish(event.id, &event.lease, &Finish::Done)
+                        .await
+                        .unwrap());
                     mine.push(event.id);
                 }
             }
@@ -734,21 +761,21 @@ async fn a_lease_taken_over_by_another_replica_fences_the_first() {
         .await
         .unwrap();
     assert_eq!(taken.iter().map(|c| c.id).collect::<Vec<_>>(), vec![id]);
-    assert!(!a.record_step(id, "a#1", &started(0)).await.unwrap());
+    assert!(!a.record_step(id, &"a#1".into(), &started(0)).await.unwrap());
     assert!(!a
         .renew_lease(
             id,
-            "a#1",
+            &"a#1".into(),
             OffsetDateTime::now_utc() + Duration::from_secs(30)
         )
         .await
         .unwrap());
-    assert!(!a.finish(id, "a#1", &Finish::Done).await.unwrap());
-    a.release(id, "a#1", OffsetDateTime::now_utc())
+    assert!(!a.finish(id, &"a#1".into(), &Finish::Done).await.unwrap());
+    a.release(id, &"a#1".into(), OffsetDateTime::now_utc())
         .await
         .unwrap();
-    assert!(b.record_step(id, "b#2", &started(0)).await.unwrap());
-    assert!(b.finish(id, "b#2", &Finish::Done).await.unwrap());
+    assert!(b.record_step(id, &"b#2".into(), &started(0)).await.unwrap());
+    assert!(b.finish(id, &"b#2".into(), &Finish::Done).await.unwrap());
     let event = a.get_event(id).await.unwrap().unwrap();
     assert_eq!(event.summary.status, formbridge::store::EventStatus::Done);
     assert_eq!(
@@ -815,14 +842,14 @@ async fn an_event_prepared_by_two_replicas_keeps_the_first_preparation() {
     assert_eq!(seen_b.len(), 1, "both replicas see it unprepared");
     let ready = |location: &str| Preparation::Ready {
         submission: serde_json::json!({}),
-        plan: serde_json::json!({"steps": []}),
-        contact_key: "email:x@x.co".to_owned(),
-        location_id: location.to_owned(),
+        plan: formbridge::mapping::Plan::default(),
+        contact_key: "email:x@x.co".into(),
+        location_id: location.into(),
     };
     a.save_preparations(&[(id, ready("first"))]).await.unwrap();
     b.save_preparations(&[(id, ready("second"))]).await.unwrap();
     let event = b.get_event(id).await.unwrap().unwrap();
-    assert_eq!(event.location_id.as_deref(), Some("first"));
+    assert_eq!(event.location_id, Some("first".into()));
     assert!(a.unprepared(10).await.unwrap().is_empty());
     assert_eq!(claimed_ids(&*b).await, vec![id], "queued once");
 }
@@ -844,7 +871,7 @@ async fn retention_deletes_only_old_done_events_in_bounded_batches() {
     let dead_end = Finish::Dead {
         error: "400".into(),
     };
-    assert!(store.finish(dead, "w", &dead_end).await.unwrap());
+    assert!(store.finish(dead, &"w".into(), &dead_end).await.unwrap());
     let pending = add(store, "pending", "email:pending@x.co").await;
     let cutoff = OffsetDateTime::now_utc() + Duration::from_secs(1);
     assert_eq!(
