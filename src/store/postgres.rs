@@ -16,7 +16,7 @@ use sqlx::{ConnectOptions, Connection, QueryBuilder, Row};
 use time::OffsetDateTime;
 
 use super::postgres_queue as queue;
-use super::rows::{event_from_row, summary_from_row, SUMMARY_COLUMNS};
+use super::rows::{counts_by_status, event_from_row, summary_from_row, SUMMARY_COLUMNS};
 use super::types::{from_millis, to_millis};
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
@@ -131,14 +131,7 @@ impl EventQueries for PgStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(StoreError::query("status_counts"))?;
-        let mut counts: BTreeMap<EventStatus, u64> =
-            EventStatus::ALL.into_iter().map(|s| (s, 0)).collect();
-        for (status, n) in rows {
-            if let Ok(status) = status.parse() {
-                counts.insert(status, u64::try_from(n).unwrap_or(0));
-            }
-        }
-        Ok(counts)
+        Ok(counts_by_status(rows))
     }
 
     async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {

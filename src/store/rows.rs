@@ -122,6 +122,20 @@ pub(super) fn step_from_row(row: &impl Columns) -> Result<StepRecord, StoreError
     })
 }
 
+/// Counts per status from `(status, count)` rows, every status present (0 when none).
+pub(super) fn counts_by_status(
+    rows: Vec<(String, i64)>,
+) -> std::collections::BTreeMap<EventStatus, u64> {
+    let mut counts: std::collections::BTreeMap<EventStatus, u64> =
+        EventStatus::ALL.into_iter().map(|s| (s, 0)).collect();
+    for (status, n) in rows {
+        if let Ok(status) = status.parse() {
+            counts.insert(status, u64::try_from(n).unwrap_or(0));
+        }
+    }
+    counts
+}
+
 /// What an attempt's end writes: the event's new status, its next attempt time, its error,
 /// whether the attempt counts, and the attempt's recorded outcome.
 pub(super) struct FinishColumns<'a> {

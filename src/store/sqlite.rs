@@ -11,21 +11,24 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::rows::{
+    counts_by_status, event_from_row, push_filter, summary_from_row, SUMMARY_COLUMNS,
+};
 use super::sqlite_queue;
 use super::sqlite_writer::{Durability, Writer};
-use super::types::{from_millis, to_millis};
+use super::types::to_millis;
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, ContactKey, Event, EventFilter, EventId, EventQueries,
-    EventStatus, EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, Preparation,
-    QueueStats, StepRecord, StepStatus, Store, StoreError, StoredTokens,
+    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
+    EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, Preparation, QueueStats,
+    StepRecord, StepStatus, Store, StoreError, StoredTokens,
 };
 use crate::settings::StoreSettings;
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
-use sqlx::{Connection, QueryBuilder, Row};
+use sqlx::{Connection, QueryBuilder};
 use time::OffsetDateTime;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -119,88 +122,10 @@ async fn insert_one(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Ing
     })
 }
 
-const SUMMARY_COLUMNS: &str =
-    "id, source, dedupe_key, status, attempts, received_at, next_attempt_at, updated_at, last_error";
-
-fn summary_from_row(row: &SqliteRow) -> Result<EventSummary, StoreError> {
-    let status: String = row
-        .try_get("status")
-        .map_err(StoreError::query("read_event"))?;
-    let status = status
-        .parse::<EventStatus>()
-        .map_err(|e| StoreError::Corrupt {
-            op: "read_event",
-            detail: e.to_string(),
-        })?;
-    let get_i64 = |col: &str| {
-        row.try_get::<i64, _>(col)
-            .map_err(StoreError::query("read_event"))
-    };
-    Ok(EventSummary {
-        id: EventId(get_i64("id")?),
-        source: row
-            .try_get("source")
-            .map_err(StoreError::query("read_event"))?,
-        dedupe_key: row
-            .try_get("dedupe_key")
-            .map_err(StoreError::query("read_event"))?,
-        status,
-        attempts: u32::try_from(get_i64("attempts")?).unwrap_or(u32::MAX),
-        received_at: from_millis(get_i64("received_at")?),
-        next_attempt_at: from_millis(get_i64("next_attempt_at")?),
-        updated_at: from_millis(get_i64("updated_at")?),
-        last_error: row
-            .try_get("last_error")
-            .map_err(StoreError::query("read_event"))?,
-    })
-}
-
+/// An event with its delivery, under the names `rows::event_from_row` reads.
 const EVENT_COLUMNS: &str =
     "id, source, dedupe_key, status, attempts, received_at, next_attempt_at, updated_at, \
      last_error, content_type, headers, body, contact_key, location_id, submission, plan";
-
-fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
-    let headers: String = row
-        .try_get("headers")
-        .map_err(StoreError::query("read_event"))?;
-    let body: Vec<u8> = row
-        .try_get("body")
-        .map_err(StoreError::query("read_event"))?;
-    Ok(Event {
-        summary: summary_from_row(row)?,
-        content_type: row
-            .try_get("content_type")
-            .map_err(StoreError::query("read_event"))?,
-        headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt {
-            op: "read_event",
-            detail: format!("headers: {e}"),
-        })?,
-        body: body.into(),
-        contact_key: row
-            .try_get::<Option<String>, _>("contact_key")
-            .map_err(StoreError::query("read_event"))?
-            .map(ContactKey::new),
-        location_id: row
-            .try_get::<Option<String>, _>("location_id")
-            .map_err(StoreError::query("read_event"))?
-            .map(LocationId::new),
-        submission: json_column(row, "submission")?,
-        plan: json_column(row, "plan")?,
-    })
-}
-
-fn json_column<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    col: &str,
-) -> Result<Option<T>, StoreError> {
-    let raw: Option<String> = row.try_get(col).map_err(StoreError::query("read_event"))?;
-    raw.map(|s| serde_json::from_str(&s))
-        .transpose()
-        .map_err(|e| StoreError::Corrupt {
-            op: "read_event",
-            detail: format!("{col}: {e}"),
-        })
-}
 
 #[async_trait]
 impl EventQueries for SqliteStore {
@@ -218,14 +143,7 @@ impl EventQueries for SqliteStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(StoreError::query("status_counts"))?;
-        let mut counts: BTreeMap<EventStatus, u64> =
-            EventStatus::ALL.into_iter().map(|s| (s, 0)).collect();
-        for (status, n) in rows {
-            if let Ok(status) = status.parse() {
-                counts.insert(status, u64::try_from(n).unwrap_or(0));
-            }
-        }
-        Ok(counts)
+        Ok(counts_by_status(rows))
     }
 
     async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
@@ -239,8 +157,11 @@ impl EventQueries for SqliteStore {
     }
 
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, StoreError> {
-        let mut qb = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE 1 = 1"));
-        sqlite_queue::push_filter(&mut qb, filter);
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {} FROM events WHERE 1 = 1",
+            SUMMARY_COLUMNS.join(", ")
+        ));
+        push_filter(&mut qb, "", filter);
         qb.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.page_size()));
         let rows = qb

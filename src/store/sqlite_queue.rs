@@ -10,50 +10,17 @@
 //! others (see `first_key_outside`), so a location's outage or long pause with thousands of
 //! waiting events does not make every claim walk past them.
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::Connection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
+use super::rows::{corrupt, push_filter, step_from_row};
 use super::types::{from_millis, to_millis};
 use super::{
     AttemptRecord, Claim, ClaimedEvent, EventFilter, EventId, Finish, LeaseToken, LocationId,
-    Preparation, QueueStats, StepRecord, StepStatus, StoreError,
+    Preparation, QueueStats, StepRecord, StoreError,
 };
-
-fn corrupt(op: &'static str, detail: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        op,
-        detail: detail.to_string(),
-    }
-}
-
-fn step_from_row(row: &SqliteRow) -> Result<StepRecord, StoreError> {
-    let q = StoreError::query("read_step");
-    let status: String = row.try_get("status").map_err(q)?;
-    let kind: String = row
-        .try_get("kind")
-        .map_err(StoreError::query("read_step"))?;
-    Ok(StepRecord {
-        index: u32::try_from(
-            row.try_get::<i64, _>("step_index")
-                .map_err(StoreError::query("read_step"))?,
-        )
-        .map_err(|e| corrupt("read_step", e))?,
-        kind: kind.parse().map_err(|e| corrupt("read_step", e))?,
-        status: match status.as_str() {
-            "done" => StepStatus::Done,
-            _ => StepStatus::Started,
-        },
-        ghl_id: row
-            .try_get("ghl_id")
-            .map_err(StoreError::query("read_step"))?,
-        updated_at: from_millis(
-            row.try_get("updated_at")
-                .map_err(StoreError::query("read_step"))?,
-        ),
-    })
-}
 
 pub(super) async fn steps(pool: &SqlitePool, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
     let rows = sqlx::query(
@@ -468,22 +435,7 @@ pub(super) async fn finish(
 ) -> Result<bool, StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
     let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
-    let (status, next, error, counts, outcome) = match finish {
-        Finish::Done => ("done", now, None, true, "done"),
-        Finish::Retry {
-            at,
-            error,
-            counts_attempt,
-            outcome,
-        } => (
-            "retrying",
-            to_millis(*at),
-            Some(error.as_str()),
-            *counts_attempt,
-            *outcome,
-        ),
-        Finish::Dead { error } => ("dead", now, Some(error.as_str()), true, "dead"),
-    };
+    let columns = finish.columns(now);
     let updated = sqlx::query(concat!(
         "UPDATE events SET status = ?3, next_attempt_at = ?4, last_error = ?5, attempts = attempts + ?6,
              lease_owner = NULL, lease_until = NULL, updated_at = ?7, ",
@@ -492,10 +444,10 @@ pub(super) async fn finish(
     ))
     .bind(id.0)
     .bind(lease.as_str())
-    .bind(status)
-    .bind(next)
-    .bind(error)
-    .bind(i64::from(counts))
+    .bind(columns.status.as_str())
+    .bind(columns.next_attempt_at)
+    .bind(columns.error)
+    .bind(i64::from(columns.counts_attempt))
     .bind(now)
     .execute(&mut *tx)
     .await
@@ -503,7 +455,7 @@ pub(super) async fn finish(
     if updated.rows_affected() == 0 {
         return Ok(false);
     }
-    insert_attempt(&mut tx, id, now, outcome, error).await?;
+    insert_attempt(&mut tx, id, now, columns.outcome, columns.error).await?;
     tx.commit().await.map_err(StoreError::query("commit"))?;
     Ok(true)
 }
@@ -614,7 +566,7 @@ pub(super) async fn replay_matching(
     from_scratch: bool,
 ) -> Result<u64, StoreError> {
     let mut qb = QueryBuilder::new("SELECT id FROM events WHERE status <> 'processing'");
-    push_filter(&mut qb, filter);
+    push_filter(&mut qb, "", filter);
     qb.push(" ORDER BY id");
     reset_for_replay(conn, qb, from_scratch).await
 }
@@ -636,23 +588,4 @@ pub(super) async fn delete_finished_before(
     .await
     .map_err(StoreError::query("delete_finished"))?;
     Ok(deleted.rows_affected())
-}
-
-/// Appends ` AND …` conditions for a filter (the page size is the caller's).
-pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &EventFilter) {
-    if let Some(status) = filter.status {
-        qb.push(" AND status = ").push_bind(status.as_str());
-    }
-    if let Some(source) = &filter.source {
-        qb.push(" AND source = ").push_bind(source.clone());
-    }
-    if let Some(since) = filter.since {
-        qb.push(" AND received_at >= ").push_bind(to_millis(since));
-    }
-    if let Some(until) = filter.until {
-        qb.push(" AND received_at < ").push_bind(to_millis(until));
-    }
-    if let Some(before) = filter.before_id {
-        qb.push(" AND id < ").push_bind(before);
-    }
 }

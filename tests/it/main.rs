@@ -27,4 +27,4 @@ mod pg;
 mod sources_fixtures;
 mod sources_linear;
 mod sources_props;
-mod store_queue;
+mod store_contract;
