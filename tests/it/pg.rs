@@ -17,7 +17,7 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// The server tests create their databases on.
-fn server_url() -> String {
+pub fn server_url() -> String {
     std::env::var("FORMBRIDGE_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 

@@ -918,3 +918,38 @@ async fn retention_deletes_only_old_done_events_in_bounded_batches() {
         "open events stay"
     );
 }
+
+/// A PostgreSQL store that cannot be opened says what to fix, and never shows the password.
+#[tokio::test]
+async fn opening_postgres_names_the_problem_and_hides_the_password() {
+    let server = url::Url::parse(&crate::pg::server_url()).unwrap();
+    let with = |edit: &dyn Fn(&mut url::Url)| {
+        let mut url = server.clone();
+        url.set_password(Some("s3cret-pw")).unwrap();
+        edit(&mut url);
+        settings(url.into())
+    };
+    let cases: [(&str, StoreSettings); 3] = [
+        (
+            "does not exist",
+            with(&|u| u.set_path("formbridge_no_such_database")),
+        ),
+        (
+            "authentication failed",
+            with(&|u| u.set_username("formbridge_no_such_role").unwrap()),
+        ),
+        (
+            "cannot reach PostgreSQL",
+            with(&|u| u.set_port(Some(1)).unwrap()),
+        ),
+    ];
+    for (expected, settings) in cases {
+        let err = match formbridge::store::open(&settings).await {
+            Ok(_) => panic!("opened {expected}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(expected), "{expected}: {err}");
+        assert!(err.contains("store.url"), "names the key: {err}");
+        assert!(!err.contains("s3cret-pw"), "password shown: {err}");
+    }
+}
