@@ -119,6 +119,26 @@ pub struct StoreSettings {
     pub max_connections: u32,
     /// Most writes committed together in one transaction (group commit).
     pub group_commit_max_batch: usize,
+    /// Done events older than this are deleted (in batches, every 10 minutes); `0s` keeps
+    /// them forever. Dead letters are kept whatever their age.
+    #[serde(with = "humantime_serde", default = "default_retention")]
+    pub retention: Duration,
+}
+
+impl StoreSettings {
+    /// The store at `url` with the documented defaults of every other key (tests and tools).
+    pub fn with_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 8,
+            group_commit_max_batch: 256,
+            retention: default_retention(),
+        }
+    }
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 
 /// `[admin]`: the `/admin` API.

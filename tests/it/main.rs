@@ -23,6 +23,7 @@ mod ghl_sandbox;
 mod ghl_schema;
 mod ingress;
 mod mapping_config;
+mod retention;
 mod sources_fixtures;
 mod sources_linear;
 mod sources_props;

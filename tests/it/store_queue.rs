@@ -16,11 +16,10 @@ async fn store() -> (SqliteStore, tempfile::TempDir) {
 
 /// Opens (creating or migrating) the store at `db`.
 async fn open_store(db: &std::path::Path) -> SqliteStore {
-    SqliteStore::open(&StoreSettings {
-        url: format!("sqlite://{}", db.display()),
-        max_connections: 4,
-        group_commit_max_batch: 16,
-    })
+    SqliteStore::open(&StoreSettings::with_url(format!(
+        "sqlite://{}",
+        db.display()
+    )))
     .await
     .unwrap()
 }
