@@ -94,13 +94,10 @@ fn claim(limit: u32, per_location_limit: u32, exclude: &[&str]) -> Claim {
 async fn run(scenario: Scenario, backlog: usize, claims: usize) -> Vec<f64> {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        SqliteStore::open(&StoreSettings {
-            url: format!("sqlite://{}", dir.path().join("claim.db").display()),
-            max_connections: 8,
-            group_commit_max_batch: 256,
-            pool_size: 4,
-            statement_timeout: std::time::Duration::from_secs(30),
-        })
+        SqliteStore::open(&StoreSettings::with_url(format!(
+            "sqlite://{}",
+            dir.path().join("claim.db").display()
+        )))
         .await
         .unwrap(),
     );

@@ -135,6 +135,14 @@ impl Application {
         let dispatch = self
             .dispatcher
             .map(|d| tokio::spawn(d.run(stop_dispatch.clone())));
+        let retention = self.settings.store.retention;
+        let retention = (!retention.is_zero()).then(|| {
+            tokio::spawn(crate::retention::run(
+                self.store.clone(),
+                retention,
+                stop_dispatch.clone(),
+            ))
+        });
         let limits = ServerLimits::from_settings(&self.settings.server);
         tracing::info!(%addr, "formbridge listening");
         server::serve(self.listener, self.router, limits, shutdown).await;
@@ -145,6 +153,9 @@ impl Application {
                 dispatch.abort();
                 tracing::warn!("dispatcher did not stop within the grace; leases will expire and other workers resume");
             }
+        }
+        if let Some(retention) = retention {
+            retention.abort();
         }
         upkeep.abort();
         Ok(())

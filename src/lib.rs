@@ -47,6 +47,7 @@ pub mod metrics;
 #[cfg(test)]
 mod module_graph;
 pub mod redact;
+pub mod retention;
 pub mod runtime;
 pub mod settings;
 pub mod sources;

@@ -51,6 +51,9 @@ metrics! {
     /// Events dead-lettered, by reason.
     DEAD_LETTERS = "formbridge_dead_letters_total", Counter, ["reason"],
         "Events dead-lettered (kept for replay), by reason (ghl, unmappable, over_budget).";
+    /// Done events deleted by the retention job.
+    RETENTION_DELETED = "formbridge_retention_deleted_total", Counter, [],
+        "Done events deleted by the retention job (store.retention).";
     /// GHL requests by endpoint and answer.
     GHL_REQUESTS = "formbridge_ghl_requests_total", Counter, ["endpoint", "status"],
         "GHL API requests by endpoint and HTTP status (or timeout, error).";

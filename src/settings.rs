@@ -126,6 +126,28 @@ pub struct StoreSettings {
     /// connection), so a stuck query fails instead of holding a connection and its locks.
     #[serde(default = "default_statement_timeout", with = "humantime_serde")]
     pub statement_timeout: Duration,
+    /// Done events older than this are deleted (in batches, every 10 minutes); `0s` keeps
+    /// them forever. Dead letters are kept whatever their age.
+    #[serde(with = "humantime_serde", default = "default_retention")]
+    pub retention: Duration,
+}
+
+impl StoreSettings {
+    /// The store at `url` with the documented defaults of every other key (tests and tools).
+    pub fn with_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 8,
+            group_commit_max_batch: 256,
+            pool_size: default_pool_size(),
+            statement_timeout: default_statement_timeout(),
+            retention: default_retention(),
+        }
+    }
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 
 /// `[admin]`: the `/admin` API.

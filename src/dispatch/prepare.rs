@@ -194,13 +194,10 @@ mod tests {
         dir: &std::path::Path,
         bodies: &[&'static str],
     ) -> (Arc<dyn Store>, Vec<EventId>) {
-        let store = crate::store::open(&StoreSettings {
-            url: format!("sqlite://{}", dir.join("prepare.db").display()),
-            max_connections: 2,
-            group_commit_max_batch: 16,
-            pool_size: 4,
-            statement_timeout: std::time::Duration::from_secs(30),
-        })
+        let store = crate::store::open(&StoreSettings::with_url(format!(
+            "sqlite://{}",
+            dir.join("prepare.db").display()
+        )))
         .await
         .unwrap();
         let mut ids = Vec::new();

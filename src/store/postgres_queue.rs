@@ -568,7 +568,7 @@ pub(super) async fn delete_finished_before(
              ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
     )
     .bind(to_millis(before))
-    .bind(i64::from(batch))
+    .bind(i64::from(batch.max(1)))
     .execute(pool)
     .await
     .map_err(StoreError::query("delete_finished_before"))?;

@@ -72,15 +72,9 @@ async fn every_acknowledged_delivery_survives_sigkill() {
     assert_eq!(ready.status(), 200);
 
     // Every acknowledged deal is in the store.
-    let store = SqliteStore::open(&StoreSettings {
-        url: db.clone(),
-        max_connections: 2,
-        group_commit_max_batch: 16,
-        pool_size: 4,
-        statement_timeout: std::time::Duration::from_secs(30),
-    })
-    .await
-    .unwrap();
+    let store = SqliteStore::open(&StoreSettings::with_url(db.clone()))
+        .await
+        .unwrap();
     let mut stored = BTreeSet::new();
     let mut filter = EventFilter {
         limit: Some(500),

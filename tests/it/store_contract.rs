@@ -51,11 +51,10 @@ impl Backend {
 
 fn settings(url: String) -> StoreSettings {
     StoreSettings {
-        url,
         max_connections: 4,
         group_commit_max_batch: 16,
         pool_size: 4,
-        statement_timeout: Duration::from_secs(30),
+        ..StoreSettings::with_url(url)
     }
 }
 
