@@ -7,13 +7,13 @@
 //! anything is created again.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::budget::{Budget, BudgetPermit, BudgetWait};
 use super::decision::{decide, Decision, PauseReason};
-use super::limiter::{LocationLimiter, Permit};
 use super::requests::upsert_request;
 use super::retry::RetryPolicy;
 use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest};
@@ -47,7 +47,7 @@ impl From<StoreError> for Stop {
 pub struct Executor<'a> {
     pub store: &'a dyn Store,
     pub client: &'a GhlClient,
-    pub limiter: &'a Arc<LocationLimiter>,
+    pub budget: &'a Budget,
     pub retry: &'a RetryPolicy,
     pub max_budget_wait: Duration,
     /// Lease length; the lease is renewed when less than half of it is left.
@@ -114,12 +114,15 @@ impl Executor<'_> {
     }
 
     /// Waits for the location's rate budget, then makes sure the lease outlives the request.
-    async fn permit(&self, event: &ClaimedEvent) -> Result<Permit, StepError> {
-        let permit = self
-            .limiter
-            .acquire(self.max_budget_wait)
-            .await
-            .map_err(StepError::Budget)?;
+    async fn permit(&self, event: &ClaimedEvent) -> Result<BudgetPermit, StepError> {
+        let permit =
+            self.budget
+                .acquire(self.max_budget_wait)
+                .await
+                .map_err(|wait| match wait {
+                    BudgetWait::Until(at) => StepError::Budget(at),
+                    BudgetWait::Store(e) => StepError::Stop(Stop::Store(e)),
+                })?;
         self.keep_lease(event).await.map_err(StepError::Stop)?;
         Ok(permit)
     }
@@ -146,7 +149,7 @@ impl Executor<'_> {
     }
 
     fn observe(&self, limits: &RateLimitInfo) {
-        self.limiter.observe(limits);
+        self.budget.observe(limits);
     }
 
     /// One GHL call with budget and header bookkeeping.
@@ -157,7 +160,7 @@ impl Executor<'_> {
     {
         let permit = self.permit(event).await?;
         let result = f().await;
-        drop(permit);
+        permit.complete().await;
         match result {
             Ok(resp) => {
                 self.observe(&resp.limits);
@@ -280,7 +283,7 @@ impl Executor<'_> {
     {
         let permit = self.permit(event).await?;
         let result = f().await;
-        drop(permit);
+        permit.complete().await;
         result.map_err(|e| {
             self.observe(e.limits());
             StepError::Ghl(e)
@@ -313,8 +316,7 @@ impl Executor<'_> {
         let what = format!("{} failed: {e}", step.kind());
         match decide(&e) {
             Decision::WaitForBudget(retry_after) => {
-                self.limiter
-                    .pause_until(tokio::time::Instant::now() + retry_after);
+                self.budget.pause_for(retry_after);
                 Stop::Finish(Finish::Retry {
                     at: now + retry_after,
                     error: what,

@@ -18,6 +18,11 @@ use crate::ghl::RateLimitInfo;
 pub struct LocationLimiter {
     burst: usize,
     window: Duration,
+    /// Whether GHL's `remaining` header, when lower than this limiter's own count, marks the
+    /// difference used (another app spending the budget). Off when replicas share a budget:
+    /// their requests are in GHL's count but not in this process's, and the shared slots
+    /// already account for them.
+    count_others: bool,
     state: Mutex<State>,
 }
 
@@ -48,9 +53,19 @@ impl Drop for Permit {
 impl LocationLimiter {
     /// A budget of `burst` requests per `window`.
     pub fn new(burst: u32, window: Duration) -> Arc<Self> {
+        Self::build(burst, window, true)
+    }
+
+    /// This process's share of a budget several replicas spend together (see `count_others`).
+    pub fn beside_replicas(burst: u32, window: Duration) -> Arc<Self> {
+        Self::build(burst, window, false)
+    }
+
+    fn build(burst: u32, window: Duration, count_others: bool) -> Arc<Self> {
         Arc::new(Self {
             burst: burst.max(1) as usize,
             window,
+            count_others,
             state: Mutex::new(State::default()),
         })
     }
@@ -114,11 +129,13 @@ impl LocationLimiter {
         if let Some(daily) = limits.daily_remaining {
             if daily == 0 {
                 // Undocumented reset header when present; else try again in an hour.
-                let wait = limits.daily_reset.unwrap_or(Duration::from_secs(3600));
+                let wait = limits
+                    .daily_reset
+                    .unwrap_or(crate::ghl::rate_limit::DAILY_RESET_FALLBACK);
                 Self::pause_locked(&mut state, now + wait);
             }
         }
-        let Some(remaining) = limits.remaining else {
+        let Some(remaining) = limits.remaining.filter(|_| self.count_others) else {
             return;
         };
         // GHL's count includes what this limiter has sent; only a shortfall beyond that (another

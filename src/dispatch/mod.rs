@@ -8,6 +8,7 @@
 //! or at its concurrency cap — and runs each claimed event in its own task. Each GHL location
 //! has its own rate limiter, so one location's trouble never slows another.
 
+pub mod budget;
 pub mod decision;
 pub mod execute;
 pub mod limiter;
@@ -31,6 +32,7 @@ use crate::ghl::{GhlClient, GhlError};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::store::{Claim, ClaimedEvent, Finish, LeaseToken, LocationId, Store};
+use budget::{Budget, SharedSlots};
 use execute::{Executor, Stop};
 use limiter::LocationLimiter;
 use prepare::Preparer;
@@ -92,12 +94,28 @@ impl Dispatcher {
         })
     }
 
-    fn limiter(&self, location: &LocationId) -> Arc<LocationLimiter> {
+    /// The location's budget: this process's limiter, and the replicas' shared slots when the
+    /// store has them.
+    fn budget(&self, location: &LocationId) -> Budget {
         let rate = &self.settings.ghl.rate_limit;
-        lock(&self.limiters)
+        let shared = self.store.shared_budget();
+        let local = lock(&self.limiters)
             .entry(location.clone())
-            .or_insert_with(|| LocationLimiter::new(rate.burst, rate.window))
-            .clone()
+            .or_insert_with(|| match shared {
+                Some(_) => LocationLimiter::beside_replicas(rate.burst, rate.window),
+                None => LocationLimiter::new(rate.burst, rate.window),
+            })
+            .clone();
+        Budget {
+            local,
+            shared: shared.map(|budget| SharedSlots {
+                budget,
+                location: location.clone(),
+                burst: rate.burst,
+                window: rate.window,
+                hold: self.settings.ghl.request_timeout + rate.window,
+            }),
+        }
     }
 
     /// Runs until `shutdown` is cancelled, then lets in-flight events finish.
@@ -254,11 +272,11 @@ impl Dispatcher {
 
     async fn process(self: Arc<Self>, event: ClaimedEvent, _permit: OwnedSemaphorePermit) {
         let span = tracing::info_span!("dispatch", event_id = %event.id, source = %event.source, location_id = %event.location_id);
-        let limiter = self.limiter(&event.location_id);
+        let budget = self.budget(&event.location_id);
         let executor = Executor {
             store: self.store.as_ref(),
             client: &self.client,
-            limiter: &limiter,
+            budget: &budget,
             retry: &self.retry,
             max_budget_wait: self.settings.dispatch.max_budget_wait,
             lease: self.settings.dispatch.lease,

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::ghl::oauth::TokenLock;
 use crate::ghl::{OAuthTokens, TokenStore, TokenStoreError};
-use crate::store::{LocationId, Store, StoredTokens};
+use crate::store::{LocationId, OAuthTokensLock, Store, StoredTokens};
 
 /// Keeps each location's OAuth tokens in the event store.
 pub struct StoreTokens(pub Arc<dyn Store>);
@@ -19,24 +20,61 @@ impl TokenStore for StoreTokens {
             .load_oauth_tokens(&LocationId::from(location_id))
             .await
             .map_err(TokenStoreError::from_source)?;
-        Ok(stored.map(|t| OAuthTokens {
-            access_token: t.access_token,
-            refresh_token: t.refresh_token,
-            expires_at: t.expires_at,
-            scope: None,
-            user_type: None,
-        }))
+        Ok(stored.map(from_stored))
     }
 
     async fn save(&self, location_id: &str, tokens: &OAuthTokens) -> Result<(), TokenStoreError> {
-        let stored = StoredTokens {
-            access_token: tokens.access_token.clone(),
-            refresh_token: tokens.refresh_token.clone(),
-            expires_at: tokens.expires_at,
-        };
         self.0
-            .save_oauth_tokens(&LocationId::from(location_id), &stored)
+            .save_oauth_tokens(&LocationId::from(location_id), &to_stored(tokens))
             .await
             .map_err(TokenStoreError::from_source)
+    }
+
+    async fn lock(&self, location_id: &str) -> Result<Box<dyn TokenLock + '_>, TokenStoreError> {
+        let inner = self
+            .0
+            .lock_oauth_tokens(&LocationId::from(location_id))
+            .await
+            .map_err(TokenStoreError::from_source)?;
+        let tokens = inner.tokens().cloned().map(from_stored);
+        Ok(Box::new(StoreTokenLock { inner, tokens }))
+    }
+}
+
+/// The store's token lock as the GHL client sees it.
+struct StoreTokenLock<'a> {
+    inner: Box<dyn OAuthTokensLock + 'a>,
+    tokens: Option<OAuthTokens>,
+}
+
+#[async_trait]
+impl TokenLock for StoreTokenLock<'_> {
+    fn tokens(&self) -> Option<&OAuthTokens> {
+        self.tokens.as_ref()
+    }
+
+    async fn save(self: Box<Self>, tokens: &OAuthTokens) -> Result<(), TokenStoreError> {
+        self.inner
+            .save(&to_stored(tokens))
+            .await
+            .map_err(TokenStoreError::from_source)
+    }
+}
+
+fn from_stored(t: StoredTokens) -> OAuthTokens {
+    OAuthTokens {
+        access_token: t.access_token,
+        refresh_token: t.refresh_token,
+        expires_at: t.expires_at,
+        scope: None,
+        user_type: None,
+    }
+}
+
+fn to_stored(tokens: &OAuthTokens) -> StoredTokens {
+    StoredTokens {
+        access_token: tokens.access_token.clone(),
+        refresh_token: tokens.refresh_token.clone(),
+        expires_at: tokens.expires_at,
     }
 }

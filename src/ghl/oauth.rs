@@ -72,6 +72,47 @@ pub trait TokenStore: Send + Sync {
     async fn load(&self, location_id: &str) -> Result<Option<OAuthTokens>, TokenStoreError>;
     /// Replaces the stored tokens of a location; must be durable when it returns.
     async fn save(&self, location_id: &str, tokens: &OAuthTokens) -> Result<(), TokenStoreError>;
+
+    /// Locks the location's tokens for one refresh against every other process that shares
+    /// this store (replicas on one database), and reads them as they are now. The default,
+    /// for a store one process uses, locks nothing more than that process's own single flight.
+    async fn lock(&self, location_id: &str) -> Result<Box<dyn TokenLock + '_>, TokenStoreError> {
+        let tokens = self.load(location_id).await?;
+        Ok(Box::new(UnsharedLock {
+            store: self,
+            location_id: location_id.to_owned(),
+            tokens,
+        }))
+    }
+}
+
+/// A location's tokens locked for one refresh; dropping it without saving releases the lock
+/// and changes nothing.
+#[async_trait]
+pub trait TokenLock: Send {
+    /// The tokens as stored when the lock was taken (another replica may have rotated them
+    /// since this process last read them).
+    fn tokens(&self) -> Option<&OAuthTokens>;
+    /// Saves the rotated pair (durable when it returns), then releases the lock.
+    async fn save(self: Box<Self>, tokens: &OAuthTokens) -> Result<(), TokenStoreError>;
+}
+
+/// [`TokenStore::lock`]'s default: a read, and a save through the store.
+struct UnsharedLock<'a, S: ?Sized> {
+    store: &'a S,
+    location_id: String,
+    tokens: Option<OAuthTokens>,
+}
+
+#[async_trait]
+impl<S: TokenStore + ?Sized> TokenLock for UnsharedLock<'_, S> {
+    fn tokens(&self) -> Option<&OAuthTokens> {
+        self.tokens.as_ref()
+    }
+
+    async fn save(self: Box<Self>, tokens: &OAuthTokens) -> Result<(), TokenStoreError> {
+        self.store.save(&self.location_id, tokens).await
+    }
 }
 
 /// A [`TokenStore`] in memory, for tests and demos.
@@ -319,13 +360,34 @@ impl OAuthCredentials {
         };
         let margin =
             time::Duration::try_from(self.settings.refresh_margin).unwrap_or(time::Duration::ZERO);
-        let expiring = cached.tokens.expires_at - margin <= OffsetDateTime::now_utc();
-        let was_rejected = rejected
-            .is_some_and(|r| r.expose_secret() == cached.tokens.access_token.expose_secret());
-        if cached.persisted && (expiring || was_rejected) {
+        let usable = |tokens: &OAuthTokens| {
+            tokens.expires_at - margin > OffsetDateTime::now_utc()
+                && rejected.is_none_or(|r| r.expose_secret() != tokens.access_token.expose_secret())
+        };
+        if cached.persisted && !usable(&cached.tokens) {
+            // One refresh at a time across every process sharing the store: the lock is held
+            // until the rotated pair is saved, and the pair is read again under it.
+            let lock = self
+                .store
+                .lock(location_id)
+                .await
+                .map_err(|e| GhlError::transport(e.to_string()))?;
+            if let Some(latest) = lock.tokens() {
+                if usable(latest) {
+                    // Another replica refreshed while this one waited: use its pair.
+                    cached.tokens = latest.clone();
+                    return Ok(cached.tokens.access_token.clone());
+                }
+                // Its refresh token is the only one GHL still accepts.
+                cached.tokens = latest.clone();
+            }
             let fresh = self.refresh(&cached.tokens.refresh_token).await?;
             cached.tokens = fresh;
             cached.persisted = false;
+            if lock.save(&cached.tokens).await.is_ok() {
+                cached.persisted = true;
+                tracing::info!(location_id, "GHL OAuth tokens refreshed and persisted");
+            }
         }
         if !cached.persisted {
             self.store

@@ -28,13 +28,17 @@ macro_rules! park_until_due {
 }
 pub(crate) use park_until_due;
 
+mod budget;
 mod postgres;
+mod postgres_budget;
 mod postgres_queue;
+mod postgres_tokens;
 mod rows;
 mod sqlite;
 mod sqlite_queue;
 mod sqlite_tokens;
 mod sqlite_writer;
+mod tokens;
 mod types;
 
 use std::collections::BTreeMap;
@@ -43,8 +47,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+pub use budget::{SharedBudget, SlotGrant, SlotTicket};
 pub use postgres::PgStore;
+pub use postgres_budget::PgBudget;
 pub use sqlite::SqliteStore;
+pub use tokens::OAuthTokensLock;
 pub use types::*;
 
 use crate::settings::StoreSettings;
@@ -201,6 +208,20 @@ pub trait Store: EventQueries {
         tokens: &StoredTokens,
     ) -> Result<(), StoreError>;
 
+    /// Locks a location's OAuth tokens for one refresh against every process sharing this
+    /// store, and reads them under the lock. The default is for a store one process uses.
+    async fn lock_oauth_tokens(
+        &self,
+        location_id: &LocationId,
+    ) -> Result<Box<dyn OAuthTokensLock + '_>, StoreError> {
+        let tokens = self.load_oauth_tokens(location_id).await?;
+        Ok(Box::new(tokens::UnsharedTokensLock {
+            store: self,
+            location_id: location_id.clone(),
+            tokens,
+        }))
+    }
+
     /// Pending events not yet prepared (no plan), oldest first.
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
 
@@ -269,6 +290,12 @@ pub trait Store: EventQueries {
         before: OffsetDateTime,
         batch: u32,
     ) -> Result<u64, StoreError>;
+
+    /// The GHL rate budget this store shares between the replicas using it; `None` for a store
+    /// only one process uses (each process then keeps its budget in memory).
+    fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {
+        None
+    }
 }
 
 /// Opens the store named by `settings.url`, creating and migrating it as needed.

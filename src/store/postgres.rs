@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,12 +17,13 @@ use sqlx::{ConnectOptions, Connection, QueryBuilder, Row};
 use time::OffsetDateTime;
 
 use super::postgres_queue as queue;
+use super::postgres_tokens;
 use super::rows::{counts_by_status, event_from_row, summary_from_row, SUMMARY_COLUMNS};
 use super::types::{from_millis, to_millis};
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
-    EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, Preparation, QueueStats,
-    StepRecord, Store, StoreError, StoredTokens,
+    EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, OAuthTokensLock, PgBudget,
+    Preparation, QueueStats, SharedBudget, StepRecord, Store, StoreError, StoredTokens,
 };
 use crate::settings::StoreSettings;
 
@@ -48,6 +50,8 @@ pub(super) const EVENT_SELECT: &str =
 /// PostgreSQL-backed [`Store`]; several processes may share one database.
 pub struct PgStore {
     pool: PgPool,
+    /// The GHL rate budget every replica on this database spends together.
+    budget: Arc<PgBudget>,
 }
 
 impl PgStore {
@@ -75,7 +79,8 @@ impl PgStore {
             .max_connections(settings.pool_size)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        let budget = Arc::new(PgBudget::new(pool.clone()));
+        Ok(Self { pool, budget })
     }
 
     /// The pool (for this module's siblings and tests).
@@ -252,6 +257,15 @@ impl Store for PgStore {
         .map_err(StoreError::query("save_oauth_tokens"))
     }
 
+    async fn lock_oauth_tokens(
+        &self,
+        location_id: &LocationId,
+    ) -> Result<Box<dyn OAuthTokensLock + '_>, StoreError> {
+        Ok(Box::new(
+            postgres_tokens::lock(&self.pool, location_id).await?,
+        ))
+    }
+
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(&format!(
             "{EVENT_SELECT} WHERE e.status = 'pending' AND p.event_id IS NULL ORDER BY e.id LIMIT $1"
@@ -329,5 +343,9 @@ impl Store for PgStore {
         batch: u32,
     ) -> Result<u64, StoreError> {
         queue::delete_finished_before(&self.pool, before, batch).await
+    }
+
+    fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {
+        Some(self.budget.clone())
     }
 }

@@ -1,0 +1,137 @@
+//! A location's GHL rate budget as the executor spends it: this process's limiter and, when the
+//! store is shared by several replicas, the slots every replica takes from
+//! ([`crate::store::SharedBudget`]), so that together they stay within GHL's window.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::limiter::{LocationLimiter, Permit};
+use crate::ghl::RateLimitInfo;
+use crate::store::{LocationId, SharedBudget, SlotGrant, SlotTicket, StoreError};
+
+/// The shared half of a budget: one location's slots in the store.
+#[derive(Clone)]
+pub struct SharedSlots {
+    pub budget: Arc<dyn SharedBudget>,
+    pub location: LocationId,
+    /// Requests per window (the same `ghl.rate_limit.burst` every replica is configured with).
+    pub burst: u32,
+    pub window: Duration,
+    /// How long a slot stays taken when its request never reports back (a replica died
+    /// mid-request): the longest request plus one window.
+    pub hold: Duration,
+}
+
+/// Why no request may start now.
+#[derive(Debug)]
+pub enum BudgetWait {
+    /// The budget frees at this instant, later than the caller may wait.
+    Until(Instant),
+    /// The shared budget could not be read.
+    Store(StoreError),
+}
+
+/// One location's budget for one event's requests.
+pub struct Budget {
+    pub local: Arc<LocationLimiter>,
+    pub shared: Option<SharedSlots>,
+}
+
+/// Held while a request is in flight; [`BudgetPermit::complete`] when it has answered.
+pub struct BudgetPermit {
+    local: Permit,
+    shared: Option<(SharedSlots, SlotTicket)>,
+}
+
+impl BudgetPermit {
+    /// The request has completed: the slots' windows start now.
+    pub async fn complete(self) {
+        drop(self.local);
+        if let Some((slots, ticket)) = self.shared {
+            if let Err(e) = slots
+                .budget
+                .complete(&slots.location, &ticket, slots.window)
+                .await
+            {
+                // The slot stays taken until its hold runs out: budget lost for a while,
+                // never overspent.
+                tracing::warn!(error = %e, location_id = %slots.location, "cannot free a shared rate-budget slot");
+            }
+        }
+    }
+}
+
+impl Budget {
+    /// Waits (at most `max_wait` in all) for this process's limiter, then for a shared slot.
+    pub async fn acquire(&self, max_wait: Duration) -> Result<BudgetPermit, BudgetWait> {
+        let deadline = Instant::now() + max_wait;
+        let local = self
+            .local
+            .acquire(max_wait)
+            .await
+            .map_err(BudgetWait::Until)?;
+        let Some(slots) = &self.shared else {
+            return Ok(BudgetPermit {
+                local,
+                shared: None,
+            });
+        };
+        loop {
+            match slots
+                .budget
+                .take(&slots.location, slots.burst, slots.hold)
+                .await
+                .map_err(BudgetWait::Store)?
+            {
+                SlotGrant::Granted(ticket) => {
+                    return Ok(BudgetPermit {
+                        local,
+                        shared: Some((slots.clone(), ticket)),
+                    })
+                }
+                SlotGrant::WaitFor(wait) => {
+                    let at = Instant::now() + wait;
+                    if at > deadline {
+                        // Nothing frees sooner for any worker of this process either.
+                        self.local.pause_until(at);
+                        return Err(BudgetWait::Until(at));
+                    }
+                    tokio::time::sleep_until(at).await;
+                }
+            }
+        }
+    }
+
+    /// Adapts to the rate-limit headers of a GHL answer; a spent daily quota pauses the
+    /// location for every replica.
+    pub fn observe(&self, limits: &RateLimitInfo) {
+        self.local.observe(limits);
+        if limits.daily_remaining == Some(0) {
+            self.pause_shared(
+                limits
+                    .daily_reset
+                    .unwrap_or(crate::ghl::rate_limit::DAILY_RESET_FALLBACK),
+            );
+        }
+    }
+
+    /// No request for this location for `wait` (after a 429), in every replica.
+    pub fn pause_for(&self, wait: Duration) {
+        self.local.pause_until(Instant::now() + wait);
+        self.pause_shared(wait);
+    }
+
+    fn pause_shared(&self, wait: Duration) {
+        let Some(slots) = self.shared.clone() else {
+            return;
+        };
+        // Off the request path: the other replicas learn of it on their next slot.
+        tokio::spawn(async move {
+            if let Err(e) = slots.budget.pause(&slots.location, wait).await {
+                tracing::warn!(error = %e, location_id = %slots.location, "cannot share a rate-limit pause with the other replicas");
+            }
+        });
+    }
+}
