@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Row};
 use time::OffsetDateTime;
@@ -19,7 +18,7 @@ use time::OffsetDateTime;
 use super::postgres_queue as queue;
 use super::postgres_tokens;
 use super::rows::{counts_by_status, event_from_row, summary_from_row, SUMMARY_COLUMNS};
-use super::types::{from_millis, to_millis};
+use super::types::from_millis;
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
     EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, OAuthTokensLock, PgBudget,
@@ -220,18 +219,7 @@ impl Store for PgStore {
         &self,
         location_id: &LocationId,
     ) -> Result<Option<StoredTokens>, StoreError> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT access_token, refresh_token, expires_at FROM oauth_tokens WHERE location_id = $1",
-        )
-        .bind(location_id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::query("load_oauth_tokens"))?;
-        Ok(row.map(|(access, refresh, expires_at)| StoredTokens {
-            access_token: access.into(),
-            refresh_token: refresh.into(),
-            expires_at: from_millis(expires_at),
-        }))
+        postgres_tokens::load(&self.pool, location_id).await
     }
 
     async fn save_oauth_tokens(
@@ -239,22 +227,7 @@ impl Store for PgStore {
         location_id: &LocationId,
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
-                 refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(location_id.as_str())
-        .bind(tokens.access_token.expose_secret())
-        .bind(tokens.refresh_token.expose_secret())
-        .bind(to_millis(tokens.expires_at))
-        .bind(to_millis(OffsetDateTime::now_utc()))
-        .execute(&self.pool)
-        .await
-        .map(drop)
-        .map_err(StoreError::query("save_oauth_tokens"))
+        postgres_tokens::save(&self.pool, location_id, tokens).await
     }
 
     async fn lock_oauth_tokens(

@@ -17,6 +17,49 @@ pub(super) struct PgTokensLock {
     tokens: Option<StoredTokens>,
 }
 
+/// The stored tokens of a location.
+pub(super) async fn load<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    location_id: &LocationId,
+) -> Result<Option<StoredTokens>, StoreError> {
+    let row: Option<(String, String, i64)> = sqlx::query_as(
+        "SELECT access_token, refresh_token, expires_at FROM oauth_tokens WHERE location_id = $1",
+    )
+    .bind(location_id.as_str())
+    .fetch_optional(db)
+    .await
+    .map_err(StoreError::query("load_oauth_tokens"))?;
+    Ok(row.map(|(access, refresh, expires_at)| StoredTokens {
+        access_token: access.into(),
+        refresh_token: refresh.into(),
+        expires_at: from_millis(expires_at),
+    }))
+}
+
+/// Replaces the stored tokens of a location.
+pub(super) async fn save<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    location_id: &LocationId,
+    tokens: &StoredTokens,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
+             refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
+             updated_at = excluded.updated_at",
+    )
+    .bind(location_id.as_str())
+    .bind(tokens.access_token.expose_secret())
+    .bind(tokens.refresh_token.expose_secret())
+    .bind(to_millis(tokens.expires_at))
+    .bind(to_millis(time::OffsetDateTime::now_utc()))
+    .execute(db)
+    .await
+    .map(drop)
+    .map_err(StoreError::query("save_oauth_tokens"))
+}
+
 /// Takes the location's token lock (waiting while another replica refreshes) and reads its
 /// tokens under it.
 pub(super) async fn lock(
@@ -29,21 +72,11 @@ pub(super) async fn lock(
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("lock_oauth_tokens"))?;
-    let row: Option<(String, String, i64)> = sqlx::query_as(
-        "SELECT access_token, refresh_token, expires_at FROM oauth_tokens WHERE location_id = $1",
-    )
-    .bind(location_id.as_str())
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(StoreError::query("lock_oauth_tokens"))?;
+    let tokens = load(&mut *tx, location_id).await?;
     Ok(PgTokensLock {
         tx,
         location_id: location_id.clone(),
-        tokens: row.map(|(access, refresh, expires_at)| StoredTokens {
-            access_token: access.into(),
-            refresh_token: refresh.into(),
-            expires_at: from_millis(expires_at),
-        }),
+        tokens,
     })
 }
 
@@ -54,21 +87,7 @@ impl OAuthTokensLock for PgTokensLock {
     }
 
     async fn save(mut self: Box<Self>, tokens: &StoredTokens) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
-                 refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(self.location_id.as_str())
-        .bind(tokens.access_token.expose_secret())
-        .bind(tokens.refresh_token.expose_secret())
-        .bind(to_millis(tokens.expires_at))
-        .bind(to_millis(time::OffsetDateTime::now_utc()))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(StoreError::query("save_oauth_tokens"))?;
+        save(&mut *self.tx, &self.location_id, tokens).await?;
         self.tx.commit().await.map_err(StoreError::query("commit"))
     }
 }

@@ -91,6 +91,43 @@ pub fn formbridge_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_formbridge")))
 }
 
+/// DripJobs mapping for process tests: the default contact, tags and note, plus one task.
+pub const DRIPJOBS_TASK_MAPPING: &str = r#"
+[[sources.dripjobs.mapping.tasks]]
+title = "Call {{first_name}}"
+body = "New DripJobs lead {{email}}"
+due_in = "2h"
+"#;
+
+/// The environment of a `formbridge serve` process that dispatches the DripJobs source to the
+/// GHL sandbox at `ghl_base` on a 1 s rate window, with short leases, polls and backoffs so
+/// that process tests (SIGKILL, replicas) recover quickly.
+pub fn dispatching_env(
+    store_url: &str,
+    ghl_base: &str,
+    token: &str,
+    location: &str,
+) -> Vec<(String, String)> {
+    [
+        ("FORMBRIDGE__STORE__URL", store_url),
+        ("FORMBRIDGE__SOURCES__DRIPJOBS__SECRET", SECRET),
+        ("FORMBRIDGE__GHL__BASE_URL", ghl_base),
+        ("FORMBRIDGE__GHL__TOKEN", token),
+        ("FORMBRIDGE__GHL__LOCATION_ID", location),
+        ("FORMBRIDGE__GHL__REQUEST_TIMEOUT", "1s"),
+        ("FORMBRIDGE__GHL__RATE_LIMIT__WINDOW", "1s"),
+        ("FORMBRIDGE__DISPATCH__ENABLED", "true"),
+        ("FORMBRIDGE__DISPATCH__POLL_INTERVAL", "50ms"),
+        ("FORMBRIDGE__DISPATCH__LEASE", "4s"),
+        ("FORMBRIDGE__DISPATCH__MAX_BUDGET_WAIT", "500ms"),
+        ("FORMBRIDGE__DISPATCH__RETRY__INITIAL_BACKOFF", "50ms"),
+        ("FORMBRIDGE__DISPATCH__RETRY__MAX_BACKOFF", "500ms"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 /// Runs `formbridge serve` as a child process with `FORMBRIDGE_ENV=test`, the config folder
 /// `config` and the given `FORMBRIDGE__…` variables (port 0), and returns it with its base URL
 /// (read from its JSON "listening" log line).
@@ -114,7 +151,11 @@ pub fn spawn_listening(
         .env("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+        .stderr(if test_log() {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        });
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -124,8 +165,11 @@ pub fn spawn_listening(
     let addr = loop {
         let line = lines
             .next()
-            .expect("server exited before listening")
+            .expect("server exited before listening (TEST_LOG=1 shows its log)")
             .unwrap();
+        if test_log() {
+            eprintln!("[formbridge] {line}");
+        }
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
             if v["message"] == "formbridge listening" {
                 break v["addr"].as_str().unwrap().to_owned();

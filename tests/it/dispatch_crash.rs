@@ -8,20 +8,15 @@ use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{config_dir_with, start_process, wait_for, SECRET};
+use crate::common::{
+    config_dir_with, dispatching_env, start_process, wait_for, DRIPJOBS_TASK_MAPPING, SECRET,
+};
 use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle};
 use rand::{Rng, SeedableRng};
 
 const TOKEN: &str = "pit-crash-token";
 const LOCATION: &str = "locCrash000000000001";
 const LEADS: usize = 300;
-
-const MAPPING: &str = r#"
-[[sources.dripjobs.mapping.tasks]]
-title = "Call {{first_name}}"
-body = "New DripJobs lead {{email}}"
-due_in = "2h"
-"#;
 
 struct Server {
     config: std::path::PathBuf,
@@ -108,34 +103,13 @@ async fn sigkill_during_dispatch_loses_and_duplicates_nothing() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server {
-        config: config_dir_with(dir.path(), MAPPING),
-        env: [
-            (
-                "FORMBRIDGE__STORE__URL",
-                format!("sqlite://{}", dir.path().join("crash.db").display()),
-            ),
-            ("FORMBRIDGE__SOURCES__DRIPJOBS__SECRET", SECRET.to_owned()),
-            ("FORMBRIDGE__GHL__BASE_URL", ghl.base_url.to_string()),
-            ("FORMBRIDGE__GHL__TOKEN", TOKEN.to_owned()),
-            ("FORMBRIDGE__GHL__LOCATION_ID", LOCATION.to_owned()),
-            ("FORMBRIDGE__GHL__REQUEST_TIMEOUT", "1s".to_owned()),
-            ("FORMBRIDGE__GHL__RATE_LIMIT__WINDOW", "1s".to_owned()),
-            ("FORMBRIDGE__DISPATCH__ENABLED", "true".to_owned()),
-            ("FORMBRIDGE__DISPATCH__POLL_INTERVAL", "50ms".to_owned()),
-            ("FORMBRIDGE__DISPATCH__LEASE", "4s".to_owned()),
-            ("FORMBRIDGE__DISPATCH__MAX_BUDGET_WAIT", "500ms".to_owned()),
-            (
-                "FORMBRIDGE__DISPATCH__RETRY__INITIAL_BACKOFF",
-                "50ms".to_owned(),
-            ),
-            (
-                "FORMBRIDGE__DISPATCH__RETRY__MAX_BACKOFF",
-                "500ms".to_owned(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect(),
+        config: config_dir_with(dir.path(), DRIPJOBS_TASK_MAPPING),
+        env: dispatching_env(
+            &format!("sqlite://{}", dir.path().join("crash.db").display()),
+            ghl.base_url.as_str(),
+            TOKEN,
+            LOCATION,
+        ),
     };
     let acked: Arc<Mutex<BTreeSet<usize>>> = Arc::default();
 

@@ -24,6 +24,7 @@ mod ghl_schema;
 mod ingress;
 mod mapping_config;
 mod pg;
+mod replicas;
 mod retention;
 mod sources_fixtures;
 mod sources_linear;

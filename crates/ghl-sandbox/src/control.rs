@@ -109,6 +109,11 @@ impl Sandbox {
         }
     }
 
+    /// How many notes exist: a cheap progress probe for tests that poll (no snapshot copied).
+    pub fn note_count(&self) -> usize {
+        self.world().notes.len()
+    }
+
     /// Sets faults: fields given in `spec` replace the armed ones.
     pub fn set_faults(&self, spec: FaultSpec) {
         let mut world = self.world();

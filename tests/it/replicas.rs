@@ -1,0 +1,216 @@
+//! Three `formbridge serve` processes on one PostgreSQL database and one GHL sandbox, one of
+//! them SIGKILLed and restarted mid-run: every acknowledged delivery reaches GHL exactly once,
+//! each contact's deliveries in the order they were acknowledged, with no 429, and together
+//! the replicas spend at least 95 % of the location's rate budget while the backlog lasts.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::common::{
+    config_dir_with, dispatching_env, start_process, wait_for, DRIPJOBS_TASK_MAPPING, SECRET,
+};
+use crate::pg::PgDatabase;
+use ghl_sandbox::SandboxConfig;
+
+const TOKEN: &str = "pit-replicas-token";
+const LOCATION: &str = "locReplicas000000001";
+/// Contacts, and deliveries per contact (sent one after another, each once acknowledged).
+const CONTACTS: usize = 1000;
+const PER_CONTACT: usize = 3;
+const LEADS: usize = CONTACTS * PER_CONTACT;
+/// The sandbox's (and formbridge's) rate budget: BURST requests per WINDOW.
+const BURST: u32 = 300;
+const WINDOW: Duration = Duration::from_secs(1);
+
+fn lead(contact: usize, seq: usize) -> serde_json::Value {
+    serde_json::json!({
+        "deal_id": deal(contact, seq),
+        "customer_name": format!("Rep{contact} Lead"),
+        "customer_email": format!("rep{contact}@example.com"),
+        "customer_phone": format!("+1415556{contact:04}"),
+    })
+}
+
+fn deal(contact: usize, seq: usize) -> String {
+    format!("rep-{contact}-{seq}")
+}
+
+/// The replicas' base URLs; a killed one's slot is empty until it is restarted.
+type Replicas = Arc<Mutex<Vec<Option<String>>>>;
+
+/// Sends every contact's deliveries in order, each to the next live replica, until all are
+/// acknowledged; a delivery a replica did not acknowledge (it was killed) goes to another.
+async fn send_all(replicas: Replicas, acked: Arc<Mutex<Vec<String>>>) {
+    let client = reqwest::Client::new();
+    let contacts = Arc::new(Mutex::new((0..CONTACTS).collect::<Vec<_>>()));
+    let mut senders = Vec::new();
+    for sender in 0..24 {
+        let (client, replicas, contacts, acked) = (
+            client.clone(),
+            replicas.clone(),
+            contacts.clone(),
+            acked.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut turn = sender;
+            loop {
+                let next = contacts.lock().unwrap().pop();
+                let Some(contact) = next else { break };
+                for seq in 0..PER_CONTACT {
+                    loop {
+                        turn += 1;
+                        let base = {
+                            let live = replicas.lock().unwrap();
+                            live[turn % live.len()].clone()
+                        };
+                        let Some(base) = base else { continue };
+                        let sent = client
+                            .post(format!("{base}/hooks/dripjobs?token={SECRET}"))
+                            .json(&lead(contact, seq))
+                            .send()
+                            .await;
+                        if sent.is_ok_and(|r| r.status() == 200) {
+                            acked.lock().unwrap().push(deal(contact, seq));
+                            break;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+}
+
+fn kill(child: &mut Child) {
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+fn millis(iso: &str) -> i128 {
+    let t =
+        time::OffsetDateTime::parse(iso, &time::format_description::well_known::Rfc3339).unwrap();
+    t.unix_timestamp_nanos() / 1_000_000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_on_postgres_deliver_everything_once_in_order_within_one_budget() {
+    let db = PgDatabase::create().await;
+    let mut config = SandboxConfig::single(TOKEN, LOCATION);
+    config.burst = BURST;
+    config.window = WINDOW;
+    let ghl = ghl_sandbox::start(config).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_dir_with(dir.path(), DRIPJOBS_TASK_MAPPING);
+    let mut env = dispatching_env(&db.url, ghl.base_url.as_str(), TOKEN, LOCATION);
+    env.push((
+        "FORMBRIDGE__GHL__RATE_LIMIT__BURST".to_owned(),
+        BURST.to_string(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut children = Vec::new();
+    let mut bases = Vec::new();
+    for _ in 0..3 {
+        let (child, base) = start_process(&config, &env);
+        children.push(child);
+        bases.push(Some(base));
+    }
+    let replicas: Replicas = Arc::new(Mutex::new(bases));
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sending = tokio::spawn(send_all(replicas.clone(), acked.clone()));
+
+    // Mid-run, once a third of the notes are in GHL: SIGKILL one replica, then restart it.
+    wait_for(Duration::from_secs(120), "a third of the notes", || async {
+        (ghl.sandbox.note_count() >= LEADS / 3).then_some(())
+    })
+    .await;
+    replicas.lock().unwrap()[1] = None;
+    kill(&mut children[1]);
+    let (child, base) = start_process(&config, &env);
+    children[1] = child;
+    replicas.lock().unwrap()[1] = Some(base);
+
+    sending.await.unwrap();
+    wait_for(Duration::from_secs(180), "every note in GHL", || async {
+        (ghl.sandbox.note_count() >= LEADS).then_some(())
+    })
+    .await;
+    // Every event done in the store: nothing more will be sent.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    wait_for(Duration::from_secs(60), "every event done", || async {
+        let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status <> 'done'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (open == 0).then_some(())
+    })
+    .await;
+    pool.close().await;
+    for child in &mut children {
+        kill(child);
+    }
+
+    let state = ghl.state();
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), LEADS, "every delivery acknowledged once");
+    assert_eq!(state.contacts.len(), CONTACTS, "one contact per person");
+    assert_eq!(state.tasks.len(), LEADS, "one task per delivery");
+    assert_eq!(state.notes.len(), LEADS, "one note per delivery");
+    let rate_limited = state.requests.iter().filter(|r| r.status == 429).count();
+    assert_eq!(
+        rate_limited, 0,
+        "no request was refused for the rate budget"
+    );
+
+    // Each delivery's note, and each contact's notes in the order they were acknowledged.
+    let mut notes_of: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let deal_in = regex::Regex::new(r"rep-(\d+)-(\d+)").unwrap();
+    for request in &state.requests {
+        if request.method != "POST" || !request.path.ends_with("/notes") || request.status >= 300 {
+            continue;
+        }
+        let body = request.body.as_ref().unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let found = deal_in
+            .captures(&body)
+            .unwrap_or_else(|| panic!("a note without its deal id: {body}"));
+        let (contact, seq): (usize, usize) = (found[1].parse().unwrap(), found[2].parse().unwrap());
+        assert!(
+            seen.insert((contact, seq)),
+            "a second note for {}",
+            deal(contact, seq)
+        );
+        notes_of
+            .entry(format!("rep{contact}"))
+            .or_default()
+            .push(seq);
+    }
+    for (contact, seqs) in &notes_of {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{contact}'s deliveries reached GHL out of order: {seqs:?}"
+        );
+    }
+
+    // The budget: requests over the time the backlog lasted, against BURST per WINDOW.
+    let times: Vec<i128> = state.requests.iter().map(|r| millis(&r.at)).collect();
+    let (first, last) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+    let span_ms = (last - first).max(1) as f64;
+    let capacity = f64::from(BURST) * span_ms / WINDOW.as_millis() as f64;
+    let share = times.len() as f64 / capacity;
+    println!(
+        "{} requests in {:.1} s: {:.1} % of {BURST} per {WINDOW:?}",
+        times.len(),
+        span_ms / 1000.0,
+        share * 100.0
+    );
+    assert!(share >= 0.95, "budget share {:.1} % < 95 %", share * 100.0);
+}
