@@ -31,6 +31,13 @@ enum Command {
     Serve,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig,
+    /// Ask the server running on this machine (at `server.addr`) for its health; exit 0 when it
+    /// answers 2xx, 1 otherwise (a container HEALTHCHECK without curl).
+    Healthcheck {
+        /// Endpoint to ask: /readyz (the store answers) or /healthz (the process is up).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+    },
     /// Show what a saved delivery turns into (normalized submission and GHL plan), offline.
     Map {
         /// Source name, as in /hooks/{source}.
@@ -126,6 +133,9 @@ async fn run(command: Command, settings: Settings, source: ConfigSource) -> Exit
             );
             println!("configuration OK");
             ExitCode::SUCCESS
+        }
+        Command::Healthcheck { path } => {
+            formbridge::healthcheck::run(&formbridge::healthcheck::target(&settings, &path)).await
         }
         Command::Map {
             source,

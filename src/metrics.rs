@@ -87,6 +87,15 @@ metrics! {
     /// Failed accepts.
     HTTP_ACCEPT_ERRORS = "formbridge_http_accept_errors_total", Counter, [],
         "Failed accepts (e.g. out of file descriptors).";
+    /// Alert messages posted to the webhook.
+    ALERTS_SENT = "formbridge_alerts_sent_total", Counter, ["kind"],
+        "Alert messages posted to alerts.webhook_url, by kind (dead_letter, location_blocked, queue_age).";
+    /// Alert messages given up on.
+    ALERTS_FAILED = "formbridge_alerts_failed_total", Counter, ["kind"],
+        "Alert messages not delivered after alerts.max_attempts tries, by kind.";
+    /// Alerts dropped because the notifier's queue was full.
+    ALERTS_DROPPED = "formbridge_alerts_dropped_total", Counter, ["kind"],
+        "Alerts dropped because the alert queue (alerts.queue_capacity) was full, by kind.";
 }
 
 /// Registers every metric's description with the installed recorder.

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::{Alert, AlertSink};
 use crate::ghl::{GhlClient, GhlError};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
@@ -64,21 +65,25 @@ pub struct Dispatcher {
     /// Locations whose token GHL refused, until when.
     blocked: Mutex<HashMap<String, Instant>>,
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Where dead letters and blocked locations are reported.
+    alerts: AlertSink,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store`, waking early whenever `wake` is notified (new delivery, replay).
+    /// A dispatcher over `store`, waking early whenever `wake` is notified (new delivery, replay),
+    /// reporting dead letters and blocked locations to `alerts`.
     pub fn new(
         settings: Arc<Settings>,
         runtimes: Arc<SourceRuntimes>,
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
+        alerts: AlertSink,
     ) -> Result<Self, DispatchError> {
         let tokens = Arc::new(tokens::StoreTokens(store.clone()));
         let client = GhlClient::from_settings(&settings.ghl, tokens)?;
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Ok(Self {
-            preparer: Preparer::new(&settings, runtimes),
+            preparer: Preparer::new(&settings, runtimes, alerts.clone()),
             retry: RetryPolicy::from_settings(&settings.dispatch.retry),
             store,
             client,
@@ -89,6 +94,7 @@ impl Dispatcher {
             limiters: Mutex::default(),
             blocked: Mutex::default(),
             in_flight: Mutex::default(),
+            alerts,
         })
     }
 
@@ -279,6 +285,10 @@ impl Dispatcher {
                 lock(&self.blocked).insert(event.location_id.clone(), Instant::now() + block);
                 metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => event.location_id.clone()).set(1.0);
                 tracing::error!(parent: &span, %error, ?block, reason = reason.label(), "location's dispatch paused: {}", reason.remedy());
+                self.alerts.emit(Alert::LocationBlocked {
+                    location: event.location_id.clone(),
+                    reason: format!("{}; {error}", reason.remedy()),
+                });
                 // Due again at once: the in-memory block holds the location back, so a restart
                 // with a fixed token resumes immediately. No attempt is counted.
                 Some(Finish::Retry {
@@ -294,6 +304,13 @@ impl Dispatcher {
             }
             Err(Stop::Budget(at)) => {
                 metrics::counter!(crate::metrics::DISPATCH, "outcome" => "requeued").increment(1);
+                let pause = (at - OffsetDateTime::now_utc())
+                    .try_into()
+                    .unwrap_or_default();
+                self.alerts.emit(Alert::LocationPaused {
+                    location: event.location_id.clone(),
+                    pause,
+                });
                 if let Err(e) = self.store.release(event.id, &owner, at).await {
                     tracing::error!(parent: &span, error = %e, "cannot requeue event");
                 }
@@ -343,6 +360,11 @@ impl Dispatcher {
                         metrics::counter!(crate::metrics::DEAD_LETTERS, "reason" => "ghl")
                             .increment(1);
                         tracing::error!(parent: span, %error, "event dead-lettered");
+                        self.alerts.emit(Alert::DeadLetter {
+                            event_id: event.id.0,
+                            source: event.source.clone(),
+                            error: error.clone(),
+                        });
                     }
                 }
             }
