@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod alerts;
 mod check_config;
 mod connections;
 mod crash_recovery;
