@@ -11,6 +11,7 @@ mod admin;
 mod alerts;
 mod check_config;
 mod connections;
+mod container;
 mod crash_recovery;
 #[cfg(feature = "sandbox")]
 mod demo;
