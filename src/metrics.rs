@@ -155,6 +155,31 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_rules_and_dashboard_use_only_declared_metrics() {
+        let declared: BTreeSet<&str> = ALL.iter().map(|m| m.name).collect();
+        for file in [
+            "deploy/prometheus/alerts.yml",
+            "deploy/grafana/dashboards/formbridge.json",
+        ] {
+            let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+                .unwrap_or_default();
+            let used = metric_names_in(&text);
+            assert!(!used.is_empty(), "{file} names no metric");
+            for name in used {
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|base| declared.contains(base))
+                    .unwrap_or(&name);
+                assert!(
+                    declared.contains(base),
+                    "{file}: `{name}` is not declared here"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn no_metric_name_is_spelled_outside_this_module() {
         fn walk(dir: &Path, out: &mut Vec<(String, String)>) {
             for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
