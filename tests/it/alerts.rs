@@ -256,3 +256,37 @@ async fn a_failing_webhook_is_tried_a_few_times_then_given_up() {
         "alerts.max_attempts = 2, then given up"
     );
 }
+
+#[tokio::test]
+async fn a_queue_older_than_the_threshold_is_reported() {
+    // No GHL credentials: dispatch is off, so a stored delivery waits and grows old.
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_with_toml(
+        dir.path(),
+        "",
+        &[
+            ("alerts.webhook_url", receiver.url.as_str()),
+            ("alerts.check_interval", "20ms"),
+            ("alerts.max_queue_age", "1ms"),
+            ("alerts.group_window", "10ms"),
+        ],
+    );
+    let app = crate::common::spawn_with(settings, dir).await;
+    let r = app
+        .post_hook(
+            "dripjobs",
+            Some(SECRET),
+            Some("application/json"),
+            br#"{"deal_id":"late-1","customer_email":"late@example.com"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let messages = wait_for(Duration::from_secs(20), "the queue-age alert", || async {
+        let m = receiver.messages();
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    let text = text_of(&messages[0]);
+    assert!(text.contains("alerts.max_queue_age"), "{text}");
+}
