@@ -350,7 +350,8 @@ impl SourceSettings {
 /// Where configuration files live and which environment file to layer.
 #[derive(Debug, Clone)]
 pub struct ConfigSource {
-    /// Folder holding `default.toml` and `{env}.toml`.
+    /// Folder that may hold `default.toml` (layered over the built-in defaults) and
+    /// `{env}.toml`; neither is required.
     pub dir: PathBuf,
     /// Environment name (`FORMBRIDGE_ENV`), e.g. `local` or `production`.
     pub env: String,
