@@ -112,7 +112,8 @@ async fn the_binary_runs_from_an_empty_folder_on_env_and_loses_nothing_on_sigter
     let (mut again, base, _) = serve_in(&workdir, &env);
     assert_eq!(status_of(format!("{base}/readyz")).await, 200);
     sigterm(&again);
-    assert!(exit_of(&mut again, Duration::from_secs(30)).await.success());
+    let status = exit_of(&mut again, Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test]
