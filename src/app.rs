@@ -1,4 +1,5 @@
-//! Application assembly: router, state, workers, serving and graceful shutdown.
+//! Application assembly: routers (public and ops ports), state, workers, alerts, serving and
+//! graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,8 +16,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use time::OffsetDateTime;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::{self, AlertSink, AlertsError, Notifier};
 use crate::dispatch::{DispatchError, Dispatcher};
 use crate::http::admin::{self, AdminState};
 use crate::http::errors::{self, REQUEST_ID};
@@ -44,6 +48,8 @@ pub enum AppError {
     Config(String),
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
+    #[error(transparent)]
+    Alerts(#[from] AlertsError),
 }
 
 fn has_ghl_credentials(settings: &Settings) -> bool {
@@ -53,27 +59,34 @@ fn has_ghl_credentials(settings: &Settings) -> bool {
         || ghl.oauth.is_some()
 }
 
-/// A built application: a bound listener, the router and the store, ready to run.
+/// A built application: bound listeners, the routers and the store, ready to run.
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The internal ops listener and its routes, when `server.ops_addr` is set.
+    ops: Option<(TcpListener, Router)>,
     store: Arc<dyn Store>,
     settings: Arc<Settings>,
     dispatcher: Option<Arc<Dispatcher>>,
+    alerts: AlertSink,
+    notifier: Option<Notifier>,
 }
 
 impl Application {
-    /// Opens the store, prepares the sources and binds `server.addr` (port 0 picks a free port).
+    /// Opens the store, prepares the sources and binds `server.addr` (and `server.ops_addr`;
+    /// port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
         let store = store::open(&settings.store).await?;
-        let listener = TcpListener::bind(settings.server.addr)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: settings.server.addr,
-                source,
-            })?;
+        let listener = bind(settings.server.addr).await?;
+        let ops_listener = match settings.server.ops_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let settings = Arc::new(settings);
         warn_if_no_source_is_served(&settings);
+        let redactor = Redactor::from_settings(&settings);
+        let (alerts, notifier) =
+            alerts::start(&settings.alerts, Arc::new(move |text| redactor.mask(text)))?;
         let wake = Arc::new(Notify::new());
         let runtimes = Arc::new(
             SourceRuntimes::compile(&settings).map_err(|e| AppError::Config(e.to_string()))?,
@@ -92,15 +105,23 @@ impl Application {
                 runtimes.clone(),
                 store.clone(),
                 wake.clone(),
+                alerts.clone(),
             )?))
         };
-        let router = build_router(&settings, &runtimes, store.clone(), wake)?;
+        let routers = build_routers(&settings, &runtimes, store.clone(), wake)?;
+        let ops = match (ops_listener, routers.ops) {
+            (Some(listener), Some(router)) => Some((listener, router)),
+            _ => None,
+        };
         Ok(Self {
             listener,
-            router,
+            router: routers.public,
+            ops,
             store,
             settings,
             dispatcher,
+            alerts,
+            notifier,
         })
     }
 
@@ -109,6 +130,11 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or(self.settings.server.addr)
+    }
+
+    /// The ops address actually bound, when `server.ops_addr` is set.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Takes the dispatcher out, so that `run_until` serves HTTP only and the caller drives
@@ -122,8 +148,10 @@ impl Application {
         self.store.clone()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
-    /// `server.shutdown_grace` (connections waiting for a request are closed at once).
+    /// Serves until `shutdown` resolves. Then, within one `server.shutdown_grace`: nothing new
+    /// is accepted or claimed, connections waiting for a request are closed at once, requests
+    /// inside their handler and GHL steps under way finish (what is left when the grace ends
+    /// is dropped: its lease expires and the event runs again). Last, waiting alerts are sent.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -131,25 +159,59 @@ impl Application {
         let grace = self.settings.server.shutdown_grace;
         let upkeep = spawn_metrics_upkeep();
         let addr = self.local_addr();
-        let stop_dispatch = CancellationToken::new();
-        let dispatch = self
-            .dispatcher
-            .map(|d| tokio::spawn(d.run(stop_dispatch.clone())));
+        let ops_addr = self.ops_addr();
+        let stop = CancellationToken::new();
+        let stop_alerts = CancellationToken::new();
+        let notifier = self
+            .notifier
+            .map(|n| tokio::spawn(n.run(stop_alerts.clone())));
+        let watcher = tokio::spawn(watch_queue(
+            self.alerts.clone(),
+            self.settings.clone(),
+            self.store.clone(),
+            stop.clone(),
+        ));
+        let mut dispatch = self.dispatcher.map(|d| tokio::spawn(d.run(stop.clone())));
         let retention = self.settings.store.retention;
         let retention = (!retention.is_zero()).then(|| {
             tokio::spawn(crate::retention::run(
                 self.store.clone(),
                 retention,
-                stop_dispatch.clone(),
+                stop.clone(),
             ))
         });
         let limits = ServerLimits::from_settings(&self.settings.server);
-        tracing::info!(%addr, "formbridge listening");
-        server::serve(self.listener, self.router, limits, shutdown).await;
-        // The HTTP side has stopped; let in-flight GHL work finish within the same grace.
-        stop_dispatch.cancel();
-        if let Some(mut dispatch) = dispatch {
-            if tokio::time::timeout(grace, &mut dispatch).await.is_err() {
+        match ops_addr {
+            Some(ops_addr) => tracing::info!(%addr, %ops_addr, "formbridge listening"),
+            None => tracing::info!(%addr, "formbridge listening"),
+        }
+        let public = server::serve(
+            self.listener,
+            self.router,
+            limits,
+            stop.clone().cancelled_owned(),
+        );
+        let ops = async {
+            if let Some((listener, router)) = self.ops {
+                server::serve(listener, router, limits, stop.clone().cancelled_owned()).await;
+            }
+        };
+        let trigger = async {
+            shutdown.await;
+            tracing::info!(
+                ?grace,
+                "stopping: no new connections or claims; finishing what is in flight"
+            );
+            stop.cancel();
+            Instant::now()
+        };
+        let ((), (), stopped_at) = tokio::join!(public, ops, trigger);
+        // The HTTP side has drained; in-flight GHL work has what is left of the same grace.
+        if let Some(dispatch) = dispatch.as_mut() {
+            if tokio::time::timeout_at(stopped_at + grace, &mut *dispatch)
+                .await
+                .is_err()
+            {
                 dispatch.abort();
                 tracing::warn!("dispatcher did not stop within the grace; leases will expire and other workers resume");
             }
@@ -157,9 +219,39 @@ impl Application {
         if let Some(retention) = retention {
             retention.abort();
         }
+        let _ = watcher.await;
+        stop_alerts.cancel();
+        if let Some(notifier) = notifier {
+            let limit = self.settings.alerts.request_timeout * self.settings.alerts.max_attempts;
+            if tokio::time::timeout(limit, notifier).await.is_err() {
+                tracing::warn!("alerts still unsent at shutdown were dropped");
+            }
+        }
         upkeep.abort();
+        tracing::info!("stopped");
         Ok(())
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })
+}
+
+/// Raises the queue-age alert (when alerts are on) from the store's oldest unfinished event.
+async fn watch_queue(
+    sink: AlertSink,
+    settings: Arc<Settings>,
+    store: Arc<dyn Store>,
+    stop: CancellationToken,
+) {
+    let oldest = || async {
+        let stats = store.queue_stats().await.ok()?;
+        let age = OffsetDateTime::now_utc() - stats.oldest_unfinished?;
+        Duration::try_from(age).ok()
+    };
+    alerts::watch_queue_age(sink, &settings.alerts, oldest, stop).await;
 }
 
 /// Says loudly when no source has a secret (or `auth = "none"`): the server then stores nothing.
@@ -182,14 +274,68 @@ fn spawn_metrics_upkeep() -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// The whole HTTP surface with its middleware. `wake` is notified after an admin replay so the
-/// dispatcher picks the replayed events up at once.
+/// The HTTP surface split by port: `public` (hooks and health checks) and, with
+/// `server.ops_addr`, `ops` (metrics, admin and health checks); without it, `public` holds all.
+pub struct Routers {
+    pub public: Router,
+    pub ops: Option<Router>,
+}
+
+/// The whole HTTP surface in one router, with its middleware (what `server.addr` serves when no
+/// `server.ops_addr` is set).
 pub fn build_router(
     settings: &Settings,
     runtimes: &SourceRuntimes,
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
 ) -> Result<Router, AppError> {
+    let parts = route_parts(settings, runtimes, store, wake)?;
+    Ok(with_middleware(
+        parts.hooks.merge(parts.health).merge(parts.internal),
+        settings,
+    ))
+}
+
+/// The routers of each port, with their middleware. `wake` is notified after an admin replay
+/// so the dispatcher picks the replayed events up at once.
+pub fn build_routers(
+    settings: &Settings,
+    runtimes: &SourceRuntimes,
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+) -> Result<Routers, AppError> {
+    if settings.server.ops_addr.is_none() {
+        return Ok(Routers {
+            public: build_router(settings, runtimes, store, wake)?,
+            ops: None,
+        });
+    }
+    let parts = route_parts(settings, runtimes, store, wake)?;
+    Ok(Routers {
+        public: with_middleware(parts.hooks.merge(parts.health.clone()), settings),
+        ops: Some(with_middleware(
+            parts.health.merge(parts.internal),
+            settings,
+        )),
+    })
+}
+
+/// The routes, grouped by who calls them.
+struct RouteParts {
+    /// `/hooks/{source}`: the form tools.
+    hooks: Router,
+    /// `/healthz`, `/readyz`: load balancers and orchestrators.
+    health: Router,
+    /// `/metrics`, `/admin/*`: ops only.
+    internal: Router,
+}
+
+fn route_parts(
+    settings: &Settings,
+    runtimes: &SourceRuntimes,
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+) -> Result<RouteParts, AppError> {
     let ingress = Arc::new(
         IngressState::new(settings, runtimes, store.clone(), wake.clone())
             .map_err(AppError::Config)?,
@@ -210,14 +356,22 @@ pub fn build_router(
             post(hooks::receive).get(hooks::probe).head(hooks::probe),
         )
         .with_state(ingress);
-    let ops_routes = Router::new()
+    let health = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .with_state(ops.clone());
+    let metrics = Router::new()
         .route("/metrics", get(health::metrics))
         .with_state(ops);
-    let router = hooks
-        .merge(ops_routes)
-        .merge(admin_routes)
+    Ok(RouteParts {
+        hooks,
+        health,
+        internal: metrics.merge(admin_routes),
+    })
+}
+
+fn with_middleware(router: Router, settings: &Settings) -> Router {
+    router
         .method_not_allowed_fallback(errors::method_not_allowed)
         .fallback(errors::not_found)
         .layer(CatchPanicLayer::new())
@@ -235,6 +389,5 @@ pub fn build_router(
             // Only the path: the query string may carry a source's secret token.
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
-    Ok(router)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

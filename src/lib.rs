@@ -2,7 +2,8 @@
 //! contacts, tags, tasks and notes.
 //!
 //! # Layout
-//! - [`settings`]: layered, validated configuration.
+//! - [`settings`]: layered, validated configuration (defaults built into the binary).
+//! - [`alerts`]: messages to a chat webhook on dead letters, blocked locations and a late queue.
 //! - [`app`]: builds the router, state and workers; serves; shuts down gracefully.
 //! - [`telemetry`]: tracing subscriber and Prometheus recorder.
 //! - [`http`]: the HTTP surface — webhook ingress, health, metrics, admin API, error bodies.
@@ -17,6 +18,7 @@
 //! - [`store`]: the storage trait and its SQLite (and later PostgreSQL) implementations.
 //! - [`dispatch`]: workers that execute plans against GHL with retries and rate limits.
 //! - [`ghl`]: the GHL API v2 client.
+//! - [`healthcheck`]: `formbridge healthcheck`, the container's health probe.
 //! - [`cli`]: operator commands of the binary (`events list|show|replay`, and `sandbox-ghl`
 //!   with the `sandbox` feature).
 //! - `demo` (only with the `sandbox` feature): `formbridge demo`, the whole job end to end
@@ -33,6 +35,7 @@
 //! `cargo build --release --no-default-features` builds the server alone: no sandbox code, no
 //! `/_sandbox` routes, no `demo` or `sandbox-ghl` command, no compiled-in fixtures.
 
+pub mod alerts;
 pub mod app;
 pub mod body;
 pub mod cli;
@@ -40,6 +43,7 @@ pub mod cli;
 pub mod demo;
 pub mod dispatch;
 pub mod ghl;
+pub mod healthcheck;
 pub mod http;
 pub mod mapping;
 pub mod masked;

@@ -31,6 +31,13 @@ enum Command {
     Serve,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig,
+    /// Ask the server running on this machine (at `server.addr`) for its health; exit 0 when it
+    /// answers 2xx, 1 otherwise (a container HEALTHCHECK without curl).
+    Healthcheck {
+        /// Endpoint to ask: /readyz (the store answers) or /healthz (the process is up).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+    },
     /// Show what a saved delivery turns into (normalized submission and GHL plan), offline.
     Map {
         /// Source name, as in /hooks/{source}.
@@ -74,7 +81,7 @@ fn main() -> ExitCode {
     if let Some(Command::SandboxGhl { addr }) = cli.command {
         // The sandbox needs no configuration.
         return match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(cli::sandbox_ghl(addr, shutdown_signal())),
+            Ok(rt) => rt.block_on(async { cli::sandbox_ghl(addr, shutdown_signal()).await }),
             Err(e) => {
                 eprintln!("formbridge: cannot start the async runtime: {e}");
                 ExitCode::FAILURE
@@ -126,6 +133,9 @@ async fn run(command: Command, settings: Settings, source: ConfigSource) -> Exit
             );
             println!("configuration OK");
             ExitCode::SUCCESS
+        }
+        Command::Healthcheck { path } => {
+            formbridge::healthcheck::run(&formbridge::healthcheck::target(&settings, &path)).await
         }
         Command::Map {
             source,
@@ -194,6 +204,8 @@ fn map_file(
 }
 
 async fn serve(settings: Settings) -> ExitCode {
+    // Before anything is bound: from here on SIGTERM means a graceful stop.
+    let shutdown = shutdown_signal();
     telemetry::init_tracing(&settings.telemetry);
     let app = match Application::build(settings).await {
         Ok(app) => app,
@@ -203,7 +215,7 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match app.run_until(shutdown_signal()).await {
+    match app.run_until(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("formbridge: {e}");
@@ -212,26 +224,34 @@ async fn serve(settings: Settings) -> ExitCode {
     }
 }
 
-/// Resolves on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on ctrl-c or SIGTERM. The handlers are installed when this is called (inside the
+/// runtime), not when the future is first polled, so a SIGTERM that arrives right after the
+/// server starts listening stops it gracefully instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(terminate) => {},
+                () = wait(interrupt) => {},
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

@@ -90,6 +90,15 @@ metrics! {
     /// Failed accepts.
     HTTP_ACCEPT_ERRORS = "formbridge_http_accept_errors_total", Counter, [],
         "Failed accepts (e.g. out of file descriptors).";
+    /// Alert messages posted to the webhook.
+    ALERTS_SENT = "formbridge_alerts_sent_total", Counter, ["kind"],
+        "Alert messages posted to alerts.webhook_url, by kind (dead_letter, location_blocked, queue_age).";
+    /// Alert messages given up on.
+    ALERTS_FAILED = "formbridge_alerts_failed_total", Counter, ["kind"],
+        "Alert messages not delivered after alerts.max_attempts tries, by kind.";
+    /// Alerts dropped because the notifier's queue was full.
+    ALERTS_DROPPED = "formbridge_alerts_dropped_total", Counter, ["kind"],
+        "Alerts dropped because the alert queue (alerts.queue_capacity) was full, by kind.";
 }
 
 /// Registers every metric's description with the installed recorder.
@@ -146,6 +155,31 @@ mod tests {
         let listed = metric_names_in(&readme);
         let declared: BTreeSet<String> = ALL.iter().map(|m| m.name.to_owned()).collect();
         assert_eq!(listed, declared, "README.md metrics vs src/metrics.rs");
+    }
+
+    #[test]
+    fn the_deploy_rules_and_dashboard_use_only_declared_metrics() {
+        let declared: BTreeSet<&str> = ALL.iter().map(|m| m.name).collect();
+        for file in [
+            "deploy/prometheus/alerts.yml",
+            "deploy/grafana/dashboards/formbridge.json",
+        ] {
+            let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+                .unwrap_or_default();
+            let used = metric_names_in(&text);
+            assert!(!used.is_empty(), "{file} names no metric");
+            for name in used {
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|base| declared.contains(base))
+                    .unwrap_or(&name);
+                assert!(
+                    declared.contains(base),
+                    "{file}: `{name}` is not declared here"
+                );
+            }
+        }
     }
 
     #[test]

@@ -36,19 +36,10 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// Masks every secret of `settings`: source secrets, the admin token, GHL tokens and OAuth
-    /// credentials.
+    /// Masks every secret of `settings` ([`Settings::secrets`]).
     pub fn from_settings(settings: &Settings) -> Self {
-        let mut secrets: Vec<&SecretString> = Vec::new();
-        secrets.extend(settings.sources.values().filter_map(|s| s.secret.as_ref()));
-        secrets.extend(settings.admin.token.as_ref());
-        secrets.extend(settings.ghl.token.as_ref());
-        secrets.extend(settings.ghl.locations.values().map(|l| &l.token));
-        if let Some(oauth) = &settings.ghl.oauth {
-            secrets.push(&oauth.client_secret);
-            secrets.extend(oauth.bootstrap_refresh_token.as_ref());
-        }
-        Self::new(secrets)
+        let secrets = settings.secrets();
+        Self::new(secrets.into_iter().map(|(_, secret)| secret))
     }
 
     /// Masks the given secrets (empty ones are ignored).

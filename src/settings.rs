@@ -1,6 +1,8 @@
-//! Typed settings: layered loading (default.toml → {env}.toml → `FORMBRIDGE__*`) and validation.
+//! Typed settings: layered loading (the built-in defaults → default.toml → {env}.toml →
+//! `FORMBRIDGE__*`) and validation.
 //!
-//! Every key is documented in `config/default.toml`. [`Settings::load`] refuses a bad config with
+//! Every key is documented in `config/default.toml`, which is also built into the binary, so
+//! no config folder is needed. [`Settings::load`] refuses a bad config with
 //! a [`SettingsError`] that names the key and what is allowed.
 
 use std::collections::BTreeMap;
@@ -11,6 +13,11 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod embedded;
+
+pub use embedded::DEFAULT_TOML;
+
+pub use crate::alerts::settings::AlertSettings;
 use crate::body::BodyLimits;
 pub use crate::ghl::settings::{GhlSettings, LocationSettings, RateLimitSettings};
 use crate::mapping::config::MappingConfig;
@@ -55,6 +62,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub telemetry: TelemetrySettings,
     pub dispatch: DispatchSettings,
+    /// Alerts posted to a chat webhook (Slack, Teams, Discord); off unless `webhook_url` is set.
+    pub alerts: AlertSettings,
     /// Webhook sources by URL name (`/hooks/{name}`).
     #[serde(default)]
     pub sources: BTreeMap<String, SourceSettings>,
@@ -66,6 +75,10 @@ pub struct Settings {
 pub struct ServerSettings {
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// Internal address for ops: when set, `/metrics` and `/admin` are served there only (not on
+    /// `addr`); `/hooks` and the health checks stay on `addr`.
+    #[serde(default)]
+    pub ops_addr: Option<SocketAddr>,
     /// Largest accepted webhook body in bytes; larger bodies get 413.
     pub body_limit_bytes: usize,
     /// Most fields one urlencoded delivery, or parts one multipart delivery, may have; more
@@ -361,7 +374,8 @@ impl SourceSettings {
 /// Where configuration files live and which environment file to layer.
 #[derive(Debug, Clone)]
 pub struct ConfigSource {
-    /// Folder holding `default.toml` and `{env}.toml`.
+    /// Folder that may hold `default.toml` (layered over the built-in defaults) and
+    /// `{env}.toml`; neither is required.
     pub dir: PathBuf,
     /// Environment name (`FORMBRIDGE_ENV`), e.g. `local` or `production`.
     pub env: String,
@@ -378,7 +392,8 @@ impl ConfigSource {
 }
 
 impl Settings {
-    /// Loads `default.toml`, then `{env}.toml` if present, then `FORMBRIDGE__*` variables, then
+    /// Loads the built-in `config/default.toml`, then `default.toml` and `{env}.toml` of the
+    /// config folder if present, then `FORMBRIDGE__*` variables, then
     /// `overrides` (key, value) pairs — used by tests and the CLI — and validates the result.
     pub fn load(source: &ConfigSource, overrides: &[(&str, &str)]) -> Result<Self, SettingsError> {
         Self::load_from(source, overrides, true)
@@ -397,18 +412,14 @@ impl Settings {
         overrides: &[(&str, &str)],
         with_env: bool,
     ) -> Result<Self, SettingsError> {
+        // The defaults built into the binary, then a `default.toml` on disk (if any) over them.
         let default_file = source.dir.join("default.toml");
-        if !default_file.exists() {
-            return Err(SettingsError::invalid(
-                "config dir",
-                format!(
-                    "{} not found (run from the project folder or pass --config-dir)",
-                    default_file.display()
-                ),
-            ));
-        }
         let mut builder = config::Config::builder()
-            .add_source(config::File::from(default_file))
+            .add_source(config::File::from_str(
+                embedded::DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from(default_file).required(false))
             .add_source(config::File::from(env_file(&source.dir, &source.env)).required(false));
         if with_env {
             builder = builder.add_source(
@@ -422,6 +433,9 @@ impl Settings {
         }
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
+        if source.env == embedded::PRODUCTION {
+            embedded::refuse_development_secrets(&settings)?;
+        }
         Ok(settings)
     }
 
@@ -535,6 +549,9 @@ impl Settings {
         for (name, source) in &self.sources {
             self.validate_source(name, source)?;
         }
+        self.alerts
+            .validate()
+            .map_err(|e| SettingsError::invalid(format!("alerts.{}", e.key), e.message))?;
         Ok(())
     }
 
@@ -652,6 +669,46 @@ impl Settings {
             .iter()
             .filter(|(_, s)| s.is_enabled())
             .filter_map(|(name, s)| SourceName::parse(name).ok().map(|n| (n, s)))
+    }
+
+    /// Every configured secret with its config key: source secrets, the admin token, GHL tokens
+    /// and OAuth credentials, the alert webhook URL.
+    pub fn secrets(&self) -> Vec<(String, &SecretString)> {
+        let mut out: Vec<(String, &SecretString)> = Vec::new();
+        for (name, source) in &self.sources {
+            out.extend(
+                source
+                    .secret
+                    .as_ref()
+                    .map(|s| (format!("sources.{name}.secret"), s)),
+            );
+        }
+        out.extend(
+            self.admin
+                .token
+                .as_ref()
+                .map(|s| ("admin.token".to_owned(), s)),
+        );
+        out.extend(self.ghl.token.as_ref().map(|s| ("ghl.token".to_owned(), s)));
+        for (name, location) in &self.ghl.locations {
+            out.push((format!("ghl.locations.{name}.token"), &location.token));
+        }
+        if let Some(oauth) = &self.ghl.oauth {
+            out.push(("ghl.oauth.client_secret".to_owned(), &oauth.client_secret));
+            out.extend(
+                oauth
+                    .bootstrap_refresh_token
+                    .as_ref()
+                    .map(|s| ("ghl.oauth.bootstrap_refresh_token".to_owned(), s)),
+            );
+        }
+        out.extend(
+            self.alerts
+                .webhook_url
+                .as_ref()
+                .map(|s| ("alerts.webhook_url".to_owned(), s)),
+        );
+        out
     }
 
     /// The settings as TOML-like JSON with every secret masked, for `check-config`.

@@ -3,8 +3,8 @@
 //! of what ended up where.
 //!
 //! The deliveries are the recorded fixtures of `tests/fixtures`, embedded in the binary, so the
-//! demo works from any directory. When no `config/default.toml` is found, the built-in default
-//! configuration is used.
+//! demo works from any directory; with no config folder it runs on the defaults built into the
+//! binary.
 //!
 //! Compiled only with the `sandbox` feature (on by default), like the fixtures it embeds. It
 //! lives here rather than in the `ghl-sandbox` crate because it runs formbridge's own app: the
@@ -42,8 +42,6 @@ const DB_FILE: &str = "formbridge.db";
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the servers to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// The built-in default configuration, used when the config folder has no `default.toml`.
-const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 /// Exit code for a demo that ran but did not show what it should.
 const FAILED: u8 = 1;
 /// Exit code for a demo that could not start (configuration, folders, ports).
@@ -63,20 +61,14 @@ pub struct DemoOptions {
 /// Runs the demo; `interrupt` (ctrl-c) stops it early and cleans up.
 pub async fn run(options: DemoOptions, interrupt: impl Future<Output = ()>) -> ExitCode {
     init_quiet_tracing();
-    let mut workdir = match WorkDir::prepare(options.keep.as_deref()) {
+    let workdir = match WorkDir::prepare(options.keep.as_deref()) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("formbridge demo: {e:#}");
             return ExitCode::from(USAGE);
         }
     };
-    let config = match workdir.config_source(&options.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("formbridge demo: {e:#}");
-            return ExitCode::from(USAGE);
-        }
-    };
+    let config = options.config.clone();
     let demo = match Demo::start(&config, &workdir).await {
         Ok(d) => d,
         Err(e) => {
@@ -181,12 +173,6 @@ struct Findings {
 impl Demo {
     async fn start(config: &ConfigSource, workdir: &WorkDir) -> anyhow::Result<Self> {
         let mut notes = Vec::new();
-        if let Some(dir) = &workdir.fallback_config {
-            notes.push(format!(
-                "no default.toml in the config folder: using the built-in defaults (written to {})",
-                dir.display()
-            ));
-        }
         let ghl = ghl_sandbox::start(SandboxConfig::default())
             .await
             .context("cannot start the GHL sandbox")?;

@@ -6,8 +6,6 @@ use super::*;
 pub(super) struct WorkDir {
     pub(super) path: PathBuf,
     pub(super) keep: bool,
-    /// The built-in config written here when the config folder had none.
-    pub(super) fallback_config: Option<PathBuf>,
 }
 
 impl WorkDir {
@@ -34,11 +32,7 @@ impl WorkDir {
                 (dir, false)
             }
         };
-        Ok(Self {
-            path,
-            keep,
-            fallback_config: None,
-        })
+        Ok(Self { path, keep })
     }
 
     pub(super) fn db_path(&self) -> PathBuf {
@@ -49,32 +43,10 @@ impl WorkDir {
         format!("sqlite://{}", self.db_path().display())
     }
 
-    /// The config folder to use: the user's, or the built-in defaults written into this folder.
-    pub(super) fn config_source(&mut self, config: &ConfigSource) -> anyhow::Result<ConfigSource> {
-        if config.dir.join("default.toml").exists() {
-            return Ok(config.clone());
-        }
-        let dir = self.path.join("config");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::write(dir.join("default.toml"), DEFAULT_TOML)
-            .with_context(|| format!("cannot write {}", dir.display()))?;
-        self.fallback_config = Some(dir.clone());
-        Ok(ConfigSource {
-            dir,
-            env: config.env.clone(),
-        })
-    }
-
     pub(super) fn store_report(&self, config: &ConfigSource) -> StoreReport {
         let inspect = self.keep.then(|| {
-            let config_dir = match &self.fallback_config {
-                Some(dir) => Some(dir.clone()),
-                None if config.dir != Path::new("config") => {
-                    Some(std::fs::canonicalize(&config.dir).unwrap_or_else(|_| config.dir.clone()))
-                }
-                None => None,
-            };
+            let config_dir = (config.dir != Path::new("config") && config.dir.exists())
+                .then(|| std::fs::canonicalize(&config.dir).unwrap_or_else(|_| config.dir.clone()));
             let mut cmd = format!(
                 "FORMBRIDGE__STORE__URL={} formbridge",
                 shell_quote(&self.store_url())

@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::{Alert, AlertSink};
 use crate::ghl::{GhlClient, GhlError};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
@@ -66,21 +67,25 @@ pub struct Dispatcher {
     /// Locations whose token GHL refused, until when.
     blocked: Mutex<HashMap<LocationId, Instant>>,
     in_flight: Mutex<HashMap<LocationId, usize>>,
+    /// Where dead letters and blocked locations are reported.
+    alerts: AlertSink,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store`, waking early whenever `wake` is notified (new delivery, replay).
+    /// A dispatcher over `store`, waking early whenever `wake` is notified (new delivery, replay),
+    /// reporting dead letters and blocked locations to `alerts`.
     pub fn new(
         settings: Arc<Settings>,
         runtimes: Arc<SourceRuntimes>,
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
+        alerts: AlertSink,
     ) -> Result<Self, DispatchError> {
         let tokens = Arc::new(tokens::StoreTokens(store.clone()));
         let client = GhlClient::from_settings(&settings.ghl, tokens)?;
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Ok(Self {
-            preparer: Preparer::new(&settings, runtimes),
+            preparer: Preparer::new(&settings, runtimes, alerts.clone()),
             retry: RetryPolicy::from_settings(&settings.dispatch.retry),
             store,
             client,
@@ -91,6 +96,7 @@ impl Dispatcher {
             limiters: Mutex::default(),
             blocked: Mutex::default(),
             in_flight: Mutex::default(),
+            alerts,
         })
     }
 
@@ -291,6 +297,10 @@ impl Dispatcher {
                 lock(&self.blocked).insert(event.location_id.clone(), Instant::now() + block);
                 metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => event.location_id.to_string()).set(1.0);
                 tracing::error!(parent: &span, %error, ?block, reason = reason.label(), "location's dispatch paused: {}", reason.remedy());
+                self.alerts.emit(Alert::LocationBlocked {
+                    location: event.location_id.to_string(),
+                    reason: format!("{}; {error}", reason.remedy()),
+                });
                 // Due again at once: the in-memory block holds the location back, so a restart
                 // with a fixed token resumes immediately. No attempt is counted.
                 Some(Finish::Retry {
@@ -306,6 +316,13 @@ impl Dispatcher {
             }
             Err(Stop::Budget(at)) => {
                 metrics::counter!(crate::metrics::DISPATCH, "outcome" => "requeued").increment(1);
+                let pause = (at - OffsetDateTime::now_utc())
+                    .try_into()
+                    .unwrap_or_default();
+                self.alerts.emit(Alert::LocationPaused {
+                    location: event.location_id.to_string(),
+                    pause,
+                });
                 if let Err(e) = self.store.release(event.id, &event.lease, at).await {
                     tracing::error!(parent: &span, error = %e, "cannot requeue event");
                 }
@@ -349,6 +366,11 @@ impl Dispatcher {
                         metrics::counter!(crate::metrics::DEAD_LETTERS, "reason" => "ghl")
                             .increment(1);
                         tracing::error!(parent: span, %error, "event dead-lettered");
+                        self.alerts.emit(Alert::DeadLetter {
+                            event_id: event.id.0,
+                            source: event.source.clone(),
+                            error: error.clone(),
+                        });
                     }
                 }
             }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::alerts::{Alert, AlertSink};
 use crate::body::BodyLimits;
 use crate::mapping::build_plan;
 use crate::runtime::SourceRuntimes;
@@ -24,6 +25,8 @@ pub struct Preparer {
     work: Work,
     /// Longest time one event's preparation may take.
     budget: Duration,
+    /// Where dead letters are reported.
+    alerts: AlertSink,
 }
 
 /// How a batch's events ended, for metrics and logs.
@@ -36,17 +39,24 @@ enum Outcome {
 
 impl Preparer {
     /// Prepares events of the sources in `runtimes`, each within `dispatch.prepare_timeout`.
-    pub fn new(settings: &Settings, runtimes: Arc<SourceRuntimes>) -> Self {
+    pub fn new(settings: &Settings, runtimes: Arc<SourceRuntimes>, alerts: AlertSink) -> Self {
         let budget = settings.dispatch.prepare_timeout;
         let planner = Planner {
             runtimes,
             limits: settings.server.body_limits(),
         };
-        Self::with_work(budget, Arc::new(move |event| planner.prepare(event)))
+        Self {
+            alerts,
+            ..Self::with_work(budget, Arc::new(move |event| planner.prepare(event)))
+        }
     }
 
     fn with_work(budget: Duration, work: Work) -> Self {
-        Self { work, budget }
+        Self {
+            work,
+            budget,
+            alerts: AlertSink::off(),
+        }
     }
 
     /// Prepares up to `batch` unprepared events; returns how many it handled.
@@ -60,12 +70,13 @@ impl Preparer {
         let mut outcomes = Vec::with_capacity(handled);
         for event in events {
             let id = event.summary.id;
+            let source = event.summary.source.clone();
             let (prep, outcome) = self.prepare_within_budget(event).await;
             results.push((id, prep));
-            outcomes.push(outcome);
+            outcomes.push((outcome, source));
         }
         store.save_preparations(&results).await?;
-        for ((id, prep), outcome) in results.iter().zip(outcomes) {
+        for ((id, prep), (outcome, source)) in results.iter().zip(outcomes) {
             match prep {
                 Preparation::Failed { error, .. } => {
                     let reason = match outcome {
@@ -75,6 +86,11 @@ impl Preparer {
                     metrics::counter!(crate::metrics::DEAD_LETTERS, "reason" => reason)
                         .increment(1);
                     tracing::warn!(event_id = %id, %error, "event dead-lettered: cannot be mapped");
+                    self.alerts.emit(Alert::DeadLetter {
+                        event_id: id.0,
+                        source,
+                        error: error.clone(),
+                    });
                 }
                 Preparation::NothingToDo { .. } => {
                     metrics::counter!(crate::metrics::DISPATCH, "outcome" => "nothing_to_do")

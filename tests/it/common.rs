@@ -144,25 +144,35 @@ pub fn spawn_listening(
     config: &Path,
     env: &[(&str, &str)],
 ) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
     cmd.env("FORMBRIDGE_CONFIG_DIR", config)
         .env("FORMBRIDGE_ENV", "test")
         .env("FORMBRIDGE__SERVER__ADDR", "127.0.0.1:0")
         .env("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
+        .env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (child, listening) = spawn_until_listening(cmd);
+    let addr = listening["addr"].as_str().unwrap().to_owned();
+    (child, format!("http://{addr}"))
+}
+
+/// Spawns `cmd` (a `formbridge serve` logging JSON on stdout) and returns it with its
+/// "formbridge listening" log line (`addr`, and `ops_addr` when an ops port is set).
+pub fn spawn_until_listening(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, serde_json::Value) {
+    use std::io::{BufRead, BufReader};
+    cmd.stdout(std::process::Stdio::piped())
         .stderr(if test_log() {
             std::process::Stdio::inherit()
         } else {
             std::process::Stdio::null()
         });
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
+    let listening = loop {
         let line = lines
             .next()
             .expect("server exited before listening (TEST_LOG=1 shows its log)")
@@ -172,7 +182,7 @@ pub fn spawn_listening(
         }
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
             if v["message"] == "formbridge listening" {
-                break v["addr"].as_str().unwrap().to_owned();
+                break v;
             }
         }
     };
@@ -186,7 +196,101 @@ pub fn spawn_listening(
             }
         }
     });
-    (child, format!("http://{addr}"))
+    (child, listening)
+}
+
+/// Waits (at most `timeout`) for `child` to exit and returns its status.
+pub async fn exit_of(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> std::process::ExitStatus {
+    wait_for(timeout, "the process to exit", || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await
+}
+
+/// Acknowledged deliveries (their `deal_id`s) of [`post_until_gone`].
+pub type Acked = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+/// `senders` tasks post distinct DripJobs deliveries to `base` as fast as they can, each until
+/// one is not acknowledged (the server stopping or gone); every `200` lands in `acked`.
+pub fn post_until_gone(
+    base: &str,
+    senders: usize,
+    acked: &Acked,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let client = reqwest::Client::new();
+    (0..senders)
+        .map(|sender| {
+            let (client, base, acked) = (client.clone(), base.to_owned(), acked.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let deal = format!("deal-{sender}-{n}");
+                    let body = serde_json::json!({"deal_id": deal, "customer_email": format!("{deal}@example.com")});
+                    let resp = client
+                        .post(format!("{base}/hooks/dripjobs?token={SECRET}"))
+                        .json(&body)
+                        .send()
+                        .await;
+                    match resp {
+                        Ok(r) if r.status() == 200 => {
+                            acked.lock().unwrap().insert(deal);
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Waits until `acked` holds at least `n` deliveries.
+pub async fn wait_for_acks(acked: &Acked, n: usize) {
+    wait_for(Duration::from_secs(60), "acknowledgements", || {
+        let got = acked.lock().unwrap().len();
+        async move { (got >= n).then_some(()) }
+    })
+    .await;
+}
+
+/// The `deal_id` of every delivery stored in the SQLite store at `db` (opened anew).
+pub async fn stored_deals(db: &str) -> std::collections::BTreeSet<String> {
+    use formbridge::settings::StoreSettings;
+    use formbridge::store::{EventFilter, EventQueries, SqliteStore};
+    let store = SqliteStore::open(&StoreSettings::with_url(db))
+        .await
+        .unwrap();
+    let mut stored = std::collections::BTreeSet::new();
+    let mut filter = EventFilter {
+        limit: Some(500),
+        ..Default::default()
+    };
+    loop {
+        let page = store.list_events(&filter).await.unwrap();
+        let Some(last) = page.last() else { break };
+        filter.before_id = Some(last.id.0);
+        for summary in &page {
+            let event = store.get_event(summary.id).await.unwrap().unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
+            stored.insert(body["deal_id"].as_str().unwrap().to_owned());
+        }
+    }
+    stored
+}
+
+/// Fails naming every acknowledged delivery missing from `stored`.
+pub fn assert_none_lost(
+    acked: &std::collections::BTreeSet<String>,
+    stored: &std::collections::BTreeSet<String>,
+) {
+    let missing: Vec<_> = acked.difference(stored).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged deliveries lost: {missing:?}",
+        missing.len()
+    );
 }
 
 /// Whether `TEST_LOG` asks for the servers' tracing output (`TEST_LOG=1 cargo test`).

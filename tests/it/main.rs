@@ -8,8 +8,10 @@
 mod common;
 
 mod admin;
+mod alerts;
 mod check_config;
 mod connections;
+mod container;
 mod crash_recovery;
 #[cfg(feature = "sandbox")]
 mod demo;

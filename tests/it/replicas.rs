@@ -22,8 +22,10 @@ const CONTACTS: usize = 1000;
 const PER_CONTACT: usize = 3;
 const LEADS: usize = CONTACTS * PER_CONTACT;
 /// The sandbox's (and formbridge's) rate budget: BURST requests per WINDOW.
-const BURST: u32 = 300;
-const WINDOW: Duration = Duration::from_secs(1);
+/// (GHL's is 100 per 10 s; a shorter window keeps the test short. What a slot loses per use —
+/// the request's own latency — weighs more in a short window, so the window is 2 s, not 1 s.)
+const BURST: u32 = 600;
+const WINDOW: Duration = Duration::from_secs(2);
 
 fn lead(contact: usize, seq: usize) -> serde_json::Value {
     serde_json::json!({
@@ -112,6 +114,10 @@ async fn three_replicas_on_postgres_deliver_everything_once_in_order_within_one_
         "FORMBRIDGE__GHL__RATE_LIMIT__BURST".to_owned(),
         BURST.to_string(),
     ));
+    env.push((
+        "FORMBRIDGE__GHL__RATE_LIMIT__WINDOW".to_owned(),
+        format!("{}ms", WINDOW.as_millis()),
+    ));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut children = Vec::new();
     let mut bases = Vec::new();
@@ -122,7 +128,14 @@ async fn three_replicas_on_postgres_deliver_everything_once_in_order_within_one_
     }
     let replicas: Replicas = Arc::new(Mutex::new(bases));
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let sending = tokio::spawn(send_all(replicas.clone(), acked.clone()));
+    let sending = tokio::spawn({
+        let (replicas, acked) = (replicas.clone(), acked.clone());
+        async move {
+            send_all(replicas, acked).await;
+            // From here on every delivery is stored: the backlog is whatever is not yet in GHL.
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+        }
+    });
 
     // Mid-run, once a third of the notes are in GHL: SIGKILL one replica, then restart it.
     wait_for(Duration::from_secs(120), "a third of the notes", || async {
@@ -135,7 +148,7 @@ async fn three_replicas_on_postgres_deliver_everything_once_in_order_within_one_
     children[1] = child;
     replicas.lock().unwrap()[1] = Some(base);
 
-    sending.await.unwrap();
+    let all_stored_at = sending.await.unwrap();
     wait_for(Duration::from_secs(180), "every note in GHL", || async {
         (ghl.sandbox.note_count() >= LEADS).then_some(())
     })
@@ -200,14 +213,27 @@ async fn three_replicas_on_postgres_deliver_everything_once_in_order_within_one_
         );
     }
 
-    // The budget: requests over the time the backlog lasted, against BURST per WINDOW.
+    // The budget, while the backlog lasted: from the moment every delivery was stored (all
+    // were waiting or under way) to the last request, against BURST per WINDOW. Before that
+    // the backlog is still forming while the same two cores take the deliveries in.
     let times: Vec<i128> = state.requests.iter().map(|r| millis(&r.at)).collect();
-    let (first, last) = (times.iter().min().unwrap(), times.iter().max().unwrap());
-    let span_ms = (last - first).max(1) as f64;
+    let last = *times.iter().max().unwrap();
+    let during: Vec<i128> = times
+        .iter()
+        .copied()
+        .filter(|t| *t >= all_stored_at)
+        .collect();
+    let span_ms = (last - all_stored_at).max(1) as f64;
     let capacity = f64::from(BURST) * span_ms / WINDOW.as_millis() as f64;
-    let share = times.len() as f64 / capacity;
+    let share = during.len() as f64 / capacity;
+    let mut per_window = vec![0usize; (span_ms as usize) / WINDOW.as_millis() as usize + 1];
+    for t in &during {
+        per_window[((t - all_stored_at) / WINDOW.as_millis() as i128) as usize] += 1;
+    }
     println!(
-        "{} requests in {:.1} s: {:.1} % of {BURST} per {WINDOW:?}",
+        "{} of {} requests after every delivery was stored, in {:.1} s: {:.1} % of {BURST} per \
+         {WINDOW:?}; per window: {per_window:?}",
+        during.len(),
         times.len(),
         span_ms / 1000.0,
         share * 100.0
