@@ -12,11 +12,11 @@ use ghl_sandbox::{SandboxConfig, SandboxHandle};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 
-const LOC: &str = "locOAuthTest00000001";
+pub(crate) const LOC: &str = "locOAuthTest00000001";
 const CLIENT_ID: &str = "app-client-id";
 const CLIENT_SECRET: &str = "app-client-secret";
 
-async fn sandbox_with(access: &str, refresh: &str) -> SandboxHandle {
+pub(crate) async fn sandbox_with(access: &str, refresh: &str) -> SandboxHandle {
     let cfg = SandboxConfig {
         tokens: [(access.to_owned(), vec![LOC.to_owned()])].into(),
         oauth_clients: [(CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())].into(),
@@ -26,7 +26,7 @@ async fn sandbox_with(access: &str, refresh: &str) -> SandboxHandle {
     ghl_sandbox::start(cfg).await.unwrap()
 }
 
-fn tokens(access: &str, refresh: &str, expires_in: time::Duration) -> OAuthTokens {
+pub(crate) fn tokens(access: &str, refresh: &str, expires_in: time::Duration) -> OAuthTokens {
     OAuthTokens {
         access_token: SecretString::from(access),
         refresh_token: SecretString::from(refresh),
@@ -36,7 +36,7 @@ fn tokens(access: &str, refresh: &str, expires_in: time::Duration) -> OAuthToken
     }
 }
 
-fn client(h: &SandboxHandle, store: Arc<InMemoryTokenStore>, margin: Duration) -> GhlClient {
+pub(crate) fn client(h: &SandboxHandle, store: Arc<dyn TokenStore>, margin: Duration) -> GhlClient {
     let mut settings = OAuthSettings::new(CLIENT_ID, SecretString::from(CLIENT_SECRET));
     settings.refresh_margin = margin;
     let creds = OAuthCredentials::new(

@@ -240,3 +240,133 @@ async fn three_replicas_on_postgres_deliver_everything_once_in_order_within_one_
     );
     assert!(share >= 0.95, "budget share {:.1} % < 95 %", share * 100.0);
 }
+
+/// `n` replicas' stores on one PostgreSQL database.
+async fn replica_stores(db: &PgDatabase, n: usize) -> Vec<Arc<dyn formbridge::store::Store>> {
+    let mut stores = Vec::new();
+    for _ in 0..n {
+        let settings = formbridge::settings::StoreSettings::with_url(db.url.clone());
+        stores.push(formbridge::store::open(&settings).await.unwrap());
+    }
+    stores
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_refresh_an_expiring_oauth_token_once_and_all_use_the_rotated_pair() {
+    use crate::ghl_oauth::{client, sandbox_with, tokens, LOC};
+    use formbridge::dispatch::tokens::StoreTokens;
+    use formbridge::ghl::oauth::TokenStore;
+    use secrecy::ExposeSecret;
+
+    let db = PgDatabase::create().await;
+    let ghl = sandbox_with("at-old", "rt-1").await;
+    // A slow token endpoint: the replicas' refreshes would overlap without a shared lock.
+    ghl.sandbox.set_faults(ghl_sandbox::FaultSpec {
+        latency_ms: Some(300),
+        ..Default::default()
+    });
+    let stores = replica_stores(&db, 3).await;
+    // Expires in 5 s with a 60 s margin: every replica sees it as due for a refresh.
+    StoreTokens(stores[0].clone())
+        .save(LOC, &tokens("at-old", "rt-1", time::Duration::seconds(5)))
+        .await
+        .unwrap();
+    let mut calls = Vec::new();
+    for (r, store) in stores.iter().enumerate() {
+        // Each replica has its own client, credentials and in-process single flight.
+        let client = client(
+            &ghl,
+            Arc::new(StoreTokens(store.clone())),
+            Duration::from_secs(60),
+        );
+        for i in 0..5 {
+            let c = client.clone();
+            calls.push(tokio::spawn(async move {
+                c.list_tasks(LOC, &format!("noContactReplica{r}n{i}")).await
+            }));
+        }
+    }
+    for call in calls {
+        // The contact does not exist: a 400 proves the request was authorised.
+        let err = call.await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, formbridge::ghl::GhlError::Rejected { status: 400, .. }),
+            "{err:?}"
+        );
+    }
+    let state = ghl.state();
+    assert_eq!(state.refresh_calls, 1, "one refresh for three replicas");
+    let stored = stores[2]
+        .load_oauth_tokens(&LOC.into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.refresh_token.expose_secret(),
+        state.refresh_tokens[0]
+    );
+}
+
+#[tokio::test]
+async fn the_shared_budget_holds_slots_across_replicas_frees_them_a_window_after_completion_and_pauses_all(
+) {
+    use formbridge::store::SlotGrant;
+
+    let db = PgDatabase::create().await;
+    let stores = replica_stores(&db, 2).await;
+    let budgets: Vec<_> = stores.iter().map(|s| s.shared_budget().unwrap()).collect();
+    let location = "locBudget".into();
+    let hold = Duration::from_secs(30);
+    let mut tickets = Vec::new();
+    for i in 0..4 {
+        match budgets[i % 2].take(&location, 4, hold).await.unwrap() {
+            SlotGrant::Granted(ticket) => tickets.push(ticket),
+            SlotGrant::WaitFor(wait) => panic!("slot {i} refused for {wait:?}"),
+        }
+    }
+    // Four slots are held, whichever replica asks.
+    for budget in &budgets {
+        match budget.take(&location, 4, hold).await.unwrap() {
+            SlotGrant::WaitFor(wait) => assert!(wait > Duration::from_secs(25), "{wait:?}"),
+            SlotGrant::Granted(_) => panic!("a fifth slot in the window"),
+        }
+    }
+    // A completion frees its slot one window later; a stale ticket frees nothing.
+    let mut stale = tickets[1].clone();
+    stale.ticket += 1;
+    budgets[0]
+        .complete(&location, &stale, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(matches!(
+        budgets[1].take(&location, 4, hold).await.unwrap(),
+        SlotGrant::WaitFor(_)
+    ));
+    budgets[1]
+        .complete(&location, &tickets[0], Duration::from_millis(300))
+        .await
+        .unwrap();
+    match budgets[0].take(&location, 4, hold).await.unwrap() {
+        SlotGrant::WaitFor(wait) => assert!(wait <= Duration::from_millis(300), "{wait:?}"),
+        SlotGrant::Granted(_) => panic!("freed before its window ended"),
+    }
+    let granted = wait_for(Duration::from_secs(5), "the freed slot", || async {
+        match budgets[0].take(&location, 4, hold).await.unwrap() {
+            SlotGrant::Granted(ticket) => Some(ticket),
+            SlotGrant::WaitFor(_) => None,
+        }
+    })
+    .await;
+    assert_eq!(granted.slot, tickets[0].slot);
+
+    // A pause (a 429) seen by one replica holds the other too, even with slots free.
+    let other = "locPaused".into();
+    budgets[0]
+        .pause(&other, Duration::from_secs(20))
+        .await
+        .unwrap();
+    match budgets[1].take(&other, 4, hold).await.unwrap() {
+        SlotGrant::WaitFor(wait) => assert!(wait > Duration::from_secs(15), "{wait:?}"),
+        SlotGrant::Granted(_) => panic!("a paused location gave a slot"),
+    }
+}
