@@ -151,7 +151,7 @@ impl Application {
     /// Serves until `shutdown` resolves. Then, within one `server.shutdown_grace`: nothing new
     /// is accepted or claimed, connections waiting for a request are closed at once, requests
     /// inside their handler and GHL steps under way finish (what is left when the grace ends
-    /// is dropped: its lease expires and the event runs again). Last, waiting alerts are sent.
+    /// is cancelled and its event released, due at once). Last, waiting alerts are sent.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -171,6 +171,7 @@ impl Application {
             self.store.clone(),
             stop.clone(),
         ));
+        let dispatcher = self.dispatcher.clone();
         let mut dispatch = self.dispatcher.map(|d| tokio::spawn(d.run(stop.clone())));
         let retention = self.settings.store.retention;
         let retention = (!retention.is_zero()).then(|| {
@@ -212,8 +213,18 @@ impl Application {
                 .await
                 .is_err()
             {
+                // Cancel what is still running (dropping the dispatcher's tasks), then give
+                // their events back, due now, rather than leave them until the lease expires.
                 dispatch.abort();
-                tracing::warn!("dispatcher did not stop within the grace; leases will expire and other workers resume");
+                let _ = (&mut *dispatch).await;
+                let released = match &dispatcher {
+                    Some(d) => d.release_held().await,
+                    None => 0,
+                };
+                tracing::warn!(
+                    released,
+                    "dispatcher did not stop within the grace; its unfinished events were released for another worker"
+                );
             }
         }
         if let Some(retention) = retention {

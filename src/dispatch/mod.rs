@@ -32,7 +32,7 @@ use crate::alerts::{Alert, AlertSink};
 use crate::ghl::{GhlClient, GhlError};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
-use crate::store::{Claim, ClaimedEvent, Finish, LeaseToken, LocationId, Store};
+use crate::store::{Claim, ClaimedEvent, EventId, Finish, LeaseToken, LocationId, Store};
 use budget::{Budget, SharedSlots};
 use execute::{Executor, Stop};
 use limiter::LocationLimiter;
@@ -69,6 +69,9 @@ pub struct Dispatcher {
     in_flight: Mutex<HashMap<LocationId, usize>>,
     /// Where dead letters and blocked locations are reported.
     alerts: AlertSink,
+    /// The leases of the events being worked on now, so a stop that cannot wait for them
+    /// gives them back at once ([`Dispatcher::release_held`]).
+    held: Mutex<HashMap<EventId, LeaseToken>>,
 }
 
 impl Dispatcher {
@@ -96,6 +99,7 @@ impl Dispatcher {
             limiters: Mutex::default(),
             blocked: Mutex::default(),
             in_flight: Mutex::default(),
+            held: Mutex::default(),
             alerts,
         })
     }
@@ -267,6 +271,7 @@ impl Dispatcher {
                 *lock(&self.in_flight)
                     .entry(event.location_id.clone())
                     .or_default() += 1;
+                lock(&self.held).insert(event.id, event.lease.clone());
                 tasks.spawn(self.clone().process(event, permit));
             }
             total += got;
@@ -343,7 +348,27 @@ impl Dispatcher {
         if let Some(n) = lock(&self.in_flight).get_mut(&event.location_id) {
             *n = n.saturating_sub(1);
         }
+        lock(&self.held).remove(&event.id);
         self.wake.notify_one();
+    }
+
+    /// Gives back the lease of every event still being worked on, due now: for a stop whose
+    /// grace ran out, after its tasks were cancelled, so another replica (or this one,
+    /// restarted) takes them at once instead of after the lease. A step sent but not recorded
+    /// is recorded `started`, so the next attempt looks for it in GHL before sending again.
+    pub async fn release_held(&self) -> usize {
+        let held: Vec<(EventId, LeaseToken)> = lock(&self.held).drain().collect();
+        let now = OffsetDateTime::now_utc();
+        let mut released = 0;
+        for (id, lease) in held {
+            match self.store.release(id, &lease, now).await {
+                Ok(()) => released += 1,
+                Err(e) => {
+                    tracing::warn!(event_id = %id, error = %e, "cannot release an event at stop; its lease will expire")
+                }
+            }
+        }
+        released
     }
 
     async fn finish(&self, event: &ClaimedEvent, finish: &Finish, span: &tracing::Span) {

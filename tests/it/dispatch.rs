@@ -887,3 +887,68 @@ async fn a_signed_typeform_delivery_ends_as_a_contact_and_a_bad_signature_is_ref
     );
     assert!(state.requests.iter().all(|r| r.status < 400));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_whose_grace_runs_out_releases_the_unfinished_event_at_once() {
+    use formbridge::app::Application;
+    use std::time::Instant;
+
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    // GHL answers in 5 s: far past the stop's grace of 300 ms.
+    ghl.sandbox.set_faults(FaultSpec {
+        latency_ms: Some(5_000),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let base = ghl.base_url.to_string();
+    let settings = settings_with_toml(
+        dir.path(),
+        "",
+        &[
+            ("dispatch.enabled", "true"),
+            ("ghl.base_url", base.as_str()),
+            ("ghl.token", TOKEN),
+            ("ghl.location_id", LOCATION),
+            ("dispatch.poll_interval", "50ms"),
+            ("ghl.request_timeout", "10s"),
+            ("server.shutdown_grace", "300ms"),
+        ],
+    );
+    let app = Application::build(settings).await.unwrap();
+    let store = app.store();
+    let url = format!("http://{}/hooks/dripjobs?token={SECRET}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let lead = serde_json::json!({"deal_id": "slow-1", "customer_email": "slow@example.com"});
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(&lead)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    wait_for(Duration::from_secs(10), "the event under way", || async {
+        let c = store.status_counts().await.unwrap();
+        (c[&EventStatus::Processing] == 1).then_some(())
+    })
+    .await;
+
+    let asked = Instant::now();
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "the stop waited {:?} for a GHL answer due in 5 s",
+        asked.elapsed()
+    );
+    let events = store.list_events(&EventFilter::default()).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].status,
+        EventStatus::Pending,
+        "released for another worker, not left under a lease"
+    );
+    assert!(events[0].next_attempt_at <= time::OffsetDateTime::now_utc());
+}
