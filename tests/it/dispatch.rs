@@ -49,16 +49,12 @@ async fn start_app(
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let base = sandbox.base_url.to_string();
-    let mut overrides = vec![
-        ("dispatch.enabled", "true"),
-        ("ghl.base_url", base.as_str()),
-        ("ghl.token", TOKEN),
-        ("ghl.location_id", LOCATION),
-        ("dispatch.poll_interval", "50ms"),
+    let mut overrides = dispatching_to(&base);
+    overrides.extend_from_slice(&[
         ("dispatch.retry.initial_backoff", "50ms"),
         ("dispatch.retry.max_backoff", "300ms"),
         ("ghl.request_timeout", "2s"),
-    ];
+    ]);
     overrides.extend_from_slice(extra);
     let settings = settings_with_toml(dir.path(), toml, &overrides);
     if driven {
@@ -66,6 +62,17 @@ async fn start_app(
     } else {
         spawn_with(settings, dir).await
     }
+}
+
+/// Settings that dispatch to the sandbox at `base` (its test token and location), polling often.
+fn dispatching_to(base: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("dispatch.enabled", "true"),
+        ("ghl.base_url", base),
+        ("ghl.token", TOKEN),
+        ("ghl.location_id", LOCATION),
+        ("dispatch.poll_interval", "50ms"),
+    ]
 }
 
 /// Waits until no event is pending, processing or retrying.
@@ -901,19 +908,12 @@ async fn a_stop_whose_grace_runs_out_releases_the_unfinished_event_at_once() {
     });
     let dir = tempfile::tempdir().unwrap();
     let base = ghl.base_url.to_string();
-    let settings = settings_with_toml(
-        dir.path(),
-        "",
-        &[
-            ("dispatch.enabled", "true"),
-            ("ghl.base_url", base.as_str()),
-            ("ghl.token", TOKEN),
-            ("ghl.location_id", LOCATION),
-            ("dispatch.poll_interval", "50ms"),
-            ("ghl.request_timeout", "10s"),
-            ("server.shutdown_grace", "300ms"),
-        ],
-    );
+    let mut overrides = dispatching_to(&base);
+    overrides.extend_from_slice(&[
+        ("ghl.request_timeout", "10s"),
+        ("server.shutdown_grace", "300ms"),
+    ]);
+    let settings = settings_with_toml(dir.path(), "", &overrides);
     let app = Application::build(settings).await.unwrap();
     let store = app.store();
     let url = format!("http://{}/hooks/dripjobs?token={SECRET}", app.local_addr());
