@@ -93,22 +93,32 @@ async fn insert_one(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Ing
     })?;
     let received = to_millis(event.received_at);
     let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO events (source, dedupe_key, content_type, headers, body, received_at, next_attempt_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)
+        "INSERT INTO events (source, dedupe_key, received_at, next_attempt_at, updated_at)
+         VALUES (?1, ?2, ?3, ?3, ?3)
          ON CONFLICT (source, dedupe_key) DO NOTHING
          RETURNING id",
     )
     .bind(event.source.as_str())
     .bind(&event.dedupe_key)
-    .bind(event.content_type.as_deref())
-    .bind(headers)
-    .bind(event.body.as_ref())
     .bind(received)
     .fetch_optional(&mut *conn)
     .await
     .map_err(StoreError::query("insert_event"))?;
     Ok(match inserted {
-        Some(id) => Ingested::Stored(EventId(id)),
+        Some(id) => {
+            sqlx::query(
+                "INSERT INTO event_deliveries (event_id, content_type, headers, body)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .bind(id)
+            .bind(event.content_type.as_deref())
+            .bind(headers)
+            .bind(event.body.as_ref())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("insert_event"))?;
+            Ingested::Stored(EventId(id))
+        }
         None => {
             let id: i64 =
                 sqlx::query_scalar("SELECT id FROM events WHERE source = ?1 AND dedupe_key = ?2")
@@ -122,10 +132,12 @@ async fn insert_one(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Ing
     })
 }
 
-/// An event with its delivery, under the names `rows::event_from_row` reads.
-const EVENT_COLUMNS: &str =
-    "id, source, dedupe_key, status, attempts, received_at, next_attempt_at, updated_at, \
-     last_error, content_type, headers, body, contact_key, location_id, submission, plan";
+/// Events with their delivery, under the names `rows::event_from_row` reads (`e` is the event).
+const EVENT_SELECT: &str =
+    "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at, e.next_attempt_at,
+            e.updated_at, e.last_error, d.content_type, d.headers, d.body, e.contact_key,
+            e.location_id, e.submission, e.plan
+     FROM events e JOIN event_deliveries d ON d.event_id = e.id";
 
 #[async_trait]
 impl EventQueries for SqliteStore {
@@ -147,7 +159,7 @@ impl EventQueries for SqliteStore {
     }
 
     async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
+        let sql = format!("{EVENT_SELECT} WHERE e.id = ?1");
         let row = sqlx::query(&sql)
             .bind(id.0)
             .fetch_optional(&self.pool)
@@ -214,7 +226,7 @@ impl Store for SqliteStore {
 
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE status = 'pending' AND plan IS NULL ORDER BY id LIMIT ?1"
+            "{EVENT_SELECT} WHERE e.status = 'pending' AND e.plan IS NULL ORDER BY e.id LIMIT ?1"
         );
         let rows = sqlx::query(&sql)
             .bind(i64::from(limit))

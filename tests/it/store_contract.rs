@@ -395,6 +395,10 @@ async fn an_upgrade_keeps_a_prepared_backlog_in_arrival_order() {
     pool.close().await;
 
     let store = &open_store(&db).await;
+    // The deliveries moved to their own table (0007) with their bodies.
+    let kept = store.get_event(EventId(2)).await.unwrap().unwrap();
+    assert_eq!(&kept.body[..], b"{}");
+    assert!(kept.headers.is_empty());
     let late = add_from(store, "jotform", "new", "email:new@x.co").await;
     let order = drain(store, 1).await;
     assert_eq!(
