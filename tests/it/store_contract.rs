@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use formbridge::settings::StoreSettings;
-use formbridge::store::{Claim, EventId, Finish, PgStore, Preparation, SqliteStore, Store};
+use formbridge::store::{
+    Claim, EventId, EventQueries, Finish, PgStore, Preparation, SqliteStore, Store,
+};
 use time::OffsetDateTime;
 
 use crate::pg::PgDatabase;
