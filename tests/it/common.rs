@@ -9,6 +9,11 @@ use formbridge::settings::{ConfigSource, Settings};
 use formbridge::store::Store;
 use tempfile::TempDir;
 
+/// Held by the tests that load the machine (several server processes, or a timing measure), so
+/// that no two of them run at once: on two cores they would measure each other's load. Async
+/// tests `HEAVY.lock().await`; plain ones `HEAVY.blocking_lock()`.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Secret of every built-in source in tests.
 pub const SECRET: &str = "test-secret";
 

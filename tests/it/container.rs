@@ -57,6 +57,7 @@ async fn status_of(url: String) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_binary_runs_from_an_empty_folder_on_env_and_loses_nothing_on_sigterm() {
+    let _heavy = crate::common::HEAVY.lock().await;
     let root = tempfile::tempdir().unwrap();
     let workdir = root.path().join("empty");
     std::fs::create_dir(&workdir).unwrap();

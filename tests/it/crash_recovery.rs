@@ -21,6 +21,7 @@ fn start_server(db: &str) -> (Child, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_delivery_survives_sigkill() {
+    let _heavy = crate::common::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("crash.db").display());
     let (mut child, base) = start_server(&db);

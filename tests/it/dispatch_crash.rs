@@ -87,6 +87,7 @@ fn notes(ghl: &SandboxHandle) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_dispatch_loses_and_duplicates_nothing() {
+    let _heavy = crate::common::HEAVY.lock().await;
     let seed: u64 = rand::rng().random();
     println!("seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

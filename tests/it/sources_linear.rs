@@ -30,6 +30,8 @@ const SCALE: u32 = 4;
 const MAX_RATIO: u32 = 10;
 /// Runs per size; the fastest counts.
 const RUNS: usize = 3;
+/// How much longer than its CPU-time bound a run may take on the wall clock (a loaded machine).
+const WALL_SLACK: u32 = 10;
 
 /// A body shape that grows with a number of units.
 #[derive(Debug, Clone, Copy)]
@@ -293,8 +295,10 @@ fn check_linear(small: Delivery, large: Delivery) -> Result<(), String> {
     }
     // Never below 1 ms, so timer granularity cannot make the bound absurd.
     let bound = fastest_small.max(Duration::from_millis(1)) * MAX_RATIO;
-    // Every run of `large` may take up to the bound; a quadratic one takes longer each.
-    let deadline = Instant::now() + bound * RUNS as u32;
+    // Every run of `large` may take up to the bound in CPU time; a quadratic one takes longer
+    // each. The wait is wall-clock time, so it leaves room for a machine busy with other work
+    // (the thread may get a tenth of a core) before a run is given up as too slow.
+    let deadline = Instant::now() + bound * RUNS as u32 * WALL_SLACK;
     let mut fastest_large = None;
     for _ in 0..RUNS {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -327,6 +331,7 @@ proptest! {
 
     #[test]
     fn preparation_time_is_linear_in_the_body(name in "[a-z]{1,6}", value in "[a-z0-9]{1,8}") {
+        let _heavy = crate::common::HEAVY.blocking_lock();
         for shape in SHAPES {
             let small = delivery(shape, UNITS, &name, &value);
             let large = delivery(shape, UNITS * SCALE as usize, &name, &value);
