@@ -11,8 +11,8 @@ use sqlx::PgPool;
 use super::budget::{SharedBudget, SlotGrant, SlotTicket};
 use super::{LocationId, StoreError};
 
-/// The database clock in unix milliseconds: every replica's budget times are on this clock.
-const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+/// Every replica's budget times are on the database clock.
+use super::postgres_queue::DB_NOW_MS as NOW_MS;
 
 /// Shortest wait suggested when every free slot is momentarily locked by another replica.
 const CONTENDED_WAIT: Duration = Duration::from_millis(5);

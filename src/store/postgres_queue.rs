@@ -34,7 +34,7 @@ use super::{
 
 /// The database's clock in unix milliseconds (the time of the statement, not of its
 /// transaction's start).
-const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+pub(super) const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 /// A claim looks at up to this many times `limit` claimable events (as the SQLite store does).
 const CLAIM_SCAN_FACTOR: u32 = 4;
@@ -538,7 +538,8 @@ pub(super) async fn replay(
         .push(
             " FROM picked)
              UPDATE events SET status = 'pending', contact_key = NULL, location_id = NULL,
-                 fair_key = NULL, parked_key = NULL, attempts = 0, next_attempt_at = ",
+                 fair_key = NULL, parked_key = NULL, prepare_until = 0, attempts = 0,
+                 next_attempt_at = ",
         )
         .push_bind(now)
         .push(", lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = ")
