@@ -25,13 +25,25 @@
 //! /dev/shm) `--trace` (diagnostic: one location's requests per 100 ms) `--latency-ms N` (the
 //! sandbox delays every answer by N ms, like GHL's real round trip; default 0) `--process` (the
 //! dispatch phase runs the real `formbridge serve` binary in a child process, so its own CPU
-//! time and peak memory are reported apart from the sandbox's and the bench's) `--no-baseline`).
+//! time and peak memory are reported apart from the sandbox's and the bench's) `--no-baseline`
+//! `--stores sqlite,pg1,pg2` (default all three).
+//!
+//! Stores: `sqlite` (a temp file), `pg1` (a fresh PostgreSQL database, one formbridge) and `pg2`
+//! (the same with two formbridge instances dispatching from one database — two child processes
+//! with `--process`, else two `Application`s in this process — which must keep together within
+//! one GHL budget, shared through the database). Every store gets the same pre-load, through
+//! one formbridge; the sandbox's log counts every replica's requests per location. The
+//! PostgreSQL databases come from the integration tests' helper (`tests/it/pg.rs`).
 #![allow(clippy::unwrap_used)]
 
 /// The integration tests' helpers (starting the binary, config folders), shared with benches.
 #[path = "../tests/it/common.rs"]
 #[allow(dead_code, clippy::unwrap_used)]
 mod common;
+/// PostgreSQL test databases, shared with the integration tests.
+#[path = "../tests/it/pg.rs"]
+#[allow(dead_code, clippy::unwrap_used)]
+mod pg;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -69,6 +81,41 @@ struct Opts {
     db_dir: Option<String>,
     /// Run the dispatch phase as the `formbridge` binary in a child process.
     process: bool,
+    /// The stores to run on, in order.
+    stores: Vec<StoreKind>,
+}
+
+/// Where formbridge keeps its events, and how many replicas dispatch from it.
+#[derive(Clone, Copy, PartialEq)]
+enum StoreKind {
+    Sqlite,
+    Postgres { replicas: usize },
+}
+
+impl StoreKind {
+    fn parse(name: &str) -> Self {
+        match name.trim() {
+            "sqlite" => Self::Sqlite,
+            "pg1" => Self::Postgres { replicas: 1 },
+            "pg2" => Self::Postgres { replicas: 2 },
+            other => panic!("--stores: unknown store {other} (sqlite, pg1, pg2)"),
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Self::Sqlite => "SQLite".to_owned(),
+            Self::Postgres { replicas: 1 } => "PostgreSQL, 1 replica".to_owned(),
+            Self::Postgres { replicas } => format!("PostgreSQL, {replicas} replicas"),
+        }
+    }
+
+    fn replicas(self) -> usize {
+        match self {
+            Self::Sqlite => 1,
+            Self::Postgres { replicas } => replicas,
+        }
+    }
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -109,6 +156,11 @@ impl Opts {
             latency: Duration::from_millis(num("--latency-ms", 0)),
             db_dir: arg("--db-dir"),
             process: std::env::args().any(|a| a == "--process"),
+            stores: arg("--stores")
+                .unwrap_or_else(|| "sqlite,pg1,pg2".to_owned())
+                .split(',')
+                .map(StoreKind::parse)
+                .collect(),
         }
     }
 }
@@ -116,6 +168,7 @@ impl Opts {
 /// One line of the table.
 struct Row {
     label: String,
+    store: String,
     locations: usize,
     window: Duration,
     burst: u32,
@@ -186,7 +239,6 @@ fn settings_with_toml(dir: &Path, toml: &str, extra: &[(&str, &str)]) -> Setting
 /// A formbridge running in this process until `stop` is sent.
 struct RunningApp {
     base: String,
-    store: Arc<dyn Store>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -196,7 +248,6 @@ async fn start_app(settings: Settings) -> RunningApp {
         .await
         .expect("build formbridge");
     let base = format!("http://{}", app.local_addr());
-    let store = app.store();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = app
@@ -205,12 +256,7 @@ async fn start_app(settings: Settings) -> RunningApp {
             })
             .await;
     });
-    RunningApp {
-        base,
-        store,
-        stop,
-        task,
-    }
+    RunningApp { base, stop, task }
 }
 
 impl RunningApp {
@@ -220,57 +266,21 @@ impl RunningApp {
     }
 }
 
-/// formbridge for the dispatch phase: in this process, or the real binary in a child process
+/// One formbridge of the dispatch phase: in this process, or the real binary in a child process
 /// (`--process`), whose CPU time and peak memory /proc reports apart from this process's.
-enum Dispatcher {
+enum Instance {
     InProcess(RunningApp),
     Child {
         child: std::process::Child,
         base: String,
-        /// The same SQLite file, opened here to watch progress.
-        store: Arc<dyn Store>,
     },
 }
 
-impl Dispatcher {
-    /// Starts formbridge with `settings`; `--process` runs `formbridge serve` on the same
-    /// config folder (`FORMBRIDGE_ENV=bench`) with `overrides` as `FORMBRIDGE__…` variables.
-    async fn start(
-        settings: Settings,
-        process: bool,
-        config_dir: &Path,
-        overrides: &[(String, String)],
-    ) -> Self {
-        if !process {
-            return Self::InProcess(start_app(settings).await);
-        }
-        let store = formbridge::store::open(&settings.store)
-            .await
-            .expect("open the store to watch");
-        let mut cmd = std::process::Command::new(common::formbridge_bin());
-        cmd.arg("serve");
-        let mut env = vec![("FORMBRIDGE_ENV".to_owned(), "bench".to_owned())];
-        env.extend(overrides.iter().map(|(key, value)| {
-            let var = format!("FORMBRIDGE__{}", key.replace('.', "__").to_uppercase());
-            (var, value.clone())
-        }));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        // Its log (info level, as deployed) is drained so it never blocks on a full pipe.
-        let (child, base) = common::spawn_listening(cmd, config_dir, &env);
-        Self::Child { child, base, store }
-    }
-
+impl Instance {
     fn base(&self) -> &str {
         match self {
             Self::InProcess(app) => &app.base,
             Self::Child { base, .. } => base,
-        }
-    }
-
-    fn store(&self) -> &Arc<dyn Store> {
-        match self {
-            Self::InProcess(app) => &app.store,
-            Self::Child { store, .. } => store,
         }
     }
 
@@ -303,6 +313,64 @@ impl Dispatcher {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+    }
+}
+
+/// The formbridge replicas of the dispatch phase, all on one store, and that store opened here
+/// to watch progress.
+struct Dispatcher {
+    instances: Vec<Instance>,
+    store: Arc<dyn Store>,
+}
+
+impl Dispatcher {
+    /// Starts `replicas` formbridges with `settings`; `--process` runs `formbridge serve` on the
+    /// same config folder (`FORMBRIDGE_ENV=bench`) with `overrides` as `FORMBRIDGE__…`
+    /// variables.
+    async fn start(
+        settings: Settings,
+        replicas: usize,
+        process: bool,
+        config_dir: &Path,
+        overrides: &[(String, String)],
+    ) -> Self {
+        let store = formbridge::store::open(&settings.store)
+            .await
+            .expect("open the store to watch");
+        let mut env = vec![("FORMBRIDGE_ENV".to_owned(), "bench".to_owned())];
+        env.extend(overrides.iter().map(|(key, value)| {
+            let var = format!("FORMBRIDGE__{}", key.replace('.', "__").to_uppercase());
+            (var, value.clone())
+        }));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut instances = Vec::new();
+        for _ in 0..replicas {
+            instances.push(if process {
+                let mut cmd = std::process::Command::new(common::formbridge_bin());
+                cmd.arg("serve");
+                // Its log (info level, as deployed) is drained so it never blocks on a full pipe.
+                let (child, base) = common::spawn_listening(cmd, config_dir, &env);
+                Instance::Child { child, base }
+            } else {
+                Instance::InProcess(start_app(settings.clone()).await)
+            });
+        }
+        Self { instances, store }
+    }
+
+    fn bases(&self) -> Vec<String> {
+        self.instances.iter().map(|i| i.base().to_owned()).collect()
+    }
+
+    /// Each child's CPU time so far and peak resident memory (KiB); `None` in-process.
+    fn child_usage(&self) -> Option<Vec<(Duration, u64)>> {
+        self.instances.iter().map(Instance::child_usage).collect()
+    }
+
+    async fn shutdown(self) {
+        for instance in self.instances {
+            instance.shutdown().await;
         }
     }
 }
@@ -433,13 +501,16 @@ fn windows(ghl: &SandboxHandle, from_entry: usize, window: Duration, n_windows: 
     }
 }
 
-/// Mean of `formbridge_ghl_request_seconds` per endpoint from `/metrics` (process-wide, so it
-/// accumulates over the runs of one bench process).
-async fn mean_ghl_latency(base: &str) -> String {
-    let Ok(resp) = reqwest::get(format!("{base}/metrics")).await else {
-        return "unavailable".to_owned();
-    };
-    let text = resp.text().await.unwrap_or_default();
+/// Mean of `formbridge_ghl_request_seconds` per endpoint from `/metrics` of every replica
+/// (process-wide, so in-process it accumulates over the runs of one bench process).
+async fn mean_ghl_latency(bases: &[String]) -> String {
+    let mut text = String::new();
+    for base in bases {
+        let Ok(resp) = reqwest::get(format!("{base}/metrics")).await else {
+            return "unavailable".to_owned();
+        };
+        text.push_str(&resp.text().await.unwrap_or_default());
+    }
     let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("formbridge_ghl_request_seconds_") else {
@@ -501,7 +572,7 @@ fn median_min(mut v: Vec<f64>) -> (f64, f64) {
     (median, v.first().copied().unwrap_or(0.0))
 }
 
-async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
+async fn run_dispatch(locations: usize, burst: u32, store: StoreKind, opts: &Opts) -> Row {
     let window = opts.window;
     let measured = SKIP_WINDOWS + opts.measure_windows;
     // Enough work to keep every location at its budget through the measured windows and one
@@ -521,7 +592,15 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
         None => tempfile::tempdir(),
     }
     .expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    // A fresh PostgreSQL database (dropped at the end of the run), or a SQLite file.
+    let pg_db = match store {
+        StoreKind::Sqlite => None,
+        StoreKind::Postgres { .. } => Some(pg::PgDatabase::create().await),
+    };
+    let url = match &pg_db {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    };
     let toml = bench_toml(locations, burst, window);
     let base_url = ghl.base_url.to_string();
     let overrides = |enabled: &str| {
@@ -565,6 +644,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     let extra = overrides("true");
     let app = Dispatcher::start(
         settings_for(&extra),
+        store.replicas(),
         opts.process,
         &dir.path().join("config"),
         &extra,
@@ -575,7 +655,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     let cpu_before = cpu_time();
     let mut done = 0;
     while Instant::now() < deadline {
-        let counts = app.store().status_counts().await.expect("status counts");
+        let counts = app.store.status_counts().await.expect("status counts");
         done = counts.get(&EventStatus::Done).copied().unwrap_or(0);
         let open: u64 = [
             EventStatus::Pending,
@@ -593,7 +673,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
     let wall = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
     let child_usage = app.child_usage();
-    let ghl_latency = mean_ghl_latency(app.base()).await;
+    let ghl_latency = mean_ghl_latency(&app.bases()).await;
     // The log as of the last delivery (or the deadline), before shutdown lets in-flight work end.
     let w = windows(&ghl, 0, window, measured);
     let logged = ghl.state().requests.len();
@@ -674,14 +754,22 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
                 wall.as_secs_f64(),
                 cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
             ),
-            Some((child_cpu, peak_kib)) => format!(
-                "{locations} location(s): formbridge (child process, info logs) used {:.1} s of CPU in {:.1} s of dispatch = {:.2} of {cores} cores, peak resident memory {:.1} MiB; the sandbox and this bench used {:.1} s of CPU",
-                child_cpu.as_secs_f64(),
-                wall.as_secs_f64(),
-                child_cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
-                peak_kib as f64 / 1024.0,
-                cpu.as_secs_f64(),
-            ),
+            Some(children) => {
+                let child_cpu: Duration = children.iter().map(|c| c.0).sum();
+                let peaks: Vec<String> = children
+                    .iter()
+                    .map(|c| format!("{:.1} MiB", c.1 as f64 / 1024.0))
+                    .collect();
+                format!(
+                    "{locations} location(s): formbridge ({} child process(es), info logs) used {:.1} s of CPU in {:.1} s of dispatch = {:.2} of {cores} cores, peak resident memory {}; the sandbox and this bench used {:.1} s of CPU",
+                    children.len(),
+                    child_cpu.as_secs_f64(),
+                    wall.as_secs_f64(),
+                    child_cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+                    peaks.join(" and "),
+                    cpu.as_secs_f64(),
+                )
+            }
         },
     ];
     notes.push(format!(
@@ -717,6 +805,7 @@ async fn run_dispatch(locations: usize, burst: u32, opts: &Opts) -> Row {
             }
             label
         },
+        store: store.label(),
         locations,
         window,
         burst,
@@ -805,6 +894,7 @@ async fn run_baseline(opts: &Opts) -> Row {
     let (median, min) = median_min(per_window);
     Row {
         label: "baseline: sandbox, no limiter".to_owned(),
+        store: "—".to_owned(),
         locations: 1,
         window,
         burst,
@@ -825,8 +915,9 @@ async fn run_baseline(opts: &Opts) -> Row {
 fn print_row(r: &Row) {
     let budget = f64::from(r.burst);
     println!(
-        "| {:<29} | {:>9} | {:>7} | {:>6} | {:>10.1} | {:>8.1} | {:>6.1} % | {:>6.1} % | {:>5} | {:>11} | {:>7.1} s |",
+        "| {:<29} | {:<22} | {:>9} | {:>7} | {:>6} | {:>10.1} | {:>8.1} | {:>6.1} % | {:>6.1} % | {:>5} | {:>11} | {:>7.1} s |",
         r.label,
+        r.store,
         r.locations,
         format!("{} ms", r.window.as_millis()),
         r.burst,
@@ -859,22 +950,24 @@ async fn main() {
     if opts.baseline {
         rows.push(run_baseline(&opts).await);
     }
-    for &locations in &opts.locations {
-        let burst = if locations >= 100 {
-            opts.burst_100
-        } else {
-            opts.burst
-        };
-        rows.push(run_dispatch(locations.max(1), burst, &opts).await);
+    for &store in &opts.stores {
+        for &locations in &opts.locations {
+            let burst = if locations >= 100 {
+                opts.burst_100
+            } else {
+                opts.burst
+            };
+            rows.push(run_dispatch(locations.max(1), burst, store, &opts).await);
+        }
     }
     println!();
     println!(
-        "| {:<29} | {:>9} | {:>7} | {:>6} | {:>10} | {:>8} | {:>8} | {:>8} | {:>5} | {:>11} | {:>9} |",
-        "run", "locations", "window", "budget", "req/window", "min", "share", "min", "429s", "events", "wall"
+        "| {:<29} | {:<22} | {:>9} | {:>7} | {:>6} | {:>10} | {:>8} | {:>8} | {:>8} | {:>5} | {:>11} | {:>9} |",
+        "run", "store", "locations", "window", "budget", "req/window", "min", "share", "min", "429s", "events", "wall"
     );
     println!(
-        "|{:-<31}|{:-<11}|{:-<9}|{:-<8}|{:-<12}|{:-<10}|{:-<10}|{:-<10}|{:-<7}|{:-<13}|{:-<11}|",
-        "", "", "", "", "", "", "", "", "", "", ""
+        "|{:-<31}|{:-<24}|{:-<11}|{:-<9}|{:-<8}|{:-<12}|{:-<10}|{:-<10}|{:-<10}|{:-<7}|{:-<13}|{:-<11}|",
+        "", "", "", "", "", "", "", "", "", "", "", ""
     );
     for r in &rows {
         print_row(r);
@@ -883,7 +976,11 @@ async fn main() {
     println!("budget = requests per window per location; req/window = achieved, median across locations (baseline: 2xx, median across windows); min = the lowest location (window); share = of the budget; 429s over the whole run; events = delivered/pre-loaded; wall = dispatcher start to last delivery (baseline: loop time)");
     for r in &rows {
         for n in &r.notes {
-            println!("- {n}");
+            if r.store == "—" {
+                println!("- {n}");
+            } else {
+                println!("- {}: {n}", r.store);
+            }
         }
     }
 }

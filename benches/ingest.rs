@@ -1,8 +1,22 @@
-//! Ingest benchmark: accepted webhooks/s and p50/p99 latency of `POST /hooks/{source}` on a
-//! real SQLite file, against a plain axum handler that answers 200 without storing, measured
-//! in the same run with the same load generator.
+//! Ingest benchmark: accepted webhooks/s and p50/p99 latency of `POST /hooks/{source}`, against
+//! a plain axum handler that answers 200 without storing, measured in the same run with the
+//! same load generator, on each store:
+//! - `sqlite`: a real SQLite file (WAL, `synchronous = FULL`, group commit);
+//! - `pg1`: PostgreSQL, one formbridge;
+//! - `pg2`: PostgreSQL, two formbridge instances (two `Application`s in this process) on the
+//!   same database, the load split between them round-robin (request `n` goes to instance
+//!   `n % 2`).
 //!
-//! Run: `cargo bench --bench ingest` (options: `-- --requests N --concurrency C`).
+//! The PostgreSQL databases are fresh ones from the integration tests' helper (`tests/it/pg.rs`,
+//! `FORMBRIDGE_TEST_PG_URL`), dropped at the end.
+//!
+//! Run: `cargo bench --bench ingest` (options: `-- --requests N --concurrency C --stores
+//! sqlite,pg1,pg2`, the default being all three).
+
+/// PostgreSQL test databases, shared with the integration tests.
+#[path = "../tests/it/pg.rs"]
+#[allow(dead_code, clippy::unwrap_used)]
+mod pg;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +26,7 @@ use formbridge::app::Application;
 use formbridge::settings::{ConfigSource, Settings};
 
 struct Figures {
-    label: &'static str,
+    label: String,
     requests: usize,
     ok: usize,
     elapsed: Duration,
@@ -29,7 +43,9 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-async fn load(label: &'static str, url: String, requests: usize, concurrency: usize) -> Figures {
+/// Sends `requests` webhooks over `concurrency` connections; request `n` goes to
+/// `urls[n % urls.len()]`.
+async fn load(label: &str, urls: &[String], requests: usize, concurrency: usize) -> Figures {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -37,7 +53,7 @@ async fn load(label: &'static str, url: String, requests: usize, concurrency: us
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
-        let (client, url) = (client.clone(), url.clone());
+        let (client, urls) = (client.clone(), urls.to_vec());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut ok = 0;
@@ -48,7 +64,7 @@ async fn load(label: &'static str, url: String, requests: usize, concurrency: us
                 );
                 let t = Instant::now();
                 let resp = client
-                    .post(&url)
+                    .post(&urls[n % urls.len()])
                     .header("content-type", "application/json")
                     .body(body)
                     .send()
@@ -79,7 +95,7 @@ async fn load(label: &'static str, url: String, requests: usize, concurrency: us
             .unwrap_or_default()
     };
     Figures {
-        label,
+        label: label.to_owned(),
         requests,
         ok,
         elapsed,
@@ -90,7 +106,7 @@ async fn load(label: &'static str, url: String, requests: usize, concurrency: us
 
 fn print(f: &Figures) {
     println!(
-        "| {:<28} | {:>8} | {:>8} | {:>10.0} | {:>8.2} | {:>8.2} |",
+        "| {:<36} | {:>8} | {:>8} | {:>10.0} | {:>8.2} | {:>8.2} |",
         f.label,
         f.requests,
         f.ok,
@@ -100,10 +116,45 @@ fn print(f: &Figures) {
     );
 }
 
+/// Starts formbridge (dispatch off) on the store at `store_url`; returns its hook URL.
+async fn start_formbridge(store_url: &str) -> String {
+    let source = ConfigSource {
+        dir: std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+        env: "bench".to_owned(),
+    };
+    let settings = Settings::load_without_env(
+        &source,
+        &[
+            ("server.addr", "127.0.0.1:0"),
+            ("store.url", store_url),
+            ("dispatch.enabled", "false"),
+            ("sources.dripjobs.secret", "bench"),
+        ],
+    )
+    .expect("settings");
+    let app = Application::build(settings).await.expect("app");
+    let addr = app.local_addr();
+    tokio::spawn(app.run_until(std::future::pending()));
+    format!("http://{addr}/hooks/dripjobs?token=bench")
+}
+
+fn throughput(f: &Figures) -> f64 {
+    f.ok as f64 / f.elapsed.as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
     let requests = arg("--requests", 20_000);
     let concurrency = arg("--concurrency", 64);
+    let args: Vec<String> = std::env::args().collect();
+    let stores: Vec<String> = args
+        .iter()
+        .position(|a| a == "--stores")
+        .and_then(|i| args.get(i + 1))
+        .map_or("sqlite,pg1,pg2", String::as_str)
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .collect();
 
     // Baseline: a plain axum handler that answers 200 without storing.
     let baseline = Router::new().route("/hooks/{source}", post(|| async { r#"{"result":"ok"}"# }));
@@ -113,70 +164,68 @@ async fn main() {
     let baseline_addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, baseline).await });
 
-    // formbridge with a real SQLite file (WAL, synchronous=FULL, group commit).
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let source = ConfigSource {
-        dir: std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
-        env: "bench".to_owned(),
-    };
-    let settings = Settings::load_without_env(
-        &source,
-        &[
-            ("server.addr", "127.0.0.1:0"),
-            ("store.url", &url),
-            ("dispatch.enabled", "false"),
-            ("sources.dripjobs.secret", "bench"),
-        ],
-    )
-    .expect("settings");
-    let app = Application::build(settings).await.expect("app");
-    let addr = app.local_addr();
-    tokio::spawn(app.run_until(std::future::pending()));
-
     println!("ingest benchmark: {requests} requests, {concurrency} concurrent connections, JSON body ~150 B");
     println!(
-        "| {:<28} | {:>8} | {:>8} | {:>10} | {:>8} | {:>8} |",
+        "| {:<36} | {:>8} | {:>8} | {:>10} | {:>8} | {:>8} |",
         "server", "requests", "200s", "req/s", "p50 ms", "p99 ms"
     );
     println!(
-        "|{:-<30}|{:-<10}|{:-<10}|{:-<12}|{:-<10}|{:-<10}|",
+        "|{:-<38}|{:-<10}|{:-<10}|{:-<12}|{:-<10}|{:-<10}|",
         "", "", "", "", "", ""
     );
-    // Warm up both, then measure.
-    load(
-        "warm-up",
-        format!("http://{baseline_addr}/hooks/x"),
-        1_000,
-        concurrency,
-    )
-    .await;
-    load(
-        "warm-up",
-        format!("http://{addr}/hooks/dripjobs?token=bench"),
-        1_000,
-        concurrency,
-    )
-    .await;
+    let baseline_urls = [format!("http://{baseline_addr}/hooks/x")];
+    load("warm-up", &baseline_urls, 1_000, concurrency).await;
     let base = load(
         "baseline (axum, no storage)",
-        format!("http://{baseline_addr}/hooks/x"),
+        &baseline_urls,
         requests,
         concurrency,
     )
     .await;
     print(&base);
-    let fb = load(
-        "formbridge (SQLite, fsync)",
-        format!("http://{addr}/hooks/dripjobs?token=bench"),
-        requests,
-        concurrency,
-    )
-    .await;
-    print(&fb);
-    println!(
-        "\nformbridge reaches {:.0}% of the baseline's throughput",
-        100.0 * (fb.ok as f64 / fb.elapsed.as_secs_f64())
-            / (base.ok as f64 / base.elapsed.as_secs_f64())
-    );
+    let mut measured = Vec::new();
+    // Kept until the end: the SQLite file's folder and the PostgreSQL databases.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut databases = Vec::new();
+    for store in &stores {
+        let (label, urls) = match store.as_str() {
+            // A real SQLite file (WAL, synchronous=FULL, group commit).
+            "sqlite" => {
+                let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                (
+                    "formbridge (SQLite, fsync)",
+                    vec![start_formbridge(&url).await],
+                )
+            }
+            "pg1" | "pg2" => {
+                let db = pg::PgDatabase::create().await;
+                let instances = if store == "pg1" { 1 } else { 2 };
+                let mut urls = Vec::new();
+                for _ in 0..instances {
+                    urls.push(start_formbridge(&db.url).await);
+                }
+                databases.push(db);
+                let label = if instances == 1 {
+                    "formbridge (PostgreSQL, 1 replica)"
+                } else {
+                    "formbridge (PostgreSQL, 2 replicas)"
+                };
+                (label, urls)
+            }
+            other => panic!("--stores: unknown store {other} (sqlite, pg1, pg2)"),
+        };
+        load("warm-up", &urls, 1_000, concurrency).await;
+        let figures = load(label, &urls, requests, concurrency).await;
+        print(&figures);
+        measured.push(figures);
+    }
+    println!();
+    for f in &measured {
+        println!(
+            "{} reaches {:.0}% of the baseline's throughput",
+            f.label,
+            100.0 * throughput(f) / throughput(&base)
+        );
+    }
+    drop(databases);
 }
