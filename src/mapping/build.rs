@@ -15,7 +15,7 @@ use crate::submission::{AnswerValue, ContactField, Submission};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MappingError {
     /// No email and no phone: GHL's contact upsert needs one of them.
-    #[error("no contact in this submission: no usable email or phone was found (GHL's contact upsert needs one){problems}; select the answers with mapping.fields.email / mapping.fields.phone, or set mapping.on_missing_contact = \"skip\" to ignore such submissions")]
+    #[error("no contact in this submission: no usable email or phone was found (GHL's contact upsert needs one){problems}; select the answers with mapping.fields.email / mapping.fields.phone, or set mapping.on_missing_contact = \"skip\" to ignore such submissions (\"create_by_name\" creates contacts known only by name)")]
     NoContact {
         /// Parse problems that may explain it (`; problems: …`), or empty.
         problems: String,
@@ -45,15 +45,22 @@ pub fn build_plan(
     let contact = contact_fields(mapping, &vars);
     // GHL's `POST /contacts/upsert` matches on email or phone and refuses a body with neither
     // (GoHighLevel/highlevel-api-docs#37, #59), so a name alone cannot be upserted.
-    if contact.get(ContactField::Email).is_none() && contact.get(ContactField::Phone).is_none() {
-        return match mapping.on_missing_contact {
-            MissingContact::Skip => Ok(Plan::default()),
-            MissingContact::Error => Err(MappingError::NoContact {
+    // `POST /contacts/` takes a first or last name alone (only `name` alone is refused).
+    let reachable =
+        contact.get(ContactField::Email).is_some() || contact.get(ContactField::Phone).is_some();
+    let named = contact.get(ContactField::FirstName).is_some()
+        || contact.get(ContactField::LastName).is_some();
+    let first = match (reachable, mapping.on_missing_contact) {
+        (true, _) => Step::UpsertContact { contact },
+        (false, MissingContact::CreateByName) if named => Step::CreateContact { contact },
+        (false, MissingContact::Skip) => return Ok(Plan::default()),
+        (false, _) => {
+            return Err(MappingError::NoContact {
                 problems: problems_hint(submission),
-            }),
-        };
-    }
-    let mut steps = vec![Step::UpsertContact { contact }];
+            })
+        }
+    };
+    let mut steps = vec![first];
     let tags = tags(mapping, &vars);
     if !tags.is_empty() {
         steps.push(Step::AddTags { tags });

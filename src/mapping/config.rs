@@ -37,8 +37,9 @@ pub struct MappingConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_events: Option<Vec<String>>,
     /// What to do when a submission has no usable email or phone (GHL's upsert needs one): `error` (default; the event
-    /// is dead-lettered with a reason and can be replayed after a mapping fix) or `skip` (the
-    /// event is marked done with an empty plan).
+    /// is dead-lettered with a reason and can be replayed after a mapping fix), `skip` (the
+    /// event is marked done with an empty plan) or `create_by_name` (a contact is created from
+    /// the first/last name, once per submission).
     #[serde(default)]
     pub on_missing_contact: MissingContact,
     /// Skip test submissions (Jotform `preview=true`) with an empty plan. Default `false`.
@@ -75,6 +76,9 @@ pub enum MissingContact {
     Error,
     /// Plan nothing; the event is done.
     Skip,
+    /// With a first or last name, create the contact from the name (`POST /contacts/`, once
+    /// per submission); without any name, fail as `error` does.
+    CreateByName,
 }
 
 /// `mapping.fields`: the answer (key, label or dot path) each contact field comes from; it wins

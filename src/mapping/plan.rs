@@ -27,6 +27,9 @@ pub struct Plan {
 pub enum Step {
     /// `POST /contacts/upsert` with these fields; later steps use the resulting contact id.
     UpsertContact { contact: ContactFields },
+    /// `POST /contacts/`: create a contact known only by name (no email or phone to upsert
+    /// on); once per submission, found again by its marker tag after a lost answer.
+    CreateContact { contact: ContactFields },
     /// `POST /contacts/{id}/tags`.
     AddTags { tags: Vec<String> },
     /// `POST /contacts/{id}/tasks`.
@@ -48,10 +51,19 @@ impl Step {
     pub fn kind(&self) -> StepKind {
         match self {
             Step::UpsertContact { .. } => StepKind::UpsertContact,
+            Step::CreateContact { .. } => StepKind::CreateContact,
             Step::AddTags { .. } => StepKind::AddTags,
             Step::CreateTask { .. } => StepKind::CreateTask,
             Step::CreateNote { .. } => StepKind::CreateNote,
         }
+    }
+
+    /// Whether this step yields the contact the later steps act on.
+    pub fn makes_contact(&self) -> bool {
+        matches!(
+            self,
+            Step::UpsertContact { .. } | Step::CreateContact { .. }
+        )
     }
 }
 
@@ -60,6 +72,7 @@ impl Step {
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     UpsertContact,
+    CreateContact,
     AddTags,
     CreateTask,
     CreateNote,
@@ -67,8 +80,9 @@ pub enum StepKind {
 
 impl StepKind {
     /// Every kind, in plan order.
-    pub const ALL: [StepKind; 4] = [
+    pub const ALL: [StepKind; 5] = [
         StepKind::UpsertContact,
+        StepKind::CreateContact,
         StepKind::AddTags,
         StepKind::CreateTask,
         StepKind::CreateNote,
@@ -78,6 +92,7 @@ impl StepKind {
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::UpsertContact => "upsert_contact",
+            StepKind::CreateContact => "create_contact",
             StepKind::AddTags => "add_tags",
             StepKind::CreateTask => "create_task",
             StepKind::CreateNote => "create_note",

@@ -14,8 +14,8 @@ use formbridge::store::{EventFilter, EventStatus, EventSummary, NewEvent};
 use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle, SandboxState};
 use serde_json::Value;
 
-const TOKEN: &str = "pit-test-token";
-const LOCATION: &str = "locTest0000000000001";
+pub(crate) const TOKEN: &str = "pit-test-token";
+pub(crate) const LOCATION: &str = "locTest0000000000001";
 
 /// Mapping used by these tests: the DripJobs default plus one task per submission.
 const TASK_TOML: &str = r#"
@@ -25,19 +25,27 @@ body = "Lead from DripJobs: {{email}}"
 due_in = "1d"
 "#;
 
-async fn sandbox_with(burst: u32, window: Duration) -> SandboxHandle {
+pub(crate) async fn sandbox_with(burst: u32, window: Duration) -> SandboxHandle {
     let mut config = SandboxConfig::single(TOKEN, LOCATION);
     config.burst = burst;
     config.window = window;
     ghl_sandbox::start(config).await.unwrap()
 }
 
-async fn app_for(sandbox: &SandboxHandle, toml: &str, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn app_for(
+    sandbox: &SandboxHandle,
+    toml: &str,
+    extra: &[(&str, &str)],
+) -> TestApp {
     start_app(sandbox, toml, extra, false).await
 }
 
 /// An app whose dispatcher the test runs with [`TestApp::drain`] instead of in the background.
-async fn driven_app_for(sandbox: &SandboxHandle, toml: &str, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn driven_app_for(
+    sandbox: &SandboxHandle,
+    toml: &str,
+    extra: &[(&str, &str)],
+) -> TestApp {
     start_app(sandbox, toml, extra, true).await
 }
 
@@ -69,7 +77,7 @@ async fn start_app(
 }
 
 /// Waits until no event is pending, processing or retrying.
-async fn settle(app: &TestApp, timeout: Duration) {
+pub(crate) async fn settle(app: &TestApp, timeout: Duration) {
     wait_for(timeout, "every event done or dead", || async {
         let c = app.store.status_counts().await.unwrap();
         let open =
@@ -79,7 +87,7 @@ async fn settle(app: &TestApp, timeout: Duration) {
     .await;
 }
 
-async fn count(app: &TestApp, status: EventStatus) -> u64 {
+pub(crate) async fn count(app: &TestApp, status: EventStatus) -> u64 {
     app.store.status_counts().await.unwrap()[&status]
 }
 
@@ -155,7 +163,7 @@ async fn post_powr_leads(app: &TestApp, n: usize, prefix: &str) {
     }
 }
 
-async fn post_json(app: &TestApp, source: &str, body: &Value) {
+pub(crate) async fn post_json(app: &TestApp, source: &str, body: &Value) {
     let r = app
         .post_hook(
             source,

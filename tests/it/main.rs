@@ -25,6 +25,7 @@ mod ghl_sandbox;
 mod ghl_schema;
 mod ingress;
 mod mapping_config;
+mod mapping_extras;
 mod pg;
 mod replicas;
 mod retention;

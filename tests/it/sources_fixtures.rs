@@ -422,6 +422,7 @@ async fn fixtures_normalize_and_plan_as_expected() {
                     }
                 }
                 Step::CreateTask { .. } => panic!("{f}: no task by default"),
+                Step::CreateContact { .. } => panic!("{f}: no contact by name by default"),
             }
         }
     }
