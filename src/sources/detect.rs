@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::submission::{clean_text, Email, Phone, Submission};
+use crate::submission::{clean_text, country_code, Email, Phone, Submission};
 
 /// A contact field an answer can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -296,13 +296,20 @@ impl ContactDraft {
         let text = |role| first(role).as_deref().and_then(clean_text);
         sub.contact.company = text(Role::Company);
         sub.contact.website = text(Role::Website);
+        let country = take(Role::Country).into_iter().next().and_then(|c| {
+            let code = country_code(&c.value);
+            if code.is_none() {
+                sub.problem(&c.key, "country not recognised (expected a country name or an ISO 3166 code); left out of the contact");
+            }
+            code.map(str::to_owned)
+        });
         let addr = &mut sub.contact.address;
         addr.line1 = text(Role::Address1);
         addr.line2 = text(Role::Address2);
         addr.city = text(Role::City);
         addr.state = text(Role::State);
         addr.postal_code = text(Role::PostalCode);
-        addr.country = text(Role::Country);
+        addr.country = country;
         // A one-line US-style address: "123 Example St, Prescott, AZ 86301".
         if addr.city.is_none() && addr.state.is_none() && addr.postal_code.is_none() {
             if let Some(line) = addr.line1.clone() {

@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
-use ghl_sandbox::FaultSpec;
-use serde_json::json;
+use formbridge::store::{EventFilter, EventStatus};
+use ghl_sandbox::{FaultSpec, SandboxHandle};
+use serde_json::{json, Value};
 
+use crate::common::TestApp;
 use crate::dispatch::{driven_app_for, post_json, sandbox_with};
 
 #[tokio::test]
@@ -23,13 +25,11 @@ on_missing_contact = "create_by_name"
         drop_after_next: Some(1),
         ..Default::default()
     });
-    post_json(
+    deliver(
         &app,
-        "dripjobs",
-        &json!({"deal_id": "n-1", "customer_name": "Grace Hopper"}),
+        json!({"deal_id": "n-1", "customer_name": "Grace Hopper"}),
     )
     .await;
-    app.drain(Duration::from_secs(20)).await;
 
     let state = ghl.state();
     assert_eq!(state.contacts.len(), 1, "{:#?}", state.contacts);
@@ -47,4 +47,51 @@ on_missing_contact = "create_by_name"
     post_json(&app, "dripjobs", &json!({"deal_id": "n-2", "notes": "hi"})).await;
     app.drain(Duration::from_secs(20)).await;
     assert_eq!(ghl.state().contacts.len(), 1);
+}
+
+/// Posts one DripJobs delivery and runs the dispatcher until it is done or dead.
+async fn deliver(app: &TestApp, body: serde_json::Value) {
+    post_json(app, "dripjobs", &body).await;
+    app.drain(Duration::from_secs(20)).await;
+}
+
+/// The submission stored with the newest event of `app`.
+async fn latest_submission(app: &TestApp) -> serde_json::Value {
+    let events = app
+        .store
+        .list_events(&EventFilter::default())
+        .await
+        .unwrap();
+    let id = events.first().unwrap().id; // newest first
+    let event = app.store.get_event(id).await.unwrap().unwrap();
+    event.submission.unwrap()
+}
+
+/// Delivers `body` and returns the body of the last contact upsert GHL received.
+async fn upsert_for(app: &TestApp, ghl: &SandboxHandle, body: serde_json::Value) -> Value {
+    deliver(app, body).await;
+    let state = ghl.state();
+    let upserts = state.requests_to("POST", "/contacts/upsert");
+    upserts.last().and_then(|r| r.body.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn countries_are_sent_as_iso_codes_and_unknown_ones_left_out_with_a_problem() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = driven_app_for(&ghl, "", &[]).await;
+    let us =
+        json!({"deal_id": "c-1", "customer_email": "us@example.com", "country": "United States"});
+    assert_eq!(upsert_for(&app, &ghl, us).await["country"], "US");
+    let state = ghl.state();
+    let contact = state.contact_by_email("us@example.com").unwrap();
+    assert_eq!(contact["country"], "US");
+
+    let far = json!({"deal_id": "c-2", "customer_email": "far@example.com", "country": "Atlantis"});
+    let upsert = upsert_for(&app, &ghl, far).await;
+    assert!(upsert.get("country").is_none(), "{upsert}");
+    let sub = latest_submission(&app).await;
+    let problems = sub["problems"].to_string();
+    assert!(problems.contains("country not recognised"), "{problems}");
+    let done = app.store.status_counts().await.unwrap()[&EventStatus::Done];
+    assert_eq!(done, 2);
 }
