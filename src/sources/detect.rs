@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::submission::{clean_text, country_code, Email, Phone, Submission};
+use crate::submission::{clean_text, country_code, country_id, Email, Phone, Submission};
 
 /// A contact field an answer can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -238,6 +238,9 @@ struct Candidate {
 pub struct ContactDraft {
     slots: BTreeMap<Role, Vec<Candidate>>,
     next: usize,
+    /// The delivery's own country for phones without `+country` (a visitor's geo-IP country,
+    /// a phone field's country), ISO 3166 alpha-2; it wins over the source's default.
+    phone_country: Option<&'static str>,
 }
 
 impl ContactDraft {
@@ -255,14 +258,24 @@ impl ContactDraft {
         });
     }
 
+    /// Records the delivery's own country for phones written without `+country` (a name or
+    /// an ISO code); the first recognised one wins, an unknown one is ignored.
+    pub fn phone_country(&mut self, raw: &str) {
+        if self.phone_country.is_none() {
+            self.phone_country = country_code(raw).filter(|c| country_id(c).is_ok());
+        }
+    }
+
     /// Whether some candidate for `role` exists.
     pub fn has(&self, role: Role) -> bool {
         self.slots.get(&role).is_some_and(|c| !c.is_empty())
     }
 
     /// Fills `sub.contact`, recording a problem for each email or phone that does not parse.
-    /// Phones without a country code are read as numbers of `default_country`.
+    /// Phones without a country code are read as numbers of the delivery's own country (see
+    /// [`ContactDraft::phone_country`]), else of `default_country`.
     pub fn finish(mut self, sub: &mut Submission, default_country: &str) {
+        let default_country = self.phone_country.unwrap_or(default_country);
         for cands in self.slots.values_mut() {
             cands.sort_by_key(|c| (c.confidence, c.order));
         }

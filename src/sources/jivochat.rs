@@ -135,6 +135,10 @@ pub fn read(
     }
 
     let mut draft = ContactDraft::default();
+    // The visitor's own country (geo-IP) reads a phone written without `+country`.
+    if let Some(code) = at("/visitor/country_code").or_else(|| at("/session/geoip/country_code")) {
+        draft.phone_country(&code);
+    }
     let push = |sub: &mut Submission, key: &str, label: &str, value: Option<String>| {
         if let Some(v) = value {
             sub.answers.push(Answer {

@@ -9,7 +9,7 @@ use formbridge::store::{EventFilter, EventStatus};
 use ghl_sandbox::{FaultSpec, SandboxHandle};
 use serde_json::{json, Value};
 
-use crate::common::TestApp;
+use crate::common::{TestApp, SECRET};
 use crate::dispatch::{driven_app_for, post_json, sandbox_with};
 
 #[tokio::test]
@@ -51,7 +51,21 @@ on_missing_contact = "create_by_name"
 
 /// Posts one DripJobs delivery and runs the dispatcher until it is done or dead.
 async fn deliver(app: &TestApp, body: serde_json::Value) {
-    post_json(app, "dripjobs", &body).await;
+    deliver_to(app, "dripjobs", body).await;
+}
+
+/// Posts one delivery to `source` and runs the dispatcher until it is done or dead.
+async fn deliver_to(app: &TestApp, source: &str, body: serde_json::Value) {
+    post_json(app, source, &body).await;
+    app.drain(Duration::from_secs(20)).await;
+}
+
+/// Posts a body of `content_type` to `source`, then runs the dispatcher until it is done.
+async fn deliver_raw(app: &TestApp, source: &str, content_type: &str, body: String) {
+    let r = app
+        .post_hook(source, Some(SECRET), Some(content_type), body.into_bytes())
+        .await;
+    assert_eq!(r.status(), 200);
     app.drain(Duration::from_secs(20)).await;
 }
 
@@ -94,4 +108,46 @@ async fn countries_are_sent_as_iso_codes_and_unknown_ones_left_out_with_a_proble
     assert!(problems.contains("country not recognised"), "{problems}");
     let done = app.store.status_counts().await.unwrap()[&EventStatus::Done];
     assert_eq!(done, 2);
+}
+
+#[tokio::test]
+async fn a_phone_without_country_code_is_read_in_the_visitors_own_country() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = driven_app_for(&ghl, "", &[]).await;
+    deliver_to(
+        &app,
+        "jivochat",
+        json!({
+            "event_name": "offline_message", "offline_message_id": "om-ru", "widget_id": "w1",
+            "message": "Перезвоните, пожалуйста",
+            "visitor": {"name": "Ivan Petrov", "phone": "(999) 555-0100"},
+            "session": {"geoip": {"country": "Russia", "country_code": "RU"}}
+        }),
+    )
+    .await;
+    let state = ghl.state();
+    let upsert = state.requests_to("POST", "/contacts/upsert")[0]
+        .body
+        .clone();
+    assert_eq!(upsert.unwrap()["phone"], "+79995550100");
+
+    // A Jotform phone field's own country wins over the source's default (US).
+    let fields = [
+        ("submissionID", "5260000000000000001"),
+        (
+            "rawRequest",
+            r#"{"q3_name":{"first":"Hans","last":"Muster"},"q5_phone":{"full":"030 901820","country":"DE"}}"#,
+        ),
+    ];
+    let body: String = fields
+        .iter()
+        .map(|(k, v)| format!("--b\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"))
+        .collect::<String>()
+        + "--b--\r\n";
+    deliver_raw(&app, "jotform", "multipart/form-data; boundary=b", body).await;
+    let state = ghl.state();
+    let upsert = state.requests_to("POST", "/contacts/upsert")[1]
+        .body
+        .clone();
+    assert_eq!(upsert.unwrap()["phone"], "+4930901820");
 }
