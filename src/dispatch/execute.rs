@@ -17,7 +17,9 @@ use super::budget::{Budget, BudgetPermit, BudgetWait};
 use super::decision::{decide, Decision, PauseReason};
 use super::requests::{create_request, upsert_request};
 use super::retry::RetryPolicy;
-use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest};
+use crate::ghl::types::{
+    ContactProperties, CreateNoteRequest, CreateTaskRequest, UpdateContactRequest,
+};
 use crate::ghl::{GhlClient, GhlError, RateLimitInfo};
 use crate::mapping::plan::Step;
 use crate::store::{ClaimedEvent, EventId, Finish, StepRecord, StepStatus, Store, StoreError};
@@ -191,11 +193,28 @@ impl Executor<'_> {
         };
         match step {
             Step::UpsertContact { contact } => {
-                let request = upsert_request(location, contact);
+                let mut request = upsert_request(location, contact);
+                let first_source = if contact.keep_first_source {
+                    request.contact.source.take()
+                } else {
+                    None
+                };
                 match self
                     .call(event, || self.client.upsert_contact(&request))
                     .await
                 {
+                    Ok(body) if body.new && first_source.is_some() => {
+                        let update = UpdateContactRequest {
+                            contact: ContactProperties {
+                                source: first_source,
+                                ..ContactProperties::default()
+                            },
+                        };
+                        let id = body.contact.id;
+                        self.call(event, || self.client.update_contact(location, &id, &update))
+                            .await?;
+                        Ok(Some(id))
+                    }
                     Ok(body) => Ok(Some(body.contact.id)),
                     // A location that refuses duplicates names the contact that exists.
                     Err(StepError::Ghl(e)) if e.existing_contact_id().is_some() => {

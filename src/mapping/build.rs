@@ -110,6 +110,7 @@ fn contact_fields(mapping: &CompiledMapping, vars: &Vars<'_>) -> ContactFields {
     let c = &vars.submission.contact;
     let mut out = ContactFields {
         source: Some(mapping.contact_source.clone()),
+        keep_first_source: mapping.keep_first_source,
         ..ContactFields::default()
     };
     let from_submission = [

@@ -21,6 +21,8 @@ pub struct CompiledMapping {
     pub(super) tool: String,
     /// The GHL `source` value.
     pub(super) contact_source: String,
+    /// Send `source` only to contacts the upsert creates.
+    pub(super) keep_first_source: bool,
     /// Tools with events (JivoChat): the events that make or update a contact; `None` for
     /// other tools.
     pub(super) contact_events: Option<Vec<String>>,
@@ -112,6 +114,7 @@ impl CompiledMapping {
             source: source.clone(),
             kind,
             contact_source: config.source.clone().unwrap_or_else(|| tool.clone()),
+            keep_first_source: config.keep_first_source,
             tool,
             contact_events: kind.events().map(|rules| {
                 config.contact_events.clone().unwrap_or_else(|| {

@@ -22,6 +22,11 @@ pub struct MappingConfig {
     /// for `generic` sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Keep a returning contact's first GHL `source`: the upsert sends no `source`, and a
+    /// contact it creates gets it with `PUT /contacts/:id`. Default `false` (every submission
+    /// overwrites it).
+    #[serde(default)]
+    pub keep_first_source: bool,
     /// Generic-kind sources (generic, dripjobs, powr, 123formbuilder): field name or dot path of
     /// the tool's submission id. Default: the preset's id keys, then `dedupe_field`, then
     /// `submission_id`/`entry_id`/`id`.

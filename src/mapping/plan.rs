@@ -133,6 +133,10 @@ pub struct ContactFields {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub custom_fields: Vec<CustomFieldValue>,
+    /// Set `source` only on a contact the upsert creates, keeping a returning contact's first
+    /// source (`mapping.keep_first_source`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_first_source: bool,
 }
 
 /// A GHL custom field value, addressed by id or by key.

@@ -151,3 +151,31 @@ async fn a_phone_without_country_code_is_read_in_the_visitors_own_country() {
         .clone();
     assert_eq!(upsert.unwrap()["phone"], "+4930901820");
 }
+
+#[tokio::test]
+async fn a_returning_contact_keeps_its_first_source_when_asked() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let toml = r#"
+[sources.dripjobs.mapping]
+keep_first_source = true
+[sources.powr.mapping]
+keep_first_source = true
+"#;
+    let app = driven_app_for(&ghl, toml, &[]).await;
+    let email = "back@example.com";
+    deliver(&app, json!({"deal_id": "s-1", "customer_email": email})).await;
+    let first = ghl.state();
+    assert_eq!(first.contact_by_email(email).unwrap()["source"], "dripjobs");
+    let powr = json!({"submission_id": "p-1", "Email Address": email, "Your Name": "Back Again"});
+    deliver_to(&app, "powr", powr).await;
+    let state = ghl.state();
+    let contact = state.contact_by_email(email).unwrap();
+    assert_eq!(contact["source"], "dripjobs", "{contact}");
+    assert_eq!(contact["firstName"], "Back");
+    // One PUT for the new contact, none for the returning one.
+    let id = contact["id"].as_str().unwrap();
+    assert_eq!(
+        state.requests_to("PUT", &format!("/contacts/{id}")).len(),
+        1
+    );
+}
