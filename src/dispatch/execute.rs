@@ -246,6 +246,12 @@ impl Executor<'_> {
                     .await?;
                 Ok(None)
             }
+            Step::RemoveTags { tags } => {
+                let contact = need_contact()?;
+                self.call(event, || self.client.remove_tags(location, contact, tags))
+                    .await?;
+                Ok(None)
+            }
             Step::CreateTask {
                 title,
                 body,

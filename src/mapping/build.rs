@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
 use super::config::MissingContact;
+use super::due::parse_due;
 use super::plan::{ContactFields, CustomFieldValue, Plan, Step};
 use super::vars::{answer_lines, Vars};
 use crate::sources::{SourceKind, SourceName};
@@ -62,8 +63,12 @@ pub fn build_plan(
     };
     let mut steps = vec![first];
     let tags = tags(mapping, &vars);
+    let removed = removed_tags(mapping, &vars, &tags);
     if !tags.is_empty() {
         steps.push(Step::AddTags { tags });
+    }
+    if !removed.is_empty() {
+        steps.push(Step::RemoveTags { tags: removed });
     }
     for task in &mapping.tasks {
         if task.when.as_ref().is_some_and(|when| !when.holds(&vars)) {
@@ -77,8 +82,13 @@ pub fn build_plan(
         steps.push(Step::CreateTask {
             title: task.title.render(&vars).trim().to_owned(),
             body,
-            // `due_in` is at most ten years (checked when compiled).
-            due_at: submission.received_at.saturating_add(task.due_in),
+            due_at: task
+                .due_from
+                .as_deref()
+                .and_then(|sel| submission.answer(sel))
+                .and_then(|a| parse_due(&a.value.display()))
+                // `due_in` is at most ten years (checked when compiled).
+                .unwrap_or_else(|| submission.received_at.saturating_add(task.due_in)),
             assigned_to: task.assigned_to.clone(),
         });
     }
@@ -163,6 +173,20 @@ fn contact_fields(mapping: &CompiledMapping, vars: &Vars<'_>) -> ContactFields {
     out
 }
 
+/// Tags whose `remove_when_false` condition does not hold, unless another rule adds them.
+fn removed_tags(mapping: &CompiledMapping, vars: &Vars<'_>, added: &[String]) -> Vec<String> {
+    let raw = mapping
+        .tags
+        .remove_when_false
+        .iter()
+        .filter(|(when, _)| !when.holds(vars))
+        .map(|(_, tag)| tag.render(vars));
+    clean_tags(raw)
+        .into_iter()
+        .filter(|t| !added.contains(t))
+        .collect()
+}
+
 fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
     let t = &mapping.tags;
     let mut raw: Vec<String> = Vec::new();
@@ -187,6 +211,11 @@ fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
             }
         }
     }
+    clean_tags(raw)
+}
+
+/// Trimmed, lower-cased (GHL stores tags so), de-duplicated, in order.
+fn clean_tags(raw: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     for tag in raw {

@@ -55,6 +55,8 @@ pub(super) struct CompiledTags {
     pub(super) source_tag: Option<String>,
     pub(super) static_tags: Vec<Template>,
     pub(super) when: Vec<(CompiledCondition, Template)>,
+    /// Tags removed when their condition does not hold.
+    pub(super) remove_when_false: Vec<(CompiledCondition, Template)>,
     pub(super) from_answers: Vec<AnswerTags>,
 }
 
@@ -63,6 +65,8 @@ pub(super) struct CompiledTask {
     pub(super) title: Template,
     pub(super) body: Option<Template>,
     pub(super) due_in: time::Duration,
+    /// The answer holding the due date (`due_in` is the fallback).
+    pub(super) due_from: Option<String>,
     pub(super) assigned_to: Option<String>,
     pub(super) when: Option<CompiledCondition>,
 }
@@ -238,9 +242,14 @@ fn tags(config: &MappingConfig, source: &SourceName) -> Result<CompiledTags, Map
         static_tags.push(tag_template(&format!("tags.static[{i}]"), tag)?);
     }
     let mut when = Vec::new();
+    let mut remove_when_false = Vec::new();
     for (i, rule) in t.when.iter().enumerate() {
         let tag = tag_template(&format!("tags.when[{i}].tag"), &rule.tag)?;
-        when.push((rule.when.compile(&format!("tags.when[{i}].when"))?, tag));
+        let compiled = (rule.when.compile(&format!("tags.when[{i}].when"))?, tag);
+        if rule.remove_when_false {
+            remove_when_false.push(compiled.clone());
+        }
+        when.push(compiled);
     }
     for (i, rule) in t.from_answers.iter().enumerate() {
         if rule.answer.trim().is_empty() {
@@ -254,6 +263,7 @@ fn tags(config: &MappingConfig, source: &SourceName) -> Result<CompiledTags, Map
         source_tag: t.source_tag.then(|| source.to_string()),
         static_tags,
         when,
+        remove_when_false,
         from_answers: t.from_answers.clone(),
     })
 }
@@ -279,6 +289,7 @@ fn tasks(config: &MappingConfig) -> Result<Vec<CompiledTask>, MappingConfigError
                 .map(|b| template(&key("body"), b))
                 .transpose()?,
             due_in,
+            due_from: task.due_from.clone().filter(|a| !a.trim().is_empty()),
             assigned_to: task.assigned_to.clone().filter(|a| !a.trim().is_empty()),
             when: task
                 .when

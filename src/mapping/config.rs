@@ -154,6 +154,10 @@ pub struct ConditionalTag {
     pub tag: String,
     /// The condition.
     pub when: Condition,
+    /// Remove the tag (`DELETE /contacts/:id/tags`) when the condition does not hold, e.g. a
+    /// stage tag once the stage has moved on. Default `false`.
+    #[serde(default)]
+    pub remove_when_false: bool,
 }
 
 /// `[[mapping.tags.from_answers]]`: each choice of `answer` becomes a tag.
@@ -180,6 +184,11 @@ pub struct TaskConfig {
     /// Default `1d`.
     #[serde(default = "one_day")]
     pub due_in: String,
+    /// An answer (key, label or path) holding the due date: a date, an appointment slot, a
+    /// US `M/D/YYYY` date (DripJobs `install_date`) or RFC 3339; `due_in` is the fallback when
+    /// it is blank or not a date. A date without a time is due at 09:00 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_from: Option<String>,
     /// GHL user id to assign the task to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_to: Option<String>,

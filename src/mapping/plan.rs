@@ -32,6 +32,8 @@ pub enum Step {
     CreateContact { contact: ContactFields },
     /// `POST /contacts/{id}/tags`.
     AddTags { tags: Vec<String> },
+    /// `DELETE /contacts/{id}/tags`: tags whose condition no longer holds.
+    RemoveTags { tags: Vec<String> },
     /// `POST /contacts/{id}/tasks`.
     CreateTask {
         title: String,
@@ -53,6 +55,7 @@ impl Step {
             Step::UpsertContact { .. } => StepKind::UpsertContact,
             Step::CreateContact { .. } => StepKind::CreateContact,
             Step::AddTags { .. } => StepKind::AddTags,
+            Step::RemoveTags { .. } => StepKind::RemoveTags,
             Step::CreateTask { .. } => StepKind::CreateTask,
             Step::CreateNote { .. } => StepKind::CreateNote,
         }
@@ -74,16 +77,18 @@ pub enum StepKind {
     UpsertContact,
     CreateContact,
     AddTags,
+    RemoveTags,
     CreateTask,
     CreateNote,
 }
 
 impl StepKind {
     /// Every kind, in plan order.
-    pub const ALL: [StepKind; 5] = [
+    pub const ALL: [StepKind; 6] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
+        StepKind::RemoveTags,
         StepKind::CreateTask,
         StepKind::CreateNote,
     ];
@@ -94,6 +99,7 @@ impl StepKind {
             StepKind::UpsertContact => "upsert_contact",
             StepKind::CreateContact => "create_contact",
             StepKind::AddTags => "add_tags",
+            StepKind::RemoveTags => "remove_tags",
             StepKind::CreateTask => "create_task",
             StepKind::CreateNote => "create_note",
         }

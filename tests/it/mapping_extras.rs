@@ -8,6 +8,7 @@ use std::time::Duration;
 use formbridge::store::{EventFilter, EventStatus};
 use ghl_sandbox::{FaultSpec, SandboxHandle};
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
 
 use crate::common::{TestApp, SECRET};
 use crate::dispatch::{driven_app_for, post_json, sandbox_with};
@@ -178,4 +179,59 @@ keep_first_source = true
         state.requests_to("PUT", &format!("/contacts/{id}")).len(),
         1
     );
+}
+
+#[tokio::test]
+async fn a_stage_tag_is_removed_when_its_condition_stops_holding_and_tasks_are_due_from_answers() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let toml = r#"
+[[sources.dripjobs.mapping.tags.when]]
+tag = "stage:estimate"
+when = { field = "answers.stage", equals = "estimate" }
+remove_when_false = true
+
+[[sources.dripjobs.mapping.tasks]]
+title = "Install for {{first_name}}"
+due_from = "install_date"
+due_in = "2d"
+"#;
+    let app = driven_app_for(&ghl, toml, &[]).await;
+    let email = "stage@example.com";
+    let lead = json!({"deal_id": "t-1", "customer_name": "Sam Stage", "customer_email": email,
+        "stage": "estimate", "install_date": "5/14/2026"});
+    deliver(&app, lead).await;
+    let state = ghl.state();
+    let id = state.contact_by_email(email).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(state.tags_of(&id).contains(&"stage:estimate".to_owned()));
+    let due = state.tasks_of(&id)[0]["dueDate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(due.starts_with("2026-05-14T09:00:00"), "{due}");
+
+    // The stage moved on: the tag goes; no install date: the task falls back to `due_in`.
+    let won = json!({"deal_id": "t-2", "customer_email": email, "stage": "won"});
+    deliver(&app, won).await;
+    let state = ghl.state();
+    assert!(
+        !state.tags_of(&id).contains(&"stage:estimate".to_owned()),
+        "{:?}",
+        state.tags_of(&id)
+    );
+    assert_eq!(
+        state
+            .requests_to("DELETE", &format!("/contacts/{id}/tags"))
+            .len(),
+        1
+    );
+    let fallback = state.tasks_of(&id)[1]["dueDate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fallback = time::OffsetDateTime::parse(&fallback, &Rfc3339).unwrap();
+    let hours = (fallback - time::OffsetDateTime::now_utc()).whole_hours();
+    assert!((47..=48).contains(&hours), "{fallback}");
 }

@@ -423,6 +423,7 @@ async fn fixtures_normalize_and_plan_as_expected() {
                 }
                 Step::CreateTask { .. } => panic!("{f}: no task by default"),
                 Step::CreateContact { .. } => panic!("{f}: no contact by name by default"),
+                Step::RemoveTags { .. } => panic!("{f}: no tag removed by default"),
             }
         }
     }
