@@ -29,9 +29,11 @@ pub fn build_plan(
     mapping: &CompiledMapping,
     submission: &Submission,
 ) -> Result<Plan, MappingError> {
+    let mut if_present = false;
     if let Some(events) = &mapping.contact_events {
         let event = submission.extras.event.as_deref().unwrap_or_default();
-        if !events.iter().any(|e| e == event) {
+        if_present = mapping.contact_if_present.iter().any(|e| e == event);
+        if !if_present && !events.iter().any(|e| e == event) {
             return Ok(Plan::default());
         }
     }
@@ -54,6 +56,7 @@ pub fn build_plan(
     let first = match (reachable, mapping.on_missing_contact) {
         (true, _) => Step::UpsertContact { contact },
         (false, MissingContact::CreateByName) if named => Step::CreateContact { contact },
+        (false, _) if if_present => return Ok(Plan::default()),
         (false, MissingContact::Skip) => return Ok(Plan::default()),
         (false, _) => {
             return Err(MappingError::NoContact {
@@ -90,6 +93,18 @@ pub fn build_plan(
                 // `due_in` is at most ten years (checked when compiled).
                 .unwrap_or_else(|| submission.received_at.saturating_add(task.due_in)),
             assigned_to: task.assigned_to.clone(),
+        });
+    }
+    if let Some(task) = mapping
+        .tool_tasks
+        .then(|| mapping.kind.default_task(submission))
+        .flatten()
+    {
+        steps.push(Step::CreateTask {
+            title: task.title,
+            body: task.body,
+            due_at: submission.received_at.saturating_add(task.due_in),
+            assigned_to: None,
         });
     }
     let note = match &mapping.note {

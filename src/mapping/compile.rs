@@ -26,6 +26,11 @@ pub struct CompiledMapping {
     /// Tools with events (JivoChat): the events that make or update a contact; `None` for
     /// other tools.
     pub(super) contact_events: Option<Vec<String>>,
+    /// Events that update the contact only when they carry an email or phone (the tool's,
+    /// unless `contact_events` is set).
+    pub(super) contact_if_present: Vec<String>,
+    /// Add the tool's own follow-up tasks.
+    pub(super) tool_tasks: bool,
     pub(super) skip_test_submissions: bool,
     pub(super) on_missing_contact: MissingContact,
     pub(super) values: Vec<(ContactField, Template)>,
@@ -129,6 +134,15 @@ impl CompiledMapping {
                         .collect()
                 })
             }),
+            contact_if_present: match (kind.events(), &config.contact_events) {
+                (Some(rules), None) => rules
+                    .contact_if_present
+                    .iter()
+                    .map(|e| (*e).to_owned())
+                    .collect(),
+                _ => Vec::new(),
+            },
+            tool_tasks: !config.skip_tool_tasks,
             skip_test_submissions: config.skip_test_submissions,
             on_missing_contact: config.on_missing_contact,
             values,

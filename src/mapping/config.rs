@@ -38,9 +38,15 @@ pub struct MappingConfig {
     pub strip_html: Option<bool>,
     /// Tools with events only (JivoChat): the events that create or update a contact; other
     /// events plan nothing. Default: the tool's (JivoChat `["chat_finished",
-    /// "offline_message", "client_updated"]`).
+    /// "offline_message", "client_updated"]`, plus every other event that carries the visitor's
+    /// email or phone). Set, it lists every event that does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_events: Option<Vec<String>>,
+    /// Leave out the follow-up tasks the tool asks for by default (JivoChat: a `call_event`
+    /// that is a callback request or a missed call gets a call-back task due in 30 minutes).
+    /// Default `false`.
+    #[serde(default)]
+    pub skip_tool_tasks: bool,
     /// What to do when a submission has no usable email or phone (GHL's upsert needs one): `error` (default; the event
     /// is dead-lettered with a reason and can be replayed after a mapping fix), `skip` (the
     /// event is marked done with an empty plan) or `create_by_name` (a contact is created from

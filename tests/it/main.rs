@@ -24,6 +24,7 @@ mod ghl_oauth;
 mod ghl_sandbox;
 mod ghl_schema;
 mod ingress;
+mod jivochat_events;
 mod mapping_config;
 mod mapping_extras;
 mod pg;
