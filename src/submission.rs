@@ -5,6 +5,7 @@
 //! could not be parsed stay as answers and are listed in [`Submission::problems`].
 
 mod contact;
+mod country;
 mod field;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 pub use contact::{
     clean_text, country_id, split_full_name, Email, InvalidEmail, InvalidPhone, Phone,
 };
+pub use country::country_code;
 pub use field::ContactField;
 
 /// One delivery, normalized.
@@ -119,7 +121,8 @@ pub struct Address {
     /// Postal / ZIP code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postal_code: Option<String>,
-    /// Country.
+    /// Country as an ISO 3166-1 alpha-2 code (`US`); a country not recognised is left out
+    /// and noted in [`Submission::problems`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
 }

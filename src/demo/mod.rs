@@ -465,6 +465,7 @@ fn demo_settings(
                 title: "Call {{first_name}} back".to_owned(),
                 body: Some("Lead from DripJobs: {{email}}".to_owned()),
                 due_in: "1d".to_owned(),
+                due_from: None,
                 assigned_to: None,
                 when: None,
             });

@@ -4,7 +4,8 @@
 //! Effectively-once: the upsert and tag steps are idempotent in GHL; a task or note step is
 //! recorded as `started` before it is sent and carries a marker with the event id and step
 //! index, so after a crash or a lost answer the marker is looked up on the contact before
-//! anything is created again.
+//! anything is created again. A contact created by name (no email or phone to upsert on)
+//! carries a marker tag instead, looked up the same way.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -14,9 +15,11 @@ use time::OffsetDateTime;
 
 use super::budget::{Budget, BudgetPermit, BudgetWait};
 use super::decision::{decide, Decision, PauseReason};
-use super::requests::upsert_request;
+use super::requests::{create_request, upsert_request};
 use super::retry::RetryPolicy;
-use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest};
+use crate::ghl::types::{
+    ContactProperties, CreateNoteRequest, CreateTaskRequest, UpdateContactRequest,
+};
 use crate::ghl::{GhlClient, GhlError, RateLimitInfo};
 use crate::mapping::plan::Step;
 use crate::store::{ClaimedEvent, EventId, Finish, StepRecord, StepStatus, Store, StoreError};
@@ -68,7 +71,7 @@ impl Executor<'_> {
                 .iter()
                 .find(|s| s.index == index && s.kind == step.kind());
             if let Some(done) = recorded.filter(|s| s.status == StepStatus::Done) {
-                if matches!(step, Step::UpsertContact { .. }) {
+                if step.makes_contact() {
                     contact_id.clone_from(&done.ghl_id);
                 }
                 continue;
@@ -78,7 +81,7 @@ impl Executor<'_> {
                 .run_step(event, index, step, contact_id.as_deref(), uncertain)
                 .await
                 .map_err(|e| self.classify(event, step, e))?;
-            if matches!(step, Step::UpsertContact { .. }) {
+            if step.makes_contact() {
                 contact_id.clone_from(&ghl_id);
             }
             self.record(event, index, step, StepStatus::Done, ghl_id)
@@ -190,11 +193,28 @@ impl Executor<'_> {
         };
         match step {
             Step::UpsertContact { contact } => {
-                let request = upsert_request(location, contact);
+                let mut request = upsert_request(location, contact);
+                let first_source = if contact.keep_first_source {
+                    request.contact.source.take()
+                } else {
+                    None
+                };
                 match self
                     .call(event, || self.client.upsert_contact(&request))
                     .await
                 {
+                    Ok(body) if body.new && first_source.is_some() => {
+                        let update = UpdateContactRequest {
+                            contact: ContactProperties {
+                                source: first_source,
+                                ..ContactProperties::default()
+                            },
+                        };
+                        let id = body.contact.id;
+                        self.call(event, || self.client.update_contact(location, &id, &update))
+                            .await?;
+                        Ok(Some(id))
+                    }
                     Ok(body) => Ok(Some(body.contact.id)),
                     // A location that refuses duplicates names the contact that exists.
                     Err(StepError::Ghl(e)) if e.existing_contact_id().is_some() => {
@@ -203,9 +223,32 @@ impl Executor<'_> {
                     Err(e) => Err(e),
                 }
             }
+            Step::CreateContact { contact } => {
+                let tag = marker_tag(event.id, index);
+                if uncertain {
+                    let found = self
+                        .find(event, || self.client.find_contact_with_tag(location, &tag))
+                        .await?;
+                    if let Some(id) = found {
+                        return Ok(Some(id));
+                    }
+                }
+                self.record_started(event, index, step).await?;
+                let request = create_request(location, contact, &tag);
+                let created = self
+                    .call(event, || self.client.create_contact(&request))
+                    .await?;
+                Ok(Some(created.contact.id))
+            }
             Step::AddTags { tags } => {
                 let contact = need_contact()?;
                 self.call(event, || self.client.add_tags(location, contact, tags))
+                    .await?;
+                Ok(None)
+            }
+            Step::RemoveTags { tags } => {
+                let contact = need_contact()?;
+                self.call(event, || self.client.remove_tags(location, contact, tags))
                     .await?;
                 Ok(None)
             }
@@ -369,6 +412,11 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
 /// The marker a task or note carries: event id and step index, looked up after an unknown outcome.
 pub fn marker(event: EventId, step: u32) -> String {
     format!("[formbridge:{event}:{step}]")
+}
+
+/// The marker tag a contact created by name carries (GHL lower-cases tags; this already is).
+pub fn marker_tag(event: EventId, step: u32) -> String {
+    format!("formbridge:{event}:{step}")
 }
 
 /// How long ago an event was received.

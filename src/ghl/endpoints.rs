@@ -118,6 +118,23 @@ impl GhlClient {
         self.execute(&request.location_id, p).await
     }
 
+    /// The id of a contact of `location_id` carrying `tag` (a marker), by `POST
+    /// /contacts/search`. GHL's search index lags writes by up to about a minute.
+    pub async fn find_contact_with_tag(
+        &self,
+        location_id: &str,
+        tag: &str,
+    ) -> Result<Option<String>, GhlError> {
+        let request = SearchContactsRequest {
+            location_id: location_id.to_owned(),
+            page_limit: 1,
+            filters: vec![serde_json::json!({"field": "tags", "operator": "eq", "value": tag})],
+            ..SearchContactsRequest::default()
+        };
+        let found = self.search_contacts(&request).await?;
+        Ok(found.body.contacts.into_iter().next().map(|c| c.id))
+    }
+
     /// `GET /contacts/business/:businessId`.
     pub async fn business_contacts(
         &self,

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
 use super::config::MissingContact;
+use super::due::parse_due;
 use super::plan::{ContactFields, CustomFieldValue, Plan, Step};
 use super::vars::{answer_lines, Vars};
 use crate::sources::{SourceKind, SourceName};
@@ -15,7 +16,7 @@ use crate::submission::{AnswerValue, ContactField, Submission};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MappingError {
     /// No email and no phone: GHL's contact upsert needs one of them.
-    #[error("no contact in this submission: no usable email or phone was found (GHL's contact upsert needs one){problems}; select the answers with mapping.fields.email / mapping.fields.phone, or set mapping.on_missing_contact = \"skip\" to ignore such submissions")]
+    #[error("no contact in this submission: no usable email or phone was found (GHL's contact upsert needs one){problems}; select the answers with mapping.fields.email / mapping.fields.phone, or set mapping.on_missing_contact = \"skip\" to ignore such submissions (\"create_by_name\" creates contacts known only by name)")]
     NoContact {
         /// Parse problems that may explain it (`; problems: …`), or empty.
         problems: String,
@@ -28,9 +29,11 @@ pub fn build_plan(
     mapping: &CompiledMapping,
     submission: &Submission,
 ) -> Result<Plan, MappingError> {
+    let mut if_present = false;
     if let Some(events) = &mapping.contact_events {
         let event = submission.extras.event.as_deref().unwrap_or_default();
-        if !events.iter().any(|e| e == event) {
+        if_present = mapping.contact_if_present.iter().any(|e| e == event);
+        if !if_present && !events.iter().any(|e| e == event) {
             return Ok(Plan::default());
         }
     }
@@ -45,18 +48,30 @@ pub fn build_plan(
     let contact = contact_fields(mapping, &vars);
     // GHL's `POST /contacts/upsert` matches on email or phone and refuses a body with neither
     // (GoHighLevel/highlevel-api-docs#37, #59), so a name alone cannot be upserted.
-    if contact.get(ContactField::Email).is_none() && contact.get(ContactField::Phone).is_none() {
-        return match mapping.on_missing_contact {
-            MissingContact::Skip => Ok(Plan::default()),
-            MissingContact::Error => Err(MappingError::NoContact {
+    // `POST /contacts/` takes a first or last name alone (only `name` alone is refused).
+    let reachable =
+        contact.get(ContactField::Email).is_some() || contact.get(ContactField::Phone).is_some();
+    let named = contact.get(ContactField::FirstName).is_some()
+        || contact.get(ContactField::LastName).is_some();
+    let first = match (reachable, mapping.on_missing_contact) {
+        (true, _) => Step::UpsertContact { contact },
+        (false, MissingContact::CreateByName) if named => Step::CreateContact { contact },
+        (false, _) if if_present => return Ok(Plan::default()),
+        (false, MissingContact::Skip) => return Ok(Plan::default()),
+        (false, _) => {
+            return Err(MappingError::NoContact {
                 problems: problems_hint(submission),
-            }),
-        };
-    }
-    let mut steps = vec![Step::UpsertContact { contact }];
+            })
+        }
+    };
+    let mut steps = vec![first];
     let tags = tags(mapping, &vars);
+    let removed = removed_tags(mapping, &vars, &tags);
     if !tags.is_empty() {
         steps.push(Step::AddTags { tags });
+    }
+    if !removed.is_empty() {
+        steps.push(Step::RemoveTags { tags: removed });
     }
     for task in &mapping.tasks {
         if task.when.as_ref().is_some_and(|when| !when.holds(&vars)) {
@@ -70,9 +85,26 @@ pub fn build_plan(
         steps.push(Step::CreateTask {
             title: task.title.render(&vars).trim().to_owned(),
             body,
-            // `due_in` is at most ten years (checked when compiled).
-            due_at: submission.received_at.saturating_add(task.due_in),
+            due_at: task
+                .due_from
+                .as_deref()
+                .and_then(|sel| submission.answer(sel))
+                .and_then(|a| parse_due(&a.value.display()))
+                // `due_in` is at most ten years (checked when compiled).
+                .unwrap_or_else(|| submission.received_at.saturating_add(task.due_in)),
             assigned_to: task.assigned_to.clone(),
+        });
+    }
+    if let Some(task) = mapping
+        .tool_tasks
+        .then(|| mapping.kind.default_task(submission))
+        .flatten()
+    {
+        steps.push(Step::CreateTask {
+            title: task.title,
+            body: task.body,
+            due_at: submission.received_at.saturating_add(task.due_in),
+            assigned_to: None,
         });
     }
     let note = match &mapping.note {
@@ -103,6 +135,7 @@ fn contact_fields(mapping: &CompiledMapping, vars: &Vars<'_>) -> ContactFields {
     let c = &vars.submission.contact;
     let mut out = ContactFields {
         source: Some(mapping.contact_source.clone()),
+        keep_first_source: mapping.keep_first_source,
         ..ContactFields::default()
     };
     let from_submission = [
@@ -155,6 +188,20 @@ fn contact_fields(mapping: &CompiledMapping, vars: &Vars<'_>) -> ContactFields {
     out
 }
 
+/// Tags whose `remove_when_false` condition does not hold, unless another rule adds them.
+fn removed_tags(mapping: &CompiledMapping, vars: &Vars<'_>, added: &[String]) -> Vec<String> {
+    let raw = mapping
+        .tags
+        .remove_when_false
+        .iter()
+        .filter(|(when, _)| !when.holds(vars))
+        .map(|(_, tag)| tag.render(vars));
+    clean_tags(raw)
+        .into_iter()
+        .filter(|t| !added.contains(t))
+        .collect()
+}
+
 fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
     let t = &mapping.tags;
     let mut raw: Vec<String> = Vec::new();
@@ -179,6 +226,11 @@ fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
             }
         }
     }
+    clean_tags(raw)
+}
+
+/// Trimmed, lower-cased (GHL stores tags so), de-duplicated, in order.
+fn clean_tags(raw: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     for tag in raw {

@@ -21,9 +21,16 @@ pub struct CompiledMapping {
     pub(super) tool: String,
     /// The GHL `source` value.
     pub(super) contact_source: String,
+    /// Send `source` only to contacts the upsert creates.
+    pub(super) keep_first_source: bool,
     /// Tools with events (JivoChat): the events that make or update a contact; `None` for
     /// other tools.
     pub(super) contact_events: Option<Vec<String>>,
+    /// Events that update the contact only when they carry an email or phone (the tool's,
+    /// unless `contact_events` is set).
+    pub(super) contact_if_present: Vec<String>,
+    /// Add the tool's own follow-up tasks.
+    pub(super) tool_tasks: bool,
     pub(super) skip_test_submissions: bool,
     pub(super) on_missing_contact: MissingContact,
     pub(super) values: Vec<(ContactField, Template)>,
@@ -53,6 +60,8 @@ pub(super) struct CompiledTags {
     pub(super) source_tag: Option<String>,
     pub(super) static_tags: Vec<Template>,
     pub(super) when: Vec<(CompiledCondition, Template)>,
+    /// Tags removed when their condition does not hold.
+    pub(super) remove_when_false: Vec<(CompiledCondition, Template)>,
     pub(super) from_answers: Vec<AnswerTags>,
 }
 
@@ -61,6 +70,8 @@ pub(super) struct CompiledTask {
     pub(super) title: Template,
     pub(super) body: Option<Template>,
     pub(super) due_in: time::Duration,
+    /// The answer holding the due date (`due_in` is the fallback).
+    pub(super) due_from: Option<String>,
     pub(super) assigned_to: Option<String>,
     pub(super) when: Option<CompiledCondition>,
 }
@@ -112,6 +123,7 @@ impl CompiledMapping {
             source: source.clone(),
             kind,
             contact_source: config.source.clone().unwrap_or_else(|| tool.clone()),
+            keep_first_source: config.keep_first_source,
             tool,
             contact_events: kind.events().map(|rules| {
                 config.contact_events.clone().unwrap_or_else(|| {
@@ -122,6 +134,15 @@ impl CompiledMapping {
                         .collect()
                 })
             }),
+            contact_if_present: match (kind.events(), &config.contact_events) {
+                (Some(rules), None) => rules
+                    .contact_if_present
+                    .iter()
+                    .map(|e| (*e).to_owned())
+                    .collect(),
+                _ => Vec::new(),
+            },
+            tool_tasks: !config.skip_tool_tasks,
             skip_test_submissions: config.skip_test_submissions,
             on_missing_contact: config.on_missing_contact,
             values,
@@ -235,9 +256,14 @@ fn tags(config: &MappingConfig, source: &SourceName) -> Result<CompiledTags, Map
         static_tags.push(tag_template(&format!("tags.static[{i}]"), tag)?);
     }
     let mut when = Vec::new();
+    let mut remove_when_false = Vec::new();
     for (i, rule) in t.when.iter().enumerate() {
         let tag = tag_template(&format!("tags.when[{i}].tag"), &rule.tag)?;
-        when.push((rule.when.compile(&format!("tags.when[{i}].when"))?, tag));
+        let compiled = (rule.when.compile(&format!("tags.when[{i}].when"))?, tag);
+        if rule.remove_when_false {
+            remove_when_false.push(compiled.clone());
+        }
+        when.push(compiled);
     }
     for (i, rule) in t.from_answers.iter().enumerate() {
         if rule.answer.trim().is_empty() {
@@ -251,6 +277,7 @@ fn tags(config: &MappingConfig, source: &SourceName) -> Result<CompiledTags, Map
         source_tag: t.source_tag.then(|| source.to_string()),
         static_tags,
         when,
+        remove_when_false,
         from_answers: t.from_answers.clone(),
     })
 }
@@ -276,6 +303,7 @@ fn tasks(config: &MappingConfig) -> Result<Vec<CompiledTask>, MappingConfigError
                 .map(|b| template(&key("body"), b))
                 .transpose()?,
             due_in,
+            due_from: task.due_from.clone().filter(|a| !a.trim().is_empty()),
             assigned_to: task.assigned_to.clone().filter(|a| !a.trim().is_empty()),
             when: task
                 .when

@@ -22,6 +22,11 @@ pub struct MappingConfig {
     /// for `generic` sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Keep a returning contact's first GHL `source`: the upsert sends no `source`, and a
+    /// contact it creates gets it with `PUT /contacts/:id`. Default `false` (every submission
+    /// overwrites it).
+    #[serde(default)]
+    pub keep_first_source: bool,
     /// Generic-kind sources (generic, dripjobs, powr, 123formbuilder): field name or dot path of
     /// the tool's submission id. Default: the preset's id keys, then `dedupe_field`, then
     /// `submission_id`/`entry_id`/`id`.
@@ -33,12 +38,19 @@ pub struct MappingConfig {
     pub strip_html: Option<bool>,
     /// Tools with events only (JivoChat): the events that create or update a contact; other
     /// events plan nothing. Default: the tool's (JivoChat `["chat_finished",
-    /// "offline_message", "client_updated"]`).
+    /// "offline_message", "client_updated"]`, plus every other event that carries the visitor's
+    /// email or phone). Set, it lists every event that does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_events: Option<Vec<String>>,
+    /// Leave out the follow-up tasks the tool asks for by default (JivoChat: a `call_event`
+    /// that is a callback request or a missed call gets a call-back task due in 30 minutes).
+    /// Default `false`.
+    #[serde(default)]
+    pub skip_tool_tasks: bool,
     /// What to do when a submission has no usable email or phone (GHL's upsert needs one): `error` (default; the event
-    /// is dead-lettered with a reason and can be replayed after a mapping fix) or `skip` (the
-    /// event is marked done with an empty plan).
+    /// is dead-lettered with a reason and can be replayed after a mapping fix), `skip` (the
+    /// event is marked done with an empty plan) or `create_by_name` (a contact is created from
+    /// the first/last name, once per submission).
     #[serde(default)]
     pub on_missing_contact: MissingContact,
     /// Skip test submissions (Jotform `preview=true`) with an empty plan. Default `false`.
@@ -75,6 +87,9 @@ pub enum MissingContact {
     Error,
     /// Plan nothing; the event is done.
     Skip,
+    /// With a first or last name, create the contact from the name (`POST /contacts/`, once
+    /// per submission); without any name, fail as `error` does.
+    CreateByName,
 }
 
 /// `mapping.fields`: the answer (key, label or dot path) each contact field comes from; it wins
@@ -145,6 +160,10 @@ pub struct ConditionalTag {
     pub tag: String,
     /// The condition.
     pub when: Condition,
+    /// Remove the tag (`DELETE /contacts/:id/tags`) when the condition does not hold, e.g. a
+    /// stage tag once the stage has moved on. Default `false`.
+    #[serde(default)]
+    pub remove_when_false: bool,
 }
 
 /// `[[mapping.tags.from_answers]]`: each choice of `answer` becomes a tag.
@@ -171,6 +190,11 @@ pub struct TaskConfig {
     /// Default `1d`.
     #[serde(default = "one_day")]
     pub due_in: String,
+    /// An answer (key, label or path) holding the due date: a date, an appointment slot, a
+    /// US `M/D/YYYY` date (DripJobs `install_date`) or RFC 3339; `due_in` is the fallback when
+    /// it is blank or not a date. A date without a time is due at 09:00 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_from: Option<String>,
     /// GHL user id to assign the task to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_to: Option<String>,

@@ -3,13 +3,14 @@
 //! - [`config`]: the `[sources.<name>.mapping]` model, as written.
 //! - [`compile`]: [`CompiledMapping`], the config checked and compiled once at start.
 //! - [`error`]: [`MappingConfigError`], naming the key at fault.
-//! - [`build`]: the pure plan builder and the default note.
+//! - [`build`]: the pure plan builder and the default note; [`due`]: due dates from answers.
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
 
 pub mod build;
 pub mod compile;
 pub mod condition;
 pub mod config;
+pub mod due;
 pub mod error;
 pub mod plan;
 pub mod template;

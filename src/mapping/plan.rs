@@ -27,8 +27,13 @@ pub struct Plan {
 pub enum Step {
     /// `POST /contacts/upsert` with these fields; later steps use the resulting contact id.
     UpsertContact { contact: ContactFields },
+    /// `POST /contacts/`: create a contact known only by name (no email or phone to upsert
+    /// on); once per submission, found again by its marker tag after a lost answer.
+    CreateContact { contact: ContactFields },
     /// `POST /contacts/{id}/tags`.
     AddTags { tags: Vec<String> },
+    /// `DELETE /contacts/{id}/tags`: tags whose condition no longer holds.
+    RemoveTags { tags: Vec<String> },
     /// `POST /contacts/{id}/tasks`.
     CreateTask {
         title: String,
@@ -48,10 +53,20 @@ impl Step {
     pub fn kind(&self) -> StepKind {
         match self {
             Step::UpsertContact { .. } => StepKind::UpsertContact,
+            Step::CreateContact { .. } => StepKind::CreateContact,
             Step::AddTags { .. } => StepKind::AddTags,
+            Step::RemoveTags { .. } => StepKind::RemoveTags,
             Step::CreateTask { .. } => StepKind::CreateTask,
             Step::CreateNote { .. } => StepKind::CreateNote,
         }
+    }
+
+    /// Whether this step yields the contact the later steps act on.
+    pub fn makes_contact(&self) -> bool {
+        matches!(
+            self,
+            Step::UpsertContact { .. } | Step::CreateContact { .. }
+        )
     }
 }
 
@@ -60,16 +75,20 @@ impl Step {
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     UpsertContact,
+    CreateContact,
     AddTags,
+    RemoveTags,
     CreateTask,
     CreateNote,
 }
 
 impl StepKind {
     /// Every kind, in plan order.
-    pub const ALL: [StepKind; 4] = [
+    pub const ALL: [StepKind; 6] = [
         StepKind::UpsertContact,
+        StepKind::CreateContact,
         StepKind::AddTags,
+        StepKind::RemoveTags,
         StepKind::CreateTask,
         StepKind::CreateNote,
     ];
@@ -78,7 +97,9 @@ impl StepKind {
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::UpsertContact => "upsert_contact",
+            StepKind::CreateContact => "create_contact",
             StepKind::AddTags => "add_tags",
+            StepKind::RemoveTags => "remove_tags",
             StepKind::CreateTask => "create_task",
             StepKind::CreateNote => "create_note",
         }
@@ -118,6 +139,10 @@ pub struct ContactFields {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub custom_fields: Vec<CustomFieldValue>,
+    /// Set `source` only on a contact the upsert creates, keeping a returning contact's first
+    /// source (`mapping.keep_first_source`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_first_source: bool,
 }
 
 /// A GHL custom field value, addressed by id or by key.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::submission::{clean_text, Email, Phone, Submission};
+use crate::submission::{clean_text, country_code, country_id, Email, Phone, Submission};
 
 /// A contact field an answer can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -238,6 +238,9 @@ struct Candidate {
 pub struct ContactDraft {
     slots: BTreeMap<Role, Vec<Candidate>>,
     next: usize,
+    /// The delivery's own country for phones without `+country` (a visitor's geo-IP country,
+    /// a phone field's country), ISO 3166 alpha-2; it wins over the source's default.
+    phone_country: Option<&'static str>,
 }
 
 impl ContactDraft {
@@ -255,14 +258,24 @@ impl ContactDraft {
         });
     }
 
+    /// Records the delivery's own country for phones written without `+country` (a name or
+    /// an ISO code); the first recognised one wins, an unknown one is ignored.
+    pub fn phone_country(&mut self, raw: &str) {
+        if self.phone_country.is_none() {
+            self.phone_country = country_code(raw).filter(|c| country_id(c).is_ok());
+        }
+    }
+
     /// Whether some candidate for `role` exists.
     pub fn has(&self, role: Role) -> bool {
         self.slots.get(&role).is_some_and(|c| !c.is_empty())
     }
 
     /// Fills `sub.contact`, recording a problem for each email or phone that does not parse.
-    /// Phones without a country code are read as numbers of `default_country`.
+    /// Phones without a country code are read as numbers of the delivery's own country (see
+    /// [`ContactDraft::phone_country`]), else of `default_country`.
     pub fn finish(mut self, sub: &mut Submission, default_country: &str) {
+        let default_country = self.phone_country.unwrap_or(default_country);
         for cands in self.slots.values_mut() {
             cands.sort_by_key(|c| (c.confidence, c.order));
         }
@@ -296,13 +309,20 @@ impl ContactDraft {
         let text = |role| first(role).as_deref().and_then(clean_text);
         sub.contact.company = text(Role::Company);
         sub.contact.website = text(Role::Website);
+        let country = take(Role::Country).into_iter().next().and_then(|c| {
+            let code = country_code(&c.value);
+            if code.is_none() {
+                sub.problem(&c.key, "country not recognised (expected a country name or an ISO 3166 code); left out of the contact");
+            }
+            code.map(str::to_owned)
+        });
         let addr = &mut sub.contact.address;
         addr.line1 = text(Role::Address1);
         addr.line2 = text(Role::Address2);
         addr.city = text(Role::City);
         addr.state = text(Role::State);
         addr.postal_code = text(Role::PostalCode);
-        addr.country = text(Role::Country);
+        addr.country = country;
         // A one-line US-style address: "123 Example St, Prescott, AZ 86301".
         if addr.city.is_none() && addr.state.is_none() && addr.postal_code.is_none() {
             if let Some(line) = addr.line1.clone() {

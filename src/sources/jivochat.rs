@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::detect::{Confidence, ContactDraft, Role};
-use super::tool::{json_text as text, EventRules, NormalizeError, ReadInput, Tool};
+use super::tool::{json_text as text, EventRules, NormalizeError, ReadInput, Tool, ToolTask};
 use crate::body::ParsedBody;
 use crate::submission::{Answer, AnswerValue, ChatMessage, Geo, Page, Submission};
 
@@ -30,6 +30,18 @@ const EVENTS: &[&str] = &[
 
 /// The events that create or update a contact unless `mapping.contact_events` says otherwise.
 const DEFAULT_CONTACT_EVENTS: &[&str] = &["chat_finished", "offline_message", "client_updated"];
+
+/// Events that update the contact by default when they carry the visitor's email or phone.
+const CONTACT_IF_PRESENT: &[&str] = &[
+    "chat_accepted",
+    "chat_updated",
+    "chat_assigned",
+    "client_attribute_updated",
+    "call_event",
+];
+
+/// How soon a callback request or a missed call is due.
+const CALL_TASK_DUE: time::Duration = time::Duration::minutes(30);
 
 /// Events that happen once per id: an offline message has its own id, and a chat is accepted
 /// and finished once. `chat_updated`, `client_updated` and `call_event` legitimately repeat for
@@ -85,6 +97,26 @@ impl Tool for Jivochat {
         Some(EventRules {
             known: EVENTS,
             contact_by_default: DEFAULT_CONTACT_EVENTS,
+            contact_if_present: CONTACT_IF_PRESENT,
+        })
+    }
+
+    /// A callback request, or a call that failed (`status = error`), asks for a call back.
+    fn default_task(&self, sub: &Submission) -> Option<ToolTask> {
+        if sub.extras.event.as_deref() != Some("call_event") {
+            return None;
+        }
+        let other = |k: &str| sub.extras.other.get(k).map(String::as_str);
+        let what = match (other("call_type"), other("call_status")) {
+            (Some("callback"), _) => "Callback requested",
+            (_, Some("error")) => "Missed call",
+            _ => return None,
+        };
+        let name = sub.contact.full_name.as_deref().unwrap_or("the visitor");
+        Some(ToolTask {
+            title: format!("{what}: call {name} back"),
+            body: Some(call_lines(sub)),
+            due_in: CALL_TASK_DUE,
         })
     }
 }
@@ -135,6 +167,10 @@ pub fn read(
     }
 
     let mut draft = ContactDraft::default();
+    // The visitor's own country (geo-IP) reads a phone written without `+country`.
+    if let Some(code) = at("/visitor/country_code").or_else(|| at("/session/geoip/country_code")) {
+        draft.phone_country(&code);
+    }
     let push = |sub: &mut Submission, key: &str, label: &str, value: Option<String>| {
         if let Some(v) = value {
             sub.answers.push(Answer {
@@ -191,6 +227,7 @@ pub fn read(
         }
     }
     push(&mut sub, "call.type", "Call", at("/call/type"));
+    push(&mut sub, "call.phone", "Call phone", at("/call/phone"));
     push(&mut sub, "call.status", "Call status", at("/call/status"));
     push(
         &mut sub,
@@ -283,9 +320,37 @@ fn transcript(root: &Value) -> Vec<ChatMessage> {
     }
 }
 
+/// A call's type, status, phone and recording link, one per line.
+fn call_lines(sub: &Submission) -> String {
+    let other = |k: &str| sub.extras.other.get(k).cloned();
+    let phone = sub
+        .answer("call.phone")
+        .map(|a| a.value.display())
+        .or_else(|| sub.contact.phone.as_ref().map(ToString::to_string));
+    [
+        ("Type", other("call_type")),
+        ("Status", other("call_status")),
+        ("Phone", phone),
+        ("Recording", other("call_record_url")),
+    ]
+    .into_iter()
+    .filter_map(|(label, v)| v.map(|v| format!("{label}: {v}")))
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
 /// The chat transcript or the offline message, then the other answers and the UTM; `None`
 /// when the event has neither (the common note is written).
 fn note(title: &str, sub: &Submission) -> Option<String> {
+    match sub.extras.event.as_deref() {
+        Some("call_event") => {
+            let id = sub.submission_id.as_deref().unwrap_or("?");
+            return Some(format!("{title} call (chat {id})\n\n{}", call_lines(sub)));
+        }
+        // Contact updates from chat events write no note; the finished chat does.
+        Some(e) if CONTACT_IF_PRESENT.contains(&e) => return Some(String::new()),
+        _ => {}
+    }
     let transcript = sub.transcript_text();
     if transcript.is_empty() && sub.extras.message.is_none() {
         return None;

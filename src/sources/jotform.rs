@@ -223,7 +223,12 @@ fn offer_roles(draft: &mut ContactDraft, key: &str, slug: &str, d: &Decoded) {
             draft.offer(Role::FirstName, Confidence::Key, key, first);
             draft.offer(Role::LastName, Confidence::Key, key, last);
         }
-        Shape::Phone(full) => draft.offer(Role::Phone, Confidence::Key, key, full),
+        Shape::Phone(full, country) => {
+            draft.offer(Role::Phone, Confidence::Key, key, full);
+            if let Some(c) = country {
+                draft.phone_country(c);
+            }
+        }
         Shape::Address(parts) => {
             for (role, value) in parts {
                 draft.offer(*role, Confidence::Key, key, value);

@@ -27,8 +27,12 @@ pub struct Decoded {
 /// The contact role a Jotform value shape reveals.
 pub enum Shape {
     None,
-    Name { first: String, last: String },
-    Phone(String),
+    Name {
+        first: String,
+        last: String,
+    },
+    /// The number, and the phone field's own country where it has one.
+    Phone(String, Option<String>),
     Address(Vec<(Role, String)>),
 }
 
@@ -103,6 +107,10 @@ fn decode_object(v: &OVal) -> Decoded {
         };
     }
     if has("full") || (has("area") && has("phone")) {
+        let phone_country = ["country", "countryCode"]
+            .into_iter()
+            .find(|k| has(k))
+            .map(&s);
         let full = if has("full") {
             s("full")
         } else {
@@ -111,7 +119,7 @@ fn decode_object(v: &OVal) -> Decoded {
         return Decoded {
             value: AnswerValue::Text(full.clone()),
             pretty: Some(full.clone()),
-            shape: Shape::Phone(full),
+            shape: Shape::Phone(full, phone_country),
         };
     }
     if has("addr_line1") || has("postal") || (has("city") && has("state")) {

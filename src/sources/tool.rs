@@ -66,6 +66,20 @@ pub struct EventRules {
     pub known: &'static [&'static str],
     /// The events that make or update a contact by default.
     pub contact_by_default: &'static [&'static str],
+    /// Events that update the contact by default when they carry an email or phone, and plan
+    /// nothing (instead of failing) when they carry none.
+    pub contact_if_present: &'static [&'static str],
+}
+
+/// A follow-up task the tool asks for by default (`mapping.tool_tasks`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolTask {
+    /// The task's title.
+    pub title: String,
+    /// Its body.
+    pub body: Option<String>,
+    /// Due this long after the delivery was received.
+    pub due_in: time::Duration,
 }
 
 /// One form or chat tool. A simple tool implements [`Tool::name`], [`Tool::title`] and
@@ -104,8 +118,15 @@ pub trait Tool: Send + Sync {
     }
 
     /// The default note when the tool has its own (`title` is the tool's title for this
-    /// source); `None` for the common note (every answer as a `Label: value` line).
+    /// source); `None` for the common note (every answer as a `Label: value` line), an empty
+    /// text for no note.
     fn default_note(&self, _title: &str, _submission: &Submission) -> Option<String> {
+        None
+    }
+
+    /// A follow-up task the tool asks for on this delivery by default (JivoChat: a callback
+    /// request or a missed call). Default: none.
+    fn default_task(&self, _submission: &Submission) -> Option<ToolTask> {
         None
     }
 

@@ -277,6 +277,7 @@ fn plan_fields_become_a_valid_upsert_body() {
             key: s("budget"),
             value: json!("5000"),
         }],
+        keep_first_source: false,
     };
     let body = formbridge::dispatch::requests::upsert_request("loc", &fields);
     let value = serde_json::to_value(&body).unwrap();

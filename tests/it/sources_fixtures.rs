@@ -133,7 +133,10 @@ fn table() -> Vec<Expect> {
             first: Some("John"),
             last: Some("Smith"),
             answers: &[("call.record_url", "Call recording", "http://example.com/record.mp3")],
-            // call_event is not a contact event by default.
+            // A callback request: the contact, a call-back task and the call note.
+            steps: &["upsert_contact", "add_tags", "create_task", "create_note"],
+            tags: &["jivochat"],
+            note_has: &["JivoChat call", "Type: callback", "Recording: http://example.com/record.mp3"],
             ..BASE
         },
         Expect {
@@ -143,6 +146,9 @@ fn table() -> Vec<Expect> {
             phone: Some("+14084987855"),
             first: Some("John"),
             last: Some("Smith"),
+            // Chat events with the visitor's details update the contact, without a note.
+            steps: &["upsert_contact", "add_tags"],
+            tags: &["jivochat"],
             answers: &[("tags", "Jivo tags", "Tag example")],
             ..BASE
         },
@@ -153,6 +159,9 @@ fn table() -> Vec<Expect> {
             phone: Some("+14084987855"),
             first: Some("John"),
             last: Some("Smith"),
+            // Chat events with the visitor's details update the contact, without a note.
+            steps: &["upsert_contact", "add_tags"],
+            tags: &["jivochat"],
             ..BASE
         },
         Expect {
@@ -421,7 +430,12 @@ async fn fixtures_normalize_and_plan_as_expected() {
                         assert!(body.contains(id), "{f}: note lacks the submission id");
                     }
                 }
-                Step::CreateTask { .. } => panic!("{f}: no task by default"),
+                Step::CreateTask { title, .. } => {
+                    assert!(f.contains("call_event"), "{f}: no task by default");
+                    assert!(title.starts_with("Callback requested"), "{f}: {title}");
+                }
+                Step::CreateContact { .. } => panic!("{f}: no contact by name by default"),
+                Step::RemoveTags { .. } => panic!("{f}: no tag removed by default"),
             }
         }
     }
