@@ -320,14 +320,21 @@ async fn bulk_load(bench: &BenchStore, table: Table) {
             let mut tx = conn.begin().await.unwrap();
             sqlx::query(&numbered(&format!(
                 "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $1)
-                 INSERT INTO events ({columns}, content_type, headers, body, submission, plan)
-                 SELECT {values}, 'application/json', '[]', X'7B7D', '{{}}', $5 FROM g"
+                 INSERT INTO events ({columns}, submission, plan)
+                 SELECT {values}, '{{}}', $5 FROM g"
             )))
             .bind(table.total as i64)
             .bind(done)
             .bind(now)
             .bind(table.locations as i64)
             .bind(&plan)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO event_deliveries (event_id, content_type, headers, body)
+                 SELECT id, 'application/json', '[]', X'7B7D' FROM events",
+            )
             .execute(&mut *tx)
             .await
             .unwrap();
