@@ -16,7 +16,6 @@ use sqlx::{ConnectOptions, Connection, QueryBuilder, Row};
 use time::OffsetDateTime;
 
 use super::postgres_queue as queue;
-use super::postgres_queue::DB_NOW_MS;
 use super::postgres_tokens;
 use super::rows::{counts_by_status, event_from_row, summary_from_row, SUMMARY_COLUMNS};
 use super::types::from_millis;
@@ -46,9 +45,6 @@ pub(super) const EVENT_SELECT: &str =
      FROM events e
      JOIN event_deliveries d ON d.event_id = e.id
      LEFT JOIN event_plans p ON p.event_id = e.id";
-
-/// How long events handed out for preparation are left to the replica that took them.
-const PREPARE_LEASE_MS: i64 = 30_000;
 
 /// PostgreSQL-backed [`Store`]; several processes may share one database.
 pub struct PgStore {
@@ -244,27 +240,16 @@ impl Store for PgStore {
     }
 
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        // Several replicas prepare at once: each takes the oldest events no other one holds,
-        // marked for PREPARE_LEASE_MS, so none prepares an event another is preparing.
-        let ids: Vec<i64> = sqlx::query_scalar(&format!(
-            "UPDATE events SET prepare_until = {DB_NOW_MS} + $2
-             WHERE id IN (
-                 SELECT e.id FROM events e
-                 WHERE e.status = 'pending' AND e.prepare_until < {DB_NOW_MS}
-                   AND NOT EXISTS (SELECT 1 FROM event_plans p WHERE p.event_id = e.id)
-                 ORDER BY e.id LIMIT $1
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING id"
+        // Every replica prepares the oldest unprepared events, so several may prepare the same
+        // ones (the first save stands). Disjoint batches would spare that work, but a replica
+        // could then queue a later batch while an earlier one is still unprepared, and an
+        // unprepared event has no contact key yet to hold its contact's later events back:
+        // each contact's arrival order rests on every event older than a prepared one being
+        // prepared too.
+        let rows = sqlx::query(&format!(
+            "{EVENT_SELECT} WHERE e.status = 'pending' AND p.event_id IS NULL ORDER BY e.id LIMIT $1"
         ))
         .bind(i64::from(limit))
-        .bind(PREPARE_LEASE_MS)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query("unprepared"))?;
-        let rows = sqlx::query(&format!(
-            "{EVENT_SELECT} WHERE e.id = ANY($1) ORDER BY e.id"
-        ))
-        .bind(&ids)
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::query("unprepared"))?;

@@ -538,8 +538,7 @@ pub(super) async fn replay(
         .push(
             " FROM picked)
              UPDATE events SET status = 'pending', contact_key = NULL, location_id = NULL,
-                 fair_key = NULL, parked_key = NULL, prepare_until = 0, attempts = 0,
-                 next_attempt_at = ",
+                 fair_key = NULL, parked_key = NULL, attempts = 0, next_attempt_at = ",
         )
         .push_bind(now)
         .push(", lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = ")

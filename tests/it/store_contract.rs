@@ -834,27 +834,17 @@ async fn the_same_delivery_through_two_replicas_at_once_is_one_event() {
     );
 }
 
-/// Replicas prepare disjoint batches; and should two prepare the same event all the same (one
-/// whose batch outlived its hold), the first preparation saved stands.
+/// Two replicas that prepared the same event: the first preparation saved stands.
 #[tokio::test]
-async fn an_event_is_handed_to_one_replica_to_prepare_and_the_first_preparation_stands() {
+async fn an_event_prepared_by_two_replicas_keeps_the_first_preparation() {
     let backend = Backend::postgres().await;
     let (a, b) = (backend.store.clone(), backend.replica().await);
     let id = crate::common::add_prepared(&*a, "loc", "dripjobs", "x", "email:x@x.co").await;
     assert!(a.replay(id, false).await.unwrap());
-    let other = crate::common::add_prepared(&*a, "loc", "dripjobs", "y", "email:y@x.co").await;
-    assert!(a.replay(other, false).await.unwrap());
-    let seen_a = a.unprepared(1).await.unwrap();
+    let seen_a = a.unprepared(10).await.unwrap();
     let seen_b = b.unprepared(10).await.unwrap();
-    assert_eq!(
-        seen_a.iter().map(|e| e.summary.id).collect::<Vec<_>>(),
-        vec![id]
-    );
-    assert_eq!(
-        seen_b.iter().map(|e| e.summary.id).collect::<Vec<_>>(),
-        vec![other],
-        "the other replica gets the next event, not the one being prepared"
-    );
+    assert_eq!(seen_a.len(), 1);
+    assert_eq!(seen_b.len(), 1, "both replicas see it unprepared");
     let ready = |location: &str| Preparation::Ready {
         submission: serde_json::json!({}),
         plan: formbridge::mapping::Plan::default(),
