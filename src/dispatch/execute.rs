@@ -315,6 +315,12 @@ impl Executor<'_> {
                     .await?;
                 Ok(Some(note.note.id))
             }
+            Step::LeadContact { .. } | Step::CompleteLeadTasks | Step::MoveLeadTasks { .. } => {
+                Err(StepError::Plan(format!(
+                    "{} is not executed yet (follow-ups are being built)",
+                    step.kind()
+                )))
+            }
         }
     }
 

@@ -115,7 +115,10 @@ pub fn build_plan(
     if let Some(body) = note.filter(|b| !b.trim().is_empty()) {
         steps.push(Step::CreateNote { body });
     }
-    Ok(Plan { steps })
+    Ok(Plan {
+        steps,
+        ..Plan::default()
+    })
 }
 
 fn problems_hint(sub: &Submission) -> String {

@@ -16,6 +16,17 @@ use crate::submission::ContactField;
 pub struct Plan {
     /// Steps in execution order: upsert contact, add tags, create tasks, create notes.
     pub steps: Vec<Step>,
+    /// What ties this submission to earlier and later deliveries of the same lead, from
+    /// `mapping.references` (DripJobs `deal_id`, JivoChat `chat_id` and `client_id`):
+    /// `<tool>/<key>:<value>`, e.g. `dripjobs/deal_id:1234567`. A follow-up finds its lead's
+    /// contact and tasks through them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    /// Set by the preparer on an edited submission (a delivery that repeats an earlier one's
+    /// tool id with other content): the first revision's event id. Its note and tasks are
+    /// updated in place rather than created again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_of: Option<i64>,
 }
 
 /// One GHL action.
@@ -46,6 +57,19 @@ pub enum Step {
     },
     /// `POST /contacts/{id}/notes`.
     CreateNote { body: String },
+    /// A follow-up's contact: the one made for the earliest earlier delivery sharing
+    /// `reference` (one of [`Plan::references`]). Waits (bounded by
+    /// `dispatch.follow_up_wait`) while that lead has not reached GHL yet.
+    LeadContact { reference: String },
+    /// `PUT /contacts/{id}/tasks/{taskId}/completed` for every task the lead's deliveries
+    /// created.
+    CompleteLeadTasks,
+    /// `PUT /contacts/{id}/tasks/{taskId}` moving every task the lead's deliveries created to
+    /// a new due date.
+    MoveLeadTasks {
+        #[serde(with = "time::serde::rfc3339")]
+        due_at: OffsetDateTime,
+    },
 }
 
 impl Step {
@@ -58,6 +82,9 @@ impl Step {
             Step::RemoveTags { .. } => StepKind::RemoveTags,
             Step::CreateTask { .. } => StepKind::CreateTask,
             Step::CreateNote { .. } => StepKind::CreateNote,
+            Step::LeadContact { .. } => StepKind::LeadContact,
+            Step::CompleteLeadTasks => StepKind::CompleteLeadTasks,
+            Step::MoveLeadTasks { .. } => StepKind::MoveLeadTasks,
         }
     }
 
@@ -65,7 +92,7 @@ impl Step {
     pub fn makes_contact(&self) -> bool {
         matches!(
             self,
-            Step::UpsertContact { .. } | Step::CreateContact { .. }
+            Step::UpsertContact { .. } | Step::CreateContact { .. } | Step::LeadContact { .. }
         )
     }
 }
@@ -80,17 +107,23 @@ pub enum StepKind {
     RemoveTags,
     CreateTask,
     CreateNote,
+    LeadContact,
+    CompleteLeadTasks,
+    MoveLeadTasks,
 }
 
 impl StepKind {
-    /// Every kind, in plan order.
-    pub const ALL: [StepKind; 6] = [
+    /// Every kind.
+    pub const ALL: [StepKind; 9] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
         StepKind::RemoveTags,
         StepKind::CreateTask,
         StepKind::CreateNote,
+        StepKind::LeadContact,
+        StepKind::CompleteLeadTasks,
+        StepKind::MoveLeadTasks,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -102,6 +135,9 @@ impl StepKind {
             StepKind::RemoveTags => "remove_tags",
             StepKind::CreateTask => "create_task",
             StepKind::CreateNote => "create_note",
+            StepKind::LeadContact => "lead_contact",
+            StepKind::CompleteLeadTasks => "complete_lead_tasks",
+            StepKind::MoveLeadTasks => "move_lead_tasks",
         }
     }
 }

@@ -109,6 +109,7 @@ async fn prepare_and_claim(store: &dyn Store, id: EventId, owner: &str) {
                 body: "a note".to_owned(),
             },
         ],
+        ..Plan::default()
     };
     store
         .save_preparations(&[(

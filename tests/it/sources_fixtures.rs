@@ -436,6 +436,9 @@ async fn fixtures_normalize_and_plan_as_expected() {
                 }
                 Step::CreateContact { .. } => panic!("{f}: no contact by name by default"),
                 Step::RemoveTags { .. } => panic!("{f}: no tag removed by default"),
+                Step::LeadContact { .. } | Step::CompleteLeadTasks | Step::MoveLeadTasks { .. } => {
+                    panic!("{f}: not a follow-up: {step:?}")
+                }
             }
         }
     }
