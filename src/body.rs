@@ -210,6 +210,35 @@ async fn multipart_fields(
 }
 
 impl ParsedBody {
+    /// A hash of the content alone (SHA-256, hex): the same answers hash the same whatever
+    /// the encoding's details (a multipart boundary, urlencoded escapes), so an identical
+    /// resend can be told from an edit.
+    pub fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        match self {
+            ParsedBody::Json(value) => {
+                hash.update(b"json\0");
+                hash.update(value.to_string().as_bytes());
+            }
+            ParsedBody::Form(fields) => {
+                hash.update(b"form\0");
+                for field in fields {
+                    // Lengths first, so no two field lists hash the same by shifting bytes.
+                    for part in [
+                        field.name.as_str(),
+                        field.value.as_str(),
+                        field.file_name.as_deref().unwrap_or_default(),
+                    ] {
+                        hash.update((part.len() as u64).to_le_bytes());
+                        hash.update(part.as_bytes());
+                    }
+                }
+            }
+        }
+        hex::encode(hash.finalize())
+    }
+
     /// The first form field of this name, or the top-level JSON string/number at this dot path.
     pub fn field(&self, path: &str) -> Option<String> {
         match self {

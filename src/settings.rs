@@ -217,6 +217,10 @@ pub struct DispatchSettings {
     /// longer is dead-lettered so it cannot hold up the others.
     #[serde(with = "humantime_serde")]
     pub prepare_timeout: Duration,
+    /// How long a follow-up (or an edit) waits for the delivery it refers to — its lead, an
+    /// earlier revision — to reach GHL before it is dead-lettered with that reason.
+    #[serde(with = "humantime_serde")]
+    pub follow_up_wait: Duration,
     /// Retry schedule.
     pub retry: RetrySettings,
 }

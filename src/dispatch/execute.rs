@@ -17,8 +17,10 @@ use super::budget::{Budget, BudgetPermit, BudgetWait};
 use super::decision::{decide, Decision, PauseReason};
 use super::requests::{create_request, upsert_request};
 use super::retry::RetryPolicy;
+use super::thread::Thread;
 use crate::ghl::types::{
     ContactProperties, CreateNoteRequest, CreateTaskRequest, UpdateContactRequest,
+    UpdateNoteRequest, UpdateTaskRequest,
 };
 use crate::ghl::{GhlClient, GhlError, RateLimitInfo};
 use crate::mapping::plan::Step;
@@ -57,12 +59,26 @@ pub struct Executor<'a> {
     pub lease: Duration,
     /// Current end of the lease (unix ms), renewed as the work goes on.
     pub lease_until: AtomicI64,
+    /// How long a follow-up or an edit waits for the delivery it refers to
+    /// (`dispatch.follow_up_wait`).
+    pub follow_up_wait: Duration,
 }
 
 impl Executor<'_> {
     /// Runs the event's remaining steps. `Ok` means every step is done.
     pub async fn run(&self, event: &ClaimedEvent) -> Result<(), Stop> {
         let plan = &event.plan;
+        let thread = if plan.references.is_empty() && plan.revision_of.is_none() {
+            Thread::default()
+        } else {
+            Thread::new(self.store.thread(event.id).await?)
+        };
+        if let Some(earlier) = thread.unfinished() {
+            return Err(self.wait(
+                event,
+                format!("waiting for event {earlier}, an earlier delivery of this lead, to reach GHL first"),
+            ));
+        }
         let mut contact_id: Option<String> = None;
         for (index, step) in plan.steps.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
@@ -78,7 +94,14 @@ impl Executor<'_> {
             }
             let uncertain = recorded.is_some_and(|s| s.status == StepStatus::Started);
             let ghl_id = self
-                .run_step(event, index, step, contact_id.as_deref(), uncertain)
+                .run_step(
+                    event,
+                    &thread,
+                    index,
+                    step,
+                    contact_id.as_deref(),
+                    uncertain,
+                )
                 .await
                 .map_err(|e| self.classify(event, step, e))?;
             if step.makes_contact() {
@@ -180,6 +203,7 @@ impl Executor<'_> {
     async fn run_step(
         &self,
         event: &ClaimedEvent,
+        thread: &Thread,
         index: u32,
         step: &Step,
         contact_id: Option<&str>,
@@ -260,6 +284,22 @@ impl Executor<'_> {
             } => {
                 let contact = need_contact()?;
                 let mark = marker(event.id, index);
+                let due_date = rfc3339(*due_at);
+                if let Some(task_id) = self.edited_record(event, thread, index, contact) {
+                    let update = UpdateTaskRequest {
+                        title: Some(title.clone()),
+                        body: Some(with_marker(body.as_deref(), &mark)),
+                        due_date: Some(due_date),
+                        completed: None,
+                        assigned_to: assigned_to.clone(),
+                    };
+                    self.call(event, || {
+                        self.client
+                            .update_task(location, contact, &task_id, &update)
+                    })
+                    .await?;
+                    return Ok(Some(task_id));
+                }
                 if uncertain {
                     let found = self
                         .find(event, || {
@@ -274,9 +314,7 @@ impl Executor<'_> {
                 let request = CreateTaskRequest {
                     title: title.clone(),
                     body: Some(with_marker(body.as_deref(), &mark)),
-                    due_date: due_at
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default(),
+                    due_date,
                     completed: false,
                     assigned_to: assigned_to.clone(),
                 };
@@ -290,6 +328,18 @@ impl Executor<'_> {
             Step::CreateNote { body } => {
                 let contact = need_contact()?;
                 let mark = marker(event.id, index);
+                if let Some(note_id) = self.edited_record(event, thread, index, contact) {
+                    let update = UpdateNoteRequest {
+                        body: Some(with_marker(Some(body), &mark)),
+                        ..UpdateNoteRequest::default()
+                    };
+                    self.call(event, || {
+                        self.client
+                            .update_note(location, contact, &note_id, &update)
+                    })
+                    .await?;
+                    return Ok(Some(note_id));
+                }
                 if uncertain {
                     let found = self
                         .find(event, || {
@@ -315,13 +365,105 @@ impl Executor<'_> {
                     .await?;
                 Ok(Some(note.note.id))
             }
-            Step::LeadContact { .. } | Step::CompleteLeadTasks | Step::MoveLeadTasks { .. } => {
-                Err(StepError::Plan(format!(
-                    "{} is not executed yet (follow-ups are being built)",
-                    step.kind()
-                )))
+            Step::LeadContact { reference } => match thread.lead_contact() {
+                Some(id) => Ok(Some(id)),
+                None => Err(StepError::Wait(format!(
+                    "no earlier delivery with {reference} has reached GHL: the follow-up waits for its lead"
+                ))),
+            },
+            Step::CompleteLeadTasks => {
+                let mut done = Vec::new();
+                for task in thread.tasks() {
+                    let completed = self
+                        .call(event, || {
+                            self.client
+                                .complete_task(location, &task.contact_id, &task.task_id, true)
+                        })
+                        .await;
+                    done.extend(self.unless_deleted(completed, &task.task_id)?);
+                }
+                Ok(Some(done.join(",")).filter(|ids| !ids.is_empty()))
+            }
+            Step::MoveLeadTasks { due_at } => {
+                let update = UpdateTaskRequest {
+                    due_date: Some(rfc3339(*due_at)),
+                    ..UpdateTaskRequest::default()
+                };
+                let mut moved = Vec::new();
+                for task in thread.tasks() {
+                    let updated = self
+                        .call(event, || {
+                            self.client
+                                .update_task(location, &task.contact_id, &task.task_id, &update)
+                        })
+                        .await;
+                    moved.extend(self.unless_deleted(updated, &task.task_id)?);
+                }
+                Ok(Some(moved.join(",")).filter(|ids| !ids.is_empty()))
             }
         }
+    }
+
+    /// For an edit (a later revision of a submission): the id of the record the same step of
+    /// an earlier revision made on `contact`, to update in place.
+    fn edited_record(
+        &self,
+        event: &ClaimedEvent,
+        thread: &Thread,
+        index: u32,
+        contact: &str,
+    ) -> Option<String> {
+        event.plan.revision_of?;
+        let step = event.plan.steps.get(usize::try_from(index).ok()?)?;
+        let kind = step.kind();
+        let nth = event.plan.steps[..usize::try_from(index).ok()?]
+            .iter()
+            .filter(|s| s.kind() == kind)
+            .count();
+        thread.revision_record(kind, nth, contact)
+    }
+
+    /// A lead's task changed (completed or moved): its id, or nothing when someone deleted
+    /// it in GHL meanwhile (there is nothing left to change, and that is no failure).
+    fn unless_deleted<T>(
+        &self,
+        result: Result<T, StepError>,
+        task_id: &str,
+    ) -> Result<Option<String>, StepError> {
+        match result {
+            Ok(_) => Ok(Some(task_id.to_owned())),
+            Err(StepError::Ghl(e)) if e.status() == Some(404) => {
+                tracing::info!(
+                    task_id,
+                    "the lead's task is gone from GHL; nothing to change"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends an attempt that must wait for an earlier delivery of its lead: due again soon (no
+    /// attempt counted), or dead-lettered once it has waited `dispatch.follow_up_wait`.
+    fn wait(&self, event: &ClaimedEvent, why: String) -> Stop {
+        let waited = age(event.received_at);
+        if waited >= self.follow_up_wait {
+            return Stop::Finish(Finish::Dead {
+                error: format!(
+                    "{why}; gave up after waiting {} (dispatch.follow_up_wait). Replay this event once its lead is in GHL",
+                    humantime::format_duration(self.follow_up_wait)
+                ),
+            });
+        }
+        // Re-checked after a quarter of the time waited so far: soon for a lead that is a
+        // moment behind, rarely for one that is days late.
+        let pause = (waited / 4).clamp(Duration::from_millis(500), Duration::from_secs(300));
+        Stop::Finish(Finish::Retry {
+            at: OffsetDateTime::now_utc() + pause,
+            error: why,
+            counts_attempt: false,
+            outcome: "waiting_for_lead",
+        })
     }
 
     /// A marker lookup (one list request) under the rate budget.
@@ -360,6 +502,7 @@ impl Executor<'_> {
                 return Stop::Budget(now + wait);
             }
             StepError::Plan(message) => return Stop::Finish(Finish::Dead { error: message }),
+            StepError::Wait(why) => return self.wait(event, why),
             StepError::Ghl(e) => e,
         };
         let what = format!("{} failed: {e}", step.kind());
@@ -400,6 +543,8 @@ enum StepError {
     Ghl(GhlError),
     Budget(tokio::time::Instant),
     Plan(String),
+    /// The step needs an earlier delivery of its lead that has not reached GHL yet.
+    Wait(String),
     Stop(Stop),
 }
 
@@ -408,6 +553,12 @@ fn with_marker(body: Option<&str>, mark: &str) -> String {
         Some(b) if !b.is_empty() => format!("{b}\n\n{mark}"),
         _ => mark.to_owned(),
     }
+}
+
+/// A due date as GHL takes it.
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Unix milliseconds, for the lease bookkeeping.

@@ -16,6 +16,7 @@ pub mod prepare;
 pub mod preview;
 pub mod requests;
 pub mod retry;
+pub mod thread;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -292,6 +293,7 @@ impl Dispatcher {
             max_budget_wait: self.settings.dispatch.max_budget_wait,
             lease: self.settings.dispatch.lease,
             lease_until: AtomicI64::new(execute::unix_ms(event.lease_until)),
+            follow_up_wait: self.settings.dispatch.follow_up_wait,
         };
         let outcome = tracing::Instrument::instrument(executor.run(&event), span.clone()).await;
         let finish = match outcome {

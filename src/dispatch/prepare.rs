@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::alerts::{Alert, AlertSink};
 use crate::body::BodyLimits;
 use crate::mapping::build_plan;
+use crate::mapping::plan::Step;
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::sources::normalize;
@@ -165,7 +166,7 @@ impl Planner {
             Err(e) => return failed(None, format!("cannot read the delivery: {e}")),
         };
         let submission_json = serde_json::to_value(&submission).unwrap_or(serde_json::Value::Null);
-        let plan = match build_plan(&source.mapping, &submission) {
+        let mut plan = match build_plan(&source.mapping, &submission) {
             Ok(plan) => plan,
             Err(e) => return failed(Some(submission_json), e.to_string()),
         };
@@ -180,8 +181,18 @@ impl Planner {
                 format!("no GHL location for source `{source_name}`: set ghl.location_id (FORMBRIDGE__GHL__LOCATION_ID) or sources.{source_name}.location, then replay"),
             );
         };
+        // An edit updates what its first revision made (its note and tasks, in place).
+        plan.revision_of = event.summary.revision_of.map(|first| first.0);
+        // A follow-up known only by its reference goes one at a time with the others of its
+        // lead; anything else without a contact key goes on its own.
         let contact_key = plan
             .contact_key()
+            .or_else(|| {
+                plan.steps.iter().find_map(|s| match s {
+                    Step::LeadContact { reference } => Some(format!("ref:{reference}")),
+                    _ => None,
+                })
+            })
             .unwrap_or_else(|| format!("event:{}", event.summary.id));
         Preparation::Ready {
             submission: submission_json,
@@ -221,6 +232,7 @@ mod tests {
             let event = NewEvent {
                 source: SourceName::parse("dripjobs").unwrap(),
                 dedupe_key: format!("test:{body}"),
+                content_hash: None,
                 content_type: Some("application/json".to_owned()),
                 headers: Vec::new(),
                 body: Bytes::from_static(body.as_bytes()),

@@ -223,7 +223,7 @@ fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the query string does not parse: {e}")))
 }
 
-const LIST_PARAMS: &str = "status, source, since, until, before_id, limit";
+const LIST_PARAMS: &str = "status, source, since, until, before_id, submission, limit";
 
 /// Parses the query of `GET /admin/events` into a filter, naming any bad parameter.
 fn list_filter(query: Option<&str>) -> Result<EventFilter, ApiError> {
@@ -241,6 +241,13 @@ fn list_filter(query: Option<&str>) -> Result<EventFilter, ApiError> {
                 filter.before_id = Some(value.parse::<i64>().map_err(|_| {
                     ApiError::bad_request(format!(
                         "before_id: `{value}` is not an event id (use next_before_id of the previous page)"
+                    ))
+                })?)
+            }
+            "submission" => {
+                filter.submission = Some(value.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "submission: `{value}` is not an event id (the event of the submission's first revision)"
                     ))
                 })?)
             }
@@ -297,6 +304,9 @@ pub struct EventDetail {
     pub steps: Vec<StepRecord>,
     /// Every attempt, oldest first (`attempts` is the summary's count, as in lists).
     pub attempt_history: Vec<AttemptRecord>,
+    /// Every revision of the submission, oldest first, when it was edited (empty if not).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<EventSummary>,
 }
 
 /// Loads an event with its body, steps and attempts, as JSON with every secret masked by
@@ -311,6 +321,18 @@ pub async fn event_detail(
     };
     let steps = store.steps(id).await?;
     let attempt_history = store.attempts(id).await?;
+    let first = event.summary.revision_of.unwrap_or(id);
+    let mut revisions = store
+        .list_events(&EventFilter {
+            submission: Some(first.0),
+            limit: Some(MAX_PAGE),
+            ..EventFilter::default()
+        })
+        .await?;
+    revisions.reverse(); // oldest first
+    if revisions.len() < 2 {
+        revisions.clear();
+    }
     let (body, body_encoding) = match std::str::from_utf8(&event.body) {
         Ok(text) => (text.to_owned(), "utf8"),
         Err(_) => (
@@ -324,6 +346,7 @@ pub async fn event_detail(
         body_encoding,
         steps,
         attempt_history,
+        revisions,
     };
     // Plain data with string keys: serializing cannot fail.
     let mut shown = serde_json::to_value(&detail).unwrap_or_default();

@@ -39,6 +39,9 @@ const KEPT_HEADERS: &[&str] = &[
     "content-length",
 ];
 
+/// The start of a dedupe key that is the body's hash (the sender has no id of its own).
+const BODY_HASH_PREFIX: &str = "sha256:";
+
 /// What a sender is told to wait before retrying a delivery the store could not take.
 const STORE_RETRY_AFTER_SECONDS: u32 = 30;
 
@@ -126,6 +129,7 @@ pub async fn receive(
             let outcome = match ingested {
                 Ingested::Stored(_) => "accepted",
                 Ingested::Duplicate(_) => "duplicate",
+                Ingested::Revision { .. } => "revision",
             };
             (outcome, accepted_response(runtime.kind, ingested))
         }
@@ -215,9 +219,13 @@ async fn ingest<'s>(
         ),
     })?;
     let dedupe_key = dedupe_key(served, &parsed, &bytes, headers);
+    // A key of the sender's own lets an edit (same id, other content) be told from a resend;
+    // a key that is the body's hash already covers the content.
+    let content_hash = (!dedupe_key.starts_with(BODY_HASH_PREFIX)).then(|| parsed.content_hash());
     let event = NewEvent {
         source: runtime.name.clone(),
         dedupe_key,
+        content_hash,
         content_type,
         headers: kept_headers(headers),
         body: bytes,
@@ -239,6 +247,9 @@ async fn ingest<'s>(
         }
         Ingested::Duplicate(id) => {
             tracing::info!(source = %runtime.name, event_id = %id, "duplicate delivery ignored")
+        }
+        Ingested::Revision { id, of } => {
+            tracing::info!(source = %runtime.name, event_id = %id, revision_of = %of, "edited submission stored as a new revision")
         }
     }
     Ok((runtime, ingested))
@@ -321,12 +332,15 @@ fn dedupe_key(
     };
     own_id
         .filter(|id| !id.ends_with(':'))
-        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(body))))
+        .unwrap_or_else(|| format!("{BODY_HASH_PREFIX}{}", hex::encode(Sha256::digest(body))))
 }
 
 /// The tool's acknowledgement of a stored (or duplicate) delivery.
 fn accepted_response(kind: SourceKind, ingested: Ingested) -> Response {
     let duplicate = matches!(ingested, Ingested::Duplicate(_));
-    let receipt = json!({"result": "ok", "event_id": ingested.id(), "duplicate": duplicate});
+    let mut receipt = json!({"result": "ok", "event_id": ingested.id(), "duplicate": duplicate});
+    if let Ingested::Revision { of, .. } = ingested {
+        receipt["revision_of"] = json!(of);
+    }
     Json(kind.acknowledgement(receipt)).into_response()
 }

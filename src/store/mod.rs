@@ -237,6 +237,12 @@ pub trait Store: EventQueries {
     /// key is handed out, the oldest first; an expired lease is taken over.
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError>;
 
+    /// The earlier events tied to `id`, oldest first: earlier revisions of its submission and
+    /// deliveries sharing one of its references (its lead, earlier follow-ups), each with its
+    /// plan and recorded steps. An edit updates what its first revision made; a follow-up
+    /// acts on its lead's contact and tasks.
+    async fn thread(&self, id: EventId) -> Result<Vec<ThreadEvent>, StoreError>;
+
     /// Records a step result, if `lease` still holds the event and has not run out (returns
     /// false if not: the caller must stop, and send nothing more for the event).
     async fn record_step(

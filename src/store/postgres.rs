@@ -23,6 +23,7 @@ use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
     EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, OAuthTokensLock, PgBudget,
     Preparation, QueueStats, SharedBudget, StepRecord, Store, StoreError, StoredTokens,
+    ThreadEvent,
 };
 use crate::settings::StoreSettings;
 
@@ -40,7 +41,7 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 /// An event with its delivery and plan, under the column names `rows::event_from_row` reads.
 pub(super) const EVENT_SELECT: &str =
     "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at, e.next_attempt_at,
-            e.updated_at, e.last_error, d.content_type, d.headers::text AS headers, d.body,
+            e.updated_at, e.last_error, e.revision, e.revision_of, d.content_type, d.headers::text AS headers, d.body,
             e.contact_key, e.location_id, p.submission::text AS submission, p.plan::text AS plan
      FROM events e
      JOIN event_deliveries d ON d.event_id = e.id
@@ -265,6 +266,10 @@ impl Store for PgStore {
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError> {
         queue::claim(&self.pool, claim).await
+    }
+
+    async fn thread(&self, id: EventId) -> Result<Vec<ThreadEvent>, StoreError> {
+        queue::thread(&self.pool, id).await
     }
 
     async fn record_step(

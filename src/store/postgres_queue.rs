@@ -25,11 +25,13 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
-use super::rows::{corrupt, push_filter, step_from_row, Columns};
-use super::types::{from_millis, to_millis};
+use super::rows::{
+    corrupt, push_filter, step_from_row, thread_event_from_row, thread_query, Columns,
+};
+use super::types::{from_millis, revision_key, stored_reference, to_millis};
 use super::{
     Claim, ClaimedEvent, ContactKey, EventFilter, EventId, Finish, Ingested, LeaseToken,
-    LocationId, NewEvent, Preparation, StepRecord, StoreError,
+    LocationId, NewEvent, Preparation, StepRecord, StoreError, ThreadEvent,
 };
 
 /// The database's clock in unix milliseconds (the time of the statement, not of its
@@ -40,13 +42,72 @@ pub(super) const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 100
 const CLAIM_SCAN_FACTOR: u32 = 4;
 
 pub(super) async fn insert_event(pool: &PgPool, event: &NewEvent) -> Result<Ingested, StoreError> {
+    if let Some(id) = insert_row(pool, event, &event.dedupe_key, None).await? {
+        return Ok(Ingested::Stored(EventId(id)));
+    }
+    let first: i64 =
+        sqlx::query_scalar("SELECT id FROM events WHERE source = $1 AND dedupe_key = $2")
+            .bind(event.source.as_str())
+            .bind(&event.dedupe_key)
+            .fetch_one(pool)
+            .await
+            .map_err(StoreError::query("find_duplicate"))?;
+    let Some(hash) = &event.content_hash else {
+        return Ok(Ingested::Duplicate(EventId(first)));
+    };
+    let key = revision_key(&event.dedupe_key, hash);
+    // The revision's key holds the content's hash, so the same edit sent twice at once (to
+    // two replicas) is stored once: the second insert conflicts. The revision number is only
+    // for people; two different edits racing may get the same one.
+    let same: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM events WHERE (id = $1 OR revision_of = $1) AND content_hash = $2
+         ORDER BY id LIMIT 1",
+    )
+    .bind(first)
+    .bind(hash)
+    .fetch_optional(pool)
+    .await
+    .map_err(StoreError::query("find_duplicate"))?;
+    if let Some(id) = same {
+        return Ok(Ingested::Duplicate(EventId(id)));
+    }
+    let revision: i64 = sqlx::query_scalar(
+        "SELECT MAX(revision) + 1 FROM events WHERE id = $1 OR revision_of = $1",
+    )
+    .bind(first)
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::query("insert_revision"))?;
+    if let Some(id) = insert_row(pool, event, &key, Some((first, revision))).await? {
+        return Ok(Ingested::Revision {
+            id: EventId(id),
+            of: EventId(first),
+        });
+    }
+    let id: i64 = sqlx::query_scalar("SELECT id FROM events WHERE source = $1 AND dedupe_key = $2")
+        .bind(event.source.as_str())
+        .bind(&key)
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::query("find_duplicate"))?;
+    Ok(Ingested::Duplicate(EventId(id)))
+}
+
+/// Inserts the event row and its delivery under `key` (as revision `(of, n)` when given), in
+/// one statement; `None` when the key is taken. The dedupe constraint decides: a concurrent
+/// insert of the same key (another replica) waits for this one's commit and inserts nothing.
+async fn insert_row(
+    pool: &PgPool,
+    event: &NewEvent,
+    key: &str,
+    revision: Option<(i64, i64)>,
+) -> Result<Option<i64>, StoreError> {
     let headers = serde_json::to_string(&event.headers).map_err(|e| corrupt("insert_event", e))?;
-    // The dedupe constraint decides: a concurrent insert of the same delivery (another replica)
-    // waits for this one's commit and then inserts nothing.
-    let inserted: Option<i64> = sqlx::query_scalar(
+    sqlx::query_scalar(
         "WITH new AS (
-             INSERT INTO events (source, dedupe_key, received_at, next_attempt_at, updated_at)
-             VALUES ($1, $2, $3, $3, $3)
+             INSERT INTO events (source, dedupe_key, content_hash, revision_of, revision,
+                                 received_at, next_attempt_at, updated_at)
+             VALUES ($1, $2, $7, $8, $9, $3, $3, $3)
              ON CONFLICT (source, dedupe_key) DO NOTHING
              RETURNING id),
          delivery AS (
@@ -55,24 +116,36 @@ pub(super) async fn insert_event(pool: &PgPool, event: &NewEvent) -> Result<Inge
          SELECT id FROM new",
     )
     .bind(event.source.as_str())
-    .bind(&event.dedupe_key)
+    .bind(key)
     .bind(to_millis(event.received_at))
     .bind(event.content_type.as_deref())
     .bind(headers)
     .bind(event.body.as_ref())
+    .bind(event.content_hash.as_deref())
+    .bind(revision.map(|(of, _)| of))
+    .bind(revision.map_or(1, |(_, n)| n))
     .fetch_optional(pool)
     .await
-    .map_err(StoreError::query("insert_event"))?;
-    if let Some(id) = inserted {
-        return Ok(Ingested::Stored(EventId(id)));
-    }
-    let id: i64 = sqlx::query_scalar("SELECT id FROM events WHERE source = $1 AND dedupe_key = $2")
-        .bind(event.source.as_str())
-        .bind(&event.dedupe_key)
-        .fetch_one(pool)
-        .await
-        .map_err(StoreError::query("find_duplicate"))?;
-    Ok(Ingested::Duplicate(EventId(id)))
+    .map_err(StoreError::query("insert_event"))
+}
+
+/// The earlier events tied to `id` (see `Store::thread`), oldest first.
+pub(super) async fn thread(pool: &PgPool, id: EventId) -> Result<Vec<ThreadEvent>, StoreError> {
+    let rows = sqlx::query(thread_query!(
+        "$1",
+        "p.plan::text",
+        "LEFT JOIN event_plans p ON p.event_id = e.id"
+    ))
+    .bind(id.0)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("thread"))?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.int("id")).collect::<Result<_, _>>()?;
+    let mut steps = steps_of(pool, &ids).await?;
+    rows.iter()
+        .zip(ids)
+        .map(|(row, id)| thread_event_from_row(row, steps.remove(&id).unwrap_or_default()))
+        .collect()
 }
 
 /// The recorded steps of several events (one query), by event id.
@@ -142,8 +215,25 @@ pub(super) async fn save_preparations(
             Preparation::Ready {
                 contact_key,
                 location_id,
+                plan,
                 ..
-            } => queue_ready(&mut tx, *id, contact_key, location_id, now).await?,
+            } => {
+                queue_ready(&mut tx, *id, contact_key, location_id, now).await?;
+                let references: Vec<String> = plan
+                    .references
+                    .iter()
+                    .map(|r| stored_reference(location_id.as_str(), r))
+                    .collect();
+                sqlx::query(
+                    "INSERT INTO event_references (reference, event_id)
+                     SELECT r, $2 FROM UNNEST($1::text[]) AS r ON CONFLICT DO NOTHING",
+                )
+                .bind(&references)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("save_preparation"))?;
+            }
             Preparation::NothingToDo { .. } => {
                 sqlx::query(
                     "UPDATE events SET status = 'done', last_error = NULL, updated_at = $2
@@ -523,6 +613,7 @@ pub(super) async fn replay(
         .push(
             " AND event_id IN (SELECT id FROM picked)),
              plans AS (DELETE FROM event_plans WHERE event_id IN (SELECT id FROM picked)),
+             refs AS (DELETE FROM event_references WHERE event_id IN (SELECT id FROM picked)),
              attempts AS (
                  INSERT INTO event_attempts (event_id, attempt, at, outcome)
                  SELECT id, COALESCE((SELECT MAX(a.attempt) FROM event_attempts a

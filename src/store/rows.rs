@@ -6,7 +6,7 @@ use sqlx::{Database, Encode, QueryBuilder, Row, Type};
 use super::types::{from_millis, to_millis};
 use super::{
     ContactKey, Event, EventFilter, EventId, EventStatus, EventSummary, LocationId, StepRecord,
-    StepStatus,
+    StepStatus, ThreadEvent,
 };
 use super::{Finish, StoreError};
 
@@ -15,6 +15,7 @@ pub(super) trait Columns {
     fn int(&self, col: &str) -> Result<i64, StoreError>;
     fn text(&self, col: &str) -> Result<String, StoreError>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
     fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError>;
 }
 
@@ -28,6 +29,9 @@ macro_rules! impl_columns {
                 self.try_get(col).map_err(StoreError::query("read_row"))
             }
             fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+                self.try_get(col).map_err(StoreError::query("read_row"))
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
                 self.try_get(col).map_err(StoreError::query("read_row"))
             }
             fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
@@ -47,7 +51,7 @@ pub(super) fn corrupt(op: &'static str, detail: impl ToString) -> StoreError {
 }
 
 /// The columns [`summary_from_row`] reads.
-pub(super) const SUMMARY_COLUMNS: [&str; 9] = [
+pub(super) const SUMMARY_COLUMNS: [&str; 11] = [
     "id",
     "source",
     "dedupe_key",
@@ -57,6 +61,8 @@ pub(super) const SUMMARY_COLUMNS: [&str; 9] = [
     "next_attempt_at",
     "updated_at",
     "last_error",
+    "revision",
+    "revision_of",
 ];
 
 pub(super) fn summary_from_row(row: &impl Columns) -> Result<EventSummary, StoreError> {
@@ -74,6 +80,8 @@ pub(super) fn summary_from_row(row: &impl Columns) -> Result<EventSummary, Store
         next_attempt_at: from_millis(row.int("next_attempt_at")?),
         updated_at: from_millis(row.int("updated_at")?),
         last_error: row.opt_text("last_error")?,
+        revision: u32::try_from(row.int("revision")?).unwrap_or(u32::MAX),
+        revision_of: row.opt_int("revision_of")?.map(EventId),
     })
 }
 
@@ -91,6 +99,53 @@ pub(super) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
         location_id: row.opt_text("location_id")?.map(LocationId::new),
         submission: json_column(row, "submission")?,
         plan: json_column(row, "plan")?,
+    })
+}
+
+/// The query behind `Store::thread`, the same for both backends but for the placeholder
+/// (`?1`, `$1`: the event's id) and how the plan is selected (`plan` as JSON text): the earlier
+/// events that are revisions of the same submission or share one of its references.
+macro_rules! thread_query {
+    ($id:literal, $plan:literal, $plan_join:literal) => {
+        concat!(
+            "SELECT e.id, e.status, ",
+            $plan,
+            " AS plan,
+                    CAST(CASE WHEN e.id = m.first OR e.revision_of = m.first THEN 1 ELSE 0 END
+                         AS BIGINT) AS same_submission
+             FROM events e ",
+            $plan_join,
+            ",
+                  (SELECT id, COALESCE(revision_of, id) AS first FROM events WHERE id = ",
+            $id,
+            ") m
+             WHERE e.id < m.id
+               AND (e.id = m.first OR e.revision_of = m.first
+                    OR e.id IN (SELECT o.event_id FROM event_references o
+                                JOIN event_references mine ON mine.reference = o.reference
+                                WHERE mine.event_id = ",
+            $id,
+            "))
+             ORDER BY e.id"
+        )
+    };
+}
+pub(super) use thread_query;
+
+/// One row of [`thread_query`], with its recorded steps.
+pub(super) fn thread_event_from_row(
+    row: &impl Columns,
+    steps: Vec<StepRecord>,
+) -> Result<ThreadEvent, StoreError> {
+    Ok(ThreadEvent {
+        id: EventId(row.int("id")?),
+        status: row
+            .text("status")?
+            .parse::<EventStatus>()
+            .map_err(|e| corrupt("read_thread", e))?,
+        same_submission: row.int("same_submission")? == 1,
+        plan: json_column(row, "plan")?,
+        steps,
     })
 }
 
@@ -209,5 +264,12 @@ pub(super) fn push_filter<'a, DB: Database>(
     if let Some(before) = filter.before_id {
         qb.push(format_args!(" AND {prefix}id < "))
             .push_bind(before);
+    }
+    if let Some(first) = filter.submission {
+        qb.push(format_args!(" AND ({prefix}id = "))
+            .push_bind(first)
+            .push(format_args!(" OR {prefix}revision_of = "))
+            .push_bind(first)
+            .push(")");
     }
 }

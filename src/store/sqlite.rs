@@ -12,15 +12,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::rows::{
-    counts_by_status, event_from_row, push_filter, summary_from_row, SUMMARY_COLUMNS,
+    corrupt, counts_by_status, event_from_row, push_filter, summary_from_row, SUMMARY_COLUMNS,
 };
 use super::sqlite_queue;
 use super::sqlite_writer::{Durability, Writer};
-use super::types::to_millis;
+use super::types::{revision_key, to_millis};
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
     EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, Preparation, QueueStats,
-    StepRecord, StepStatus, Store, StoreError, StoredTokens,
+    StepRecord, StepStatus, Store, StoreError, StoredTokens, ThreadEvent,
 };
 use crate::settings::StoreSettings;
 use async_trait::async_trait;
@@ -85,57 +85,105 @@ impl SqliteStore {
     }
 }
 
-/// Inserts one delivery, or finds the one already stored under its dedupe key.
+/// Inserts one delivery, or finds the one already stored under its dedupe key; a delivery
+/// that repeats a stored key with content no revision of it had is stored as a new revision
+/// (see [`revision_key`]).
 async fn insert_one(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Ingested, StoreError> {
-    let headers = serde_json::to_string(&event.headers).map_err(|e| StoreError::Corrupt {
-        op: "insert_event",
-        detail: e.to_string(),
-    })?;
+    if let Some(id) = insert_row(conn, event, &event.dedupe_key, None).await? {
+        return Ok(Ingested::Stored(EventId(id)));
+    }
+    let first: i64 =
+        sqlx::query_scalar("SELECT id FROM events WHERE source = ?1 AND dedupe_key = ?2")
+            .bind(event.source.as_str())
+            .bind(&event.dedupe_key)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::query("find_duplicate"))?;
+    let Some(hash) = &event.content_hash else {
+        return Ok(Ingested::Duplicate(EventId(first)));
+    };
+    let same: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM events WHERE (id = ?1 OR revision_of = ?1) AND content_hash = ?2
+         ORDER BY id LIMIT 1",
+    )
+    .bind(first)
+    .bind(hash)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::query("find_duplicate"))?;
+    if let Some(id) = same {
+        return Ok(Ingested::Duplicate(EventId(id)));
+    }
+    let revision: i64 = sqlx::query_scalar(
+        "SELECT MAX(revision) + 1 FROM events WHERE id = ?1 OR revision_of = ?1",
+    )
+    .bind(first)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::query("insert_revision"))?;
+    let key = revision_key(&event.dedupe_key, hash);
+    // The writer is this connection alone, so nothing stored this key since the look-up.
+    let id = insert_row(conn, event, &key, Some((first, revision)))
+        .await?
+        .ok_or_else(|| {
+            corrupt(
+                "insert_revision",
+                format!("revision key {key} already taken"),
+            )
+        })?;
+    Ok(Ingested::Revision {
+        id: EventId(id),
+        of: EventId(first),
+    })
+}
+
+/// Inserts the event row and its delivery under `key` (as revision `(of, n)` when given);
+/// `None` when the key is taken.
+async fn insert_row(
+    conn: &mut SqliteConnection,
+    event: &NewEvent,
+    key: &str,
+    revision: Option<(i64, i64)>,
+) -> Result<Option<i64>, StoreError> {
+    let headers = serde_json::to_string(&event.headers).map_err(|e| corrupt("insert_event", e))?;
     let received = to_millis(event.received_at);
     let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO events (source, dedupe_key, received_at, next_attempt_at, updated_at)
-         VALUES (?1, ?2, ?3, ?3, ?3)
+        "INSERT INTO events (source, dedupe_key, content_hash, revision_of, revision, received_at,
+                             next_attempt_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)
          ON CONFLICT (source, dedupe_key) DO NOTHING
          RETURNING id",
     )
     .bind(event.source.as_str())
-    .bind(&event.dedupe_key)
+    .bind(key)
+    .bind(event.content_hash.as_deref())
+    .bind(revision.map(|(of, _)| of))
+    .bind(revision.map_or(1, |(_, n)| n))
     .bind(received)
     .fetch_optional(&mut *conn)
     .await
     .map_err(StoreError::query("insert_event"))?;
-    Ok(match inserted {
-        Some(id) => {
-            sqlx::query(
-                "INSERT INTO event_deliveries (event_id, content_type, headers, body)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )
-            .bind(id)
-            .bind(event.content_type.as_deref())
-            .bind(headers)
-            .bind(event.body.as_ref())
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::query("insert_event"))?;
-            Ingested::Stored(EventId(id))
-        }
-        None => {
-            let id: i64 =
-                sqlx::query_scalar("SELECT id FROM events WHERE source = ?1 AND dedupe_key = ?2")
-                    .bind(event.source.as_str())
-                    .bind(&event.dedupe_key)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(StoreError::query("find_duplicate"))?;
-            Ingested::Duplicate(EventId(id))
-        }
-    })
+    let Some(id) = inserted else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "INSERT INTO event_deliveries (event_id, content_type, headers, body)
+         VALUES (?1, ?2, ?3, ?4)",
+    )
+    .bind(id)
+    .bind(event.content_type.as_deref())
+    .bind(headers)
+    .bind(event.body.as_ref())
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("insert_event"))?;
+    Ok(Some(id))
 }
 
 /// Events with their delivery, under the names `rows::event_from_row` reads (`e` is the event).
 const EVENT_SELECT: &str =
     "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at, e.next_attempt_at,
-            e.updated_at, e.last_error, d.content_type, d.headers, d.body, e.contact_key,
+            e.updated_at, e.last_error, e.revision, e.revision_of, d.content_type, d.headers, d.body, e.contact_key,
             e.location_id, e.submission, e.plan
      FROM events e JOIN event_deliveries d ON d.event_id = e.id";
 
@@ -255,6 +303,10 @@ impl Store for SqliteStore {
                 Box::pin(async move { sqlite_queue::claim(conn, &claim).await })
             })
             .await
+    }
+
+    async fn thread(&self, id: EventId) -> Result<Vec<ThreadEvent>, StoreError> {
+        sqlite_queue::thread(&self.pool, id).await
     }
 
     async fn record_step(

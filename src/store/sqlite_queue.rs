@@ -15,11 +15,11 @@ use sqlx::Connection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
-use super::rows::{corrupt, push_filter, step_from_row};
-use super::types::{from_millis, to_millis};
+use super::rows::{corrupt, push_filter, step_from_row, thread_event_from_row, thread_query};
+use super::types::{from_millis, stored_reference, to_millis};
 use super::{
     AttemptRecord, Claim, ClaimedEvent, EventFilter, EventId, Finish, LeaseToken, LocationId,
-    Preparation, QueueStats, StepRecord, StoreError,
+    Preparation, QueueStats, StepRecord, StoreError, ThreadEvent,
 };
 
 pub(super) async fn steps(pool: &SqlitePool, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
@@ -63,6 +63,25 @@ async fn steps_of(
         by_event.entry(event).or_default().push(step_from_row(row)?);
     }
     Ok(by_event)
+}
+
+/// The earlier events tied to `id` (see `Store::thread`), oldest first.
+pub(super) async fn thread(pool: &SqlitePool, id: EventId) -> Result<Vec<ThreadEvent>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(StoreError::query("thread"))?;
+    let rows = sqlx::query(thread_query!("?1", "e.plan", ""))
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("thread"))?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get("id").map_err(StoreError::query("thread")))
+        .collect::<Result<_, _>>()?;
+    let mut steps = steps_of(&mut conn, &ids).await?;
+    rows.iter()
+        .zip(ids)
+        .map(|(row, id)| thread_event_from_row(row, steps.remove(&id).unwrap_or_default()))
+        .collect()
 }
 
 pub(super) async fn attempts(
@@ -129,6 +148,7 @@ pub(super) async fn save_preparations(
                     plan: serde_json::to_string(plan).map_err(|e| corrupt("save_preparation", e))?,
                     contact_key: contact_key.as_str(),
                     location_id: location_id.as_str(),
+                    references: &plan.references,
                     now,
                 };
                 save_ready(&mut tx, &ready).await?;
@@ -169,6 +189,8 @@ struct ReadyEvent<'a> {
     plan: String,
     contact_key: &'a str,
     location_id: &'a str,
+    /// The plan's references, stored qualified by the location.
+    references: &'a [String],
     now: i64,
 }
 
@@ -216,6 +238,17 @@ async fn save_ready(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::query("save_preparation"))?;
+    for reference in ready.references {
+        sqlx::query(
+            "INSERT INTO event_references (reference, event_id) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(stored_reference(ready.location_id, reference))
+        .bind(ready.id.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query("save_preparation"))?;
+    }
     Ok(())
 }
 
@@ -515,6 +548,11 @@ async fn reset_for_replay(
         .await
         .map_err(StoreError::query("replay"))?;
     for id in &ids {
+        sqlx::query("DELETE FROM event_references WHERE event_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("replay"))?;
         if from_scratch {
             sqlx::query("DELETE FROM event_steps WHERE event_id = ?1")
                 .bind(id)

@@ -137,6 +137,10 @@ pub struct NewEvent {
     pub source: SourceName,
     /// The sender's own delivery id where it has one, else a hash of the body.
     pub dedupe_key: String,
+    /// With a sender's id as `dedupe_key`: a hash of the delivery's content. A delivery that
+    /// repeats a stored id with another hash is an edit, stored as a new revision; `None`
+    /// when the key is itself the body's hash.
+    pub content_hash: Option<String>,
     pub content_type: Option<String>,
     /// A safe subset of request headers (never secrets).
     pub headers: Vec<(String, String)>,
@@ -151,13 +155,16 @@ pub enum Ingested {
     Stored(EventId),
     /// The same delivery was stored before; nothing new was written.
     Duplicate(EventId),
+    /// An edit: the delivery repeats the tool id of the submission first stored as `of`
+    /// with other content, and was stored as a new revision of it.
+    Revision { id: EventId, of: EventId },
 }
 
 impl Ingested {
     /// The id of the stored event, new or old.
     pub fn id(self) -> EventId {
         match self {
-            Ingested::Stored(id) | Ingested::Duplicate(id) => id,
+            Ingested::Stored(id) | Ingested::Duplicate(id) | Ingested::Revision { id, .. } => id,
         }
     }
 }
@@ -177,6 +184,11 @@ pub struct EventSummary {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub last_error: Option<String>,
+    /// 1 for a submission as first delivered; 2, 3, … for its edits.
+    pub revision: u32,
+    /// For an edit: the event of the submission's first revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_of: Option<EventId>,
 }
 
 /// A stored event with its raw delivery and processing state.
@@ -207,6 +219,8 @@ pub struct EventFilter {
     pub until: Option<OffsetDateTime>,
     /// Only events with an id below this (keyset pagination, newest first).
     pub before_id: Option<i64>,
+    /// Only the revisions of the submission first stored as this event (it and its edits).
+    pub submission: Option<i64>,
     /// Page size (default 50, at most 500).
     pub limit: Option<u32>,
 }
@@ -221,6 +235,18 @@ impl EventFilter {
 /// Unix milliseconds of a time (the stored representation).
 pub(crate) fn to_millis(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The dedupe key a revision is stored under: the tool's id and the content's hash, so the
+/// same content sent again finds it.
+pub(super) fn revision_key(tool_key: &str, content_hash: &str) -> String {
+    format!("{tool_key}#{content_hash}")
+}
+
+/// A plan's reference as stored: qualified by the GHL location, so two locations' leads with
+/// the same deal id are never tied together.
+pub(super) fn stored_reference(location_id: &str, reference: &str) -> String {
+    format!("{location_id}/{reference}")
 }
 
 /// The time of stored unix milliseconds.
@@ -259,6 +285,20 @@ pub struct StepRecord {
     pub ghl_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// An earlier event tied to one being dispatched: an earlier revision of the same submission,
+/// or a delivery that shares one of its references (its lead, an earlier follow-up).
+#[derive(Debug, Clone)]
+pub struct ThreadEvent {
+    pub id: EventId,
+    pub status: EventStatus,
+    /// An earlier revision of the same submission (not only a shared reference).
+    pub same_submission: bool,
+    /// Its plan, once prepared.
+    pub plan: Option<Plan>,
+    /// Its recorded steps, in plan order.
+    pub steps: Vec<StepRecord>,
 }
 
 /// One processing attempt that did not finish the event, or the final outcome.

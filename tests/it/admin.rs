@@ -392,6 +392,7 @@ async fn an_event_is_shown_with_its_body_steps_and_attempts() {
         .insert_event(NewEvent {
             source: formbridge::sources::SourceName::parse("powr").unwrap(),
             dedupe_key: "binary-1".to_owned(),
+            content_hash: None,
             content_type: Some("application/octet-stream".to_owned()),
             headers: Vec::new(),
             body: raw.into(),

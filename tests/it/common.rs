@@ -531,6 +531,7 @@ pub async fn add_prepared(
         .insert_event(NewEvent {
             source: formbridge::sources::SourceName::parse(source).unwrap(),
             dedupe_key: key.to_owned(),
+            content_hash: None,
             content_type: Some("application/json".into()),
             headers: vec![],
             body: bytes::Bytes::from_static(b"{}"),

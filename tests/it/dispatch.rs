@@ -807,6 +807,7 @@ async fn a_delivery_stored_before_the_limits_is_dead_lettered_naming_the_limit_a
         .insert_event(NewEvent {
             source: SourceName::parse("powr").unwrap(),
             dedupe_key: "sha256:pre-limits".to_owned(),
+            content_hash: None,
             content_type: Some("application/x-www-form-urlencoded".to_owned()),
             headers: Vec::new(),
             body: repeated_fields(60_000).into(),

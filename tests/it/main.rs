@@ -17,6 +17,7 @@ mod crash_recovery;
 mod demo;
 mod dispatch;
 mod dispatch_crash;
+mod edits;
 mod full_disk;
 mod ghl_client;
 mod ghl_metrics;

@@ -799,6 +799,7 @@ async fn the_same_delivery_through_two_replicas_at_once_is_one_event() {
     let delivery = NewEvent {
         source: formbridge::sources::SourceName::parse("jotform").unwrap(),
         dedupe_key: "sub-1".to_owned(),
+        content_hash: None,
         content_type: Some("application/json".into()),
         headers: vec![("x-test".into(), "1".into())],
         body: bytes::Bytes::from_static(b"{\"a\":1}"),
@@ -957,4 +958,122 @@ async fn opening_postgres_names_the_problem_and_hides_the_password() {
         assert!(err.contains("store.url"), "names the key: {err}");
         assert!(!err.contains("s3cret-pw"), "password shown: {err}");
     }
+}
+
+/// A delivery of `key` with content `hash`, as the ingress stores it.
+fn delivery(key: &str, hash: &str) -> formbridge::store::NewEvent {
+    formbridge::store::NewEvent {
+        source: formbridge::sources::SourceName::parse("jotform").unwrap(),
+        dedupe_key: key.to_owned(),
+        content_hash: Some(hash.to_owned()),
+        content_type: Some("application/json".into()),
+        headers: vec![],
+        body: bytes::Bytes::from(format!("{{\"content\":\"{hash}\"}}")),
+        received_at: OffsetDateTime::now_utc(),
+    }
+}
+
+contract_test!(an_edit_is_a_new_revision_and_a_resend_of_any_revision_a_duplicate);
+async fn an_edit_is_a_new_revision_and_a_resend_of_any_revision_a_duplicate(store: &dyn Store) {
+    use formbridge::store::Ingested;
+    let first = store.insert_event(delivery("sub-1", "a")).await.unwrap();
+    let Ingested::Stored(first) = first else {
+        panic!("{first:?}")
+    };
+    let edit = store.insert_event(delivery("sub-1", "b")).await.unwrap();
+    assert_eq!(
+        edit,
+        Ingested::Revision {
+            id: edit.id(),
+            of: first
+        }
+    );
+    assert_eq!(
+        store.insert_event(delivery("sub-1", "b")).await.unwrap(),
+        Ingested::Duplicate(edit.id())
+    );
+    assert_eq!(
+        store.insert_event(delivery("sub-1", "a")).await.unwrap(),
+        Ingested::Duplicate(first)
+    );
+    let third = store.insert_event(delivery("sub-1", "c")).await.unwrap();
+    assert!(
+        matches!(third, Ingested::Revision { of, .. } if of == first),
+        "{third:?}"
+    );
+    // Another submission's id is its own.
+    assert!(matches!(
+        store.insert_event(delivery("sub-2", "a")).await.unwrap(),
+        Ingested::Stored(_)
+    ));
+
+    let summary = store.get_event(third.id()).await.unwrap().unwrap().summary;
+    assert_eq!((summary.revision, summary.revision_of), (3, Some(first)));
+    let summary = store.get_event(first).await.unwrap().unwrap().summary;
+    assert_eq!((summary.revision, summary.revision_of), (1, None));
+}
+
+contract_test!(a_thread_holds_earlier_revisions_and_deliveries_sharing_a_reference);
+async fn a_thread_holds_earlier_revisions_and_deliveries_sharing_a_reference(store: &dyn Store) {
+    use formbridge::mapping::Plan;
+    let prepare = |id: EventId, references: &[&str]| {
+        let plan = Plan {
+            references: references.iter().map(|r| (*r).to_owned()).collect(),
+            ..Plan::default()
+        };
+        (
+            id,
+            Preparation::Ready {
+                submission: serde_json::json!({}),
+                plan,
+                contact_key: format!("c{}", id.0).as_str().into(),
+                location_id: "loc".into(),
+            },
+        )
+    };
+    let lead = store
+        .insert_event(delivery("lead", "a"))
+        .await
+        .unwrap()
+        .id();
+    let edit = store
+        .insert_event(delivery("lead", "b"))
+        .await
+        .unwrap()
+        .id();
+    let other = store
+        .insert_event(delivery("other", "a"))
+        .await
+        .unwrap()
+        .id();
+    let follow_up = store
+        .insert_event(delivery("follow", "a"))
+        .await
+        .unwrap()
+        .id();
+    store
+        .save_preparations(&[
+            prepare(lead, &["dripjobs/deal_id:1"]),
+            prepare(edit, &[]),
+            prepare(other, &["dripjobs/deal_id:2"]),
+            prepare(follow_up, &["dripjobs/deal_id:1"]),
+        ])
+        .await
+        .unwrap();
+
+    let thread = store.thread(follow_up).await.unwrap();
+    let ids: Vec<(EventId, bool)> = thread.iter().map(|e| (e.id, e.same_submission)).collect();
+    assert_eq!(ids, [(lead, false)], "only the delivery sharing deal 1");
+    assert!(thread[0].plan.is_some());
+    let thread = store.thread(edit).await.unwrap();
+    let ids: Vec<(EventId, bool)> = thread.iter().map(|e| (e.id, e.same_submission)).collect();
+    assert_eq!(ids, [(lead, true)], "the earlier revision");
+    assert!(
+        store.thread(lead).await.unwrap().is_empty(),
+        "nothing earlier"
+    );
+
+    // A replay forgets the references until the event is prepared again.
+    assert!(store.replay(lead, false).await.unwrap());
+    assert!(store.thread(follow_up).await.unwrap().is_empty());
 }
