@@ -71,12 +71,13 @@ impl Executor<'_> {
         let thread = if plan.references.is_empty() && plan.revision_of.is_none() {
             Thread::default()
         } else {
-            Thread::new(self.store.thread(event.id).await?)
+            let follow_up = plan.steps.iter().any(Step::acts_on_lead);
+            Thread::new(event.id, follow_up, self.store.thread(event.id).await?)
         };
-        if let Some(earlier) = thread.unfinished() {
+        if let Some(first) = thread.blocking() {
             return Err(self.wait(
                 event,
-                format!("waiting for event {earlier}, an earlier delivery of this lead, to reach GHL first"),
+                format!("waiting for event {first} (the lead, or an earlier revision) to reach GHL first"),
             ));
         }
         let mut contact_id: Option<String> = None;

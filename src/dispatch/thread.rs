@@ -6,13 +6,18 @@
 use crate::mapping::plan::StepKind;
 use crate::store::{EventId, EventStatus, StepStatus, ThreadEvent};
 
-/// The earlier events tied to one event, oldest first (empty for an event tied to none).
+/// The events tied to one event (empty for an event tied to none), and who it is.
 #[derive(Debug, Clone, Default)]
 pub struct Thread {
-    earlier: Vec<ThreadEvent>,
+    /// The event this thread is of.
+    me: Option<EventId>,
+    /// Whether that event is a follow-up (acts on its lead's contact or tasks).
+    follow_up: bool,
+    /// The tied events, oldest first.
+    others: Vec<ThreadEvent>,
 }
 
-/// A task an earlier delivery of the thread created, with the contact it belongs to.
+/// A task a delivery of the thread created, with the contact it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadTask {
     pub contact_id: String,
@@ -20,17 +25,27 @@ pub struct ThreadTask {
 }
 
 impl Thread {
-    /// The thread of the earlier events `earlier` (as `Store::thread` returns them).
-    pub fn new(earlier: Vec<ThreadEvent>) -> Self {
-        Self { earlier }
+    /// The thread of event `me` (a follow-up when `follow_up`), given the events `Store::thread`
+    /// returns for it.
+    pub fn new(me: EventId, follow_up: bool, others: Vec<ThreadEvent>) -> Self {
+        Self {
+            me: Some(me),
+            follow_up,
+            others,
+        }
     }
 
-    /// The earliest earlier event that has not finished (pending, being processed or waiting
-    /// for a retry): the event must wait for it, or it could act before its lead exists or
-    /// overtake an earlier revision.
-    pub fn unfinished(&self) -> Option<EventId> {
-        self.earlier
+    /// The event this one must wait for, if any: an earlier revision of its submission not
+    /// finished yet (an edit never overtakes what it edits), and for a follow-up, a lead of its
+    /// thread not finished yet, earlier or later (a follow-up acts on what the lead made). A
+    /// lead never waits for follow-ups, and follow-ups not for each other (they share a
+    /// contact key, which already keeps them in order), so nothing waits in a circle.
+    pub fn blocking(&self) -> Option<EventId> {
+        self.others
             .iter()
+            .filter(|e| {
+                (e.same_submission && self.is_earlier(e)) || (self.follow_up && !is_follow_up(e))
+            })
             .find(|e| {
                 matches!(
                     e.status,
@@ -40,20 +55,22 @@ impl Thread {
             .map(|e| e.id)
     }
 
-    /// The contact of the latest earlier event that has one in GHL: the lead's contact (or
-    /// the one a later edit of the lead moved to).
+    /// The lead's contact: the latest lead of the thread that has a contact in GHL, else the
+    /// one another follow-up acted on.
     pub fn lead_contact(&self) -> Option<String> {
-        self.earlier.iter().rev().find_map(contact_of)
+        let leads = self.others.iter().rev().filter(|e| !is_follow_up(e));
+        let follow_ups = self.others.iter().rev().filter(|e| is_follow_up(e));
+        leads.chain(follow_ups).find_map(contact_of)
     }
 
     /// For an edit: the GHL id of the `nth` note or task (by `kind`, in plan order) that the
     /// latest earlier revision of the submission on the same `contact_id` created or updated,
     /// so this revision updates that record instead of creating another.
     pub fn revision_record(&self, kind: StepKind, nth: usize, contact_id: &str) -> Option<String> {
-        self.earlier
+        self.others
             .iter()
             .rev()
-            .filter(|e| e.same_submission)
+            .filter(|e| e.same_submission && self.is_earlier(e))
             .filter(|e| contact_of(e).as_deref() == Some(contact_id))
             .find_map(|e| {
                 let plan = e.plan.as_ref()?;
@@ -68,11 +85,11 @@ impl Thread {
             })
     }
 
-    /// Every task the thread's earlier deliveries created (or an edit updated), once each, with
-    /// its contact: the lead's tasks a follow-up completes or moves.
+    /// Every task the thread's leads created (or an edit of them updated), once each, with its
+    /// contact: the lead's tasks a follow-up completes or moves.
     pub fn tasks(&self) -> Vec<ThreadTask> {
         let mut tasks: Vec<ThreadTask> = Vec::new();
-        for event in &self.earlier {
+        for event in self.others.iter().filter(|e| !is_follow_up(e)) {
             let Some(contact_id) = contact_of(event) else {
                 continue;
             };
@@ -94,6 +111,19 @@ impl Thread {
         }
         tasks
     }
+
+    fn is_earlier(&self, event: &ThreadEvent) -> bool {
+        self.me.is_some_and(|me| event.id < me)
+    }
+}
+
+/// Whether an event's plan acts on a lead (its contact or tasks) rather than being one; an
+/// event not prepared yet counts as a lead.
+fn is_follow_up(event: &ThreadEvent) -> bool {
+    event
+        .plan
+        .as_ref()
+        .is_some_and(|plan| plan.steps.iter().any(|s| s.acts_on_lead()))
 }
 
 /// The contact an event's contact step (upsert, create by name, or its lead's) resolved to.
@@ -171,14 +201,19 @@ mod tests {
 
     #[test]
     fn an_edit_updates_the_latest_revisions_records_on_the_same_contact() {
-        let thread = Thread::new(vec![
-            lead(1, EventStatus::Done, "c1", true),
-            lead(2, EventStatus::Done, "c1", false),
-        ]);
+        let thread = Thread::new(
+            EventId(3),
+            false,
+            vec![
+                lead(1, EventStatus::Done, "c1", true),
+                lead(2, EventStatus::Done, "c1", false),
+                lead(4, EventStatus::Done, "c1", true),
+            ],
+        );
         assert_eq!(
             thread.revision_record(StepKind::CreateNote, 0, "c1"),
             Some("note-1".to_owned()),
-            "only revisions of the same submission count, not follow-ups"
+            "only earlier revisions of the same submission count"
         );
         assert_eq!(thread.revision_record(StepKind::CreateNote, 1, "c1"), None);
         assert_eq!(
@@ -193,16 +228,34 @@ mod tests {
     }
 
     #[test]
-    fn a_follow_up_finds_its_leads_contact_and_tasks_and_waits_for_unfinished_ones() {
-        let thread = Thread::new(vec![
+    fn a_follow_up_finds_its_leads_contact_and_tasks_and_waits_for_unfinished_leads() {
+        let mut follow_up = lead(2, EventStatus::Retrying, "c1", false);
+        follow_up.plan = Some(Plan {
+            steps: vec![
+                Step::LeadContact {
+                    reference: "dripjobs/deal_id:1".to_owned(),
+                },
+                Step::CompleteLeadTasks,
+            ],
+            ..Plan::default()
+        });
+        let others = vec![
             lead(1, EventStatus::Done, "c1", false),
-            lead(3, EventStatus::Retrying, "c1", false),
-        ]);
+            follow_up,
+            lead(4, EventStatus::Retrying, "c1", false),
+        ];
+        let thread = Thread::new(EventId(3), true, others.clone());
         assert_eq!(thread.lead_contact(), Some("c1".to_owned()));
-        assert_eq!(thread.unfinished(), Some(EventId(3)));
+        assert_eq!(
+            thread.blocking(),
+            Some(EventId(4)),
+            "a later lead, not the other follow-up"
+        );
         let tasks: Vec<String> = thread.tasks().into_iter().map(|t| t.task_id).collect();
-        assert_eq!(tasks, ["task-1", "task-3"]);
+        assert_eq!(tasks, ["task-1", "task-4"], "the leads' tasks only");
+        // A lead waits for neither.
+        assert_eq!(Thread::new(EventId(3), false, others).blocking(), None);
         assert_eq!(Thread::default().lead_contact(), None);
-        assert_eq!(Thread::default().unfinished(), None);
+        assert_eq!(Thread::default().blocking(), None);
     }
 }

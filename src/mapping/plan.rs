@@ -88,6 +88,15 @@ impl Step {
         }
     }
 
+    /// Whether this step acts on a lead made by an earlier delivery (its contact or tasks):
+    /// the mark of a follow-up.
+    pub fn acts_on_lead(&self) -> bool {
+        matches!(
+            self,
+            Step::LeadContact { .. } | Step::CompleteLeadTasks | Step::MoveLeadTasks { .. }
+        )
+    }
+
     /// Whether this step yields the contact the later steps act on.
     pub fn makes_contact(&self) -> bool {
         matches!(

@@ -237,10 +237,11 @@ pub trait Store: EventQueries {
     /// key is handed out, the oldest first; an expired lease is taken over.
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError>;
 
-    /// The earlier events tied to `id`, oldest first: earlier revisions of its submission and
-    /// deliveries sharing one of its references (its lead, earlier follow-ups), each with its
-    /// plan and recorded steps. An edit updates what its first revision made; a follow-up
-    /// acts on its lead's contact and tasks.
+    /// The events tied to `id`, oldest first: earlier revisions of its submission, and the
+    /// prepared deliveries, earlier or later, sharing one of its references (its lead, other
+    /// follow-ups), each with its plan and recorded steps. An edit updates what its first
+    /// revision made; a follow-up acts on its lead's contact and tasks, even when the lead
+    /// arrived after it.
     async fn thread(&self, id: EventId) -> Result<Vec<ThreadEvent>, StoreError>;
 
     /// Records a step result, if `lease` still holds the event and has not run out (returns

@@ -104,7 +104,8 @@ pub(super) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
 
 /// The query behind `Store::thread`, the same for both backends but for the placeholder
 /// (`?1`, `$1`: the event's id) and how the plan is selected (`plan` as JSON text): the earlier
-/// events that are revisions of the same submission or share one of its references.
+/// revisions of the same submission, and every other prepared event (earlier or later) that
+/// shares one of its references.
 macro_rules! thread_query {
     ($id:literal, $plan:literal, $plan_join:literal) => {
         concat!(
@@ -119,8 +120,8 @@ macro_rules! thread_query {
                   (SELECT id, COALESCE(revision_of, id) AS first FROM events WHERE id = ",
             $id,
             ") m
-             WHERE e.id < m.id
-               AND (e.id = m.first OR e.revision_of = m.first
+             WHERE e.id <> m.id
+               AND ((e.id < m.id AND (e.id = m.first OR e.revision_of = m.first))
                     OR e.id IN (SELECT o.event_id FROM event_references o
                                 JOIN event_references mine ON mine.reference = o.reference
                                 WHERE mine.event_id = ",

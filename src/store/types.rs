@@ -287,8 +287,8 @@ pub struct StepRecord {
     pub updated_at: OffsetDateTime,
 }
 
-/// An earlier event tied to one being dispatched: an earlier revision of the same submission,
-/// or a delivery that shares one of its references (its lead, an earlier follow-up).
+/// An event tied to one being dispatched: an earlier revision of the same submission, or a
+/// delivery that shares one of its references (its lead, another follow-up).
 #[derive(Debug, Clone)]
 pub struct ThreadEvent {
     pub id: EventId,
