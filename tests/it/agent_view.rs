@@ -30,6 +30,17 @@ fn chat_event(name: &str, email: &str) -> Value {
     event
 }
 
+/// `n` `chat_updated` events of the visitor `EMAIL`, in chats `first_chat`, `first_chat + 1` …
+fn chat_updates(n: u32, first_chat: u32) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let mut event = chat_event("chat_updated", EMAIL);
+            event["chat_id"] = json!(first_chat + i);
+            event
+        })
+        .collect()
+}
+
 /// Creates, through the sandbox's HTTP API, a contact with two tags, an open task, a completed
 /// task and two notes (the newer one carrying a formbridge marker); returns its id.
 async fn seed_known_visitor(ghl: &SandboxHandle) -> String {
@@ -239,13 +250,7 @@ async fn a_burst_of_chat_updated_for_one_visitor_costs_one_look_up() {
     assert_eq!(gets(&ghl, DUPLICATE_SEARCH), 1);
 
     // Within the cache's time to live, later events (some at once) ask GHL nothing more.
-    let updates: Vec<_> = (0..4)
-        .map(|n| {
-            let mut event = chat_event("chat_updated", EMAIL);
-            event["chat_id"] = json!(9000 + n);
-            event
-        })
-        .collect();
+    let updates = chat_updates(4, 9000);
     let answers = futures_util::future::join_all(updates.iter().map(|e| post_chat(&app, e))).await;
     for (answer, _) in &answers {
         assert_eq!(answer["crm_link"], link.as_str(), "{answer}");
@@ -265,13 +270,7 @@ async fn concurrent_first_events_share_one_look_up() {
         latency_ms: Some(200),
         ..FaultSpec::default()
     });
-    let events: Vec<_> = (0..3)
-        .map(|n| {
-            let mut event = chat_event("chat_updated", EMAIL);
-            event["chat_id"] = json!(7000 + n);
-            event
-        })
-        .collect();
+    let events = chat_updates(3, 7000);
     let answers = futures_util::future::join_all(events.iter().map(|e| post_chat(&app, e))).await;
     for (answer, _) in &answers {
         assert!(answer["crm_link"].is_string(), "{answer}");
