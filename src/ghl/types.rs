@@ -439,8 +439,9 @@ pub struct ContactResponse {
     pub contact: Contact,
 }
 
-/// `GET /contacts/search/duplicate` answer (the spec documents no schema; this is GHL's
-/// recorded shape): the matched contact, or `null`.
+/// `GET /contacts/search/duplicate` answer: the matched contact, or `null`. The spec documents
+/// no schema for it; this is the shape the sandbox models (not checked against recorded GHL
+/// traffic), read leniently: unknown fields are ignored, a missing `contact` is "no match".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DuplicateContactResponse {
