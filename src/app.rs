@@ -20,8 +20,10 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent_view::AgentView;
 use crate::alerts::{self, AlertSink, AlertsError, Notifier};
-use crate::dispatch::{DispatchError, Dispatcher};
+use crate::dispatch::budget::Budgets;
+use crate::dispatch::{self as dispatching, DispatchError, Dispatcher};
 use crate::http::admin::{self, AdminState};
 use crate::http::errors::{self, REQUEST_ID};
 use crate::http::health::{self, OpsState};
@@ -91,24 +93,39 @@ impl Application {
         let runtimes = Arc::new(
             SourceRuntimes::compile(&settings).map_err(|e| AppError::Config(e.to_string()))?,
         );
-        let dispatcher = if !settings.dispatch.enabled {
-            tracing::info!(
-                "dispatch disabled (dispatch.enabled = false): deliveries are stored only"
-            );
-            None
-        } else if !has_ghl_credentials(&settings) {
-            tracing::warn!("dispatch off: no GHL credentials (set ghl.token and ghl.location_id, [ghl.locations.*] or [ghl.oauth]); deliveries are stored and wait");
-            None
+        // One GHL client (one OAuth refresher) and one rate budget per location for every GHL
+        // caller of this process: the dispatcher and the agent view.
+        let ghl = if has_ghl_credentials(&settings) {
+            let client = dispatching::ghl_client(&settings, &store)?;
+            let budgets = Arc::new(Budgets::new(&settings.ghl, store.shared_budget()));
+            Some((client, budgets))
         } else {
-            Some(Arc::new(Dispatcher::new(
+            None
+        };
+        let dispatcher = match &ghl {
+            _ if !settings.dispatch.enabled => {
+                tracing::info!(
+                    "dispatch disabled (dispatch.enabled = false): deliveries are stored only"
+                );
+                None
+            }
+            None => {
+                tracing::warn!("dispatch off: no GHL credentials (set ghl.token and ghl.location_id, [ghl.locations.*] or [ghl.oauth]); deliveries are stored and wait");
+                None
+            }
+            Some((client, budgets)) => Some(Arc::new(Dispatcher::with_ghl(
                 settings.clone(),
                 runtimes.clone(),
                 store.clone(),
                 wake.clone(),
                 alerts.clone(),
-            )?))
+                client.clone(),
+                budgets.clone(),
+            ))),
         };
-        let routers = build_routers(&settings, &runtimes, store.clone(), wake)?;
+        let agent_view =
+            ghl.map(|(client, budgets)| Arc::new(AgentView::new(&settings, client, budgets)));
+        let routers = build_routers(&settings, &runtimes, store.clone(), wake, agent_view)?;
         let ops = match (ops_listener, routers.ops) {
             (Some(listener), Some(router)) => Some((listener, router)),
             _ => None,
@@ -293,14 +310,15 @@ pub struct Routers {
 }
 
 /// The whole HTTP surface in one router, with its middleware (what `server.addr` serves when no
-/// `server.ops_addr` is set).
+/// `server.ops_addr` is set). `agent_view` answers chat deliveries shown to an agent.
 pub fn build_router(
     settings: &Settings,
     runtimes: &SourceRuntimes,
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
+    agent_view: Option<Arc<AgentView>>,
 ) -> Result<Router, AppError> {
-    let parts = route_parts(settings, runtimes, store, wake)?;
+    let parts = route_parts(settings, runtimes, store, wake, agent_view)?;
     Ok(with_middleware(
         parts.hooks.merge(parts.health).merge(parts.internal),
         settings,
@@ -314,14 +332,15 @@ pub fn build_routers(
     runtimes: &SourceRuntimes,
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
+    agent_view: Option<Arc<AgentView>>,
 ) -> Result<Routers, AppError> {
     if settings.server.ops_addr.is_none() {
         return Ok(Routers {
-            public: build_router(settings, runtimes, store, wake)?,
+            public: build_router(settings, runtimes, store, wake, agent_view)?,
             ops: None,
         });
     }
-    let parts = route_parts(settings, runtimes, store, wake)?;
+    let parts = route_parts(settings, runtimes, store, wake, agent_view)?;
     Ok(Routers {
         public: with_middleware(parts.hooks.merge(parts.health.clone()), settings),
         ops: Some(with_middleware(
@@ -346,9 +365,10 @@ fn route_parts(
     runtimes: &SourceRuntimes,
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
+    agent_view: Option<Arc<AgentView>>,
 ) -> Result<RouteParts, AppError> {
     let ingress = Arc::new(
-        IngressState::new(settings, runtimes, store.clone(), wake.clone())
+        IngressState::new(settings, runtimes, store.clone(), wake.clone(), agent_view)
             .map_err(AppError::Config)?,
     );
     let admin_routes = admin::router(Arc::new(AdminState::new(

@@ -6,6 +6,8 @@
 //! - [`alerts`]: messages to a chat webhook on dead letters, blocked locations and a late queue.
 //! - [`app`]: builds the router, state and workers; serves; shuts down gracefully.
 //! - [`telemetry`]: tracing subscriber and Prometheus recorder.
+//! - [`agent_view`]: the answer that shows a chat's agent what GHL knows of the visitor
+//!   (JivoChat), looked up within a deadline under the shared rate budget.
 //! - [`http`]: the HTTP surface — webhook ingress, health, metrics, admin API, error bodies.
 //! - [`metrics`]: every exported metric, declared once with its description.
 //! - [`masked`]: serde helpers that print secrets as `********`.
@@ -35,6 +37,7 @@
 //! `cargo build --release --no-default-features` builds the server alone: no sandbox code, no
 //! `/_sandbox` routes, no `demo` or `sandbox-ghl` command, no compiled-in fixtures.
 
+pub mod agent_view;
 pub mod alerts;
 pub mod app;
 pub mod body;

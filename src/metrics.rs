@@ -36,6 +36,9 @@ metrics! {
     /// Time to authenticate, check and store one delivery.
     WEBHOOK_INGEST_SECONDS = "formbridge_webhook_ingest_seconds", Histogram, ["source"],
         "Seconds to authenticate, check and durably store one delivery.";
+    /// JivoChat agent-view answers by outcome.
+    AGENT_VIEW = "formbridge_agent_view_total", Counter, ["outcome"],
+        "Agent-view answers (JivoChat chat_accepted/chat_updated) by outcome (shown, cached, unknown, no_visitor, no_location, no_budget, timeout, rate_limited, ghl_error).";
     /// Events by status (refreshed on each scrape).
     EVENTS = "formbridge_events", Gauge, ["status"],
         "Stored events by status (pending, processing, retrying, done, dead), read at scrape time.";

@@ -81,6 +81,17 @@ impl SourceRuntime {
         self.settings.read_options()
     }
 
+    /// Whether its answers carry the agent view (`agent_view`, on by default for tools that
+    /// have one).
+    pub fn agent_view(&self) -> bool {
+        self.settings.agent_view_enabled(&self.name)
+    }
+
+    /// The agent view's answer deadline from a delivery's arrival (`agent_view_timeout`).
+    pub fn agent_view_timeout(&self) -> std::time::Duration {
+        self.settings.agent_view_timeout
+    }
+
     /// The sender's delivery-id field configured for deduplication, if any.
     pub fn dedupe_field(&self) -> Option<&str> {
         self.settings.dedupe_field.as_deref()

@@ -295,6 +295,15 @@ pub struct SourceSettings {
     /// Field mapping: how submissions become GHL records.
     #[serde(default)]
     pub mapping: MappingConfig,
+    /// The agent view (tools that have one, i.e. JivoChat): answer the deliveries the tool shows
+    /// its agent (`chat_accepted`, `chat_updated`) with what GHL knows of the visitor. Unset: on
+    /// for such tools; `true` for a tool without one refuses to start.
+    #[serde(default)]
+    pub agent_view: Option<bool>,
+    /// The agent view's answer deadline, from the delivery's arrival: a look-up not done by then
+    /// answers the plain acknowledgement.
+    #[serde(default = "default_agent_view_timeout", with = "humantime_serde")]
+    pub agent_view_timeout: Duration,
 }
 
 fn default_auth() -> AuthMode {
@@ -308,6 +317,15 @@ fn default_signature_encoding() -> SignatureEncoding {
 }
 fn default_timestamp_tolerance() -> Duration {
     Duration::from_secs(300)
+}
+
+/// 1.5 s: JivoChat documents no time limit for webhook answers; its Bot API allows 3 s. Half
+/// of that leaves room for the network both ways and for Jivo's side, and still gives GHL (a
+/// few hundred milliseconds per request) time for the three look-up requests.
+pub const DEFAULT_AGENT_VIEW_TIMEOUT: Duration = Duration::from_millis(1500);
+
+fn default_agent_view_timeout() -> Duration {
+    DEFAULT_AGENT_VIEW_TIMEOUT
 }
 
 fn default_pool_size() -> u32 {
@@ -330,6 +348,12 @@ impl SourceSettings {
     pub fn is_enabled(&self) -> bool {
         self.enabled
             .unwrap_or_else(|| self.has_secret() || self.auth == AuthMode::None)
+    }
+
+    /// Whether this source answers with the agent view: its tool has one and `agent_view` is
+    /// not `false`.
+    pub fn agent_view_enabled(&self, name: &SourceName) -> bool {
+        self.kind_for(name).has_agent_view() && self.agent_view.unwrap_or(true)
     }
 
     /// The tool of this source, resolving the default from its name.
@@ -512,6 +536,12 @@ impl Settings {
                 "must be an http(s) URL",
             ));
         }
+        if !matches!(self.ghl.app_url.scheme(), "http" | "https") {
+            return Err(SettingsError::invalid(
+                "ghl.app_url",
+                "must be an http(s) URL such as https://app.gohighlevel.com",
+            ));
+        }
         if self.ghl.rate_limit.burst == 0 || self.ghl.rate_limit.window.is_zero() {
             return Err(SettingsError::invalid(
                 "ghl.rate_limit",
@@ -650,6 +680,7 @@ impl Settings {
                 }
             }
         }
+        self.validate_agent_view(name, &source_name, source)?;
         if let Some(location) = &source.location {
             if !self.ghl.locations.contains_key(location) {
                 return Err(SettingsError::invalid(
@@ -664,6 +695,37 @@ impl Settings {
             source.kind_for(&source_name),
         )
         .map_err(|e| SettingsError::invalid(key(&format!("mapping.{}", e.key)), e.message))?;
+        Ok(())
+    }
+
+    /// `agent_view` only for a tool that has one; its deadline above zero and below
+    /// `server.request_timeout`.
+    fn validate_agent_view(
+        &self,
+        name: &str,
+        source_name: &SourceName,
+        source: &SourceSettings,
+    ) -> Result<(), SettingsError> {
+        let kind = source.kind_for(source_name);
+        if source.agent_view == Some(true) && !kind.has_agent_view() {
+            return Err(SettingsError::invalid(
+                format!("sources.{name}.agent_view"),
+                format!(
+                    "the `{}` tool has no agent view (only chat tools whose answer is shown to an agent, such as jivochat); remove the key",
+                    kind.as_str()
+                ),
+            ));
+        }
+        let timeout = source.agent_view_timeout;
+        if timeout.is_zero() || timeout >= self.server.request_timeout {
+            return Err(SettingsError::invalid(
+                format!("sources.{name}.agent_view_timeout"),
+                format!(
+                    "must be above 0 and below server.request_timeout ({}); JivoChat's own limit is undocumented, its Bot API allows 3s",
+                    humantime::format_duration(self.server.request_timeout)
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -1,15 +1,86 @@
 //! A location's GHL rate budget as the executor spends it: this process's limiter and, when the
 //! store is shared by several replicas, the slots every replica takes from
-//! ([`crate::store::SharedBudget`]), so that together they stay within GHL's window.
+//! ([`crate::store::SharedBudget`]), so that together they stay within GHL's window. [`Budgets`]
+//! holds every location's, one registry for all of this process's GHL requests (dispatch and
+//! the JivoChat agent view's look-ups).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::limiter::{LocationLimiter, Permit};
+use crate::ghl::settings::GhlSettings;
 use crate::ghl::RateLimitInfo;
 use crate::store::{LocationId, SharedBudget, SlotGrant, SlotTicket, StoreError};
+
+/// Every GHL location's rate budget in this process: one limiter per location, created on first
+/// use, shared by everything that calls GHL so that together they spend one budget.
+pub struct Budgets {
+    burst: u32,
+    window: Duration,
+    /// How long a shared slot stays taken when its request never reports back.
+    hold: Duration,
+    shared: Option<Arc<dyn SharedBudget>>,
+    limiters: Mutex<HashMap<LocationId, Arc<LocationLimiter>>>,
+}
+
+impl Budgets {
+    /// The budgets of `[ghl.rate_limit]`, beside the replicas' shared slots when the store has
+    /// them (`Store::shared_budget`).
+    pub fn new(ghl: &GhlSettings, shared: Option<Arc<dyn SharedBudget>>) -> Self {
+        Self {
+            burst: ghl.rate_limit.burst,
+            window: ghl.rate_limit.window,
+            hold: ghl.request_timeout + ghl.rate_limit.window,
+            shared,
+            limiters: Mutex::default(),
+        }
+    }
+
+    /// The location's budget: this process's limiter, and the replicas' shared slots when the
+    /// store has them.
+    pub fn budget(&self, location: &LocationId) -> Budget {
+        let local = self
+            .limiters()
+            .entry(location.clone())
+            .or_insert_with(|| match self.shared {
+                Some(_) => LocationLimiter::beside_replicas(self.burst, self.window),
+                None => LocationLimiter::new(self.burst, self.window),
+            })
+            .clone();
+        Budget {
+            local,
+            shared: self.shared.clone().map(|budget| SharedSlots {
+                budget,
+                location: location.clone(),
+                burst: self.burst,
+                window: self.window,
+                hold: self.hold,
+            }),
+        }
+    }
+
+    /// The locations paused (a 429, a spent window or daily quota) for longer than `max_wait`
+    /// from `now`.
+    pub fn paused_longer_than(&self, now: Instant, max_wait: Duration) -> Vec<LocationId> {
+        self.limiters()
+            .iter()
+            .filter(|(_, limiter)| {
+                limiter
+                    .paused_until()
+                    .is_some_and(|until| until.saturating_duration_since(now) > max_wait)
+            })
+            .map(|(location, _)| location.clone())
+            .collect()
+    }
+
+    fn limiters(&self) -> std::sync::MutexGuard<'_, HashMap<LocationId, Arc<LocationLimiter>>> {
+        // The map only holds limiters; a panicked holder cannot leave it inconsistent.
+        self.limiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// The shared half of a budget: one location's slots in the store.
 #[derive(Clone)]

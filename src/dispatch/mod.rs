@@ -34,9 +34,8 @@ use crate::ghl::{GhlClient, GhlError};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::store::{Claim, ClaimedEvent, EventId, Finish, LeaseToken, LocationId, Store};
-use budget::{Budget, SharedSlots};
+use budget::{Budget, Budgets};
 use execute::{Executor, Stop};
-use limiter::LocationLimiter;
 use prepare::Preparer;
 use retry::RetryPolicy;
 
@@ -64,7 +63,8 @@ pub struct Dispatcher {
     owner: String,
     claims: AtomicU64,
     wake: Arc<Notify>,
-    limiters: Mutex<HashMap<LocationId, Arc<LocationLimiter>>>,
+    /// Every location's rate budget, shared with the other GHL callers of this process.
+    budgets: Arc<Budgets>,
     /// Locations whose token GHL refused, until when.
     blocked: Mutex<HashMap<LocationId, Instant>>,
     in_flight: Mutex<HashMap<LocationId, usize>>,
@@ -85,10 +85,26 @@ impl Dispatcher {
         wake: Arc<Notify>,
         alerts: AlertSink,
     ) -> Result<Self, DispatchError> {
-        let tokens = Arc::new(tokens::StoreTokens(store.clone()));
-        let client = GhlClient::from_settings(&settings.ghl, tokens)?;
+        let client = ghl_client(&settings, &store)?;
+        let budgets = Arc::new(Budgets::new(&settings.ghl, store.shared_budget()));
+        Ok(Self::with_ghl(
+            settings, runtimes, store, wake, alerts, client, budgets,
+        ))
+    }
+
+    /// Like [`Dispatcher::new`], with a GHL client and rate budgets shared with the rest of
+    /// the process (one OAuth refresher, one budget per location).
+    pub fn with_ghl(
+        settings: Arc<Settings>,
+        runtimes: Arc<SourceRuntimes>,
+        store: Arc<dyn Store>,
+        wake: Arc<Notify>,
+        alerts: AlertSink,
+        client: GhlClient,
+        budgets: Arc<Budgets>,
+    ) -> Self {
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        Ok(Self {
+        Self {
             preparer: Preparer::new(&settings, runtimes, alerts.clone()),
             retry: RetryPolicy::from_settings(&settings.dispatch.retry),
             store,
@@ -97,36 +113,17 @@ impl Dispatcher {
             owner,
             claims: AtomicU64::new(0),
             wake,
-            limiters: Mutex::default(),
+            budgets,
             blocked: Mutex::default(),
             in_flight: Mutex::default(),
             held: Mutex::default(),
             alerts,
-        })
+        }
     }
 
-    /// The location's budget: this process's limiter, and the replicas' shared slots when the
-    /// store has them.
+    /// The location's budget (see [`Budgets::budget`]).
     fn budget(&self, location: &LocationId) -> Budget {
-        let rate = &self.settings.ghl.rate_limit;
-        let shared = self.store.shared_budget();
-        let local = lock(&self.limiters)
-            .entry(location.clone())
-            .or_insert_with(|| match shared {
-                Some(_) => LocationLimiter::beside_replicas(rate.burst, rate.window),
-                None => LocationLimiter::new(rate.burst, rate.window),
-            })
-            .clone();
-        Budget {
-            local,
-            shared: shared.map(|budget| SharedSlots {
-                budget,
-                location: location.clone(),
-                burst: rate.burst,
-                window: rate.window,
-                hold: self.settings.ghl.request_timeout + rate.window,
-            }),
-        }
+        self.budgets.budget(location)
     }
 
     /// Runs until `shutdown` is cancelled, then lets in-flight events finish.
@@ -208,14 +205,7 @@ impl Dispatcher {
             still
         });
         excluded.extend(lock(&self.blocked).keys().cloned());
-        for (location, limiter) in lock(&self.limiters).iter() {
-            if limiter
-                .paused_until()
-                .is_some_and(|until| until.saturating_duration_since(now) > max_wait)
-            {
-                excluded.push(location.clone());
-            }
-        }
+        excluded.extend(self.budgets.paused_longer_than(now, max_wait));
         excluded.sort();
         excluded.dedup();
         excluded
@@ -409,6 +399,13 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// The GHL client of `[ghl]`, its OAuth tokens kept in `store`. Build it once per process and
+/// share it ([`Dispatcher::with_ghl`]): each client refreshes OAuth tokens on its own.
+pub fn ghl_client(settings: &Settings, store: &Arc<dyn Store>) -> Result<GhlClient, DispatchError> {
+    let tokens = Arc::new(tokens::StoreTokens(store.clone()));
+    Ok(GhlClient::from_settings(&settings.ghl, tokens)?)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -118,6 +118,22 @@ impl GhlClient {
         self.execute(&request.location_id, p).await
     }
 
+    /// `GET /contacts/search/duplicate`: the contact GHL's duplicate rule matches for an email
+    /// or phone (email first), read from the contacts themselves (no search-index lag).
+    pub async fn find_duplicate_contact(
+        &self,
+        query: &DuplicateContactQuery,
+    ) -> Result<GhlResponse<DuplicateContactResponse>, GhlError> {
+        let p = self.prepare_json::<()>(
+            Method::GET,
+            "GET /contacts/search/duplicate",
+            &["contacts", "search", "duplicate"],
+            Some(encode_query(query)?),
+            None,
+        )?;
+        self.execute(&query.location_id, p).await
+    }
+
     /// The id of a contact of `location_id` carrying `tag` (a marker), by `POST
     /// /contacts/search`. GHL's search index lags writes by up to about a minute.
     pub async fn find_contact_with_tag(

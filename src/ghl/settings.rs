@@ -14,6 +14,9 @@ pub struct GhlSettings {
     /// sandbox-ghl`, in builds with the default `sandbox` feature; tests use the `ghl-sandbox`
     /// crate).
     pub base_url: url::Url,
+    /// The GHL web app, for links to a contact shown to people (the JivoChat agent view):
+    /// `https://app.gohighlevel.com`, or an agency's white-label app domain.
+    pub app_url: url::Url,
     /// `Version` header sent on every call.
     pub api_version: String,
     /// Private Integration token or location access token of the default location.

@@ -215,6 +215,21 @@ pub struct ListContactsQuery {
     pub start_after: Option<i64>,
 }
 
+/// Query of `GET /contacts/search/duplicate`: the contact GHL's duplicate rule matches (by
+/// email first, then phone). Unlike `POST /contacts/search` it does not lag writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DuplicateContactQuery {
+    /// The location (required).
+    pub location_id: String,
+    /// Email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Phone, E.164 (`number` in GHL's API).
+    #[serde(rename = "number", skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+}
+
 /// Query of `GET /contacts/business/:businessId`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -422,6 +437,18 @@ pub struct Contact {
 pub struct ContactResponse {
     /// The contact.
     pub contact: Contact,
+}
+
+/// `GET /contacts/search/duplicate` answer: the matched contact, or `null`. The spec documents
+/// no schema for it; this is the shape the sandbox models (not checked against recorded GHL
+/// traffic), read leniently: unknown fields are ignored, a missing `contact` is "no match".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DuplicateContactResponse {
+    /// The matching contact, if any.
+    pub contact: Option<Contact>,
+    /// Which field matched, when one did.
+    pub matching_field: Option<String>,
 }
 
 /// `POST /contacts/upsert` answer.

@@ -1,5 +1,6 @@
 //! Webhook ingress (`POST /hooks/{source}`): authenticate, bound the size, check the body
-//! parses, commit the raw delivery durably, then answer 200.
+//! parses, commit the raw delivery durably, then answer 200 (for a chat tool's agent view,
+//! with what GHL knows of the visitor: [`crate::agent_view`], once the delivery is stored).
 //!
 //! Nothing here interprets answers: normalization runs in the dispatcher on the stored bytes,
 //! so a mapping fix can be replayed over old deliveries.
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::errors::ApiError;
+use crate::agent_view::AgentView;
 use crate::body::{self, BodyError, BodyLimits, ParsedBody};
 use crate::runtime::{SourceRuntime, SourceRuntimes};
 use crate::settings::Settings;
@@ -62,15 +64,19 @@ pub struct IngressState {
     pub body_limits: BodyLimits,
     /// Wakes the dispatcher when a new delivery is stored.
     pub wake: Arc<Notify>,
+    /// Answers chat deliveries with the agent view; `None` without GHL credentials.
+    pub agent_view: Option<Arc<AgentView>>,
 }
 
 impl IngressState {
-    /// Serves every enabled source of `runtimes`.
+    /// Serves every enabled source of `runtimes`; `agent_view` answers their chat deliveries
+    /// that show an agent the visitor (when the source's `agent_view` is on).
     pub fn new(
         settings: &Settings,
         runtimes: &SourceRuntimes,
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
+        agent_view: Option<Arc<AgentView>>,
     ) -> Result<Self, String> {
         let mut sources = HashMap::new();
         let mut not_served = Vec::new();
@@ -85,6 +91,17 @@ impl IngressState {
                 }
                 None => not_served.push(runtime.name.as_str().to_owned()),
             }
+            if runtime.auth.is_some() && runtime.agent_view() {
+                match (&agent_view, &runtime.location_id) {
+                    (None, _) => {
+                        tracing::info!(source = %runtime.name, "agent view off: no GHL credentials; chat events are answered {{\"result\":\"ok\"}}")
+                    }
+                    (Some(_), None) => {
+                        tracing::info!(source = %runtime.name, "agent view off: the source has no GHL location")
+                    }
+                    (Some(_), Some(_)) => {}
+                }
+            }
         }
         Ok(Self {
             store,
@@ -93,6 +110,7 @@ impl IngressState {
             body_limit: settings.server.body_limit_bytes,
             body_limits: settings.server.body_limits(),
             wake,
+            agent_view,
         })
     }
 }
@@ -123,26 +141,49 @@ pub async fn receive(
     } else {
         "unknown".to_owned()
     };
-    let (outcome, response) = match ingest(&state, &source, query.as_deref(), &headers, body).await
-    {
-        Ok((runtime, ingested)) => {
-            let outcome = match ingested {
-                Ingested::Stored(_) => "accepted",
-                Ingested::Duplicate(_) => "duplicate",
-                Ingested::Revision { .. } => "revision",
-            };
-            (outcome, accepted_response(runtime.kind, ingested))
-        }
-        Err(refusal) => {
-            tracing::info!(source = %label, outcome = refusal.outcome, detail = %refusal.error.detail, "webhook refused");
-            (refusal.outcome, refusal.error.into_response())
-        }
+    let result = ingest(&state, &source, query.as_deref(), &headers, body).await;
+    let outcome = match &result {
+        Ok(stored) => match stored.ingested {
+            Ingested::Stored(_) => "accepted",
+            Ingested::Duplicate(_) => "duplicate",
+            Ingested::Revision { .. } => "revision",
+        },
+        Err(refusal) => refusal.outcome,
     };
     metrics::counter!(crate::metrics::WEBHOOKS_RECEIVED, "source" => label.clone(), "outcome" => outcome)
         .increment(1);
-    metrics::histogram!(crate::metrics::WEBHOOK_INGEST_SECONDS, "source" => label)
+    metrics::histogram!(crate::metrics::WEBHOOK_INGEST_SECONDS, "source" => label.clone())
         .record(started.elapsed().as_secs_f64());
-    response
+    match result {
+        Ok(stored) => {
+            // Stored (or a duplicate of a stored one): the answer may now show the agent the
+            // visitor, within the source's deadline from `started`; else the acknowledgement.
+            let view = match &state.agent_view {
+                Some(view) => {
+                    let arrived = tokio::time::Instant::from_std(started);
+                    view.answer(&stored.runtime, stored.parsed, stored.body, arrived)
+                        .await
+                }
+                None => None,
+            };
+            match view {
+                Some(answer) => Json(answer).into_response(),
+                None => accepted_response(stored.runtime.kind, stored.ingested),
+            }
+        }
+        Err(refusal) => {
+            tracing::info!(source = %label, outcome = refusal.outcome, detail = %refusal.error.detail, "webhook refused");
+            refusal.error.into_response()
+        }
+    }
+}
+
+/// A delivery committed to the store (or found there already), with its parsed body.
+struct Stored {
+    runtime: Arc<SourceRuntime>,
+    ingested: Ingested,
+    parsed: ParsedBody,
+    body: Bytes,
 }
 
 /// `GET`/`HEAD /hooks/{source}`: lets a tool check the URL before sending (some probe first).
@@ -170,13 +211,13 @@ impl IngressState {
     }
 }
 
-async fn ingest<'s>(
-    state: &'s IngressState,
+async fn ingest(
+    state: &IngressState,
     source: &str,
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(&'s SourceRuntime, Ingested), Refusal> {
+) -> Result<Stored, Refusal> {
     let served = state
         .sources
         .get(source)
@@ -228,7 +269,7 @@ async fn ingest<'s>(
         content_hash,
         content_type,
         headers: kept_headers(headers),
-        body: bytes,
+        body: bytes.clone(),
         received_at: OffsetDateTime::now_utc(),
     };
     let ingested = state.store.insert_event(event).await.map_err(|e| {
@@ -252,7 +293,12 @@ async fn ingest<'s>(
             tracing::info!(source = %runtime.name, event_id = %id, revision_of = %of, "edited submission stored as a new revision")
         }
     }
-    Ok((runtime, ingested))
+    Ok(Stored {
+        runtime: served.runtime.clone(),
+        ingested,
+        parsed,
+        body: bytes,
+    })
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes.

@@ -1,7 +1,8 @@
 //! JivoChat, the tool: its Webhooks API events (`chat_accepted`, `chat_updated`,
 //! `chat_finished`, `offline_message`, `client_updated`, `call_event`, …) read into visitor
 //! contact, offline message or chat transcript, page, UTM and geo; its ids, its `{"result":"ok"}`
-//! reply, its transcript note and which events make contacts.
+//! reply and the agent view answer (`crm_link`, `contact_info`, `custom_data`), its transcript
+//! note and which events make contacts.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,9 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::detect::{Confidence, ContactDraft, Role};
-use super::tool::{json_text as text, EventRules, NormalizeError, ReadInput, Tool, ToolTask};
+use super::tool::{
+    json_text as text, CrmCard, EventRules, NormalizeError, ReadInput, Tool, ToolTask,
+};
 use crate::body::ParsedBody;
 use crate::submission::{Answer, AnswerValue, ChatMessage, Geo, Page, Submission};
 
@@ -47,6 +50,16 @@ const CALL_TASK_DUE: time::Duration = time::Duration::minutes(30);
 /// and finished once. `chat_updated`, `client_updated` and `call_event` legitimately repeat for
 /// one chat with new content.
 const ONCE_PER_ID: &[&str] = &["offline_message", "chat_accepted", "chat_finished"];
+
+/// The events whose answer JivoChat shows to the agent in the chat window (its docs: the
+/// response to `chat_accepted` and `chat_updated` may carry `custom_data`, `contact_info`,
+/// `crm_link`; to every other event only `{"result":"ok"}` is expected).
+const AGENT_VIEW_EVENTS: &[&str] = &["chat_accepted", "chat_updated"];
+
+/// Due dates as the agent reads them: JivoChat does not say the agent's time zone, so UTC,
+/// named.
+const DUE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
 
 /// JivoChat Webhooks API (JSON events).
 pub struct Jivochat;
@@ -101,6 +114,22 @@ impl Tool for Jivochat {
         })
     }
 
+    fn has_agent_view(&self) -> bool {
+        true
+    }
+
+    /// `chat_accepted` and `chat_updated`: JivoChat shows their answer in the chat window.
+    fn agent_view_wanted(&self, parsed: &ParsedBody) -> bool {
+        let ParsedBody::Json(root) = parsed else {
+            return false;
+        };
+        text(root.get("event_name")).is_some_and(|e| AGENT_VIEW_EVENTS.contains(&e.as_str()))
+    }
+
+    fn agent_view_answer(&self, card: &CrmCard) -> Option<Value> {
+        Some(agent_view(card))
+    }
+
     /// A callback request, or a call that failed (`status = error`), asks for a call back.
     fn default_task(&self, sub: &Submission) -> Option<ToolTask> {
         if sub.extras.event.as_deref() != Some("call_event") {
@@ -119,6 +148,58 @@ impl Tool for Jivochat {
             due_in: CALL_TASK_DUE,
         })
     }
+}
+
+/// The answer to `chat_accepted` / `chat_updated` that shows `card` in the agent's chat window:
+/// `crm_link`, `contact_info` (`name` is required there, so the email or phone stands in for a
+/// contact without one) and `custom_data` rows for the tags, each open task with its due date,
+/// and the latest note. `enable_assign` (assign the chat to the CRM's responsible agent) and
+/// `page` are not sent: formbridge knows neither.
+pub fn agent_view(card: &CrmCard) -> Value {
+    let mut contact = serde_json::Map::new();
+    let name = card
+        .name
+        .clone()
+        .or_else(|| card.email.clone())
+        .or_else(|| card.phone.clone())
+        .unwrap_or_else(|| "GHL contact".to_owned());
+    contact.insert("name".to_owned(), json!(name));
+    if let Some(phone) = &card.phone {
+        contact.insert("phone".to_owned(), json!(phone));
+    }
+    if let Some(email) = &card.email {
+        contact.insert("email".to_owned(), json!(email));
+    }
+    let row = |title: String, content: String| json!({"title": title, "content": content});
+    let mut rows = Vec::new();
+    if !card.tags.is_empty() {
+        rows.push(row("Tags".to_owned(), card.tags.join(", ")));
+    }
+    for task in &card.open_tasks {
+        let title = match task.due.and_then(|d| d.format(DUE_FORMAT).ok()) {
+            Some(due) => format!("Task due {due}"),
+            None => "Task (no due date)".to_owned(),
+        };
+        rows.push(row(title, task.title.clone()));
+    }
+    if card.more_open_tasks > 0 {
+        rows.push(row(
+            "More open tasks".to_owned(),
+            format!("{} more in GHL", card.more_open_tasks),
+        ));
+    }
+    if let Some(note) = &card.latest_note {
+        rows.push(row("Latest note".to_owned(), note.clone()));
+    }
+    let mut answer = json!({
+        "result": "ok",
+        "crm_link": card.link,
+        "contact_info": contact,
+    });
+    if !rows.is_empty() {
+        answer["custom_data"] = Value::Array(rows);
+    }
+    answer
 }
 
 /// The event's own id: the offline message's, the client's, else the chat's. Both the
@@ -390,4 +471,85 @@ fn note(title: &str, sub: &Submission) -> Option<String> {
         out.push_str(&format!("\nUTM: {}", utm.join(", ")));
     }
     Some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::sources::OpenTask;
+
+    fn card() -> CrmCard {
+        CrmCard {
+            link: "https://app.gohighlevel.com/v2/location/L/contacts/detail/C".to_owned(),
+            name: Some("Ada Lovelace".to_owned()),
+            email: Some("ada@example.com".to_owned()),
+            phone: Some("+14155550100".to_owned()),
+            tags: vec!["vip".to_owned(), "jivochat".to_owned()],
+            open_tasks: vec![
+                OpenTask {
+                    title: "Call back".to_owned(),
+                    due: Some(time::macros::datetime!(2025-05-01 14:30 UTC)),
+                },
+                OpenTask {
+                    title: "Send quote".to_owned(),
+                    due: None,
+                },
+            ],
+            more_open_tasks: 2,
+            latest_note: Some("Wants a callback".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_answer_has_the_documented_shape() {
+        let answer = agent_view(&card());
+        assert_eq!(
+            answer,
+            json!({
+                "result": "ok",
+                "crm_link": "https://app.gohighlevel.com/v2/location/L/contacts/detail/C",
+                "contact_info": {"name": "Ada Lovelace", "phone": "+14155550100", "email": "ada@example.com"},
+                "custom_data": [
+                    {"title": "Tags", "content": "vip, jivochat"},
+                    {"title": "Task due 2025-05-01 14:30 UTC", "content": "Call back"},
+                    {"title": "Task (no due date)", "content": "Send quote"},
+                    {"title": "More open tasks", "content": "2 more in GHL"},
+                    {"title": "Latest note", "content": "Wants a callback"},
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn a_bare_contact_has_a_name_and_no_custom_data() {
+        let bare = CrmCard {
+            link: "https://x/".to_owned(),
+            phone: Some("+14155550100".to_owned()),
+            ..CrmCard::default()
+        };
+        let answer = agent_view(&bare);
+        assert_eq!(answer["contact_info"]["name"], "+14155550100");
+        assert!(answer["contact_info"].get("email").is_none());
+        assert!(answer.get("custom_data").is_none());
+        assert_eq!(answer["result"], "ok");
+    }
+
+    #[test]
+    fn only_chat_accepted_and_chat_updated_are_shown_to_the_agent() {
+        let wanted = |event: &str| {
+            Jivochat.agent_view_wanted(&ParsedBody::Json(json!({"event_name": event})))
+        };
+        assert!(wanted("chat_accepted"));
+        assert!(wanted("chat_updated"));
+        for other in [
+            "chat_finished",
+            "offline_message",
+            "client_updated",
+            "call_event",
+        ] {
+            assert!(!wanted(other), "{other}");
+        }
+        assert!(!Jivochat.agent_view_wanted(&ParsedBody::Json(json!([]))));
+    }
 }

@@ -16,7 +16,7 @@ pub mod typeform;
 
 pub use normalize::{normalize, normalize_parsed, ReadOptions};
 pub use registry::{SourceKind, UnknownKind};
-pub use tool::{EventRules, NormalizeError, ReadInput, Tool};
+pub use tool::{CrmCard, EventRules, NormalizeError, OpenTask, ReadInput, Tool};
 
 use std::fmt;
 

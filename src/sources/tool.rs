@@ -1,6 +1,7 @@
 //! The tool seam: [`Tool`], everything formbridge knows about one form or chat tool (its names,
-//! how its deliveries are read, deduplicated, acknowledged and turned into a default note, and
-//! its plan rules). Each tool implements it in its own file; `registry` lists them.
+//! how its deliveries are read, deduplicated, acknowledged and turned into a default note, its
+//! plan rules, and how it shows a [`CrmCard`] to a chat agent). Each tool implements it in its
+//! own file; `registry` lists them.
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
@@ -82,6 +83,38 @@ pub struct ToolTask {
     pub due_in: time::Duration,
 }
 
+/// What the CRM knows of the person a chat is with, for a tool that shows it to its agent in
+/// the answer to a delivery ([`Tool::agent_view_answer`]). Plain data: filled from GHL by
+/// `crate::agent_view`, already cleaned (no formbridge markers, the note trimmed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrmCard {
+    /// The contact's page in the CRM.
+    pub link: String,
+    /// The contact's name.
+    pub name: Option<String>,
+    /// The contact's email.
+    pub email: Option<String>,
+    /// The contact's phone.
+    pub phone: Option<String>,
+    /// The contact's tags.
+    pub tags: Vec<String>,
+    /// Open (not completed) tasks, soonest due first (those without a due date last).
+    pub open_tasks: Vec<OpenTask>,
+    /// Open tasks left out of `open_tasks` (it is kept short).
+    pub more_open_tasks: usize,
+    /// The latest note, shortened.
+    pub latest_note: Option<String>,
+}
+
+/// An open task on a [`CrmCard`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenTask {
+    /// Its title.
+    pub title: String,
+    /// When it is due, if it has a due date.
+    pub due: Option<OffsetDateTime>,
+}
+
 /// One form or chat tool. A simple tool implements [`Tool::name`], [`Tool::title`] and
 /// [`Tool::read`]; the other methods have defaults that fit most tools.
 pub trait Tool: Send + Sync {
@@ -140,6 +173,25 @@ pub trait Tool: Send + Sync {
     /// apply (the tool does not find its id and clean its text itself).
     fn generic_keys(&self) -> bool {
         false
+    }
+
+    /// Whether the tool shows its agent what the CRM knows of a visitor when the answer to some
+    /// deliveries carries it (JivoChat's `chat_accepted` / `chat_updated`): the agent view,
+    /// `sources.<name>.agent_view`. Default: no.
+    fn has_agent_view(&self) -> bool {
+        false
+    }
+
+    /// Whether the answer to this delivery is shown to the agent, so a CRM look-up is worth
+    /// its cost. Default: never.
+    fn agent_view_wanted(&self, _parsed: &ParsedBody) -> bool {
+        false
+    }
+
+    /// The answer that shows `card` to the agent; `None` answers [`Tool::acknowledgement`].
+    /// Default: none.
+    fn agent_view_answer(&self, _card: &CrmCard) -> Option<Value> {
+        None
     }
 }
 

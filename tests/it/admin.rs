@@ -684,7 +684,8 @@ async fn a_replay_wakes_the_dispatcher() {
     let wake = Arc::new(Notify::new());
     let runtimes = formbridge::runtime::SourceRuntimes::compile(&settings).unwrap();
     let router =
-        formbridge::app::build_router(&settings, &runtimes, store.clone(), wake.clone()).unwrap();
+        formbridge::app::build_router(&settings, &runtimes, store.clone(), wake.clone(), None)
+            .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });

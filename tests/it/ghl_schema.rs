@@ -387,6 +387,15 @@ fn queries_match_the_spec() {
             query: s("ada"),
         },
     );
+    assert_query(
+        &spec,
+        "/contacts/search/duplicate",
+        &DuplicateContactQuery {
+            location_id: "loc".into(),
+            email: s("ada@example.com"),
+            number: s("+14155550100"),
+        },
+    );
 }
 
 #[test]

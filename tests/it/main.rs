@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod agent_view;
 mod alerts;
 mod check_config;
 mod connections;
