@@ -108,25 +108,21 @@ pub(super) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
 /// shares one of its references.
 macro_rules! thread_query {
     ($id:literal, $plan:literal, $plan_join:literal) => {
+        // Three index look-ups (the first revision by id, later revisions by `revision_of`,
+        // shared references by `event_references`) joined by UNION: one OR over them would
+        // scan every event.
         concat!(
-            "SELECT e.id, e.status, ",
-            $plan,
-            " AS plan,
+            "WITH m AS (SELECT id, COALESCE(revision_of, id) AS first FROM events WHERE id = ", $id, "),
+             tied AS (
+                 SELECT e.id FROM events e, m WHERE e.id = m.first AND e.id < m.id
+                 UNION SELECT e.id FROM events e, m WHERE e.revision_of = m.first AND e.id < m.id
+                 UNION SELECT o.event_id FROM event_references mine
+                       JOIN event_references o ON o.reference = mine.reference
+                       WHERE mine.event_id = ", $id, " AND o.event_id <> ", $id, ")
+             SELECT e.id, e.status, ", $plan, " AS plan,
                     CAST(CASE WHEN e.id = m.first OR e.revision_of = m.first THEN 1 ELSE 0 END
                          AS BIGINT) AS same_submission
-             FROM events e ",
-            $plan_join,
-            ",
-                  (SELECT id, COALESCE(revision_of, id) AS first FROM events WHERE id = ",
-            $id,
-            ") m
-             WHERE e.id <> m.id
-               AND ((e.id < m.id AND (e.id = m.first OR e.revision_of = m.first))
-                    OR e.id IN (SELECT o.event_id FROM event_references o
-                                JOIN event_references mine ON mine.reference = o.reference
-                                WHERE mine.event_id = ",
-            $id,
-            "))
+             FROM m, tied JOIN events e ON e.id = tied.id ", $plan_join, "
              ORDER BY e.id"
         )
     };
