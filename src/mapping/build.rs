@@ -1,11 +1,13 @@
 //! The pure plan builder: a [`Submission`] and the source's [`CompiledMapping`] → a [`Plan`]
-//! (upsert contact → add tags → create tasks → create notes).
+//! (upsert contact → add tags → create tasks → create notes; a follow-up acts on its lead's
+//! contact and tasks instead).
 
 use std::collections::HashSet;
 
 use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
 use super::config::MissingContact;
-use super::due::parse_due;
+use super::due::due_at;
+use super::follow_up::{self, CompiledFollowUp};
 use super::plan::{ContactFields, CustomFieldValue, Plan, Step};
 use super::vars::{answer_lines, Vars};
 use crate::sources::{SourceKind, SourceName};
@@ -25,6 +27,12 @@ pub enum MappingError {
 
 /// Builds the plan for one submission. Pure: no I/O; due dates count from
 /// `submission.received_at`.
+///
+/// A delivery with a reference (`mapping.references`) is a follow-up of an earlier lead when a
+/// `[[mapping.follow_ups]]` rule holds, or when it has no email or phone (a lead is expected;
+/// not with `on_missing_contact = "skip"`); see `follow_up_steps`. Any other delivery is a
+/// lead: contact, tags, tasks, note. Every plan with steps records the delivery's references,
+/// so later follow-ups find it.
 pub fn build_plan(
     mapping: &CompiledMapping,
     submission: &Submission,
@@ -48,16 +56,57 @@ pub fn build_plan(
     let contact = contact_fields(mapping, &vars);
     // GHL's `POST /contacts/upsert` matches on email or phone and refuses a body with neither
     // (GoHighLevel/highlevel-api-docs#37, #59), so a name alone cannot be upserted.
-    // `POST /contacts/` takes a first or last name alone (only `name` alone is refused).
     let reachable =
         contact.get(ContactField::Email).is_some() || contact.get(ContactField::Phone).is_some();
+    let references = follow_up::references(&mapping.references, &mapping.tool, submission);
+    let rule = follow_up::matching(&mapping.follow_ups, &vars);
+    // Without email or phone a delivery follows its lead even when no rule names it, unless
+    // the mapping skips such deliveries (then only a rule makes it a follow-up). An event that
+    // updates a contact only when it carries one (JivoChat `chat_accepted`) never waits for a
+    // lead: without email or phone it plans nothing, as before.
+    let unreachable_follows = !reachable && mapping.on_missing_contact != MissingContact::Skip;
+    let follow_up = (reachable || !if_present) && (rule.is_some() || unreachable_follows);
+    let steps = match references.first() {
+        Some(lead) if follow_up => {
+            let first = if reachable {
+                Step::UpsertContact { contact }
+            } else {
+                Step::LeadContact {
+                    reference: lead.clone(),
+                }
+            };
+            follow_up_steps(mapping, &vars, first, rule)
+        }
+        _ => lead_steps(mapping, &vars, contact, reachable, if_present)?,
+    };
+    if steps.is_empty() {
+        return Ok(Plan::default());
+    }
+    Ok(Plan {
+        steps,
+        references,
+        ..Plan::default()
+    })
+}
+
+/// A lead's steps: upsert (or create by name) the contact, add and remove tags, create tasks,
+/// write the note. Empty when the submission is to be skipped.
+fn lead_steps(
+    mapping: &CompiledMapping,
+    vars: &Vars<'_>,
+    contact: ContactFields,
+    reachable: bool,
+    if_present: bool,
+) -> Result<Vec<Step>, MappingError> {
+    let submission = vars.submission;
+    // `POST /contacts/` takes a first or last name alone (only `name` alone is refused).
     let named = contact.get(ContactField::FirstName).is_some()
         || contact.get(ContactField::LastName).is_some();
     let first = match (reachable, mapping.on_missing_contact) {
         (true, _) => Step::UpsertContact { contact },
         (false, MissingContact::CreateByName) if named => Step::CreateContact { contact },
-        (false, _) if if_present => return Ok(Plan::default()),
-        (false, MissingContact::Skip) => return Ok(Plan::default()),
+        (false, _) if if_present => return Ok(Vec::new()),
+        (false, MissingContact::Skip) => return Ok(Vec::new()),
         (false, _) => {
             return Err(MappingError::NoContact {
                 problems: problems_hint(submission),
@@ -65,60 +114,99 @@ pub fn build_plan(
         }
     };
     let mut steps = vec![first];
-    let tags = tags(mapping, &vars);
-    let removed = removed_tags(mapping, &vars, &tags);
+    let tags = tags(mapping, vars);
+    let removed = removed_tags(mapping, vars, &tags);
+    push_tag_steps(&mut steps, tags, removed);
+    for task in &mapping.tasks {
+        if task.when.as_ref().is_some_and(|when| !when.holds(vars)) {
+            continue;
+        }
+        let body = task
+            .body
+            .as_ref()
+            .map(|b| b.render(vars))
+            .filter(|b| !b.trim().is_empty());
+        steps.push(Step::CreateTask {
+            title: task.title.render(vars).trim().to_owned(),
+            body,
+            due_at: due_at(submission, task.due_from.as_deref(), task.due_in),
+            assigned_to: task.assigned_to.clone(),
+        });
+    }
+    steps.extend(tool_task(mapping, submission));
+    steps.extend(note_step(note(mapping, vars)));
+    Ok(steps)
+}
+
+/// A follow-up's steps: `first` (its own contact, or its lead's), the source tag and the
+/// rule's tags, the rule's removed tags, the rule's step on the lead's tasks, the tool's task
+/// (JivoChat: a callback is new work), and the rule's note (default: the mapping's note). The
+/// mapping's own tags and tasks belong to leads. Without a rule: the source tag and the note.
+fn follow_up_steps(
+    mapping: &CompiledMapping,
+    vars: &Vars<'_>,
+    first: Step,
+    rule: Option<&CompiledFollowUp>,
+) -> Vec<Step> {
+    let mut steps = vec![first];
+    let mut raw = base_tags(mapping, vars);
+    let mut removed = Vec::new();
+    if let Some(rule) = rule {
+        raw.extend(rule.tags.iter().map(|t| t.render(vars)));
+        removed.extend(rule.remove_tags.iter().map(|t| t.render(vars)));
+    }
+    let tags = clean_tags(raw);
+    let removed = clean_tags(removed)
+        .into_iter()
+        .filter(|t| !tags.contains(t))
+        .collect();
+    push_tag_steps(&mut steps, tags, removed);
+    steps.extend(rule.and_then(|r| r.lead_task_step(vars.submission)));
+    steps.extend(tool_task(mapping, vars.submission));
+    let note = match rule.and_then(|r| r.note.as_ref()) {
+        Some(template) => Some(template.render(vars)),
+        None => note(mapping, vars),
+    };
+    steps.extend(note_step(note));
+    steps
+}
+
+fn push_tag_steps(steps: &mut Vec<Step>, tags: Vec<String>, removed: Vec<String>) {
     if !tags.is_empty() {
         steps.push(Step::AddTags { tags });
     }
     if !removed.is_empty() {
         steps.push(Step::RemoveTags { tags: removed });
     }
-    for task in &mapping.tasks {
-        if task.when.as_ref().is_some_and(|when| !when.holds(&vars)) {
-            continue;
-        }
-        let body = task
-            .body
-            .as_ref()
-            .map(|b| b.render(&vars))
-            .filter(|b| !b.trim().is_empty());
-        steps.push(Step::CreateTask {
-            title: task.title.render(&vars).trim().to_owned(),
-            body,
-            due_at: task
-                .due_from
-                .as_deref()
-                .and_then(|sel| submission.answer(sel))
-                .and_then(|a| parse_due(&a.value.display()))
-                // `due_in` is at most ten years (checked when compiled).
-                .unwrap_or_else(|| submission.received_at.saturating_add(task.due_in)),
-            assigned_to: task.assigned_to.clone(),
-        });
-    }
-    if let Some(task) = mapping
+}
+
+/// The task the tool asks for on this delivery, unless `mapping.skip_tool_tasks`.
+fn tool_task(mapping: &CompiledMapping, submission: &Submission) -> Option<Step> {
+    let task = mapping
         .tool_tasks
         .then(|| mapping.kind.default_task(submission))
-        .flatten()
-    {
-        steps.push(Step::CreateTask {
-            title: task.title,
-            body: task.body,
-            due_at: submission.received_at.saturating_add(task.due_in),
-            assigned_to: None,
-        });
-    }
-    let note = match &mapping.note {
-        NoteRule::Off => None,
-        NoteRule::Default => Some(default_note(mapping.kind, &mapping.source, submission)),
-        NoteRule::Template(t) => Some(t.render(&vars)),
-    };
-    if let Some(body) = note.filter(|b| !b.trim().is_empty()) {
-        steps.push(Step::CreateNote { body });
-    }
-    Ok(Plan {
-        steps,
-        ..Plan::default()
+        .flatten()?;
+    Some(Step::CreateTask {
+        title: task.title,
+        body: task.body,
+        due_at: submission.received_at.saturating_add(task.due_in),
+        assigned_to: None,
     })
+}
+
+/// The mapping's note for this delivery (`mapping.note`), unless off.
+fn note(mapping: &CompiledMapping, vars: &Vars<'_>) -> Option<String> {
+    match &mapping.note {
+        NoteRule::Off => None,
+        NoteRule::Default => Some(default_note(mapping.kind, &mapping.source, vars.submission)),
+        NoteRule::Template(t) => Some(t.render(vars)),
+    }
+}
+
+/// The note step, unless the note is blank.
+fn note_step(body: Option<String>) -> Option<Step> {
+    body.filter(|b| !b.trim().is_empty())
+        .map(|body| Step::CreateNote { body })
 }
 
 fn problems_hint(sub: &Submission) -> String {
@@ -205,13 +293,19 @@ fn removed_tags(mapping: &CompiledMapping, vars: &Vars<'_>, added: &[String]) ->
         .collect()
 }
 
-fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
-    let t = &mapping.tags;
+/// The source's tag (`tags.source_tag`) and `test` on a test submission, uncleaned.
+fn base_tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
     let mut raw: Vec<String> = Vec::new();
-    raw.extend(t.source_tag.clone());
+    raw.extend(mapping.tags.source_tag.clone());
     if vars.submission.is_test {
         raw.push("test".to_owned());
     }
+    raw
+}
+
+fn tags(mapping: &CompiledMapping, vars: &Vars<'_>) -> Vec<String> {
+    let t = &mapping.tags;
+    let mut raw = base_tags(mapping, vars);
     raw.extend(t.static_tags.iter().map(|tag| tag.render(vars)));
     for (when, tag) in &t.when {
         if when.holds(vars) {

@@ -4,13 +4,12 @@
 
 use super::condition::CompiledCondition;
 use super::config::{AnswerTags, MappingConfig, MissingContact};
+use super::due::parse_due_in;
 use super::error::MappingConfigError;
-use super::template::Template;
+use super::follow_up::{self, CompiledFollowUp};
+use super::template::{at_key, tag_at_key, Template};
 use crate::sources::{SourceKind, SourceName};
 use crate::submission::{country_id, ContactField};
-
-/// The longest `due_in` accepted (ten years), so a due date can always be computed.
-const MAX_DUE_IN: time::Duration = time::Duration::days(3650);
 
 /// One source's mapping, checked and ready to build plans.
 #[derive(Debug, Clone)]
@@ -38,6 +37,11 @@ pub struct CompiledMapping {
     pub(super) tags: CompiledTags,
     pub(super) tasks: Vec<CompiledTask>,
     pub(super) note: NoteRule,
+    /// Selectors of the values tying deliveries of one lead together (`mapping.references`,
+    /// else the tool's).
+    pub(super) references: Vec<String>,
+    /// `[[mapping.follow_ups]]`, in order.
+    pub(super) follow_ups: Vec<CompiledFollowUp>,
 }
 
 /// A custom field rule: its GHL id or key, and where its value comes from.
@@ -116,7 +120,7 @@ impl CompiledMapping {
                     "comes from the answers; select it with mapping.fields instead",
                 ));
             }
-            values.push((*field, template(&key, text)?));
+            values.push((*field, at_key(&key, text)?));
         }
         let tool = kind.tool_name(source);
         Ok(Self {
@@ -152,8 +156,10 @@ impl CompiledMapping {
             note: match (&config.note.enabled, &config.note.template) {
                 (false, _) => NoteRule::Off,
                 (true, None) => NoteRule::Default,
-                (true, Some(t)) => NoteRule::Template(template("note.template", t)?),
+                (true, Some(t)) => NoteRule::Template(at_key("note.template", t)?),
             },
+            references: follow_up::selectors(config, kind.default_references())?,
+            follow_ups: follow_up::compile(config)?,
         })
     }
 }
@@ -232,7 +238,7 @@ fn custom_fields(config: &MappingConfig) -> Result<Vec<CompiledCustomField>, Map
         }
         let value = match (&cf.answer, &cf.value) {
             (Some(answer), None) => CustomFieldSource::Answer(answer.clone()),
-            (None, Some(v)) => CustomFieldSource::Template(template(&format!("{key}.value"), v)?),
+            (None, Some(v)) => CustomFieldSource::Template(at_key(&format!("{key}.value"), v)?),
             _ => {
                 return Err(MappingConfigError::new(
                     key,
@@ -253,12 +259,12 @@ fn tags(config: &MappingConfig, source: &SourceName) -> Result<CompiledTags, Map
     let t = &config.tags;
     let mut static_tags = Vec::new();
     for (i, tag) in t.static_tags.iter().enumerate() {
-        static_tags.push(tag_template(&format!("tags.static[{i}]"), tag)?);
+        static_tags.push(tag_at_key(&format!("tags.static[{i}]"), tag)?);
     }
     let mut when = Vec::new();
     let mut remove_when_false = Vec::new();
     for (i, rule) in t.when.iter().enumerate() {
-        let tag = tag_template(&format!("tags.when[{i}].tag"), &rule.tag)?;
+        let tag = tag_at_key(&format!("tags.when[{i}].tag"), &rule.tag)?;
         let compiled = (rule.when.compile(&format!("tags.when[{i}].when"))?, tag);
         if rule.remove_when_false {
             remove_when_false.push(compiled.clone());
@@ -290,17 +296,13 @@ fn tasks(config: &MappingConfig) -> Result<Vec<CompiledTask>, MappingConfigError
             return Err(MappingConfigError::new(key("title"), "is empty"));
         }
         let due_in =
-            parse_duration(&task.due_in).map_err(|m| MappingConfigError::new(key("due_in"), m))?;
-        let due_in = time::Duration::try_from(due_in)
-            .ok()
-            .filter(|d| *d <= MAX_DUE_IN)
-            .ok_or_else(|| MappingConfigError::new(key("due_in"), "is more than ten years"))?;
+            parse_due_in(&task.due_in).map_err(|m| MappingConfigError::new(key("due_in"), m))?;
         out.push(CompiledTask {
-            title: template(&key("title"), &task.title)?,
+            title: at_key(&key("title"), &task.title)?,
             body: task
                 .body
                 .as_ref()
-                .map(|b| template(&key("body"), b))
+                .map(|b| at_key(&key("body"), b))
                 .transpose()?,
             due_in,
             due_from: task.due_from.clone().filter(|a| !a.trim().is_empty()),
@@ -313,24 +315,6 @@ fn tasks(config: &MappingConfig) -> Result<Vec<CompiledTask>, MappingConfigError
         });
     }
     Ok(out)
-}
-
-fn template(key: &str, text: &str) -> Result<Template, MappingConfigError> {
-    Template::parse(text).map_err(|m| MappingConfigError::new(key, m))
-}
-
-fn tag_template(key: &str, tag: &str) -> Result<Template, MappingConfigError> {
-    if tag.trim().is_empty() {
-        return Err(MappingConfigError::new(key, "is empty"));
-    }
-    template(key, tag)
-}
-
-/// Parses a humantime duration (`30m`, `1d`, `2h 30m`) with a message a user can act on.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("`{text}` is not a duration ({e}); write e.g. `30m`, `4h`, `1d`, `2d 4h`")
-    })
 }
 
 #[cfg(test)]

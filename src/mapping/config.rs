@@ -50,7 +50,8 @@ pub struct MappingConfig {
     /// What to do when a submission has no usable email or phone (GHL's upsert needs one): `error` (default; the event
     /// is dead-lettered with a reason and can be replayed after a mapping fix), `skip` (the
     /// event is marked done with an empty plan) or `create_by_name` (a contact is created from
-    /// the first/last name, once per submission).
+    /// the first/last name, once per submission). A submission with a reference is instead a
+    /// follow-up of its lead — with `skip`, only when a `follow_ups` rule matches it.
     #[serde(default)]
     pub on_missing_contact: MissingContact,
     /// Skip test submissions (Jotform `preview=true`) with an empty plan. Default `false`.
@@ -76,6 +77,65 @@ pub struct MappingConfig {
     /// The note written for each submission.
     #[serde(default)]
     pub note: NoteConfig,
+    /// What ties a delivery to earlier and later deliveries of the same lead: answer
+    /// selectors (key, label or dot path), or names of the submission's extras (JivoChat
+    /// `chat_id`); each non-blank value becomes a reference `<tool>/<selector>:<value>` of the
+    /// plan. Default: the tool's (DripJobs `["deal_id"]`, JivoChat `["chat_id",
+    /// "client_id"]`, none for others); `[]` turns references, and so follow-ups, off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<Vec<String>>,
+    /// `[[mapping.follow_ups]]`: what a follow-up (a delivery tied by a reference to an
+    /// earlier lead) does instead of the lead's tags, tasks and note; the first rule whose
+    /// `when` holds applies. A delivery with a reference but no email or phone is a follow-up
+    /// even when no rule matches (source tag and note only), unless `on_missing_contact =
+    /// "skip"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<FollowUpConfig>,
+}
+
+/// `[[mapping.follow_ups]]`: one follow-up rule.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpConfig {
+    /// The rule applies when this holds (e.g. `{ field = "event", equals = "project_completed" }`);
+    /// without it, to every delivery that has a reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// Tags added to the lead's contact, after the source tag (templates allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Tags removed from the lead's contact (templates allowed), unless also added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_tags: Vec<String>,
+    /// What happens to the tasks the lead's deliveries created. Default `keep`.
+    #[serde(default)]
+    pub lead_tasks: LeadTasks,
+    /// With `lead_tasks = "move"`: an answer (key, label or path) holding the new due date,
+    /// read like `tasks[].due_from` (`YYYY-MM-DD`, US `M/D/YYYY`, RFC 3339, …; a date alone is
+    /// due 09:00 UTC); `due_in` is the fallback when it is blank or not a date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_from: Option<String>,
+    /// With `lead_tasks = "move"`: the new due date this long after the delivery was received
+    /// (humantime: `30m`, `1d`), when `due_from` is unset or gives no date. Default `1d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_in: Option<String>,
+    /// The note template. Default: the note the mapping writes for any delivery
+    /// (`mapping.note`); `""` writes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// `follow_ups[].lead_tasks`: what a follow-up does to the tasks its lead's deliveries created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadTasks {
+    /// Leave them as they are.
+    #[default]
+    Keep,
+    /// Mark them completed.
+    Complete,
+    /// Move them to a new due date (`due_from`, else `due_in`).
+    Move,
 }
 
 /// What to do with a submission that has no email and no phone.

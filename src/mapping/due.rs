@@ -1,11 +1,43 @@
-//! Due dates read from answers: `YYYY-MM-DD`, `YYYY-MM-DD HH:MM` (a Jotform appointment slot,
-//! with its `GMT±HH:MM` offset when given), US `M/D/YYYY` (DripJobs `install_date`) and RFC 3339.
+//! Due dates: read from answers (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM` — a Jotform appointment slot,
+//! with its `GMT±HH:MM` offset when given —, US `M/D/YYYY` such as DripJobs `install_date`, and
+//! RFC 3339), else an offset (`due_in`) from the time the delivery was received.
 
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
+use crate::submission::Submission;
+
 /// The hour a date without a time of day is due at (UTC).
 const DAY_START_HOUR: u8 = 9;
+
+/// The longest `due_in` accepted (ten years), so a due date can always be computed.
+const MAX_DUE_IN: time::Duration = time::Duration::days(3650);
+
+/// Parses a humantime duration (`30m`, `1d`, `2h 30m`) with a message a user can act on.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write e.g. `30m`, `4h`, `1d`, `2d 4h`")
+    })
+}
+
+/// Parses a `due_in` offset: a duration of at most ten years.
+pub fn parse_due_in(text: &str) -> Result<time::Duration, String> {
+    let due_in = parse_duration(text)?;
+    time::Duration::try_from(due_in)
+        .ok()
+        .filter(|d| *d <= MAX_DUE_IN)
+        .ok_or_else(|| "is more than ten years".to_owned())
+}
+
+/// When something is due: the date in the `due_from` answer when it holds one, else `due_in`
+/// (at most ten years, see [`parse_due_in`]) after the delivery was received — so a replay
+/// computes the same date.
+pub fn due_at(sub: &Submission, due_from: Option<&str>, due_in: time::Duration) -> OffsetDateTime {
+    due_from
+        .and_then(|sel| sub.answer(sel))
+        .and_then(|a| parse_due(&a.value.display()))
+        .unwrap_or_else(|| sub.received_at.saturating_add(due_in))
+}
 
 /// Reads a due date from an answer's text; `None` when it is not one of the known forms.
 pub fn parse_due(text: &str) -> Option<OffsetDateTime> {

@@ -4,6 +4,7 @@
 //! - [`compile`]: [`CompiledMapping`], the config checked and compiled once at start.
 //! - [`error`]: [`MappingConfigError`], naming the key at fault.
 //! - [`build`]: the pure plan builder and the default note; [`due`]: due dates from answers.
+//! - `follow_up`: references and follow-up rules (a delivery tied to an earlier lead).
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
 
 pub mod build;
@@ -12,6 +13,7 @@ pub mod condition;
 pub mod config;
 pub mod due;
 pub mod error;
+mod follow_up;
 pub mod plan;
 pub mod template;
 pub mod vars;

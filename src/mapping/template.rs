@@ -1,6 +1,7 @@
 //! `{{variable}}` templates for task titles, bodies, notes, tags and values: parsing with
 //! variable checks, and rendering against a submission's [`Vars`].
 
+use super::error::MappingConfigError;
 use super::vars::{is_known_variable, Vars, KNOWN_PREFIXES, KNOWN_VARIABLES};
 
 /// A parsed template.
@@ -62,6 +63,19 @@ impl Template {
             })
             .collect()
     }
+}
+
+/// Parses the template at config `key`; the error names the key.
+pub fn at_key(key: &str, text: &str) -> Result<Template, MappingConfigError> {
+    Template::parse(text).map_err(|m| MappingConfigError::new(key, m))
+}
+
+/// Parses the tag template at config `key`, refusing an empty tag.
+pub fn tag_at_key(key: &str, tag: &str) -> Result<Template, MappingConfigError> {
+    if tag.trim().is_empty() {
+        return Err(MappingConfigError::new(key, "is empty"));
+    }
+    at_key(key, tag)
 }
 
 fn snippet(s: &str) -> String {

@@ -69,6 +69,10 @@ impl Tool for Preset {
     fn generic_keys(&self) -> bool {
         true
     }
+
+    fn default_references(&self) -> &'static [&'static str] {
+        self.references
+    }
 }
 
 /// Reads a generic body into a submission and contact candidates.

@@ -130,6 +130,11 @@ impl Tool for Jivochat {
         Some(agent_view(card))
     }
 
+    /// One chat's events share its `chat_id`; one visitor's chats share the `client_id`.
+    fn default_references(&self) -> &'static [&'static str] {
+        &["chat_id", "client_id"]
+    }
+
     /// A callback request, or a call that failed (`status = error`), asks for a call back.
     fn default_task(&self, sub: &Submission) -> Option<ToolTask> {
         if sub.extras.event.as_deref() != Some("call_event") {

@@ -23,6 +23,8 @@ pub struct Preset {
     pub event_keys: &'static [&'static str],
     /// Turn HTML-wrapped text into plain text by default.
     pub strip_html: bool,
+    /// Answers tying deliveries of one lead together (`mapping.references` when unset).
+    pub references: &'static [&'static str],
 }
 
 const COMMON_ID_KEYS: &[&str] = &[
@@ -46,6 +48,7 @@ pub const GENERIC: Preset = Preset {
     id_keys: COMMON_ID_KEYS,
     event_keys: COMMON_EVENT_KEYS,
     strip_html: false,
+    references: &[],
 };
 
 /// DripJobs through a "Webhooks by Zapier" POST. Keys follow the Zap field names seen in the one
@@ -69,6 +72,9 @@ pub const DRIPJOBS: Preset = Preset {
     id_keys: &["deal_id", "dealId", "job_id", "proposal_id", "id"],
     event_keys: &["trigger", "event", "stage"],
     strip_html: true,
+    // Every Zap of one job carries its deal id: the lead (Proposal Accepted) and its
+    // follow-ups (Appointment Set, Project Completed).
+    references: &["deal_id"],
 };
 
 /// POWR Form Builder (Zapier or form post). No payload format is published; POWR forms label
@@ -89,6 +95,7 @@ pub const POWR: Preset = Preset {
     id_keys: &["submission_id", "submissionId", "response_id", "id"],
     event_keys: COMMON_EVENT_KEYS,
     strip_html: false,
+    references: &[],
 };
 
 /// 123FormBuilder webhooks. No payload format is published; fields are named by label and the
@@ -116,6 +123,7 @@ pub const FORMBUILDER123: Preset = Preset {
     ],
     event_keys: COMMON_EVENT_KEYS,
     strip_html: false,
+    references: &[],
 };
 
 /// Turns HTML-wrapped text into plain text: `<br>`, `</p>`, `</div>`, `</li>` become line

@@ -193,6 +193,13 @@ pub trait Tool: Send + Sync {
     fn agent_view_answer(&self, _card: &CrmCard) -> Option<Value> {
         None
     }
+
+    /// What ties a delivery to earlier and later deliveries of the same lead when the mapping
+    /// sets no `mapping.references`: answer selectors or names of the submission's extras
+    /// (DripJobs `deal_id`, JivoChat `chat_id` and `client_id`). Default: none.
+    fn default_references(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// A JSON scalar as text, for tools that read JSON: trimmed non-empty strings, numbers and

@@ -19,6 +19,7 @@ mod demo;
 mod dispatch;
 mod dispatch_crash;
 mod edits;
+mod follow_ups;
 mod full_disk;
 mod ghl_client;
 mod ghl_metrics;

@@ -45,19 +45,29 @@ async fn run(
     fixture: &str,
     settings: &SourceSettings,
 ) -> (Submission, Result<Plan, MappingError>) {
-    let name = SourceName::parse(source).unwrap();
-    let kind = settings.kind_for(&name);
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(fixture);
     let body = std::fs::read(&path).unwrap();
     let ct = content_type_for_file(&path, &body);
+    run_body(source, ct.as_deref(), body, settings)
+}
+
+/// Like [`run`] for a body written in the test.
+fn run_body(
+    source: &str,
+    ct: Option<&str>,
+    body: Vec<u8>,
+    settings: &SourceSettings,
+) -> (Submission, Result<Plan, MappingError>) {
+    let name = SourceName::parse(source).unwrap();
+    let kind = settings.kind_for(&name);
     let sub = normalize(
         &name,
         kind,
         &settings.read_options(),
         &BodyLimits::UNLIMITED,
-        ct.as_deref(),
+        ct,
         &Bytes::from(body),
         AT,
     )
@@ -194,6 +204,79 @@ async fn dripjobs_example() {
         contact.get(formbridge::submission::ContactField::CompanyName),
         None,
         "the preset ignores the brand key `company`"
+    );
+    // The lead records its deal, so the job's later Zaps find it.
+    assert_eq!(plan.references, ["dripjobs/deal_id:1234567"]);
+}
+
+/// The example's follow-ups: the later Zaps of the job carry the deal id (and a `stage` the
+/// user adds in the Zap) but no email or phone, and act on the lead's contact and task.
+#[tokio::test]
+async fn dripjobs_example_follow_ups() {
+    let s = example("dripjobs");
+    let json = Some("application/json");
+    // The Appointment Set fixture plus the Zap's static `stage` field.
+    let mut appointment: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/dripjobs/zapier_appointment-set.ASSEMBLED.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    appointment["stage"] = "appointment_set".into();
+    let (_, plan) = run_body("dripjobs", json, appointment.to_string().into_bytes(), &s);
+    let plan = plan.unwrap();
+    assert_eq!(
+        kinds(&plan),
+        ["lead_contact", "add_tags", "move_lead_tasks", "create_note"]
+    );
+    assert_eq!(
+        plan.steps[0],
+        Step::LeadContact {
+            reference: "dripjobs/deal_id:1234567".to_owned()
+        }
+    );
+    assert_eq!(tags(&plan), ["dripjobs", "appointment-set"]);
+    assert_eq!(
+        plan.steps[2],
+        Step::MoveLeadTasks {
+            due_at: datetime!(2026-05-14 09:00 UTC)
+        }
+    );
+
+    let completed = br#"{"deal_id":"1234567","stage":"project_completed"}"#.to_vec();
+    let (_, plan) = run_body("dripjobs", json, completed, &s);
+    let plan = plan.unwrap();
+    assert_eq!(
+        kinds(&plan),
+        [
+            "lead_contact",
+            "add_tags",
+            "remove_tags",
+            "complete_lead_tasks",
+            "create_note"
+        ]
+    );
+    assert_eq!(tags(&plan), ["dripjobs", "project-completed"]);
+    assert!(plan.steps.contains(&Step::RemoveTags {
+        tags: vec!["proposal-accepted".to_owned(), "appointment-set".to_owned()]
+    }));
+    assert!(plan.steps.contains(&Step::CreateNote {
+        body: "Project completed (deal 1234567).".to_owned()
+    }));
+
+    // The fixture as recorded (no stage): no rule holds, but it has no email or phone and a
+    // deal id — the default follow-up (source tag and note, the lead's task kept).
+    let (_, plan) = run(
+        "dripjobs",
+        "dripjobs/zapier_appointment-set.ASSEMBLED.json",
+        &s,
+    )
+    .await;
+    assert_eq!(
+        kinds(&plan.unwrap()),
+        ["lead_contact", "add_tags", "create_note"]
     );
 }
 
@@ -342,6 +425,36 @@ fn validation_names_the_exact_key() {
             "fields.email",
             "empty",
         ),
+        (
+            r#"{"follow_ups":[{"lead_tasks":"complete","due_from":"install_date"}]}"#,
+            SourceKind::parse("dripjobs").unwrap(),
+            "follow_ups[0].due_from",
+            "only used with lead_tasks = \"move\"",
+        ),
+        (
+            r#"{"follow_ups":[{"tags":["a"]},{"lead_tasks":"move","due_in":"next week"}]}"#,
+            SourceKind::parse("dripjobs").unwrap(),
+            "follow_ups[1].due_in",
+            "not a duration",
+        ),
+        (
+            r#"{"follow_ups":[{"remove_tags":["{{stage}}"]}]}"#,
+            SourceKind::parse("dripjobs").unwrap(),
+            "follow_ups[0].remove_tags[0]",
+            "unknown template variable `stage`",
+        ),
+        (
+            r#"{"follow_ups":[{"when":{"field":"event","equals":"a","present":true}}]}"#,
+            SourceKind::parse("dripjobs").unwrap(),
+            "follow_ups[0].when",
+            "exactly one",
+        ),
+        (
+            r#"{"references":[""]}"#,
+            SourceKind::parse("jivochat").unwrap(),
+            "references[0]",
+            "empty",
+        ),
     ];
     for (json, kind, key, msg) in cases {
         let err = validate(json, *kind).expect_err(json);
@@ -349,6 +462,17 @@ fn validation_names_the_exact_key() {
         assert!(err.message.contains(msg), "{json}: {}", err.message);
     }
     assert!(validate("{}", SourceKind::generic()).is_ok());
+    // As `check-config` and the start print it.
+    let bad = settings(r#"{"follow_ups":[{"due_from":"install_date"}]}"#);
+    let err = SourceRuntime::compile(SourceName::parse("dripjobs").unwrap(), &bad, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "sources.dripjobs.mapping.follow_ups[0].due_from: only used with lead_tasks = \"move\""
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -359,6 +483,9 @@ fn unknown_config_keys_are_refused() {
         r#"{"tasks":[{"title":"x","due":"1d"}]}"#,
         r#"{"fields":{"mail":"x"}}"#,
         r#"{"tags":{"when":[{"tag":"x","when":{"field":"email","equal":"a"}}]}}"#,
+        r#"{"follow_ups":[{"tag":["x"]}]}"#,
+        r#"{"follow_ups":[{"lead_tasks":"done"}]}"#,
+        r#"{"reference":["deal_id"]}"#,
     ] {
         assert!(
             serde_json::from_str::<MappingConfig>(json).is_err(),
@@ -524,7 +651,9 @@ async fn preview_reports_config_and_mapping_errors() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/dripjobs/zapier_appointment-set.ASSEMBLED.json");
     let body = Bytes::from(std::fs::read(&path).unwrap());
-    let runtime = SourceRuntime::compile(name.clone(), &settings("{}"), None).unwrap();
+    // Without references (else the deal id makes it a follow-up of its lead).
+    let runtime =
+        SourceRuntime::compile(name.clone(), &settings(r#"{"references":[]}"#), None).unwrap();
     let p = preview(&runtime, &BodyLimits::UNLIMITED, None, &body, AT).unwrap();
     assert!(p.plan.is_none());
     assert!(p.mapping_error.clone().unwrap().contains("no contact"));

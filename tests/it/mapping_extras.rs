@@ -19,6 +19,8 @@ async fn a_name_only_lead_makes_exactly_one_contact_even_after_a_lost_answer() {
     let toml = r#"
 [sources.dripjobs.mapping]
 on_missing_contact = "create_by_name"
+# Without references: with its deal id, a name-only delivery would follow an earlier lead.
+references = []
 "#;
     let app = driven_app_for(&ghl, toml, &[]).await;
     // GHL applies the create, then the answer is lost: the retry must find it, not make another.

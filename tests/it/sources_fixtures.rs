@@ -198,7 +198,9 @@ fn table() -> Vec<Expect> {
             id: Some("1234567"),
             // M/D/YYYY dates stay answers.
             answers: &[("install_date", "Install Date", "5/14/2026")],
-            error: Some("no contact in this submission"),
+            // No email or phone, but a deal id: a follow-up on the lead's contact.
+            steps: &["lead_contact", "add_tags", "create_note"],
+            tags: &["dripjobs"],
             ..BASE
         },
         Expect {
@@ -436,8 +438,13 @@ async fn fixtures_normalize_and_plan_as_expected() {
                 }
                 Step::CreateContact { .. } => panic!("{f}: no contact by name by default"),
                 Step::RemoveTags { .. } => panic!("{f}: no tag removed by default"),
-                Step::LeadContact { .. } | Step::CompleteLeadTasks | Step::MoveLeadTasks { .. } => {
-                    panic!("{f}: not a follow-up: {step:?}")
+                // A delivery with a deal id but no email or phone follows its lead.
+                Step::LeadContact { reference } => {
+                    assert_eq!(reference, "dripjobs/deal_id:1234567", "{f}");
+                    assert!(f.contains("appointment-set"), "{f}: not a follow-up");
+                }
+                Step::CompleteLeadTasks | Step::MoveLeadTasks { .. } => {
+                    panic!("{f}: no lead task is moved or completed by default: {step:?}")
                 }
             }
         }
