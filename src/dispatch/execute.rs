@@ -366,19 +366,33 @@ impl Executor<'_> {
                     .await?;
                 Ok(Some(note.note.id))
             }
-            Step::LeadContact { reference } => match thread.lead_contact() {
-                Some(id) => Ok(Some(id)),
-                None => Err(StepError::Wait(format!(
-                    "no earlier delivery with {reference} has reached GHL: the follow-up waits for its lead"
-                ))),
-            },
+            Step::LeadContact { reference } => {
+                if let Some(id) = thread.lead_contact() {
+                    return Ok(Some(id));
+                }
+                let finished = thread.finished_leads();
+                if finished.is_empty() {
+                    return Err(StepError::Wait(format!(
+                        "no delivery with {reference} has reached GHL: the follow-up waits for its lead"
+                    )));
+                }
+                let events: Vec<String> = finished.iter().map(ToString::to_string).collect();
+                Err(StepError::Plan(format!(
+                    "no contact to act on: the deliveries sharing its reference {reference} (event {}) finished without a contact in GHL; if one is a dead letter, replay it, then this event",
+                    events.join(", ")
+                )))
+            }
             Step::CompleteLeadTasks => {
                 let mut done = Vec::new();
                 for task in thread.tasks() {
                     let completed = self
                         .call(event, || {
-                            self.client
-                                .complete_task(location, &task.contact_id, &task.task_id, true)
+                            self.client.complete_task(
+                                location,
+                                &task.contact_id,
+                                &task.task_id,
+                                true,
+                            )
                         })
                         .await;
                     done.extend(self.unless_deleted(completed, &task.task_id)?);
@@ -394,8 +408,12 @@ impl Executor<'_> {
                 for task in thread.tasks() {
                     let updated = self
                         .call(event, || {
-                            self.client
-                                .update_task(location, &task.contact_id, &task.task_id, &update)
+                            self.client.update_task(
+                                location,
+                                &task.contact_id,
+                                &task.task_id,
+                                &update,
+                            )
                         })
                         .await;
                     moved.extend(self.unless_deleted(updated, &task.task_id)?);

@@ -173,6 +173,8 @@ impl Planner {
         if plan.steps.is_empty() {
             return Preparation::NothingToDo {
                 submission: submission_json,
+                references: plan.references,
+                location_id: source.location_id.clone().map(LocationId::new),
             };
         }
         let Some(location_id) = source.location_id.clone() else {
@@ -258,6 +260,8 @@ mod tests {
             }
             Preparation::NothingToDo {
                 submission: serde_json::json!({}),
+                references: Vec::new(),
+                location_id: None,
             }
         });
         let preparer = Preparer::with_work(Duration::from_millis(200), work);

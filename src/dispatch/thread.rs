@@ -63,6 +63,17 @@ impl Thread {
         leads.chain(follow_ups).find_map(contact_of)
     }
 
+    /// The thread's leads that have finished (delivered or dead-lettered): when the lead's
+    /// contact is unknown and these are all there are, waiting longer cannot help.
+    pub fn finished_leads(&self) -> Vec<EventId> {
+        self.others
+            .iter()
+            .filter(|e| !is_follow_up(e))
+            .filter(|e| matches!(e.status, EventStatus::Done | EventStatus::Dead))
+            .map(|e| e.id)
+            .collect()
+    }
+
     /// For an edit: the GHL id of the `nth` note or task (by `kind`, in plan order) that the
     /// latest earlier revision of the submission on the same `contact_id` created or updated,
     /// so this revision updates that record instead of creating another.
@@ -255,6 +266,7 @@ mod tests {
         assert_eq!(tasks, ["task-1", "task-4"], "the leads' tasks only");
         // A lead waits for neither.
         assert_eq!(Thread::new(EventId(3), false, others).blocking(), None);
+        assert_eq!(thread.finished_leads(), [EventId(1)]);
         assert_eq!(Thread::default().lead_contact(), None);
         assert_eq!(Thread::default().blocking(), None);
     }

@@ -30,7 +30,8 @@ pub enum MappingError {
 ///
 /// A delivery with a reference (`mapping.references`) is a follow-up of an earlier lead when a
 /// `[[mapping.follow_ups]]` rule holds, or when it has no email or phone (a lead is expected;
-/// not with `on_missing_contact = "skip"`); see `follow_up_steps`. Any other delivery is a
+/// not with `on_missing_contact = "skip"`, nor for a named delivery with `"create_by_name"`,
+/// which is a lead itself); see `follow_up_steps`. Any other delivery is a
 /// lead: contact, tags, tasks, note. Every plan with steps records the delivery's references,
 /// so later follow-ups find it.
 pub fn build_plan(
@@ -64,7 +65,15 @@ pub fn build_plan(
     // the mapping skips such deliveries (then only a rule makes it a follow-up). An event that
     // updates a contact only when it carries one (JivoChat `chat_accepted`) never waits for a
     // lead: without email or phone it plans nothing, as before.
-    let unreachable_follows = !reachable && mapping.on_missing_contact != MissingContact::Skip;
+    // A delivery known only by name that may create its contact by name is a lead itself.
+    let named = contact.get(ContactField::FirstName).is_some()
+        || contact.get(ContactField::LastName).is_some();
+    let unreachable_follows = !reachable
+        && match mapping.on_missing_contact {
+            MissingContact::Skip => false,
+            MissingContact::CreateByName => !named,
+            MissingContact::Error => true,
+        };
     let follow_up = (reachable || !if_present) && (rule.is_some() || unreachable_follows);
     let steps = match references.first() {
         Some(lead) if follow_up => {
@@ -80,7 +89,12 @@ pub fn build_plan(
         _ => lead_steps(mapping, &vars, contact, reachable, if_present)?,
     };
     if steps.is_empty() {
-        return Ok(Plan::default());
+        // Nothing to do in GHL, but its references are kept: a later follow-up of the same
+        // chat or deal then knows its lead came and made no contact (rather than waiting).
+        return Ok(Plan {
+            references,
+            ..Plan::default()
+        });
     }
     Ok(Plan {
         steps,

@@ -381,13 +381,18 @@ mod tests {
         )
         .unwrap();
         assert!(lead.references.is_empty());
-        // With a reference, a name alone does not make a lead: it follows the lead.
+        // With `create_by_name`, a named delivery is a lead itself (it records its reference);
+        // one without a name still follows its lead.
+        let by_name = r#"{"on_missing_contact":"create_by_name"}"#;
         let p = plan(
             "dripjobs",
-            r#"{"on_missing_contact":"create_by_name"}"#,
+            by_name,
             r#"{"deal_id":"1234567","customer_name":"Jane Sample"}"#,
         )
         .unwrap();
+        assert_eq!(kinds(&p), ["create_contact", "add_tags", "create_note"]);
+        assert_eq!(p.references, ["dripjobs/deal_id:1234567"]);
+        let p = plan("dripjobs", by_name, r#"{"deal_id":"1234567","notes":"hi"}"#).unwrap();
         assert_eq!(kinds(&p), ["lead_contact", "add_tags", "create_note"]);
         // `skip` still skips it, unless a follow-up rule names it.
         let skip = DRIPJOBS.replacen('{', r#"{"on_missing_contact": "skip","#, 1);
@@ -397,7 +402,7 @@ mod tests {
             r#"{"deal_id":"1234567","stage":"other"}"#,
         )
         .unwrap();
-        assert_eq!(p, Plan::default());
+        assert!(p.steps.is_empty(), "{p:?}");
         let p = plan(
             "dripjobs",
             &skip,
@@ -427,7 +432,12 @@ mod tests {
             r#"{"event_name":"chat_accepted","chat_id":7636,"client_id":1217,"visitor":{"name":"John"}}"#,
         )
         .unwrap();
-        assert_eq!(p, Plan::default());
+        assert!(p.steps.is_empty(), "{p:?}");
+        // Its references are kept: a later follow-up of the chat knows it made no contact.
+        assert_eq!(
+            p.references,
+            ["jivochat/chat_id:7636", "jivochat/client_id:1217"]
+        );
         // Even when a rule would match it.
         let p = plan(
             "jivochat",
@@ -435,7 +445,7 @@ mod tests {
             r#"{"event_name":"chat_updated","chat_id":7636,"client_id":1217}"#,
         )
         .unwrap();
-        assert_eq!(p, Plan::default());
+        assert!(p.steps.is_empty(), "{p:?}");
         // With the visitor's email it updates the contact and records the chat and client.
         let p = plan(
             "jivochat",

@@ -57,9 +57,9 @@ pub enum Step {
     },
     /// `POST /contacts/{id}/notes`.
     CreateNote { body: String },
-    /// A follow-up's contact: the one made for the earliest earlier delivery sharing
-    /// `reference` (one of [`Plan::references`]). Waits (bounded by
-    /// `dispatch.follow_up_wait`) while that lead has not reached GHL yet.
+    /// A follow-up's contact: the one made for the latest lead sharing one of
+    /// [`Plan::references`] (`reference`, the first, names it in messages). Waits (bounded by
+    /// `dispatch.follow_up_wait`) while no lead has reached GHL yet.
     LeadContact { reference: String },
     /// `PUT /contacts/{id}/tasks/{taskId}/completed` for every task the lead's deliveries
     /// created.

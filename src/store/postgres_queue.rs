@@ -190,7 +190,7 @@ pub(super) async fn save_preparations(
                     serde_json::to_string(plan).map_err(|e| corrupt("save_preparation", e))?;
                 (Some(json(submission)), Some(plan))
             }
-            Preparation::NothingToDo { submission } => {
+            Preparation::NothingToDo { submission, .. } => {
                 (Some(json(submission)), Some(r#"{"steps":[]}"#.to_owned()))
             }
             Preparation::Failed { submission, .. } => (submission.as_ref().map(json), None),
@@ -219,22 +219,16 @@ pub(super) async fn save_preparations(
                 ..
             } => {
                 queue_ready(&mut tx, *id, contact_key, location_id, now).await?;
-                let references: Vec<String> = plan
-                    .references
-                    .iter()
-                    .map(|r| stored_reference(location_id.as_str(), r))
-                    .collect();
-                sqlx::query(
-                    "INSERT INTO event_references (reference, event_id)
-                     SELECT r, $2 FROM UNNEST($1::text[]) AS r ON CONFLICT DO NOTHING",
-                )
-                .bind(&references)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("save_preparation"))?;
+                insert_references(&mut tx, *id, location_id, &plan.references).await?;
             }
-            Preparation::NothingToDo { .. } => {
+            Preparation::NothingToDo {
+                references,
+                location_id,
+                ..
+            } => {
+                if let Some(location_id) = location_id {
+                    insert_references(&mut tx, *id, location_id, references).await?;
+                }
                 sqlx::query(
                     "UPDATE events SET status = 'done', last_error = NULL, updated_at = $2
                      WHERE id = $1",
@@ -261,6 +255,32 @@ pub(super) async fn save_preparations(
         }
     }
     tx.commit().await.map_err(StoreError::query("commit"))
+}
+
+/// Records what ties a prepared event to others (`Plan::references`), for its location.
+async fn insert_references(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    id: EventId,
+    location_id: &LocationId,
+    references: &[String],
+) -> Result<(), StoreError> {
+    if references.is_empty() {
+        return Ok(());
+    }
+    let references: Vec<String> = references
+        .iter()
+        .map(|r| stored_reference(location_id.as_str(), r))
+        .collect();
+    sqlx::query(
+        "INSERT INTO event_references (reference, event_id)
+         SELECT r, $2 FROM UNNEST($1::text[]) AS r ON CONFLICT DO NOTHING",
+    )
+    .bind(&references)
+    .bind(id.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("save_preparation"))?;
+    Ok(())
 }
 
 /// Gives a prepared event its fair key (start-time fair queuing, see `sqlite_queue::save_ready`):

@@ -154,7 +154,7 @@ pub(super) async fn save_preparations(
                 save_ready(&mut tx, &ready).await?;
                 continue;
             }
-            Preparation::NothingToDo { submission } => sqlx::query(
+            Preparation::NothingToDo { submission, .. } => sqlx::query(
                 "UPDATE events SET submission = ?2, plan = '{\"steps\":[]}', status = 'done', last_error = NULL, updated_at = ?3
                  WHERE id = ?1 AND status = 'pending' AND plan IS NULL",
             )
@@ -170,12 +170,24 @@ pub(super) async fn save_preparations(
             .bind(error)
             .bind(now),
         };
-        query
+        let saved = query
             .execute(&mut *tx)
             .await
-            .map_err(StoreError::query("save_preparation"))?;
-        if let Preparation::Failed { error, .. } = prep {
-            insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
+            .map_err(StoreError::query("save_preparation"))?
+            .rows_affected()
+            == 1;
+        match prep {
+            Preparation::Failed { error, .. } => {
+                insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
+            }
+            Preparation::NothingToDo {
+                references,
+                location_id: Some(location_id),
+                ..
+            } if saved => {
+                insert_references(&mut tx, *id, location_id.as_str(), references).await?;
+            }
+            _ => {}
         }
     }
     tx.commit().await.map_err(StoreError::query("commit"))?;
@@ -238,13 +250,23 @@ async fn save_ready(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::query("save_preparation"))?;
-    for reference in ready.references {
+    insert_references(tx, ready.id, ready.location_id, ready.references).await
+}
+
+/// Records what ties a prepared event to others (`Plan::references`), for its location.
+async fn insert_references(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: EventId,
+    location_id: &str,
+    references: &[String],
+) -> Result<(), StoreError> {
+    for reference in references {
         sqlx::query(
             "INSERT INTO event_references (reference, event_id) VALUES (?1, ?2)
              ON CONFLICT DO NOTHING",
         )
-        .bind(stored_reference(ready.location_id, reference))
-        .bind(ready.id.0)
+        .bind(stored_reference(location_id, reference))
+        .bind(id.0)
         .execute(&mut **tx)
         .await
         .map_err(StoreError::query("save_preparation"))?;

@@ -322,8 +322,14 @@ pub enum Preparation {
         contact_key: ContactKey,
         location_id: LocationId,
     },
-    /// Nothing to do in GHL (e.g. a chat event that creates no contact).
-    NothingToDo { submission: serde_json::Value },
+    /// Nothing to do in GHL (e.g. a chat event that creates no contact). Its references are
+    /// kept (for the location, when the source has one), so a later follow-up sees this lead
+    /// came and made no contact.
+    NothingToDo {
+        submission: serde_json::Value,
+        references: Vec<String>,
+        location_id: Option<LocationId>,
+    },
     /// Cannot be normalized or mapped: dead-lettered with this reason.
     Failed {
         submission: Option<serde_json::Value>,

@@ -277,6 +277,9 @@ async fn every_fixture_ends_as_the_expected_records() {
         .expect("DripJobs customer");
     assert_eq!(drip["phone"], "+19285550142");
     assert_eq!(drip["firstName"], "Jane");
+    // "Appointment set" carries only the deal id: a follow-up on the proposal's contact.
+    let drip_notes = notes_for(&state, drip["id"].as_str().unwrap());
+    assert_eq!(drip_notes.len(), 2, "{drip_notes:#?}");
     // Deliveries without email or phone are dead letters that say why.
     let dead_events = app
         .store

@@ -142,7 +142,9 @@ async fn a_follow_up_before_its_lead_waits_for_it_and_one_without_a_lead_is_dead
     assert!(ghl.state().contacts.is_empty());
     deliver(&app, lead("777")).await;
     let state = ghl.state();
-    let contact_id = state.contact_by_email(EMAIL).unwrap()["id"].as_str().unwrap();
+    let contact_id = state.contact_by_email(EMAIL).unwrap()["id"]
+        .as_str()
+        .unwrap();
     let tasks = state.tasks_of(contact_id);
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0]["completed"], true, "{}", tasks[0]);
@@ -171,4 +173,42 @@ async fn a_follow_up_before_its_lead_waits_for_it_and_one_without_a_lead_is_dead
     assert!(reason.contains("deal_id:404404"), "{reason}");
     assert!(reason.contains("dispatch.follow_up_wait"), "{reason}");
     assert_eq!(ghl.state().contacts.len(), 1, "nothing was made for it");
+}
+
+#[tokio::test]
+async fn a_follow_up_whose_leads_made_no_contact_is_dead_lettered_at_once() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = driven_app_for(&ghl, "", &[]).await;
+    // An anonymous chat: accepted (plans nothing: no email or phone), then finished, still
+    // anonymous. The finished chat follows its chat's earlier events, which made no contact:
+    // waiting a day for them cannot help.
+    let visitor = json!({"name": "Guest", "number": 77});
+    post_json(
+        &app,
+        "jivochat",
+        &json!({"event_name": "chat_accepted", "chat_id": 9001, "client_id": 77, "visitor": visitor}),
+    )
+    .await;
+    app.drain(Duration::from_secs(20)).await;
+    post_json(
+        &app,
+        "jivochat",
+        &json!({"event_name": "chat_finished", "chat_id": 9001, "client_id": 77, "visitor": visitor,
+                "chat": {"messages": [{"type": "visitor", "message": "just looking"}]}}),
+    )
+    .await;
+    app.drain(Duration::from_secs(20)).await;
+    let dead = app
+        .store
+        .list_events(&EventFilter {
+            status: Some(EventStatus::Dead),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let reason = dead[0].last_error.clone().unwrap_or_default();
+    assert!(reason.contains("finished without a contact"), "{reason}");
+    assert!(reason.contains("jivochat/chat_id:9001"), "{reason}");
+    assert!(ghl.state().contacts.is_empty());
 }

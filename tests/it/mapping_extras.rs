@@ -19,8 +19,6 @@ async fn a_name_only_lead_makes_exactly_one_contact_even_after_a_lost_answer() {
     let toml = r#"
 [sources.dripjobs.mapping]
 on_missing_contact = "create_by_name"
-# Without references: with its deal id, a name-only delivery would follow an earlier lead.
-references = []
 "#;
     let app = driven_app_for(&ghl, toml, &[]).await;
     // GHL applies the create, then the answer is lost: the retry must find it, not make another.
@@ -46,10 +44,21 @@ references = []
     assert_eq!(state.notes_of(id).len(), 1);
     assert!(state.tags_of(id).contains(&"dripjobs".to_owned()));
 
-    // A form without any name still fails with the reason.
-    post_json(&app, "dripjobs", &json!({"deal_id": "n-2", "notes": "hi"})).await;
+    // A form without any name (nor a deal id to follow) still fails with the reason.
+    post_json(&app, "dripjobs", &json!({"notes": "hi"})).await;
     app.drain(Duration::from_secs(20)).await;
     assert_eq!(ghl.state().contacts.len(), 1);
+    let dead = app
+        .store
+        .list_events(&EventFilter {
+            status: Some(EventStatus::Dead),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let reason = dead[0].last_error.clone().unwrap_or_default();
+    assert!(reason.contains("no usable email or phone"), "{reason}");
 }
 
 /// Posts one DripJobs delivery and runs the dispatcher until it is done or dead.
