@@ -495,6 +495,18 @@ impl TestApp {
         self.client.get(url).send().await.unwrap()
     }
 
+    /// The events in `status`, newest first.
+    pub async fn events_in(
+        &self,
+        status: formbridge::store::EventStatus,
+    ) -> Vec<formbridge::store::EventSummary> {
+        let filter = formbridge::store::EventFilter {
+            status: Some(status),
+            ..Default::default()
+        };
+        self.store.list_events(&filter).await.unwrap()
+    }
+
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics_text(&self) -> String {
         let resp = self.client.get(format!("{}/metrics", self.base)).send();

@@ -281,14 +281,7 @@ async fn every_fixture_ends_as_the_expected_records() {
     let drip_notes = notes_for(&state, drip["id"].as_str().unwrap());
     assert_eq!(drip_notes.len(), 2, "{drip_notes:#?}");
     // Deliveries without email or phone are dead letters that say why.
-    let dead_events = app
-        .store
-        .list_events(&EventFilter {
-            status: Some(EventStatus::Dead),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let dead_events = app.events_in(EventStatus::Dead).await;
     for d in dead_events {
         assert!(d.last_error.unwrap().contains("no usable email or phone"));
     }
@@ -442,14 +435,7 @@ async fn a_permanent_error_dead_letters_and_replay_delivers_once() {
     let app = driven_app_for(&ghl, "", &[]).await;
     post_leads(&app, 1, "perm").await;
     app.drain(Duration::from_secs(20)).await;
-    let dead = app
-        .store
-        .list_events(&EventFilter {
-            status: Some(EventStatus::Dead),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let dead = app.events_in(EventStatus::Dead).await;
     assert_eq!(dead.len(), 1);
     let error = dead[0].last_error.clone().unwrap();
     assert!(

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use formbridge::store::{EventFilter, EventStatus};
+use formbridge::store::EventStatus;
 use serde_json::{json, Value};
 
 use crate::common::TestApp;
@@ -130,14 +130,7 @@ async fn a_follow_up_before_its_lead_waits_for_it_and_one_without_a_lead_is_dead
     )
     .await;
     app.dispatcher.as_ref().unwrap().run_once().await;
-    let waiting = app
-        .store
-        .list_events(&EventFilter {
-            status: Some(EventStatus::Retrying),
-            ..EventFilter::default()
-        })
-        .await
-        .unwrap();
+    let waiting = app.events_in(EventStatus::Retrying).await;
     assert_eq!(waiting.len(), 1, "the follow-up waits: {waiting:?}");
     assert!(ghl.state().contacts.is_empty());
     deliver(&app, lead("777")).await;
@@ -160,14 +153,7 @@ async fn a_follow_up_before_its_lead_waits_for_it_and_one_without_a_lead_is_dead
     )
     .await;
     app.drain(Duration::from_secs(30)).await;
-    let dead = app
-        .store
-        .list_events(&EventFilter {
-            status: Some(EventStatus::Dead),
-            ..EventFilter::default()
-        })
-        .await
-        .unwrap();
+    let dead = app.events_in(EventStatus::Dead).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     let reason = dead[0].last_error.clone().unwrap_or_default();
     assert!(reason.contains("deal_id:404404"), "{reason}");
@@ -198,14 +184,7 @@ async fn a_follow_up_whose_leads_made_no_contact_is_dead_lettered_at_once() {
     )
     .await;
     app.drain(Duration::from_secs(20)).await;
-    let dead = app
-        .store
-        .list_events(&EventFilter {
-            status: Some(EventStatus::Dead),
-            ..EventFilter::default()
-        })
-        .await
-        .unwrap();
+    let dead = app.events_in(EventStatus::Dead).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     let reason = dead[0].last_error.clone().unwrap_or_default();
     assert!(reason.contains("finished without a contact"), "{reason}");

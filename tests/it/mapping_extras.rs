@@ -48,14 +48,7 @@ on_missing_contact = "create_by_name"
     post_json(&app, "dripjobs", &json!({"notes": "hi"})).await;
     app.drain(Duration::from_secs(20)).await;
     assert_eq!(ghl.state().contacts.len(), 1);
-    let dead = app
-        .store
-        .list_events(&EventFilter {
-            status: Some(EventStatus::Dead),
-            ..EventFilter::default()
-        })
-        .await
-        .unwrap();
+    let dead = app.events_in(EventStatus::Dead).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     let reason = dead[0].last_error.clone().unwrap_or_default();
     assert!(reason.contains("no usable email or phone"), "{reason}");
