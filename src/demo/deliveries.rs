@@ -71,6 +71,12 @@ pub(super) const DRIPJOBS_PROPOSAL: Fixture = fixture!(
     "json",
     "Proposal accepted (Zapier)"
 );
+pub(super) const DRIPJOBS_APPOINTMENT: Fixture = fixture!(
+    "dripjobs",
+    "zapier_appointment-set.ASSEMBLED",
+    "json",
+    "Appointment set: only the deal id (a follow-up)"
+);
 pub(super) const POWR_CONTACT: Fixture = fixture!(
     "powr",
     "zapier_contact-form.SYNTHETIC",
@@ -139,6 +145,11 @@ pub(super) static POSTS: &[Post] = &[
     },
     Post {
         fixture: &DRIPJOBS_PROPOSAL,
+        expect: Expect::Stored,
+        note: "",
+    },
+    Post {
+        fixture: &DRIPJOBS_APPOINTMENT,
         expect: Expect::Stored,
         note: "",
     },

@@ -315,6 +315,7 @@ impl Demo {
             error: None,
             email: None,
             phone: None,
+            follows: None,
         })
     }
 
@@ -372,6 +373,14 @@ impl Demo {
         };
         d.email = field("email");
         d.phone = field("phone");
+        d.follows = event
+            .plan
+            .iter()
+            .flat_map(|p| &p.steps)
+            .find_map(|s| match s {
+                crate::mapping::Step::LeadContact { reference } => Some(reference.clone()),
+                _ => None,
+            });
         Ok(())
     }
 

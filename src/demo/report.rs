@@ -45,6 +45,8 @@ pub(super) struct DeliveryReport {
     /// The submitter's email / phone as formbridge understood them (demo placeholders).
     pub(super) email: Option<String>,
     pub(super) phone: Option<String>,
+    /// For a follow-up without contact data: the reference of the lead it acted on.
+    pub(super) follows: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -264,11 +266,12 @@ pub(super) fn render(r: &Report) -> String {
         let outcome = match d.status.as_deref() {
             None => String::new(),
             Some("done") => {
-                let who = d
-                    .email
-                    .as_deref()
-                    .or(d.phone.as_deref())
-                    .unwrap_or("no contact");
+                let who = match (&d.email, &d.phone, &d.follows) {
+                    (Some(email), _, _) => email.clone(),
+                    (None, Some(phone), _) => phone.clone(),
+                    (None, None, Some(lead)) => format!("follow-up: the lead with {lead}"),
+                    (None, None, None) => "no contact".to_owned(),
+                };
                 format!(" → done ({who})")
             }
             Some(status) => format!(

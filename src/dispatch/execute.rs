@@ -26,6 +26,9 @@ use crate::ghl::{GhlClient, GhlError, RateLimitInfo};
 use crate::mapping::plan::Step;
 use crate::store::{ClaimedEvent, EventId, Finish, StepRecord, StepStatus, Store, StoreError};
 
+/// The retry outcome of an event waiting for its lead (or an earlier revision): a metric label.
+pub const WAITING_FOR_LEAD: &str = "waiting_for_lead";
+
 /// Why an attempt stopped before the plan was done.
 #[derive(Debug)]
 pub enum Stop {
@@ -481,7 +484,7 @@ impl Executor<'_> {
             at: OffsetDateTime::now_utc() + pause,
             error: why,
             counts_attempt: false,
-            outcome: "waiting_for_lead",
+            outcome: WAITING_FOR_LEAD,
         })
     }
 

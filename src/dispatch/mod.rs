@@ -377,7 +377,12 @@ impl Dispatcher {
                     Finish::Retry { error, at, .. } => {
                         metrics::counter!(crate::metrics::DISPATCH_RETRIES, "reason" => outcome)
                             .increment(1);
-                        tracing::warn!(parent: span, %error, retry_at = %at, "event will be retried");
+                        if outcome == execute::WAITING_FOR_LEAD {
+                            // Normal for a follow-up a moment ahead of its lead.
+                            tracing::info!(parent: span, %error, retry_at = %at, "event waits for its lead");
+                        } else {
+                            tracing::warn!(parent: span, %error, retry_at = %at, "event will be retried");
+                        }
                     }
                     Finish::Dead { error } => {
                         metrics::counter!(crate::metrics::DEAD_LETTERS, "reason" => "ghl")

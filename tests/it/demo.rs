@@ -93,22 +93,22 @@ fn demo_runs_every_delivery_through_to_the_sandbox() {
 
     // Every genuine delivery was acknowledged with 200 and stored once.
     let all = report["deliveries"].as_array().unwrap();
-    assert_eq!(all.len(), 11);
+    assert_eq!(all.len(), 12);
     let stored: Vec<&Value> = all.iter().filter(|d| d["expect"] == "stored").collect();
-    assert_eq!(stored.len(), 9);
+    assert_eq!(stored.len(), 10);
     for d in &stored {
         assert_eq!(d["http_status"], 200, "{d}");
         assert_eq!(d["answer"]["result"], "ok", "{d}");
         assert_eq!(d["stored"], true, "{d}");
     }
-    assert_eq!(report["events_stored"], 9);
+    assert_eq!(report["events_stored"], 10);
     let mut ids: Vec<i64> = stored
         .iter()
         .map(|d| d["event_id"].as_i64().unwrap())
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 9, "one event per delivery");
+    assert_eq!(ids.len(), 10, "one event per delivery");
 
     // Final statuses: every delivery with an email or phone is done; the feedback form, which
     // has neither, is dead with that reason.
@@ -117,6 +117,11 @@ fn demo_runs_every_delivery_through_to_the_sandbox() {
             assert_eq!(d["status"], "done", "{d}");
         }
     }
+    // DripJobs "appointment set" carries only the deal id: done, on its proposal's contact.
+    let appointment = deliveries(&report, "dripjobs", "zapier_appointment-set");
+    assert_eq!(appointment.len(), 1);
+    assert_eq!(appointment[0]["status"], "done", "{}", appointment[0]);
+    assert_eq!(appointment[0]["follows"], "dripjobs/deal_id:1234567");
     let feedback = deliveries(&report, "jotform", "2024-12-30_feedback");
     assert_eq!(feedback.len(), 1);
     assert_eq!(feedback[0]["status"], "dead");
@@ -182,9 +187,15 @@ fn demo_runs_every_delivery_through_to_the_sandbox() {
         "+14155550199"
     );
 
-    // One note per done delivery (the resend added none), and the demo's example task.
+    // One note per done delivery (the resend added none; the follow-up's is on its lead's
+    // contact), and the demo's example task.
     let notes = report["ghl"]["notes"].as_array().unwrap();
-    assert_eq!(notes.len(), 8);
+    assert_eq!(notes.len(), 9);
+    let on_jane = notes
+        .iter()
+        .filter(|n| n["contact"] == "jane.sample@example.com")
+        .count();
+    assert_eq!(on_jane, 2, "the proposal's note and the appointment's");
     assert!(notes
         .iter()
         .any(|n| n["contact"] == "sam.rivera@example.com"
@@ -219,7 +230,7 @@ fn demo_runs_every_delivery_through_to_the_sandbox() {
     );
     assert_eq!(
         line(r#"formbridge_dispatch_total{outcome="done"}"#),
-        Some(r#"formbridge_dispatch_total{outcome="done"} 8"#)
+        Some(r#"formbridge_dispatch_total{outcome="done"} 9"#)
     );
 
     // The temporary store is gone.
@@ -287,7 +298,7 @@ fn demo_keeps_the_store_when_asked_and_refuses_to_reuse_it() {
         String::from_utf8_lossy(&list.stderr)
     );
     let events: Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(events["events"].as_array().unwrap().len(), 9);
+    assert_eq!(events["events"].as_array().unwrap().len(), 10);
 
     // A second run into the same folder would mix two demos: refused.
     let second = run();
