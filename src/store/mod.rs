@@ -28,6 +28,7 @@ macro_rules! park_until_due {
 }
 pub(crate) use park_until_due;
 
+mod backend;
 mod budget;
 mod postgres;
 mod postgres_budget;

@@ -5,20 +5,21 @@
 //! `synchronous_commit = on`) is durable, so an acknowledged delivery survives a crash of the
 //! database server too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, QueryBuilder, Row};
+use sqlx::{ConnectOptions, Connection, Postgres};
 use time::OffsetDateTime;
 
+use super::backend::{statements, Backend, NewRow, Statements};
 use super::postgres_queue as queue;
 use super::postgres_tokens;
-use super::rows::{counts_by_status, event_from_row, summary_from_row, SUMMARY_COLUMNS};
-use super::types::from_millis;
+use super::rows::thread_query;
+use super::types::to_millis;
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
     EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, OAuthTokensLock, PgBudget,
@@ -39,13 +40,79 @@ const INVALID_AUTHORIZATION: &str = "28000";
 const INVALID_CATALOG_NAME: &str = "3D000";
 
 /// An event with its delivery and plan, under the column names `rows::event_from_row` reads.
-pub(super) const EVENT_SELECT: &str =
-    "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at, e.next_attempt_at,
+macro_rules! event_select {
+    () => {
+        "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at, e.next_attempt_at,
             e.updated_at, e.last_error, e.revision, e.revision_of, d.content_type, d.headers::text AS headers, d.body,
             e.contact_key, e.location_id, p.submission::text AS submission, p.plan::text AS plan
      FROM events e
      JOIN event_deliveries d ON d.event_id = e.id
-     LEFT JOIN event_plans p ON p.event_id = e.id";
+     LEFT JOIN event_plans p ON p.event_id = e.id"
+    };
+}
+
+impl Backend for Postgres {
+    const SQL: Statements = statements!("$1", "$2", "$3", "$4", "$5", "$6", "$7");
+    const EVENT_BY_ID: &'static str = concat!(event_select!(), " WHERE e.id = $1");
+    // Every replica prepares the oldest unprepared events, so several may prepare the same
+    // ones (the first save stands). Disjoint batches would spare that work, but a replica
+    // could then queue a later batch while an earlier one is still unprepared, and an
+    // unprepared event has no contact key yet to hold its contact's later events back:
+    // each contact's arrival order rests on every event older than a prepared one being
+    // prepared too.
+    const UNPREPARED: &'static str = concat!(
+        event_select!(),
+        " WHERE e.status = 'pending' AND p.event_id IS NULL ORDER BY e.id LIMIT $1"
+    );
+    const THREAD: &'static str = thread_query!(
+        "$1",
+        "p.plan::text",
+        "LEFT JOIN event_plans p ON p.event_id = e.id"
+    );
+    const ADVANCE_FAIR_CLOCK: &'static str =
+        "UPDATE fair_clock SET vtime = GREATEST(vtime, $1) WHERE id = 1";
+
+    /// Inserts the event row and its delivery under `key` (as revision `(of, n)` when given), in
+    /// one statement; `None` when the key is taken. The dedupe constraint decides: a concurrent
+    /// insert of the same key (another replica) waits for this one's commit and inserts nothing.
+    async fn insert_row(
+        conn: &mut PgConnection,
+        row: &NewRow<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let (event, revision) = (row.event, row.revision);
+        sqlx::query_scalar(
+            "WITH new AS (
+                 INSERT INTO events (source, dedupe_key, content_hash, revision_of, revision,
+                                     received_at, next_attempt_at, updated_at)
+                 VALUES ($1, $2, $7, $8, $9, $3, $3, $3)
+                 ON CONFLICT (source, dedupe_key) DO NOTHING
+                 RETURNING id),
+             delivery AS (
+                 INSERT INTO event_deliveries (event_id, content_type, headers, body)
+                 SELECT id, $4, $5::jsonb, $6 FROM new)
+             SELECT id FROM new",
+        )
+        .bind(event.source.as_str())
+        .bind(row.key)
+        .bind(to_millis(event.received_at))
+        .bind(event.content_type.as_deref())
+        .bind(row.headers)
+        .bind(event.body.as_ref())
+        .bind(event.content_hash.as_deref())
+        .bind(revision.map(|(of, _)| of))
+        .bind(revision.map_or(1, |(_, n)| n))
+        .fetch_optional(conn)
+        .await
+        .map_err(StoreError::query("insert_event"))
+    }
+
+    async fn steps_of(
+        conn: &mut PgConnection,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<StepRecord>>, StoreError> {
+        queue::steps_of(conn, ids).await
+    }
+}
 
 /// PostgreSQL-backed [`Store`]; several processes may share one database.
 pub struct PgStore {
@@ -131,37 +198,15 @@ impl EventQueries for PgStore {
     }
 
     async fn status_counts(&self) -> Result<BTreeMap<EventStatus, u64>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM events GROUP BY status")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(StoreError::query("status_counts"))?;
-        Ok(counts_by_status(rows))
+        Postgres::status_counts(&self.pool).await
     }
 
     async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
-        let row = sqlx::query(&format!("{EVENT_SELECT} WHERE e.id = $1"))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::query("get_event"))?;
-        row.as_ref().map(event_from_row).transpose()
+        Postgres::get_event(&self.pool, id).await
     }
 
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, StoreError> {
-        let mut qb = QueryBuilder::new(format!(
-            "SELECT {} FROM events WHERE TRUE",
-            SUMMARY_COLUMNS.join(", ")
-        ));
-        super::rows::push_filter(&mut qb, "", filter);
-        qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(filter.page_size()));
-        let rows = qb
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::query("list_events"))?;
-        rows.iter().map(summary_from_row).collect()
+        Postgres::list_events(&self.pool, filter).await
     }
 
     async fn steps(&self, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
@@ -170,50 +215,23 @@ impl EventQueries for PgStore {
     }
 
     async fn attempts(&self, id: EventId) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT attempt, at, outcome, error FROM event_attempts WHERE event_id = $1 ORDER BY attempt",
-        )
-        .bind(id.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query("attempts"))?;
-        rows.iter()
-            .map(|row| {
-                let q = StoreError::query("attempts");
-                Ok(AttemptRecord {
-                    attempt: u32::try_from(row.try_get::<i64, _>("attempt").map_err(q)?)
-                        .unwrap_or(0),
-                    at: from_millis(row.try_get("at").map_err(StoreError::query("attempts"))?),
-                    outcome: row
-                        .try_get("outcome")
-                        .map_err(StoreError::query("attempts"))?,
-                    error: row
-                        .try_get("error")
-                        .map_err(StoreError::query("attempts"))?,
-                })
-            })
-            .collect()
+        Postgres::attempts(&self.pool, id).await
     }
 
     async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
-        let by_status = self.status_counts().await?;
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(received_at) FROM events WHERE status IN ('pending', 'processing', 'retrying')",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(StoreError::query("queue_stats"))?;
-        Ok(QueueStats {
-            by_status,
-            oldest_unfinished: oldest.map(from_millis),
-        })
+        Postgres::queue_stats(&self.pool).await
     }
 }
 
 #[async_trait]
 impl Store for PgStore {
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
-        queue::insert_event(&self.pool, &event).await
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::query("insert_event"))?;
+        Postgres::insert_event(&mut conn, &event).await
     }
 
     async fn load_oauth_tokens(
@@ -241,20 +259,7 @@ impl Store for PgStore {
     }
 
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        // Every replica prepares the oldest unprepared events, so several may prepare the same
-        // ones (the first save stands). Disjoint batches would spare that work, but a replica
-        // could then queue a later batch while an earlier one is still unprepared, and an
-        // unprepared event has no contact key yet to hold its contact's later events back:
-        // each contact's arrival order rests on every event older than a prepared one being
-        // prepared too.
-        let rows = sqlx::query(&format!(
-            "{EVENT_SELECT} WHERE e.status = 'pending' AND p.event_id IS NULL ORDER BY e.id LIMIT $1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query("unprepared"))?;
-        rows.iter().map(event_from_row).collect()
+        Postgres::unprepared(&self.pool, limit).await
     }
 
     async fn save_preparations(
@@ -269,7 +274,7 @@ impl Store for PgStore {
     }
 
     async fn thread(&self, id: EventId) -> Result<Vec<ThreadEvent>, StoreError> {
-        queue::thread(&self.pool, id).await
+        Postgres::thread(&self.pool, id).await
     }
 
     async fn record_step(
@@ -296,7 +301,7 @@ impl Store for PgStore {
         lease: &LeaseToken,
         finish: &Finish,
     ) -> Result<bool, StoreError> {
-        queue::finish(&self.pool, id, lease, finish).await
+        Postgres::finish(&self.pool, id, lease, finish).await
     }
 
     async fn release(
@@ -305,7 +310,7 @@ impl Store for PgStore {
         lease: &LeaseToken,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        queue::release(&self.pool, id, lease, at).await
+        Postgres::release(&self.pool, id, lease, at).await
     }
 
     async fn replay(&self, id: EventId, from_scratch: bool) -> Result<bool, StoreError> {

@@ -1,6 +1,7 @@
-//! PostgreSQL queries of the dispatch queue, for several replicas on one database: storing a
-//! delivery, preparing (fair keys), claiming under leases with `FOR UPDATE SKIP LOCKED`, step
-//! results, finishing attempts under the lease token, replay, and retention.
+//! PostgreSQL queries of the dispatch queue, for several replicas on one database: preparing
+//! (fair keys), claiming under leases with `FOR UPDATE SKIP LOCKED`, step results and lease
+//! renewals on the database's clock, replay, and retention. Finishing and releasing an attempt
+//! under its lease token are the SQLite store's statements (`backend`).
 //!
 //! The queue's rules are the SQLite store's (see `sqlite_queue`): fair order by `(fair_key,
 //! id)`, parked retries, the claim's floor when locations are left out, at most one open event
@@ -21,17 +22,16 @@
 
 use std::collections::HashMap;
 
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
-use super::rows::{
-    corrupt, push_filter, step_from_row, thread_event_from_row, thread_query, Columns,
-};
-use super::types::{from_millis, revision_key, stored_reference, to_millis};
+use super::backend::Backend;
+use super::rows::{corrupt, push_filter, steps_by_event};
+use super::types::{stored_reference, to_millis};
 use super::{
-    Claim, ClaimedEvent, ContactKey, EventFilter, EventId, Finish, Ingested, LeaseToken,
-    LocationId, NewEvent, Preparation, StepRecord, StoreError, ThreadEvent,
+    Claim, ClaimedEvent, ContactKey, EventFilter, EventId, LeaseToken, LocationId, Preparation,
+    StepRecord, StoreError,
 };
 
 /// The database's clock in unix milliseconds (the time of the statement, not of its
@@ -41,121 +41,13 @@ pub(super) const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 100
 /// A claim looks at up to this many times `limit` claimable events (as the SQLite store does).
 const CLAIM_SCAN_FACTOR: u32 = 4;
 
-pub(super) async fn insert_event(pool: &PgPool, event: &NewEvent) -> Result<Ingested, StoreError> {
-    if let Some(id) = insert_row(pool, event, &event.dedupe_key, None).await? {
-        return Ok(Ingested::Stored(EventId(id)));
-    }
-    let first: i64 =
-        sqlx::query_scalar("SELECT id FROM events WHERE source = $1 AND dedupe_key = $2")
-            .bind(event.source.as_str())
-            .bind(&event.dedupe_key)
-            .fetch_one(pool)
-            .await
-            .map_err(StoreError::query("find_duplicate"))?;
-    let Some(hash) = &event.content_hash else {
-        return Ok(Ingested::Duplicate(EventId(first)));
-    };
-    let key = revision_key(&event.dedupe_key, hash);
-    // The revision's key holds the content's hash, so the same edit sent twice at once (to
-    // two replicas) is stored once: the second insert conflicts. The revision number is only
-    // for people; two different edits racing may get the same one.
-    let same: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM events WHERE (id = $1 OR revision_of = $1) AND content_hash = $2
-         ORDER BY id LIMIT 1",
-    )
-    .bind(first)
-    .bind(hash)
-    .fetch_optional(pool)
-    .await
-    .map_err(StoreError::query("find_duplicate"))?;
-    if let Some(id) = same {
-        return Ok(Ingested::Duplicate(EventId(id)));
-    }
-    let revision: i64 = sqlx::query_scalar(
-        "SELECT MAX(revision) + 1 FROM events WHERE id = $1 OR revision_of = $1",
-    )
-    .bind(first)
-    .fetch_one(pool)
-    .await
-    .map_err(StoreError::query("insert_revision"))?;
-    if let Some(id) = insert_row(pool, event, &key, Some((first, revision))).await? {
-        return Ok(Ingested::Revision {
-            id: EventId(id),
-            of: EventId(first),
-        });
-    }
-    let id: i64 = sqlx::query_scalar("SELECT id FROM events WHERE source = $1 AND dedupe_key = $2")
-        .bind(event.source.as_str())
-        .bind(&key)
-        .fetch_one(pool)
-        .await
-        .map_err(StoreError::query("find_duplicate"))?;
-    Ok(Ingested::Duplicate(EventId(id)))
-}
-
-/// Inserts the event row and its delivery under `key` (as revision `(of, n)` when given), in
-/// one statement; `None` when the key is taken. The dedupe constraint decides: a concurrent
-/// insert of the same key (another replica) waits for this one's commit and inserts nothing.
-async fn insert_row(
-    pool: &PgPool,
-    event: &NewEvent,
-    key: &str,
-    revision: Option<(i64, i64)>,
-) -> Result<Option<i64>, StoreError> {
-    let headers = serde_json::to_string(&event.headers).map_err(|e| corrupt("insert_event", e))?;
-    sqlx::query_scalar(
-        "WITH new AS (
-             INSERT INTO events (source, dedupe_key, content_hash, revision_of, revision,
-                                 received_at, next_attempt_at, updated_at)
-             VALUES ($1, $2, $7, $8, $9, $3, $3, $3)
-             ON CONFLICT (source, dedupe_key) DO NOTHING
-             RETURNING id),
-         delivery AS (
-             INSERT INTO event_deliveries (event_id, content_type, headers, body)
-             SELECT id, $4, $5::jsonb, $6 FROM new)
-         SELECT id FROM new",
-    )
-    .bind(event.source.as_str())
-    .bind(key)
-    .bind(to_millis(event.received_at))
-    .bind(event.content_type.as_deref())
-    .bind(headers)
-    .bind(event.body.as_ref())
-    .bind(event.content_hash.as_deref())
-    .bind(revision.map(|(of, _)| of))
-    .bind(revision.map_or(1, |(_, n)| n))
-    .fetch_optional(pool)
-    .await
-    .map_err(StoreError::query("insert_event"))
-}
-
-/// The earlier events tied to `id` (see `Store::thread`), oldest first.
-pub(super) async fn thread(pool: &PgPool, id: EventId) -> Result<Vec<ThreadEvent>, StoreError> {
-    let rows = sqlx::query(thread_query!(
-        "$1",
-        "p.plan::text",
-        "LEFT JOIN event_plans p ON p.event_id = e.id"
-    ))
-    .bind(id.0)
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::query("thread"))?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.int("id")).collect::<Result<_, _>>()?;
-    let mut steps = steps_of(pool, &ids).await?;
-    rows.iter()
-        .zip(ids)
-        .map(|(row, id)| thread_event_from_row(row, steps.remove(&id).unwrap_or_default()))
-        .collect()
-}
-
 /// The recorded steps of several events (one query), by event id.
 pub(super) async fn steps_of<'e>(
     conn: impl sqlx::PgExecutor<'e>,
     ids: &[i64],
 ) -> Result<HashMap<i64, Vec<StepRecord>>, StoreError> {
-    let mut by_event: HashMap<i64, Vec<StepRecord>> = HashMap::new();
     if ids.is_empty() {
-        return Ok(by_event);
+        return Ok(HashMap::new());
     }
     let rows = sqlx::query(
         "SELECT event_id, step_index, kind, status, ghl_id, updated_at FROM event_steps
@@ -165,13 +57,7 @@ pub(super) async fn steps_of<'e>(
     .fetch_all(conn)
     .await
     .map_err(StoreError::query("steps"))?;
-    for row in &rows {
-        by_event
-            .entry(row.int("event_id")?)
-            .or_default()
-            .push(step_from_row(row)?);
-    }
-    Ok(by_event)
+    steps_by_event(&rows)
 }
 
 pub(super) async fn save_preparations(
@@ -250,7 +136,7 @@ pub(super) async fn save_preparations(
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query("save_preparation"))?;
-                insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
+                Postgres::insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
             }
         }
     }
@@ -313,28 +199,6 @@ async fn queue_ready(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::query("save_preparation"))?;
-    Ok(())
-}
-
-async fn insert_attempt(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    id: EventId,
-    at: i64,
-    outcome: &str,
-    error: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO event_attempts (event_id, attempt, at, outcome, error)
-         VALUES ($1, COALESCE((SELECT MAX(attempt) FROM event_attempts WHERE event_id = $1), 0) + 1,
-                 $2, $3, $4)",
-    )
-    .bind(id.0)
-    .bind(at)
-    .bind(outcome)
-    .bind(error)
-    .execute(&mut **tx)
-    .await
-    .map_err(StoreError::query("insert_attempt"))?;
     Ok(())
 }
 
@@ -457,54 +321,9 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
         .fetch_all(&mut *tx)
         .await
         .map_err(StoreError::query("claim"))?;
-    let ids = rows
-        .iter()
-        .map(|row| row.int("id"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut steps = steps_of(&mut *tx, &ids).await?;
-    let mut claimed = rows
-        .iter()
-        .map(|row| claimed_from_row(row, claim, &mut steps))
-        .collect::<Result<Vec<_>, _>>()?;
-    // RETURNING comes in no particular order; hand the events out in claim order.
-    claimed.sort_by_key(|(fair_key, event)| (*fair_key, event.id));
-    // The virtual time moves to the largest key now in service; last, so the clock's row is
-    // locked (claims of other replicas wait for it) only until the commit just after.
-    if let Some((latest, _)) = claimed.last() {
-        sqlx::query("UPDATE fair_clock SET vtime = GREATEST(vtime, $1) WHERE id = 1")
-            .bind(latest)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("claim"))?;
-    }
+    let claimed = Postgres::claimed_in_order(&mut tx, &rows, claim).await?;
     tx.commit().await.map_err(StoreError::query("commit"))?;
-    Ok(claimed.into_iter().map(|(_, event)| event).collect())
-}
-
-/// A claimed event and its fair key, from the claim's `RETURNING` row.
-fn claimed_from_row(
-    row: &PgRow,
-    claim: &Claim,
-    steps: &mut HashMap<i64, Vec<StepRecord>>,
-) -> Result<(i64, ClaimedEvent), StoreError> {
-    let id = row.int("id")?;
-    let plan = row
-        .opt_text("plan")?
-        .ok_or_else(|| corrupt("claim", format!("event {id} is queued without a plan")))?;
-    let event = ClaimedEvent {
-        id: EventId(id),
-        source: row.text("source")?,
-        attempts: u32::try_from(row.int("attempts")?).unwrap_or(0),
-        received_at: from_millis(row.int("received_at")?),
-        location_id: LocationId::new(row.text("location_id")?),
-        plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
-        steps: steps.remove(&id).unwrap_or_default(),
-        // The end of the lease by the caller's clock (it renews by its own clock); stored, it
-        // is as long but ends by the database's.
-        lease: claim.lease.clone(),
-        lease_until: claim.lease_until,
-    };
-    Ok((row.int("fair_key")?, event))
+    Ok(claimed)
 }
 
 pub(super) async fn record_step(
@@ -552,61 +371,6 @@ pub(super) async fn renew_lease(
     .await
     .map_err(StoreError::query("renew_lease"))?;
     Ok(renewed.rows_affected() == 1)
-}
-
-pub(super) async fn finish(
-    pool: &PgPool,
-    id: EventId,
-    lease: &LeaseToken,
-    finish: &Finish,
-) -> Result<bool, StoreError> {
-    let now = to_millis(OffsetDateTime::now_utc());
-    let columns = finish.columns(now);
-    let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
-    let updated = sqlx::query(concat!(
-        "UPDATE events SET status = $3, next_attempt_at = $4, last_error = $5,
-             attempts = attempts + $6, lease_owner = NULL, lease_until = NULL, updated_at = $7, ",
-        super::park_until_due!("$4", "$7"),
-        " WHERE id = $1 AND lease_owner = $2 AND status = 'processing'"
-    ))
-    .bind(id.0)
-    .bind(lease.as_str())
-    .bind(columns.status.as_str())
-    .bind(columns.next_attempt_at)
-    .bind(columns.error)
-    .bind(i64::from(columns.counts_attempt))
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map_err(StoreError::query("finish"))?;
-    if updated.rows_affected() == 0 {
-        return Ok(false);
-    }
-    insert_attempt(&mut tx, id, now, columns.outcome, columns.error).await?;
-    tx.commit().await.map_err(StoreError::query("commit"))?;
-    Ok(true)
-}
-
-pub(super) async fn release(
-    pool: &PgPool,
-    id: EventId,
-    lease: &LeaseToken,
-    at: OffsetDateTime,
-) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
-             next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, updated_at = $4, ",
-        super::park_until_due!("$3", "$4"),
-        " WHERE id = $1 AND lease_owner = $2 AND status = 'processing'"
-    ))
-    .bind(id.0)
-    .bind(lease.as_str())
-    .bind(to_millis(at))
-    .bind(to_millis(OffsetDateTime::now_utc()))
-    .execute(pool)
-    .await
-    .map_err(StoreError::query("release"))?;
-    Ok(())
 }
 
 /// Resets events to be prepared again: `id` alone when given, else every event matching

@@ -5,8 +5,8 @@ use sqlx::{Database, Encode, QueryBuilder, Row, Type};
 
 use super::types::{from_millis, to_millis};
 use super::{
-    ContactKey, Event, EventFilter, EventId, EventStatus, EventSummary, LocationId, StepRecord,
-    StepStatus, ThreadEvent,
+    AttemptRecord, Claim, ClaimedEvent, ContactKey, Event, EventFilter, EventId, EventStatus,
+    EventSummary, LocationId, StepRecord, StepStatus, ThreadEvent,
 };
 use super::{Finish, StoreError};
 
@@ -172,6 +172,59 @@ pub(super) fn step_from_row(row: &impl Columns) -> Result<StepRecord, StoreError
         ghl_id: row.opt_text("ghl_id")?,
         updated_at: from_millis(row.int("updated_at")?),
     })
+}
+
+/// Steps by event id from rows of `event_id` and a step's columns, in the rows' order.
+pub(super) fn steps_by_event<R: Columns>(
+    rows: &[R],
+) -> Result<std::collections::HashMap<i64, Vec<StepRecord>>, StoreError> {
+    let mut by_event: std::collections::HashMap<i64, Vec<StepRecord>> =
+        std::collections::HashMap::new();
+    for row in rows {
+        by_event
+            .entry(row.int("event_id")?)
+            .or_default()
+            .push(step_from_row(row)?);
+    }
+    Ok(by_event)
+}
+
+/// An attempt: `attempt`, `at`, `outcome`, `error`.
+pub(super) fn attempt_from_row(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
+    Ok(AttemptRecord {
+        attempt: u32::try_from(row.int("attempt")?).unwrap_or(0),
+        at: from_millis(row.int("at")?),
+        outcome: row.text("outcome")?,
+        error: row.opt_text("error")?,
+    })
+}
+
+/// A claimed event and its fair key, from a claim's `RETURNING` row (`id`, `source`,
+/// `attempts`, `received_at`, `location_id`, `plan` as JSON text, `fair_key`), with its steps
+/// taken from `steps`.
+pub(super) fn claimed_from_row(
+    row: &impl Columns,
+    claim: &Claim,
+    steps: &mut std::collections::HashMap<i64, Vec<StepRecord>>,
+) -> Result<(i64, ClaimedEvent), StoreError> {
+    let id = row.int("id")?;
+    let plan = row
+        .opt_text("plan")?
+        .ok_or_else(|| corrupt("claim", format!("event {id} is queued without a plan")))?;
+    let event = ClaimedEvent {
+        id: EventId(id),
+        source: row.text("source")?,
+        attempts: u32::try_from(row.int("attempts")?).unwrap_or(0),
+        received_at: from_millis(row.int("received_at")?),
+        location_id: LocationId::new(row.text("location_id")?),
+        plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
+        steps: steps.remove(&id).unwrap_or_default(),
+        // The end of the lease by the caller's clock (it renews by its own clock); PostgreSQL
+        // stores one as long that ends by the database's.
+        lease: claim.lease.clone(),
+        lease_until: claim.lease_until,
+    };
+    Ok((row.int("fair_key")?, event))
 }
 
 /// Counts per status from `(status, count)` rows, every status present (0 when none).

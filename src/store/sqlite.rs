@@ -6,17 +6,16 @@
 //! queued (up to `store.group_commit_max_batch`), runs it in one transaction, commits once
 //! (one fsync when any of them needs it), then answers every waiting caller.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::rows::{
-    corrupt, counts_by_status, event_from_row, push_filter, summary_from_row, SUMMARY_COLUMNS,
-};
+use super::backend::{statements, Backend, NewRow, Statements};
+use super::rows::{steps_by_event, thread_query};
 use super::sqlite_queue;
 use super::sqlite_writer::{Durability, Writer};
-use super::types::{revision_key, to_millis};
+use super::types::to_millis;
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
     EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, Preparation, QueueStats,
@@ -28,7 +27,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Connection, QueryBuilder};
+use sqlx::{Connection, QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -85,107 +84,89 @@ impl SqliteStore {
     }
 }
 
-/// Inserts one delivery, or finds the one already stored under its dedupe key; a delivery
-/// that repeats a stored key with content no revision of it had is stored as a new revision
-/// (see [`revision_key`]).
-async fn insert_one(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Ingested, StoreError> {
-    if let Some(id) = insert_row(conn, event, &event.dedupe_key, None).await? {
-        return Ok(Ingested::Stored(EventId(id)));
-    }
-    let first: i64 =
-        sqlx::query_scalar("SELECT id FROM events WHERE source = ?1 AND dedupe_key = ?2")
-            .bind(event.source.as_str())
-            .bind(&event.dedupe_key)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(StoreError::query("find_duplicate"))?;
-    let Some(hash) = &event.content_hash else {
-        return Ok(Ingested::Duplicate(EventId(first)));
-    };
-    let same: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM events WHERE (id = ?1 OR revision_of = ?1) AND content_hash = ?2
-         ORDER BY id LIMIT 1",
-    )
-    .bind(first)
-    .bind(hash)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(StoreError::query("find_duplicate"))?;
-    if let Some(id) = same {
-        return Ok(Ingested::Duplicate(EventId(id)));
-    }
-    let revision: i64 = sqlx::query_scalar(
-        "SELECT MAX(revision) + 1 FROM events WHERE id = ?1 OR revision_of = ?1",
-    )
-    .bind(first)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(StoreError::query("insert_revision"))?;
-    let key = revision_key(&event.dedupe_key, hash);
-    // The writer is this connection alone, so nothing stored this key since the look-up.
-    let id = insert_row(conn, event, &key, Some((first, revision)))
-        .await?
-        .ok_or_else(|| {
-            corrupt(
-                "insert_revision",
-                format!("revision key {key} already taken"),
-            )
-        })?;
-    Ok(Ingested::Revision {
-        id: EventId(id),
-        of: EventId(first),
-    })
-}
-
-/// Inserts the event row and its delivery under `key` (as revision `(of, n)` when given);
-/// `None` when the key is taken.
-async fn insert_row(
-    conn: &mut SqliteConnection,
-    event: &NewEvent,
-    key: &str,
-    revision: Option<(i64, i64)>,
-) -> Result<Option<i64>, StoreError> {
-    let headers = serde_json::to_string(&event.headers).map_err(|e| corrupt("insert_event", e))?;
-    let received = to_millis(event.received_at);
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO events (source, dedupe_key, content_hash, revision_of, revision, received_at,
-                             next_attempt_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)
-         ON CONFLICT (source, dedupe_key) DO NOTHING
-         RETURNING id",
-    )
-    .bind(event.source.as_str())
-    .bind(key)
-    .bind(event.content_hash.as_deref())
-    .bind(revision.map(|(of, _)| of))
-    .bind(revision.map_or(1, |(_, n)| n))
-    .bind(received)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(StoreError::query("insert_event"))?;
-    let Some(id) = inserted else {
-        return Ok(None);
-    };
-    sqlx::query(
-        "INSERT INTO event_deliveries (event_id, content_type, headers, body)
-         VALUES (?1, ?2, ?3, ?4)",
-    )
-    .bind(id)
-    .bind(event.content_type.as_deref())
-    .bind(headers)
-    .bind(event.body.as_ref())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::query("insert_event"))?;
-    Ok(Some(id))
-}
-
 /// Events with their delivery, under the names `rows::event_from_row` reads (`e` is the event).
-const EVENT_SELECT: &str =
-    "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at, e.next_attempt_at,
+macro_rules! event_select {
+    () => {
+        "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at, e.next_attempt_at,
             e.updated_at, e.last_error, e.revision, e.revision_of, d.content_type, d.headers, d.body, e.contact_key,
             e.location_id, e.submission, e.plan
-     FROM events e JOIN event_deliveries d ON d.event_id = e.id";
+     FROM events e JOIN event_deliveries d ON d.event_id = e.id"
+    };
+}
+
+impl Backend for Sqlite {
+    const SQL: Statements = statements!("?1", "?2", "?3", "?4", "?5", "?6", "?7");
+    const EVENT_BY_ID: &'static str = concat!(event_select!(), " WHERE e.id = ?1");
+    const UNPREPARED: &'static str = concat!(
+        event_select!(),
+        " WHERE e.status = 'pending' AND e.plan IS NULL ORDER BY e.id LIMIT ?1"
+    );
+    const THREAD: &'static str = thread_query!("?1", "e.plan", "");
+    const ADVANCE_FAIR_CLOCK: &'static str =
+        "UPDATE fair_clock SET vtime = MAX(vtime, ?1) WHERE id = 1";
+
+    async fn insert_row(
+        conn: &mut SqliteConnection,
+        row: &NewRow<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let (event, revision) = (row.event, row.revision);
+        let received = to_millis(event.received_at);
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (source, dedupe_key, content_hash, revision_of, revision, received_at,
+                                 next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)
+             ON CONFLICT (source, dedupe_key) DO NOTHING
+             RETURNING id",
+        )
+        .bind(event.source.as_str())
+        .bind(row.key)
+        .bind(event.content_hash.as_deref())
+        .bind(revision.map(|(of, _)| of))
+        .bind(revision.map_or(1, |(_, n)| n))
+        .bind(received)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::query("insert_event"))?;
+        let Some(id) = inserted else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO event_deliveries (event_id, content_type, headers, body)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(id)
+        .bind(event.content_type.as_deref())
+        .bind(row.headers)
+        .bind(event.body.as_ref())
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("insert_event"))?;
+        Ok(Some(id))
+    }
+
+    async fn steps_of(
+        conn: &mut SqliteConnection,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<StepRecord>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT event_id, step_index, kind, status, ghl_id, updated_at FROM event_steps WHERE event_id IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        qb.push(") ORDER BY event_id, step_index");
+        let rows = qb
+            .build()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::query("steps"))?;
+        steps_by_event(&rows)
+    }
+}
 
 #[async_trait]
 impl EventQueries for SqliteStore {
@@ -198,38 +179,15 @@ impl EventQueries for SqliteStore {
     }
 
     async fn status_counts(&self) -> Result<BTreeMap<EventStatus, u64>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM events GROUP BY status")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(StoreError::query("status_counts"))?;
-        Ok(counts_by_status(rows))
+        Sqlite::status_counts(&self.pool).await
     }
 
     async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
-        let sql = format!("{EVENT_SELECT} WHERE e.id = ?1");
-        let row = sqlx::query(&sql)
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::query("get_event"))?;
-        row.as_ref().map(event_from_row).transpose()
+        Sqlite::get_event(&self.pool, id).await
     }
 
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, StoreError> {
-        let mut qb = QueryBuilder::new(format!(
-            "SELECT {} FROM events WHERE 1 = 1",
-            SUMMARY_COLUMNS.join(", ")
-        ));
-        push_filter(&mut qb, "", filter);
-        qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(filter.page_size()));
-        let rows = qb
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::query("list_events"))?;
-        rows.iter().map(summary_from_row).collect()
+        Sqlite::list_events(&self.pool, filter).await
     }
 
     async fn steps(&self, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
@@ -237,13 +195,11 @@ impl EventQueries for SqliteStore {
     }
 
     async fn attempts(&self, id: EventId) -> Result<Vec<AttemptRecord>, StoreError> {
-        sqlite_queue::attempts(&self.pool, id).await
+        Sqlite::attempts(&self.pool, id).await
     }
 
     async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
-        let by_status = self.status_counts().await?;
-        let oldest = sqlite_queue::oldest_unfinished(&self.pool).await?;
-        Ok(sqlite_queue::stats(by_status, oldest))
+        Sqlite::queue_stats(&self.pool).await
     }
 }
 
@@ -252,7 +208,7 @@ impl Store for SqliteStore {
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
         self.writer
             .write(Durability::Fsync, move |conn| {
-                Box::pin(async move { insert_one(conn, &event).await })
+                Box::pin(async move { Sqlite::insert_event(conn, &event).await })
             })
             .await
     }
@@ -273,15 +229,7 @@ impl Store for SqliteStore {
     }
 
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let sql = format!(
-            "{EVENT_SELECT} WHERE e.status = 'pending' AND e.plan IS NULL ORDER BY e.id LIMIT ?1"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::query("unprepared"))?;
-        rows.iter().map(event_from_row).collect()
+        Sqlite::unprepared(&self.pool, limit).await
     }
 
     async fn save_preparations(
@@ -306,7 +254,7 @@ impl Store for SqliteStore {
     }
 
     async fn thread(&self, id: EventId) -> Result<Vec<ThreadEvent>, StoreError> {
-        sqlite_queue::thread(&self.pool, id).await
+        Sqlite::thread(&self.pool, id).await
     }
 
     async fn record_step(
@@ -353,7 +301,7 @@ impl Store for SqliteStore {
         let (lease, finish) = (lease.clone(), finish.clone());
         self.writer
             .write(Durability::Crash, move |conn| {
-                Box::pin(async move { sqlite_queue::finish(conn, id, &lease, &finish).await })
+                Box::pin(async move { Sqlite::finish(conn, id, &lease, &finish).await })
             })
             .await
     }
@@ -367,7 +315,7 @@ impl Store for SqliteStore {
         let lease = lease.clone();
         self.writer
             .write(Durability::Crash, move |conn| {
-                Box::pin(async move { sqlite_queue::release(conn, id, &lease, at).await })
+                Box::pin(async move { Sqlite::release(conn, id, &lease, at).await })
             })
             .await
     }

@@ -1,5 +1,6 @@
 //! SQLite queries of the dispatch queue: preparing (which gives each event its fair key),
-//! claiming under leases in fair order, step results, finishing attempts, and replay.
+//! claiming under leases in fair order, step results, lease renewals, replay and retention.
+//! Finishing and releasing an attempt are statements both backends share (`backend`).
 //!
 //! Claims take events in `(fair_key, id)` order: start-time fair queuing between flows, one
 //! flow per (GHL location, source) (see `save_ready`), so a bulk import from one source does
@@ -12,14 +13,15 @@
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::Connection;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
-use super::rows::{corrupt, push_filter, step_from_row, thread_event_from_row, thread_query};
-use super::types::{from_millis, stored_reference, to_millis};
+use super::backend::Backend;
+use super::rows::{corrupt, push_filter, step_from_row};
+use super::types::{stored_reference, to_millis};
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, EventFilter, EventId, Finish, LeaseToken, LocationId,
-    Preparation, QueueStats, StepRecord, StoreError, ThreadEvent,
+    Claim, ClaimedEvent, EventFilter, EventId, LeaseToken, LocationId, Preparation, StepRecord,
+    StoreError,
 };
 
 pub(super) async fn steps(pool: &SqlitePool, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
@@ -31,100 +33,6 @@ pub(super) async fn steps(pool: &SqlitePool, id: EventId) -> Result<Vec<StepReco
     .await
     .map_err(StoreError::query("steps"))?;
     rows.iter().map(step_from_row).collect()
-}
-
-/// The recorded steps of several events (one query), by event id.
-async fn steps_of(
-    conn: &mut SqliteConnection,
-    ids: &[i64],
-) -> Result<std::collections::HashMap<i64, Vec<StepRecord>>, StoreError> {
-    let mut by_event: std::collections::HashMap<i64, Vec<StepRecord>> =
-        std::collections::HashMap::new();
-    if ids.is_empty() {
-        return Ok(by_event);
-    }
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "SELECT event_id, step_index, kind, status, ghl_id, updated_at FROM event_steps WHERE event_id IN (",
-    );
-    let mut sep = qb.separated(", ");
-    for id in ids {
-        sep.push_bind(*id);
-    }
-    qb.push(") ORDER BY event_id, step_index");
-    let rows = qb
-        .build()
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::query("steps"))?;
-    for row in &rows {
-        let event: i64 = row
-            .try_get("event_id")
-            .map_err(StoreError::query("steps"))?;
-        by_event.entry(event).or_default().push(step_from_row(row)?);
-    }
-    Ok(by_event)
-}
-
-/// The earlier events tied to `id` (see `Store::thread`), oldest first.
-pub(super) async fn thread(pool: &SqlitePool, id: EventId) -> Result<Vec<ThreadEvent>, StoreError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::query("thread"))?;
-    let rows = sqlx::query(thread_query!("?1", "e.plan", ""))
-        .bind(id.0)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::query("thread"))?;
-    let ids: Vec<i64> = rows
-        .iter()
-        .map(|r| r.try_get("id").map_err(StoreError::query("thread")))
-        .collect::<Result<_, _>>()?;
-    let mut steps = steps_of(&mut conn, &ids).await?;
-    rows.iter()
-        .zip(ids)
-        .map(|(row, id)| thread_event_from_row(row, steps.remove(&id).unwrap_or_default()))
-        .collect()
-}
-
-pub(super) async fn attempts(
-    pool: &SqlitePool,
-    id: EventId,
-) -> Result<Vec<AttemptRecord>, StoreError> {
-    let rows: Vec<(i64, i64, String, Option<String>)> =
-        sqlx::query_as("SELECT attempt, at, outcome, error FROM event_attempts WHERE event_id = ?1 ORDER BY attempt")
-            .bind(id.0)
-            .fetch_all(pool)
-            .await
-            .map_err(StoreError::query("attempts"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(attempt, at, outcome, error)| AttemptRecord {
-            attempt: u32::try_from(attempt).unwrap_or(0),
-            at: from_millis(at),
-            outcome,
-            error,
-        })
-        .collect())
-}
-
-pub(super) async fn oldest_unfinished(
-    pool: &SqlitePool,
-) -> Result<Option<OffsetDateTime>, StoreError> {
-    let oldest: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(received_at) FROM events WHERE status IN ('pending', 'processing', 'retrying')",
-    )
-    .fetch_one(pool)
-    .await
-    .map_err(StoreError::query("queue_stats"))?;
-    Ok(oldest.map(from_millis))
-}
-
-pub(super) fn stats(
-    by_status: std::collections::BTreeMap<super::EventStatus, u64>,
-    oldest_unfinished: Option<OffsetDateTime>,
-) -> QueueStats {
-    QueueStats {
-        by_status,
-        oldest_unfinished,
-    }
 }
 
 pub(super) async fn save_preparations(
@@ -178,7 +86,7 @@ pub(super) async fn save_preparations(
             == 1;
         match prep {
             Preparation::Failed { error, .. } => {
-                insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
+                Sqlite::insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
             }
             Preparation::NothingToDo {
                 references,
@@ -271,27 +179,6 @@ async fn insert_references(
         .await
         .map_err(StoreError::query("save_preparation"))?;
     }
-    Ok(())
-}
-
-async fn insert_attempt(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    id: EventId,
-    at: i64,
-    outcome: &str,
-    error: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO event_attempts (event_id, attempt, at, outcome, error)
-         VALUES (?1, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM event_attempts WHERE event_id = ?1), ?2, ?3, ?4)",
-    )
-    .bind(id.0)
-    .bind(at)
-    .bind(outcome)
-    .bind(error)
-    .execute(&mut **tx)
-    .await
-    .map_err(StoreError::query("insert_attempt"))?;
     Ok(())
 }
 
@@ -411,45 +298,9 @@ pub(super) async fn claim(
         .fetch_all(&mut *tx)
         .await
         .map_err(StoreError::query("claim"))?;
-    let ids: Vec<i64> = rows
-        .iter()
-        .map(|row| row.try_get("id"))
-        .collect::<Result<_, _>>()
-        .map_err(StoreError::query("claim"))?;
-    let mut steps = steps_of(&mut tx, &ids).await?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in rows {
-        let q = || StoreError::query("claim");
-        let fair_key: i64 = row.try_get("fair_key").map_err(|e| q()(e))?;
-        let id = EventId(row.try_get("id").map_err(|e| q()(e))?);
-        let plan: String = row.try_get("plan").map_err(|e| q()(e))?;
-        let location: String = row.try_get("location_id").map_err(|e| q()(e))?;
-        let event = ClaimedEvent {
-            id,
-            source: row.try_get("source").map_err(|e| q()(e))?,
-            attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(|e| q()(e))?)
-                .unwrap_or(0),
-            received_at: from_millis(row.try_get("received_at").map_err(|e| q()(e))?),
-            location_id: LocationId::new(location),
-            plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
-            steps: steps.remove(&id.0).unwrap_or_default(),
-            lease: claim.lease.clone(),
-            lease_until: claim.lease_until,
-        };
-        claimed.push((fair_key, event));
-    }
-    // RETURNING comes in no particular order; hand the events out in claim order.
-    claimed.sort_by_key(|(fair_key, event)| (*fair_key, event.id));
-    // The virtual time moves to the largest key now in service (see `save_ready`).
-    if let Some((latest, _)) = claimed.last() {
-        sqlx::query("UPDATE fair_clock SET vtime = MAX(vtime, ?1) WHERE id = 1")
-            .bind(latest)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("claim"))?;
-    }
+    let claimed = Sqlite::claimed_in_order(&mut tx, &rows, claim).await?;
     tx.commit().await.map_err(StoreError::query("commit"))?;
-    Ok(claimed.into_iter().map(|(_, event)| event).collect())
+    Ok(claimed)
 }
 
 pub(super) async fn record_step(
@@ -482,39 +333,6 @@ pub(super) async fn record_step(
     Ok(done.rows_affected() == 1)
 }
 
-pub(super) async fn finish(
-    conn: &mut SqliteConnection,
-    id: EventId,
-    lease: &LeaseToken,
-    finish: &Finish,
-) -> Result<bool, StoreError> {
-    let now = to_millis(OffsetDateTime::now_utc());
-    let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
-    let columns = finish.columns(now);
-    let updated = sqlx::query(concat!(
-        "UPDATE events SET status = ?3, next_attempt_at = ?4, last_error = ?5, attempts = attempts + ?6,
-             lease_owner = NULL, lease_until = NULL, updated_at = ?7, ",
-        super::park_until_due!("?4", "?7"),
-        " WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'"
-    ))
-    .bind(id.0)
-    .bind(lease.as_str())
-    .bind(columns.status.as_str())
-    .bind(columns.next_attempt_at)
-    .bind(columns.error)
-    .bind(i64::from(columns.counts_attempt))
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map_err(StoreError::query("finish"))?;
-    if updated.rows_affected() == 0 {
-        return Ok(false);
-    }
-    insert_attempt(&mut tx, id, now, columns.outcome, columns.error).await?;
-    tx.commit().await.map_err(StoreError::query("commit"))?;
-    Ok(true)
-}
-
 pub(super) async fn renew_lease(
     conn: &mut SqliteConnection,
     id: EventId,
@@ -531,28 +349,6 @@ pub(super) async fn renew_lease(
     .await
     .map_err(StoreError::query("renew_lease"))?;
     Ok(renewed.rows_affected() == 1)
-}
-
-pub(super) async fn release(
-    conn: &mut SqliteConnection,
-    id: EventId,
-    lease: &LeaseToken,
-    at: OffsetDateTime,
-) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
-             next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, updated_at = ?4, ",
-        super::park_until_due!("?3", "?4"),
-        " WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'"
-    ))
-    .bind(id.0)
-    .bind(lease.as_str())
-    .bind(to_millis(at))
-    .bind(to_millis(OffsetDateTime::now_utc()))
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::query("release"))?;
-    Ok(())
 }
 
 /// Resets events to be prepared again. `where_sql` selects them (never ones under a live lease).
@@ -593,7 +389,7 @@ async fn reset_for_replay(
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("replay"))?;
-        insert_attempt(
+        Sqlite::insert_attempt(
             &mut tx,
             EventId(*id),
             now,

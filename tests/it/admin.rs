@@ -261,20 +261,14 @@ async fn events_are_listed_newest_first_with_filters_and_keyset_pages() {
     assert_eq!(all.len(), total);
     assert!(all.windows(2).all(|w| w[0] > w[1]), "{all:?}");
     assert_eq!(page["next_before_id"], Value::Null);
+    // Each entry is the store's summary of the event, as the store lists it.
     let first = &page["events"][0];
-    for field in [
-        "id",
-        "source",
-        "dedupe_key",
-        "status",
-        "attempts",
-        "received_at",
-        "next_attempt_at",
-        "updated_at",
-        "last_error",
-    ] {
-        assert!(first.get(field).is_some(), "summary lacks {field}: {first}");
-    }
+    let listed = app
+        .store
+        .list_events(&EventFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(*first, serde_json::to_value(&listed[0]).unwrap());
     assert!(first.get("body").is_none(), "lists carry no bodies");
 
     // Pages of 4 walk the whole list exactly once; the last full page says there is no more.
