@@ -71,11 +71,13 @@ impl Executor<'_> {
     /// Runs the event's remaining steps. `Ok` means every step is done.
     pub async fn run(&self, event: &ClaimedEvent) -> Result<(), Stop> {
         let plan = &event.plan;
-        let thread = if plan.references.is_empty() && plan.revision_of.is_none() {
-            Thread::default()
-        } else {
-            let follow_up = plan.steps.iter().any(Step::acts_on_lead);
+        // Only an edit (it updates what its earlier revision made) and a follow-up (it acts on
+        // its lead) need their thread; a lead's references are for the follow-ups to find it.
+        let follow_up = plan.steps.iter().any(Step::acts_on_lead);
+        let thread = if follow_up || plan.revision_of.is_some() {
             Thread::new(event.id, follow_up, self.store.thread(event.id).await?)
+        } else {
+            Thread::default()
         };
         if let Some(first) = thread.blocking() {
             return Err(self.wait(
