@@ -1,9 +1,10 @@
 //! Admin API (`/admin/*`, behind the admin bearer token): list and inspect events with their
-//! steps and attempts, replay one or many, and read queue stats.
+//! steps and attempts, replay one or many, and read queue stats; and the web page over it
+//! (`GET /admin/ui`, [`super::admin_page`]), which holds no data and so needs no token.
 //!
-//! With no `admin.token` configured every `/admin/*` path answers 404, so an unconfigured
-//! server exposes nothing. The token is compared in constant time (as SHA-256 digests, so not
-//! even its length leaks) and never logged.
+//! With no `admin.token` configured every `/admin/*` path answers 404, the page included, so an
+//! unconfigured server exposes nothing. The token is compared in constant time (as SHA-256
+//! digests, so not even its length leaks) and never logged.
 //!
 //! [`list_page`], [`event_detail`] and [`parse_time`] are shared with the `formbridge events`
 //! CLI so both print the same shapes, with secrets masked by the same [`Redactor`].
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -29,6 +30,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+use super::admin_page;
 use super::errors::{self, ApiError, RequestId};
 use crate::redact::Redactor;
 use crate::sources::SourceName;
@@ -85,20 +87,43 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The `/admin/*` routes with their bearer-token guard.
+/// The `/admin/*` routes with their bearer-token guard, and the page (`GET /admin/ui`, and
+/// `GET /admin` redirecting to it) without it.
 pub fn router(state: Arc<AdminState>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/admin/events", get(list))
         .route("/admin/events/{id}", get(show))
         .route("/admin/events/{id}/replay", post(replay_one))
         .route("/admin/replay", post(replay_bulk))
         .route("/admin/stats", get(stats))
-        .route("/admin", any(unknown))
         .route("/admin/", any(unknown))
         .route("/admin/{*rest}", any(unknown))
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .with_state(state)
+        .with_state(state.clone());
+    let page = Router::new()
+        .route(admin_page::PATH, get(admin_page::page))
+        .route("/admin", get(admin_page::to_page).fallback(unknown))
+        .method_not_allowed_fallback(errors::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state,
+            require_token_but_to_read,
+        ));
+    api.merge(page)
+}
+
+/// The page's guard: `GET` and `HEAD` pass while the API is enabled (the page holds no data),
+/// anything else needs the token as the API does (404 while the API is disabled).
+async fn require_token_but_to_read(
+    State(state): State<Arc<AdminState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let reading = req.method() == Method::GET || req.method() == Method::HEAD;
+    if reading && state.token_digest.is_some() {
+        return next.run(req).await;
+    }
+    require_token(State(state), req, next).await
 }
 
 /// Refuses requests without the admin bearer token (404 while the API is disabled).
@@ -135,7 +160,8 @@ fn bearer_token(value: &str) -> Option<&str> {
 async fn unknown() -> ApiError {
     ApiError::not_found(
         "no such admin endpoint; see GET /admin/events, GET /admin/events/{id}, \
-         POST /admin/events/{id}/replay, POST /admin/replay, GET /admin/stats",
+         POST /admin/events/{id}/replay, POST /admin/replay, GET /admin/stats, \
+         and the page GET /admin/ui",
     )
 }
 

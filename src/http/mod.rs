@@ -1,7 +1,8 @@
-//! The HTTP surface: webhook ingress, health, metrics, admin API, JSON error bodies and the
-//! connection loop that serves them.
+//! The HTTP surface: webhook ingress, health, metrics, admin API and page, JSON error bodies and
+//! the connection loop that serves them.
 
 pub mod admin;
+pub mod admin_page;
 pub mod errors;
 pub mod health;
 pub mod hooks;

@@ -936,3 +936,83 @@ async fn sandbox_ghl_serves_the_fake_ghl_and_prints_how_to_use_it() {
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_admin_page_is_served_without_the_token_with_a_strict_policy() {
+    let app = spawn_admin().await;
+    let resp = app.get("/admin/ui").await;
+    assert_eq!(resp.status(), 200);
+    let headers = resp.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'sha256-",
+        "style-src 'sha256-",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} missing: {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    let html = resp.text().await.unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // The page calls only endpoints that exist, with the bearer token, and loads nothing else.
+    for used in [
+        "\"/admin/events\"",
+        "\"/admin/stats\"",
+        "\"/admin/replay\"",
+        "\"/replay\"",
+        "from_scratch=true",
+        "\"Bearer \"",
+        "sessionStorage",
+    ] {
+        assert!(html.contains(used), "the page lacks {used}");
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"));
+
+    // `GET /admin` leads to it; HEAD works; the page holds no data, so no token is needed, but
+    // other methods on it are guarded like the API.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .get(format!("{}/admin", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    assert_eq!(resp.headers()["location"], "/admin/ui");
+    for (method, expected) in [(reqwest::Method::HEAD, 200), (reqwest::Method::POST, 401)] {
+        let url = format!("{}/admin/ui", app.base);
+        let resp = app
+            .client
+            .request(method.clone(), url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected, "{method} without a token");
+    }
+    let (status, body) = admin(&app, "POST", "/admin", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "not_found");
+    let (status, body) = admin(&app, "POST", "/admin/ui", None).await;
+    assert_eq!(status, 405);
+    assert_eq!(body["error"], "method_not_allowed");
+
+    // With no admin token configured the page is off like the API.
+    let off = spawn_app(&[]).await;
+    for path in ["/admin/ui", "/admin"] {
+        let resp = off.get(path).await;
+        assert_eq!(resp.status(), 404, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["detail"],
+            "the admin API is disabled: set FORMBRIDGE__ADMIN__TOKEN"
+        );
+    }
+}
