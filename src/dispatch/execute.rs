@@ -295,16 +295,20 @@ impl Executor<'_> {
                     let update = UpdateTaskRequest {
                         title: Some(title.clone()),
                         body: Some(with_marker(body.as_deref(), &mark)),
-                        due_date: Some(due_date),
+                        due_date: Some(due_date.clone()),
                         completed: None,
                         assigned_to: assigned_to.clone(),
                     };
-                    self.call(event, || {
-                        self.client
-                            .update_task(location, contact, &task_id, &update)
-                    })
-                    .await?;
-                    return Ok(Some(task_id));
+                    let updated = self
+                        .call(event, || {
+                            self.client
+                                .update_task(location, contact, &task_id, &update)
+                        })
+                        .await;
+                    // Deleted in GHL since: the edit writes it anew (below).
+                    if let Some(id) = self.unless_deleted(updated, &task_id)? {
+                        return Ok(Some(id));
+                    }
                 }
                 if uncertain {
                     let found = self
@@ -339,12 +343,16 @@ impl Executor<'_> {
                         body: Some(with_marker(Some(body), &mark)),
                         ..UpdateNoteRequest::default()
                     };
-                    self.call(event, || {
-                        self.client
-                            .update_note(location, contact, &note_id, &update)
-                    })
-                    .await?;
-                    return Ok(Some(note_id));
+                    let updated = self
+                        .call(event, || {
+                            self.client
+                                .update_note(location, contact, &note_id, &update)
+                        })
+                        .await;
+                    // Deleted in GHL since: the edit writes it anew (below).
+                    if let Some(id) = self.unless_deleted(updated, &note_id)? {
+                        return Ok(Some(id));
+                    }
                 }
                 if uncertain {
                     let found = self
@@ -447,20 +455,18 @@ impl Executor<'_> {
         thread.revision_record(kind, nth, contact)
     }
 
-    /// A lead's task changed (completed or moved): its id, or nothing when someone deleted
-    /// it in GHL meanwhile (there is nothing left to change, and that is no failure).
+    /// An existing task or note changed (an edit's update, a lead's task completed or moved):
+    /// its id, or nothing when someone deleted it in GHL meanwhile (no failure: a lead's task
+    /// has nothing left to change, an edit writes its note or task anew).
     fn unless_deleted<T>(
         &self,
         result: Result<T, StepError>,
-        task_id: &str,
+        ghl_id: &str,
     ) -> Result<Option<String>, StepError> {
         match result {
-            Ok(_) => Ok(Some(task_id.to_owned())),
-            Err(StepError::Ghl(e)) if e.status() == Some(404) => {
-                tracing::info!(
-                    task_id,
-                    "the lead's task is gone from GHL; nothing to change"
-                );
+            Ok(_) => Ok(Some(ghl_id.to_owned())),
+            Err(StepError::Ghl(e)) if e.names_missing_record() => {
+                tracing::info!(ghl_id, "the record is gone from GHL (deleted there)");
                 Ok(None)
             }
             Err(e) => Err(e),

@@ -178,6 +178,22 @@ impl GhlError {
         }
     }
 
+    /// Whether GHL says the record the request names (a contact, task or note id) does not
+    /// exist: a 404, or the `400 "<Thing> with id <id> not found"` GHL answers for unknown
+    /// ids (`reference/ghl-api.md`, error table: 400, not 404, for an unknown contact id; the
+    /// task and note texts are inferred from it).
+    pub fn names_missing_record(&self) -> bool {
+        match self {
+            Self::NotFound { .. } => true,
+            Self::Rejected {
+                status: 400,
+                message,
+                ..
+            } => message.contains(" with id ") && message.ends_with("not found"),
+            _ => false,
+        }
+    }
+
     /// The id of the contact that made a create fail as a duplicate.
     pub fn existing_contact_id(&self) -> Option<&str> {
         match self {
@@ -403,5 +419,35 @@ mod tests {
             GhlError::from_response(429, &h, b"").retry_after(),
             Some(crate::ghl::rate_limit::DEFAULT_RATE_LIMIT_WAIT)
         );
+    }
+
+    #[test]
+    fn an_unknown_id_is_a_missing_record_whether_400_or_404() {
+        let h = HeaderMap::new();
+        let missing = [
+            (
+                400,
+                &br#"{"statusCode":400,"message":"Contact with id lookup not found"}"#[..],
+            ),
+            (
+                400,
+                br#"{"statusCode":400,"message":"Note with id n1 not found"}"#,
+            ),
+            (404, br#"{"message":"Not Found"}"#),
+        ];
+        for (status, body) in missing {
+            assert!(GhlError::from_response(status, &h, body).names_missing_record());
+        }
+        let other = [
+            (
+                400,
+                &br#"{"message":"This location does not allow duplicated contacts."}"#[..],
+            ),
+            (422, br#"{"message":["body should not be empty"]}"#),
+            (502, b""),
+        ];
+        for (status, body) in other {
+            assert!(!GhlError::from_response(status, &h, body).names_missing_record());
+        }
     }
 }

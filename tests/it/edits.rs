@@ -158,3 +158,50 @@ due_in = "1d"
     assert_eq!(app.total_events().await, events_before);
     assert_eq!(ghl.state().requests.len(), requests_before);
 }
+
+#[tokio::test]
+async fn an_edit_whose_note_was_deleted_in_ghl_writes_it_anew() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = driven_app_for(&ghl, "", &[]).await;
+    post(&app, "one", "Ada", "Please call me on Monday").await;
+    app.drain(Duration::from_secs(20)).await;
+    let state = ghl.state();
+    let contact_id = state.contact_by_email("ada@example.com").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let note_id = state.notes_of(&contact_id)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Someone deletes the note in GHL.
+    let deleted = reqwest::Client::new()
+        .delete(
+            ghl.base_url
+                .join(&format!("contacts/{contact_id}/notes/{note_id}"))
+                .unwrap(),
+        )
+        .bearer_auth(crate::dispatch::TOKEN)
+        .header("Version", ghl_sandbox::API_VERSION)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    assert!(ghl.state().notes_of(&contact_id).is_empty());
+
+    post(&app, "two", "Ada", "Tuesday suits me better").await;
+    app.drain(Duration::from_secs(20)).await;
+    let state = ghl.state();
+    let notes = state.notes_of(&contact_id);
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert!(notes[0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("Tuesday suits me better"));
+    assert_eq!(
+        app.events_in(formbridge::store::EventStatus::Done)
+            .await
+            .len(),
+        2
+    );
+}
