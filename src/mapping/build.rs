@@ -9,6 +9,7 @@ use super::config::MissingContact;
 use super::due::due_at;
 use super::follow_up::{self, CompiledFollowUp};
 use super::plan::{ContactFields, CustomFieldValue, Plan, Step};
+use super::task_rules::CompiledTask;
 use super::vars::{answer_lines, Vars};
 use crate::sources::{SourceKind, SourceName};
 use crate::submission::{AnswerValue, ContactField, Submission};
@@ -131,31 +132,16 @@ fn lead_steps(
     let tags = tags(mapping, vars);
     let removed = removed_tags(mapping, vars, &tags);
     push_tag_steps(&mut steps, tags, removed);
-    for task in &mapping.tasks {
-        if task.when.as_ref().is_some_and(|when| !when.holds(vars)) {
-            continue;
-        }
-        let body = task
-            .body
-            .as_ref()
-            .map(|b| b.render(vars))
-            .filter(|b| !b.trim().is_empty());
-        steps.push(Step::CreateTask {
-            title: task.title.render(vars).trim().to_owned(),
-            body,
-            due_at: due_at(submission, task.due_from.as_deref(), task.due_in),
-            assigned_to: task.assigned_to.clone(),
-        });
-    }
+    steps.extend(task_steps(&mapping.tasks, vars));
     steps.extend(tool_task(mapping, submission));
     steps.extend(note_step(note(mapping, vars)));
     Ok(steps)
 }
 
 /// A follow-up's steps: `first` (its own contact, or its lead's), the source tag and the
-/// rule's tags, the rule's removed tags, the rule's step on the lead's tasks, the tool's task
-/// (JivoChat: a callback is new work), and the rule's note (default: the mapping's note). The
-/// mapping's own tags and tasks belong to leads. Without a rule: the source tag and the note.
+/// rule's tags, the rule's removed tags, the rule's step on the lead's tasks, the rule's own
+/// new tasks, the tool's task (JivoChat: a callback is new work), and the rule's note (default:
+/// the mapping's note). The mapping's own tags and tasks belong to leads. Without a rule: the source tag and the note.
 fn follow_up_steps(
     mapping: &CompiledMapping,
     vars: &Vars<'_>,
@@ -176,6 +162,9 @@ fn follow_up_steps(
         .collect();
     push_tag_steps(&mut steps, tags, removed);
     steps.extend(rule.and_then(|r| r.lead_task_step(vars.submission)));
+    if let Some(rule) = rule {
+        steps.extend(task_steps(&rule.tasks, vars));
+    }
     steps.extend(tool_task(mapping, vars.submission));
     let note = match rule.and_then(|r| r.note.as_ref()) {
         Some(template) => Some(template.render(vars)),
@@ -192,6 +181,26 @@ fn push_tag_steps(steps: &mut Vec<Step>, tags: Vec<String>, removed: Vec<String>
     if !removed.is_empty() {
         steps.push(Step::RemoveTags { tags: removed });
     }
+}
+
+/// The tasks of `rules` whose `when` holds, rendered for this delivery.
+fn task_steps<'a>(
+    rules: &'a [CompiledTask],
+    vars: &'a Vars<'_>,
+) -> impl Iterator<Item = Step> + 'a {
+    rules
+        .iter()
+        .filter(|task| task.when.as_ref().is_none_or(|when| when.holds(vars)))
+        .map(|task| Step::CreateTask {
+            title: task.title.render(vars).trim().to_owned(),
+            body: task
+                .body
+                .as_ref()
+                .map(|b| b.render(vars))
+                .filter(|b| !b.trim().is_empty()),
+            due_at: due_at(vars.submission, task.due_from.as_deref(), task.due_in),
+            assigned_to: task.assigned_to.clone(),
+        })
 }
 
 /// The task the tool asks for on this delivery, unless `mapping.skip_tool_tasks`.

@@ -4,9 +4,9 @@
 
 use super::condition::CompiledCondition;
 use super::config::{AnswerTags, MappingConfig, MissingContact};
-use super::due::parse_due_in;
 use super::error::MappingConfigError;
 use super::follow_up::{self, CompiledFollowUp};
+use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
 use crate::sources::{SourceKind, SourceName};
 use crate::submission::{country_id, ContactField};
@@ -67,17 +67,6 @@ pub(super) struct CompiledTags {
     /// Tags removed when their condition does not hold.
     pub(super) remove_when_false: Vec<(CompiledCondition, Template)>,
     pub(super) from_answers: Vec<AnswerTags>,
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct CompiledTask {
-    pub(super) title: Template,
-    pub(super) body: Option<Template>,
-    pub(super) due_in: time::Duration,
-    /// The answer holding the due date (`due_in` is the fallback).
-    pub(super) due_from: Option<String>,
-    pub(super) assigned_to: Option<String>,
-    pub(super) when: Option<CompiledCondition>,
 }
 
 #[derive(Debug, Clone)]
@@ -289,32 +278,7 @@ fn tags(config: &MappingConfig, source: &SourceName) -> Result<CompiledTags, Map
 }
 
 fn tasks(config: &MappingConfig) -> Result<Vec<CompiledTask>, MappingConfigError> {
-    let mut out = Vec::new();
-    for (i, task) in config.tasks.iter().enumerate() {
-        let key = |f: &str| format!("tasks[{i}].{f}");
-        if task.title.trim().is_empty() {
-            return Err(MappingConfigError::new(key("title"), "is empty"));
-        }
-        let due_in =
-            parse_due_in(&task.due_in).map_err(|m| MappingConfigError::new(key("due_in"), m))?;
-        out.push(CompiledTask {
-            title: at_key(&key("title"), &task.title)?,
-            body: task
-                .body
-                .as_ref()
-                .map(|b| at_key(&key("body"), b))
-                .transpose()?,
-            due_in,
-            due_from: task.due_from.clone().filter(|a| !a.trim().is_empty()),
-            assigned_to: task.assigned_to.clone().filter(|a| !a.trim().is_empty()),
-            when: task
-                .when
-                .as_ref()
-                .map(|w| w.compile(&key("when")))
-                .transpose()?,
-        });
-    }
-    Ok(out)
+    compile_tasks(&config.tasks, "tasks")
 }
 
 #[cfg(test)]

@@ -123,6 +123,10 @@ pub struct FollowUpConfig {
     /// (`mapping.note`); `""` writes none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// New tasks for this stage on the lead's contact (e.g. "Ask {{name}} for a review" when
+    /// the project is completed), written like `[[mapping.tasks]]`. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskConfig>,
 }
 
 /// `follow_ups[].lead_tasks`: what a follow-up does to the tasks its lead's deliveries created.

@@ -7,6 +7,7 @@ use super::config::{LeadTasks, MappingConfig};
 use super::due::{due_at, parse_due_in};
 use super::error::MappingConfigError;
 use super::plan::Step;
+use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
 use super::vars::Vars;
 use crate::submission::Submission;
@@ -24,6 +25,8 @@ pub(super) struct CompiledFollowUp {
     lead_tasks: LeadTaskRule,
     /// `None`: the mapping's own note.
     pub(super) note: Option<Template>,
+    /// The rule's own new tasks.
+    pub(super) tasks: Vec<CompiledTask>,
 }
 
 /// What a follow-up does to its lead's tasks.
@@ -119,6 +122,7 @@ pub(super) fn compile(config: &MappingConfig) -> Result<Vec<CompiledFollowUp>, M
                 .as_ref()
                 .map(|n| at_key(&key("note"), n))
                 .transpose()?,
+            tasks: compile_tasks(&rule.tasks, &format!("follow_ups[{i}].tasks"))?,
         });
     }
     Ok(out)
@@ -557,6 +561,16 @@ mod tests {
             (
                 r#"{"follow_ups":[{"remove_tags":[""]}]}"#,
                 "follow_ups[0].remove_tags[0]",
+                "is empty",
+            ),
+            (
+                r#"{"follow_ups":[{"tasks":[{"title":"Ask for a review","due_in":"soon"}]}]}"#,
+                "follow_ups[0].tasks[0].due_in",
+                "not a duration",
+            ),
+            (
+                r#"{"follow_ups":[{"tasks":[{"title":" "}]}]}"#,
+                "follow_ups[0].tasks[0].title",
                 "is empty",
             ),
             (

@@ -15,6 +15,7 @@ pub mod due;
 pub mod error;
 mod follow_up;
 pub mod plan;
+mod task_rules;
 pub mod template;
 pub mod vars;
 

@@ -35,6 +35,9 @@ when = { field = "event", equals = "project_completed" }
 tags = ["project-completed"]
 remove_tags = ["proposal-accepted", "appointment-set"]
 lead_tasks = "complete"
+[[sources.dripjobs.mapping.follow_ups.tasks]]
+title = "Ask for a review (deal {{answers.deal_id}})"
+due_in = "3d"
 "#;
 
 const EMAIL: &str = "jane.sample@example.com";
@@ -102,8 +105,14 @@ async fn stage_changes_move_and_complete_the_leads_task_and_move_its_tags() {
     let state = ghl.state();
     assert_eq!(state.contacts.len(), 1, "no second contact");
     let tasks = state.tasks_of(&contact_id);
-    assert_eq!(tasks.len(), 1, "{tasks:#?}");
+    assert_eq!(
+        tasks.len(),
+        2,
+        "the lead's task and the review task: {tasks:#?}"
+    );
     assert_eq!(tasks[0]["completed"], true, "{}", tasks[0]);
+    assert_eq!(tasks[1]["title"], "Ask for a review (deal 1234567)");
+    assert_eq!(tasks[1]["completed"], false, "{}", tasks[1]);
     let tags = state.tags_of(&contact_id);
     assert!(tags.contains(&"project-completed".to_owned()), "{tags:?}");
     assert!(!tags.contains(&"proposal-accepted".to_owned()), "{tags:?}");
@@ -139,8 +148,16 @@ async fn a_follow_up_before_its_lead_waits_for_it_and_one_without_a_lead_is_dead
         .as_str()
         .unwrap();
     let tasks = state.tasks_of(contact_id);
-    assert_eq!(tasks.len(), 1);
-    assert_eq!(tasks[0]["completed"], true, "{}", tasks[0]);
+    assert_eq!(
+        tasks.len(),
+        2,
+        "the lead's task and the review task: {tasks:#?}"
+    );
+    let lead_task = tasks
+        .iter()
+        .find(|t| t["title"] == "Schedule install for Jane Sample")
+        .unwrap();
+    assert_eq!(lead_task["completed"], true, "{lead_task}");
     assert!(state
         .tags_of(contact_id)
         .contains(&"project-completed".to_owned()));

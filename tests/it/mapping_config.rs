@@ -255,8 +255,14 @@ async fn dripjobs_example_follow_ups() {
             "add_tags",
             "remove_tags",
             "complete_lead_tasks",
+            "create_task",
             "create_note"
         ]
+    );
+    assert!(
+        matches!(&plan.steps[4], Step::CreateTask { title, .. } if title == "Ask for a review (deal 1234567)"),
+        "{:?}",
+        plan.steps[4]
     );
     assert_eq!(tags(&plan), ["dripjobs", "project-completed"]);
     assert!(plan.steps.contains(&Step::RemoveTags {
