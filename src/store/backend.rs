@@ -165,8 +165,6 @@ where
     const SQL: Statements;
     /// One event with its delivery, by id (`rows::event_from_row`'s columns).
     const EVENT_BY_ID: &'static str;
-    /// Pending events not yet prepared, oldest first: `(limit)`.
-    const UNPREPARED: &'static str;
     /// `rows::thread_query!` for this backend.
     const THREAD: &'static str;
     /// Moves the fair clock's virtual time up to a claimed key: `(key)`.
@@ -300,12 +298,6 @@ where
             .fetch_all(pool)
             .await
             .map_err(StoreError::query(op))
-    }
-
-    /// Pending events not yet prepared, oldest first.
-    async fn unprepared(pool: &Pool<Self>, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let rows = Self::fetch_with(pool, Self::UNPREPARED, limit.into(), "unprepared").await?;
-        rows.iter().map(event_from_row).collect()
     }
 
     /// Events matching a filter, newest first, without bodies.

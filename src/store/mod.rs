@@ -223,7 +223,9 @@ pub trait Store: EventQueries {
         }))
     }
 
-    /// Pending events not yet prepared (no plan), oldest first.
+    /// Pending events not yet prepared (no plan), oldest first. A store shared by replicas
+    /// hands each replica its own batch (under a prepare lease), and its claims never pass the
+    /// oldest unprepared event.
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
 
     /// Stores what the preparer made of each event (plan, nothing to do, or dead). An event

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::backend::{statements, Backend, NewRow, Statements};
 use super::postgres_queue as queue;
 use super::postgres_tokens;
-use super::rows::thread_query;
+use super::rows::{event_from_row, thread_query};
 use super::types::to_millis;
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
@@ -51,19 +51,12 @@ macro_rules! event_select {
     };
 }
 
+/// Events by id, oldest first (the events of a prepare lease: `postgres_queue::lease_unprepared`).
+const EVENTS_BY_IDS: &str = concat!(event_select!(), " WHERE e.id = ANY($1) ORDER BY e.id");
+
 impl Backend for Postgres {
     const SQL: Statements = statements!("$1", "$2", "$3", "$4", "$5", "$6", "$7");
     const EVENT_BY_ID: &'static str = concat!(event_select!(), " WHERE e.id = $1");
-    // Every replica prepares the oldest unprepared events, so several may prepare the same
-    // ones (the first save stands). Disjoint batches would spare that work, but a replica
-    // could then queue a later batch while an earlier one is still unprepared, and an
-    // unprepared event has no contact key yet to hold its contact's later events back:
-    // each contact's arrival order rests on every event older than a prepared one being
-    // prepared too.
-    const UNPREPARED: &'static str = concat!(
-        event_select!(),
-        " WHERE e.status = 'pending' AND p.event_id IS NULL ORDER BY e.id LIMIT $1"
-    );
     const THREAD: &'static str = thread_query!(
         "$1",
         "p.plan::text",
@@ -83,8 +76,8 @@ impl Backend for Postgres {
         sqlx::query_scalar(
             "WITH new AS (
                  INSERT INTO events (source, dedupe_key, content_hash, revision_of, revision,
-                                     received_at, next_attempt_at, updated_at)
-                 VALUES ($1, $2, $7, $8, $9, $3, $3, $3)
+                                     received_at, next_attempt_at, updated_at, prepared)
+                 VALUES ($1, $2, $7, $8, $9, $3, $3, $3, false)
                  ON CONFLICT (source, dedupe_key) DO NOTHING
                  RETURNING id),
              delivery AS (
@@ -259,7 +252,16 @@ impl Store for PgStore {
     }
 
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        Postgres::unprepared(&self.pool, limit).await
+        let ids = queue::lease_unprepared(&self.pool, limit).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(EVENTS_BY_IDS)
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("unprepared"))?;
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn save_preparations(

@@ -17,8 +17,11 @@
 //!   'processing'`, so a replica whose lease was taken over changes nothing. Recording a step
 //!   also requires the lease to be live (`lease_until > now`): a replica whose lease ran out
 //!   cannot mark another GHL request as started while a new owner may be sending it.
-//! - **Preparation** is saved only for an event still pending and not yet prepared, so two
-//!   replicas that prepared the same event save one preparation.
+//! - **Preparation** goes in disjoint batches: each replica leases its own batch of the oldest
+//!   unprepared events (`prepare_until`), and claims never pass the oldest unprepared event, so
+//!   a later batch prepared first cannot overtake an earlier delivery of the same contact. A
+//!   preparation is saved only for an event still pending and not yet prepared, so a replica
+//!   slower than its lease, whose batch another replica took over, saves nothing twice.
 
 use std::collections::HashMap;
 
@@ -116,7 +119,8 @@ pub(super) async fn save_preparations(
                     insert_references(&mut tx, *id, location_id, references).await?;
                 }
                 sqlx::query(
-                    "UPDATE events SET status = 'done', last_error = NULL, updated_at = $2
+                    "UPDATE events SET status = 'done', last_error = NULL, updated_at = $2,
+                         prepared = true, prepare_until = NULL
                      WHERE id = $1",
                 )
                 .bind(id.0)
@@ -127,7 +131,8 @@ pub(super) async fn save_preparations(
             }
             Preparation::Failed { error, .. } => {
                 sqlx::query(
-                    "UPDATE events SET status = 'dead', last_error = $2, updated_at = $3
+                    "UPDATE events SET status = 'dead', last_error = $2, updated_at = $3,
+                         prepared = true, prepare_until = NULL
                      WHERE id = $1",
                 )
                 .bind(id.0)
@@ -189,7 +194,7 @@ async fn queue_ready(
                                          (SELECT vtime FROM fair_clock WHERE id = 1)) + 1
              RETURNING last_key)
          UPDATE events SET contact_key = $3, location_id = $2, updated_at = $4,
-             fair_key = (SELECT last_key FROM flow)
+             fair_key = (SELECT last_key FROM flow), prepared = true, prepare_until = NULL
          WHERE id = $1",
     )
     .bind(id.0)
@@ -200,6 +205,34 @@ async fn queue_ready(
     .await
     .map_err(StoreError::query("save_preparation"))?;
     Ok(())
+}
+
+/// How long a replica holds the batch of new deliveries it is preparing. A batch takes
+/// milliseconds; one that outlasts this (a stopped replica) is taken by another replica, and
+/// should the first still save, its save is refused (the first save stands): a longer one costs
+/// only work done twice.
+const PREPARE_LEASE_MS: i64 = 60_000;
+
+/// Leases the oldest pending events not prepared yet and not under another replica's prepare
+/// lease to this caller, and returns their ids, oldest first: replicas prepare disjoint
+/// batches. Claims never pass the oldest unprepared event (see `claim`), so an event prepared
+/// out of turn waits for its elders.
+pub(super) async fn lease_unprepared(pool: &PgPool, limit: u32) -> Result<Vec<i64>, StoreError> {
+    sqlx::query_scalar(&format!(
+        "WITH picked AS (
+             SELECT id FROM events
+             WHERE status = 'pending' AND NOT prepared
+               AND (prepare_until IS NULL OR prepare_until < {DB_NOW_MS})
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         UPDATE events SET prepare_until = {DB_NOW_MS} + $2
+         FROM picked WHERE events.id = picked.id
+         RETURNING events.id"
+    ))
+    .bind(i64::from(limit))
+    .bind(PREPARE_LEASE_MS)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("unprepared"))
 }
 
 /// The length of the lease the caller asked for (`until` - its own now), in milliseconds; the
@@ -227,6 +260,14 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
         .fetch_one(&mut *tx)
         .await
         .map_err(StoreError::query("claim"))?;
+    // The oldest event not prepared yet (one index seek): nothing newer is handed out, as it
+    // may be that event's contact's later delivery (its contact key is not known until it is
+    // prepared). Replicas prepare disjoint batches, so a later batch can be ready first.
+    let barrier: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(id) FROM events WHERE status = 'pending' AND NOT prepared")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::query("claim_barrier"))?;
     let excluded: Vec<&str> = claim
         .exclude_locations
         .iter()
@@ -271,6 +312,9 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
         .push(") OR (e.status = 'processing' AND e.lease_until < ")
         .push_bind(now)
         .push("))");
+    if let Some(barrier) = barrier {
+        qb.push(" AND e.id < ").push_bind(barrier);
+    }
     if let Some(floor) = floor {
         qb.push(" AND e.fair_key >= ").push_bind(floor);
         qb.push(" AND e.location_id <> ALL(")
@@ -413,7 +457,8 @@ pub(super) async fn replay(
         .push(
             " FROM picked)
              UPDATE events SET status = 'pending', contact_key = NULL, location_id = NULL,
-                 fair_key = NULL, parked_key = NULL, attempts = 0, next_attempt_at = ",
+                 fair_key = NULL, parked_key = NULL, prepared = false, prepare_until = NULL,
+                 attempts = 0, next_attempt_at = ",
         )
         .push_bind(now)
         .push(", lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = ")

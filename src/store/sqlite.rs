@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::backend::{statements, Backend, NewRow, Statements};
-use super::rows::{steps_by_event, thread_query};
+use super::rows::{event_from_row, steps_by_event, thread_query};
 use super::sqlite_queue;
 use super::sqlite_writer::{Durability, Writer};
 use super::types::to_millis;
@@ -94,13 +94,16 @@ macro_rules! event_select {
     };
 }
 
+/// Pending events not prepared yet, oldest first (one process prepares them: SQLite's store is
+/// never shared by replicas).
+const UNPREPARED: &str = concat!(
+    event_select!(),
+    " WHERE e.status = 'pending' AND e.plan IS NULL ORDER BY e.id LIMIT ?1"
+);
+
 impl Backend for Sqlite {
     const SQL: Statements = statements!("?1", "?2", "?3", "?4", "?5", "?6", "?7");
     const EVENT_BY_ID: &'static str = concat!(event_select!(), " WHERE e.id = ?1");
-    const UNPREPARED: &'static str = concat!(
-        event_select!(),
-        " WHERE e.status = 'pending' AND e.plan IS NULL ORDER BY e.id LIMIT ?1"
-    );
     const THREAD: &'static str = thread_query!("?1", "e.plan", "");
     const ADVANCE_FAIR_CLOCK: &'static str =
         "UPDATE fair_clock SET vtime = MAX(vtime, ?1) WHERE id = 1";
@@ -229,7 +232,12 @@ impl Store for SqliteStore {
     }
 
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        Sqlite::unprepared(&self.pool, limit).await
+        let rows = sqlx::query(UNPREPARED)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("unprepared"))?;
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn save_preparations(

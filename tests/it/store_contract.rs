@@ -835,7 +835,8 @@ async fn the_same_delivery_through_two_replicas_at_once_is_one_event() {
     );
 }
 
-/// Two replicas that prepared the same event: the first preparation saved stands.
+/// An event is handed to one replica to prepare; should two prepare it all the same (a
+/// replica slower than its prepare lease), the first preparation saved stands.
 #[tokio::test]
 async fn an_event_prepared_by_two_replicas_keeps_the_first_preparation() {
     let backend = Backend::postgres().await;
@@ -845,7 +846,7 @@ async fn an_event_prepared_by_two_replicas_keeps_the_first_preparation() {
     let seen_a = a.unprepared(10).await.unwrap();
     let seen_b = b.unprepared(10).await.unwrap();
     assert_eq!(seen_a.len(), 1);
-    assert_eq!(seen_b.len(), 1, "both replicas see it unprepared");
+    assert!(seen_b.is_empty(), "leased to the first replica");
     let ready = |location: &str| Preparation::Ready {
         submission: serde_json::json!({}),
         plan: formbridge::mapping::Plan::default(),
@@ -1079,4 +1080,54 @@ async fn a_thread_holds_earlier_revisions_and_deliveries_sharing_a_reference(sto
     // A replay forgets the references until the event is prepared again.
     assert!(store.replay(lead, false).await.unwrap());
     assert!(store.thread(follow_up).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn replicas_prepare_disjoint_batches_and_claims_wait_for_the_oldest_unprepared_event() {
+    let backend = Backend::postgres().await;
+    let (one, two) = (backend.store.clone(), backend.replica().await);
+    let mut ids = Vec::new();
+    for key in ["d1", "d2", "d3", "d4"] {
+        ids.push(one.insert_event(delivery(key, "x")).await.unwrap().id());
+    }
+    let ready = |id: EventId| {
+        (
+            id,
+            Preparation::Ready {
+                submission: serde_json::json!({}),
+                plan: formbridge::mapping::Plan::default(),
+                contact_key: format!("c{}", id.0).as_str().into(),
+                location_id: "loc".into(),
+            },
+        )
+    };
+    let ids_of = |events: Vec<formbridge::store::Event>| -> Vec<EventId> {
+        events.iter().map(|e| e.summary.id).collect()
+    };
+
+    // Each replica takes its own batch of the oldest unprepared events.
+    let first = ids_of(one.unprepared(2).await.unwrap());
+    let second = ids_of(two.unprepared(10).await.unwrap());
+    assert_eq!(first, ids[..2]);
+    assert_eq!(second, ids[2..]);
+    assert!(one.unprepared(10).await.unwrap().is_empty(), "all leased");
+
+    // The later batch is saved first: nothing newer than the oldest unprepared event is
+    // claimed (it may be the same contact's earlier delivery).
+    let later: Vec<_> = second.iter().map(|id| ready(*id)).collect();
+    two.save_preparations(&later).await.unwrap();
+    assert!(claimed_ids(&*two).await.is_empty());
+    let earlier: Vec<_> = first.iter().map(|id| ready(*id)).collect();
+    one.save_preparations(&earlier).await.unwrap();
+    let mut claimed = claimed_ids(&*one).await;
+    claimed.sort();
+    assert_eq!(claimed, ids);
+    assert!(one.unprepared(10).await.unwrap().is_empty());
+
+    // A replayed event is unprepared again, and holds the newer ones back until prepared.
+    for id in &ids {
+        assert!(one.finish(*id, &"w".into(), &Finish::Done).await.unwrap());
+    }
+    assert!(one.replay(ids[0], false).await.unwrap());
+    assert_eq!(ids_of(two.unprepared(10).await.unwrap()), [ids[0]]);
 }
