@@ -299,14 +299,12 @@ impl Executor<'_> {
                         completed: None,
                         assigned_to: assigned_to.clone(),
                     };
-                    let updated = self
-                        .call(event, || {
-                            self.client
-                                .update_task(location, contact, &task_id, &update)
-                        })
-                        .await;
+                    let updated = self.change_existing(event, &task_id, || {
+                        self.client
+                            .update_task(location, contact, &task_id, &update)
+                    });
                     // Deleted in GHL since: the edit writes it anew (below).
-                    if let Some(id) = self.unless_deleted(updated, &task_id)? {
+                    if let Some(id) = updated.await? {
                         return Ok(Some(id));
                     }
                 }
@@ -343,14 +341,12 @@ impl Executor<'_> {
                         body: Some(with_marker(Some(body), &mark)),
                         ..UpdateNoteRequest::default()
                     };
-                    let updated = self
-                        .call(event, || {
-                            self.client
-                                .update_note(location, contact, &note_id, &update)
-                        })
-                        .await;
+                    let updated = self.change_existing(event, &note_id, || {
+                        self.client
+                            .update_note(location, contact, &note_id, &update)
+                    });
                     // Deleted in GHL since: the edit writes it anew (below).
-                    if let Some(id) = self.unless_deleted(updated, &note_id)? {
+                    if let Some(id) = updated.await? {
                         return Ok(Some(id));
                     }
                 }
@@ -395,43 +391,34 @@ impl Executor<'_> {
                     events.join(", ")
                 )))
             }
-            Step::CompleteLeadTasks => {
-                let mut done = Vec::new();
-                for task in thread.tasks() {
-                    let completed = self
-                        .call(event, || {
-                            self.client.complete_task(
-                                location,
-                                &task.contact_id,
-                                &task.task_id,
-                                true,
-                            )
-                        })
-                        .await;
-                    done.extend(self.unless_deleted(completed, &task.task_id)?);
-                }
-                Ok(Some(done.join(",")).filter(|ids| !ids.is_empty()))
-            }
-            Step::MoveLeadTasks { due_at } => {
-                let update = UpdateTaskRequest {
-                    due_date: Some(rfc3339(*due_at)),
-                    ..UpdateTaskRequest::default()
+            Step::CompleteLeadTasks | Step::MoveLeadTasks { .. } => {
+                let update = match step {
+                    Step::MoveLeadTasks { due_at } => Some(UpdateTaskRequest {
+                        due_date: Some(rfc3339(*due_at)),
+                        ..UpdateTaskRequest::default()
+                    }),
+                    _ => None,
                 };
-                let mut moved = Vec::new();
+                let mut changed = Vec::new();
                 for task in thread.tasks() {
-                    let updated = self
-                        .call(event, || {
-                            self.client.update_task(
-                                location,
-                                &task.contact_id,
-                                &task.task_id,
-                                &update,
-                            )
-                        })
-                        .await;
-                    moved.extend(self.unless_deleted(updated, &task.task_id)?);
+                    let (contact, task_id) = (task.contact_id.as_str(), task.task_id.as_str());
+                    let done = self.change_existing(event, task_id, || async {
+                        match &update {
+                            Some(update) => {
+                                self.client
+                                    .update_task(location, contact, task_id, update)
+                                    .await
+                            }
+                            None => {
+                                self.client
+                                    .complete_task(location, contact, task_id, true)
+                                    .await
+                            }
+                        }
+                    });
+                    changed.extend(done.await?);
                 }
-                Ok(Some(moved.join(",")).filter(|ids| !ids.is_empty()))
+                Ok(Some(changed.join(",")).filter(|ids| !ids.is_empty()))
             }
         }
     }
@@ -455,15 +442,20 @@ impl Executor<'_> {
         thread.revision_record(kind, nth, contact)
     }
 
-    /// An existing task or note changed (an edit's update, a lead's task completed or moved):
-    /// its id, or nothing when someone deleted it in GHL meanwhile (no failure: a lead's task
-    /// has nothing left to change, an edit writes its note or task anew).
-    fn unless_deleted<T>(
+    /// Changes an existing task or note (an edit's update, a lead's task completed or moved)
+    /// under the rate budget: its id, or nothing when someone deleted it in GHL meanwhile (no
+    /// failure: a lead's task has nothing left to change, an edit writes its note or task anew).
+    async fn change_existing<T, F, Fut>(
         &self,
-        result: Result<T, StepError>,
+        event: &ClaimedEvent,
         ghl_id: &str,
-    ) -> Result<Option<String>, StepError> {
-        match result {
+        request: F,
+    ) -> Result<Option<String>, StepError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<crate::ghl::GhlResponse<T>, GhlError>>,
+    {
+        match self.call(event, request).await {
             Ok(_) => Ok(Some(ghl_id.to_owned())),
             Err(StepError::Ghl(e)) if e.names_missing_record() => {
                 tracing::info!(ghl_id, "the record is gone from GHL (deleted there)");
