@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Structural check of docker-compose.yml (CI has no Docker engine): the PostgreSQL and
 formbridge services with healthchecks, formbridge waiting for a healthy database, its secrets
-from an env file, its store on PostgreSQL, volumes declared, the replicas profile, and every
-file mounted from deploy/ present. Exit 1 with one line per problem."""
+from an env file, its store on PostgreSQL, its mapping folder mounted read-only where
+FORMBRIDGE_CONFIG_DIR points, volumes declared, the replicas profile, every file mounted from
+deploy/ present, and nothing but the webhook port (8080) published beyond 127.0.0.1.
+Exit 1 with one line per problem."""
 import os
 import sys
 
@@ -48,6 +50,15 @@ for name, service in services.items():
             f"{name}: depends_on {dependency} needs condition: service_healthy",
         )
 
+for name, service in services.items():
+    for port in service.get("ports") or []:
+        published = str(port)
+        if published.split(":")[-1] != "8080":
+            need(
+                published.startswith("127.0.0.1:"),
+                f"{name}: port {published} must be published on 127.0.0.1 only (ops, admin, monitoring)",
+            )
+
 replicas = [n for n, s in services.items() if "replicas" in (s.get("profiles") or [])]
 need(bool(replicas), "no service in the `replicas` profile")
 
@@ -68,6 +79,12 @@ for name in ["formbridge"] + replicas:
     need(
         any(str(v).endswith(":/data") for v in service.get("volumes") or []),
         f"{name}: /data must be on a volume",
+    )
+    config_dir = env.get("FORMBRIDGE_CONFIG_DIR")
+    need(bool(config_dir), f"{name}: set FORMBRIDGE_CONFIG_DIR (the mounted mapping folder)")
+    need(
+        f"./config:{config_dir}:ro" in [str(v) for v in service.get("volumes") or []],
+        f"{name}: mount ./config read-only at FORMBRIDGE_CONFIG_DIR ({config_dir})",
     )
     test = (service.get("healthcheck") or {}).get("test") or []
     need("healthcheck" in test, f"{name}: the healthcheck should run `formbridge healthcheck`")

@@ -229,10 +229,7 @@ fn settings_with_toml(dir: &Path, toml: &str, extra: &[(&str, &str)]) -> Setting
     )
     .expect("copy default.toml");
     std::fs::write(config.join("bench.toml"), toml).expect("write bench.toml");
-    let source = ConfigSource {
-        dir: config,
-        env: "bench".to_owned(),
-    };
+    let source = ConfigSource::named(config, "bench");
     Settings::load_without_env(&source, extra).expect("settings")
 }
 

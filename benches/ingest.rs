@@ -118,10 +118,10 @@ fn print(f: &Figures) {
 
 /// Starts formbridge (dispatch off) on the store at `store_url`; returns its hook URL.
 async fn start_formbridge(store_url: &str) -> String {
-    let source = ConfigSource {
-        dir: std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
-        env: "bench".to_owned(),
-    };
+    let source = ConfigSource::named(
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+        "bench",
+    );
     let settings = Settings::load_without_env(
         &source,
         &[

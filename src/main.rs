@@ -114,7 +114,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings, source))
+    let command = cli.command.unwrap_or(Command::Serve);
+    if matches!(command, Command::Serve | Command::CheckConfig) {
+        // What `serve` would open to the network: check-config says it too.
+        if let Err(e) = settings.refuse_public_development_secrets(&source) {
+            eprintln!("formbridge: configuration refused: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    runtime.block_on(run(command, settings, source))
 }
 
 async fn run(command: Command, settings: Settings, source: ConfigSource) -> ExitCode {

@@ -14,8 +14,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 mod embedded;
+mod guard;
 
 pub use embedded::DEFAULT_TOML;
+pub use guard::{is_placeholder, MIN_TOKEN_CHARS, PRODUCTION};
 
 pub use crate::alerts::settings::AlertSettings;
 use crate::body::BodyLimits;
@@ -79,6 +81,11 @@ pub struct ServerSettings {
     /// `addr`); `/hooks` and the health checks stay on `addr`.
     #[serde(default)]
     pub ops_addr: Option<SocketAddr>,
+    /// Serve `/metrics` and `/admin` on `addr` when `ops_addr` is unset, also in production
+    /// (which otherwise refuses to start so): a deliberate choice, e.g. behind a proxy that
+    /// keeps those paths private.
+    #[serde(default)]
+    pub public_ops: bool,
     /// Largest accepted webhook body in bytes; larger bodies get 413.
     pub body_limit_bytes: usize,
     /// Most fields one urlencoded delivery, or parts one multipart delivery, may have; more
@@ -407,14 +414,31 @@ pub struct ConfigSource {
     pub dir: PathBuf,
     /// Environment name (`FORMBRIDGE_ENV`), e.g. `local` or `production`.
     pub env: String,
+    /// Whether `env` was given (`FORMBRIDGE_ENV` set) rather than taken by default: the
+    /// development secrets of the default `local` are then accepted on a loopback address only
+    /// ([`Settings::refuse_public_development_secrets`]).
+    pub env_explicit: bool,
 }
 
 impl ConfigSource {
     /// `config/` in the working directory and `FORMBRIDGE_ENV` (default `local`).
     pub fn from_process_env(dir: Option<PathBuf>) -> Self {
+        let given = std::env::var(ENV_SELECTOR)
+            .ok()
+            .filter(|env| !env.trim().is_empty());
         Self {
             dir: dir.unwrap_or_else(|| PathBuf::from("config")),
-            env: std::env::var(ENV_SELECTOR).unwrap_or_else(|_| "local".to_owned()),
+            env_explicit: given.is_some(),
+            env: given.unwrap_or_else(|| "local".to_owned()),
+        }
+    }
+
+    /// A named environment (tests, benches, the demo): `env` given explicitly.
+    pub fn named(dir: impl Into<PathBuf>, env: &str) -> Self {
+        Self {
+            dir: dir.into(),
+            env: env.to_owned(),
+            env_explicit: true,
         }
     }
 }
@@ -461,10 +485,19 @@ impl Settings {
         }
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
-        if source.env == embedded::PRODUCTION {
-            embedded::refuse_development_secrets(&settings)?;
+        if source.env == guard::PRODUCTION {
+            guard::refuse_unsafe_production(&settings)?;
         }
         Ok(settings)
+    }
+
+    /// Refuses to serve the development secrets of `config/local.toml` on an address other
+    /// machines can reach when `FORMBRIDGE_ENV` was not set (`serve` and `check-config` ask).
+    pub fn refuse_public_development_secrets(
+        &self,
+        source: &ConfigSource,
+    ) -> Result<(), SettingsError> {
+        guard::refuse_public_development_secrets(self, source)
     }
 
     /// Checks what types alone cannot.

@@ -322,10 +322,7 @@ async fn an_unknown_visitor_or_a_spent_budget_answers_plain_ok_without_a_429() {
 fn the_switch_and_the_deadline_are_checked_at_start_naming_the_key() {
     use formbridge::settings::{ConfigSource, Settings};
     let load = |extra: &[(&str, &str)]| {
-        let source = ConfigSource {
-            dir: crate::common::config_dir(),
-            env: "test".to_owned(),
-        };
+        let source = ConfigSource::named(crate::common::config_dir(), "test");
         let mut overrides = vec![("sources.jotform.secret", SECRET)];
         overrides.extend_from_slice(extra);
         Settings::load_without_env(&source, &overrides)

@@ -15,7 +15,7 @@ use tempfile::TempDir;
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Secret of every built-in source in tests.
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "test-secret-of-formbridge-tests-0001";
 
 /// A running formbridge with its own store file.
 pub struct TestApp {
@@ -61,10 +61,7 @@ fn load_settings(config: PathBuf, dir: &Path, extra: &[(&str, &str)]) -> Setting
         ("sources.dripjobs.secret", SECRET),
     ];
     overrides.extend_from_slice(extra);
-    let source = ConfigSource {
-        dir: config,
-        env: "test".to_owned(),
-    };
+    let source = ConfigSource::named(config, "test");
     Settings::load_without_env(&source, &overrides).unwrap()
 }
 

@@ -23,7 +23,10 @@ fn container_env(db: &str) -> Vec<(&'static str, String)> {
         ("FORMBRIDGE__SERVER__SHUTDOWN_GRACE", "10s".into()),
         ("FORMBRIDGE__STORE__URL", db.into()),
         ("FORMBRIDGE__SOURCES__DRIPJOBS__SECRET", SECRET.into()),
-        ("FORMBRIDGE__ADMIN__TOKEN", "container-admin-token".into()),
+        (
+            "FORMBRIDGE__ADMIN__TOKEN",
+            "container-admin-token-0123456789abcdef".into(),
+        ),
         ("FORMBRIDGE__TELEMETRY__LOG_FORMAT", "json".into()),
     ]
 }

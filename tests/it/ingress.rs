@@ -507,10 +507,7 @@ async fn health_readiness_and_metrics() {
 async fn a_source_without_a_secret_is_not_served_and_enabled_without_secret_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("x.db").display());
-    let source = formbridge::settings::ConfigSource {
-        dir: crate::common::config_dir(),
-        env: "test".into(),
-    };
+    let source = formbridge::settings::ConfigSource::named(crate::common::config_dir(), "test");
     let base = [("server.addr", "127.0.0.1:0"), ("store.url", url.as_str())];
     let settings = formbridge::settings::Settings::load_without_env(&source, &base).unwrap();
     assert_eq!(settings.enabled_sources().count(), 0);

@@ -11,6 +11,7 @@ mod admin;
 mod agent_view;
 mod alerts;
 mod check_config;
+mod closed_by_default;
 mod connections;
 mod container;
 mod crash_recovery;
