@@ -68,6 +68,18 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     #[error(
+        "TLS with PostgreSQL at {host}:{port} failed ({source}): with sslmode=verify-ca or \
+         verify-full, give the CA that signed the server's certificate as \
+         sslrootcert=/path/to/ca.pem in store.url (verify-full also needs the host name the \
+         certificate names); sslmode=require needs the server's `ssl = on`"
+    )]
+    PgTls {
+        host: String,
+        port: u16,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
         "cannot reach PostgreSQL at {host}:{port} ({source}): is the server running, and are \
          the host and port in store.url right?"
     )]

@@ -168,7 +168,15 @@ fn connect_error(options: &PgConnectOptions, masked_url: &str, e: sqlx::Error) -
             host,
             port,
         },
-        _ if matches!(e, sqlx::Error::Io(_) | sqlx::Error::Tls(_)) => StoreError::PgUnreachable {
+        // rustls' refusals reach sqlx as I/O errors: "invalid peer certificate: UnknownIssuer".
+        _ if matches!(e, sqlx::Error::Tls(_)) || e.to_string().contains("peer certificate") => {
+            StoreError::PgTls {
+                host,
+                port,
+                source: e,
+            }
+        }
+        _ if matches!(e, sqlx::Error::Io(_)) => StoreError::PgUnreachable {
             host,
             port,
             source: e,

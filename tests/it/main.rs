@@ -32,6 +32,7 @@ mod jivochat_events;
 mod mapping_config;
 mod mapping_extras;
 mod pg;
+mod pg_tls;
 mod replicas;
 mod retention;
 mod sources_fixtures;
