@@ -267,7 +267,9 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
         .map_err(|source| AppError::Bind { addr, source })
 }
 
-/// Raises the queue-age alert (when alerts are on) from the store's oldest unfinished event.
+/// Raises the queue-age alert (when alerts are on) from how long the longest-waiting due event
+/// has been due (the figure of `formbridge_queue_oldest_pending_seconds`: not a follow-up
+/// waiting for its lead, not a retry in backoff).
 async fn watch_queue(
     sink: AlertSink,
     settings: Arc<Settings>,
@@ -276,7 +278,7 @@ async fn watch_queue(
 ) {
     let oldest = || async {
         let stats = store.queue_stats().await.ok()?;
-        let age = OffsetDateTime::now_utc() - stats.oldest_unfinished?;
+        let age = OffsetDateTime::now_utc() - stats.oldest_due?;
         Duration::try_from(age).ok()
     };
     alerts::watch_queue_age(sink, &settings.alerts, oldest, stop).await;

@@ -42,9 +42,18 @@ metrics! {
     /// Events by status (refreshed on each scrape).
     EVENTS = "formbridge_events", Gauge, ["status"],
         "Stored events by status (pending, processing, retrying, done, dead), read at scrape time.";
-    /// Age of the oldest unfinished event.
+    /// How long the event that has waited longest for the dispatcher has been due.
     QUEUE_OLDEST_PENDING_SECONDS = "formbridge_queue_oldest_pending_seconds", Gauge, [],
-        "Age in seconds of the oldest event not yet done or dead (0 when none waits).";
+        "Seconds the longest-waiting event due for dispatch has been due (0 when none): pending or retrying events whose time has come, claimed ones whose lease ran out. Follow-ups waiting for their lead, retries in backoff and events queued behind an earlier event of their contact are not counted.";
+    /// Follow-ups and edits waiting for the delivery they refer to.
+    QUEUE_WAITING_FOR_LEAD = "formbridge_queue_waiting_for_lead", Gauge, [],
+        "Follow-ups and edits waiting for their lead (or earlier revision) to reach GHL; looked at again until dispatch.follow_up_wait, then dead-lettered.";
+    /// Age of the oldest follow-up waiting for its lead.
+    QUEUE_WAITING_FOR_LEAD_OLDEST_SECONDS = "formbridge_queue_waiting_for_lead_oldest_seconds", Gauge, [],
+        "Seconds since the oldest follow-up or edit waiting for its lead was received (0 when none).";
+    /// Events waiting for a later attempt.
+    QUEUE_RETRYING_BACKOFF = "formbridge_queue_retrying_backoff", Gauge, [],
+        "Pending or retrying events not due yet (a retry's backoff, a rate-budget pause), follow-ups waiting for their lead aside.";
     /// Finished dispatch attempts by outcome.
     DISPATCH = "formbridge_dispatch_total", Counter, ["outcome"],
         "Dispatch attempts by how they ended (done, retry, rate_limited, auth_blocked, dead, nothing_to_do, requeued, ...).";
@@ -53,7 +62,7 @@ metrics! {
         "Retries scheduled, by reason.";
     /// Events dead-lettered, by reason.
     DEAD_LETTERS = "formbridge_dead_letters_total", Counter, ["reason"],
-        "Events dead-lettered (kept for replay), by reason (ghl, unmappable, over_budget).";
+        "Events dead-lettered (kept for replay), by reason (ghl, unmappable, prepare_timeout).";
     /// Done events deleted by the retention job.
     RETENTION_DELETED = "formbridge_retention_deleted_total", Counter, [],
         "Done events deleted by the retention job (store.retention).";
@@ -104,13 +113,32 @@ metrics! {
         "Alerts dropped because the alert queue (alerts.queue_capacity) was full, by kind.";
 }
 
-/// Registers every metric's description with the installed recorder.
+/// Counter series exported at 0 from the start, by label value: an alert rule's `increase()`
+/// sees no increase in a series whose first sample is already 1, so without them the first dead
+/// letter (or failed alert message) after a start would alert nobody.
+const BORN_AT_ZERO: &[(&str, &str, &[&str])] = &[
+    (DEAD_LETTERS, "reason", DEAD_LETTER_REASONS),
+    (ALERTS_FAILED, "kind", ALERT_KINDS),
+    (ALERTS_DROPPED, "kind", ALERT_KINDS),
+];
+/// The `reason` labels of [`DEAD_LETTERS`] (dispatch and preparation).
+const DEAD_LETTER_REASONS: &[&str] = &["ghl", "unmappable", "prepare_timeout"];
+/// The `kind` labels of the alert counters (`alerts`).
+const ALERT_KINDS: &[&str] = &["dead_letter", "location_blocked", "queue_age"];
+
+/// Registers every metric's description with the installed recorder, and starts the counters
+/// alert rules watch for a first count at 0 ([`BORN_AT_ZERO`]).
 pub fn describe_all() {
     for m in ALL {
         match m.kind {
             Kind::Counter => metrics::describe_counter!(m.name, m.help),
             Kind::Gauge => metrics::describe_gauge!(m.name, m.help),
             Kind::Histogram => metrics::describe_histogram!(m.name, m.help),
+        }
+    }
+    for (name, label, values) in BORN_AT_ZERO {
+        for value in *values {
+            metrics::counter!(*name, *label => *value).increment(0);
         }
     }
 }
@@ -160,29 +188,81 @@ mod tests {
         assert_eq!(listed, declared, "README.md metrics vs src/metrics.rs");
     }
 
-    #[test]
-    fn the_deploy_rules_and_dashboard_use_only_declared_metrics() {
-        let declared: BTreeSet<&str> = ALL.iter().map(|m| m.name).collect();
-        for file in [
-            "deploy/prometheus/alerts.yml",
-            "deploy/grafana/dashboards/formbridge.json",
-        ] {
-            let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
-                .unwrap_or_default();
+    /// The declared metric a name in a query stands for: itself, or a histogram's series
+    /// (`_bucket`, `_sum`, `_count`). Counters are declared with their `_total`, as
+    /// Prometheus exposes them.
+    fn declared_metric(name: &str) -> Option<&'static Metric> {
+        ALL.iter().find(|m| m.name == name).or_else(|| {
+            ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
+                let base = name.strip_suffix(suffix)?;
+                ALL.iter()
+                    .find(|m| m.name == base && m.kind == Kind::Histogram)
+            })
+        })
+    }
+
+    /// Every metric name in the files under `dir` whose name ends with `ext`, by file, that
+    /// `src/metrics.rs` does not declare.
+    fn undeclared_in(dir: &str, ext: &str, must_name_some: bool) -> Vec<String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.to_string_lossy().ends_with(ext))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no {dir}/*{ext}");
+        let mut undeclared = Vec::new();
+        for path in files {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let used = metric_names_in(&text);
-            assert!(!used.is_empty(), "{file} names no metric");
+            assert!(
+                !must_name_some || !used.is_empty(),
+                "{} names no metric",
+                path.display()
+            );
             for name in used {
-                let base = ["_bucket", "_sum", "_count"]
-                    .iter()
-                    .find_map(|suffix| name.strip_suffix(suffix))
-                    .filter(|base| declared.contains(base))
-                    .unwrap_or(&name);
-                assert!(
-                    declared.contains(base),
-                    "{file}: `{name}` is not declared here"
-                );
+                if declared_metric(&name).is_none() {
+                    let file = path.strip_prefix(root).unwrap_or(&path).display();
+                    undeclared.push(format!("{file}: {name}"));
+                }
             }
         }
+        undeclared
+    }
+
+    /// Every metric the alert rules (and their unit tests) and the Grafana dashboards query is
+    /// one formbridge exports: a misspelt name would make a rule that never fires, a rule test
+    /// that passes on series nothing exports, or an empty panel.
+    #[test]
+    fn the_deploy_rules_and_dashboards_use_only_declared_metrics() {
+        let mut undeclared = undeclared_in("deploy/prometheus", ".yml", false);
+        undeclared.extend(undeclared_in("deploy/grafana/dashboards", ".json", true));
+        assert!(
+            undeclared.is_empty(),
+            "metrics not declared in src/metrics.rs: {undeclared:#?}"
+        );
+        for must in ["alerts.yml", "alerts.test.yml"] {
+            let text = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("deploy/prometheus")
+                    .join(must),
+            )
+            .unwrap_or_default();
+            assert!(!metric_names_in(&text).is_empty(), "{must} names no metric");
+        }
+    }
+
+    #[test]
+    fn a_histogram_series_stands_for_its_histogram_only() {
+        assert!(declared_metric("formbridge_ghl_request_seconds_bucket").is_some());
+        assert!(declared_metric("formbridge_webhook_ingest_seconds_count").is_some());
+        assert!(declared_metric("formbridge_dead_letters_total").is_some());
+        assert!(declared_metric("formbridge_dead_letters_total_count").is_none());
+        assert!(declared_metric("formbridge_dead_letters").is_none());
+        assert!(declared_metric("formbridge_queue_oldest_pending_second").is_none());
     }
 
     #[test]

@@ -141,7 +141,7 @@ fn describe(alert: Alert) -> (Topic, String) {
         Alert::QueueBehind { oldest, threshold } => (
             Topic::QueueBehind,
             format!(
-                "the oldest event waiting for GHL is {} old (alerts.max_queue_age = {}): dispatch is behind or stopped",
+                "an event due for dispatch has waited {} (alerts.max_queue_age = {}): dispatch is behind or stopped (follow-ups waiting for their lead and retries in backoff are not counted)",
                 humantime::format_duration(round(oldest)),
                 humantime::format_duration(threshold)
             ),

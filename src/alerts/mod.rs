@@ -44,7 +44,7 @@ pub enum Alert {
     LocationBlocked { location: String, reason: String },
     /// A location's rate budget is spent for `pause` (daily quota, a long 429).
     LocationPaused { location: String, pause: Duration },
-    /// The oldest unfinished event is older than the threshold.
+    /// An event due for dispatch has waited longer than the threshold.
     QueueBehind {
         oldest: Duration,
         threshold: Duration,
@@ -166,8 +166,8 @@ impl Notifier {
     }
 }
 
-/// Every `alerts.check_interval` until `stop`, asks `oldest` for the age of the oldest
-/// unfinished event and raises [`Alert::QueueBehind`] while it exceeds `alerts.max_queue_age`.
+/// Every `alerts.check_interval` until `stop`, asks `oldest` how long the longest-waiting due
+/// event has been due and raises [`Alert::QueueBehind`] while it exceeds `alerts.max_queue_age`.
 pub async fn watch_queue_age<F, Fut>(
     sink: AlertSink,
     settings: &AlertSettings,

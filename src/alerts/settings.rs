@@ -30,7 +30,8 @@ pub struct AlertSettings {
     /// counted into the next one.
     #[serde(with = "humantime_serde")]
     pub min_interval: Duration,
-    /// Alert when the oldest event not yet done or dead is older than this.
+    /// Alert when an event due for dispatch has waited longer than this (not a follow-up
+    /// waiting for its lead, not a retry in backoff).
     #[serde(with = "humantime_serde")]
     pub max_queue_age: Duration,
     /// How often the queue's oldest event is checked.

@@ -175,6 +175,9 @@ impl Planner {
                 submission: submission_json,
                 references: plan.references,
                 location_id: source.location_id.clone().map(LocationId::new),
+                reason: plan
+                    .nothing_to_do
+                    .unwrap_or_else(|| "the mapping plans nothing in GHL".to_owned()),
             };
         }
         let Some(location_id) = source.location_id.clone() else {
@@ -262,6 +265,7 @@ mod tests {
                 submission: serde_json::json!({}),
                 references: Vec::new(),
                 location_id: None,
+                reason: "test".to_owned(),
             }
         });
         let preparer = Preparer::with_work(Duration::from_millis(200), work);

@@ -32,19 +32,25 @@ pub async fn readyz(State(state): State<Arc<OpsState>>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format; refreshes the queue gauges (`formbridge_events{status}`,
-/// `formbridge_queue_oldest_pending_seconds`) first.
+/// `formbridge_queue_*`) first.
 pub async fn metrics(State(state): State<Arc<OpsState>>) -> Response {
     match state.store.queue_stats().await {
         Ok(stats) => {
-            for (status, n) in stats.by_status {
-                metrics::gauge!(crate::metrics::EVENTS, "status" => status.as_str()).set(n as f64);
+            let now = time::OffsetDateTime::now_utc();
+            let age = |t: Option<time::OffsetDateTime>| {
+                t.map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0))
+            };
+            for (status, n) in &stats.by_status {
+                metrics::gauge!(crate::metrics::EVENTS, "status" => status.as_str()).set(*n as f64);
             }
-            let oldest = stats.oldest_unfinished.map_or(0.0, |t| {
-                (time::OffsetDateTime::now_utc() - t)
-                    .as_seconds_f64()
-                    .max(0.0)
-            });
-            metrics::gauge!(crate::metrics::QUEUE_OLDEST_PENDING_SECONDS).set(oldest);
+            metrics::gauge!(crate::metrics::QUEUE_OLDEST_PENDING_SECONDS)
+                .set(age(stats.oldest_due));
+            metrics::gauge!(crate::metrics::QUEUE_WAITING_FOR_LEAD)
+                .set(stats.waiting_for_lead as f64);
+            metrics::gauge!(crate::metrics::QUEUE_WAITING_FOR_LEAD_OLDEST_SECONDS)
+                .set(age(stats.oldest_waiting_for_lead));
+            metrics::gauge!(crate::metrics::QUEUE_RETRYING_BACKOFF)
+                .set(stats.retrying_backoff as f64);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read queue figures for metrics"),
     }

@@ -40,15 +40,19 @@ pub fn build_plan(
     submission: &Submission,
 ) -> Result<Plan, MappingError> {
     let mut if_present = false;
+    let event = submission.extras.event.as_deref().unwrap_or_default();
     if let Some(events) = &mapping.contact_events {
-        let event = submission.extras.event.as_deref().unwrap_or_default();
         if_present = mapping.contact_if_present.iter().any(|e| e == event);
         if !if_present && !events.iter().any(|e| e == event) {
-            return Ok(Plan::default());
+            return Ok(nothing_to_do(format!(
+                "event `{event}` makes or updates no contact (mapping.contact_events)"
+            )));
         }
     }
     if submission.is_test && mapping.skip_test_submissions {
-        return Ok(Plan::default());
+        return Ok(nothing_to_do(
+            "a test submission, skipped (mapping.skip_test_submissions)".to_owned(),
+        ));
     }
     let vars = Vars {
         submission,
@@ -92,9 +96,20 @@ pub fn build_plan(
     if steps.is_empty() {
         // Nothing to do in GHL, but its references are kept: a later follow-up of the same
         // chat or deal then knows its lead came and made no contact (rather than waiting).
+        // A lead plans no step only without email or phone: an event that updates a contact
+        // only when it carries one, or a mapping that skips such submissions.
+        let why = if if_present {
+            format!("event `{event}` carries no email or phone: no contact to update")
+        } else {
+            format!(
+                "no usable email or phone{}: skipped (mapping.on_missing_contact = \"skip\"{}; \"error\" dead-letters such submissions instead)",
+                problems_hint(submission),
+                if mapping.kind.is_chat() { ", the default for chat tools" } else { "" }
+            )
+        };
         return Ok(Plan {
             references,
-            ..Plan::default()
+            ..nothing_to_do(why)
         });
     }
     Ok(Plan {
@@ -230,6 +245,14 @@ fn note(mapping: &CompiledMapping, vars: &Vars<'_>) -> Option<String> {
 fn note_step(body: Option<String>) -> Option<Step> {
     body.filter(|b| !b.trim().is_empty())
         .map(|body| Step::CreateNote { body })
+}
+
+/// An empty plan, and why.
+fn nothing_to_do(why: String) -> Plan {
+    Plan {
+        nothing_to_do: Some(why),
+        ..Plan::default()
+    }
 }
 
 fn problems_hint(sub: &Submission) -> String {

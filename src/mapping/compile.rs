@@ -137,7 +137,9 @@ impl CompiledMapping {
             },
             tool_tasks: !config.skip_tool_tasks,
             skip_test_submissions: config.skip_test_submissions,
-            on_missing_contact: config.on_missing_contact,
+            on_missing_contact: config
+                .on_missing_contact
+                .unwrap_or_else(|| MissingContact::default_for(kind)),
             values,
             custom_fields: custom_fields(config)?,
             tags: tags(config, source)?,

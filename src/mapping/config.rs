@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::condition::Condition;
+use crate::sources::SourceKind;
 use crate::submission::ContactField;
 
 /// How one source's submissions become GHL records. Empty means the default mapping.
@@ -47,13 +48,15 @@ pub struct MappingConfig {
     /// Default `false`.
     #[serde(default)]
     pub skip_tool_tasks: bool,
-    /// What to do when a submission has no usable email or phone (GHL's upsert needs one): `error` (default; the event
-    /// is dead-lettered with a reason and can be replayed after a mapping fix), `skip` (the
-    /// event is marked done with an empty plan) or `create_by_name` (a contact is created from
-    /// the first/last name, once per submission). A submission with a reference is instead a
-    /// follow-up of its lead — with `skip`, only when a `follow_ups` rule matches it.
-    #[serde(default)]
-    pub on_missing_contact: MissingContact,
+    /// What to do when a submission has no usable email or phone (GHL's upsert needs one):
+    /// `error` (the event is dead-lettered with a reason and can be replayed after a mapping
+    /// fix), `skip` (the event is done with nothing to do, the reason recorded) or
+    /// `create_by_name` (a contact is created from the first/last name, once per submission).
+    /// Default: `skip` for chat tools (JivoChat: an anonymous visitor's chat), `error` for
+    /// forms. A submission with a reference is instead a follow-up of its lead — with `skip`,
+    /// only when a `follow_ups` rule matches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_missing_contact: Option<MissingContact>,
     /// Skip test submissions (Jotform `preview=true`) with an empty plan. Default `false`.
     #[serde(default)]
     pub skip_test_submissions: bool,
@@ -143,17 +146,29 @@ pub enum LeadTasks {
 }
 
 /// What to do with a submission that has no email and no phone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MissingContact {
-    /// Fail with a mapping error: the event is dead-lettered and can be replayed.
-    #[default]
+    /// Fail with a mapping error: the event is dead-lettered and can be replayed. The default
+    /// for forms.
     Error,
-    /// Plan nothing; the event is done.
+    /// Plan nothing; the event is done, with the reason. The default for chat tools.
     Skip,
     /// With a first or last name, create the contact from the name (`POST /contacts/`, once
     /// per submission); without any name, fail as `error` does.
     CreateByName,
+}
+
+impl MissingContact {
+    /// The default for a tool: `skip` for a chat, whose visitors often leave no details,
+    /// `error` for a form, which should have asked for them.
+    pub fn default_for(kind: SourceKind) -> Self {
+        if kind.is_chat() {
+            Self::Skip
+        } else {
+            Self::Error
+        }
+    }
 }
 
 /// `mapping.fields`: the answer (key, label or dot path) each contact field comes from; it wins

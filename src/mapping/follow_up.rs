@@ -465,15 +465,25 @@ mod tests {
     }
 
     #[test]
-    fn an_anonymous_finished_chat_follows_its_lead() {
-        let p = plan(
-            "jivochat",
-            "{}",
-            r#"{"event_name":"chat_finished","chat_id":7636,"client_id":1217,
-                "chat":{"messages":[{"message":"Hi","type":"visitor","timestamp":1700000000}]}}"#,
-        )
-        .unwrap();
+    fn an_anonymous_finished_chat_is_skipped_by_default_and_follows_its_lead_with_error() {
+        let chat = r#"{"event_name":"chat_finished","chat_id":7636,"client_id":1217,
+                "chat":{"messages":[{"message":"Hi","type":"visitor","timestamp":1700000000}]}}"#;
+        // A chat tool skips a visitor who left no details (no dead letter), saying why, and
+        // keeps the references.
+        let p = plan("jivochat", "{}", chat).unwrap();
+        assert!(p.steps.is_empty(), "{p:?}");
+        let why = p.nothing_to_do.clone().unwrap_or_default();
+        assert!(why.contains("no usable email or phone"), "{why}");
+        assert!(why.contains("the default for chat tools"), "{why}");
+        assert_eq!(
+            p.references,
+            ["jivochat/chat_id:7636", "jivochat/client_id:1217"]
+        );
+        // With "error", it follows its lead.
+        let error = r#"{"on_missing_contact":"error"}"#;
+        let p = plan("jivochat", error, chat).unwrap();
         assert_eq!(kinds(&p), ["lead_contact", "add_tags", "create_note"]);
+        assert_eq!(p.nothing_to_do, None);
         assert_eq!(
             p.steps[0],
             Step::LeadContact {
@@ -488,10 +498,13 @@ mod tests {
         // Without a reference it is a missing contact, as before.
         let e = plan(
             "jivochat",
-            "{}",
+            error,
             r#"{"event_name":"chat_finished","chat":{"messages":[{"message":"Hi","type":"visitor"}]}}"#,
         )
         .unwrap_err();
+        assert!(matches!(e, MappingError::NoContact { .. }), "{e}");
+        // A form without email or phone is still a dead letter by default.
+        let e = plan("powr", "{}", r#"{"submission_id":"s1","Your Name":"Ann"}"#).unwrap_err();
         assert!(matches!(e, MappingError::NoContact { .. }), "{e}");
     }
 

@@ -27,6 +27,11 @@ pub struct Plan {
     /// updated in place rather than created again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_of: Option<i64>,
+    /// Why the plan has no steps (an event that makes no contact, a test submission, a chat
+    /// without email or phone skipped by `mapping.on_missing_contact = "skip"`): recorded with
+    /// the event, which is done. `None` for a plan with steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nothing_to_do: Option<String>,
 }
 
 /// One GHL action.

@@ -114,6 +114,11 @@ impl Tool for Jivochat {
         })
     }
 
+    /// An anonymous visitor's chat is the common case, not a fault: skipped by default.
+    fn is_chat(&self) -> bool {
+        true
+    }
+
     fn has_agent_view(&self) -> bool {
         true
     }

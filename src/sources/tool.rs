@@ -169,6 +169,13 @@ pub trait Tool: Send + Sync {
         None
     }
 
+    /// Whether the tool is a chat, whose visitors often leave no email or phone: such a delivery
+    /// is then skipped by default (done with nothing to do) instead of dead-lettered as a
+    /// form's is (`mapping.on_missing_contact`). Default: no.
+    fn is_chat(&self) -> bool {
+        false
+    }
+
     /// Whether the generic adapter's keys `mapping.submission_id` and `mapping.strip_html`
     /// apply (the tool does not find its id and clean its text itself).
     fn generic_keys(&self) -> bool {

@@ -49,6 +49,10 @@ pub(super) struct Statements {
     pub load_tokens: &'static str,
     /// Replaces a location's OAuth tokens: `(location_id, access, refresh, expires_at, now)`.
     pub save_tokens: &'static str,
+    /// The queue's ages and counts at `(now)` (see [`QueueStats`]): the oldest open event's
+    /// receive time, the oldest due time, how many wait for their lead and the oldest of
+    /// their receive times, how many wait for a later attempt.
+    pub queue_figures: &'static str,
 }
 
 /// [`Statements`] with placeholders spelled `$p1` … `$p7` (positions 1 to 7).
@@ -100,10 +104,40 @@ macro_rules! statements {
                      refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
                      updated_at = excluded.updated_at"
             ),
+            // Per open event: `due_since` (see `QueueStats::oldest_due`; an open earlier event
+            // of the same contact holds a due one back and is counted in its stead), and
+            // `waiting`, whether its last attempt waited for its lead (only an event with an
+            // error recorded looks at its attempts).
+            queue_figures: concat!(
+                "SELECT MIN(received_at), MIN(due_since),
+                     COUNT(CASE WHEN waiting = 1 THEN 1 END),
+                     MIN(CASE WHEN waiting = 1 THEN received_at END),
+                     COUNT(CASE WHEN status <> 'processing' AND next_attempt_at > ", $p1,
+                " AND waiting = 0 THEN 1 END)
+                 FROM (SELECT e.status, e.received_at, e.next_attempt_at,
+                           CASE WHEN e.status = 'processing' THEN
+                                    CASE WHEN e.lease_until < ", $p1, " THEN e.lease_until END
+                                WHEN e.next_attempt_at <= ", $p1, " AND NOT EXISTS (
+                                    SELECT 1 FROM events p
+                                    WHERE p.contact_key = e.contact_key AND p.id < e.id
+                                      AND p.status IN ('pending', 'processing', 'retrying'))
+                                THEN e.next_attempt_at
+                           END AS due_since,
+                           CASE WHEN e.status <> 'processing' AND e.last_error IS NOT NULL
+                                     AND (SELECT a.outcome FROM event_attempts a
+                                          WHERE a.event_id = e.id
+                                          ORDER BY a.attempt DESC LIMIT 1) = 'waiting_for_lead'
+                                THEN 1 ELSE 0 END AS waiting
+                       FROM events e
+                       WHERE e.status IN ('pending', 'processing', 'retrying')) open_events"
+            ),
         }
     };
 }
 pub(super) use statements;
+
+/// The columns of `Statements::queue_figures`, in order.
+type QueueFigures = (Option<i64>, Option<i64>, i64, Option<i64>, i64);
 
 /// A delivery's event row as `Backend::insert_row` writes it: under `key`, as revision
 /// `(of, n)` when given, with the delivery's headers as JSON text.
@@ -261,18 +295,23 @@ where
         Ok(counts_by_status(rows))
     }
 
-    /// Status counts and the age of the oldest unfinished event.
+    /// Status counts, and the queue's ages and counts now (see [`QueueStats`]).
     async fn queue_stats(pool: &Pool<Self>) -> Result<QueueStats, StoreError> {
         let by_status = Self::status_counts(pool).await?;
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(received_at) FROM events WHERE status IN ('pending', 'processing', 'retrying')",
-        )
-        .fetch_one(pool)
-        .await
-        .map_err(StoreError::query("queue_stats"))?;
+        let (oldest, due, waiting, oldest_waiting, later): QueueFigures =
+            sqlx::query_as(Self::SQL.queue_figures)
+                .bind(to_millis(OffsetDateTime::now_utc()))
+                .fetch_one(pool)
+                .await
+                .map_err(StoreError::query("queue_stats"))?;
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
         Ok(QueueStats {
             by_status,
             oldest_unfinished: oldest.map(from_millis),
+            oldest_due: due.map(from_millis),
+            waiting_for_lead: count(waiting),
+            oldest_waiting_for_lead: oldest_waiting.map(from_millis),
+            retrying_backoff: count(later),
         })
     }
 

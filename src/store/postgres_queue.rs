@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 use super::backend::Backend;
 use super::rows::{corrupt, push_filter, steps_by_event};
-use super::types::{stored_reference, to_millis};
+use super::types::{stored_reference, to_millis, NOTHING_TO_DO};
 use super::{
     Claim, ClaimedEvent, ContactKey, EventFilter, EventId, LeaseToken, LocationId, Preparation,
     StepRecord, StoreError,
@@ -113,6 +113,7 @@ pub(super) async fn save_preparations(
             Preparation::NothingToDo {
                 references,
                 location_id,
+                reason,
                 ..
             } => {
                 if let Some(location_id) = location_id {
@@ -128,6 +129,7 @@ pub(super) async fn save_preparations(
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query("save_preparation"))?;
+                Postgres::insert_attempt(&mut tx, *id, now, NOTHING_TO_DO, Some(reason)).await?;
             }
             Preparation::Failed { error, .. } => {
                 sqlx::query(

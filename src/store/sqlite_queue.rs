@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::backend::Backend;
 use super::rows::{corrupt, push_filter, step_from_row};
-use super::types::{stored_reference, to_millis};
+use super::types::{stored_reference, to_millis, NOTHING_TO_DO};
 use super::{
     Claim, ClaimedEvent, EventFilter, EventId, LeaseToken, LocationId, Preparation, StepRecord,
     StoreError,
@@ -90,10 +90,14 @@ pub(super) async fn save_preparations(
             }
             Preparation::NothingToDo {
                 references,
-                location_id: Some(location_id),
+                location_id,
+                reason,
                 ..
             } if saved => {
-                insert_references(&mut tx, *id, location_id.as_str(), references).await?;
+                if let Some(location_id) = location_id {
+                    insert_references(&mut tx, *id, location_id.as_str(), references).await?;
+                }
+                Sqlite::insert_attempt(&mut tx, *id, now, NOTHING_TO_DO, Some(reason)).await?;
             }
             _ => {}
         }

@@ -312,6 +312,10 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
+/// The attempt outcome recorded for an event done with nothing to do in GHL (its error column
+/// holds why: [`Preparation::NothingToDo`]'s reason).
+pub const NOTHING_TO_DO: &str = "nothing_to_do";
+
 /// What the preparer made of a pending event: its normalized submission and plan.
 #[derive(Debug, Clone)]
 pub enum Preparation {
@@ -324,11 +328,13 @@ pub enum Preparation {
     },
     /// Nothing to do in GHL (e.g. a chat event that creates no contact). Its references are
     /// kept (for the location, when the source has one), so a later follow-up sees this lead
-    /// came and made no contact.
+    /// came and made no contact. The event is done, with `reason` recorded as its one attempt
+    /// (outcome `nothing_to_do`) for people to see why.
     NothingToDo {
         submission: serde_json::Value,
         references: Vec<String>,
         location_id: Option<LocationId>,
+        reason: String,
     },
     /// Cannot be normalized or mapped: dead-lettered with this reason.
     Failed {
@@ -391,6 +397,23 @@ pub struct QueueStats {
     /// Receive time of the oldest event not yet done or dead.
     #[serde(with = "time::serde::rfc3339::option")]
     pub oldest_unfinished: Option<OffsetDateTime>,
+    /// Since when the event that has waited longest for the dispatcher has been due: a pending
+    /// or retrying event since its `next_attempt_at`, a claimed one whose lease ran out since
+    /// the lease's end. Not counted: events not due yet (a retry's backoff, a follow-up's next
+    /// look for its lead), events queued behind an open earlier event of their contact (that
+    /// one stands for them), and claimed events under a live lease (being dispatched).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub oldest_due: Option<OffsetDateTime>,
+    /// Open follow-ups and edits whose last attempt found that the delivery they refer to (their
+    /// lead, an earlier revision) has not reached GHL yet; they are looked at again until
+    /// `dispatch.follow_up_wait`.
+    pub waiting_for_lead: u64,
+    /// Receive time of the oldest of them.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub oldest_waiting_for_lead: Option<OffsetDateTime>,
+    /// Pending or retrying events not due yet, other than those waiting for their lead: a
+    /// retry's backoff, a rate-budget pause.
+    pub retrying_backoff: u64,
 }
 
 /// One location's OAuth token pair as the store keeps it. `Debug` shows no secret.

@@ -181,7 +181,14 @@ async fn a_follow_up_before_its_lead_waits_for_it_and_one_without_a_lead_is_dead
 #[tokio::test]
 async fn a_follow_up_whose_leads_made_no_contact_is_dead_lettered_at_once() {
     let ghl = sandbox_with(100, Duration::from_secs(10)).await;
-    let app = driven_app_for(&ghl, "", &[]).await;
+    // JivoChat skips an anonymous chat by default (jivochat_events.rs); a mapping that says
+    // "error" makes every delivery without email or phone a follow-up of its chat.
+    let app = driven_app_for(
+        &ghl,
+        "[sources.jivochat.mapping]\non_missing_contact = \"error\"\n",
+        &[],
+    )
+    .await;
     // An anonymous chat: accepted (plans nothing: no email or phone), then finished, still
     // anonymous. The finished chat follows its chat's earlier events, which made no contact:
     // waiting a day for them cannot help.

@@ -1131,3 +1131,106 @@ async fn replicas_prepare_disjoint_batches_and_claims_wait_for_the_oldest_unprep
     assert!(one.replay(ids[0], false).await.unwrap());
     assert_eq!(ids_of(two.unprepared(10).await.unwrap()), [ids[0]]);
 }
+
+/// `t` is within two seconds of `expected` (PostgreSQL's leases run on its own clock).
+fn near(t: Option<OffsetDateTime>, expected: OffsetDateTime) -> bool {
+    t.is_some_and(|t| (t - expected).abs() < time::Duration::seconds(2))
+}
+
+contract_test!(the_queue_age_counts_only_events_due_for_dispatch);
+/// `formbridge_queue_oldest_pending_seconds` and the queue-age alert read `oldest_due`: a
+/// follow-up waiting for its lead, a retry in backoff and an event queued behind its
+/// contact's waiting follow-up are not due; a pending event is, from its arrival, and a claimed
+/// one whose lease ran out, from the lease's end. Those not due have counts of their own.
+async fn the_queue_age_counts_only_events_due_for_dispatch(store: &dyn Store) {
+    use formbridge::dispatch::execute::WAITING_FOR_LEAD;
+    let empty = store.queue_stats().await.unwrap();
+    assert_eq!(empty.oldest_due, None);
+    assert_eq!((empty.waiting_for_lead, empty.retrying_backoff), (0, 0));
+
+    // A DripJobs follow-up waiting for its lead (looked at again in 5 min), and an event
+    // waiting out a retry's backoff after a GHL 503.
+    let follow_up = add(store, "follow-up", "loc/ref:deal-1").await;
+    let retry = add(store, "retry", "loc/email:r@x.co").await;
+    let claimed = claimed_ids(store).await;
+    assert_eq!(claimed, vec![follow_up, retry]);
+    let later = |minutes: i64, outcome: &'static str, counts_attempt: bool| Finish::Retry {
+        at: OffsetDateTime::now_utc() + time::Duration::minutes(minutes),
+        error: format!("{outcome}: not yet"),
+        counts_attempt,
+        outcome,
+    };
+    assert!(store
+        .finish(follow_up, &"w".into(), &later(5, WAITING_FOR_LEAD, false))
+        .await
+        .unwrap());
+    assert!(store
+        .finish(retry, &"w".into(), &later(10, "retry", true))
+        .await
+        .unwrap());
+    // The deal's next delivery, due since it came, waits behind the follow-up.
+    let behind = add(store, "behind", "loc/ref:deal-1").await;
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!(stats.oldest_due, None, "nothing is due: {stats:?}");
+    assert_eq!(stats.waiting_for_lead, 1, "{stats:?}");
+    let received = |id| async move {
+        store
+            .get_event(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .summary
+            .received_at
+    };
+    assert!(
+        near(stats.oldest_waiting_for_lead, received(follow_up).await),
+        "{stats:?}"
+    );
+    assert_eq!(stats.retrying_backoff, 1, "{stats:?}");
+    assert!(near(stats.oldest_unfinished, received(follow_up).await));
+    assert!(claimed_ids(store).await.is_empty(), "and none is claimable");
+
+    // A delivery due since it arrived is counted from then.
+    let due = add(store, "due", "loc/email:d@x.co").await;
+    let stats = store.queue_stats().await.unwrap();
+    assert!(near(stats.oldest_due, received(due).await), "{stats:?}");
+    assert_eq!((stats.waiting_for_lead, stats.retrying_backoff), (1, 1));
+
+    // Claimed, it is being dispatched: no longer waiting. Its lease running out, it waits again
+    // for a dispatcher to take it over, counted from the lease's end.
+    let lease = store
+        .claim(&claim("w", Duration::from_millis(200)))
+        .await
+        .unwrap();
+    assert_eq!(lease.iter().map(|c| c.id).collect::<Vec<_>>(), vec![due]);
+    assert_eq!(store.queue_stats().await.unwrap().oldest_due, None);
+    let lease_end = OffsetDateTime::now_utc() + Duration::from_millis(200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stats = store.queue_stats().await.unwrap();
+    assert!(near(stats.oldest_due, lease_end), "{stats:?}");
+
+    // Taken over and done: nothing is due again; the deal's delivery still waits behind the
+    // follow-up, which still waits for its lead.
+    let taken = store
+        .claim(&claim("w2", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(taken.iter().map(|c| c.id).collect::<Vec<_>>(), vec![due]);
+    assert!(store
+        .finish(due, &"w2".into(), &Finish::Done)
+        .await
+        .unwrap());
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!(stats.oldest_due, None, "{stats:?}");
+    assert_eq!((stats.waiting_for_lead, stats.retrying_backoff), (1, 1));
+    assert_eq!(
+        store
+            .get_event(behind)
+            .await
+            .unwrap()
+            .unwrap()
+            .summary
+            .status,
+        formbridge::store::EventStatus::Pending
+    );
+}
