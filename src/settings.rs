@@ -150,7 +150,20 @@ pub struct StoreSettings {
     /// them forever. Dead letters are kept whatever their age.
     #[serde(with = "humantime_serde", default = "default_retention")]
     pub retention: Duration,
+    /// Key that seals the GHL OAuth tokens kept in the store (ChaCha20-Poly1305): 32 random
+    /// bytes as 64 hex characters (`openssl rand -hex 32`). Unset: tokens are kept in clear,
+    /// which production refuses when OAuth is configured.
+    #[serde(default, serialize_with = "crate::masked::secret_opt")]
+    pub token_key: Option<SecretString>,
+    /// Earlier token keys, comma-separated, still accepted for reading: rotate by moving the
+    /// old key here and a new one into `token_key`; each location's tokens are sealed anew
+    /// with it at their next refresh.
+    #[serde(default, serialize_with = "crate::masked::secret_opt")]
+    pub old_token_keys: Option<SecretString>,
 }
+
+/// A token key: 32 bytes.
+pub type TokenKey = [u8; 32];
 
 impl StoreSettings {
     /// The store at `url` with the documented defaults of every other key (tests and tools).
@@ -162,7 +175,44 @@ impl StoreSettings {
             pool_size: default_pool_size(),
             statement_timeout: default_statement_timeout(),
             retention: default_retention(),
+            token_key: None,
+            old_token_keys: None,
         }
+    }
+
+    /// The token keys: `token_key` (sealing and reading) and `old_token_keys` (reading), or
+    /// the error naming the key that is not 64 hex characters.
+    pub fn token_keys(&self) -> Result<(Option<TokenKey>, Vec<TokenKey>), SettingsError> {
+        fn parse(key: &str, text: &str) -> Result<TokenKey, SettingsError> {
+            let bytes = hex::decode(text.trim()).ok();
+            bytes
+                .and_then(|b| TokenKey::try_from(b.as_slice()).ok())
+                .ok_or_else(|| {
+                    SettingsError::invalid(
+                        key,
+                        "must be 32 bytes as 64 hex characters: make one with \
+                         `openssl rand -hex 32`",
+                    )
+                })
+        }
+        let current = self
+            .token_key
+            .as_ref()
+            .map(|k| parse("store.token_key", k.expose_secret()))
+            .transpose()?;
+        let old = self
+            .old_token_keys
+            .as_ref()
+            .map(|keys| {
+                keys.expose_secret()
+                    .split(',')
+                    .filter(|k| !k.trim().is_empty())
+                    .map(|k| parse("store.old_token_keys", k))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok((current, old))
     }
 }
 
@@ -510,6 +560,7 @@ impl Settings {
         }
         self.validate_server_limits()?;
         self.validate_required_values()?;
+        self.store.token_keys()?;
         for (key, value) in [
             ("server.max_form_fields", self.server.max_form_fields),
             ("server.max_json_values", self.server.max_json_values),
@@ -806,6 +857,18 @@ impl Settings {
                 .webhook_url
                 .as_ref()
                 .map(|s| ("alerts.webhook_url".to_owned(), s)),
+        );
+        out.extend(
+            self.store
+                .token_key
+                .as_ref()
+                .map(|s| ("store.token_key".to_owned(), s)),
+        );
+        out.extend(
+            self.store
+                .old_token_keys
+                .as_ref()
+                .map(|s| ("store.old_token_keys".to_owned(), s)),
         );
         out
     }

@@ -72,7 +72,23 @@ pub fn refuse_unsafe_production(settings: &Settings) -> Result<(), SettingsError
     }
     refuse_placeholder_values(settings)?;
     refuse_short_tokens(settings)?;
+    refuse_clear_oauth_tokens(settings)?;
     refuse_public_ops(settings)
+}
+
+/// OAuth tokens give lasting access to a location: production keeps them sealed.
+fn refuse_clear_oauth_tokens(settings: &Settings) -> Result<(), SettingsError> {
+    if settings.ghl.oauth.is_some() && settings.store.token_key.is_none() {
+        return Err(SettingsError::invalid(
+            "store.token_key",
+            format!(
+                "is not set, so the GHL OAuth tokens would be stored in clear; with \
+                 {ENV_SELECTOR}={PRODUCTION} and [ghl.oauth] set FORMBRIDGE__STORE__TOKEN_KEY \
+                 (`openssl rand -hex 32`)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Placeholders in the values that are not secrets but came from `.env.example` too: the GHL

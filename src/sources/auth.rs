@@ -87,7 +87,7 @@ impl Authenticator {
                             .unwrap_or_default(),
                     )
                 })?;
-                if constant_time_eq(presented.as_bytes(), secret.expose_secret().as_bytes()) {
+                if tokens_match(presented.as_bytes(), secret.expose_secret().as_bytes()) {
                     Ok(())
                 } else {
                     Err(AuthError::WrongToken)
@@ -130,8 +130,17 @@ fn new_mac(key: &[u8]) -> HmacSha256 {
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
 }
 
+/// Signatures: equal length is public (a SHA-256 MAC is 32 bytes), the bytes are compared in
+/// constant time.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// A presented token against the secret: their SHA-256 digests compared in constant time, so
+/// neither the time taken nor an early return on a length mismatch tells the secret's length.
+fn tokens_match(presented: &[u8], secret: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    bool::from(Sha256::digest(presented).ct_eq(&Sha256::digest(secret)))
 }
 
 /// Decodes a Standard Webhooks secret (`whsec_` + base64).
@@ -168,7 +177,8 @@ fn verify_standard_webhooks(
         .trim()
         .parse()
         .map_err(|_| AuthError::MalformedTimestamp)?;
-    let skew = now.unix_timestamp() - ts;
+    // Saturating: a timestamp near i64::MIN or MAX is far out of tolerance, not an overflow.
+    let skew = now.unix_timestamp().saturating_sub(ts);
     if skew.unsigned_abs() > tolerance_secs {
         return Err(AuthError::TimestampOutOfTolerance(skew, tolerance_secs));
     }
@@ -347,6 +357,18 @@ mod tests {
             auth.verify(&stale, None, body, now),
             Err(AuthError::TimestampOutOfTolerance(..))
         ));
+        // The far ends of i64 are refused as out of tolerance, not an overflow.
+        for extreme in [i64::MIN, i64::MAX] {
+            let far = headers(&[
+                ("webhook-id", "msg_1"),
+                ("webhook-timestamp", &extreme.to_string()),
+                ("webhook-signature", &sig),
+            ]);
+            assert!(matches!(
+                auth.verify(&far, None, body, now),
+                Err(AuthError::TimestampOutOfTolerance(..))
+            ));
+        }
         assert_eq!(
             auth.verify(&HeaderMap::new(), None, body, now),
             Err(AuthError::MissingStandardHeader("webhook-id"))

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sqlx::postgres::{PgQueryResult, PgRow};
 use sqlx::sqlite::{SqliteQueryResult, SqliteRow};
 use sqlx::{
@@ -25,7 +25,7 @@ use super::types::{from_millis, revision_key, to_millis};
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventStatus, EventSummary,
     Finish, Ingested, LeaseToken, NewEvent, QueueStats, StepRecord, StoreError, StoredTokens,
-    ThreadEvent,
+    ThreadEvent, TokenSeal,
 };
 
 /// The statements the backends share but for the spelling of their placeholders (`?1`, `$1`).
@@ -475,9 +475,10 @@ where
         Ok(())
     }
 
-    /// The OAuth tokens stored for a location.
+    /// The OAuth tokens stored for a location, opened with `seal`.
     async fn load_tokens<'c>(
         db: impl Executor<'c, Database = Self>,
+        seal: &TokenSeal,
         location_id: &str,
     ) -> Result<Option<StoredTokens>, StoreError> {
         let row: Option<(String, String, i64)> = sqlx::query_as(Self::SQL.load_tokens)
@@ -485,23 +486,37 @@ where
             .fetch_optional(db)
             .await
             .map_err(StoreError::query("load_oauth_tokens"))?;
-        Ok(row.map(|(access, refresh, expires_at)| StoredTokens {
-            access_token: SecretString::from(access),
-            refresh_token: SecretString::from(refresh),
-            expires_at: from_millis(expires_at),
-        }))
+        row.map(|(access, refresh, expires_at)| {
+            Ok(StoredTokens {
+                access_token: seal.open(location_id, "access_token", &access)?,
+                refresh_token: seal.open(location_id, "refresh_token", &refresh)?,
+                expires_at: from_millis(expires_at),
+            })
+        })
+        .transpose()
     }
 
-    /// Replaces a location's OAuth tokens.
+    /// Replaces a location's OAuth tokens, sealed with `seal`.
     async fn save_tokens<'c>(
         db: impl Executor<'c, Database = Self>,
+        seal: &TokenSeal,
         location_id: &str,
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
+        let access = seal.seal(
+            location_id,
+            "access_token",
+            tokens.access_token.expose_secret(),
+        )?;
+        let refresh = seal.seal(
+            location_id,
+            "refresh_token",
+            tokens.refresh_token.expose_secret(),
+        )?;
         sqlx::query(Self::SQL.save_tokens)
             .bind(location_id)
-            .bind(tokens.access_token.expose_secret())
-            .bind(tokens.refresh_token.expose_secret())
+            .bind(access)
+            .bind(refresh)
             .bind(to_millis(tokens.expires_at))
             .bind(to_millis(OffsetDateTime::now_utc()))
             .execute(db)

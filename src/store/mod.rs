@@ -39,6 +39,7 @@ mod sqlite;
 mod sqlite_queue;
 mod sqlite_tokens;
 mod sqlite_writer;
+mod token_seal;
 mod tokens;
 mod types;
 
@@ -52,14 +53,30 @@ pub use budget::{SharedBudget, SlotGrant, SlotTicket};
 pub use postgres::PgStore;
 pub use postgres_budget::PgBudget;
 pub use sqlite::SqliteStore;
+pub use token_seal::TokenSeal;
 pub use tokens::OAuthTokensLock;
 pub use types::*;
 
 use crate::settings::StoreSettings;
 
+/// The seal of a store's OAuth tokens, from `store.token_key` and `store.old_token_keys`.
+fn token_seal(settings: &StoreSettings) -> Result<TokenSeal, StoreError> {
+    let (current, old) = settings
+        .token_keys()
+        .map_err(|e| StoreError::TokenKey(e.to_string()))?;
+    Ok(TokenSeal::new(current, &old))
+}
+
 /// A storage failure, with the operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("the GHL OAuth tokens of location {location_id} cannot be used: {message}")]
+    TokenSeal {
+        location_id: String,
+        message: String,
+    },
+    #[error("{0}")]
+    TokenKey(String),
     #[error("cannot open store `{}`: {source}", crate::masked::url_password(.url))]
     Open {
         /// The store URL, its password masked.

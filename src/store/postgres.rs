@@ -24,7 +24,7 @@ use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
     EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, OAuthTokensLock, PgBudget,
     Preparation, QueueStats, SharedBudget, StepRecord, Store, StoreError, StoredTokens,
-    ThreadEvent,
+    ThreadEvent, TokenSeal,
 };
 use crate::settings::StoreSettings;
 
@@ -112,11 +112,14 @@ pub struct PgStore {
     pool: PgPool,
     /// The GHL rate budget every replica on this database spends together.
     budget: Arc<PgBudget>,
+    /// Seals the OAuth tokens (`store.token_key`).
+    seal: Arc<TokenSeal>,
 }
 
 impl PgStore {
     /// Connects to the database at `settings.url` and applies the migrations it lacks.
     pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let seal = super::token_seal(settings)?;
         let masked = crate::masked::url_password(&settings.url);
         let timeout_ms = settings.statement_timeout.as_millis().to_string();
         let options = PgConnectOptions::from_str(&settings.url)
@@ -140,7 +143,11 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options);
         let budget = Arc::new(PgBudget::new(pool.clone()));
-        Ok(Self { pool, budget })
+        Ok(Self {
+            pool,
+            budget,
+            seal: Arc::new(seal),
+        })
     }
 
     /// The pool (for this module's siblings and tests).
@@ -239,7 +246,7 @@ impl Store for PgStore {
         &self,
         location_id: &LocationId,
     ) -> Result<Option<StoredTokens>, StoreError> {
-        postgres_tokens::load(&self.pool, location_id).await
+        postgres_tokens::load(&self.pool, &self.seal, location_id).await
     }
 
     async fn save_oauth_tokens(
@@ -247,7 +254,7 @@ impl Store for PgStore {
         location_id: &LocationId,
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
-        postgres_tokens::save(&self.pool, location_id, tokens).await
+        postgres_tokens::save(&self.pool, &self.seal, location_id, tokens).await
     }
 
     async fn lock_oauth_tokens(
@@ -255,7 +262,7 @@ impl Store for PgStore {
         location_id: &LocationId,
     ) -> Result<Box<dyn OAuthTokensLock + '_>, StoreError> {
         Ok(Box::new(
-            postgres_tokens::lock(&self.pool, location_id).await?,
+            postgres_tokens::lock(&self.pool, &self.seal, location_id).await?,
         ))
     }
 

@@ -2,16 +2,19 @@
 //! per location (it works before the location has a row, on the bootstrap refresh too), so one
 //! replica refreshes at a time and the others, once they get the lock, read the rotated pair.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::backend::Backend;
 use super::tokens::OAuthTokensLock;
-use super::{LocationId, StoreError, StoredTokens};
+use super::{LocationId, StoreError, StoredTokens, TokenSeal};
 
 /// The lock: an open transaction that holds the location's advisory lock until it ends.
 pub(super) struct PgTokensLock {
     tx: Transaction<'static, Postgres>,
+    seal: Arc<TokenSeal>,
     location_id: LocationId,
     tokens: Option<StoredTokens>,
 }
@@ -19,24 +22,27 @@ pub(super) struct PgTokensLock {
 /// The stored tokens of a location.
 pub(super) async fn load<'c>(
     db: impl sqlx::PgExecutor<'c>,
+    seal: &TokenSeal,
     location_id: &LocationId,
 ) -> Result<Option<StoredTokens>, StoreError> {
-    Postgres::load_tokens(db, location_id.as_str()).await
+    Postgres::load_tokens(db, seal, location_id.as_str()).await
 }
 
 /// Replaces the stored tokens of a location.
 pub(super) async fn save<'c>(
     db: impl sqlx::PgExecutor<'c>,
+    seal: &TokenSeal,
     location_id: &LocationId,
     tokens: &StoredTokens,
 ) -> Result<(), StoreError> {
-    Postgres::save_tokens(db, location_id.as_str(), tokens).await
+    Postgres::save_tokens(db, seal, location_id.as_str(), tokens).await
 }
 
 /// Takes the location's token lock (waiting while another replica refreshes) and reads its
 /// tokens under it.
 pub(super) async fn lock(
     pool: &PgPool,
+    seal: &Arc<TokenSeal>,
     location_id: &LocationId,
 ) -> Result<PgTokensLock, StoreError> {
     let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
@@ -45,9 +51,10 @@ pub(super) async fn lock(
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("lock_oauth_tokens"))?;
-    let tokens = load(&mut *tx, location_id).await?;
+    let tokens = load(&mut *tx, seal, location_id).await?;
     Ok(PgTokensLock {
         tx,
+        seal: Arc::clone(seal),
         location_id: location_id.clone(),
         tokens,
     })
@@ -60,7 +67,7 @@ impl OAuthTokensLock for PgTokensLock {
     }
 
     async fn save(mut self: Box<Self>, tokens: &StoredTokens) -> Result<(), StoreError> {
-        save(&mut *self.tx, &self.location_id, tokens).await?;
+        save(&mut *self.tx, &self.seal, &self.location_id, tokens).await?;
         self.tx.commit().await.map_err(StoreError::query("commit"))
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::backend::{statements, Backend, NewRow, Statements};
@@ -19,7 +20,7 @@ use super::types::to_millis;
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
     EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, Preparation, QueueStats,
-    StepRecord, StepStatus, Store, StoreError, StoredTokens, ThreadEvent,
+    StepRecord, StepStatus, Store, StoreError, StoredTokens, ThreadEvent, TokenSeal,
 };
 use crate::settings::StoreSettings;
 use async_trait::async_trait;
@@ -37,6 +38,37 @@ pub struct SqliteStore {
     /// Reads only; every write goes through `writer`.
     pool: SqlitePool,
     writer: Writer,
+    /// Seals the OAuth tokens (`store.token_key`).
+    seal: Arc<TokenSeal>,
+}
+
+/// Creates the database file readable by its owner only (`0600`), and its folder (`0700`) when
+/// missing, whatever the process umask: the store holds personal data and OAuth tokens. SQLite
+/// gives its `-wal` and `-shm` files the database file's mode. An existing file or folder keeps
+/// its mode (a volume prepared by its owner).
+fn create_private(file: &Path) -> std::io::Result<()> {
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            let mut folder = std::fs::DirBuilder::new();
+            folder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+            folder.create(parent)?;
+        }
+    }
+    if file.as_os_str().is_empty() || file.to_str() == Some(":memory:") || file.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        // Created meanwhile by another opener: its own mode stands.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 impl SqliteStore {
@@ -48,6 +80,7 @@ impl SqliteStore {
             url: url.to_owned(),
             source,
         };
+        let seal = super::token_seal(settings)?;
         let options = SqliteConnectOptions::from_str(url)
             .map_err(open_err)?
             .create_if_missing(true)
@@ -55,11 +88,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(parent) = Path::new(options.get_filename()).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
-            }
-        }
+        create_private(Path::new(options.get_filename()))
+            .map_err(|e| open_err(sqlx::Error::Io(e)))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .connect_with(options.clone())
@@ -70,12 +100,21 @@ impl SqliteStore {
             .await
             .map_err(open_err)?;
         let writer = Writer::start(options, writer_conn, settings.group_commit_max_batch);
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            seal: Arc::new(seal),
+        })
     }
 
     /// The read pool (for this module's siblings).
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The seal of the OAuth tokens (shared with writes that run on the writer task).
+    pub(super) fn token_seal(&self) -> &Arc<TokenSeal> {
+        &self.seal
     }
 
     /// The writer every write goes through.

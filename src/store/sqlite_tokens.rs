@@ -12,7 +12,7 @@ impl SqliteStore {
         &self,
         location_id: &str,
     ) -> Result<Option<StoredTokens>, StoreError> {
-        Sqlite::load_tokens(self.pool(), location_id).await
+        Sqlite::load_tokens(self.pool(), self.token_seal(), location_id).await
     }
 
     pub(super) async fn save_tokens(
@@ -21,10 +21,13 @@ impl SqliteStore {
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
         let (location_id, tokens) = (location_id.to_owned(), tokens.clone());
+        let seal = std::sync::Arc::clone(self.token_seal());
         // The rotated refresh token is the only one GHL still accepts: fsync it.
         self.writer()
             .write(Durability::Fsync, move |conn| {
-                Box::pin(async move { Sqlite::save_tokens(conn, &location_id, &tokens).await })
+                Box::pin(
+                    async move { Sqlite::save_tokens(conn, &seal, &location_id, &tokens).await },
+                )
             })
             .await
     }

@@ -39,3 +39,4 @@ mod sources_fixtures;
 mod sources_linear;
 mod sources_props;
 mod store_contract;
+mod tokens_at_rest;
