@@ -7,12 +7,16 @@
 //!   same database, the load split between them round-robin (request `n` goes to instance
 //!   `n % 2`).
 //!
-//! The PostgreSQL databases are fresh ones from the integration tests' helper (`tests/it/pg.rs`,
-//! `FORMBRIDGE_TEST_PG_URL`), dropped at the end.
+//! The PostgreSQL databases are fresh ones from the integration tests' helper (`tests/it/pg.rs`:
+//! `FORMBRIDGE_TEST_PG_URL`, else the local server or a private cluster), dropped at the end.
 //!
 //! Run: `cargo bench --bench ingest` (options: `-- --requests N --concurrency C --stores
 //! sqlite,pg1,pg2`, the default being all three).
 
+/// The integration tests' helpers, which `pg` uses.
+#[path = "../tests/it/common.rs"]
+#[allow(dead_code, clippy::unwrap_used)]
+mod common;
 /// PostgreSQL test databases, shared with the integration tests.
 #[path = "../tests/it/pg.rs"]
 #[allow(dead_code, clippy::unwrap_used)]

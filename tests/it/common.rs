@@ -297,7 +297,32 @@ pub fn assert_none_lost(
 
 /// Whether `TEST_LOG` asks for the servers' tracing output (`TEST_LOG=1 cargo test`).
 pub fn test_log() -> bool {
-    std::env::var_os("TEST_LOG").is_some_and(|v| !v.is_empty() && v != "0")
+    env_flag("TEST_LOG")
+}
+
+/// Whether the variable `name` is set to something other than empty or `0`.
+fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Prints `line` on stderr past the test harness's capture: shown for a passing test too.
+pub fn note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Skips the running test, which this machine cannot run: `why` says what is missing and how
+/// to run it. One `SKIPPED <test>: <why>` line ([`note`]); the caller then returns. With
+/// `FORMBRIDGE_TEST_NO_SKIP` set (CI sets it) the test fails instead: nothing passes by being
+/// skipped.
+pub fn skip(why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    assert!(
+        !env_flag("FORMBRIDGE_TEST_NO_SKIP"),
+        "{test} cannot run here and FORMBRIDGE_TEST_NO_SKIP forbids skipping it: {why}"
+    );
+    note(&format!("SKIPPED {test}: {why}"));
 }
 
 /// With `TEST_LOG` set, prints this process's tracing output (in-process apps) at debug level,

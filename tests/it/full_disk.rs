@@ -2,7 +2,8 @@
 //! (a private mount namespace made with `unshare`, so no mount is left behind), the test fills
 //! that file system through `/proc/<pid>/root`, posts deliveries, frees the space and posts
 //! more. Every 200 must be in the store, every refusal a 503 with `Retry-After`, `/readyz`
-//! must say so while writes fail, and the server must take deliveries again by itself.
+//! must say so while writes fail, and the server must take deliveries again by itself. Skipped
+//! (`common::skip`) where `unshare` cannot make that namespace.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::common::{config_dir, formbridge_bin, spawn_listening, wait_for, SECRET};
+use crate::common::{config_dir, formbridge_bin, skip, spawn_listening, wait_for, SECRET};
 
 const ADMIN: &str = "full-disk-admin-token";
 
@@ -30,15 +31,38 @@ impl Drop for ServerOnTmpfs {
     }
 }
 
-fn start_on_tmpfs(mount_point: &Path, size: &str) -> ServerOnTmpfs {
-    std::fs::create_dir_all(mount_point).unwrap();
+/// A command that runs the command added to it in a mount namespace of its own, with a tmpfs
+/// of `size` at `mount_point` (an existing folder).
+fn on_own_tmpfs(mount_point: &Path, size: &str) -> Command {
     let mut cmd = Command::new("unshare");
     // A user namespace as well, so this works without root; as root it changes nothing.
     cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o "size=$1" tmpfs "$0" && exec "$2" serve"#)
+        .arg(r#"mount -t tmpfs -o "size=$1" tmpfs "$0" && shift && exec "$@""#)
         .arg(mount_point)
-        .arg(size)
-        .arg(formbridge_bin());
+        .arg(size);
+    cmd
+}
+
+/// Why this machine cannot run [`on_own_tmpfs`] (no `unshare`, no user namespaces, no right to
+/// mount), if it cannot: tried once, for real, in a temporary folder.
+fn own_tmpfs_unavailable() -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let tried = on_own_tmpfs(dir.path(), "1m").arg("true").output();
+    match tried {
+        Err(e) => Some(format!("cannot run unshare: {e}")),
+        Ok(out) if !out.status.success() => Some(format!(
+            "unshare with a tmpfs failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}
+
+fn start_on_tmpfs(mount_point: &Path, size: &str) -> ServerOnTmpfs {
+    std::fs::create_dir_all(mount_point).unwrap();
+    let mut cmd = on_own_tmpfs(mount_point, size);
+    cmd.arg(formbridge_bin()).arg("serve");
     let db = format!("sqlite://{}", mount_point.join("fb.db").display());
     let (child, base) = spawn_listening(
         cmd,
@@ -149,6 +173,13 @@ async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_acknowledges_only_what_it_stored_and_recovers_when_space_is_freed() {
+    if let Some(why) = own_tmpfs_unavailable() {
+        skip(&format!(
+            "no tmpfs of its own ({why}); it needs util-linux's unshare and a user namespace \
+             allowed to mount (unprivileged user namespaces, when not root)"
+        ));
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = start_on_tmpfs(&dir.path().join("store"), "2m");
     let client = reqwest::Client::new();

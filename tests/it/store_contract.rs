@@ -34,14 +34,16 @@ impl Backend {
         }
     }
 
-    pub async fn postgres() -> Backend {
-        let db = PgDatabase::create().await;
+    /// A fresh PostgreSQL database, or `None` when the test is skipped for want of one
+    /// ([`crate::pg::database_or_skip`]).
+    pub async fn postgres() -> Option<Backend> {
+        let db = crate::pg::database_or_skip().await?;
         let store = open_pg(&db.url).await;
-        Backend {
+        Some(Backend {
             store: Arc::new(store),
             _dir: None,
             pg: Some(db),
-        }
+        })
     }
 
     /// Another handle on the same PostgreSQL database: a second replica with its own pool.
@@ -84,7 +86,9 @@ macro_rules! contract_test {
 
             #[tokio::test]
             async fn postgres() {
-                let backend = super::Backend::postgres().await;
+                let Some(backend) = super::Backend::postgres().await else {
+                    return;
+                };
                 super::$name(&*backend.store).await;
             }
         }
@@ -665,7 +669,9 @@ async fn a_step_is_not_recorded_once_the_lease_ran_out(store: &dyn Store) {
 async fn replicas_claim_disjoint_events_one_contact_at_a_time() {
     use std::collections::{HashMap, HashSet};
     use std::sync::Mutex;
-    let backend = Backend::postgres().await;
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
     let replicas = [backend.store.clone(), backend.replica().await];
     // 12 contacts with 4 events each, interleaved, over two sources.
     let mut order_of: HashMap<EventId, (usize, usize)> = HashMap::new();
@@ -747,7 +753,9 @@ async fn replicas_claim_disjoint_events_one_contact_at_a_time() {
 /// Replica B takes over a lease that ran out; replica A, still working, is fenced off.
 #[tokio::test]
 async fn a_lease_taken_over_by_another_replica_fences_the_first() {
-    let backend = Backend::postgres().await;
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
     let (a, b) = (backend.store.clone(), backend.replica().await);
     let id = add(&*a, "a", "email:a@x.co").await;
     let first = a
@@ -794,7 +802,9 @@ async fn a_lease_taken_over_by_another_replica_fences_the_first() {
 #[tokio::test]
 async fn the_same_delivery_through_two_replicas_at_once_is_one_event() {
     use formbridge::store::{Ingested, NewEvent};
-    let backend = Backend::postgres().await;
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
     let replicas = [backend.store.clone(), backend.replica().await];
     let delivery = NewEvent {
         source: formbridge::sources::SourceName::parse("jotform").unwrap(),
@@ -839,7 +849,9 @@ async fn the_same_delivery_through_two_replicas_at_once_is_one_event() {
 /// replica slower than its prepare lease), the first preparation saved stands.
 #[tokio::test]
 async fn an_event_prepared_by_two_replicas_keeps_the_first_preparation() {
-    let backend = Backend::postgres().await;
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
     let (a, b) = (backend.store.clone(), backend.replica().await);
     let id = crate::common::add_prepared(&*a, "loc", "dripjobs", "x", "email:x@x.co").await;
     assert!(a.replay(id, false).await.unwrap());
@@ -865,7 +877,9 @@ async fn an_event_prepared_by_two_replicas_keeps_the_first_preparation() {
 /// else (dead ones stay for replay, open ones are untouched).
 #[tokio::test]
 async fn retention_deletes_only_old_done_events_in_bounded_batches() {
-    let backend = Backend::postgres().await;
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
     let store = &*backend.store;
     let done = add_many(store, "dripjobs", "done", 5).await;
     assert_eq!(drain(store, 10).await, done);
@@ -929,7 +943,10 @@ async fn retention_deletes_only_old_done_events_in_bounded_batches() {
 /// A PostgreSQL store that cannot be opened says what to fix, and never shows the password.
 #[tokio::test]
 async fn opening_postgres_names_the_problem_and_hides_the_password() {
-    let server = url::Url::parse(&crate::pg::server_url()).unwrap();
+    let Some(db) = crate::pg::database_or_skip().await else {
+        return;
+    };
+    let server = url::Url::parse(&db.url).unwrap();
     let with = |edit: &dyn Fn(&mut url::Url)| {
         let mut url = server.clone();
         url.set_password(Some("s3cret-pw")).unwrap();
@@ -1084,7 +1101,9 @@ async fn a_thread_holds_earlier_revisions_and_deliveries_sharing_a_reference(sto
 
 #[tokio::test]
 async fn replicas_prepare_disjoint_batches_and_claims_wait_for_the_oldest_unprepared_event() {
-    let backend = Backend::postgres().await;
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
     let (one, two) = (backend.store.clone(), backend.replica().await);
     let mut ids = Vec::new();
     for key in ["d1", "d2", "d3", "d4"] {
