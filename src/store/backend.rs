@@ -32,6 +32,9 @@ use super::{
 pub(super) struct Statements {
     /// The event stored under a dedupe key: `(source, dedupe_key)`.
     pub id_by_key: &'static str,
+    /// The event retention deleted that a delivery repeats (a tombstone): `(source,
+    /// dedupe_key, content_hash, revision_key)`.
+    pub swept_key: &'static str,
     /// The first revision of a submission with this content: `(first, content_hash)`.
     pub same_content: &'static str,
     /// The number of a submission's next revision: `(first)`.
@@ -61,6 +64,11 @@ macro_rules! statements {
         $crate::store::backend::Statements {
             id_by_key: concat!(
                 "SELECT id FROM events WHERE source = ", $p1, " AND dedupe_key = ", $p2
+            ),
+            swept_key: concat!(
+                "SELECT event_id FROM swept_keys WHERE source = ", $p1, " AND ((dedupe_key = ", $p2,
+                " AND (content_hash IS NULL OR CAST(", $p3, " AS TEXT) IS NULL OR content_hash = ",
+                $p3, ")) OR dedupe_key = ", $p4, ") LIMIT 1"
             ),
             same_content: concat!(
                 "SELECT id FROM events WHERE (id = ", $p1, " OR revision_of = ", $p1,
@@ -231,6 +239,23 @@ where
             key: &event.dedupe_key,
             revision: None,
         };
+        // A delivery of an event retention deleted is still a duplicate (not an edit: other
+        // content under the same tool id is stored anew).
+        let revision = event
+            .content_hash
+            .as_ref()
+            .map(|hash| revision_key(&event.dedupe_key, hash));
+        let swept: Option<i64> = sqlx::query_scalar(Self::SQL.swept_key)
+            .bind(event.source.as_str())
+            .bind(&event.dedupe_key)
+            .bind(event.content_hash.as_deref())
+            .bind(revision.as_deref().unwrap_or_default())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::query("find_swept_duplicate"))?;
+        if let Some(id) = swept {
+            return Ok(Ingested::Duplicate(EventId(id)));
+        }
         if let Some(id) = Self::insert_row(conn, &row).await? {
             return Ok(Ingested::Stored(EventId(id)));
         }

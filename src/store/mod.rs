@@ -59,6 +59,10 @@ pub use types::*;
 
 use crate::settings::StoreSettings;
 
+/// How long the dedupe key of an event retention deleted is remembered (its tombstone): a year,
+/// so a delivery replayed within it is still a duplicate.
+pub const SWEPT_KEYS_KEPT: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
 /// The seal of a store's OAuth tokens, from `store.token_key` and `store.old_token_keys`.
 fn token_seal(settings: &StoreSettings) -> Result<TokenSeal, StoreError> {
     let (current, old) = settings
@@ -322,8 +326,9 @@ pub trait Store: EventQueries {
     ) -> Result<u64, StoreError>;
 
     /// Retention: deletes up to `batch` done events last updated before `before`, with their
-    /// delivery, plan, steps and attempts; returns how many. Dead letters and unfinished events
-    /// are never deleted.
+    /// delivery, plan, steps and attempts; returns how many. Each leaves its dedupe key behind
+    /// for [`SWEPT_KEYS_KEPT`], so a repeat of its delivery is still a duplicate. Dead letters
+    /// and unfinished events are never deleted.
     async fn delete_finished_before(
         &self,
         before: OffsetDateTime,

@@ -484,15 +484,31 @@ pub(super) async fn delete_finished_before(
     before: OffsetDateTime,
     batch: u32,
 ) -> Result<u64, StoreError> {
-    let deleted = sqlx::query(
-        "DELETE FROM events WHERE id IN (
-             SELECT id FROM events WHERE status = 'done' AND updated_at < $1
-             ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    // Each deleted event leaves its dedupe key behind (a tombstone), in the same statement.
+    let now = OffsetDateTime::now_utc();
+    let deleted: i64 = sqlx::query_scalar(
+        "WITH gone AS (
+             DELETE FROM events WHERE id IN (
+                 SELECT id FROM events WHERE status = 'done' AND updated_at < $1
+                 ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING source, dedupe_key, content_hash, id),
+         kept AS (
+             INSERT INTO swept_keys (source, dedupe_key, content_hash, event_id, swept_at)
+             SELECT source, dedupe_key, content_hash, id, $3 FROM gone
+             ON CONFLICT (source, dedupe_key) DO UPDATE SET content_hash = excluded.content_hash,
+                 event_id = excluded.event_id, swept_at = excluded.swept_at)
+         SELECT COUNT(*) FROM gone",
     )
     .bind(to_millis(before))
     .bind(i64::from(batch.max(1)))
-    .execute(pool)
+    .bind(to_millis(now))
+    .fetch_one(pool)
     .await
     .map_err(StoreError::query("delete_finished_before"))?;
-    Ok(deleted.rows_affected())
+    sqlx::query("DELETE FROM swept_keys WHERE swept_at < $1")
+        .bind(to_millis(now - super::SWEPT_KEYS_KEPT))
+        .execute(pool)
+        .await
+        .map_err(StoreError::query("forget_swept_keys"))?;
+    Ok(u64::try_from(deleted).unwrap_or_default())
 }

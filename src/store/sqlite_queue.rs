@@ -437,15 +437,31 @@ pub(super) async fn delete_finished_before(
     batch: u32,
 ) -> Result<u64, StoreError> {
     // Steps and attempts go with their event (ON DELETE CASCADE). The oldest first, a bounded
-    // batch per transaction, so the writer is never held for long.
-    let deleted = sqlx::query(
-        "DELETE FROM events WHERE id IN (
-             SELECT id FROM events WHERE status = 'done' AND updated_at < ?1 ORDER BY id LIMIT ?2)",
-    )
+    // batch per transaction, so the writer is never held for long. Each deleted event leaves
+    // its dedupe key behind (a tombstone), written first in the same transaction.
+    const BATCH_IDS: &str =
+        "SELECT id FROM events WHERE status = 'done' AND updated_at < ?1 ORDER BY id LIMIT ?2";
+    let now = OffsetDateTime::now_utc();
+    sqlx::query(&format!(
+        "INSERT OR REPLACE INTO swept_keys (source, dedupe_key, content_hash, event_id, swept_at)
+         SELECT source, dedupe_key, content_hash, id, ?3 FROM events WHERE id IN ({BATCH_IDS})"
+    ))
     .bind(to_millis(before))
     .bind(i64::from(batch.max(1)))
+    .bind(to_millis(now))
     .execute(&mut *conn)
     .await
-    .map_err(StoreError::query("delete_finished"))?;
+    .map_err(StoreError::query("keep_swept_keys"))?;
+    let deleted = sqlx::query(&format!("DELETE FROM events WHERE id IN ({BATCH_IDS})"))
+        .bind(to_millis(before))
+        .bind(i64::from(batch.max(1)))
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("delete_finished"))?;
+    sqlx::query("DELETE FROM swept_keys WHERE swept_at < ?1")
+        .bind(to_millis(now - super::SWEPT_KEYS_KEPT))
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("forget_swept_keys"))?;
     Ok(deleted.rows_affected())
 }

@@ -1253,3 +1253,69 @@ async fn the_queue_age_counts_only_events_due_for_dispatch(store: &dyn Store) {
         formbridge::store::EventStatus::Pending
     );
 }
+
+contract_test!(a_delivery_of_an_event_retention_deleted_is_still_a_duplicate);
+async fn a_delivery_of_an_event_retention_deleted_is_still_a_duplicate(store: &dyn Store) {
+    use formbridge::store::Ingested;
+    let swept = add(store, "swept-1", "email:swept@x.co").await;
+    assert_eq!(claimed_ids(store).await, vec![swept]);
+    assert!(store
+        .finish(swept, &"w".into(), &Finish::Done)
+        .await
+        .unwrap());
+    let cutoff = OffsetDateTime::now_utc() + Duration::from_secs(1);
+    assert_eq!(store.delete_finished_before(cutoff, 10).await.unwrap(), 1);
+    assert!(store.get_event(swept).await.unwrap().is_none());
+    // The same delivery again (a resend, or a captured one replayed): a duplicate of the swept
+    // event, nothing stored.
+    let again = formbridge::store::NewEvent {
+        source: formbridge::sources::SourceName::parse("dripjobs").unwrap(),
+        content_hash: None,
+        ..delivery("swept-1", "-")
+    };
+    assert_eq!(
+        store.insert_event(again.clone()).await.unwrap(),
+        Ingested::Duplicate(swept)
+    );
+    assert!(claimed_ids(store).await.is_empty(), "nothing to dispatch");
+    // The key is the source's own: another source's delivery with it is stored.
+    let other = formbridge::store::NewEvent {
+        source: formbridge::sources::SourceName::parse("powr").unwrap(),
+        ..again
+    };
+    assert!(matches!(
+        store.insert_event(other).await.unwrap(),
+        Ingested::Stored(_)
+    ));
+    // A swept submission's resend with the content it had is a duplicate; with other content
+    // (an edit made after the sweep) it is stored anew.
+    let first = store.insert_event(delivery("sub-9", "a")).await.unwrap();
+    let edit = store.insert_event(delivery("sub-9", "b")).await.unwrap();
+    for id in [first.id(), edit.id()] {
+        finish_nothing_to_do(store, id).await;
+    }
+    assert_eq!(store.delete_finished_before(cutoff, 10).await.unwrap(), 2);
+    assert_eq!(
+        store.insert_event(delivery("sub-9", "a")).await.unwrap(),
+        Ingested::Duplicate(first.id())
+    );
+    assert_eq!(
+        store.insert_event(delivery("sub-9", "b")).await.unwrap(),
+        Ingested::Duplicate(edit.id())
+    );
+    assert!(matches!(
+        store.insert_event(delivery("sub-9", "c")).await.unwrap(),
+        Ingested::Stored(_)
+    ));
+}
+
+/// Ends a stored delivery as done with nothing to do (as a chat event that makes no contact).
+async fn finish_nothing_to_do(store: &dyn Store, id: EventId) {
+    let done = formbridge::store::Preparation::NothingToDo {
+        submission: serde_json::json!({}),
+        references: vec![],
+        location_id: None,
+        reason: "test".into(),
+    };
+    store.save_preparations(&[(id, done)]).await.unwrap();
+}
