@@ -123,8 +123,9 @@ impl Application {
                 budgets.clone(),
             ))),
         };
-        let agent_view =
-            ghl.map(|(client, budgets)| Arc::new(AgentView::new(&settings, client, budgets)));
+        let agent_view = ghl.map(|(client, budgets)| {
+            Arc::new(AgentView::new(&settings, client, budgets, alerts.clone()))
+        });
         let routers = build_routers(&settings, &runtimes, store.clone(), wake, agent_view)?;
         let ops = match (ops_listener, routers.ops) {
             (Some(listener), Some(router)) => Some((listener, router)),

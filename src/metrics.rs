@@ -38,7 +38,10 @@ metrics! {
         "Seconds to authenticate, check and durably store one delivery.";
     /// JivoChat agent-view answers by outcome.
     AGENT_VIEW = "formbridge_agent_view_total", Counter, ["outcome"],
-        "Agent-view answers (JivoChat chat_accepted/chat_updated) by outcome (shown, cached, unknown, no_visitor, no_location, no_budget, timeout, rate_limited, ghl_error).";
+        "Agent-view answers (JivoChat chat_accepted/chat_updated) by outcome (shown, cached, unknown, no_visitor, no_location, no_budget, share_spent, over_cap, timeout, rate_limited, ghl_error).";
+    /// Agent-view look-ups asked for, by source.
+    AGENT_VIEW_LOOKUPS = "formbridge_agent_view_lookups_total", Counter, ["source"],
+        "Agent-view look-ups asked for by source: chat events with the agent view on that name a visitor's email or phone (cached answers and those over agent_view_per_minute included). A jump can mean someone holding the webhook URL is looking contacts up.";
     /// Events by status (refreshed on each scrape).
     EVENTS = "formbridge_events", Gauge, ["status"],
         "Stored events by status (pending, processing, retrying, done, dead), read at scrape time.";
@@ -104,7 +107,7 @@ metrics! {
         "Failed accepts (e.g. out of file descriptors).";
     /// Alert messages posted to the webhook.
     ALERTS_SENT = "formbridge_alerts_sent_total", Counter, ["kind"],
-        "Alert messages posted to alerts.webhook_url, by kind (dead_letter, location_blocked, queue_age).";
+        "Alert messages posted to alerts.webhook_url, by kind (dead_letter, location_blocked, queue_age, agent_view_cap).";
     /// Alert messages given up on.
     ALERTS_FAILED = "formbridge_alerts_failed_total", Counter, ["kind"],
         "Alert messages not delivered after alerts.max_attempts tries, by kind.";
@@ -124,7 +127,12 @@ const BORN_AT_ZERO: &[(&str, &str, &[&str])] = &[
 /// The `reason` labels of [`DEAD_LETTERS`] (dispatch and preparation).
 const DEAD_LETTER_REASONS: &[&str] = &["ghl", "unmappable", "prepare_timeout"];
 /// The `kind` labels of the alert counters (`alerts`).
-const ALERT_KINDS: &[&str] = &["dead_letter", "location_blocked", "queue_age"];
+const ALERT_KINDS: &[&str] = &[
+    "dead_letter",
+    "location_blocked",
+    "queue_age",
+    "agent_view_cap",
+];
 
 /// Registers every metric's description with the installed recorder, and starts the counters
 /// alert rules watch for a first count at 0 ([`BORN_AT_ZERO`]).

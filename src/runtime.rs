@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::mapping::{CompiledMapping, MappingConfigError};
-use crate::settings::{Settings, SourceSettings};
+use crate::settings::{parse_net, Settings, SourceSettings};
 use crate::sources::auth::Authenticator;
 use crate::sources::{ReadOptions, SourceKind, SourceName};
 
@@ -36,6 +36,8 @@ pub struct SourceRuntime {
     /// The GHL location its leads go to, when one is configured.
     pub location_id: Option<String>,
     pub mapping: CompiledMapping,
+    /// The client networks it accepts deliveries from (`allow_from`); empty: any.
+    pub allow_from: Vec<ipnet::IpNet>,
     settings: SourceSettings,
 }
 
@@ -66,12 +68,22 @@ impl SourceRuntime {
                     error,
                 }
             })?;
+        let allow_from = settings
+            .allow_from
+            .iter()
+            .map(|entry| parse_net(entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| RuntimeError::Source {
+                source_name: format!("{name}.allow_from"),
+                message,
+            })?;
         Ok(Self {
             name,
             kind,
             auth,
             location_id,
             mapping,
+            allow_from,
             settings: settings.clone(),
         })
     }
@@ -90,6 +102,16 @@ impl SourceRuntime {
     /// The agent view's answer deadline from a delivery's arrival (`agent_view_timeout`).
     pub fn agent_view_timeout(&self) -> std::time::Duration {
         self.settings.agent_view_timeout
+    }
+
+    /// Whether the agent view shows `field` of `agent_view_fields` (`other_identity`, `note`).
+    pub fn agent_view_shows(&self, field: &str) -> bool {
+        self.settings.agent_view_shows(field)
+    }
+
+    /// Most agent-view look-ups per minute (`agent_view_per_minute`).
+    pub fn agent_view_per_minute(&self) -> u32 {
+        self.settings.agent_view_per_minute
     }
 
     /// The sender's delivery-id field configured for deduplication, if any.

@@ -13,9 +13,11 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod access;
 mod embedded;
 mod guard;
 
+pub use access::{parse_client_address, parse_net, AGENT_VIEW_FIELDS, NOTE, OTHER_IDENTITY};
 pub use embedded::DEFAULT_TOML;
 pub use guard::{is_placeholder, MIN_TOKEN_CHARS, PRODUCTION};
 
@@ -113,6 +115,14 @@ pub struct ServerSettings {
     /// Most connections served at once. At the cap, the connection that has waited longest
     /// without sending a request head is closed to admit the new one.
     pub max_connections: usize,
+    /// The header a reverse proxy writes the client's address into (`x-forwarded-for`,
+    /// `x-real-ip`), believed only on connections from `trusted_proxies`. Unset: no header is
+    /// believed and the client is the TCP peer. Used by `sources.<name>.allow_from`.
+    #[serde(default)]
+    pub trusted_proxy_header: Option<String>,
+    /// The proxies (CIDRs or addresses) whose `trusted_proxy_header` is believed.
+    #[serde(default, deserialize_with = "access::string_or_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl ServerSettings {
@@ -361,6 +371,24 @@ pub struct SourceSettings {
     /// answers the plain acknowledgement.
     #[serde(default = "default_agent_view_timeout", with = "humantime_serde")]
     pub agent_view_timeout: Duration,
+    /// What the agent view shows beyond name, link, tags and open tasks: `other_identity` (the
+    /// phone when the visitor was looked up by email, the email when by phone) and `note` (the
+    /// latest note's text). Empty by default: a holder of the URL learns no more than that.
+    #[serde(default, deserialize_with = "access::string_or_list")]
+    pub agent_view_fields: Vec<String>,
+    /// Most agent-view look-ups of this source per minute (cached answers included); past it the
+    /// answer is the plain acknowledgement, counted, and `[alerts]` says so.
+    #[serde(default = "default_agent_view_per_minute")]
+    pub agent_view_per_minute: u32,
+    /// The client addresses (CIDRs or addresses) this source accepts deliveries from; empty:
+    /// any. Another address gets 403 and nothing is stored. The client is the TCP peer, or what
+    /// `server.trusted_proxy_header` says on a connection from `server.trusted_proxies`.
+    #[serde(default, deserialize_with = "access::string_or_list")]
+    pub allow_from: Vec<String>,
+    /// With `FORMBRIDGE_ENV=production`, `auth = "none"` refuses to start unless this is `true`:
+    /// anyone who finds the URL can store deliveries and create contacts.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
 }
 
 fn default_auth() -> AuthMode {
@@ -383,6 +411,14 @@ pub const DEFAULT_AGENT_VIEW_TIMEOUT: Duration = Duration::from_millis(1500);
 
 fn default_agent_view_timeout() -> Duration {
     DEFAULT_AGENT_VIEW_TIMEOUT
+}
+
+/// 30 look-ups per minute: a busy chat desk's new chats and updates (a burst for one visitor
+/// is one look-up, cached), far below what harvesting contacts would need.
+pub const DEFAULT_AGENT_VIEW_PER_MINUTE: u32 = 30;
+
+fn default_agent_view_per_minute() -> u32 {
+    DEFAULT_AGENT_VIEW_PER_MINUTE
 }
 
 fn default_pool_size() -> u32 {
@@ -411,6 +447,11 @@ impl SourceSettings {
     /// not `false`.
     pub fn agent_view_enabled(&self, name: &SourceName) -> bool {
         self.kind_for(name).has_agent_view() && self.agent_view.unwrap_or(true)
+    }
+
+    /// Whether `agent_view_fields` lists `field` (`other_identity`, `note`).
+    pub fn agent_view_shows(&self, field: &str) -> bool {
+        self.agent_view_fields.iter().any(|f| f == field)
     }
 
     /// The tool of this source, resolving the default from its name.
@@ -559,6 +600,7 @@ impl Settings {
             ));
         }
         self.validate_server_limits()?;
+        self.validate_trusted_proxies()?;
         self.validate_required_values()?;
         self.store.token_keys()?;
         for (key, value) in [
@@ -782,8 +824,8 @@ impl Settings {
         Ok(())
     }
 
-    /// `agent_view` only for a tool that has one; its deadline above zero and below
-    /// `server.request_timeout`.
+    /// `agent_view` only for a tool that has one and never with `auth = "none"`; its deadline
+    /// above zero and below `server.request_timeout`; its fields, cap and `allow_from` valid.
     fn validate_agent_view(
         &self,
         name: &str,
@@ -800,6 +842,7 @@ impl Settings {
                 ),
             ));
         }
+        self.validate_source_access(name, source, source.agent_view_enabled(source_name))?;
         let timeout = source.agent_view_timeout;
         if timeout.is_zero() || timeout >= self.server.request_timeout {
             return Err(SettingsError::invalid(

@@ -1,5 +1,6 @@
 //! The [`CrmCard`] of a GHL contact: its link in the GHL app, its name, email and phone, its tags,
-//! its open tasks with due dates and its latest note, cleaned of formbridge's own markers.
+//! its open tasks with due dates and its latest note, cleaned of formbridge's own markers; and
+//! the part of it a source shows its agent ([`for_agent`]).
 
 use std::sync::OnceLock;
 
@@ -65,6 +66,38 @@ pub fn card(app_url: &url::Url, location_id: &str, found: &Found<'_>) -> CrmCard
         more_open_tasks,
         latest_note: found.notes.and_then(latest_note),
     }
+}
+
+/// What the visitor was looked up by: the one identity field the sender already knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookedUpBy {
+    Email,
+    Phone,
+}
+
+/// What a card shows beyond name, link, tags and open tasks (`agent_view_fields`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// The phone when looked up by email, the email when looked up by phone.
+    pub other_identity: bool,
+    /// The latest note's text.
+    pub note: bool,
+}
+
+/// `card` as the agent (and so anyone holding the webhook URL) may see it: the identity field
+/// it was looked up by, and the other one and the note only when `extras` says so.
+pub fn for_agent(card: &CrmCard, by: LookedUpBy, extras: Extras) -> CrmCard {
+    let mut shown = card.clone();
+    if !extras.other_identity {
+        match by {
+            LookedUpBy::Email => shown.phone = None,
+            LookedUpBy::Phone => shown.email = None,
+        }
+    }
+    if !extras.note {
+        shown.latest_note = None;
+    }
+    shown
 }
 
 /// The contact's page in the GHL app: `{app_url}/v2/location/{locationId}/contacts/detail/
@@ -256,6 +289,28 @@ mod tests {
             card.link,
             "https://agency.example/v2/location/l/contacts/detail/c"
         );
+    }
+
+    #[test]
+    fn the_agent_sees_the_other_identity_and_the_note_only_when_configured() {
+        let full = CrmCard {
+            link: "l".into(),
+            name: Some("Ada".into()),
+            email: Some("ada@example.com".into()),
+            phone: Some("+14155550100".into()),
+            latest_note: Some("secret".into()),
+            ..CrmCard::default()
+        };
+        let by_email = for_agent(&full, LookedUpBy::Email, Extras::default());
+        assert_eq!(by_email.email, full.email);
+        assert_eq!((by_email.phone, by_email.latest_note), (None, None));
+        let by_phone = for_agent(&full, LookedUpBy::Phone, Extras::default());
+        assert_eq!((by_phone.email, by_phone.phone), (None, full.phone.clone()));
+        let all = Extras {
+            other_identity: true,
+            note: true,
+        };
+        assert_eq!(for_agent(&full, LookedUpBy::Email, all), full);
     }
 
     #[test]

@@ -10,8 +10,19 @@
 //! rate budget, GHL slow, failing or rate limiting — answers the tool's plain acknowledgement
 //! in time, and is counted in `formbridge_agent_view_total{outcome}`.
 //!
+//! What the answer shows is kept to what the agent needs, since anyone holding the webhook URL
+//! can ask (JivoChat signs nothing): name, link, tags and open tasks, plus the identity field the
+//! visitor was looked up by; the other one and the note text only when `agent_view_fields` says
+//! so ([`card::for_agent`]). Each source may look up at most `agent_view_per_minute` visitors a
+//! minute (cached answers included); past it the answer is the plain acknowledgement, counted
+//! (`over_cap`), and the first refusal raises [`Alert::AgentViewCapped`]. Look-ups per source
+//! are counted in `formbridge_agent_view_lookups_total{source}` for the jump alert.
+//!
 //! Every look-up request spends the location's one rate budget ([`Budgets`], shared with the
-//! dispatcher) and never waits for it: without a free slot now the look-up is skipped. Results
+//! dispatcher) and never waits for it: without a free slot now the look-up is skipped. Its
+//! requests also take a slot of the agent view's own share of that budget
+//! ([`limit::lookup_share`], 10 % of the burst per window), so look-ups never take more than
+//! that from dispatch (`share_spent` when the share is used up). Results
 //! are cached briefly ([`CACHE_TTL`]) per location and visitor, and concurrent requests for one
 //! visitor share one look-up, so a burst of `chat_updated` costs one. A look-up outlives a
 //! request whose deadline passed: it finishes in the background (holding its budget slots until
@@ -21,9 +32,11 @@
 
 pub mod cache;
 pub mod card;
+pub mod limit;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,16 +44,20 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::alerts::{Alert, AlertSink};
 use crate::body::ParsedBody;
 use crate::dispatch::budget::{Budget, Budgets};
+use crate::dispatch::limiter::LocationLimiter;
 use crate::ghl::types::DuplicateContactQuery;
 use crate::ghl::{GhlClient, GhlError, GhlResponse};
 use crate::runtime::SourceRuntime;
-use crate::settings::Settings;
+use crate::settings::{Settings, NOTE, OTHER_IDENTITY};
 use crate::sources::{normalize_parsed, CrmCard};
 use crate::store::LocationId;
 use crate::submission::{Email, Phone};
 use cache::{Cache, Entry};
+use card::{Extras, LookedUpBy};
+use limit::{Admit, PerMinute};
 
 /// How long a look-up's result is reused for the same visitor of the same location: long
 /// enough for a burst of `chat_updated` while the agent works, short enough that a tag or task
@@ -56,6 +73,9 @@ pub enum LookupError {
     /// The location's rate budget had no slot free at once.
     #[error("no GHL rate budget free now for this location")]
     NoBudget,
+    /// The agent view's own share of the location's budget is used up for this window.
+    #[error("the agent view's share of this location's GHL budget is used up for now")]
+    ShareSpent,
     /// GHL answered 429.
     #[error("GHL rate limit hit")]
     RateLimited,
@@ -84,6 +104,10 @@ pub enum Outcome {
     NoLocation,
     /// The location's rate budget had no free slot now: skipped, GHL not asked.
     NoBudget,
+    /// The agent view's share of the location's budget was used up: skipped, GHL not asked.
+    ShareSpent,
+    /// The source's `agent_view_per_minute` cap was reached: skipped, GHL not asked.
+    OverCap,
     /// The deadline passed first.
     Timeout,
     /// GHL answered 429.
@@ -102,6 +126,8 @@ impl Outcome {
             Outcome::NoVisitor => "no_visitor",
             Outcome::NoLocation => "no_location",
             Outcome::NoBudget => "no_budget",
+            Outcome::ShareSpent => "share_spent",
+            Outcome::OverCap => "over_cap",
             Outcome::Timeout => "timeout",
             Outcome::RateLimited => "rate_limited",
             Outcome::GhlError => "ghl_error",
@@ -113,6 +139,7 @@ impl From<&LookupError> for Outcome {
     fn from(e: &LookupError) -> Self {
         match e {
             LookupError::NoBudget => Outcome::NoBudget,
+            LookupError::ShareSpent => Outcome::ShareSpent,
             LookupError::RateLimited => Outcome::RateLimited,
             LookupError::Ghl { .. } => Outcome::GhlError,
         }
@@ -130,6 +157,14 @@ struct Visitor {
 }
 
 impl Visitor {
+    /// What it is looked up by: the email, else the phone.
+    fn looked_up_by(&self) -> LookedUpBy {
+        match self.email {
+            Some(_) => LookedUpBy::Email,
+            None => LookedUpBy::Phone,
+        }
+    }
+
     /// The cache key: the location and what is looked up (the email, else the phone).
     fn key(&self, location: &str) -> String {
         match (&self.email, &self.phone) {
@@ -152,23 +187,73 @@ impl Visitor {
     }
 }
 
-/// The agent view of one process: its GHL client and the shared rate budgets, and the cache.
+/// The agent view of one process: its GHL client and the shared rate budgets, its own share of
+/// each location's budget and cap per source, and the cache.
 pub struct AgentView {
     client: GhlClient,
     budgets: Arc<Budgets>,
     app_url: url::Url,
     cache: Cache<Found, LookupError>,
+    alerts: AlertSink,
+    /// Requests per window of the agent view's share of each location's budget.
+    share: u32,
+    window: Duration,
+    /// The share's limiter by location, created on first use.
+    shares: Mutex<HashMap<String, Arc<LocationLimiter>>>,
+    /// The per-minute cap by source, created on first use.
+    caps: Mutex<HashMap<String, Arc<PerMinute>>>,
 }
 
 impl AgentView {
-    /// An agent view calling GHL through `client`, spending `budgets`, linking into the GHL
-    /// app at `ghl.app_url`.
-    pub fn new(settings: &Settings, client: GhlClient, budgets: Arc<Budgets>) -> Self {
+    /// An agent view calling GHL through `client`, spending `budgets` (at most its share of
+    /// each), linking into the GHL app at `ghl.app_url`, raising its alerts on `alerts`.
+    pub fn new(
+        settings: &Settings,
+        client: GhlClient,
+        budgets: Arc<Budgets>,
+        alerts: AlertSink,
+    ) -> Self {
         Self {
             client,
             budgets,
             app_url: settings.ghl.app_url.clone(),
             cache: Cache::new(CACHE_TTL, CACHE_CAPACITY),
+            alerts,
+            share: limit::lookup_share(settings.ghl.rate_limit.burst),
+            window: settings.ghl.rate_limit.window,
+            shares: Mutex::default(),
+            caps: Mutex::default(),
+        }
+    }
+
+    /// The agent view's share of `location`'s budget.
+    fn share(&self, location: &str) -> Arc<LocationLimiter> {
+        lock(&self.shares)
+            .entry(location.to_owned())
+            .or_insert_with(|| LocationLimiter::new(self.share, self.window))
+            .clone()
+    }
+
+    /// Admits one look-up of `runtime` under its per-minute cap; the first refusal after it
+    /// was under the cap is logged and alerted.
+    fn admit(&self, runtime: &SourceRuntime) -> bool {
+        let per_minute = runtime.agent_view_per_minute();
+        let cap = lock(&self.caps)
+            .entry(runtime.name.as_str().to_owned())
+            .or_insert_with(|| Arc::new(PerMinute::new(per_minute)))
+            .clone();
+        match cap.admit(Instant::now()) {
+            Admit::Yes => true,
+            Admit::No { first } => {
+                if first {
+                    tracing::warn!(source = %runtime.name, per_minute, "agent view: look-ups per minute reached the cap (sources.{}.agent_view_per_minute); answering without a card", runtime.name);
+                    self.alerts.emit(Alert::AgentViewCapped {
+                        source: runtime.name.as_str().to_owned(),
+                        per_minute,
+                    });
+                }
+                false
+            }
         }
     }
 
@@ -193,24 +278,40 @@ impl AgentView {
             };
         metrics::counter!(crate::metrics::AGENT_VIEW, "outcome" => outcome.label()).increment(1);
         tracing::debug!(source = %runtime.name, outcome = outcome.label(), "agent view answered");
-        found.and_then(|card| runtime.kind.agent_view_answer(&card))
+        let extras = Extras {
+            other_identity: runtime.agent_view_shows(OTHER_IDENTITY),
+            note: runtime.agent_view_shows(NOTE),
+        };
+        found.and_then(|(card, by)| {
+            runtime
+                .kind
+                .agent_view_answer(&card::for_agent(&card, by, extras))
+        })
     }
 
-    /// The visitor's card (or why there is none), from the cache or one look-up.
+    /// The visitor's card and what it was looked up by (or why there is none), from the cache
+    /// or one look-up, within the source's per-minute cap.
     async fn find(
         self: &Arc<Self>,
         runtime: &Arc<SourceRuntime>,
         parsed: ParsedBody,
         raw: Bytes,
-    ) -> (Outcome, Found) {
+    ) -> (Outcome, Option<(Arc<CrmCard>, LookedUpBy)>) {
         let Some(location) = runtime.location_id.clone() else {
             return (Outcome::NoLocation, None);
         };
         let Some(visitor) = visitor(runtime, parsed, raw).await else {
             return (Outcome::NoVisitor, None);
         };
+        metrics::counter!(crate::metrics::AGENT_VIEW_LOOKUPS, "source" => runtime.name.as_str().to_owned())
+            .increment(1);
+        if !self.admit(runtime) {
+            return (Outcome::OverCap, None);
+        }
+        let by = visitor.looked_up_by();
+        let with_by = |found: Found| found.map(|card| (card, by));
         let mut pending = match self.cache.entry(&visitor.key(&location)) {
-            Entry::Fresh(found) => return (Outcome::Cached, found),
+            Entry::Fresh(found) => return (Outcome::Cached, with_by(found)),
             Entry::InFlight(pending) => pending,
             Entry::Start(filler, pending) => {
                 let this = Arc::clone(self);
@@ -234,7 +335,7 @@ impl AgentView {
             Err(_) => return (Outcome::GhlError, None),
         };
         match result {
-            Some(Ok(Some(card))) => (Outcome::Shown, Some(card)),
+            Some(Ok(Some(card))) => (Outcome::Shown, Some((card, by))),
             Some(Ok(None)) | None => (Outcome::Unknown, None),
             Some(Err(e)) => (Outcome::from(&e), None),
         }
@@ -248,7 +349,10 @@ impl AgentView {
         location: &str,
         visitor: &Visitor,
     ) -> Result<(Found, bool), LookupError> {
-        let budget = self.budgets.budget(&LocationId::from(location));
+        let budget = Spend {
+            budget: self.budgets.budget(&LocationId::from(location)),
+            share: self.share(location),
+        };
         let query = visitor.query(location);
         let matched = call(&budget, || self.client.find_duplicate_contact(&query)).await?;
         let Some(contact) = matched.contact.filter(|c| !c.id.is_empty()) else {
@@ -307,19 +411,33 @@ async fn visitor(runtime: &Arc<SourceRuntime>, parsed: ParsedBody, raw: Bytes) -
     })
 }
 
-/// One GHL request under the location's budget, only if a slot is free now; the answer's
-/// rate-limit headers (and a 429's wait) adjust the budget for everyone.
-async fn call<T, F, Fut>(budget: &Budget, request: F) -> Result<T, LookupError>
+/// What one look-up's requests spend: the location's budget, and the agent view's share of it.
+struct Spend {
+    budget: Budget,
+    share: Arc<LocationLimiter>,
+}
+
+/// One GHL request under the agent view's share and the location's budget, only if a slot of
+/// each is free now; the answer's rate-limit headers (and a 429's wait) adjust the budget for
+/// everyone. The share's slot is taken first: when the budget then has none, that slot stays
+/// spent for its window (never more requests than the share, at worst fewer).
+async fn call<T, F, Fut>(spend: &Spend, request: F) -> Result<T, LookupError>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<GhlResponse<T>, GhlError>>,
 {
+    let budget = &spend.budget;
+    let share = spend.share.acquire(Duration::ZERO).await.map_err(|_| {
+        tracing::debug!("agent view: its share of the rate budget is used up for now");
+        LookupError::ShareSpent
+    })?;
     let permit = budget.acquire(Duration::ZERO).await.map_err(|wait| {
         tracing::debug!(?wait, "agent view: no rate budget free now");
         LookupError::NoBudget
     })?;
     let result = request().await;
     permit.complete().await;
+    drop(share);
     match result {
         Ok(answer) => {
             budget.observe(&answer.limits);
@@ -351,4 +469,9 @@ fn log_failure(location: &str, error: &LookupError) {
         }
         _ => tracing::debug!(location_id = location, %error, "agent view: look-up failed"),
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps hold limiters only; a panicked holder cannot leave them inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

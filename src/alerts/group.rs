@@ -20,6 +20,7 @@ pub enum Topic {
     DeadLetters,
     LocationBlocked(String),
     QueueBehind,
+    AgentViewCapped(String),
 }
 
 impl Topic {
@@ -29,6 +30,7 @@ impl Topic {
             Topic::DeadLetters => "dead_letter",
             Topic::LocationBlocked(_) => "location_blocked",
             Topic::QueueBehind => "queue_age",
+            Topic::AgentViewCapped(_) => "agent_view_cap",
         }
     }
 }
@@ -138,6 +140,12 @@ fn describe(alert: Alert) -> (Topic, String) {
                 humantime::format_duration(round(pause))
             ),
         ),
+        Alert::AgentViewCapped { source, per_minute } => (
+            Topic::AgentViewCapped(source.clone()),
+            format!(
+                "cap of {per_minute} look-ups per minute reached (sources.{source}.agent_view_per_minute)"
+            ),
+        ),
         Alert::QueueBehind { oldest, threshold } => (
             Topic::QueueBehind,
             format!(
@@ -160,6 +168,10 @@ fn render(topic: &Topic, group: &Group) -> String {
             group.count
         ),
         Topic::QueueBehind => return format!("formbridge: {}", group.latest),
+        Topic::AgentViewCapped(source) => format!(
+            "formbridge: the JivoChat agent view of source `{source}` reached its cap of look-ups per minute ({} time(s)); further chat events were answered without a contact card. A busy chat desk, or someone holding the webhook URL looking contacts up: check formbridge_agent_view_lookups_total and the senders, and rotate sources.{source}.secret if the URL leaked.",
+            group.count
+        ),
     };
     for line in &group.examples {
         let _ = write!(text, "\n- {line}");
@@ -219,6 +231,31 @@ mod tests {
         // The next dead letter waits for the rate limit, not only the window.
         groups.add(dead(6), start + Duration::from_secs(61));
         assert_eq!(groups.next_due(), Some(start + Duration::from_secs(360)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn agent_view_caps_are_grouped_by_source() {
+        let mut groups = Groups::new(Duration::from_secs(60), Duration::from_secs(600));
+        let now = Instant::now();
+        for source in ["jivochat", "jivochat", "jivo-eu"] {
+            groups.add(
+                Alert::AgentViewCapped {
+                    source: source.into(),
+                    per_minute: 30,
+                },
+                now,
+            );
+        }
+        let sent = groups.take_due(now + Duration::from_secs(60), false);
+        assert_eq!(sent.len(), 2);
+        let text = &sent[1].text;
+        assert_eq!(sent[1].topic.kind(), "agent_view_cap");
+        assert!(text.contains("source `jivochat`"), "{text}");
+        assert!(text.contains("(2 time(s))"), "{text}");
+        assert!(
+            text.contains("sources.jivochat.agent_view_per_minute"),
+            "{text}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,5 +1,6 @@
 //! Alerts without Prometheus: a message to a chat webhook (Slack, Teams, Discord) when events are
-//! dead-lettered, a GHL location is blocked or the queue falls behind.
+//! dead-lettered, a GHL location is blocked, the queue falls behind or a source's agent view
+//! reaches its per-minute cap of look-ups.
 //!
 //! Dispatch reports through an [`AlertSink`]: a `try_send` into a bounded channel, so an alert
 //! never slows dispatch (when the channel is full the alert is dropped and counted). The
@@ -49,6 +50,9 @@ pub enum Alert {
         oldest: Duration,
         threshold: Duration,
     },
+    /// A source's agent view refused a look-up at its `agent_view_per_minute` cap (raised on
+    /// the first refusal after it was under the cap).
+    AgentViewCapped { source: String, per_minute: u32 },
 }
 
 impl Alert {
@@ -57,6 +61,7 @@ impl Alert {
             Alert::DeadLetter { .. } => "dead_letter",
             Alert::LocationBlocked { .. } | Alert::LocationPaused { .. } => "location_blocked",
             Alert::QueueBehind { .. } => "queue_age",
+            Alert::AgentViewCapped { .. } => "agent_view_cap",
         }
     }
 }

@@ -6,14 +6,15 @@
 //! so a mapping fix can be replayed over old deliveries.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+use super::client_addr::{self, ClientAddress};
 use super::errors::ApiError;
 use crate::agent_view::AgentView;
 use crate::body::{self, BodyError, BodyLimits, ParsedBody};
@@ -66,6 +68,8 @@ pub struct IngressState {
     pub wake: Arc<Notify>,
     /// Answers chat deliveries with the agent view; `None` without GHL credentials.
     pub agent_view: Option<Arc<AgentView>>,
+    /// How a request's client address is found, for `sources.<name>.allow_from`.
+    pub client_address: ClientAddress,
 }
 
 impl IngressState {
@@ -111,6 +115,7 @@ impl IngressState {
             body_limits: settings.server.body_limits(),
             wake,
             agent_view,
+            client_address: ClientAddress::from_settings(&settings.server),
         })
     }
 }
@@ -132,16 +137,18 @@ pub async fn receive(
     State(state): State<Arc<IngressState>>,
     Path(source): Path<String>,
     RawQuery(query): RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
     let started = Instant::now();
     let label = if state.sources.contains_key(&source) {
         source.clone()
     } else {
         "unknown".to_owned()
     };
-    let result = ingest(&state, &source, query.as_deref(), &headers, body).await;
+    let result = ingest(&state, &source, query.as_deref(), peer, &headers, body).await;
     let outcome = match &result {
         Ok(stored) => match stored.ingested {
             Ingested::Stored(_) => "accepted",
@@ -215,6 +222,7 @@ async fn ingest(
     state: &IngressState,
     source: &str,
     query: Option<&str>,
+    peer: Option<SocketAddr>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Stored, Refusal> {
@@ -223,6 +231,17 @@ async fn ingest(
         .get(source)
         .ok_or_else(|| Refusal::new("unknown_source", state.unknown_source(source)))?;
     let runtime = served.runtime.as_ref();
+    let client = state.client_address.resolve(peer, headers);
+    if !client_addr::allowed(&runtime.allow_from, client) {
+        return Err(Refusal::new(
+            "forbidden",
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this client address may not deliver to `{source}` (sources.{source}.allow_from); nothing was stored"),
+            ),
+        ));
+    }
     let bytes = read_bounded(headers, body, state.body_limit).await?;
     let token = query_token(query);
     served

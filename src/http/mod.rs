@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_page;
+pub mod client_addr;
 pub mod errors;
 pub mod health;
 pub mod hooks;

@@ -107,10 +107,10 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => {
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => {
                 backoff.succeeded();
-                stream
+                (stream, peer)
             }
             Err(e) => {
                 tokio::select! {
@@ -128,7 +128,7 @@ pub async fn serve(
         let stop = stop.clone();
         let registry = registry.clone();
         tokio::spawn(async move {
-            let outcome = run_connection(stream, router, conn.clone(), limits, &stop).await;
+            let outcome = run_connection(stream, peer, router, conn.clone(), limits, &stop).await;
             outcome.record();
             registry.remove(conn.id);
             drop(permit);
@@ -293,6 +293,7 @@ impl Outcome {
 
 async fn run_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     conn: Arc<Connection>,
     limits: ServerLimits,
@@ -305,10 +306,14 @@ async fn run_connection(
         conn: conn.clone(),
     });
     let tracked = conn.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         tracked.on_request();
         let done = ResponseDone(tracked.clone());
         let router = router.clone();
+        // The TCP peer, for handlers that check the client's address (`allow_from`).
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         async move {
             let response = router.oneshot(request.map(Body::new)).await?;
             Ok::<_, std::convert::Infallible>(

@@ -4,7 +4,8 @@
 //! - `FORMBRIDGE_ENV=production` ([`refuse_unsafe_production`], at every load): no value of the
 //!   committed `config/local.toml`, no placeholder of `.env.example`, an admin token and URL
 //!   tokens of at least [`MIN_TOKEN_CHARS`] characters, and `/metrics` and `/admin` off the
-//!   public address unless `server.ops_addr` is set or `server.public_ops = true` says so.
+//!   public address unless `server.ops_addr` is set or `server.public_ops = true` says so, and
+//!   no source with `auth = "none"` unless its `allow_unauthenticated = true` says so.
 //! - No `FORMBRIDGE_ENV` at all ([`refuse_public_development_secrets`], before serving): the
 //!   development secrets `config/local.toml` brings are accepted on a loopback address only.
 
@@ -73,6 +74,7 @@ pub fn refuse_unsafe_production(settings: &Settings) -> Result<(), SettingsError
     refuse_placeholder_values(settings)?;
     refuse_short_tokens(settings)?;
     refuse_clear_oauth_tokens(settings)?;
+    super::access::refuse_unauthenticated_sources(settings)?;
     refuse_public_ops(settings)
 }
 

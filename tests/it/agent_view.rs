@@ -1,7 +1,8 @@
 //! The JivoChat agent view against the GHL sandbox over real HTTP: a `chat_accepted` for a visitor
-//! known in GHL is stored and answered with the contact's link, tags, open tasks and latest note;
-//! a slow GHL, a spent budget or the switch off answer the plain `{"result":"ok"}` in time; a
-//! burst of events for one visitor costs one look-up.
+//! known in GHL is stored and answered with the contact's link, tags and open tasks (its other
+//! identity field and latest note only when configured); a slow GHL, a spent budget, the
+//! per-minute cap or the switch off answer the plain `{"result":"ok"}` in time; a burst of events
+//! for one visitor costs one look-up; look-ups never take dispatch's share of the budget.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -146,10 +147,54 @@ fn row<'a>(answer: &'a Value, title: &str) -> Option<&'a str> {
 }
 
 #[tokio::test]
-async fn a_known_visitor_is_shown_to_the_agent_and_the_delivery_is_stored() {
+async fn by_default_a_visitor_looked_up_by_email_is_shown_without_phone_or_note_text() {
     let ghl = sandbox_with(100, Duration::from_secs(10)).await;
     let id = seed_known_visitor(&ghl).await;
     let app = agent_view_app(&ghl, &[]).await;
+
+    let (answer, _) = post_chat(&app, &chat_event("chat_accepted", EMAIL)).await;
+    assert_eq!(
+        answer["contact_info"],
+        json!({"name": "Ada Lovelace", "email": EMAIL}),
+        "no phone: {answer}"
+    );
+    assert!(answer["crm_link"].as_str().unwrap().ends_with(&id));
+    assert_eq!(row(&answer, "Tags"), Some("vip, jivochat"), "{answer}");
+    assert!(
+        row(&answer, "Task due 2030-01-02 10:00 UTC").is_some(),
+        "{answer}"
+    );
+    assert_eq!(row(&answer, "Latest note"), None, "{answer}");
+    let text = answer.to_string();
+    assert!(
+        !text.contains("+14155550100") && !text.contains("quote"),
+        "{text}"
+    );
+
+    // Looked up by phone (no email in the chat): the phone, and no email.
+    let mut by_phone = chat_event("chat_accepted", EMAIL);
+    by_phone["chat_id"] = json!(8101);
+    by_phone["visitor"].as_object_mut().unwrap().remove("email");
+    by_phone["visitor"]["phone"] = json!("+14155550100");
+    let (answer, _) = post_chat(&app, &by_phone).await;
+    assert_eq!(
+        answer["contact_info"],
+        json!({"name": "Ada Lovelace", "phone": "+14155550100"}),
+        "no email: {answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_known_visitor_is_shown_to_the_agent_and_the_delivery_is_stored() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let id = seed_known_visitor(&ghl).await;
+    // The other identity field and the note, configured (a list from the environment is
+    // comma-separated).
+    let app = agent_view_app(
+        &ghl,
+        &[("sources.jivochat.agent_view_fields", "other_identity, note")],
+    )
+    .await;
 
     let (answer, took) = post_chat(&app, &chat_event("chat_accepted", EMAIL)).await;
     assert!(took < Duration::from_secs(1), "answered in {took:?}");
@@ -282,11 +327,11 @@ async fn concurrent_first_events_share_one_look_up() {
 async fn an_unknown_visitor_or_a_spent_budget_answers_plain_ok_without_a_429() {
     let ghl = sandbox_with(100, Duration::from_secs(10)).await;
     seed_known_visitor(&ghl).await;
-    // A budget of three requests per minute: one look-up's worth.
+    // A budget of 30 requests per minute, so the agent view's share is three: one look-up.
     let app = agent_view_app(
         &ghl,
         &[
-            ("ghl.rate_limit.burst", "3"),
+            ("ghl.rate_limit.burst", "30"),
             ("ghl.rate_limit.window", "60s"),
         ],
     )
@@ -318,6 +363,98 @@ async fn an_unknown_visitor_or_a_spent_budget_answers_plain_ok_without_a_429() {
     assert_eq!(app.total_events().await, 3);
 }
 
+#[tokio::test]
+async fn look_ups_past_the_per_minute_cap_answer_plain_ok_and_are_counted() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    seed_known_visitor(&ghl).await;
+    let app = agent_view_app(&ghl, &[("sources.jivochat.agent_view_per_minute", "2")]).await;
+
+    let mut answers = Vec::new();
+    for event in chat_updates(4, 6100) {
+        answers.push(post_chat(&app, &event).await.0);
+    }
+    // The first looks up, the second is answered from the cache (it counts too).
+    assert!(answers[0]["crm_link"].is_string(), "{}", answers[0]);
+    assert!(answers[1]["crm_link"].is_string(), "{}", answers[1]);
+    for over in &answers[2..] {
+        assert_eq!(over, &json!({"result": "ok"}));
+    }
+    // Every delivery is stored as usual.
+    assert_eq!(app.total_events().await, 4);
+    // The recorder is one for the whole test process: other tests count too.
+    let metrics = app.metrics_text().await;
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series}: {metrics}"))
+    };
+    assert!(value("formbridge_agent_view_total{outcome=\"over_cap\"}") >= 2.0);
+    assert!(value("formbridge_agent_view_lookups_total{source=\"jivochat\"}") >= 4.0);
+}
+
+/// Many look-ups fired while dispatch works: the look-ups take at most their share of the
+/// location's burst (10 %), and dispatch spends all the rest, without a 429.
+#[tokio::test]
+async fn look_ups_take_at_most_their_share_while_dispatch_keeps_the_rest_of_the_budget() {
+    const BURST: usize = 20;
+    const SHARE: usize = 2;
+    // A window longer than the test: every request it makes counts in one window.
+    let ghl = sandbox_with(BURST as u32, Duration::from_secs(120)).await;
+    let app = app_for(
+        &ghl,
+        "",
+        &[
+            ("ghl.rate_limit.burst", "20"),
+            ("ghl.rate_limit.window", "120s"),
+            ("sources.jivochat.agent_view_per_minute", "1000"),
+        ],
+    )
+    .await;
+    // 40 chat events of 40 visitors at once: each a look-up of its own, and each a contact
+    // upsert for dispatch, which so wants more than the whole budget.
+    let chats: Vec<Value> = (0..40u32)
+        .map(|i| {
+            let mut event = chat_event("chat_accepted", &format!("visitor{i}@example.com"));
+            event["chat_id"] = json!(5_000 + i);
+            event
+        })
+        .collect();
+    futures_util::future::join_all(chats.iter().map(|event| post_chat(&app, event))).await;
+    // The whole budget is spent: the look-ups' share, and dispatch the rest.
+    let spent = wait_for(Duration::from_secs(30), "the budget to be spent", || {
+        let requests = ghl.state().requests.len();
+        async move { (requests >= BURST).then_some(requests) }
+    })
+    .await;
+    let state = ghl.state();
+    let look_ups = state
+        .requests
+        .iter()
+        .filter(|r| {
+            r.path == DUPLICATE_SEARCH
+                || (r.method == "GET" && (r.path.ends_with("/tasks") || r.path.ends_with("/notes")))
+        })
+        .count();
+    assert_eq!(spent, BURST, "{:?}", state.requests);
+    assert!(
+        look_ups <= SHARE,
+        "look-ups took {look_ups}: {:?}",
+        state.requests
+    );
+    assert!(
+        BURST - look_ups >= BURST - SHARE,
+        "dispatch made {} requests",
+        BURST - look_ups
+    );
+    assert!(state.requests.iter().all(|r| r.status != 429));
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("formbridge_agent_view_total{outcome=\"share_spent\"}"),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn the_switch_and_the_deadline_are_checked_at_start_naming_the_key() {
     use formbridge::settings::{ConfigSource, Settings};
@@ -342,6 +479,24 @@ fn the_switch_and_the_deadline_are_checked_at_start_naming_the_key() {
             .contains("sources.jivochat.agent_view_timeout"),
         "{err}"
     );
+    // Never served without authentication.
+    let err = load(&[("sources.jivochat.auth", "none")]).unwrap_err();
+    assert!(
+        err.to_string().contains("sources.jivochat.agent_view"),
+        "{err}"
+    );
+    assert!(load(&[
+        ("sources.jivochat.auth", "none"),
+        ("sources.jivochat.agent_view", "false"),
+    ])
+    .is_ok());
+    for (key, value) in [
+        ("sources.jivochat.agent_view_fields", "other_identity,phone"),
+        ("sources.jivochat.agent_view_per_minute", "0"),
+    ] {
+        let err = load(&[("sources.jivochat.secret", SECRET), (key, value)]).unwrap_err();
+        assert!(err.to_string().contains(key), "{err}");
+    }
     let err = load(&[("ghl.app_url", "ftp://app.example")]).unwrap_err();
     assert!(err.to_string().contains("ghl.app_url"), "{err}");
     // On by default for JivoChat, and only there; `false` turns it off.

@@ -1,6 +1,6 @@
 //! `[alerts]`: messages reach a local webhook receiver (a small axum server on port 0) for dead
-//! letters and a blocked location, grouped into one message with a count, and none arrive
-//! while everything is delivered.
+//! letters, a blocked location and an agent view at its per-minute cap, grouped into one message
+//! with a count, and none arrive while everything is delivered.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -289,4 +289,54 @@ async fn a_queue_older_than_the_threshold_is_reported() {
     .await;
     let text = text_of(&messages[0]);
     assert!(text.contains("alerts.max_queue_age"), "{text}");
+}
+
+#[tokio::test]
+async fn an_agent_view_at_its_per_minute_cap_is_reported_once_per_source() {
+    let ghl = sandbox().await;
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let app = Running::start(
+        &ghl,
+        TOKEN,
+        &receiver,
+        &[
+            ("alerts.group_window", "10ms"),
+            ("sources.jivochat.agent_view_per_minute", "2"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let event = serde_json::json!({
+            "event_name": "chat_updated",
+            "chat_id": 4200 + i,
+            "visitor": {"email": format!("probe{i}@example.com")},
+        });
+        let answer: Value = client
+            .post(format!("{}/hooks/jivochat?token={SECRET}", app.base))
+            .json(&event)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["result"], "ok");
+    }
+    wait_for(Duration::from_secs(10), "the cap's alert", || {
+        let n = receiver.messages().len();
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    app.stop().await;
+    let messages = receiver.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let text = text_of(&messages[0]);
+    assert!(text.contains("agent view of source `jivochat`"), "{text}");
+    assert!(text.contains("(1 time(s))"), "one refusal run: {text}");
+    assert!(
+        text.contains("sources.jivochat.agent_view_per_minute"),
+        "{text}"
+    );
+    assert!(!text.contains("probe"), "no visitor named: {text}");
 }

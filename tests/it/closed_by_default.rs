@@ -154,6 +154,45 @@ fn production_refuses_ops_endpoints_on_the_public_address_unless_told() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+#[test]
+fn production_refuses_unauthenticated_sources_unless_the_risk_is_named() {
+    assert_refused(
+        &[("FORMBRIDGE__SOURCES__POWR__AUTH", "none")],
+        "sources.powr.auth",
+        "sources.powr.allow_unauthenticated = true",
+    );
+    let (code, _, err) = check_production(&[
+        ("FORMBRIDGE__SOURCES__POWR__AUTH", "none"),
+        ("FORMBRIDGE__SOURCES__POWR__ALLOW_UNAUTHENTICATED", "true"),
+        // A list from the environment: comma-separated.
+        (
+            "FORMBRIDGE__SOURCES__POWR__ALLOW_FROM",
+            "203.0.113.0/24, 2001:db8::/32",
+        ),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    // The agent view is never served without authentication, named risk or not.
+    assert_refused(
+        &[
+            ("FORMBRIDGE__SOURCES__JIVOCHAT__AUTH", "none"),
+            (
+                "FORMBRIDGE__SOURCES__JIVOCHAT__ALLOW_UNAUTHENTICATED",
+                "true",
+            ),
+        ],
+        "sources.jivochat.agent_view",
+        "agent_view = false",
+    );
+    assert_refused(
+        &[(
+            "FORMBRIDGE__SOURCES__JOTFORM__ALLOW_FROM",
+            "10.0.0.0/8,intranet",
+        )],
+        "sources.jotform.allow_from",
+        "`intranet` is not an IP network",
+    );
+}
+
 /// A checkout: the repository's `config/` (with `local.toml`) in the working folder.
 fn checkout() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ mod common;
 mod admin;
 mod agent_view;
 mod alerts;
+mod allow_from;
 mod check_config;
 mod closed_by_default;
 mod connections;
