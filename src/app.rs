@@ -28,6 +28,7 @@ use crate::http::admin::{self, AdminState};
 use crate::http::errors::{self, REQUEST_ID};
 use crate::http::health::{self, OpsState};
 use crate::http::hooks::{self, IngressState};
+use crate::http::log_safe::Escaped;
 use crate::http::server::{self, ServerLimits};
 use crate::redact::Redactor;
 use crate::runtime::SourceRuntimes;
@@ -421,7 +422,8 @@ fn with_middleware(router: Router, settings: &Settings) -> Router {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
             // Only the path: the query string may carry a source's secret token.
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
+            // Escaped like every request-derived string in the log.
+            tracing::info_span!("http", method = %req.method(), path = %Escaped(req.uri().path()), request_id = %Escaped(request_id))
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

@@ -102,9 +102,18 @@ metrics! {
     /// Connections closed by the server, by reason.
     HTTP_CONNECTIONS_CLOSED = "formbridge_http_connections_closed_total", Counter, ["reason"],
         "Connections the server closed, by reason (header_timeout, idle_timeout, evicted, shutdown, grace_expired).";
+    /// Request bodies cut off at `server.body_read_timeout`.
+    HTTP_BODY_TIMEOUTS = "formbridge_http_body_timeouts_total", Counter, [],
+        "Request bodies not received whole within server.body_read_timeout of their head (answered 408).";
+    /// Connections closed at once because their client held its share.
+    HTTP_CLIENT_CAP_REACHED = "formbridge_http_client_cap_reached_total", Counter, [],
+        "New connections closed at once because their client address (TCP peer; IPv6 by /64) already held server.max_connections_per_client.";
     /// Failed accepts.
     HTTP_ACCEPT_ERRORS = "formbridge_http_accept_errors_total", Counter, [],
         "Failed accepts (e.g. out of file descriptors).";
+    /// Admin requests refused 429 after repeated wrong tokens.
+    ADMIN_AUTH_THROTTLED = "formbridge_admin_auth_throttled_total", Counter, [],
+        "Admin requests answered 429 because their client address sent too many wrong admin tokens (back-off).";
     /// Alert messages posted to the webhook.
     ALERTS_SENT = "formbridge_alerts_sent_total", Counter, ["kind"],
         "Alert messages posted to alerts.webhook_url, by kind (dead_letter, location_blocked, queue_age, agent_view_cap).";

@@ -113,7 +113,7 @@ pub struct ServerSettings {
     #[serde(with = "humantime_serde")]
     pub keep_alive_timeout: Duration,
     /// Most connections served at once. At the cap, the connection that has waited longest
-    /// without sending a request head is closed to admit the new one.
+    /// without sending a complete request (head and body) is closed to admit the new one.
     pub max_connections: usize,
     /// The header a reverse proxy writes the client's address into (`x-forwarded-for`,
     /// `x-real-ip`), believed only on connections from `trusted_proxies`. Unset: no header is
@@ -123,6 +123,13 @@ pub struct ServerSettings {
     /// The proxies (CIDRs or addresses) whose `trusted_proxy_header` is believed.
     #[serde(default, deserialize_with = "access::string_or_list")]
     pub trusted_proxies: Vec<String>,
+    /// Most connections one client address (the TCP peer; IPv6 by /64) may hold; a new one over
+    /// it is closed at once. At or above `max_connections` it limits nothing (behind a proxy).
+    pub max_connections_per_client: usize,
+    /// Longest time a request body may take to arrive whole after its head; a slower one is
+    /// answered 408 and its connection closed.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
 }
 
 impl ServerSettings {
@@ -721,6 +728,7 @@ impl Settings {
         for (key, value) in [
             ("server.header_read_timeout", server.header_read_timeout),
             ("server.keep_alive_timeout", server.keep_alive_timeout),
+            ("server.body_read_timeout", server.body_read_timeout),
         ] {
             if value.is_zero() {
                 return Err(SettingsError::invalid(key, "must be greater than 0"));
@@ -730,6 +738,21 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "server.max_connections",
                 format!("must be from 1 to {MAX_CONNECTIONS_LIMIT} (and below `ulimit -n`)"),
+            ));
+        }
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&server.max_connections_per_client) {
+            return Err(SettingsError::invalid(
+                "server.max_connections_per_client",
+                format!("must be from 1 to {MAX_CONNECTIONS_LIMIT} (at or above server.max_connections it limits nothing)"),
+            ));
+        }
+        if server.body_read_timeout > server.request_timeout {
+            return Err(SettingsError::invalid(
+                "server.body_read_timeout",
+                format!(
+                    "must not exceed server.request_timeout ({}): the request would time out first",
+                    humantime::format_duration(server.request_timeout)
+                ),
             ));
         }
         Ok(())

@@ -4,17 +4,19 @@
 //!
 //! With no `admin.token` configured every `/admin/*` path answers 404, the page included, so an
 //! unconfigured server exposes nothing. The token is compared in constant time (as SHA-256
-//! digests, so not even its length leaks) and never logged.
+//! digests, so not even its length leaks) and never logged. Repeated wrong tokens from one
+//! client address lock it out for a while ([`super::admin_backoff`]): 429 with `Retry-After`.
 //!
 //! [`list_page`], [`event_detail`] and [`parse_time`] are shared with the `formbridge events`
 //! CLI so both print the same shapes, with secrets masked by the same [`Redactor`].
 //!
 //! A store failure answers a generic 500 naming the request id; the cause is logged with it.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,8 +32,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+use super::admin_backoff::AdminBackoff;
 use super::admin_page;
 use super::errors::{self, ApiError, RequestId};
+use super::log_safe::Escaped;
+use super::server::ClientKey;
 use crate::redact::Redactor;
 use crate::sources::SourceName;
 use crate::store::{
@@ -54,6 +59,8 @@ pub struct AdminState {
     /// Notified after a replay so the dispatcher looks for work at once.
     wake: Option<Arc<Notify>>,
     redactor: Redactor,
+    /// Lockouts after repeated wrong tokens, per client address.
+    backoff: AdminBackoff,
 }
 
 impl AdminState {
@@ -73,6 +80,7 @@ impl AdminState {
             token_digest,
             wake,
             redactor,
+            backoff: AdminBackoff::default(),
         }
     }
 
@@ -131,17 +139,46 @@ async fn require_token(State(state): State<Arc<AdminState>>, req: Request, next:
     let Some(expected) = &state.token_digest else {
         return ApiError::not_found(DISABLED_DETAIL).into_response();
     };
+    // The TCP peer, set by the server for every connection (absent only when the router is
+    // called without one, e.g. in-process).
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| ClientKey::of(peer.ip()));
+    let now = tokio::time::Instant::now();
+    if let Some(wait) = client.and_then(|c| state.backoff.locked_out(c, now)) {
+        metrics::counter!(crate::metrics::ADMIN_AUTH_THROTTLED).increment(1);
+        let seconds = u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX);
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many wrong admin tokens from this address; retry in {seconds}s"),
+        )
+        .retry_after(seconds)
+        .into_response();
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
     let refusal = match presented {
-        Some(token) if bool::from(digest(token).ct_eq(expected)) => return next.run(req).await,
-        Some(_) => "wrong admin token",
+        Some(token) if bool::from(digest(token).ct_eq(expected)) => {
+            if let Some(client) = client {
+                state.backoff.succeeded(client);
+            }
+            return next.run(req).await;
+        }
+        Some(_) => {
+            let lockout = client.and_then(|c| state.backoff.failed(c, now).map(|l| (c, l)));
+            if let Some((client, lockout)) = lockout {
+                tracing::warn!(%client, ?lockout, "admin API: too many wrong tokens from one address; its admin requests are refused 429 for the lockout");
+            }
+            "wrong admin token"
+        }
         None => "missing admin token: send `Authorization: Bearer <admin.token>`",
     };
-    tracing::info!(path = %req.uri().path(), "admin request refused: {refusal}");
+    tracing::info!(path = %Escaped(req.uri().path()), "admin request refused: {refusal}");
     let mut response = ApiError::unauthorized(refusal).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,

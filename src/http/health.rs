@@ -1,15 +1,18 @@
 //! Ops endpoints: `/healthz` (process up), `/readyz` (store reachable), `/metrics` (Prometheus).
+//!
+//! `/healthz` and `/readyz` are unauthenticated (load balancers call them, also on the public
+//! address), so they say nothing about the deployment: a store failure answers a generic
+//! reason and its detail goes to the log at warn.
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
-use super::errors::ApiError;
 use crate::store::Store;
 
 /// What the ops endpoints read.
@@ -23,11 +26,19 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store answers a query; 503 with the reason otherwise.
+/// `GET /readyz`: the store answers a query; otherwise 503
+/// `{"status":"unavailable","reason":"store"}`, the store's own error logged at warn.
 pub async fn readyz(State(state): State<Arc<OpsState>>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => ApiError::unavailable(format!("store not reachable: {e}")).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "reason": "store"})),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -24,6 +24,8 @@ use tokio::sync::Notify;
 
 use super::client_addr::{self, ClientAddress};
 use super::errors::ApiError;
+use super::log_safe::Escaped;
+use super::server::BodyReadTimeout;
 use crate::agent_view::AgentView;
 use crate::body::{self, BodyError, BodyLimits, ParsedBody};
 use crate::runtime::{SourceRuntime, SourceRuntimes};
@@ -179,7 +181,9 @@ pub async fn receive(
             }
         }
         Err(refusal) => {
-            tracing::info!(source = %label, outcome = refusal.outcome, detail = %refusal.error.detail, "webhook refused");
+            // The detail may quote the request's own path segment: escaped, so it cannot forge
+            // a log line.
+            tracing::info!(source = %label, outcome = refusal.outcome, detail = %Escaped(&refusal.error.detail), "webhook refused");
             refusal.error.into_response()
         }
     }
@@ -242,12 +246,28 @@ async fn ingest(
             ),
         ));
     }
-    let bytes = read_bounded(headers, body, state.body_limit).await?;
     let token = query_token(query);
-    served
-        .auth
-        .verify(headers, token.as_deref(), &bytes, OffsetDateTime::now_utc())
-        .map_err(|e| Refusal::new("unauthorized", ApiError::unauthorized(e.to_string())))?;
+    let verify = |body: &[u8]| {
+        served
+            .auth
+            .verify(headers, token.as_deref(), body, OffsetDateTime::now_utc())
+            .map_err(|e| Refusal::new("unauthorized", ApiError::unauthorized(e.to_string())))
+    };
+    // A URL or header token does not depend on the body: check it before reading one, so a
+    // sender without it is refused at once instead of holding a connection while it trickles.
+    // HMAC and Standard Webhooks sign the body; for them the body timeout and the connection
+    // caps bound what a slow sender can hold.
+    let body_free = matches!(
+        served.auth,
+        Authenticator::None | Authenticator::Token { .. }
+    );
+    if body_free {
+        verify(&[])?;
+    }
+    let bytes = read_bounded(headers, body, state.body_limit).await?;
+    if !body_free {
+        verify(&bytes)?;
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -343,10 +363,21 @@ async fn read_bounded(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            Refusal::new(
-                "bad_request",
-                ApiError::bad_request(format!("could not read the request body: {e}")),
-            )
+            let e = e.into_inner();
+            match BodyReadTimeout::find(e.as_ref()) {
+                Some(timeout) => Refusal::new(
+                    "body_timeout",
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "body_timeout",
+                        format!("{timeout}; nothing was stored, send the whole body at once"),
+                    ),
+                ),
+                None => Refusal::new(
+                    "bad_request",
+                    ApiError::bad_request(format!("could not read the request body: {e}")),
+                ),
+            }
         })?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large());

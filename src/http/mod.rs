@@ -2,9 +2,11 @@
 //! the connection loop that serves them.
 
 pub mod admin;
+pub mod admin_backoff;
 pub mod admin_page;
 pub mod client_addr;
 pub mod errors;
 pub mod health;
 pub mod hooks;
+pub mod log_safe;
 pub mod server;

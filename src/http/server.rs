@@ -11,8 +11,11 @@
 //! - a new connection must deliver a complete request head within `header_read_timeout`;
 //! - after a response it may stay idle for `keep_alive_timeout`; the first byte of the next
 //!   request starts `header_read_timeout` for the rest of that head;
-//! - inside a request (head read, response not yet written out) it is not watched here: reading
-//!   the body and the handler are bounded by `server.request_timeout`.
+//! - while its request body arrives, the body must be complete within `server.body_read_timeout`
+//!   of the head: a slower body ends in an error the handler answers 408 (counted in
+//!   `formbridge_http_body_timeouts_total`);
+//! - inside a request (body read, response not yet written out) it is not watched here: the
+//!   handler is bounded by `server.request_timeout`.
 //!
 //! hyper's own timer stays on as a backstop at `header_read_timeout + keep_alive_timeout` per
 //! wait: bytes of a pipelined next request read before the previous response ended are not seen
@@ -20,15 +23,25 @@
 //!
 //! # The connection cap and health checks
 //! At most `server.max_connections` connections are served. When a new one arrives at the cap,
-//! the connection that has waited longest without sending a complete request head (a slowloris,
-//! or an idle kept-alive connection) is closed to make room. A reserve of slots for health checks
+//! the connection that has waited longest without sending a complete request — head and body —
+//! (a slowloris, a slow body, or an idle kept-alive connection) is closed to make room. A reserve of slots for health checks
 //! cannot work, as nothing tells a health check from an attacker before its head is read; with
 //! eviction, a new connection is the last in line to be evicted, so an attacker must open
 //! `max_connections` more connections in the time a health check takes to send its few bytes
-//! before it could be pushed out. Connections inside a request are never evicted (their time is
-//! bounded by `server.request_timeout`); when every slot is inside a request, accepting pauses and
-//! new connections wait in the listen backlog. Either case logs one warning per
-//! [`CAP_LOG_EVERY`] and counts `formbridge_http_connection_cap_reached_total`.
+//! before it could be pushed out. Connections whose request is complete (their handler runs, or
+//! their answer is being written) are never evicted (their time is bounded by
+//! `server.request_timeout`); when every slot is such a one, accepting pauses and new connections
+//! wait in the listen backlog. Either case logs one warning per [`CAP_LOG_EVERY`] and counts
+//! `formbridge_http_connection_cap_reached_total`.
+//!
+//! # Per client
+//! One client address may hold at most `server.max_connections_per_client` of the slots; a new
+//! connection over that is closed at once, before it takes a slot or evicts anyone, and counted
+//! in `formbridge_http_client_cap_reached_total`. The address is the TCP peer's (an IPv6 peer
+//! counts by its /64 prefix, which one host usually holds whole), never a forwarded header: a
+//! header is the client's to write. Behind a reverse proxy every connection comes from the proxy,
+//! so there the cap must be at least `server.max_connections` (which turns it off) and the proxy
+//! should limit its own clients.
 //!
 //! # Shutdown
 //! When `shutdown` resolves the listener is closed, connections waiting for a head (idle or
@@ -38,6 +51,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,7 +67,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -74,6 +88,8 @@ pub struct ServerLimits {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub body_read_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -83,6 +99,8 @@ impl ServerLimits {
             header_read_timeout: server.header_read_timeout,
             keep_alive_timeout: server.keep_alive_timeout,
             max_connections: server.max_connections,
+            max_connections_per_client: server.max_connections_per_client,
+            body_read_timeout: server.body_read_timeout,
             shutdown_grace: server.shutdown_grace,
         }
     }
@@ -101,6 +119,7 @@ pub async fn serve(
     let stop = Stop::default();
     let mut backoff = AcceptBackoff::default();
     let mut cap_log = Throttled::new(CAP_LOG_EVERY);
+    let mut client_cap_log = Throttled::new(CAP_LOG_EVERY);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -119,6 +138,14 @@ pub async fn serve(
                 }
             }
         };
+        let Some(client) = ClientSlot::claim(
+            &registry.clients,
+            peer.ip(),
+            limits.max_connections_per_client,
+        ) else {
+            refuse_over_client_cap(stream, peer, &limits, &mut client_cap_log);
+            continue;
+        };
         let permit = tokio::select! {
             () = &mut shutdown => break,
             permit = registry.admit(limits.max_connections, &mut cap_log) => permit,
@@ -132,6 +159,7 @@ pub async fn serve(
             outcome.record();
             registry.remove(conn.id);
             drop(permit);
+            drop(client);
         });
     }
     drop(listener);
@@ -169,7 +197,11 @@ enum Phase {
         deadline: Instant,
         wait: Wait,
     },
-    /// A request head was read and its response is not yet written out.
+    /// A request head was read and its body is still arriving; `since` is when the wait for
+    /// this request began (as in `AwaitingHead`). Evictable like a wait for a head.
+    ReadingBody { since: Instant },
+    /// The request was read whole (or its handler answered without reading the rest) and its
+    /// response is not yet written out.
     InRequest,
 }
 
@@ -223,9 +255,21 @@ impl Connection {
         }
     }
 
-    /// A complete request head was read.
-    fn on_request(&self) {
-        *self.phase() = Phase::InRequest;
+    /// A complete request head was read; `body_done` when it has no body to wait for.
+    fn on_request(&self, body_done: bool) {
+        let mut phase = self.phase();
+        *phase = match *phase {
+            Phase::AwaitingHead { since, .. } if !body_done => Phase::ReadingBody { since },
+            _ => Phase::InRequest,
+        };
+    }
+
+    /// The request body was read to its end (or given up on).
+    fn on_body_done(&self) {
+        let mut phase = self.phase();
+        if let Phase::ReadingBody { .. } = *phase {
+            *phase = Phase::InRequest;
+        }
     }
 
     /// The response was written out (or abandoned): the connection idles until the next head.
@@ -243,7 +287,7 @@ impl Connection {
     fn deadline(&self) -> Option<Instant> {
         match *self.phase() {
             Phase::AwaitingHead { deadline, .. } => Some(deadline),
-            Phase::InRequest => None,
+            Phase::ReadingBody { .. } | Phase::InRequest => None,
         }
     }
 
@@ -251,6 +295,15 @@ impl Connection {
     fn waiting_since(&self) -> Option<Instant> {
         match *self.phase() {
             Phase::AwaitingHead { since, .. } => Some(since),
+            Phase::ReadingBody { .. } | Phase::InRequest => None,
+        }
+    }
+
+    /// Since when it has waited for a complete request (head and body), if it is: the order
+    /// of eviction at the cap.
+    fn incomplete_since(&self) -> Option<Instant> {
+        match *self.phase() {
+            Phase::AwaitingHead { since, .. } | Phase::ReadingBody { since } => Some(since),
             Phase::InRequest => None,
         }
     }
@@ -293,7 +346,7 @@ impl Outcome {
 
 async fn run_connection(
     stream: TcpStream,
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
     router: Router,
     conn: Arc<Connection>,
     limits: ServerLimits,
@@ -306,16 +359,27 @@ async fn run_connection(
         conn: conn.clone(),
     });
     let tracked = conn.clone();
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        tracked.on_request();
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let body_done = hyper::body::Body::is_end_stream(request.body());
+        tracked.on_request(body_done);
         let done = ResponseDone(tracked.clone());
         let router = router.clone();
-        // The TCP peer, for handlers that check the client's address (`allow_from`).
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
+        let conn = tracked.clone();
+        let body_read_timeout = limits.body_read_timeout;
         async move {
-            let response = router.oneshot(request.map(Body::new)).await?;
+            let mut request = request.map(|inner| {
+                Body::new(TimedBody {
+                    inner,
+                    deadline: Box::pin(tokio::time::sleep(body_read_timeout)),
+                    timeout: body_read_timeout,
+                    conn,
+                    ended: body_done,
+                })
+            });
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let response = router.oneshot(request).await?;
             Ok::<_, std::convert::Infallible>(
                 response.map(|inner| TrackedBody { inner, _done: done }),
             )
@@ -418,6 +482,83 @@ impl AsyncWrite for Watched {
     }
 }
 
+/// The request body was not received whole within `server.body_read_timeout` of its head.
+/// Handlers find it as the source of the body's read error and answer 408.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body did not arrive within {} of its head (server.body_read_timeout)", humantime::format_duration(*.0))]
+pub struct BodyReadTimeout(pub Duration);
+
+impl BodyReadTimeout {
+    /// The timeout behind a body read error, if that is what it was.
+    pub fn find(error: &(dyn std::error::Error + 'static)) -> Option<BodyReadTimeout> {
+        let mut current = Some(error);
+        while let Some(e) = current {
+            if let Some(timeout) = e.downcast_ref::<BodyReadTimeout>() {
+                return Some(*timeout);
+            }
+            current = e.source();
+        }
+        None
+    }
+}
+
+/// A request body that must arrive whole within `server.body_read_timeout` of the head, and
+/// reports its end to its [`Connection`] (after which the connection is no longer evictable).
+struct TimedBody {
+    inner: Incoming,
+    deadline: Pin<Box<Sleep>>,
+    timeout: Duration,
+    conn: Arc<Connection>,
+    /// The body ended (read whole, failed, or timed out): nothing more is watched.
+    ended: bool,
+}
+
+impl TimedBody {
+    fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.conn.on_body_done();
+        }
+    }
+}
+
+impl hyper::body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Pin::new(&mut this.inner)
+                .poll_frame(cx)
+                .map_err(axum::Error::new);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.end();
+            metrics::counter!(crate::metrics::HTTP_BODY_TIMEOUTS).increment(1);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyReadTimeout(this.timeout)))));
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.end(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.end(),
+            _ => {}
+        }
+        polled.map_err(axum::Error::new)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Marks the response written out when hyper drops its body.
 struct ResponseDone(Arc<Connection>);
 
@@ -463,6 +604,8 @@ struct Registry {
     next_id: AtomicU64,
     /// Notified when a connection starts waiting for a head, so a full accept loop can evict it.
     evictable: Arc<Notify>,
+    /// Open connections per client address.
+    clients: Arc<Mutex<HashMap<ClientKey, usize>>>,
 }
 
 impl Registry {
@@ -472,6 +615,7 @@ impl Registry {
             open: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             evictable: Arc::new(Notify::new()),
+            clients: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -522,7 +666,7 @@ impl Registry {
                 permit = self.slots.clone().acquire_owned() => {
                     if let Some(suppressed) = log.ready() {
                         let action = if evicted {
-                            "closed the connection that waited longest for a request head"
+                            "closed the connection that waited longest for a complete request"
                         } else {
                             "every connection is inside a request; new connections wait"
                         };
@@ -539,8 +683,8 @@ impl Registry {
         }
     }
 
-    /// Evicts the connection waiting longest for a complete request head, unless an evicted
-    /// one is still closing. Whether one was evicted now.
+    /// Evicts the connection waiting longest for a complete request (head and body), unless an
+    /// evicted one is still closing. Whether one was evicted now.
     fn evict_longest_waiting(&self) -> bool {
         let open = self.open();
         if open.values().any(|c| c.evict.is_cancelled()) {
@@ -548,7 +692,7 @@ impl Registry {
         }
         let victim = open
             .values()
-            .filter_map(|c| c.waiting_since().map(|since| (since, c)))
+            .filter_map(|c| c.incomplete_since().map(|since| (since, c)))
             .min_by_key(|(since, c)| (*since, c.id));
         match victim {
             Some((_, conn)) => {
@@ -557,6 +701,95 @@ impl Registry {
             }
             None => false,
         }
+    }
+}
+
+/// Whose connections count together against `server.max_connections_per_client`: an IPv4
+/// address, or the /64 prefix of an IPv6 one (an IPv4-mapped IPv6 address counts as IPv4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                Self(IpAddr::V6(prefix.into()))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+/// One connection counted against its client's share; given back when dropped.
+struct ClientSlot {
+    clients: Arc<Mutex<HashMap<ClientKey, usize>>>,
+    key: ClientKey,
+}
+
+impl ClientSlot {
+    /// A slot for one more connection of `ip`, unless it already holds `max`.
+    fn claim(
+        clients: &Arc<Mutex<HashMap<ClientKey, usize>>>,
+        ip: IpAddr,
+        max: usize,
+    ) -> Option<Self> {
+        let key = ClientKey::of(ip);
+        let mut map = clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open = map.entry(key).or_insert(0);
+        if *open >= max {
+            return None;
+        }
+        *open += 1;
+        Some(Self {
+            clients: clients.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(open) = map.get_mut(&self.key) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Closes a connection over its client's share at once (no slot taken, nobody evicted).
+fn refuse_over_client_cap(
+    stream: TcpStream,
+    peer: SocketAddr,
+    limits: &ServerLimits,
+    log: &mut Throttled,
+) {
+    drop(stream);
+    metrics::counter!(crate::metrics::HTTP_CLIENT_CAP_REACHED).increment(1);
+    if let Some(suppressed) = log.ready() {
+        tracing::warn!(
+            client = %ClientKey::of(peer.ip()),
+            max_connections_per_client = limits.max_connections_per_client,
+            since_last_warning = suppressed,
+            "a client is at its connection cap (server.max_connections_per_client): its new connections are closed at once"
+        );
     }
 }
 
@@ -656,6 +889,8 @@ mod tests {
             header_read_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 4,
+            max_connections_per_client: 4,
+            body_read_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(1),
         }
     }
@@ -666,7 +901,7 @@ mod tests {
         let conn = registry.insert(limits());
         let accepted = Instant::now();
         assert_eq!(conn.deadline(), Some(accepted + Duration::from_secs(10)));
-        conn.on_request();
+        conn.on_request(true);
         assert_eq!(conn.deadline(), None);
         tokio::time::advance(Duration::from_secs(5)).await;
         conn.on_response_done();
@@ -692,7 +927,7 @@ mod tests {
     async fn eviction_takes_the_longest_waiting_connection_not_one_in_a_request() {
         let registry = Registry::new(3);
         let busy = registry.insert(limits());
-        busy.on_request();
+        busy.on_request(true);
         tokio::time::advance(Duration::from_secs(1)).await;
         let older = registry.insert(limits());
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -710,6 +945,43 @@ mod tests {
             !registry.evict_longest_waiting(),
             "a connection in a request is never evicted"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_evictable_until_its_body_is_whole() {
+        let registry = Registry::new(2);
+        let reading = registry.insert(limits());
+        reading.on_request(false);
+        assert_eq!(
+            reading.deadline(),
+            None,
+            "the body timeout is the body's own"
+        );
+        assert_eq!(reading.waiting_since(), None, "shutdown lets it finish");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let newer = registry.insert(limits());
+        assert!(registry.evict_longest_waiting());
+        assert!(reading.evict.is_cancelled() && !newer.evict.is_cancelled());
+        registry.remove(reading.id);
+        newer.on_request(false);
+        newer.on_body_done();
+        assert!(!registry.evict_longest_waiting(), "its request is whole");
+    }
+
+    #[test]
+    fn clients_count_by_address_and_ipv6_by_its_64_prefix() {
+        let clients = Arc::new(Mutex::new(HashMap::new()));
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let first = ClientSlot::claim(&clients, v6("2001:db8::1"), 2).unwrap();
+        let _second = ClientSlot::claim(&clients, v6("2001:db8::ffff:2"), 2).unwrap();
+        assert!(ClientSlot::claim(&clients, v6("2001:db8::3"), 2).is_none());
+        assert!(ClientSlot::claim(&clients, v6("2001:db8:0:1::1"), 2).is_some());
+        assert_eq!(
+            ClientKey::of(v6("::ffff:10.0.0.1")),
+            ClientKey::of(v6("10.0.0.1"))
+        );
+        drop(first);
+        assert!(ClientSlot::claim(&clients, v6("2001:db8::3"), 2).is_some());
     }
 
     #[tokio::test(start_paused = true)]

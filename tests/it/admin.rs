@@ -1016,3 +1016,51 @@ async fn the_admin_page_is_served_without_the_token_with_a_strict_policy() {
         );
     }
 }
+
+#[tokio::test]
+async fn wrong_admin_tokens_lock_out_their_address_only() {
+    use formbridge::http::admin_backoff::{FIRST_LOCKOUT, MAX_FAILURES};
+    let app = spawn_admin().await;
+    let url = format!("{}/admin/stats", app.base);
+    let from = |last: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .build()
+            .unwrap()
+    };
+    let attacker = from(1);
+    let operator = from(2);
+    for n in 0..MAX_FAILURES {
+        let resp = attacker
+            .get(&url)
+            .bearer_auth(format!("guess-{n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "guess {n}");
+    }
+    // Locked out: even the right token is refused 429 from this address, with Retry-After.
+    for token in ["guess-again", TOKEN] {
+        let resp = attacker.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(resp.status(), 429);
+        let retry_after: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (1..=FIRST_LOCKOUT.as_secs() + 1).contains(&retry_after),
+            "{retry_after}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "too_many_attempts");
+    }
+    // Another address with the right token is not affected.
+    let resp = operator.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("formbridge_admin_auth_throttled_total "),
+        "{metrics}"
+    );
+}

@@ -75,6 +75,18 @@ fn refuses_values_that_would_fail_every_delivery_naming_the_key() {
             ("FORMBRIDGE__SERVER__HEADER_READ_TIMEOUT", "0s"),
             "server.header_read_timeout",
         ),
+        (
+            ("FORMBRIDGE__SERVER__BODY_READ_TIMEOUT", "0s"),
+            "server.body_read_timeout",
+        ),
+        (
+            ("FORMBRIDGE__SERVER__BODY_READ_TIMEOUT", "1h"),
+            "server.body_read_timeout",
+        ),
+        (
+            ("FORMBRIDGE__SERVER__MAX_CONNECTIONS_PER_CLIENT", "0"),
+            "server.max_connections_per_client",
+        ),
     ] {
         let (code, out, err) = check_config(&[env]);
         assert_eq!(code, 2, "{env:?} accepted: {out}");

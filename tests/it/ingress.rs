@@ -563,3 +563,58 @@ async fn jivochat_is_read_as_json_whatever_the_content_type() {
     .unwrap();
     assert_eq!(sub.contact.email.unwrap().as_str(), "email@example.com");
 }
+
+/// A `Write` into a shared buffer, for capturing the log.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_refused_path_segment_is_logged_escaped_so_it_cannot_forge_a_line() {
+    // The pretty format (the default), captured for this test's thread (a current-thread
+    // runtime: the server's tasks log here too).
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("formbridge=info,tower_http=info")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = spawn_app(&[]).await;
+    let r = app
+        .client
+        .post(format!(
+            "{}/hooks/a%0A2030-01-01T00:00:00Z%20%20INFO%20forged",
+            app.base
+        ))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("a\n2030"));
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let refused = log
+        .lines()
+        .find(|l| l.contains("webhook refused"))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{log}"));
+    assert!(
+        refused.contains(r"a\n2030-01-01T00:00:00Z  INFO forged"),
+        "{refused}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2030-01-01")),
+        "a forged line:\n{log}"
+    );
+}
