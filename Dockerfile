@@ -59,12 +59,14 @@ LABEL org.opencontainers.image.title="formbridge" \
       org.opencontainers.image.source="https://github.com/formbridge/formbridge" \
       org.opencontainers.image.documentation="https://github.com/formbridge/formbridge#deploy"
 
-# A fixed, unprivileged user owning only the data folder.
+# A fixed, unprivileged user owning only the data folder, private to it (0700: the store holds
+# personal data and OAuth tokens; a new named volume takes this mode).
 RUN groupadd --system --gid 10001 formbridge \
     && useradd --system --uid 10001 --gid formbridge --home-dir /data --no-create-home \
        --shell /usr/sbin/nologin formbridge \
     && mkdir -p /data \
-    && chown formbridge:formbridge /data
+    && chown formbridge:formbridge /data \
+    && chmod 0700 /data
 
 COPY --from=build /usr/local/bin/formbridge /usr/local/bin/formbridge
 
