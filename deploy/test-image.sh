@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds formbridge's container image from the Dockerfile, unchanged, with podman, and checks what
-# a deployment relies on (issue 19): uid 10001, /data on a named volume, production refusing a
-# development secret and a placeholder, healthy through its own HEALTHCHECK, a signed delivery
-# stored and kept when the container is recreated, SIGTERM ending it with exit 0 inside the grace,
-# /metrics and /admin only on the ops port, `check-config` on a mounted mapping, and two replicas
-# on PostgreSQL sending each delivery to the GHL sandbox exactly once. Prints the image size(s).
+# a deployment relies on (issue 19): uid 10001, /data on a named volume (mode 700), production
+# refusing a development secret and a placeholder, healthy through its own HEALTHCHECK, a signed
+# delivery stored and kept when the container is recreated, SIGTERM ending it with exit 0 inside
+# the grace, /metrics and /admin only on the ops port, `check-config` on a mounted mapping, and two
+# replicas on PostgreSQL sending each delivery to the GHL sandbox exactly once. Prints the image
+# size(s).
 #
 #   bash deploy/test-image.sh            # the lean (production) image; .ci/run runs this
 #   bash deploy/test-image.sh --full     # also builds the full image (FEATURES=sandbox) and sizes it
@@ -365,6 +366,8 @@ if check "the container starts and answers /readyz on the public port" run_sqlit
   check "it runs as uid 10001" test "$(podman exec "$first" id -u)" = 10001
   check "/data is the named volume $volume" test "$(podman inspect --format \
     '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Type}}:{{.Name}}{{end}}{{end}}' "$first")" = "volume:$volume"
+  check "/data is private to uid 10001 (mode 700, the image's, taken by the new volume)" \
+    test "$(podman exec "$first" stat -c '%a %u' /data)" = "700 10001"
   check "the image carries its HEALTHCHECK (docker format)" \
     bash -c "podman image inspect --format '{{json .Config.Healthcheck}}' $image | grep -q healthcheck"
   check "healthy through its own HEALTHCHECK (podman healthcheck run)" \
