@@ -452,10 +452,11 @@ location=$(sed -n 's/^ *location id: *//p' "$work/sandbox.log")
 # A token of the script's own (production refuses short or public ones), valid for the location.
 curl -fsS -X POST -H 'Content-Type: application/json' \
   -d "{\"token\":\"$ghl_token\",\"locations\":[\"$location\"]}" "$sandbox/_sandbox/tokens"
-# replica NAME ADDR_PORT OPS_PORT: the image on the host network, as compose runs a replica.
+# replica NAME ADDR_PORT OPS_PORT: the image on the host network, as compose runs a replica, with
+# the mapping above (a task for every lead) mounted read-only at /config as compose mounts it.
 replica() {
   containers+=("$1")
-  podman run -d --name "$1" --network host "${secrets[@]}" \
+  podman run -d --name "$1" --network host "${secrets[@]}" -v "$work/config:/config:ro" \
     -e "FORMBRIDGE__STORE__URL=postgres://postgres@127.0.0.1:5432/$pg_db" \
     -e "FORMBRIDGE__GHL__BASE_URL=$sandbox" -e "FORMBRIDGE__GHL__LOCATION_ID=$location" \
     -e "FORMBRIDGE__SERVER__ADDR=127.0.0.1:$2" -e "FORMBRIDGE__SERVER__OPS_ADDR=127.0.0.1:$3" \
@@ -487,19 +488,28 @@ else
   check "both deliveries are done (within 60 s)" wait_until 60 both_done
   curl -fsS "$sandbox/_sandbox/state" >"$work/state.json"
   for n in 1 2; do
-    check "replica$n-$$@example.com: one contact, created by one upsert, with one note" \
-      python3 - "$work/state.json" "replica$n-$$@example.com" <<'EOF'
+    check "replica$n-$$@example.com: one contact, created by one upsert, with one note and the mapping's one task" \
+      python3 - "$work/state.json" "replica$n-$$@example.com" "Call Replica$n about the image test" <<'EOF'
 import json, sys
-state, email = json.load(open(sys.argv[1])), sys.argv[2]
+state, email, title = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
 contacts = [c for c in state["contacts"] if c.get("emailLowerCase") == email]
 upserts = [r for r in state["requests"] if r["method"] == "POST" and r["path"] == "/contacts/upsert"
            and (r.get("body") or {}).get("email") == email]
 ids = {c["id"] for c in contacts}
 notes = [n for n in state["notes"] if n.get("contactId") in ids]
-print(f"  {email}: {len(contacts)} contact(s), {len(upserts)} upsert(s), {len(notes)} note(s)")
-sys.exit(not (len(contacts) == 1 and len(upserts) == 1 and len(notes) == 1))
+tasks = [t for t in state["tasks"] if t.get("contactId") in ids]
+print(f"  {email}: {len(contacts)} contact(s), {len(upserts)} upsert(s), {len(notes)} note(s), "
+      f"tasks {[t.get('title') for t in tasks]}")
+sys.exit(not (len(contacts) == 1 and len(upserts) == 1 and len(notes) == 1
+              and [t.get("title") for t in tasks] == [title]))
 EOF
   done
+  # The admin page: on the ops address (compose publishes it on 127.0.0.1 only), not the public.
+  admin_page_on_ops_only() {
+    curl -fsS "http://127.0.0.1:$r1_ops/admin/ui" | grep -qi '<html' &&
+      test "$(status_of "http://127.0.0.1:$r1_addr/admin/ui")" = 404
+  }
+  check "the admin page is served on the ops address, not on the public one" admin_page_on_ops_only
 fi
 
 # ---- sizes -------------------------------------------------------------------------------------
