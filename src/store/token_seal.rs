@@ -114,9 +114,8 @@ impl TokenSeal {
             location_id: location_id.to_owned(),
             message,
         };
-        let (id, encoded) = rest
-            .split_once(':')
-            .ok_or_else(|| fail("its sealed value is malformed".to_owned()))?;
+        let malformed = || fail("its sealed value is malformed".to_owned());
+        let (id, encoded) = rest.split_once(':').ok_or_else(malformed)?;
         let key = self
             .current
             .iter()
@@ -133,9 +132,9 @@ impl TokenSeal {
         use base64::Engine as _;
         let blob = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(encoded)
-            .map_err(|_| fail("its sealed value is malformed".to_owned()))?;
+            .map_err(|_| malformed())?;
         if blob.len() < NONCE_LEN {
-            return Err(fail("its sealed value is malformed".to_owned()));
+            return Err(malformed());
         }
         let (nonce, sealed) = blob.split_at(NONCE_LEN);
         let plain = key

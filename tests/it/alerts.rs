@@ -106,21 +106,24 @@ impl Running {
         }
     }
 
+    /// POSTs a JSON delivery to `/hooks/{source}` with the test token.
+    async fn post(&self, source: &str, body: &Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/hooks/{source}?token={SECRET}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn post_leads(&self, n: usize, prefix: &str) {
-        let client = reqwest::Client::new();
         for i in 0..n {
             let body = serde_json::json!({
                 "deal_id": format!("{prefix}-{i}"),
                 "customer_name": format!("Lead{i} Person"),
                 "customer_email": format!("{prefix}{i}@example.com"),
             });
-            let r = client
-                .post(format!("{}/hooks/dripjobs?token={SECRET}", self.base))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
+            assert_eq!(self.post("dripjobs", &body).await.status(), 200);
         }
     }
 
@@ -305,22 +308,13 @@ async fn an_agent_view_at_its_per_minute_cap_is_reported_once_per_source() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
     for i in 0..5 {
         let event = serde_json::json!({
             "event_name": "chat_updated",
             "chat_id": 4200 + i,
             "visitor": {"email": format!("probe{i}@example.com")},
         });
-        let answer: Value = client
-            .post(format!("{}/hooks/jivochat?token={SECRET}", app.base))
-            .json(&event)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer: Value = app.post("jivochat", &event).await.json().await.unwrap();
         assert_eq!(answer["result"], "ok");
     }
     wait_for(Duration::from_secs(10), "the cap's alert", || {
