@@ -304,7 +304,7 @@ fn numbered(sql: &str) -> String {
 async fn bulk_load(bench: &BenchStore, table: Table) {
     let now = OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let done = (table.total - table.open) as i64;
-    let plan = serde_json::to_string(&formbridge::mapping::Plan::default()).unwrap();
+    let plan = serde_json::to_string(&formbridge::domain::Plan::default()).unwrap();
     // Columns both backends' `events` share; `n` counts from 1, `$1` … are bound below.
     let columns = "source, dedupe_key, status, attempts, next_attempt_at, contact_key, \
                    location_id, fair_key, received_at, updated_at";

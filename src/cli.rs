@@ -12,11 +12,12 @@ use clap::{Args, Subcommand};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::domain::EventId;
+use crate::domain::SourceName;
 use crate::http::admin::{self, EventPage, MAX_PAGE};
 use crate::redact::Redactor;
 use crate::settings::Settings;
-use crate::sources::SourceName;
-use crate::store::{self, EventFilter, EventId, EventStatus, EventSummary, Store};
+use crate::store::{self, EventFilter, EventStatus, EventSummary, Store};
 
 /// Exit code: not found, or nothing was done.
 const NOTHING: u8 = 1;

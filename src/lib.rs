@@ -16,6 +16,7 @@
 //! - [`body`]: parsing JSON / urlencoded / multipart bodies, within per-delivery limits.
 //! - [`sources`]: source names and kinds, authentication, per-tool normalizers.
 //! - [`submission`]: the normalized submission model.
+//! - [`domain`]: the ids every room names and the `Plan`, plain data shared by all.
 //! - [`mapping`]: mapping config and the pure plan builder.
 //! - [`store`]: the storage trait and its SQLite (and later PostgreSQL) implementations.
 //! - [`dispatch`]: workers that execute plans against GHL with retries and rate limits.
@@ -45,6 +46,7 @@ pub mod cli;
 #[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod dispatch;
+pub mod domain;
 pub mod ghl;
 pub mod healthcheck;
 pub mod http;

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::domain::SourceName;
 use crate::mapping::{CompiledMapping, MappingConfigError};
 use crate::settings::{parse_net, Settings, SourceSettings};
 use crate::sources::auth::Authenticator;
-use crate::sources::{ReadOptions, SourceKind, SourceName};
+use crate::sources::{ReadOptions, SourceKind};
 
 /// Why a source could not be compiled; names the key at fault.
 #[derive(Debug, thiserror::Error)]

@@ -23,10 +23,11 @@ pub use guard::{is_placeholder, MIN_TOKEN_CHARS, PRODUCTION};
 
 pub use crate::alerts::settings::AlertSettings;
 use crate::body::BodyLimits;
+use crate::domain::SourceName;
 pub use crate::ghl::settings::{GhlSettings, LocationSettings, RateLimitSettings};
 use crate::mapping::config::MappingConfig;
 use crate::sources::auth::{decode_standard_webhooks_secret, Authenticator, SignatureEncoding};
-use crate::sources::{ReadOptions, SourceKind, SourceName};
+use crate::sources::{ReadOptions, SourceKind};
 
 /// Prefix of the environment variables that override config files (`FORMBRIDGE__SERVER__ADDR`).
 pub const ENV_PREFIX: &str = "FORMBRIDGE";

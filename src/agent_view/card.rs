@@ -183,7 +183,7 @@ fn non_empty(text: Option<&str>) -> Option<String> {
 mod tests {
     use super::*;
     use crate::dispatch::execute::{marker, marker_tag};
-    use crate::store::EventId;
+    use crate::domain::EventId;
 
     fn task(title: &str, due: Option<&str>, completed: bool) -> Task {
         Task {

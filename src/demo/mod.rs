@@ -31,10 +31,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::app::Application;
+use crate::domain::EventId;
 use crate::mapping::config::TaskConfig;
 use crate::settings::{ConfigSource, Settings};
 use crate::sources::built_in_sources;
-use crate::store::{EventFilter, EventId, EventStatus, Store};
+use crate::store::{EventFilter, EventStatus, Store};
 
 /// Name of the SQLite file inside the demo's folder.
 const DB_FILE: &str = "formbridge.db";
@@ -378,7 +379,7 @@ impl Demo {
             .iter()
             .flat_map(|p| &p.steps)
             .find_map(|s| match s {
-                crate::mapping::Step::LeadContact { reference } => Some(reference.clone()),
+                crate::domain::Step::LeadContact { reference } => Some(reference.clone()),
                 _ => None,
             });
         Ok(())

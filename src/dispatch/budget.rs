@@ -11,9 +11,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::limiter::{LocationLimiter, Permit};
+use crate::domain::LocationId;
 use crate::ghl::settings::GhlSettings;
 use crate::ghl::RateLimitInfo;
-use crate::store::{LocationId, SharedBudget, SlotGrant, SlotTicket, StoreError};
+use crate::store::{SharedBudget, SlotGrant, SlotTicket, StoreError};
 
 /// Every GHL location's rate budget in this process: one limiter per location, created on first
 /// use, shared by everything that calls GHL so that together they spend one budget.

@@ -18,13 +18,14 @@ use super::decision::{decide, Decision, PauseReason};
 use super::requests::{create_request, upsert_request};
 use super::retry::RetryPolicy;
 use super::thread::Thread;
+use crate::domain::plan::Step;
+use crate::domain::EventId;
 use crate::ghl::types::{
     ContactProperties, CreateNoteRequest, CreateTaskRequest, UpdateContactRequest,
     UpdateNoteRequest, UpdateTaskRequest,
 };
 use crate::ghl::{GhlClient, GhlError, RateLimitInfo};
-use crate::mapping::plan::Step;
-use crate::store::{ClaimedEvent, EventId, Finish, StepRecord, StepStatus, Store, StoreError};
+use crate::store::{ClaimedEvent, Finish, StepRecord, StepStatus, Store, StoreError};
 
 /// The retry outcome of an event waiting for its lead (or an earlier revision): a metric label.
 pub const WAITING_FOR_LEAD: &str = "waiting_for_lead";

@@ -30,10 +30,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{Alert, AlertSink};
+use crate::domain::{EventId, LocationId};
 use crate::ghl::{GhlClient, GhlError};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
-use crate::store::{Claim, ClaimedEvent, EventId, Finish, LeaseToken, LocationId, Store};
+use crate::store::{Claim, ClaimedEvent, Finish, LeaseToken, Store};
 use budget::{Budget, Budgets};
 use execute::{Executor, Stop};
 use prepare::Preparer;

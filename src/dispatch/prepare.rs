@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use crate::alerts::{Alert, AlertSink};
 use crate::body::BodyLimits;
+use crate::domain::plan::Step;
+use crate::domain::{ContactKey, LocationId};
 use crate::mapping::build_plan;
-use crate::mapping::plan::Step;
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::sources::normalize;
-use crate::store::{ContactKey, Event, LocationId, Preparation, Store, StoreError};
+use crate::store::{Event, Preparation, Store, StoreError};
 
 /// The config key of the per-event preparation budget, named in dead-letter reasons.
 const BUDGET_KEY: &str = "dispatch.prepare_timeout";
@@ -218,9 +219,10 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
+    use crate::domain::EventId;
+    use crate::domain::SourceName;
     use crate::settings::StoreSettings;
-    use crate::sources::SourceName;
-    use crate::store::{EventId, EventStatus, NewEvent};
+    use crate::store::{EventStatus, NewEvent};
 
     async fn store_with(
         dir: &std::path::Path,

@@ -9,8 +9,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::body::BodyLimits;
+use crate::domain::plan::Plan;
 use crate::mapping::build_plan;
-use crate::mapping::plan::Plan;
 use crate::runtime::SourceRuntime;
 use crate::sources::{normalize, NormalizeError, SourceKind};
 use crate::submission::Submission;

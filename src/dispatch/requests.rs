@@ -1,9 +1,9 @@
 //! Plan steps as GHL request bodies: where the mapping's plan meets the GHL client's types.
 
+use crate::domain::plan::{ContactFields, CustomFieldValue};
 use crate::ghl::types::{
     ContactProperties, CreateContactRequest, CustomFieldInput, UpsertContactRequest,
 };
-use crate::mapping::plan::{ContactFields, CustomFieldValue};
 use crate::submission::ContactField;
 
 /// The upsert body for a plan's contact fields in `location_id`.

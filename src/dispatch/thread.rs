@@ -3,8 +3,9 @@
 //! tasks an edit updates in place, the tasks a follow-up completes or moves — and whether the
 //! event must wait for one of them first.
 
-use crate::mapping::plan::StepKind;
-use crate::store::{EventId, EventStatus, StepStatus, ThreadEvent};
+use crate::domain::plan::StepKind;
+use crate::domain::EventId;
+use crate::store::{EventStatus, StepStatus, ThreadEvent};
 
 /// The events tied to one event (empty for an event tied to none), and who it is.
 #[derive(Debug, Clone, Default)]
@@ -166,7 +167,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::mapping::plan::{ContactFields, Plan, Step};
+    use crate::domain::plan::{ContactFields, Plan, Step};
     use crate::store::StepRecord;
 
     fn done(index: u32, kind: StepKind, id: &str) -> StepRecord {

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::LocationId;
 use crate::ghl::oauth::TokenLock;
 use crate::ghl::{OAuthTokens, TokenStore, TokenStoreError};
-use crate::store::{LocationId, OAuthTokensLock, Store, StoredTokens};
+use crate::store::{OAuthTokensLock, Store, StoredTokens};
 
 /// Keeps each location's OAuth tokens in the event store.
 pub struct StoreTokens(pub Arc<dyn Store>);

@@ -37,11 +37,12 @@ use super::admin_page;
 use super::errors::{self, ApiError, RequestId};
 use super::log_safe::Escaped;
 use super::server::ClientKey;
+use crate::domain::EventId;
+use crate::domain::SourceName;
 use crate::redact::Redactor;
-use crate::sources::SourceName;
 use crate::store::{
-    AttemptRecord, Event, EventFilter, EventId, EventStatus, EventSummary, QueueStats, StepRecord,
-    Store, StoreError,
+    AttemptRecord, Event, EventFilter, EventStatus, EventSummary, QueueStats, StepRecord, Store,
+    StoreError,
 };
 
 /// Detail of the 404 every `/admin/*` path answers while no admin token is configured.

@@ -8,10 +8,11 @@ use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
 use super::config::MissingContact;
 use super::due::due_at;
 use super::follow_up::{self, CompiledFollowUp};
-use super::plan::{ContactFields, CustomFieldValue, Plan, Step};
 use super::task_rules::CompiledTask;
 use super::vars::{answer_lines, Vars};
-use crate::sources::{SourceKind, SourceName};
+use crate::domain::plan::{ContactFields, CustomFieldValue, Plan, Step};
+use crate::domain::SourceName;
+use crate::sources::SourceKind;
 use crate::submission::{AnswerValue, ContactField, Submission};
 
 /// Why a submission cannot become a plan. The event is dead-lettered with this reason and can

@@ -8,7 +8,8 @@ use super::error::MappingConfigError;
 use super::follow_up::{self, CompiledFollowUp};
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
-use crate::sources::{SourceKind, SourceName};
+use crate::domain::SourceName;
+use crate::sources::SourceKind;
 use crate::submission::{country_id, ContactField};
 
 /// One source's mapping, checked and ready to build plans.

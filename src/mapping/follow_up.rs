@@ -6,10 +6,10 @@ use super::condition::CompiledCondition;
 use super::config::{LeadTasks, MappingConfig};
 use super::due::{due_at, parse_due_in};
 use super::error::MappingConfigError;
-use super::plan::Step;
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
 use super::vars::Vars;
+use crate::domain::plan::Step;
 use crate::submission::Submission;
 
 /// `follow_ups[].due_in` when unset.
@@ -181,10 +181,11 @@ mod tests {
 
     use super::super::build::{build_plan, MappingError};
     use super::super::compile::CompiledMapping;
-    use super::super::plan::Plan;
     use super::*;
     use crate::body::BodyLimits;
-    use crate::sources::{normalize, ReadOptions, SourceKind, SourceName};
+    use crate::domain::plan::Plan;
+    use crate::domain::SourceName;
+    use crate::sources::{normalize, ReadOptions, SourceKind};
 
     const AT: OffsetDateTime = datetime!(2026-05-01 12:00 UTC);
 

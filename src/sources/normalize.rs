@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use super::detect::{Confidence, ContactDraft, Role};
 use super::registry::SourceKind;
 use super::tool::{NormalizeError, ReadInput};
-use super::SourceName;
 use crate::body::{self, BodyLimits, ParsedBody};
+use crate::domain::SourceName;
 use crate::submission::{country_id, ContactField, Submission};
 
 /// How one source's deliveries are read, from its settings.

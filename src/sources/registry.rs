@@ -8,7 +8,8 @@ use std::ops::Deref;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::tool::Tool;
-use super::{jivochat, jotform, presets, typeform, SourceName};
+use super::{jivochat, jotform, presets, typeform};
+use crate::domain::SourceName;
 
 /// Every tool formbridge knows, by its config name. The generic adapter is last.
 static TOOLS: &[&dyn Tool] = &[

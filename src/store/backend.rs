@@ -23,10 +23,11 @@ use super::rows::{
 };
 use super::types::{from_millis, revision_key, to_millis};
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventStatus, EventSummary,
-    Finish, Ingested, LeaseToken, NewEvent, QueueStats, StepRecord, StoreError, StoredTokens,
-    ThreadEvent, TokenSeal,
+    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventStatus, EventSummary, Finish,
+    Ingested, LeaseToken, NewEvent, QueueStats, StepRecord, StoreError, StoredTokens, ThreadEvent,
+    TokenSeal,
 };
+use crate::domain::EventId;
 
 /// The statements the backends share but for the spelling of their placeholders (`?1`, `$1`).
 pub(super) struct Statements {

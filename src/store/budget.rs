@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{LocationId, StoreError};
+use super::StoreError;
+
+use crate::domain::LocationId;
 
 /// A slot taken for one request; give it back with [`SharedBudget::complete`].
 #[derive(Debug, Clone, PartialEq, Eq)]

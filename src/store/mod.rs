@@ -57,6 +57,7 @@ pub use token_seal::TokenSeal;
 pub use tokens::OAuthTokensLock;
 pub use types::*;
 
+use crate::domain::{EventId, LocationId};
 use crate::settings::StoreSettings;
 
 /// How long the dedupe key of an event retention deleted is remembered (its tombstone): a year,

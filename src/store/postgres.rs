@@ -21,11 +21,11 @@ use super::postgres_tokens;
 use super::rows::{event_from_row, thread_query};
 use super::types::to_millis;
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
-    EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, OAuthTokensLock, PgBudget,
-    Preparation, QueueStats, SharedBudget, StepRecord, Store, StoreError, StoredTokens,
-    ThreadEvent, TokenSeal,
+    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventQueries, EventStatus,
+    EventSummary, Finish, Ingested, LeaseToken, NewEvent, OAuthTokensLock, PgBudget, Preparation,
+    QueueStats, SharedBudget, StepRecord, Store, StoreError, StoredTokens, ThreadEvent, TokenSeal,
 };
+use crate::domain::{EventId, LocationId};
 use crate::settings::StoreSettings;
 
 /// Migrations applied at start. sqlx's PostgreSQL migrator takes a session advisory lock

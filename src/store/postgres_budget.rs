@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use super::budget::{SharedBudget, SlotGrant, SlotTicket};
-use super::{LocationId, StoreError};
+use super::StoreError;
+use crate::domain::LocationId;
 
 /// Every replica's budget times are on the database clock.
 use super::postgres_queue::DB_NOW_MS as NOW_MS;

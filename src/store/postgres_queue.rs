@@ -32,10 +32,8 @@ use time::OffsetDateTime;
 use super::backend::Backend;
 use super::rows::{corrupt, push_filter, steps_by_event};
 use super::types::{stored_reference, to_millis, NOTHING_TO_DO};
-use super::{
-    Claim, ClaimedEvent, ContactKey, EventFilter, EventId, LeaseToken, LocationId, Preparation,
-    StepRecord, StoreError,
-};
+use super::{Claim, ClaimedEvent, EventFilter, LeaseToken, Preparation, StepRecord, StoreError};
+use crate::domain::{ContactKey, EventId, LocationId};
 
 /// The database's clock in unix milliseconds (the time of the statement, not of its
 /// transaction's start).

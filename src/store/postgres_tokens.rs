@@ -9,7 +9,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::backend::Backend;
 use super::tokens::OAuthTokensLock;
-use super::{LocationId, StoreError, StoredTokens, TokenSeal};
+use super::{StoreError, StoredTokens, TokenSeal};
+use crate::domain::LocationId;
 
 /// The lock: an open transaction that holds the location's advisory lock until it ends.
 pub(super) struct PgTokensLock {

@@ -5,10 +5,11 @@ use sqlx::{Database, Encode, QueryBuilder, Row, Type};
 
 use super::types::{from_millis, to_millis};
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, ContactKey, Event, EventFilter, EventId, EventStatus,
-    EventSummary, LocationId, StepRecord, StepStatus, ThreadEvent,
+    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventStatus, EventSummary, StepRecord,
+    StepStatus, ThreadEvent,
 };
 use super::{Finish, StoreError};
+use crate::domain::{ContactKey, EventId, LocationId};
 
 /// The column reads the store needs, for any driver's row.
 pub(super) trait Columns {

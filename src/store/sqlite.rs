@@ -18,10 +18,11 @@ use super::sqlite_queue;
 use super::sqlite_writer::{Durability, Writer};
 use super::types::to_millis;
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventId, EventQueries, EventStatus,
-    EventSummary, Finish, Ingested, LeaseToken, LocationId, NewEvent, Preparation, QueueStats,
-    StepRecord, StepStatus, Store, StoreError, StoredTokens, ThreadEvent, TokenSeal,
+    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventQueries, EventStatus,
+    EventSummary, Finish, Ingested, LeaseToken, NewEvent, Preparation, QueueStats, StepRecord,
+    StepStatus, Store, StoreError, StoredTokens, ThreadEvent, TokenSeal,
 };
+use crate::domain::{EventId, LocationId};
 use crate::settings::StoreSettings;
 use async_trait::async_trait;
 use sqlx::sqlite::{

@@ -19,10 +19,8 @@ use time::OffsetDateTime;
 use super::backend::Backend;
 use super::rows::{corrupt, push_filter, step_from_row};
 use super::types::{stored_reference, to_millis, NOTHING_TO_DO};
-use super::{
-    Claim, ClaimedEvent, EventFilter, EventId, LeaseToken, LocationId, Preparation, StepRecord,
-    StoreError,
-};
+use super::{Claim, ClaimedEvent, EventFilter, LeaseToken, Preparation, StepRecord, StoreError};
+use crate::domain::{EventId, LocationId};
 
 pub(super) async fn steps(pool: &SqlitePool, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
     let rows = sqlx::query(

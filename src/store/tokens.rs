@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 
-use super::{LocationId, Store, StoreError, StoredTokens};
+use super::{Store, StoreError, StoredTokens};
+
+use crate::domain::LocationId;
 
 /// A location's OAuth tokens locked for one refresh; dropping it without saving releases the
 /// lock and changes nothing.

@@ -7,70 +7,15 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::mapping::{Plan, StepKind};
-use crate::sources::SourceName;
+use crate::domain::ids::string_id;
+use crate::domain::{ContactKey, EventId, LocationId, Plan, SourceName, StepKind};
 
-/// A string newtype for an identifier the store keeps: built from any string, shown as it is,
-/// serialized as a plain string.
-macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Wraps the stored or configured string.
-            pub fn new(id: impl Into<String>) -> Self {
-                Self(id.into())
-            }
-
-            /// The string as stored.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(id: &str) -> Self {
-                Self(id.to_owned())
-            }
-        }
-    };
-}
-
-string_id!(
-    /// A GHL sub-account (location) id: the unit of rate budget, tokens and fair turns.
-    LocationId
-);
-string_id!(
-    /// Who an event is about within its location (`{location}/email:…`): events with the same
-    /// key are dispatched one at a time in arrival order.
-    ContactKey
-);
 string_id!(
     /// The fencing token of one claim: unique per claim (process, random id, sequence number),
     /// so a worker whose lease was taken over — by another replica, or by this process after a
     /// long pause — can record nothing more for the event.
     LeaseToken
 );
-
-/// Store-assigned id of a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EventId(pub i64);
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
 
 /// Where an event is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{fixtures, spawn_app, test_settings, TestApp, SECRET};
-use formbridge::mapping::{Plan, Step, StepKind};
+use formbridge::domain::{ContactKey, EventId};
+use formbridge::domain::{Plan, Step, StepKind};
 use formbridge::store::{
-    self, Claim, ContactKey, EventFilter, EventId, EventStatus, Finish, NewEvent, Preparation,
-    StepRecord, StepStatus, Store,
+    self, Claim, EventFilter, EventStatus, Finish, NewEvent, Preparation, StepRecord, StepStatus,
+    Store,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -384,7 +385,7 @@ async fn an_event_is_shown_with_its_body_steps_and_attempts() {
     let stored = app
         .store
         .insert_event(NewEvent {
-            source: formbridge::sources::SourceName::parse("powr").unwrap(),
+            source: formbridge::domain::SourceName::parse("powr").unwrap(),
             dedupe_key: "binary-1".to_owned(),
             content_hash: None,
             content_type: Some("application/octet-stream".to_owned()),

@@ -501,7 +501,7 @@ fn the_switch_and_the_deadline_are_checked_at_start_naming_the_key() {
     assert!(err.to_string().contains("ghl.app_url"), "{err}");
     // On by default for JivoChat, and only there; `false` turns it off.
     let on = load(&[("sources.jivochat.secret", SECRET)]).unwrap();
-    let name = |n: &str| formbridge::sources::SourceName::parse(n).unwrap();
+    let name = |n: &str| formbridge::domain::SourceName::parse(n).unwrap();
     assert!(on.sources["jivochat"].agent_view_enabled(&name("jivochat")));
     assert!(!on.sources["jotform"].agent_view_enabled(&name("jotform")));
     let off = load(&[

@@ -559,11 +559,11 @@ pub async fn add_prepared(
     source: &str,
     key: &str,
     contact: &str,
-) -> formbridge::store::EventId {
+) -> formbridge::domain::EventId {
     use formbridge::store::{NewEvent, Preparation};
     let id = store
         .insert_event(NewEvent {
-            source: formbridge::sources::SourceName::parse(source).unwrap(),
+            source: formbridge::domain::SourceName::parse(source).unwrap(),
             dedupe_key: key.to_owned(),
             content_hash: None,
             content_type: Some("application/json".into()),
@@ -576,7 +576,7 @@ pub async fn add_prepared(
         .id();
     let prep = Preparation::Ready {
         submission: serde_json::json!({}),
-        plan: formbridge::mapping::Plan::default(),
+        plan: formbridge::domain::Plan::default(),
         contact_key: contact.into(),
         location_id: location.into(),
     };

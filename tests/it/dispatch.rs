@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::common::{
     fixtures, settings_with_toml, spawn_driven, spawn_with, wait_for, TestApp, SECRET,
 };
-use formbridge::mapping::StepKind;
-use formbridge::sources::SourceName;
+use formbridge::domain::SourceName;
+use formbridge::domain::StepKind;
 use formbridge::store::{EventFilter, EventStatus, EventSummary, NewEvent};
 use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle, SandboxState};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use formbridge::store::EventId;
+use formbridge::domain::EventId;
 use serde_json::{json, Value};
 
 use crate::common::{TestApp, SECRET};

@@ -249,7 +249,7 @@ fn contact_bodies_match_the_spec() {
 
 #[test]
 fn plan_fields_become_a_valid_upsert_body() {
-    use formbridge::mapping::plan::{ContactFields, CustomFieldValue};
+    use formbridge::domain::plan::{ContactFields, CustomFieldValue};
     let s = |v: &str| Some(v.to_owned());
     use formbridge::submission::ContactField as F;
     let fields = ContactFields {

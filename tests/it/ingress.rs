@@ -4,8 +4,9 @@
 
 use crate::common::{fixtures, spawn_app, TestApp, SECRET};
 use formbridge::body::BodyLimits;
+use formbridge::domain::EventId;
 use formbridge::sources::auth::{hmac_sha256_hex, standard_webhooks_signature};
-use formbridge::store::{EventFilter, EventId, EventStatus};
+use formbridge::store::{EventFilter, EventStatus};
 use serde_json::Value;
 
 const SOURCES: [&str; 5] = ["jotform", "powr", "123formbuilder", "jivochat", "dripjobs"];
@@ -549,7 +550,7 @@ async fn jivochat_is_read_as_json_whatever_the_content_type() {
     assert_eq!(r.status(), 400);
     assert_eq!(app.total_events().await, 1);
     // The worker reads the stored delivery the same way.
-    let name = formbridge::sources::SourceName::parse("jivochat").unwrap();
+    let name = formbridge::domain::SourceName::parse("jivochat").unwrap();
     let settings: formbridge::settings::SourceSettings = serde_json::from_str("{}").unwrap();
     let sub = formbridge::sources::normalize(
         &name,

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use formbridge::domain::EventId;
 use formbridge::settings::StoreSettings;
-use formbridge::store::{Claim, EventId, EventQueries, EventStatus, Finish, SqliteStore, Store};
+use formbridge::store::{Claim, EventQueries, EventStatus, Finish, SqliteStore, Store};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use formbridge::body::BodyLimits;
+use formbridge::domain::SourceName;
 use formbridge::mapping::{build_plan, CompiledMapping, MappingError};
 use formbridge::settings::SourceSettings;
-use formbridge::sources::{normalize, SourceKind, SourceName};
+use formbridge::sources::{normalize, SourceKind};
 use proptest::prelude::*;
 use time::macros::datetime;
 

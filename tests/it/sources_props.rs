@@ -4,9 +4,10 @@
 
 use bytes::Bytes;
 use formbridge::body::BodyLimits;
+use formbridge::domain::SourceName;
 use formbridge::mapping::{build_plan, CompiledMapping, MappingError};
 use formbridge::settings::SourceSettings;
-use formbridge::sources::{normalize, SourceKind, SourceName};
+use formbridge::sources::{normalize, SourceKind};
 use formbridge::submission::{Email, Phone};
 use proptest::prelude::*;
 use time::macros::datetime;

@@ -8,10 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use formbridge::domain::EventId;
 use formbridge::settings::StoreSettings;
-use formbridge::store::{
-    Claim, EventId, EventQueries, Finish, PgStore, Preparation, SqliteStore, Store,
-};
+use formbridge::store::{Claim, EventQueries, Finish, PgStore, Preparation, SqliteStore, Store};
 use time::OffsetDateTime;
 
 use crate::pg::PgDatabase;
@@ -338,7 +337,7 @@ async fn a_replayed_event_is_queued_again_with_a_fresh_place(store: &dyn Store) 
     assert!(store.replay(old, false).await.unwrap());
     let replayed = Preparation::Ready {
         submission: serde_json::json!({}),
-        plan: formbridge::mapping::Plan::default(),
+        plan: formbridge::domain::Plan::default(),
         contact_key: "email:old@x.co".into(),
         location_id: "loc".into(),
     };
@@ -624,7 +623,7 @@ async fn a_claim_that_leaves_a_location_out_skips_its_backlog_and_keeps_fair_ord
 fn started(index: u32) -> formbridge::store::StepRecord {
     formbridge::store::StepRecord {
         index,
-        kind: formbridge::mapping::StepKind::CreateNote,
+        kind: formbridge::domain::StepKind::CreateNote,
         status: formbridge::store::StepStatus::Started,
         ghl_id: None,
         updated_at: OffsetDateTime::now_utc(),
@@ -807,7 +806,7 @@ async fn the_same_delivery_through_two_replicas_at_once_is_one_event() {
     };
     let replicas = [backend.store.clone(), backend.replica().await];
     let delivery = NewEvent {
-        source: formbridge::sources::SourceName::parse("jotform").unwrap(),
+        source: formbridge::domain::SourceName::parse("jotform").unwrap(),
         dedupe_key: "sub-1".to_owned(),
         content_hash: None,
         content_type: Some("application/json".into()),
@@ -861,7 +860,7 @@ async fn an_event_prepared_by_two_replicas_keeps_the_first_preparation() {
     assert!(seen_b.is_empty(), "leased to the first replica");
     let ready = |location: &str| Preparation::Ready {
         submission: serde_json::json!({}),
-        plan: formbridge::mapping::Plan::default(),
+        plan: formbridge::domain::Plan::default(),
         contact_key: "email:x@x.co".into(),
         location_id: location.into(),
     };
@@ -981,7 +980,7 @@ async fn opening_postgres_names_the_problem_and_hides_the_password() {
 /// A delivery of `key` with content `hash`, as the ingress stores it.
 fn delivery(key: &str, hash: &str) -> formbridge::store::NewEvent {
     formbridge::store::NewEvent {
-        source: formbridge::sources::SourceName::parse("jotform").unwrap(),
+        source: formbridge::domain::SourceName::parse("jotform").unwrap(),
         dedupe_key: key.to_owned(),
         content_hash: Some(hash.to_owned()),
         content_type: Some("application/json".into()),
@@ -1033,7 +1032,7 @@ async fn an_edit_is_a_new_revision_and_a_resend_of_any_revision_a_duplicate(stor
 
 contract_test!(a_thread_holds_earlier_revisions_and_deliveries_sharing_a_reference);
 async fn a_thread_holds_earlier_revisions_and_deliveries_sharing_a_reference(store: &dyn Store) {
-    use formbridge::mapping::Plan;
+    use formbridge::domain::Plan;
     let prepare = |id: EventId, references: &[&str]| {
         let plan = Plan {
             references: references.iter().map(|r| (*r).to_owned()).collect(),
@@ -1114,7 +1113,7 @@ async fn replicas_prepare_disjoint_batches_and_claims_wait_for_the_oldest_unprep
             id,
             Preparation::Ready {
                 submission: serde_json::json!({}),
-                plan: formbridge::mapping::Plan::default(),
+                plan: formbridge::domain::Plan::default(),
                 contact_key: format!("c{}", id.0).as_str().into(),
                 location_id: "loc".into(),
             },
@@ -1269,7 +1268,7 @@ async fn a_delivery_of_an_event_retention_deleted_is_still_a_duplicate(store: &d
     // The same delivery again (a resend, or a captured one replayed): a duplicate of the swept
     // event, nothing stored.
     let again = formbridge::store::NewEvent {
-        source: formbridge::sources::SourceName::parse("dripjobs").unwrap(),
+        source: formbridge::domain::SourceName::parse("dripjobs").unwrap(),
         content_hash: None,
         ..delivery("swept-1", "-")
     };
@@ -1280,7 +1279,7 @@ async fn a_delivery_of_an_event_retention_deleted_is_still_a_duplicate(store: &d
     assert!(claimed_ids(store).await.is_empty(), "nothing to dispatch");
     // The key is the source's own: another source's delivery with it is stored.
     let other = formbridge::store::NewEvent {
-        source: formbridge::sources::SourceName::parse("powr").unwrap(),
+        source: formbridge::domain::SourceName::parse("powr").unwrap(),
         ..again
     };
     assert!(matches!(

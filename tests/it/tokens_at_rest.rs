@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use formbridge::domain::LocationId;
 use formbridge::settings::StoreSettings;
-use formbridge::store::{LocationId, PgStore, SqliteStore, Store, StoredTokens};
+use formbridge::store::{PgStore, SqliteStore, Store, StoredTokens};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Connection, PgConnection, SqliteConnection};
 use time::OffsetDateTime;
