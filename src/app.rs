@@ -377,6 +377,7 @@ fn route_parts(
     );
     let admin_routes = admin::router(Arc::new(AdminState::new(
         store.clone(),
+        store.clone(),
         settings.admin.token.as_ref(),
         Some(wake),
         Redactor::from_settings(settings),

@@ -17,7 +17,7 @@ use crate::domain::SourceName;
 use crate::http::admin::{self, EventPage, MAX_PAGE};
 use crate::redact::Redactor;
 use crate::settings::Settings;
-use crate::store::{self, EventFilter, EventStatus, EventSummary, Store};
+use crate::store::{self, AdminReads, EventFilter, EventStatus, EventSummary, Store};
 
 /// Exit code: not found, or nothing was done.
 const NOTHING: u8 = 1;
@@ -137,7 +137,11 @@ pub async fn run_events(command: EventsCommand, settings: &Settings) -> ExitCode
     }
 }
 
-async fn list(store: &dyn Store, args: &ListArgs, redactor: &Redactor) -> anyhow::Result<ExitCode> {
+async fn list(
+    store: &dyn AdminReads,
+    args: &ListArgs,
+    redactor: &Redactor,
+) -> anyhow::Result<ExitCode> {
     let filter = EventFilter {
         before_id: args.before_id,
         limit: Some(args.limit),
@@ -223,7 +227,11 @@ fn truncate(error: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-async fn show(store: &dyn Store, id: EventId, redactor: &Redactor) -> anyhow::Result<ExitCode> {
+async fn show(
+    store: &dyn AdminReads,
+    id: EventId,
+    redactor: &Redactor,
+) -> anyhow::Result<ExitCode> {
     match admin::event_detail(store, id, redactor).await? {
         Some(detail) => {
             println!("{}", serde_json::to_string_pretty(&detail)?);

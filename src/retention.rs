@@ -8,7 +8,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::store::Queue;
 
 /// Events deleted per store transaction: small enough that no write waits long behind one.
 pub const BATCH: u32 = 500;
@@ -18,7 +18,7 @@ pub const INTERVAL: Duration = Duration::from_secs(600);
 /// Deletes every done event last updated before `now - retention`, batch by batch; returns how
 /// many. Stops early (with what it deleted so far) when the store fails or `stop` is cancelled.
 pub async fn sweep(
-    store: &dyn Store,
+    store: &dyn Queue,
     retention: Duration,
     stop: &CancellationToken,
 ) -> Result<u64, crate::store::StoreError> {
@@ -40,7 +40,7 @@ pub async fn sweep(
 /// Runs [`sweep`] at start and every [`INTERVAL`] until `stop` is cancelled. With several
 /// replicas each runs it; a batch deletes rows no claim can hold (done events), so they only
 /// share the work.
-pub async fn run(store: Arc<dyn Store>, retention: Duration, stop: CancellationToken) {
+pub async fn run(store: Arc<dyn Queue>, retention: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -41,8 +41,8 @@ use crate::domain::EventId;
 use crate::domain::SourceName;
 use crate::redact::Redactor;
 use crate::store::{
-    AttemptRecord, Event, EventFilter, EventStatus, EventSummary, QueueStats, StepRecord, Store,
-    StoreError,
+    AdminReads, AttemptRecord, Event, EventFilter, EventStatus, EventSummary, Queue, QueueStats,
+    StepRecord, StoreError,
 };
 
 /// Detail of the 404 every `/admin/*` path answers while no admin token is configured.
@@ -51,10 +51,12 @@ pub const DISABLED_DETAIL: &str = "the admin API is disabled: set FORMBRIDGE__AD
 /// Largest page of `GET /admin/events`.
 pub const MAX_PAGE: u32 = 500;
 
-/// What the admin handlers need: the store, the token digest, the dispatcher's wake-up and the
+/// What the admin handlers need: the store's reads and its queue (for replays), the token digest, the dispatcher's wake-up and the
 /// masking of secrets in what is shown.
 pub struct AdminState {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AdminReads>,
+    /// Replays go to the queue.
+    queue: Arc<dyn Queue>,
     /// SHA-256 of the configured token; `None` disables the API.
     token_digest: Option<[u8; 32]>,
     /// Notified after a replay so the dispatcher looks for work at once.
@@ -65,9 +67,11 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// Admin state over `store`. An unset (or blank) `token` disables the API.
+    /// Admin state over the store's reads and queue. An unset (or blank) `token` disables the
+    /// API.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn AdminReads>,
+        queue: Arc<dyn Queue>,
         token: Option<&SecretString>,
         wake: Option<Arc<Notify>>,
         redactor: Redactor,
@@ -78,6 +82,7 @@ impl AdminState {
             .map(digest);
         Self {
             store,
+            queue,
             token_digest,
             wake,
             redactor,
@@ -224,7 +229,7 @@ pub struct EventPage {
 /// Lists one page of events matching `filter`, and whether an older page exists; secrets in
 /// `last_error` are masked by `redactor`.
 pub async fn list_page(
-    store: &dyn Store,
+    store: &dyn AdminReads,
     filter: &EventFilter,
     redactor: &Redactor,
 ) -> Result<EventPage, StoreError> {
@@ -376,7 +381,7 @@ pub struct EventDetail {
 /// Loads an event with its body, steps and attempts, as JSON with every secret masked by
 /// `redactor` (body, headers, submission, plan, errors); `None` if there is no such event.
 pub async fn event_detail(
-    store: &dyn Store,
+    store: &dyn AdminReads,
     id: EventId,
     redactor: &Redactor,
 ) -> Result<Option<serde_json::Value>, StoreError> {
@@ -476,8 +481,8 @@ async fn replay_one(
             }
         }
     }
-    let store = state.store.as_ref();
-    if store
+    if state
+        .queue
         .replay(id, from_scratch)
         .await
         .map_err(|e| store_failed(&e, &request_id))?
@@ -487,7 +492,8 @@ async fn replay_one(
         let body = json!({"replayed": true, "event_id": id, "from_scratch": from_scratch});
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
-    match store
+    match state
+        .store
         .get_event(id)
         .await
         .map_err(|e| store_failed(&e, &request_id))?
@@ -560,7 +566,7 @@ async fn replay_bulk(
         ));
     }
     let replayed = state
-        .store
+        .queue
         .replay_matching(&filter, request.from_scratch)
         .await
         .map_err(|e| store_failed(&e, &request_id))?;

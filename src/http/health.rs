@@ -13,11 +13,11 @@ use axum::Json;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
-use crate::store::Store;
+use crate::store::AdminReads;
 
 /// What the ops endpoints read.
 pub struct OpsState {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn AdminReads>,
     pub metrics: PrometheusHandle,
 }
 

@@ -32,7 +32,7 @@ use crate::runtime::{SourceRuntime, SourceRuntimes};
 use crate::settings::Settings;
 use crate::sources::auth::Authenticator;
 use crate::sources::SourceKind;
-use crate::store::{Ingested, NewEvent, Store};
+use crate::store::{Ingest, Ingested, NewEvent};
 
 /// Request headers worth keeping with a delivery (never credentials or signatures).
 const KEPT_HEADERS: &[&str] = &[
@@ -59,7 +59,7 @@ pub struct ServedSource {
 
 /// What the ingress needs to do its job.
 pub struct IngressState {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn Ingest>,
     pub sources: HashMap<String, ServedSource>,
     /// Configured but not served (disabled, or no secret yet), for a helpful 404.
     pub not_served: Vec<String>,
@@ -80,7 +80,7 @@ impl IngressState {
     pub fn new(
         settings: &Settings,
         runtimes: &SourceRuntimes,
-        store: Arc<dyn Store>,
+        store: Arc<dyn Ingest>,
         wake: Arc<Notify>,
         agent_view: Option<Arc<AgentView>>,
     ) -> Result<Self, String> {

@@ -1,7 +1,7 @@
 //! Storage: the event store trait and its SQLite and PostgreSQL implementations.
 //!
 //! The backend is chosen by the URL scheme of `store.url`. Everything that acknowledges a
-//! webhook goes through [`Store::insert_event`], which returns only once the delivery is
+//! webhook goes through [`Ingest::insert_event`], which returns only once the delivery is
 //! durable on disk.
 
 /// `SET` clauses that park an event waiting for a later attempt: when `$at` (its new
@@ -194,9 +194,10 @@ impl StoreError {
     }
 }
 
-/// What the admin API, health checks and metrics read: queries that change nothing.
+/// Admin reads: what the admin API, health checks and metrics read; queries that change
+/// nothing.
 #[async_trait]
-pub trait EventQueries: Send + Sync + 'static {
+pub trait AdminReads: Send + Sync + 'static {
     /// Answers when the store can serve a query and take writes (for `/readyz`): an error
     /// while its last write could not commit (a full disk) and none has since.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -220,15 +221,17 @@ pub trait EventQueries: Send + Sync + 'static {
     async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
 }
 
-/// The event store: durable deliveries and the dispatch queue. One trait, several backends
-/// (SQLite embedded, PostgreSQL for replicas); `tests/it/store_contract.rs` holds every backend
-/// to the same contract.
+/// Ingest: where the webhook ingress puts a delivery before it acknowledges it.
 #[async_trait]
-pub trait Store: EventQueries {
+pub trait Ingest: Send + Sync + 'static {
     /// Durably records a delivery, or finds the one already stored under its dedupe key.
     /// Returns only after the delivery is committed (fsync'd).
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError>;
+}
 
+/// The token vault: a location's GHL OAuth tokens, sealed at rest.
+#[async_trait]
+pub trait TokenVault: Send + Sync + 'static {
     /// The OAuth tokens stored for a location, if any.
     async fn load_oauth_tokens(
         &self,
@@ -256,7 +259,12 @@ pub trait Store: EventQueries {
             tokens,
         }))
     }
+}
 
+/// The dispatch queue: preparing new deliveries, claiming them under leases, recording each
+/// step and ending each attempt under its lease; replay and retention.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
     /// Pending events not yet prepared (no plan), oldest first. A store shared by replicas
     /// hands each replica its own batch (under a prepare lease), and its claims never pass the
     /// oldest unprepared event.
@@ -319,7 +327,7 @@ pub trait Store: EventQueries {
     /// is being processed.
     async fn replay(&self, id: EventId, from_scratch: bool) -> Result<bool, StoreError>;
 
-    /// [`Store::replay`] for every event matching the filter (not processing); returns how many.
+    /// [`Queue::replay`] for every event matching the filter (not processing); returns how many.
     async fn replay_matching(
         &self,
         filter: &EventFilter,
@@ -335,7 +343,14 @@ pub trait Store: EventQueries {
         before: OffsetDateTime,
         batch: u32,
     ) -> Result<u64, StoreError>;
+}
 
+/// The whole store as opened from `store.url`: every role, and the GHL budget slots of a store
+/// replicas share. One trait per role, several backends (SQLite embedded, PostgreSQL for
+/// replicas); each caller holds only the role it uses (`Arc<dyn Store>` coerces to
+/// `Arc<dyn Ingest>`, …), and `tests/it/store_contract.rs` holds every backend to the same
+/// contract.
+pub trait Store: Ingest + Queue + AdminReads + TokenVault {
     /// The GHL rate budget this store shares between the replicas using it; `None` for a store
     /// only one process uses (each process then keeps its budget in memory).
     fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {

@@ -21,9 +21,10 @@ use super::postgres_tokens;
 use super::rows::{event_from_row, thread_query};
 use super::types::to_millis;
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventQueries, EventStatus,
-    EventSummary, Finish, Ingested, LeaseToken, NewEvent, OAuthTokensLock, PgBudget, Preparation,
+    AdminReads, AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventStatus, EventSummary,
+    Finish, Ingest, Ingested, LeaseToken, NewEvent, OAuthTokensLock, PgBudget, Preparation, Queue,
     QueueStats, SharedBudget, StepRecord, Store, StoreError, StoredTokens, ThreadEvent, TokenSeal,
+    TokenVault,
 };
 use crate::domain::{EventId, LocationId};
 use crate::settings::StoreSettings;
@@ -196,7 +197,7 @@ fn connect_error(options: &PgConnectOptions, masked_url: &str, e: sqlx::Error) -
 }
 
 #[async_trait]
-impl EventQueries for PgStore {
+impl AdminReads for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -232,7 +233,7 @@ impl EventQueries for PgStore {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl Ingest for PgStore {
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
         let mut conn = self
             .pool
@@ -241,7 +242,10 @@ impl Store for PgStore {
             .map_err(StoreError::query("insert_event"))?;
         Postgres::insert_event(&mut conn, &event).await
     }
+}
 
+#[async_trait]
+impl TokenVault for PgStore {
     async fn load_oauth_tokens(
         &self,
         location_id: &LocationId,
@@ -265,7 +269,10 @@ impl Store for PgStore {
             postgres_tokens::lock(&self.pool, &self.seal, location_id).await?,
         ))
     }
+}
 
+#[async_trait]
+impl Queue for PgStore {
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let ids = queue::lease_unprepared(&self.pool, limit).await?;
         if ids.is_empty() {
@@ -350,7 +357,9 @@ impl Store for PgStore {
     ) -> Result<u64, StoreError> {
         queue::delete_finished_before(&self.pool, before, batch).await
     }
+}
 
+impl Store for PgStore {
     fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {
         Some(self.budget.clone())
     }

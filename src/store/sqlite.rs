@@ -18,9 +18,9 @@ use super::sqlite_queue;
 use super::sqlite_writer::{Durability, Writer};
 use super::types::to_millis;
 use super::{
-    AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventQueries, EventStatus,
-    EventSummary, Finish, Ingested, LeaseToken, NewEvent, Preparation, QueueStats, StepRecord,
-    StepStatus, Store, StoreError, StoredTokens, ThreadEvent, TokenSeal,
+    AdminReads, AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventStatus, EventSummary,
+    Finish, Ingest, Ingested, LeaseToken, NewEvent, Preparation, Queue, QueueStats, StepRecord,
+    StepStatus, Store, StoreError, StoredTokens, ThreadEvent, TokenSeal, TokenVault,
 };
 use crate::domain::{EventId, LocationId};
 use crate::settings::StoreSettings;
@@ -212,7 +212,7 @@ impl Backend for Sqlite {
 }
 
 #[async_trait]
-impl EventQueries for SqliteStore {
+impl AdminReads for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1 FROM events LIMIT 1")
             .fetch_optional(&self.pool)
@@ -247,7 +247,7 @@ impl EventQueries for SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Ingest for SqliteStore {
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
         self.writer
             .write(Durability::Fsync, move |conn| {
@@ -255,7 +255,10 @@ impl Store for SqliteStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl TokenVault for SqliteStore {
     async fn load_oauth_tokens(
         &self,
         location_id: &LocationId,
@@ -270,7 +273,10 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.save_tokens(location_id.as_str(), tokens).await
     }
+}
 
+#[async_trait]
+impl Queue for SqliteStore {
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(UNPREPARED)
             .bind(i64::from(limit))
@@ -405,3 +411,5 @@ impl Store for SqliteStore {
             .await
     }
 }
+
+impl Store for SqliteStore {}

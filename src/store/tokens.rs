@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError, StoredTokens};
+use super::{StoreError, StoredTokens, TokenVault};
 
 use crate::domain::LocationId;
 
@@ -26,7 +26,7 @@ pub(super) struct UnsharedTokensLock<'a, S: ?Sized> {
 }
 
 #[async_trait]
-impl<S: Store + ?Sized> OAuthTokensLock for UnsharedTokensLock<'_, S> {
+impl<S: TokenVault + ?Sized> OAuthTokensLock for UnsharedTokensLock<'_, S> {
     fn tokens(&self) -> Option<&StoredTokens> {
         self.tokens.as_ref()
     }

@@ -260,7 +260,7 @@ pub async fn wait_for_acks(acked: &Acked, n: usize) {
 /// The `deal_id` of every delivery stored in the SQLite store at `db` (opened anew).
 pub async fn stored_deals(db: &str) -> std::collections::BTreeSet<String> {
     use formbridge::settings::StoreSettings;
-    use formbridge::store::{EventFilter, EventQueries, SqliteStore};
+    use formbridge::store::{AdminReads, EventFilter, SqliteStore};
     let store = SqliteStore::open(&StoreSettings::with_url(db))
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use formbridge::domain::EventId;
 use formbridge::settings::StoreSettings;
-use formbridge::store::{Claim, EventQueries, EventStatus, Finish, SqliteStore, Store};
+use formbridge::store::{AdminReads, Claim, EventStatus, Finish, Queue, SqliteStore};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use formbridge::domain::EventId;
 use formbridge::settings::StoreSettings;
-use formbridge::store::{Claim, EventQueries, Finish, PgStore, Preparation, SqliteStore, Store};
+use formbridge::store::{
+    AdminReads, Claim, Finish, PgStore, Preparation, Queue, SqliteStore, Store,
+};
 use time::OffsetDateTime;
 
 use crate::pg::PgDatabase;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use formbridge::domain::LocationId;
 use formbridge::settings::StoreSettings;
-use formbridge::store::{PgStore, SqliteStore, Store, StoredTokens};
+use formbridge::store::{PgStore, SqliteStore, Store, StoredTokens, TokenVault};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Connection, PgConnection, SqliteConnection};
 use time::OffsetDateTime;
