@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent_view::AgentView;
 use crate::alerts::{self, AlertSink, AlertsError, Notifier};
-use crate::dispatch::budget::Budgets;
 use crate::dispatch::{self as dispatching, DispatchError, Dispatcher};
+use crate::ghl_access::Budgets;
 use crate::http::admin::{self, AdminState};
 use crate::http::errors::{self, REQUEST_ID};
 use crate::http::health::{self, OpsState};

@@ -19,8 +19,11 @@
 //! - [`domain`]: the ids every room names and the `Plan`, plain data shared by all.
 //! - [`mapping`]: mapping config and the pure plan builder.
 //! - [`store`]: the storage trait and its SQLite (and later PostgreSQL) implementations.
-//! - [`dispatch`]: workers that execute plans against GHL with retries and rate limits.
+//! - [`dispatch`]: workers that claim events and execute their plans against GHL (one function
+//!   per step kind), with retries.
 //! - [`ghl`]: the GHL API v2 client.
+//! - [`ghl_access`]: GHL access for every caller (dispatch and the agent view alike): each
+//!   location's rate budget and limiter, the OAuth token adapter over the store, the markers.
 //! - [`healthcheck`]: `formbridge healthcheck`, the container's health probe.
 //! - [`cli`]: operator commands of the binary (`events list|show|replay`, and `sandbox-ghl`
 //!   with the `sandbox` feature).
@@ -48,6 +51,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod ghl;
+pub mod ghl_access;
 pub mod healthcheck;
 pub mod http;
 pub mod mapping;

@@ -1,5 +1,6 @@
 //! A test that keeps the module graph one-way: no cycle among the top-level modules of `src/`,
-//! and none among the files of one module (`cargo test module_graph`).
+//! none among the files of one module, and no use against the directions ARCHITECTURE.md sets
+//! ([`FORBIDDEN`]) (`cargo test module_graph`).
 //!
 //! It reads the sources as text: a file uses what its non-test code names as `crate::<module>`
 //! (including inside `use crate::{…}` groups) or, between files of one module, `super::<file>`
@@ -9,6 +10,32 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
+
+/// Uses between top-level modules that ARCHITECTURE.md rules out: `(user, used, why)`. Add a
+/// direction here once the code keeps it.
+const FORBIDDEN: &[(&str, &str, &str)] = &[
+    (
+        "agent_view",
+        "dispatch",
+        "the agent view reaches GHL through ghl_access, never through dispatch",
+    ),
+    (
+        "store",
+        "mapping",
+        "domain ids and `Plan` live outside store",
+    ),
+    (
+        "store",
+        "sources",
+        "domain ids and `Plan` live outside store",
+    ),
+    ("ghl", "mapping", "the GHL client knows nothing of mappings"),
+    (
+        "ghl",
+        "sources",
+        "the GHL client knows nothing of form tools",
+    ),
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -175,6 +202,40 @@ fn the_module_graph_has_no_cycle() {
     if let Some(cycle) = a_cycle(&files) {
         panic!("files use each other in a circle: {}", cycle.join(" -> "));
     }
+}
+
+/// The rules of `rules` that `modules` breaks, one line each.
+fn broken(modules: &Graph, rules: &[(&str, &str, &str)]) -> Vec<String> {
+    rules
+        .iter()
+        .filter(|(user, used, _)| modules.get(*user).is_some_and(|uses| uses.contains(*used)))
+        .map(|(user, used, why)| format!("{user} uses {used}: {why}"))
+        .collect()
+}
+
+#[test]
+fn the_module_directions_hold() {
+    let (modules, _) = graphs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let broken = broken(&modules, FORBIDDEN);
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn a_broken_direction_is_found() {
+    let modules: Graph = [
+        ("agent_view", vec!["dispatch", "ghl"]),
+        ("store", vec!["domain", "sources"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+    .collect();
+    assert_eq!(
+        broken(&modules, FORBIDDEN),
+        vec![
+            format!("agent_view uses dispatch: {}", FORBIDDEN[0].2),
+            format!("store uses sources: {}", FORBIDDEN[2].2),
+        ]
+    );
 }
 
 #[test]

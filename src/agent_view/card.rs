@@ -182,8 +182,8 @@ fn non_empty(text: Option<&str>) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::dispatch::execute::{marker, marker_tag};
     use crate::domain::EventId;
+    use crate::ghl_access::marker::{marker, marker_tag};
 
     fn task(title: &str, due: Option<&str>, completed: bool) -> Task {
         Task {

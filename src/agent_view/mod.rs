@@ -46,11 +46,10 @@ use tokio::time::Instant;
 
 use crate::alerts::{Alert, AlertSink};
 use crate::body::ParsedBody;
-use crate::dispatch::budget::{Budget, Budgets};
-use crate::dispatch::limiter::LocationLimiter;
 use crate::domain::LocationId;
 use crate::ghl::types::DuplicateContactQuery;
 use crate::ghl::{GhlClient, GhlError, GhlResponse};
+use crate::ghl_access::{Budget, Budgets, LocationLimiter};
 use crate::runtime::SourceRuntime;
 use crate::settings::{Settings, NOTE, OTHER_IDENTITY};
 use crate::sources::{normalize_parsed, CrmCard};

@@ -7,17 +7,28 @@
 //! at a time and in arrival order for that contact, none for a location that is paused, blocked
 //! or at its concurrency cap — and runs each claimed event in its own task. Each GHL location
 //! has its own rate limiter, so one location's trouble never slows another.
+//!
+//! # Layout
+//! - [`prepare`]: normalize each new delivery and build its plan; [`preview`]: the same
+//!   without GHL (`formbridge map`).
+//! - [`execute`]: run one event's plan, turn its first failure into how the attempt ends.
+//! - [`steps`]: one function per step kind (what each sends); [`requests`]: the contact bodies.
+//! - [`attempt`]: the [`Executor`] and its requests under the rate budget and the lease.
+//! - [`thread`]: what an event's lead and earlier revisions made; [`decision`]: what each GHL
+//!   failure class means; [`retry`]: the backoff policy.
+//!
+//! The rate budget and the token adapter are not here: [`crate::ghl_access`] holds them for
+//! every GHL caller of the process.
 
-pub mod budget;
+pub mod attempt;
 pub mod decision;
 pub mod execute;
-pub mod limiter;
 pub mod prepare;
 pub mod preview;
 pub mod requests;
 pub mod retry;
+pub mod steps;
 pub mod thread;
-pub mod tokens;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -32,11 +43,11 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::{Alert, AlertSink};
 use crate::domain::{EventId, LocationId};
 use crate::ghl::{GhlClient, GhlError};
+use crate::ghl_access::{Budget, Budgets};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::store::{Claim, ClaimedEvent, Finish, LeaseToken, Store};
-use budget::{Budget, Budgets};
-use execute::{Executor, Stop};
+use attempt::{Executor, Stop};
 use prepare::Preparer;
 use retry::RetryPolicy;
 
@@ -283,7 +294,7 @@ impl Dispatcher {
             retry: &self.retry,
             max_budget_wait: self.settings.dispatch.max_budget_wait,
             lease: self.settings.dispatch.lease,
-            lease_until: AtomicI64::new(execute::unix_ms(event.lease_until)),
+            lease_until: AtomicI64::new(attempt::unix_ms(event.lease_until)),
             follow_up_wait: self.settings.dispatch.follow_up_wait,
         };
         let outcome = tracing::Instrument::instrument(executor.run(&event), span.clone()).await;
@@ -410,8 +421,7 @@ impl Dispatcher {
 /// The GHL client of `[ghl]`, its OAuth tokens kept in `store`. Build it once per process and
 /// share it ([`Dispatcher::with_ghl`]): each client refreshes OAuth tokens on its own.
 pub fn ghl_client(settings: &Settings, store: &Arc<dyn Store>) -> Result<GhlClient, DispatchError> {
-    let tokens = Arc::new(tokens::StoreTokens(store.clone()));
-    Ok(GhlClient::from_settings(&settings.ghl, tokens)?)
+    Ok(crate::ghl_access::client(&settings.ghl, store.clone())?)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -21,6 +21,10 @@
 //! - [`oauth`]: [`Credentials`], static tokens, OAuth refresh and [`TokenStore`].
 //! - [`settings`]: the `[ghl]` settings types.
 //!
+//! What spends the rate budget (each location's limiter, the replicas' shared slots) and the
+//! OAuth token adapter over the store are in [`crate::ghl_access`], above both this client and
+//! the store.
+//!
 //! The GHL sandbox (a faithful in-memory GHL over real HTTP, with fault injection) is not here:
 //! it is the `ghl-sandbox` crate (`crates/ghl-sandbox/`), a dev-dependency of the tests and
 //! benches and, behind the default `sandbox` feature, of the binary's `demo` and `sandbox-ghl`.

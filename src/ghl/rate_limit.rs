@@ -17,9 +17,6 @@ pub const HEADER_DAILY_MAX: &str = "x-ratelimit-limit-daily";
 /// `x-ratelimit-daily-reset`: milliseconds until the daily quota resets (observed, undocumented).
 pub const HEADER_DAILY_RESET: &str = "x-ratelimit-daily-reset";
 
-/// Wait used when the daily quota is spent and GHL did not say when it resets.
-pub const DAILY_RESET_FALLBACK: Duration = Duration::from_secs(3600);
-
 /// Wait used after a 429 that carries neither `Retry-After` nor an interval header: GHL's
 /// documented burst window.
 pub const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);

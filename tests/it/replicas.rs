@@ -258,8 +258,8 @@ async fn replica_stores(db: &PgDatabase, n: usize) -> Vec<Arc<dyn formbridge::st
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_refresh_an_expiring_oauth_token_once_and_all_use_the_rotated_pair() {
     use crate::ghl_oauth::{client, sandbox_with, tokens, LOC};
-    use formbridge::dispatch::tokens::StoreTokens;
     use formbridge::ghl::oauth::TokenStore;
+    use formbridge::ghl_access::StoreTokens;
     use secrecy::ExposeSecret;
 
     let Some(db) = crate::pg::database_or_skip().await else {

@@ -1,5 +1,5 @@
-//! A location's GHL rate budget as the executor spends it: this process's limiter and, when the
-//! store is shared by several replicas, the slots every replica takes from
+//! A location's GHL rate budget as every GHL caller spends it: this process's limiter and, when
+//! the store is shared by several replicas, the slots every replica takes from
 //! ([`crate::store::SharedBudget`]), so that together they stay within GHL's window. [`Budgets`]
 //! holds every location's, one registry for all of this process's GHL requests (dispatch and
 //! the JivoChat agent view's look-ups).
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::limiter::{LocationLimiter, Permit};
+use super::limiter::{LocationLimiter, Permit, DAILY_RESET_FALLBACK};
 use crate::domain::LocationId;
 use crate::ghl::settings::GhlSettings;
 use crate::ghl::RateLimitInfo;
@@ -86,10 +86,13 @@ impl Budgets {
 /// The shared half of a budget: one location's slots in the store.
 #[derive(Clone)]
 pub struct SharedSlots {
+    /// The store's slots, shared by every replica.
     pub budget: Arc<dyn SharedBudget>,
+    /// Whose slots.
     pub location: LocationId,
     /// Requests per window (the same `ghl.rate_limit.burst` every replica is configured with).
     pub burst: u32,
+    /// GHL's burst window.
     pub window: Duration,
     /// How long a slot stays taken when its request never reports back (a replica died
     /// mid-request): the longest request plus one window.
@@ -107,7 +110,9 @@ pub enum BudgetWait {
 
 /// One location's budget for one event's requests.
 pub struct Budget {
+    /// This process's limiter of the location.
     pub local: Arc<LocationLimiter>,
+    /// The replicas' shared slots, when the store has them.
     pub shared: Option<SharedSlots>,
 }
 
@@ -181,11 +186,7 @@ impl Budget {
     pub fn observe(&self, limits: &RateLimitInfo) {
         self.local.observe(limits);
         if limits.daily_remaining == Some(0) {
-            self.pause_shared(
-                limits
-                    .daily_reset
-                    .unwrap_or(crate::ghl::rate_limit::DAILY_RESET_FALLBACK),
-            );
+            self.pause_shared(limits.daily_reset.unwrap_or(DAILY_RESET_FALLBACK));
         }
     }
 

@@ -13,6 +13,9 @@ use tokio::time::Instant;
 
 use crate::ghl::RateLimitInfo;
 
+/// How long a location pauses when its daily quota is spent and GHL did not say when it resets.
+pub const DAILY_RESET_FALLBACK: Duration = Duration::from_secs(3600);
+
 /// The rate budget of one GHL location.
 #[derive(Debug)]
 pub struct LocationLimiter {
@@ -129,9 +132,7 @@ impl LocationLimiter {
         if let Some(daily) = limits.daily_remaining {
             if daily == 0 {
                 // Undocumented reset header when present; else try again in an hour.
-                let wait = limits
-                    .daily_reset
-                    .unwrap_or(crate::ghl::rate_limit::DAILY_RESET_FALLBACK);
+                let wait = limits.daily_reset.unwrap_or(DAILY_RESET_FALLBACK);
                 Self::pause_locked(&mut state, now + wait);
             }
         }

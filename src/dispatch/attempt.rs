@@ -1,0 +1,224 @@
+//! One attempt at an event as its steps see it: the [`Executor`] (store, client, budget,
+//! lease), each GHL request made under the location's rate budget with the lease kept alive,
+//! and the step records written as the work goes.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::decision::PauseReason;
+use super::retry::RetryPolicy;
+use crate::domain::plan::Step;
+use crate::ghl::{GhlClient, GhlError, GhlResponse};
+use crate::ghl_access::{Budget, BudgetPermit, BudgetWait};
+use crate::store::{ClaimedEvent, Finish, StepRecord, StepStatus, Store, StoreError};
+
+/// Why an attempt stopped before the plan was done.
+#[derive(Debug)]
+pub enum Stop {
+    /// Finish the attempt this way.
+    Finish(Finish),
+    /// Nothing for the location can succeed until a person acts (token, access, setting):
+    /// pause the location, requeue without an attempt.
+    PauseLocation(PauseReason, String),
+    /// The rate budget frees too late to wait: requeue at this time without an attempt.
+    Budget(OffsetDateTime),
+    /// This worker no longer holds the lease: drop the event, another worker has it.
+    LeaseLost,
+    /// The store failed; the lease will expire and the event will be retried.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+/// A step's failure before classification (`execute` turns it into a [`Stop`]).
+#[derive(Debug)]
+pub(super) enum StepError {
+    Ghl(GhlError),
+    Budget(tokio::time::Instant),
+    Plan(String),
+    /// The step needs an earlier delivery of its lead that has not reached GHL yet.
+    Wait(String),
+    Stop(Stop),
+}
+
+/// What one event's execution needs.
+pub struct Executor<'a> {
+    /// Where step results and leases are kept.
+    pub store: &'a dyn Store,
+    /// The process's GHL client.
+    pub client: &'a GhlClient,
+    /// The event's location's rate budget.
+    pub budget: &'a Budget,
+    /// When a failed attempt is tried again, and when it gives up.
+    pub retry: &'a RetryPolicy,
+    /// The longest a request waits for the rate budget before the event is requeued.
+    pub max_budget_wait: Duration,
+    /// Lease length; the lease is renewed when less than half of it is left.
+    pub lease: Duration,
+    /// Current end of the lease (unix ms), renewed as the work goes on.
+    pub lease_until: AtomicI64,
+    /// How long a follow-up or an edit waits for the delivery it refers to
+    /// (`dispatch.follow_up_wait`).
+    pub follow_up_wait: Duration,
+}
+
+impl Executor<'_> {
+    /// Records a step's status (and the GHL id it produced) under the event's lease.
+    pub(super) async fn record(
+        &self,
+        event: &ClaimedEvent,
+        index: u32,
+        step: &Step,
+        status: StepStatus,
+        ghl_id: Option<String>,
+    ) -> Result<(), Stop> {
+        let record = StepRecord {
+            index,
+            kind: step.kind(),
+            status,
+            ghl_id,
+            updated_at: OffsetDateTime::now_utc(),
+        };
+        if self
+            .store
+            .record_step(event.id, &event.lease, &record)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Stop::LeaseLost)
+        }
+    }
+
+    /// Records that a create is about to be sent: after a crash or a lost answer, the next
+    /// attempt looks for its marker before creating anything again.
+    pub(super) async fn record_started(
+        &self,
+        event: &ClaimedEvent,
+        index: u32,
+        step: &Step,
+    ) -> Result<(), StepError> {
+        self.record(event, index, step, StepStatus::Started, None)
+            .await
+            .map_err(StepError::Stop)
+    }
+
+    /// Waits for the location's rate budget, then makes sure the lease outlives the request.
+    async fn permit(&self, event: &ClaimedEvent) -> Result<BudgetPermit, StepError> {
+        let permit =
+            self.budget
+                .acquire(self.max_budget_wait)
+                .await
+                .map_err(|wait| match wait {
+                    BudgetWait::Until(at) => StepError::Budget(at),
+                    BudgetWait::Store(e) => StepError::Stop(Stop::Store(e)),
+                })?;
+        self.keep_lease(event).await.map_err(StepError::Stop)?;
+        Ok(permit)
+    }
+
+    async fn keep_lease(&self, event: &ClaimedEvent) -> Result<(), Stop> {
+        let now = OffsetDateTime::now_utc();
+        let until = self.lease_until.load(Ordering::Relaxed);
+        let left_ms = until - unix_ms(now);
+        if left_ms > i64::try_from(self.lease.as_millis() / 2).unwrap_or(i64::MAX) {
+            return Ok(());
+        }
+        let new_until = now + self.lease;
+        if self
+            .store
+            .renew_lease(event.id, &event.lease, new_until)
+            .await?
+        {
+            self.lease_until
+                .store(unix_ms(new_until), Ordering::Relaxed);
+            Ok(())
+        } else {
+            Err(Stop::LeaseLost)
+        }
+    }
+
+    /// Sends one request under the location's rate budget: its result, or why it was not sent.
+    async fn budgeted<R, F, Fut>(
+        &self,
+        event: &ClaimedEvent,
+        f: F,
+    ) -> Result<Result<R, GhlError>, StepError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<R, GhlError>>,
+    {
+        let permit = self.permit(event).await?;
+        let result = f().await;
+        permit.complete().await;
+        Ok(result)
+    }
+
+    /// One GHL call with budget and header bookkeeping.
+    pub(super) async fn call<T, F, Fut>(&self, event: &ClaimedEvent, f: F) -> Result<T, StepError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<GhlResponse<T>, GhlError>>,
+    {
+        match self.budgeted(event, f).await? {
+            Ok(resp) => {
+                self.budget.observe(&resp.limits);
+                Ok(resp.body)
+            }
+            Err(e) => {
+                self.budget.observe(e.limits());
+                Err(StepError::Ghl(e))
+            }
+        }
+    }
+
+    /// A marker lookup (one list request) under the rate budget.
+    pub(super) async fn find<T, F, Fut>(
+        &self,
+        event: &ClaimedEvent,
+        f: F,
+    ) -> Result<Option<T>, StepError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, GhlError>>,
+    {
+        self.budgeted(event, f).await?.map_err(|e| {
+            self.budget.observe(e.limits());
+            StepError::Ghl(e)
+        })
+    }
+
+    /// Changes an existing task or note (an edit's update, a lead's task completed or moved)
+    /// under the rate budget: its id, or nothing when someone deleted it in GHL meanwhile (no
+    /// failure: a lead's task has nothing left to change, an edit writes its note or task anew).
+    pub(super) async fn change_existing<T, F, Fut>(
+        &self,
+        event: &ClaimedEvent,
+        ghl_id: &str,
+        request: F,
+    ) -> Result<Option<String>, StepError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<GhlResponse<T>, GhlError>>,
+    {
+        match self.call(event, request).await {
+            Ok(_) => Ok(Some(ghl_id.to_owned())),
+            Err(StepError::Ghl(e)) if e.names_missing_record() => {
+                tracing::info!(ghl_id, "the record is gone from GHL (deleted there)");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Unix milliseconds, for the lease bookkeeping.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
