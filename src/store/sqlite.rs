@@ -107,7 +107,7 @@ impl SqliteStore {
         let file = Path::new(options.get_filename()).to_owned();
         create_private(&file).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         let lock = if serving {
-            FileLock::acquire(url, &file)?
+            FileLock::acquire(url, &file).await?
         } else {
             None
         };

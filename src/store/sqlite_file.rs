@@ -20,6 +20,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use time::OffsetDateTime;
@@ -27,6 +28,12 @@ use time::OffsetDateTime;
 use super::types::to_millis;
 use super::StoreError;
 use crate::settings::StoreSettings;
+
+/// How long opening waits for the lock held by another process (one that is stopping lets go
+/// within it) before refusing.
+pub(super) const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How often it tries meanwhile.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
 
 /// SQLite's default page size, which formbridge keeps: what `wal_autocheckpoint` counts in.
 const PAGE_BYTES: u64 = 4096;
@@ -71,40 +78,54 @@ pub(super) struct FileLock {
 }
 
 impl FileLock {
-    /// Takes the lock of the database at `db` (`<db>.lock`), or refuses naming the lock file
-    /// and `store.url` when another process holds it. `None` for an in-memory database.
-    pub(super) fn acquire(url: &str, db: &Path) -> Result<Option<Self>, StoreError> {
+    /// Takes the lock of the database at `db` (`<db>.lock`), waiting up to [`LOCK_WAIT`] for
+    /// a process that is stopping, or refuses naming the lock file and `store.url` when another
+    /// process keeps it. `None` for an in-memory database.
+    pub(super) async fn acquire(url: &str, db: &Path) -> Result<Option<Self>, StoreError> {
         if in_memory(db) {
             return Ok(None);
         }
         let path = beside(db, ".lock");
-        let refuse = |source: std::io::Error| StoreError::Open {
+        let refuse = |kind: std::io::ErrorKind, message: String| StoreError::Open {
             url: url.to_owned(),
-            source: sqlx::Error::Io(source),
+            source: sqlx::Error::Io(std::io::Error::new(kind, message)),
         };
         let file = open_private(&path, false).map_err(|e| {
-            refuse(std::io::Error::new(
+            refuse(
                 e.kind(),
                 format!("cannot open the lock file {}: {e}", path.display()),
-            ))
+            )
         })?;
-        match try_lock(&file) {
-            Ok(()) => Ok(Some(Self { _file: file })),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                Err(refuse(std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "another process serves this SQLite file (it holds {}); one process per \
-                         SQLite file: stop it, or give this one its own store.url (replicas \
-                         share PostgreSQL)",
-                        path.display()
-                    ),
-                )))
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut told = false;
+        loop {
+            match try_lock(&file) {
+                Ok(()) => return Ok(Some(Self { _file: file })),
+                Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
+                    return Err(refuse(
+                        e.kind(),
+                        format!("cannot lock {}: {e}", path.display()),
+                    ))
+                }
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(refuse(
+                        std::io::ErrorKind::WouldBlock,
+                        format!(
+                            "another process serves this SQLite file (it holds {}); one process \
+                             per SQLite file: stop it, or give this one its own store.url \
+                             (replicas share PostgreSQL)",
+                            path.display()
+                        ),
+                    ))
+                }
+                Err(_) => {
+                    if !told {
+                        tracing::info!(lock = %path.display(), "waiting for another process to let go of the SQLite file");
+                        told = true;
+                    }
+                    tokio::time::sleep(LOCK_RETRY).await;
+                }
             }
-            Err(e) => Err(refuse(std::io::Error::new(
-                e.kind(),
-                format!("cannot lock {}: {e}", path.display()),
-            ))),
         }
     }
 }
@@ -321,22 +342,29 @@ fn write_zeros(path: &Path, bytes: u64) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_second_lock_on_the_same_file_is_refused_naming_the_file_and_the_key() {
+    #[tokio::test(start_paused = true)]
+    async fn a_second_lock_on_the_same_file_is_refused_naming_the_file_and_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("f.db");
         let url = format!("sqlite://{}", db.display());
-        let first = FileLock::acquire(&url, &db).unwrap();
+        let first = FileLock::acquire(&url, &db).await.unwrap();
         assert!(first.is_some());
-        let err = FileLock::acquire(&url, &db).unwrap_err().to_string();
+        let err = FileLock::acquire(&url, &db).await.unwrap_err().to_string();
         assert!(err.contains("f.db.lock"), "{err}");
         assert!(err.contains("store.url"), "{err}");
+        // One that lets go while the next waits hands the file over.
+        let waiting = tokio::spawn({
+            let (url, db) = (url.clone(), db.clone());
+            async move { FileLock::acquire(&url, &db).await }
+        });
+        tokio::time::sleep(LOCK_WAIT / 2).await;
         drop(first);
         assert!(
-            FileLock::acquire(&url, &db).unwrap().is_some(),
+            waiting.await.unwrap().unwrap().is_some(),
             "released on drop"
         );
         assert!(FileLock::acquire("sqlite::memory:", Path::new(":memory:"))
+            .await
             .unwrap()
             .is_none());
     }

@@ -395,3 +395,32 @@ async fn a_full_disk_acknowledges_only_what_it_stored_dispatches_all_of_it_and_r
         "the write-ahead log outgrew store.wal_limit_bytes ({WAL_LIMIT}): {full_wal} B while full, {wal_len} B at the end"
     );
 }
+
+#[test]
+fn the_wal_limit_and_the_reserve_size_are_checked_naming_their_keys() {
+    use formbridge::settings::{ConfigSource, Settings};
+    let load = |extra: &[(&str, &str)]| {
+        Settings::load_without_env(&ConfigSource::named(config_dir(), "test"), extra)
+            .map(|s| (s.store.wal_limit_bytes, s.store.reserve_bytes))
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        load(&[]),
+        Ok((WAL_LIMIT, RESERVE)),
+        "the documented defaults"
+    );
+    assert_eq!(
+        load(&[("store.reserve_bytes", "0")]),
+        Ok((WAL_LIMIT, 0)),
+        "no reserve"
+    );
+    for (key, value) in [
+        ("store.wal_limit_bytes", "4096"),
+        ("store.reserve_bytes", "4096"),
+        // Less than half the write-ahead log's limit.
+        ("store.reserve_bytes", "262144"),
+    ] {
+        let err = load(&[(key, value)]).unwrap_err();
+        assert!(err.contains(key), "{key} = {value}: {err}");
+    }
+}
