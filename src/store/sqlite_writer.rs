@@ -430,9 +430,13 @@ impl WriterTask {
     }
 
     /// After a full disk: gives the reserve back and moves the log into the database,
-    /// cutting its file to nothing, so that dispatch has room again at once.
+    /// cutting its file to nothing, so that dispatch has room again at once. Once per full
+    /// disk: while it stays full the probe checkpoints again every [`PROBE_INTERVAL`] (a
+    /// `TRUNCATE` waits for readers; one per failed write would hold the writer up).
     async fn recover_room(&mut self) {
-        self.after_full = true;
+        if std::mem::replace(&mut self.after_full, true) {
+            return;
+        }
         if let Some(reserve) = self.reserve.as_mut().filter(|r| r.is_held()) {
             match reserve.give_back().await {
                 Ok(bytes) => tracing::warn!(
