@@ -2,8 +2,9 @@
 //! `formbridge sandbox-ghl` (with the `sandbox` feature).
 //!
 //! The events commands open the store named by the settings directly, so they work whether the
-//! server runs (SQLite in WAL mode allows it) or not. Exit codes: 0 done, 1 not found or
-//! nothing done, 2 usage or configuration errors.
+//! server runs or not: SQLite's file is opened shared (`store::open_shared`), without the
+//! serving process's lock. Exit codes: 0 done, 1 not found or nothing done, 2 usage or
+//! configuration errors.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -114,7 +115,7 @@ fn parse_source(raw: &str) -> Result<String, String> {
 
 /// Runs an `events` subcommand against the store of `settings`.
 pub async fn run_events(command: EventsCommand, settings: &Settings) -> ExitCode {
-    let store = match store::open(&settings.store).await {
+    let store = match store::open_shared(&settings.store).await {
         Ok(store) => store,
         Err(e) => {
             eprintln!("formbridge events: {e}");

@@ -178,6 +178,17 @@ pub struct StoreSettings {
     /// with it at their next refresh.
     #[serde(default, serialize_with = "crate::masked::secret_opt")]
     pub old_token_keys: Option<SecretString>,
+    /// SQLite: the write-ahead log (`<file>-wal`) is checkpointed into the database once it
+    /// holds a quarter of this many bytes (`wal_autocheckpoint`), and its file cut back to this
+    /// size after a checkpoint (`journal_size_limit`), so it stays small on a small volume.
+    #[serde(default = "default_wal_limit_bytes")]
+    pub wal_limit_bytes: u64,
+    /// SQLite: bytes kept in `<file>.reserve` beside the database and given back when the disk
+    /// fills, so the store can still checkpoint and dispatch what it acknowledged; deliveries
+    /// are refused (503) until the reserve can be made again. `0`: no reserve; otherwise at
+    /// least half of `wal_limit_bytes` (twice what a checkpoint may add to the database).
+    #[serde(default = "default_reserve_bytes")]
+    pub reserve_bytes: u64,
 }
 
 /// A token key: 32 bytes.
@@ -195,6 +206,8 @@ impl StoreSettings {
             retention: default_retention(),
             token_key: None,
             old_token_keys: None,
+            wal_limit_bytes: default_wal_limit_bytes(),
+            reserve_bytes: default_reserve_bytes(),
         }
     }
 
@@ -236,6 +249,18 @@ impl StoreSettings {
 
 fn default_retention() -> Duration {
     Duration::from_secs(30 * 24 * 3600)
+}
+
+/// Smallest `store.wal_limit_bytes`: 32 pages of 4 KiB.
+pub const MIN_WAL_LIMIT_BYTES: u64 = 128 * 1024;
+/// Largest `store.wal_limit_bytes` and `store.reserve_bytes`.
+pub const MAX_STORE_FILE_BYTES: u64 = 1 << 30;
+
+fn default_wal_limit_bytes() -> u64 {
+    1024 * 1024
+}
+fn default_reserve_bytes() -> u64 {
+    512 * 1024
 }
 
 /// `[admin]`: the `/admin` API.
@@ -652,6 +677,7 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        self.validate_store_files()?;
         if self.store.pool_size == 0 {
             return Err(SettingsError::invalid(
                 "store.pool_size",
@@ -724,6 +750,32 @@ impl Settings {
     }
 
     /// The connection limits of `[server]`: each timeout and the cap must be positive.
+    /// `store.wal_limit_bytes` and `store.reserve_bytes`: sizes of the files beside an SQLite
+    /// database.
+    fn validate_store_files(&self) -> Result<(), SettingsError> {
+        let store = &self.store;
+        if !(MIN_WAL_LIMIT_BYTES..=MAX_STORE_FILE_BYTES).contains(&store.wal_limit_bytes) {
+            return Err(SettingsError::invalid(
+                "store.wal_limit_bytes",
+                format!("must be from {MIN_WAL_LIMIT_BYTES} (128 KiB) to {MAX_STORE_FILE_BYTES} (1 GiB)"),
+            ));
+        }
+        let least = store.wal_limit_bytes / 2;
+        if store.reserve_bytes != 0
+            && !(least..=MAX_STORE_FILE_BYTES).contains(&store.reserve_bytes)
+        {
+            return Err(SettingsError::invalid(
+                "store.reserve_bytes",
+                format!(
+                    "must be 0 (no reserve) or from half of store.wal_limit_bytes ({least}: a \
+                     checkpoint on a full disk may need a quarter of it, dispatch the rest) to \
+                     {MAX_STORE_FILE_BYTES} (1 GiB)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_server_limits(&self) -> Result<(), SettingsError> {
         let server = &self.server;
         for (key, value) in [

@@ -36,6 +36,7 @@ mod postgres_queue;
 mod postgres_tokens;
 mod rows;
 mod sqlite;
+mod sqlite_file;
 mod sqlite_queue;
 mod sqlite_tokens;
 mod sqlite_writer;
@@ -369,6 +370,16 @@ pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError
         Err(StoreError::UnsupportedUrl(
             "scheme: use sqlite://path or postgres://user:password@host/database".to_owned(),
         ))
+    }
+}
+
+/// [`open`] for operator commands that may run beside the server on its SQLite file: no lock
+/// taken, no lease given back, no reserve kept ([`SqliteStore::open_shared`]).
+pub async fn open_shared(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
+    if settings.url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open_shared(settings).await?))
+    } else {
+        open(settings).await
     }
 }
 

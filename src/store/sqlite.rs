@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::backend::{statements, Backend, NewRow, Statements};
 use super::rows::{event_from_row, steps_by_event, thread_query};
+use super::sqlite_file::{self, FileLock, Reserve};
 use super::sqlite_queue;
 use super::sqlite_writer::{Durability, Writer};
 use super::types::to_millis;
@@ -41,6 +42,8 @@ pub struct SqliteStore {
     writer: Writer,
     /// Seals the OAuth tokens (`store.token_key`).
     seal: Arc<TokenSeal>,
+    /// One serving process per file (see `sqlite_file`); `None` when opened shared.
+    _lock: Option<FileLock>,
 }
 
 /// Creates the database file readable by its owner only (`0600`), and its folder (`0700`) when
@@ -73,9 +76,21 @@ fn create_private(file: &Path) -> std::io::Result<()> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) and migrates the database at `settings.url`, and starts the
-    /// group-commit writer.
+    /// Opens (creating if missing) and migrates the database at `settings.url` for the process
+    /// that serves it: takes the file's lock (refusing when another process holds it), gives
+    /// back its predecessor's leases, makes the reserve file, and starts the group-commit
+    /// writer.
     pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+        Self::open_as(settings, true).await
+    }
+
+    /// [`SqliteStore::open`] for an operator command beside a running server: no lock, no
+    /// lease released, no reserve (see `sqlite_file`).
+    pub async fn open_shared(settings: &StoreSettings) -> Result<Self, StoreError> {
+        Self::open_as(settings, false).await
+    }
+
+    async fn open_as(settings: &StoreSettings, serving: bool) -> Result<Self, StoreError> {
         let url = settings.url.as_str();
         let open_err = |source| StoreError::Open {
             url: url.to_owned(),
@@ -89,22 +104,44 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        create_private(Path::new(options.get_filename()))
-            .map_err(|e| open_err(sqlx::Error::Io(e)))?;
+        let options = sqlite_file::bound_wal(options, settings);
+        let file = Path::new(options.get_filename()).to_owned();
+        create_private(&file).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+        let lock = if serving {
+            FileLock::acquire(url, &file).await?
+        } else {
+            None
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .connect_with(options.clone())
             .await
             .map_err(open_err)?;
         MIGRATOR.run(&pool).await?;
-        let writer_conn = SqliteConnection::connect_with(&options)
+        let mut writer_conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(open_err)?;
-        let writer = Writer::start(options, writer_conn, settings.group_commit_max_batch);
+        let mut reserve = None;
+        if lock.is_some() {
+            sqlite_file::release_leases(&mut writer_conn).await?;
+            reserve = Reserve::beside(&file, settings.reserve_bytes);
+            if let Some(reserve) = reserve.as_mut() {
+                if let Err(e) = reserve.make(0).await {
+                    tracing::warn!(error = %e, file = %reserve.path().display(), "no room for the reserve file: deliveries are refused until there is");
+                }
+            }
+        }
+        let writer = Writer::start(
+            options,
+            writer_conn,
+            settings.group_commit_max_batch,
+            reserve,
+        );
         Ok(Self {
             pool,
             writer,
             seal: Arc::new(seal),
+            _lock: lock,
         })
     }
 
@@ -250,7 +287,7 @@ impl AdminReads for SqliteStore {
 impl Ingest for SqliteStore {
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
         self.writer
-            .write(Durability::Fsync, move |conn| {
+            .write_delivery(move |conn| {
                 Box::pin(async move { Sqlite::insert_event(conn, &event).await })
             })
             .await

@@ -14,6 +14,16 @@
 //! a connection is never reused in an unknown transaction state. Until a write succeeds again
 //! the writer reports itself unwritable (for `/readyz`) and probes with a small write every
 //! [`PROBE_INTERVAL`] while idle, so it recovers by itself once space is back.
+//!
+//! The write-ahead log stays bounded: SQLite's auto-checkpoint (`sqlite_file::bound_wal`)
+//! during a burst, and a `PASSIVE` checkpoint once the writer has been idle for
+//! [`IDLE_CHECKPOINT`]. `PASSIVE` because it never waits for the pool's readers nor blocks
+//! them (a reader's snapshot only makes it stop short; the next one finishes), and once it
+//! has copied the whole log the next write starts the log over, cut back to
+//! `journal_size_limit`. On a full disk the writer gives the reserve file back, runs a
+//! `TRUNCATE` checkpoint (which waits for readers, but gives the log's bytes back to the file
+//! system), and refuses deliveries — while dispatch keeps writing — until a probe succeeds and
+//! the reserve is made again.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,11 +34,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::Connection;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
+use super::sqlite_file::{checkpoint, is_disk_full, Checkpoint, Reserve};
 use super::StoreError;
 
 /// How often an unwritable writer probes whether it can write again.
 pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long the writer waits with no write before it checkpoints the log.
+pub(super) const IDLE_CHECKPOINT: Duration = Duration::from_millis(250);
 
 /// What a probe writes (and frees again): room for a large delivery.
 const PROBE_BYTES: i64 = 64 * 1024;
@@ -50,15 +65,19 @@ pub(super) enum Durability {
 /// One write, type-erased for the queue.
 trait Job: Send {
     fn durability(&self) -> Durability;
+    /// Whether it stores a new delivery (refused while the reserve is given back).
+    fn is_delivery(&self) -> bool;
     /// Runs the write inside the batch transaction, keeping its result for [`Job::answer`].
-    /// Returns false when the write failed in a way that may have ended the transaction
+    /// Returns the error when the write failed in a way that may have ended the transaction
     /// (SQLite rolls back by itself on a full disk or an I/O error), so the batch must stop.
     fn run<'c>(
         &'c mut self,
         conn: &'c mut SqliteConnection,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'c>>;
+    ) -> Pin<Box<dyn Future<Output = Option<BatchFailure>> + Send + 'c>>;
     /// Tells the caller the write's result, or why its batch did not commit.
     fn answer(self: Box<Self>, commit: Result<(), &StoreError>);
+    /// Tells the caller its write was not tried.
+    fn refuse(self: Box<Self>, error: StoreError);
 }
 
 struct Write<T, F> {
@@ -66,6 +85,7 @@ struct Write<T, F> {
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
     durability: Durability,
+    delivery: bool,
 }
 
 impl<T, F> Job for Write<T, F>
@@ -77,18 +97,28 @@ where
         self.durability
     }
 
+    fn is_delivery(&self) -> bool {
+        self.delivery
+    }
+
     fn run<'c>(
         &'c mut self,
         conn: &'c mut SqliteConnection,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'c>> {
+    ) -> Pin<Box<dyn Future<Output = Option<BatchFailure>> + Send + 'c>> {
         Box::pin(async move {
-            let Some(work) = self.work.take() else {
-                return true;
-            };
+            let work = self.work.take()?;
             let result = work(conn).await;
-            let batch_can_go_on = result.as_ref().err().is_none_or(|e| !e.ends_transaction());
+            let stop = match &result {
+                Err(e) if e.ends_transaction() => Some(BatchFailure {
+                    disk_full: is_disk_full(e),
+                    error: StoreError::Commit(format!(
+                        "a write in the batch failed in a way that ends the transaction: {e}"
+                    )),
+                }),
+                _ => None,
+            };
             self.result = Some(result);
-            batch_can_go_on
+            stop
         })
     }
 
@@ -103,6 +133,27 @@ where
         // The caller may have gone (a client hung up); what committed stays committed.
         let _ = self.reply.send(result);
     }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// Why a batch did not commit.
+#[derive(Debug)]
+struct BatchFailure {
+    error: StoreError,
+    /// The disk (or the database's page limit) was full: the writer recovers room.
+    disk_full: bool,
+}
+
+impl From<StoreError> for BatchFailure {
+    fn from(error: StoreError) -> Self {
+        Self {
+            disk_full: is_disk_full(&error),
+            error,
+        }
+    }
 }
 
 /// Whether the writer's last write committed, shared with readers of its health.
@@ -114,24 +165,27 @@ struct Health {
 
 impl Health {
     fn record(&self, outcome: Result<(), &StoreError>) {
-        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
-        match outcome {
-            Ok(()) => {
-                if let Some((_, since)) = failing.take() {
-                    let seconds = (OffsetDateTime::now_utc() - since).whole_seconds();
-                    tracing::warn!(after_seconds = seconds, "store writable again");
-                }
-                metrics::gauge!(crate::metrics::STORE_WRITABLE).set(1.0);
-            }
-            Err(e) => {
-                metrics::counter!(crate::metrics::STORE_COMMIT_FAILURES).increment(1);
-                metrics::gauge!(crate::metrics::STORE_WRITABLE).set(0.0);
-                let since = failing
-                    .as_ref()
-                    .map_or_else(OffsetDateTime::now_utc, |f| f.1);
-                *failing = Some((e.to_string(), since));
-            }
+        if let Err(e) = outcome {
+            metrics::counter!(crate::metrics::STORE_COMMIT_FAILURES).increment(1);
+            self.set_failing(e.to_string());
+            return;
         }
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, since)) = failing.take() {
+            let seconds = (OffsetDateTime::now_utc() - since).whole_seconds();
+            tracing::warn!(after_seconds = seconds, "store writable again");
+        }
+        metrics::gauge!(crate::metrics::STORE_WRITABLE).set(1.0);
+    }
+
+    /// Marks the store unwritable for `reason` (keeping the time it started failing).
+    fn set_failing(&self, reason: String) {
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        metrics::gauge!(crate::metrics::STORE_WRITABLE).set(0.0);
+        let since = failing
+            .as_ref()
+            .map_or_else(OffsetDateTime::now_utc, |f| f.1);
+        *failing = Some((reason, since));
     }
 
     fn is_failing(&self) -> bool {
@@ -160,20 +214,30 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer task on `conn`, opened from `options` (with `synchronous = FULL`),
     /// which also open its replacement after a failed batch; at most `max_batch` jobs share a
-    /// transaction.
+    /// transaction. With a `reserve` not held (no room to make it), the writer starts
+    /// unwritable and refuses deliveries until it can make it.
     pub(super) fn start(
         options: SqliteConnectOptions,
         conn: SqliteConnection,
         max_batch: usize,
+        reserve: Option<Reserve>,
     ) -> Self {
         let (queue, jobs) = mpsc::channel(max_batch.max(1) * 4);
         let health = Arc::new(Health::default());
         metrics::gauge!(crate::metrics::STORE_WRITABLE).set(1.0);
+        if let Some(reserve) = reserve.as_ref().filter(|r| !r.is_held()) {
+            health.set_failing(format!(
+                "no room for the reserve file {} beside the database",
+                reserve.path().display()
+            ));
+        }
         let task = WriterTask {
             options,
             conn: Some(conn),
             fsyncing: true,
             health: health.clone(),
+            reserve,
+            after_full: false,
         };
         tokio::spawn(task.run(jobs, max_batch.max(1)));
         Self { queue, health }
@@ -188,12 +252,36 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
     {
+        self.send(durability, false, work).await
+    }
+
+    /// [`Writer::write`] for a new delivery: fsync'd, and refused while the reserve file is
+    /// given back, so that the room it left goes to dispatching what was acknowledged.
+    pub(super) async fn write_delivery<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
+    {
+        self.send(Durability::Fsync, true, work).await
+    }
+
+    async fn send<T, F>(
+        &self,
+        durability: Durability,
+        delivery: bool,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Write {
             work: Some(work),
             result: None,
             reply,
             durability,
+            delivery,
         };
         self.queue
             .send(Box::new(job))
@@ -203,7 +291,7 @@ impl Writer {
     }
 
     /// Whether writes commit: an error while the writer has stopped, or while its last write
-    /// failed and no write (nor its probe) has succeeded since.
+    /// failed (or its reserve is given back) and no probe has succeeded since.
     pub(super) fn check_writable(&self) -> Result<(), StoreError> {
         if self.queue.is_closed() {
             return Err(StoreError::WriterGone);
@@ -223,52 +311,170 @@ struct WriterTask {
     /// Whether the connection runs with `synchronous = FULL` (what `options` open it with).
     fsyncing: bool,
     health: Arc<Health>,
+    /// The reserve file, when the store keeps one.
+    reserve: Option<Reserve>,
+    /// The last failure was a full disk: probes checkpoint (`TRUNCATE`) first.
+    after_full: bool,
 }
 
 impl WriterTask {
+    /// Whether deliveries are refused untried: the reserve is given back (or could not be
+    /// made), and what room there is belongs to dispatch.
+    fn reserve_out(&self) -> bool {
+        self.reserve.as_ref().is_some_and(|r| !r.is_held())
+    }
+
     /// Drains the queue batch by batch until every sender is gone. While writes fail it probes
-    /// every [`PROBE_INTERVAL`], idle or not, and only a probe or a batch holding a durable
-    /// write (a delivery, a started step) counts as writable again: a small bookkeeping write
-    /// that squeezes in does not say a delivery would.
+    /// every [`PROBE_INTERVAL`], idle or not, and only a probe or a batch holding a delivery
+    /// counts as writable again: a small bookkeeping write that squeezes in does not say a
+    /// delivery would. After [`IDLE_CHECKPOINT`] with no write it checkpoints the log.
     async fn run(mut self, mut jobs: mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
         let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
-        let mut next_probe = tokio::time::Instant::now();
+        let mut next_probe = Instant::now();
+        // When to checkpoint, once something committed since the last checkpoint.
+        let mut checkpoint_at: Option<Instant> = None;
         loop {
-            let received = if self.health.is_failing() {
-                if tokio::time::Instant::now() >= next_probe {
-                    let outcome = self.probe().await;
-                    self.health.record(outcome.as_ref().map(|_| ()));
-                    next_probe = tokio::time::Instant::now() + PROBE_INTERVAL;
-                    continue;
+            let failing = self.health.is_failing();
+            if failing && Instant::now() >= next_probe {
+                let outcome = self.probe().await;
+                self.health.record(outcome.as_ref().map(|_| ()));
+                next_probe = Instant::now() + PROBE_INTERVAL;
+                continue;
+            }
+            if checkpoint_at.is_some_and(|at| Instant::now() >= at) {
+                checkpoint_at = None;
+                self.checkpoint(Checkpoint::Passive).await;
+                continue;
+            }
+            let wake = [failing.then_some(next_probe), checkpoint_at]
+                .into_iter()
+                .flatten()
+                .min();
+            let received = match wake {
+                Some(at) => {
+                    match tokio::time::timeout_at(at, jobs.recv_many(&mut batch, max_batch)).await {
+                        Ok(n) => n,
+                        Err(_due) => continue,
+                    }
                 }
-                match tokio::time::timeout_at(next_probe, jobs.recv_many(&mut batch, max_batch))
-                    .await
-                {
-                    Ok(n) => n,
-                    Err(_probe_due) => continue,
-                }
-            } else {
-                jobs.recv_many(&mut batch, max_batch).await
+                None => jobs.recv_many(&mut batch, max_batch).await,
             };
             if received == 0 {
                 break;
             }
-            metrics::histogram!(crate::metrics::STORE_COMMIT_BATCH_SIZE).record(batch.len() as f64);
-            let durable = batch.iter().any(|j| j.durability() == Durability::Fsync);
-            let outcome = self.commit_batch(&mut batch).await;
-            match &outcome {
-                Err(e) => {
-                    tracing::error!(error = %e, batch = batch.len(), "store batch did not commit; every write in it was refused");
-                    if !self.health.is_failing() {
-                        next_probe = tokio::time::Instant::now() + PROBE_INTERVAL;
-                    }
-                    self.health.record(Err(e));
+            if self.reserve_out() {
+                let reason = self.health.failure().unwrap_or_else(|| {
+                    "the disk is full: deliveries wait until the reserve file can be made again"
+                        .to_owned()
+                });
+                let (refused, kept): (Vec<_>, Vec<_>) =
+                    batch.drain(..).partition(|j| j.is_delivery());
+                batch.extend(kept);
+                for job in refused {
+                    job.refuse(StoreError::NotWritable(reason.clone()));
                 }
-                Ok(()) if durable || !self.health.is_failing() => self.health.record(Ok(())),
-                Ok(()) => {}
+                if batch.is_empty() {
+                    continue;
+                }
             }
-            for job in batch.drain(..) {
-                job.answer(outcome.as_ref().map(|_| ()));
+            if self.after_full {
+                // One write per transaction while room is short: a write that does not fit
+                // (a large preparation) cannot take the claims and finishes down with it.
+                for job in std::mem::take(&mut batch) {
+                    let mut one = vec![job];
+                    self.commit_and_answer(&mut one, &mut next_probe, &mut checkpoint_at)
+                        .await;
+                }
+            } else {
+                self.commit_and_answer(&mut batch, &mut next_probe, &mut checkpoint_at)
+                    .await;
+            }
+        }
+    }
+
+    /// Commits `batch` as one transaction, answers (and drains) its jobs, records the outcome,
+    /// and recovers room after a full disk. `next_probe` moves when writes start failing;
+    /// `checkpoint_at` is set after a commit.
+    async fn commit_and_answer(
+        &mut self,
+        batch: &mut Vec<Box<dyn Job>>,
+        next_probe: &mut Instant,
+        checkpoint_at: &mut Option<Instant>,
+    ) {
+        let failing = self.health.is_failing();
+        metrics::histogram!(crate::metrics::STORE_COMMIT_BATCH_SIZE).record(batch.len() as f64);
+        let has_delivery = batch.iter().any(|j| j.is_delivery());
+        let outcome = self.commit_batch(batch).await;
+        let commit = outcome.as_ref().map(|_| ()).map_err(|f| &f.error);
+        match &outcome {
+            Err(failure) => {
+                tracing::error!(error = %failure.error, batch = batch.len(), "store batch did not commit; every write in it was refused");
+                if !failing {
+                    *next_probe = Instant::now() + PROBE_INTERVAL;
+                }
+                self.health.record(Err(&failure.error));
+            }
+            Ok(()) => {
+                *checkpoint_at = Some(Instant::now() + IDLE_CHECKPOINT);
+                if has_delivery || !failing {
+                    self.health.record(Ok(()));
+                }
+            }
+        }
+        for job in batch.drain(..) {
+            job.answer(commit);
+        }
+        if outcome.is_err_and(|f| f.disk_full) {
+            self.recover_room().await;
+        }
+    }
+
+    /// After a full disk: gives the reserve back and moves the log into the database,
+    /// cutting its file to nothing, so that dispatch has room again at once. Once per full
+    /// disk: while it stays full the probe checkpoints again every [`PROBE_INTERVAL`] (a
+    /// `TRUNCATE` waits for readers; one per failed write would hold the writer up).
+    async fn recover_room(&mut self) {
+        if std::mem::replace(&mut self.after_full, true) {
+            return;
+        }
+        if let Some(reserve) = self.reserve.as_mut().filter(|r| r.is_held()) {
+            match reserve.give_back().await {
+                Ok(bytes) => tracing::warn!(
+                    bytes,
+                    file = %reserve.path().display(),
+                    "disk full: gave the reserve file back; deliveries are refused until it can be made again"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, file = %reserve.path().display(), "disk full: cannot delete the reserve file")
+                }
+            }
+            self.health.set_failing(format!(
+                "the disk is full: the reserve file {} is given back, deliveries wait until it can be made again",
+                reserve.path().display()
+            ));
+        }
+        self.checkpoint(Checkpoint::Truncate).await;
+    }
+
+    /// Runs a checkpoint on the writer's connection and logs what it did.
+    async fn checkpoint(&mut self, mode: Checkpoint) {
+        let done = match self.connection().await {
+            Ok(conn) => checkpoint(conn, mode).await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(done) => tracing::debug!(
+                ?mode,
+                busy = done.busy,
+                frames = done.frames,
+                copied = done.copied,
+                "checkpointed the write-ahead log"
+            ),
+            Err(e) => {
+                tracing::warn!(?mode, error = %e, "could not checkpoint the write-ahead log");
+                if e.ends_transaction() {
+                    self.discard_connection().await;
+                }
             }
         }
     }
@@ -296,7 +502,7 @@ impl WriterTask {
     }
 
     /// Runs every job of `batch` in one transaction and commits it.
-    async fn commit_batch(&mut self, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    async fn commit_batch(&mut self, batch: &mut [Box<dyn Job>]) -> Result<(), BatchFailure> {
         let needs_fsync = batch.iter().any(|j| j.durability() == Durability::Fsync);
         let outcome = self.try_commit_batch(batch, needs_fsync).await;
         if outcome.is_err() {
@@ -309,20 +515,19 @@ impl WriterTask {
         &mut self,
         batch: &mut [Box<dyn Job>],
         needs_fsync: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), BatchFailure> {
         self.set_fsync(needs_fsync).await?;
         let conn = self.connection().await?;
         let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
         for job in batch.iter_mut() {
-            if !job.run(&mut tx).await {
-                // SQLite may already have rolled the transaction back: committing now would
-                // commit nothing, or (in autocommit) the jobs after this one one by one.
-                return Err(StoreError::Commit(
-                    "a write in the batch failed in a way that ends the transaction".to_owned(),
-                ));
+            // SQLite may already have rolled the transaction back: committing now would
+            // commit nothing, or (in autocommit) the jobs after this one one by one.
+            if let Some(stop) = job.run(&mut tx).await {
+                return Err(stop);
             }
         }
-        tx.commit().await.map_err(StoreError::query("commit"))
+        tx.commit().await.map_err(StoreError::query("commit"))?;
+        Ok(())
     }
 
     /// Switches `synchronous` between FULL (fsync at commit) and NORMAL, outside transactions.
@@ -345,35 +550,55 @@ impl WriterTask {
         Ok(())
     }
 
-    /// An fsync'd write of [`PROBE_BYTES`] (about a large delivery), undone at once, that
-    /// shows whether the store takes deliveries again.
+    /// Whether the store takes deliveries again: after a full disk a `TRUNCATE` checkpoint
+    /// first, then an fsync'd write of [`PROBE_BYTES`] (about a large delivery), undone at
+    /// once, then the reserve file made again — only with half as much again free beside it.
     async fn probe(&mut self) -> Result<(), StoreError> {
-        let outcome = async {
-            self.set_fsync(true).await?;
-            let conn = self.connection().await?;
-            sqlx::query(
-                "INSERT INTO store_probe (id, probed_at, ballast) VALUES (1, ?1, zeroblob(?2))
-                 ON CONFLICT (id) DO UPDATE
-                 SET probed_at = excluded.probed_at, ballast = excluded.ballast",
-            )
-            .bind(super::types::to_millis(OffsetDateTime::now_utc()))
-            .bind(PROBE_BYTES)
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::query("probe"))?;
-            // Give the space back to the deliveries.
-            sqlx::query("UPDATE store_probe SET ballast = x'' WHERE id = 1")
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::query("probe"))
-                .map(drop)
+        if self.after_full {
+            self.checkpoint(Checkpoint::Truncate).await;
         }
-        .await;
+        let outcome = self.probe_write().await;
         if let Err(e) = &outcome {
             tracing::debug!(error = %e, "store probe failed");
             self.discard_connection().await;
+            return outcome;
         }
-        outcome
+        if let Some(reserve) = self.reserve.as_mut().filter(|r| !r.is_held()) {
+            // Half as much again free beside it: else the next deliveries would fill the disk
+            // and take it back at once.
+            let headroom = reserve.bytes() / 2;
+            if let Err(e) = reserve.make(headroom).await {
+                tracing::debug!(error = %e, file = %reserve.path().display(), "no room for the reserve file yet");
+                return Err(StoreError::NotWritable(format!(
+                    "no room for the reserve file {}: {e}",
+                    reserve.path().display()
+                )));
+            }
+            tracing::info!(file = %reserve.path().display(), "made the reserve file again");
+        }
+        self.after_full = false;
+        Ok(())
+    }
+
+    async fn probe_write(&mut self) -> Result<(), StoreError> {
+        self.set_fsync(true).await?;
+        let conn = self.connection().await?;
+        sqlx::query(
+            "INSERT INTO store_probe (id, probed_at, ballast) VALUES (1, ?1, zeroblob(?2))
+             ON CONFLICT (id) DO UPDATE
+             SET probed_at = excluded.probed_at, ballast = excluded.ballast",
+        )
+        .bind(super::types::to_millis(OffsetDateTime::now_utc()))
+        .bind(PROBE_BYTES)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("probe"))?;
+        // Give the space back to the deliveries.
+        sqlx::query("UPDATE store_probe SET ballast = x'' WHERE id = 1")
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("probe"))
+            .map(drop)
     }
 }
 
@@ -407,7 +632,7 @@ mod tests {
         let conn = SqliteConnection::connect_with(&writer_options)
             .await
             .unwrap();
-        (Writer::start(writer_options, conn, 16), reader)
+        (Writer::start(writer_options, conn, 16, None), reader)
     }
 
     async fn writer(dir: &tempfile::TempDir) -> (Writer, sqlx::SqlitePool) {
