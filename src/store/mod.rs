@@ -32,6 +32,7 @@ mod backend;
 mod budget;
 mod postgres;
 mod postgres_budget;
+mod postgres_prepare;
 mod postgres_queue;
 mod postgres_tokens;
 mod rows;

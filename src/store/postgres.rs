@@ -16,6 +16,7 @@ use sqlx::{ConnectOptions, Connection, Postgres};
 use time::OffsetDateTime;
 
 use super::backend::{statements, Backend, NewRow, Statements};
+use super::postgres_prepare::PrepareLeases;
 use super::postgres_queue as queue;
 use super::postgres_tokens;
 use super::rows::{event_from_row, thread_query};
@@ -114,6 +115,8 @@ pub struct PgStore {
     budget: Arc<PgBudget>,
     /// Seals the OAuth tokens (`store.token_key`).
     seal: Arc<TokenSeal>,
+    /// The prepare leases this replica holds, renewed while it prepares.
+    prepare_leases: PrepareLeases,
 }
 
 impl PgStore {
@@ -144,6 +147,7 @@ impl PgStore {
             .connect_lazy_with(options);
         let budget = Arc::new(PgBudget::new(pool.clone()));
         Ok(Self {
+            prepare_leases: PrepareLeases::new(pool.clone()),
             pool,
             budget,
             seal: Arc::new(seal),
@@ -267,23 +271,44 @@ impl Store for PgStore {
     }
 
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let ids = queue::lease_unprepared(&self.pool, limit).await?;
+        let ids = self.prepare_leases.take(limit).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(EVENTS_BY_IDS)
+        let read = sqlx::query(EVENTS_BY_IDS)
             .bind(&ids)
             .fetch_all(&self.pool)
             .await
-            .map_err(StoreError::query("unprepared"))?;
-        rows.iter().map(event_from_row).collect()
+            .map_err(StoreError::query("unprepared"))
+            .and_then(|rows| rows.iter().map(event_from_row).collect());
+        if read.is_err() {
+            // Nobody will prepare this batch: hand it back rather than hold claims back.
+            if let Err(e) = self.prepare_leases.release(&ids).await {
+                tracing::warn!(error = %e, "cannot hand back a prepare lease");
+            }
+        }
+        read
     }
 
     async fn save_preparations(
         &self,
         preparations: &[(EventId, Preparation)],
     ) -> Result<(), StoreError> {
-        queue::save_preparations(&self.pool, preparations).await
+        let ids: Vec<i64> = preparations.iter().map(|(id, _)| id.0).collect();
+        let batch = self.prepare_leases.end(&ids).await;
+        let saved = queue::save_preparations(&self.pool, preparations).await;
+        // On failure the events stay unprepared, and what the save left out of its batch was
+        // not prepared either: any replica may take them at once.
+        let unsaved: Vec<i64> = match &saved {
+            Ok(()) => batch.into_iter().filter(|id| !ids.contains(id)).collect(),
+            Err(_) => batch,
+        };
+        if !unsaved.is_empty() {
+            if let Err(e) = self.prepare_leases.release(&unsaved).await {
+                tracing::warn!(error = %e, "cannot hand back a prepare lease");
+            }
+        }
+        saved
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError> {

@@ -18,10 +18,12 @@
 //!   also requires the lease to be live (`lease_until > now`): a replica whose lease ran out
 //!   cannot mark another GHL request as started while a new owner may be sending it.
 //! - **Preparation** goes in disjoint batches: each replica leases its own batch of the oldest
-//!   unprepared events (`prepare_until`), and claims never pass the oldest unprepared event, so
-//!   a later batch prepared first cannot overtake an earlier delivery of the same contact. A
-//!   preparation is saved only for an event still pending and not yet prepared, so a replica
-//!   slower than its lease, whose batch another replica took over, saves nothing twice.
+//!   unprepared events (a short lease renewed while it prepares, see `postgres_prepare`), and
+//!   claims never pass the oldest unprepared event, so a later batch prepared first cannot
+//!   overtake an earlier delivery of the same contact. A preparation is saved only for an event
+//!   still pending and not yet prepared, so a replica slower than its lease, whose batch another
+//!   replica took over, saves nothing twice. A batch's save takes the flows' locks in one order
+//!   (see `lock_order`) and runs again at once on a deadlock or serialization failure.
 
 use std::collections::HashMap;
 
@@ -63,13 +65,87 @@ pub(super) async fn steps_of<'e>(
     steps_by_event(&rows)
 }
 
+/// How many times a preparation's transaction is run again, at once, when PostgreSQL ended it
+/// for a deadlock or a serialization failure (another replica's save or a replay crossing it).
+const SAVE_RETRIES: u32 = 4;
+
+/// SQLSTATEs of a transaction PostgreSQL ended so that it can simply be run again.
+const DEADLOCK_DETECTED: &str = "40P01";
+const SERIALIZATION_FAILURE: &str = "40001";
+
+/// Whether `e` is a deadlock or serialization failure (the transaction may run again as is).
+fn is_retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Query {
+            source: sqlx::Error::Database(db),
+            ..
+        } => matches!(
+            db.code().as_deref(),
+            Some(DEADLOCK_DETECTED | SERIALIZATION_FAILURE)
+        ),
+        _ => false,
+    }
+}
+
+/// Saves a batch's preparations in one transaction, run again at once on a deadlock or
+/// serialization failure. On failure the caller hands the batch's prepare lease back
+/// (`postgres_prepare::PrepareLeases::release`).
 pub(super) async fn save_preparations(
     pool: &PgPool,
     preparations: &[(EventId, Preparation)],
 ) -> Result<(), StoreError> {
+    let mut retries = 0;
+    loop {
+        match save_once(pool, preparations).await {
+            Ok(()) => return Ok(()),
+            Err(e) if retries < SAVE_RETRIES && is_retryable(&e) => {
+                retries += 1;
+                tracing::debug!(error = %e, retries, "preparations: transaction run again");
+            }
+            Err(e) => {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The order a batch's preparations are saved in: ready events by flow `(location, source)`,
+/// then id (so fair keys within a flow stay in arrival order), then the others by id. Every
+/// replica takes the flows' row locks (`fair_flows`) in this one order, so two batches touching
+/// the same flows cannot deadlock.
+fn lock_order<'p>(
+    preparations: &'p [(EventId, Preparation)],
+    sources: &HashMap<i64, String>,
+) -> Vec<&'p (EventId, Preparation)> {
+    let mut ordered: Vec<&(EventId, Preparation)> = preparations.iter().collect();
+    ordered.sort_by_cached_key(|(id, prep)| match prep {
+        Preparation::Ready { location_id, .. } => (
+            0,
+            location_id.as_str().to_owned(),
+            sources.get(&id.0).cloned().unwrap_or_default(),
+            id.0,
+        ),
+        _ => (1, String::new(), String::new(), id.0),
+    });
+    ordered
+}
+
+async fn save_once(
+    pool: &PgPool,
+    preparations: &[(EventId, Preparation)],
+) -> Result<(), StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
+    let ids: Vec<i64> = preparations.iter().map(|(id, _)| id.0).collect();
     let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
-    for (id, prep) in preparations {
+    let sources: HashMap<i64, String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT id, source FROM events WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::query("save_preparation"))?
+            .into_iter()
+            .collect();
+    for (id, prep) in lock_order(preparations, &sources) {
         let json = |v: &serde_json::Value| v.to_string();
         let (submission, plan) = match prep {
             Preparation::Ready {
@@ -207,34 +283,6 @@ async fn queue_ready(
     .await
     .map_err(StoreError::query("save_preparation"))?;
     Ok(())
-}
-
-/// How long a replica holds the batch of new deliveries it is preparing. A batch takes
-/// milliseconds; one that outlasts this (a stopped replica) is taken by another replica, and
-/// should the first still save, its save is refused (the first save stands): a longer one costs
-/// only work done twice.
-const PREPARE_LEASE_MS: i64 = 60_000;
-
-/// Leases the oldest pending events not prepared yet and not under another replica's prepare
-/// lease to this caller, and returns their ids, oldest first: replicas prepare disjoint
-/// batches. Claims never pass the oldest unprepared event (see `claim`), so an event prepared
-/// out of turn waits for its elders.
-pub(super) async fn lease_unprepared(pool: &PgPool, limit: u32) -> Result<Vec<i64>, StoreError> {
-    sqlx::query_scalar(&format!(
-        "WITH picked AS (
-             SELECT id FROM events
-             WHERE status = 'pending' AND NOT prepared
-               AND (prepare_until IS NULL OR prepare_until < {DB_NOW_MS})
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         UPDATE events SET prepare_until = {DB_NOW_MS} + $2
-         FROM picked WHERE events.id = picked.id
-         RETURNING events.id"
-    ))
-    .bind(i64::from(limit))
-    .bind(PREPARE_LEASE_MS)
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::query("unprepared"))
 }
 
 /// The length of the lease the caller asked for (`until` - its own now), in milliseconds; the
