@@ -27,6 +27,10 @@ pub(super) const PREPARE_LEASE_MS: i64 = 1_000;
 /// How often a holder renews its prepare lease (under a third of it: two renewals may be late).
 const RENEW_EVERY: Duration = Duration::from_millis(300);
 
+/// At most this many events of batches whose lease ran out are taken over at once (see
+/// [`PrepareLeases::take`]).
+const TAKEOVER_BATCH: i64 = 32;
+
 /// The longest a holder renews one batch: far past any real batch (`dispatch.prepare_timeout`
 /// bounds each event), so a batch abandoned without a save (a caller that gave up waiting)
 /// cannot hold claims back for longer.
@@ -63,18 +67,29 @@ impl PrepareLeases {
     /// replica's lease to this store, and returns their ids, oldest first; renews the lease
     /// until [`Self::end`] is called with any of them.
     pub(super) async fn take(&self, limit: u32) -> Result<Vec<i64>, StoreError> {
+        // A batch whose lease ran out (its replica died, or failed to hand it back) holds every
+        // claim back: when the oldest events to prepare are such, only they are taken (up to
+        // TAKEOVER_BATCH), so they are saved within milliseconds rather than with a full batch.
         let ids: Vec<i64> = sqlx::query_scalar(&format!(
-            "WITH picked AS (
-                 SELECT id FROM events
+            "WITH oldest AS (
+                 SELECT id, prepare_until FROM events
                  WHERE status = 'pending' AND NOT prepared
                    AND (prepare_until IS NULL OR prepare_until < {DB_NOW_MS})
-                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED),
+             first AS (SELECT prepare_until IS NOT NULL AS takeover FROM oldest ORDER BY id LIMIT 1),
+             picked AS (
+                 SELECT id FROM oldest WHERE NOT (SELECT takeover FROM first)
+                 UNION ALL
+                 SELECT id FROM (SELECT id FROM oldest WHERE prepare_until IS NOT NULL
+                                 ORDER BY id LIMIT $3) expired
+                 WHERE (SELECT takeover FROM first))
              UPDATE events SET prepare_until = {DB_NOW_MS} + $2
              FROM picked WHERE events.id = picked.id
              RETURNING events.id"
         ))
         .bind(i64::from(limit))
         .bind(PREPARE_LEASE_MS)
+        .bind(TAKEOVER_BATCH)
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::query("unprepared"))?;
