@@ -1,7 +1,7 @@
 //! PostgreSQL queries of the dispatch queue, for several replicas on one database: preparing
 //! (fair keys), claiming under leases with `FOR UPDATE SKIP LOCKED`, step results and lease
-//! renewals on the database's clock, replay, and retention. Finishing and releasing an attempt
-//! under its lease token are the SQLite store's statements (`backend`).
+//! renewals on the database's clock, replay, and retention. What a saved preparation writes,
+//! finishing and releasing an attempt are the statements both backends share (`backend`).
 //!
 //! The queue's rules are the SQLite store's (see `sqlite_queue`): fair order by `(fair_key,
 //! id)`, parked retries, the claim's floor when locations are left out, at most one open event
@@ -27,13 +27,14 @@
 
 use std::collections::HashMap;
 
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::backend::Backend;
-use super::rows::{corrupt, push_filter, steps_by_event};
-use super::types::{stored_reference, to_millis, NOTHING_TO_DO};
+use super::backend::CLAIMED_COLUMNS;
+use super::rows::{push_filter, steps_by_event, StepRow};
+use super::types::{stored_reference, to_millis};
 use super::{
     Claim, ClaimedEvent, ContactKey, EventFilter, EventId, LeaseToken, LocationId, Preparation,
     StepRecord, StoreError,
@@ -54,7 +55,7 @@ pub(super) async fn steps_of<'e>(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = sqlx::query(
+    let rows: Vec<StepRow> = sqlx::query_as(
         "SELECT event_id, step_index, kind, status, ghl_id, updated_at FROM event_steps
          WHERE event_id = ANY($1) ORDER BY event_id, step_index",
     )
@@ -62,7 +63,7 @@ pub(super) async fn steps_of<'e>(
     .fetch_all(conn)
     .await
     .map_err(StoreError::query("steps"))?;
-    steps_by_event(&rows)
+    steps_by_event(rows)
 }
 
 /// How many times a preparation's transaction is run again, at once, when PostgreSQL ended it
@@ -146,89 +147,14 @@ async fn save_once(
             .into_iter()
             .collect();
     for (id, prep) in lock_order(preparations, &sources) {
-        let json = |v: &serde_json::Value| v.to_string();
-        let (submission, plan) = match prep {
-            Preparation::Ready {
-                submission, plan, ..
-            } => {
-                let plan =
-                    serde_json::to_string(plan).map_err(|e| corrupt("save_preparation", e))?;
-                (Some(json(submission)), Some(plan))
-            }
-            Preparation::NothingToDo { submission, .. } => {
-                (Some(json(submission)), Some(r#"{"steps":[]}"#.to_owned()))
-            }
-            Preparation::Failed { submission, .. } => (submission.as_ref().map(json), None),
-        };
-        // The plan row is the mark of a prepared event: saved only for an event still pending
-        // and not prepared yet (another replica may have prepared the same event meanwhile).
-        let saved = sqlx::query(
-            "INSERT INTO event_plans (event_id, submission, plan)
-             SELECT id, $2::jsonb, $3::jsonb FROM events WHERE id = $1 AND status = 'pending'
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(id.0)
-        .bind(submission)
-        .bind(plan)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::query("save_preparation"))?;
-        if saved.rows_affected() == 0 {
-            continue;
-        }
-        match prep {
-            Preparation::Ready {
-                contact_key,
-                location_id,
-                plan,
-                ..
-            } => {
-                queue_ready(&mut tx, *id, contact_key, location_id, now).await?;
-                insert_references(&mut tx, *id, location_id, &plan.references).await?;
-            }
-            Preparation::NothingToDo {
-                references,
-                location_id,
-                reason,
-                ..
-            } => {
-                if let Some(location_id) = location_id {
-                    insert_references(&mut tx, *id, location_id, references).await?;
-                }
-                sqlx::query(
-                    "UPDATE events SET status = 'done', last_error = NULL, updated_at = $2,
-                         prepared = true, prepare_until = NULL
-                     WHERE id = $1",
-                )
-                .bind(id.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("save_preparation"))?;
-                Postgres::insert_attempt(&mut tx, *id, now, NOTHING_TO_DO, Some(reason)).await?;
-            }
-            Preparation::Failed { error, .. } => {
-                sqlx::query(
-                    "UPDATE events SET status = 'dead', last_error = $2, updated_at = $3,
-                         prepared = true, prepare_until = NULL
-                     WHERE id = $1",
-                )
-                .bind(id.0)
-                .bind(error)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("save_preparation"))?;
-                Postgres::insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
-            }
-        }
+        Postgres::save_preparation(&mut tx, *id, prep, now).await?;
     }
     tx.commit().await.map_err(StoreError::query("commit"))
 }
 
 /// Records what ties a prepared event to others (`Plan::references`), for its location.
-async fn insert_references(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
+pub(super) async fn insert_references(
+    conn: &mut PgConnection,
     id: EventId,
     location_id: &LocationId,
     references: &[String],
@@ -246,7 +172,7 @@ async fn insert_references(
     )
     .bind(&references)
     .bind(id.0)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(StoreError::query("save_preparation"))?;
     Ok(())
@@ -255,8 +181,8 @@ async fn insert_references(
 /// Gives a prepared event its fair key (start-time fair queuing, see `sqlite_queue::save_ready`):
 /// max(virtual time, last key of its flow) + 1. The flow's row is updated first and its new key
 /// read back, so replicas preparing events of one flow at once get distinct keys in turn.
-async fn queue_ready(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
+pub(super) async fn queue_ready(
+    conn: &mut PgConnection,
     id: EventId,
     contact_key: &ContactKey,
     location_id: &LocationId,
@@ -279,7 +205,7 @@ async fn queue_ready(
     .bind(location_id.as_str())
     .bind(contact_key.as_str())
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(StoreError::query("save_preparation"))?;
     Ok(())
@@ -404,12 +330,8 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
     .push_bind(now.saturating_add(lease))
     .push(", updated_at = ")
     .push_bind(now)
-    .push(
-        " FROM picked WHERE events.id = picked.id
-         RETURNING events.id, events.source, events.attempts, events.received_at,
-             events.location_id, events.fair_key,
-             (SELECT plan::text FROM event_plans WHERE event_id = events.id) AS plan",
-    );
+    .push(" FROM picked WHERE events.id = picked.id RETURNING ")
+    .push(CLAIMED_COLUMNS);
     let rows = qb
         .build()
         .fetch_all(&mut *tx)

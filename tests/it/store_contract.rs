@@ -136,6 +136,32 @@ fn claim(owner: &str, lease: Duration) -> Claim {
     }
 }
 
+contract_test!(a_new_delivery_waits_to_be_prepared_then_is_claimed_once);
+async fn a_new_delivery_waits_to_be_prepared_then_is_claimed_once(store: &dyn Store) {
+    let id = store.insert_event(delivery("new", "x")).await.unwrap().id();
+    let waiting = store.unprepared(10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].summary.id, id);
+    assert!(waiting[0].plan.is_none());
+    assert!(claimed_ids(store).await.is_empty(), "not prepared yet");
+    let ready = Preparation::Ready {
+        submission: serde_json::json!({"email": "new@x.co"}),
+        plan: formbridge::mapping::Plan::default(),
+        contact_key: "email:new@x.co".into(),
+        location_id: "loc".into(),
+    };
+    store.save_preparations(&[(id, ready)]).await.unwrap();
+    assert!(store.unprepared(10).await.unwrap().is_empty());
+    let event = store.get_event(id).await.unwrap().unwrap();
+    assert_eq!(
+        event.submission,
+        Some(serde_json::json!({"email": "new@x.co"}))
+    );
+    assert!(event.plan.is_some());
+    assert_eq!(claimed_ids(store).await, vec![id]);
+    assert!(claimed_ids(store).await.is_empty(), "claimed once");
+}
+
 contract_test!(an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off);
 async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: &dyn Store) {
     let id = add(store, "a", "email:a@x.co").await;

@@ -1,9 +1,9 @@
-//! Upgrading a SQLite store made by an earlier release: `make_fixture` writes
-//! `tests/fixtures/store/sqlite-0009.db` (see the README there), events in every state as
-//! SQLite migrations 0001-0009 leave them; the upgrade test comes with migration 0010.
+//! Upgrading a SQLite store made by an earlier release: `tests/fixtures/store/sqlite-0009.db`
+//! (see the README there) holds events in every state as release 0009 of the SQLite migrations
+//! left them; opened with this code, everything carries over and the open events are claimed
+//! and dispatched to the GHL sandbox.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use formbridge::store::EventStatus;
@@ -17,7 +17,7 @@ const TOKEN_KEY: &str = "4f1d2b7c9a0e5d3f8b6a1c2e4d7f9a0b3c5e7d9f1a2b4c6d8e0f1a3
 /// The location whose OAuth tokens the fixture holds (not the one dispatch uses).
 const OAUTH_LOCATION: &str = "locOauthFixture00001";
 
-/// A DripJobs source with a task per lead and `deal_id` as reference, as the fixture was made.
+/// The DripJobs mapping the fixture was made with (a task per lead).
 const MAPPING: &str = r#"
 [sources.dripjobs.mapping]
 [[sources.dripjobs.mapping.tasks]]
@@ -58,145 +58,144 @@ async fn app_on(dir: tempfile::TempDir, ghl: &ghl_sandbox::SandboxHandle) -> Tes
     spawn_driven(settings, dir).await
 }
 
-/// Makes the fixture with the code of the commit it is run at (see the README beside it):
-/// `cargo test --test it store_upgrade::make_fixture -- --ignored`.
-#[tokio::test]
-#[ignore = "writes tests/fixtures/store/sqlite-0009.db"]
-async fn make_fixture() {
-    use formbridge::store::{Claim, Finish, StepRecord, StepStatus, StoredTokens};
-    use time::OffsetDateTime;
-
-    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("formbridge.db");
-    let app = app_on(dir, &ghl).await;
-    let store = app.store.clone();
-
-    // 1: done, then swept by retention (its dedupe key stays as a tombstone).
-    post_json(&app, "dripjobs", &lead("D0", "Swept", "100")).await;
-    app.drain(Duration::from_secs(30)).await;
-    assert_eq!(
-        store
-            .delete_finished_before(OffsetDateTime::now_utc() + time::Duration::seconds(1), 1)
-            .await
-            .unwrap(),
-        1
-    );
-    // 2: done with its steps and attempts; 4: an edit of it (a revision: the tool's id again,
-    // other content), done. (The insert that found the tool's id taken used up id 3.)
-    for (price, hash) in [("4500", "h1"), ("4700", "h2")] {
-        let body = lead("D1", "Jane", price).to_string();
-        let stored = store
-            .insert_event(formbridge::store::NewEvent {
-                source: formbridge::sources::SourceName::parse("dripjobs").unwrap(),
-                dedupe_key: "dripjobs:D1".to_owned(),
-                content_hash: Some(hash.to_owned()),
-                content_type: Some("application/json".to_owned()),
-                headers: vec![("content-type".to_owned(), "application/json".to_owned())],
-                body: body.into_bytes().into(),
-                received_at: OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
-        app.drain(Duration::from_secs(30)).await;
-        if hash == "h2" {
-            assert!(matches!(
-                stored,
-                formbridge::store::Ingested::Revision { .. }
-            ));
-        }
-    }
-    // 5: dead (a body that is no form).
-    post_json(&app, "dripjobs", &json!(["not", "a", "form"])).await;
-    app.drain(Duration::from_secs(30)).await;
-
-    // 6, 7, 8: prepared by the real preparer, not dispatched.
-    for (deal, who) in [("D3", "Carol"), ("D4", "Dave"), ("D5", "Erin")] {
-        post_json(&app, "dripjobs", &lead(deal, who, "900")).await;
-    }
-    let settings = settings_with_toml(
-        tempfile::tempdir().unwrap().path(),
-        MAPPING,
-        &[("ghl.location_id", LOCATION)],
-    );
-    let runtimes = formbridge::runtime::SourceRuntimes::compile(&settings).unwrap();
-    let preparer = formbridge::dispatch::prepare::Preparer::new(
-        &settings,
-        Arc::new(runtimes),
-        formbridge::alerts::AlertSink::off(),
-    );
-    assert_eq!(preparer.run_once(store.as_ref(), 10).await.unwrap(), 3);
-    let claim = |lease: &str| {
-        let now = OffsetDateTime::now_utc();
-        Claim {
-            lease: lease.into(),
-            now,
-            lease_until: now + time::Duration::seconds(1),
-            limit: 1,
-            per_location_limit: 1,
-            exclude_locations: vec![],
-        }
-    };
-    // 6: processing under a lease (run out by the time the fixture is opened), one step
-    // started.
-    let processing = store.claim(&claim("fixture-a")).await.unwrap();
-    assert_eq!(processing[0].id.0, 6);
-    let started = StepRecord {
-        index: 0,
-        kind: formbridge::mapping::StepKind::UpsertContact,
-        status: StepStatus::Started,
-        ghl_id: None,
-        updated_at: OffsetDateTime::now_utc(),
-    };
-    assert!(store
-        .record_step(processing[0].id, &"fixture-a".into(), &started)
-        .await
-        .unwrap());
-    // 7: retrying, parked until its retry is due (a few seconds on).
-    let retrying = store.claim(&claim("fixture-b")).await.unwrap();
-    assert_eq!(retrying[0].id.0, 7);
-    let retry = Finish::Retry {
-        at: OffsetDateTime::now_utc() + time::Duration::seconds(3),
-        error: "GHL answered 503".to_owned(),
-        counts_attempt: true,
-        outcome: "retry",
-    };
-    assert!(store
-        .finish(retrying[0].id, &"fixture-b".into(), &retry)
-        .await
-        .unwrap());
-    // 9: pending, not prepared yet.
-    post_json(&app, "dripjobs", &lead("D6", "Frank", "900")).await;
-    // Sealed OAuth tokens of another location.
-    let tokens = StoredTokens {
-        access_token: "at-fixture".to_owned().into(),
-        refresh_token: "rt-fixture".to_owned().into(),
-        expires_at: OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap(),
-    };
-    store
-        .save_oauth_tokens(&OAUTH_LOCATION.into(), &tokens)
-        .await
-        .unwrap();
-    let counts = store.status_counts().await.unwrap();
-    assert_eq!(counts[&EventStatus::Done], 2, "{counts:?}");
-    assert_eq!(counts[&EventStatus::Dead], 1, "{counts:?}");
-    // A copy of the file as it stands (the app, whose folder goes with it, still holds it).
-    let out = fixture();
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let _ = std::fs::remove_file(&out);
+/// What the fixture's events hold, read back through the new store: `(status, prepared, has
+/// a plan, fair key, parked key)` per event id, read raw.
+async fn raw_state(
+    db: &std::path::Path,
+) -> Vec<(i64, String, bool, bool, Option<i64>, Option<i64>)> {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let references: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_references")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert!(references > 0, "the plans carry their deal ids");
-    sqlx::query(&format!("VACUUM INTO '{}'", out.display()))
-        .execute(&pool)
-        .await
-        .unwrap();
+    let rows = sqlx::query_as(
+        "SELECT e.id, e.status, e.prepared, p.plan IS NOT NULL, e.fair_key, e.parked_key
+         FROM events e LEFT JOIN event_plans p ON p.event_id = e.id ORDER BY e.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     pool.close().await;
-    drop(store);
-    drop(app);
+    rows
+}
+
+#[tokio::test]
+async fn a_store_made_by_release_0009_is_carried_over_and_its_open_events_dispatched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("formbridge.db");
+    std::fs::copy(fixture(), &db).unwrap();
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = app_on(dir, &ghl).await;
+    let store = app.store.clone();
+
+    // Statuses, preparation and fair keys as they were.
+    let state = raw_state(&db).await;
+    let by_id = |id: i64| state.iter().find(|r| r.0 == id).unwrap().clone();
+    assert_eq!(state.len(), 7, "the swept event stays gone: {state:?}");
+    for (id, status, prepared, plan) in [
+        (2, "done", true, true),
+        (4, "done", true, true),
+        (5, "dead", true, false),
+        (6, "processing", true, true),
+        (7, "retrying", true, true),
+        (8, "pending", true, true),
+        (9, "pending", false, false),
+    ] {
+        let row = by_id(id);
+        assert_eq!(
+            (row.1.as_str(), row.2, row.3),
+            (status, prepared, plan),
+            "event {id}"
+        );
+    }
+    assert!(
+        by_id(6).4.is_some() && by_id(8).4.is_some(),
+        "fair keys kept"
+    );
+    assert!(
+        by_id(7).4.is_none() && by_id(7).5.is_some(),
+        "the retry stays parked"
+    );
+
+    // Plans, submissions, steps, attempts, revisions and references.
+    let done = store
+        .get_event(formbridge::store::EventId(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(done.submission.is_some());
+    assert!(done.plan.as_ref().unwrap().steps.len() >= 3);
+    let steps = store.steps(done.summary.id).await.unwrap();
+    assert!(
+        !steps.is_empty()
+            && steps
+                .iter()
+                .all(|s| s.status == formbridge::store::StepStatus::Done)
+    );
+    let attempts = store.attempts(done.summary.id).await.unwrap();
+    assert_eq!(attempts.last().unwrap().outcome, "done");
+    let dead = store
+        .get_event(formbridge::store::EventId(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dead.summary.last_error.is_some());
+    assert_eq!(
+        store
+            .attempts(dead.summary.id)
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .outcome,
+        "dead"
+    );
+    let edit = store
+        .get_event(formbridge::store::EventId(4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(edit.summary.revision_of, Some(done.summary.id));
+    let thread = store.thread(edit.summary.id).await.unwrap();
+    assert!(thread
+        .iter()
+        .any(|t| t.id == done.summary.id && t.same_submission && t.plan.is_some()));
+    let started = store.steps(formbridge::store::EventId(6)).await.unwrap();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].status, formbridge::store::StepStatus::Started);
+    assert_eq!(
+        store.attempts(formbridge::store::EventId(7)).await.unwrap()[0].outcome,
+        "retry"
+    );
+
+    // Sealed tokens open with the key; a repeat of the swept delivery is still a duplicate.
+    let tokens = store
+        .load_oauth_tokens(&OAUTH_LOCATION.into())
+        .await
+        .unwrap()
+        .unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(tokens.refresh_token.expose_secret(), "rt-fixture");
+    post_json(&app, "dripjobs", &lead("D0", "Swept", "100")).await;
+    assert_eq!(
+        app.total_events().await,
+        7,
+        "the swept delivery is a duplicate"
+    );
+
+    // The unprepared event is prepared, and every open one is claimed and dispatched.
+    assert_eq!(store.unprepared(10).await.unwrap().len(), 1);
+    app.drain(Duration::from_secs(60)).await;
+    let counts = store.status_counts().await.unwrap();
+    assert_eq!(counts[&EventStatus::Done], 6, "{counts:?}");
+    assert_eq!(counts[&EventStatus::Dead], 1, "{counts:?}");
+    let notes = ghl.state().notes;
+    for who in ["carol", "dave", "erin", "frank"] {
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.to_string().contains(&format!("{who}@example.com"))),
+            "no note for {who}: {notes:?}"
+        );
+    }
+    // Prepared after the upgrade with the new schema: a plan row and the prepared mark.
+    assert!(raw_state(&db).await.iter().all(|r| r.2));
 }
