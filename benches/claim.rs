@@ -293,11 +293,6 @@ impl Table {
     }
 }
 
-/// SQLite's spelling of PostgreSQL's numbered parameters (`$1` → `?1`).
-fn numbered(sql: &str) -> String {
-    sql.replace('$', "?")
-}
-
 /// Fills an empty store with `table` in a few SQL statements (one transaction), the way the
 /// store itself would have left those events: deliveries, plans, fair keys, the flows' last
 /// keys and the virtual time.
@@ -305,12 +300,13 @@ async fn bulk_load(bench: &BenchStore, table: Table) {
     let now = OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let done = (table.total - table.open) as i64;
     let plan = serde_json::to_string(&formbridge::domain::Plan::default()).unwrap();
-    // Columns both backends' `events` share; `n` counts from 1, `$1` … are bound below.
+    // The `events` columns (one schema for both backends); `n` counts from 1, `$1` … are bound
+    // below (sqlx binds `$N` by number on SQLite too).
     let columns = "source, dedupe_key, status, attempts, next_attempt_at, contact_key, \
-                   location_id, fair_key, received_at, updated_at";
+                   location_id, fair_key, received_at, updated_at, prepared";
     let values = "'dripjobs', 'bulk-' || n, CASE WHEN n <= $2 THEN 'done' ELSE 'pending' END, \
                   CASE WHEN n <= $2 THEN 1 ELSE 0 END, $3, 'email:bulk' || n || '@example.com', \
-                  'loc' || (n % $4), (n - 1) / $4 + 1, $3, $3";
+                  'loc' || (n % $4), (n - 1) / $4 + 1, $3, $3, TRUE";
     let flows = "INSERT INTO fair_flows (location_id, source, last_key) \
                  SELECT location_id, source, MAX(fair_key) FROM events GROUP BY location_id, source";
     let clock = "UPDATE fair_clock SET vtime = $1 WHERE id = 1";
@@ -318,15 +314,21 @@ async fn bulk_load(bench: &BenchStore, table: Table) {
         Backend::Sqlite => {
             let mut conn = SqliteConnection::connect(&bench.sqlite_url).await.unwrap();
             let mut tx = conn.begin().await.unwrap();
-            sqlx::query(&numbered(&format!(
+            sqlx::query(&format!(
                 "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $1)
-                 INSERT INTO events ({columns}, submission, plan)
-                 SELECT {values}, '{{}}', $5 FROM g"
-            )))
+                 INSERT INTO events ({columns}) SELECT {values} FROM g"
+            ))
             .bind(table.total as i64)
             .bind(done)
             .bind(now)
             .bind(table.locations as i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO event_plans (event_id, submission, plan)
+                 SELECT id, '{}', $1 FROM events",
+            )
             .bind(&plan)
             .execute(&mut *tx)
             .await
@@ -339,7 +341,7 @@ async fn bulk_load(bench: &BenchStore, table: Table) {
             .await
             .unwrap();
             sqlx::query(flows).execute(&mut *tx).await.unwrap();
-            sqlx::query(&numbered(clock))
+            sqlx::query(clock)
                 .bind(table.vtime())
                 .execute(&mut *tx)
                 .await
@@ -405,14 +407,14 @@ async fn explain(bench: &BenchStore) -> Vec<String> {
         Backend::Sqlite => {
             use sqlx::Row;
             let mut conn = SqliteConnection::connect(&bench.sqlite_url).await.unwrap();
-            let rows = sqlx::query(&numbered(&format!(
+            let rows = sqlx::query(&format!(
                 "EXPLAIN QUERY PLAN SELECT e.id {}",
                 walk.replacen(
                     "FROM events e",
                     "FROM events e INDEXED BY events_open_fair",
                     1
                 )
-            )))
+            ))
             .bind(now)
             .fetch_all(&mut conn)
             .await

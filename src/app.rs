@@ -97,7 +97,7 @@ impl Application {
         // One GHL client (one OAuth refresher) and one rate budget per location for every GHL
         // caller of this process: the dispatcher and the agent view.
         let ghl = if has_ghl_credentials(&settings) {
-            let client = dispatching::ghl_client(&settings, &store)?;
+            let client = dispatching::ghl_client(&settings, store.clone())?;
             let budgets = Arc::new(Budgets::new(&settings.ghl, store.shared_budget()));
             Some((client, budgets))
         } else {

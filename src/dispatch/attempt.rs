@@ -12,7 +12,7 @@ use super::retry::RetryPolicy;
 use crate::domain::plan::Step;
 use crate::ghl::{GhlClient, GhlError, GhlResponse};
 use crate::ghl_access::{Budget, BudgetPermit, BudgetWait};
-use crate::store::{ClaimedEvent, Finish, StepRecord, StepStatus, Store, StoreError};
+use crate::store::{ClaimedEvent, Finish, Queue, StepRecord, StepStatus, StoreError};
 
 /// Why an attempt stopped before the plan was done.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ pub(super) enum StepError {
 /// What one event's execution needs.
 pub struct Executor<'a> {
     /// Where step results and leases are kept.
-    pub store: &'a dyn Store,
+    pub store: &'a dyn Queue,
     /// The process's GHL client.
     pub client: &'a GhlClient,
     /// The event's location's rate budget.

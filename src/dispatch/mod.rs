@@ -46,7 +46,7 @@ use crate::ghl::{GhlClient, GhlError};
 use crate::ghl_access::{Budget, Budgets};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
-use crate::store::{Claim, ClaimedEvent, Finish, LeaseToken, Store};
+use crate::store::{Claim, ClaimedEvent, Finish, LeaseToken, Queue, Store, TokenVault};
 use attempt::{Executor, Stop};
 use prepare::Preparer;
 use retry::RetryPolicy;
@@ -65,7 +65,7 @@ pub enum DispatchError {
 
 /// The dispatcher of one process.
 pub struct Dispatcher {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Queue>,
     client: GhlClient,
     settings: Arc<Settings>,
     preparer: Preparer,
@@ -97,7 +97,7 @@ impl Dispatcher {
         wake: Arc<Notify>,
         alerts: AlertSink,
     ) -> Result<Self, DispatchError> {
-        let client = ghl_client(&settings, &store)?;
+        let client = ghl_client(&settings, store.clone())?;
         let budgets = Arc::new(Budgets::new(&settings.ghl, store.shared_budget()));
         Ok(Self::with_ghl(
             settings, runtimes, store, wake, alerts, client, budgets,
@@ -109,7 +109,7 @@ impl Dispatcher {
     pub fn with_ghl(
         settings: Arc<Settings>,
         runtimes: Arc<SourceRuntimes>,
-        store: Arc<dyn Store>,
+        store: Arc<dyn Queue>,
         wake: Arc<Notify>,
         alerts: AlertSink,
         client: GhlClient,
@@ -420,8 +420,11 @@ impl Dispatcher {
 
 /// The GHL client of `[ghl]`, its OAuth tokens kept in `store`. Build it once per process and
 /// share it ([`Dispatcher::with_ghl`]): each client refreshes OAuth tokens on its own.
-pub fn ghl_client(settings: &Settings, store: &Arc<dyn Store>) -> Result<GhlClient, DispatchError> {
-    Ok(crate::ghl_access::client(&settings.ghl, store.clone())?)
+pub fn ghl_client(
+    settings: &Settings,
+    tokens: Arc<dyn TokenVault>,
+) -> Result<GhlClient, DispatchError> {
+    Ok(crate::ghl_access::client(&settings.ghl, tokens)?)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -14,7 +14,7 @@ use crate::mapping::build_plan;
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::sources::normalize;
-use crate::store::{Event, Preparation, Store, StoreError};
+use crate::store::{Event, Preparation, Queue, StoreError};
 
 /// The config key of the per-event preparation budget, named in dead-letter reasons.
 const BUDGET_KEY: &str = "dispatch.prepare_timeout";
@@ -62,7 +62,7 @@ impl Preparer {
     }
 
     /// Prepares up to `batch` unprepared events; returns how many it handled.
-    pub async fn run_once(&self, store: &dyn Store, batch: u32) -> Result<usize, StoreError> {
+    pub async fn run_once(&self, store: &dyn Queue, batch: u32) -> Result<usize, StoreError> {
         let events = store.unprepared(batch).await?;
         if events.is_empty() {
             return Ok(0);
@@ -222,7 +222,7 @@ mod tests {
     use crate::domain::EventId;
     use crate::domain::SourceName;
     use crate::settings::StoreSettings;
-    use crate::store::{EventStatus, NewEvent};
+    use crate::store::{EventStatus, NewEvent, Store};
 
     async fn store_with(
         dir: &std::path::Path,

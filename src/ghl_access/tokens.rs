@@ -9,16 +9,16 @@ use crate::domain::LocationId;
 use crate::ghl::oauth::TokenLock;
 use crate::ghl::settings::GhlSettings;
 use crate::ghl::{GhlClient, GhlError, OAuthTokens, TokenStore, TokenStoreError};
-use crate::store::{OAuthTokensLock, Store, StoredTokens};
+use crate::store::{OAuthTokensLock, StoredTokens, TokenVault};
 
 /// The GHL client of `[ghl]`, its OAuth tokens kept in `store`. Build it once per process and
 /// share it: each client refreshes OAuth tokens on its own.
-pub fn client(ghl: &GhlSettings, store: Arc<dyn Store>) -> Result<GhlClient, GhlError> {
+pub fn client(ghl: &GhlSettings, store: Arc<dyn TokenVault>) -> Result<GhlClient, GhlError> {
     GhlClient::from_settings(ghl, Arc::new(StoreTokens(store)))
 }
 
 /// Keeps each location's OAuth tokens in the event store.
-pub struct StoreTokens(pub Arc<dyn Store>);
+pub struct StoreTokens(pub Arc<dyn TokenVault>);
 
 #[async_trait]
 impl TokenStore for StoreTokens {

@@ -1,9 +1,12 @@
-//! What both backends run alike, written once: [`Backend`], implemented by the sqlx drivers
-//! (`Sqlite`, `Postgres`), holds each backend's spelling of the shared statements and runs them
-//! with the Rust around them (look-ups, the insert-or-revision decision, leases' ends, tokens).
+//! What both backends run alike, written once: one schema, so one set of statements (`$N`
+//! placeholders, which sqlx's SQLite driver binds by number as PostgreSQL does), read with the
+//! `FromRow` structs of `rows`, and [`Backend`], implemented by the sqlx drivers (`Sqlite`,
+//! `Postgres`), which runs them with the Rust around them (look-ups, the insert-or-revision
+//! decision, leases' ends, tokens).
 //!
 //! What truly differs stays in the backends' own files: SQLite's single writer and its
-//! in-transaction claims, PostgreSQL's `SKIP LOCKED` claims, CTE inserts and database clock.
+//! in-transaction claims, PostgreSQL's `SKIP LOCKED` claims, prepare leases, CTE inserts and
+//! database clock.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -12,140 +15,180 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::{PgQueryResult, PgRow};
 use sqlx::sqlite::{SqliteQueryResult, SqliteRow};
 use sqlx::{
-    Acquire, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Postgres,
-    QueryBuilder, Sqlite, Type,
+    Acquire, ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool,
+    Postgres, QueryBuilder, Sqlite, Type,
 };
 use time::OffsetDateTime;
 
 use super::rows::{
-    attempt_from_row, claimed_from_row, corrupt, counts_by_status, event_from_row, push_filter,
-    summary_from_row, thread_event_from_row, Columns, SUMMARY_COLUMNS,
+    corrupt, counts_by_status, push_filter, AttemptRow, ClaimedRow, EventRow, StepRow, SummaryRow,
+    ThreadRow, SUMMARY_COLUMNS,
 };
-use super::types::{from_millis, revision_key, to_millis};
+use super::types::{from_millis, revision_key, to_millis, NOTHING_TO_DO};
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventStatus, EventSummary, Finish,
-    Ingested, LeaseToken, NewEvent, QueueStats, StepRecord, StoreError, StoredTokens, ThreadEvent,
-    TokenSeal,
+    Ingested, LeaseToken, NewEvent, Preparation, QueueStats, StepRecord, StoreError, StoredTokens,
+    ThreadEvent, TokenSeal,
 };
-use crate::domain::EventId;
+use crate::domain::{ContactKey, EventId, LocationId};
 
-/// The statements the backends share but for the spelling of their placeholders (`?1`, `$1`).
-pub(super) struct Statements {
-    /// The event stored under a dedupe key: `(source, dedupe_key)`.
-    pub id_by_key: &'static str,
-    /// The event retention deleted that a delivery repeats (a tombstone): `(source,
-    /// dedupe_key, content_hash, revision_key)`.
-    pub swept_key: &'static str,
-    /// The first revision of a submission with this content: `(first, content_hash)`.
-    pub same_content: &'static str,
-    /// The number of a submission's next revision: `(first)`.
-    pub next_revision: &'static str,
-    /// Records an attempt, numbered after the event's last: `(event_id, at, outcome, error)`.
-    pub insert_attempt: &'static str,
-    /// Ends an attempt under its lease: `(id, lease, status, next_attempt_at, error,
-    /// counts_attempt, now)`.
-    pub finish: &'static str,
-    /// Gives a lease up without an attempt: `(id, lease, next_attempt_at, now)`.
-    pub release: &'static str,
-    /// An event's attempts, oldest first: `(event_id)`.
-    pub attempts: &'static str,
-    /// A location's OAuth tokens: `(location_id)`.
-    pub load_tokens: &'static str,
-    /// Replaces a location's OAuth tokens: `(location_id, access, refresh, expires_at, now)`.
-    pub save_tokens: &'static str,
-    /// The queue's ages and counts at `(now)` (see [`QueueStats`]): the oldest open event's
-    /// receive time, the oldest due time, how many wait for their lead and the oldest of
-    /// their receive times, how many wait for a later attempt.
-    pub queue_figures: &'static str,
-}
-
-/// [`Statements`] with placeholders spelled `$p1` … `$p7` (positions 1 to 7).
-macro_rules! statements {
-    ($p1:literal, $p2:literal, $p3:literal, $p4:literal, $p5:literal, $p6:literal, $p7:literal) => {
-        $crate::store::backend::Statements {
-            id_by_key: concat!(
-                "SELECT id FROM events WHERE source = ", $p1, " AND dedupe_key = ", $p2
-            ),
-            swept_key: concat!(
-                "SELECT event_id FROM swept_keys WHERE source = ", $p1, " AND ((dedupe_key = ", $p2,
-                " AND (content_hash IS NULL OR CAST(", $p3, " AS TEXT) IS NULL OR content_hash = ",
-                $p3, ")) OR dedupe_key = ", $p4, ") LIMIT 1"
-            ),
-            same_content: concat!(
-                "SELECT id FROM events WHERE (id = ", $p1, " OR revision_of = ", $p1,
-                ") AND content_hash = ", $p2, "
-                 ORDER BY id LIMIT 1"
-            ),
-            next_revision: concat!(
-                "SELECT MAX(revision) + 1 FROM events WHERE id = ", $p1, " OR revision_of = ", $p1
-            ),
-            insert_attempt: concat!(
-                "INSERT INTO event_attempts (event_id, attempt, at, outcome, error)
-                 VALUES (", $p1, ", COALESCE((SELECT MAX(attempt) FROM event_attempts WHERE event_id = ",
-                $p1, "), 0) + 1, ", $p2, ", ", $p3, ", ", $p4, ")"
-            ),
-            finish: concat!(
-                "UPDATE events SET status = ", $p3, ", next_attempt_at = ", $p4, ", last_error = ",
-                $p5, ", attempts = attempts + ", $p6,
-                ", lease_owner = NULL, lease_until = NULL, updated_at = ", $p7, ", ",
-                $crate::store::park_until_due!($p4, $p7),
-                " WHERE id = ", $p1, " AND lease_owner = ", $p2, " AND status = 'processing'"
-            ),
-            release: concat!(
-                "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
-                     next_attempt_at = ", $p3, ", lease_owner = NULL, lease_until = NULL, updated_at = ",
-                $p4, ", ",
-                $crate::store::park_until_due!($p3, $p4),
-                " WHERE id = ", $p1, " AND lease_owner = ", $p2, " AND status = 'processing'"
-            ),
-            attempts: concat!(
-                "SELECT attempt, at, outcome, error FROM event_attempts WHERE event_id = ", $p1,
-                " ORDER BY attempt"
-            ),
-            load_tokens: concat!(
-                "SELECT access_token, refresh_token, expires_at FROM oauth_tokens WHERE location_id = ",
-                $p1
-            ),
-            save_tokens: concat!(
-                "INSERT INTO oauth_tokens (location_id, access_token, refresh_token, expires_at, updated_at)
-                 VALUES (", $p1, ", ", $p2, ", ", $p3, ", ", $p4, ", ", $p5, ")
-                 ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
-                     refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
-                     updated_at = excluded.updated_at"
-            ),
-            // Per open event: `due_since` (see `QueueStats::oldest_due`; an open earlier event
-            // of the same contact holds a due one back and is counted in its stead), and
-            // `waiting`, whether its last attempt waited for its lead (only an event with an
-            // error recorded looks at its attempts).
-            queue_figures: concat!(
-                "SELECT MIN(received_at), MIN(due_since),
-                     COUNT(CASE WHEN waiting = 1 THEN 1 END),
-                     MIN(CASE WHEN waiting = 1 THEN received_at END),
-                     COUNT(CASE WHEN status <> 'processing' AND next_attempt_at > ", $p1,
-                " AND waiting = 0 THEN 1 END)
-                 FROM (SELECT e.status, e.received_at, e.next_attempt_at,
-                           CASE WHEN e.status = 'processing' THEN
-                                    CASE WHEN e.lease_until < ", $p1, " THEN e.lease_until END
-                                WHEN e.next_attempt_at <= ", $p1, " AND NOT EXISTS (
-                                    SELECT 1 FROM events p
-                                    WHERE p.contact_key = e.contact_key AND p.id < e.id
-                                      AND p.status IN ('pending', 'processing', 'retrying'))
-                                THEN e.next_attempt_at
-                           END AS due_since,
-                           CASE WHEN e.status <> 'processing' AND e.last_error IS NOT NULL
-                                     AND (SELECT a.outcome FROM event_attempts a
-                                          WHERE a.event_id = e.id
-                                          ORDER BY a.attempt DESC LIMIT 1) = 'waiting_for_lead'
-                                THEN 1 ELSE 0 END AS waiting
-                       FROM events e
-                       WHERE e.status IN ('pending', 'processing', 'retrying')) open_events"
-            ),
-        }
+/// An event with its delivery and preparation, under the names `rows::EventRow` reads (`e` is
+/// the event). JSON columns are read as text (PostgreSQL keeps them as `jsonb`).
+macro_rules! event_select {
+    () => {
+        "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at,
+             e.next_attempt_at, e.updated_at, e.last_error, e.revision, e.revision_of,
+             d.content_type, CAST(d.headers AS TEXT) AS headers, d.body, e.contact_key,
+             e.location_id, CAST(p.submission AS TEXT) AS submission, CAST(p.plan AS TEXT) AS plan
+         FROM events e
+         JOIN event_deliveries d ON d.event_id = e.id
+         LEFT JOIN event_plans p ON p.event_id = e.id"
     };
 }
-pub(super) use statements;
+pub(super) use event_select;
 
-/// The columns of `Statements::queue_figures`, in order.
+/// One event with its delivery, by id: `(id)`.
+const EVENT_BY_ID: &str = concat!(event_select!(), " WHERE e.id = $1");
+
+/// Pending events not prepared yet, oldest first: `(limit)`.
+pub(super) const UNPREPARED: &str = concat!(
+    event_select!(),
+    " WHERE e.status = 'pending' AND NOT e.prepared ORDER BY e.id LIMIT $1"
+);
+
+/// The columns a claim returns (`rows::ClaimedRow`), for a `RETURNING` clause on `events`.
+pub(super) const CLAIMED_COLUMNS: &str = "events.id, events.source, events.attempts, \
+     events.received_at, events.location_id, events.fair_key, \
+     (SELECT CAST(plan AS TEXT) FROM event_plans WHERE event_id = events.id) AS plan";
+
+/// The event stored under a dedupe key: `(source, dedupe_key)`.
+const ID_BY_KEY: &str = "SELECT id FROM events WHERE source = $1 AND dedupe_key = $2";
+
+/// The event retention deleted that a delivery repeats (a tombstone): `(source, dedupe_key,
+/// content_hash, revision_key)`.
+const SWEPT_KEY: &str = "SELECT event_id FROM swept_keys WHERE source = $1
+     AND ((dedupe_key = $2 AND (content_hash IS NULL OR CAST($3 AS TEXT) IS NULL
+                                OR content_hash = $3))
+          OR dedupe_key = $4)
+     LIMIT 1";
+
+/// The first revision of a submission with this content: `(first, content_hash)`.
+const SAME_CONTENT: &str = "SELECT id FROM events
+     WHERE (id = $1 OR revision_of = $1) AND content_hash = $2 ORDER BY id LIMIT 1";
+
+/// The number of a submission's next revision: `(first)`.
+const NEXT_REVISION: &str =
+    "SELECT MAX(revision) + 1 FROM events WHERE id = $1 OR revision_of = $1";
+
+/// Records an attempt, numbered after the event's last: `(event_id, at, outcome, error)`.
+const INSERT_ATTEMPT: &str = "INSERT INTO event_attempts (event_id, attempt, at, outcome, error)
+     VALUES ($1, COALESCE((SELECT MAX(attempt) FROM event_attempts WHERE event_id = $1), 0) + 1,
+             $2, $3, $4)";
+
+/// Ends an attempt under its lease: `(id, lease, status, next_attempt_at, error,
+/// counts_attempt, now)`.
+///
+/// An event waiting for a later attempt (`next_attempt_at` after now) is parked: its fair key
+/// moves to `parked_key`, out of the index claims walk, until a claim finds it due and gives
+/// the key back; an event due at once keeps its key. (Right-hand sides read the row as it was
+/// before the update; a claimed event always holds its key in `fair_key`.)
+const FINISH: &str = "UPDATE events SET status = $3, next_attempt_at = $4, last_error = $5,
+         attempts = attempts + $6, lease_owner = NULL, lease_until = NULL, updated_at = $7,
+         fair_key = CASE WHEN $4 > $7 THEN NULL ELSE fair_key END,
+         parked_key = CASE WHEN $4 > $7 THEN fair_key ELSE NULL END
+     WHERE id = $1 AND lease_owner = $2 AND status = 'processing'";
+
+/// Gives a lease up without an attempt: `(id, lease, next_attempt_at, now)`; parks the event
+/// as [`FINISH`] does.
+const RELEASE: &str = "UPDATE events
+     SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
+         next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, updated_at = $4,
+         fair_key = CASE WHEN $3 > $4 THEN NULL ELSE fair_key END,
+         parked_key = CASE WHEN $3 > $4 THEN fair_key ELSE NULL END
+     WHERE id = $1 AND lease_owner = $2 AND status = 'processing'";
+
+/// An event's attempts, oldest first: `(event_id)`.
+const ATTEMPTS: &str =
+    "SELECT attempt, at, outcome, error FROM event_attempts WHERE event_id = $1 ORDER BY attempt";
+
+/// An event's recorded steps, in plan order: `(event_id)`.
+const STEPS: &str = "SELECT event_id, step_index, kind, status, ghl_id, updated_at
+     FROM event_steps WHERE event_id = $1 ORDER BY step_index";
+
+/// A location's OAuth tokens: `(location_id)`.
+const LOAD_TOKENS: &str =
+    "SELECT access_token, refresh_token, expires_at FROM oauth_tokens WHERE location_id = $1";
+
+/// Replaces a location's OAuth tokens: `(location_id, access, refresh, expires_at, now)`.
+const SAVE_TOKENS: &str = "INSERT INTO oauth_tokens
+         (location_id, access_token, refresh_token, expires_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (location_id) DO UPDATE SET access_token = excluded.access_token,
+         refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
+         updated_at = excluded.updated_at";
+
+/// Moves the fair clock's virtual time up to a claimed key: `(key)`.
+const ADVANCE_FAIR_CLOCK: &str = "UPDATE fair_clock SET vtime = $1 WHERE id = 1 AND vtime < $1";
+
+/// The events tied to one (`Store::thread`): `(id)`. The earlier revisions of the same
+/// submission, and every other prepared event (earlier or later) sharing one of its references;
+/// three index look-ups (the first revision by id, later revisions by `revision_of`, shared
+/// references by `event_references`) joined by UNION: one OR over them would scan every event.
+const THREAD: &str =
+    "WITH m AS (SELECT id, COALESCE(revision_of, id) AS first FROM events WHERE id = $1),
+     tied AS (
+         SELECT e.id FROM events e, m WHERE e.id = m.first AND e.id < m.id
+         UNION SELECT e.id FROM events e, m WHERE e.revision_of = m.first AND e.id < m.id
+         UNION SELECT o.event_id FROM event_references mine
+               JOIN event_references o ON o.reference = mine.reference
+               WHERE mine.event_id = $1 AND o.event_id <> $1)
+     SELECT e.id, e.status, CAST(p.plan AS TEXT) AS plan,
+            CAST(CASE WHEN e.id = m.first OR e.revision_of = m.first THEN 1 ELSE 0 END
+                 AS BIGINT) AS same_submission
+     FROM m, tied JOIN events e ON e.id = tied.id LEFT JOIN event_plans p ON p.event_id = e.id
+     ORDER BY e.id";
+
+/// The queue's ages and counts at `(now)` (see [`QueueStats`]): the oldest open event's
+/// receive time, the oldest due time, how many wait for their lead and the oldest of their
+/// receive times, how many wait for a later attempt.
+///
+/// Per open event: `due_since` (see `QueueStats::oldest_due`; an open earlier event of the
+/// same contact holds a due one back and is counted in its stead), and `waiting`, whether its
+/// last attempt waited for its lead (only an event with an error recorded looks at its
+/// attempts).
+const QUEUE_FIGURES: &str = "SELECT MIN(received_at), MIN(due_since),
+         COUNT(CASE WHEN waiting = 1 THEN 1 END),
+         MIN(CASE WHEN waiting = 1 THEN received_at END),
+         COUNT(CASE WHEN status <> 'processing' AND next_attempt_at > $1 AND waiting = 0
+                    THEN 1 END)
+     FROM (SELECT e.status, e.received_at, e.next_attempt_at,
+               CASE WHEN e.status = 'processing' THEN
+                        CASE WHEN e.lease_until < $1 THEN e.lease_until END
+                    WHEN e.next_attempt_at <= $1 AND NOT EXISTS (
+                        SELECT 1 FROM events p
+                        WHERE p.contact_key = e.contact_key AND p.id < e.id
+                          AND p.status IN ('pending', 'processing', 'retrying'))
+                    THEN e.next_attempt_at
+               END AS due_since,
+               CASE WHEN e.status <> 'processing' AND e.last_error IS NOT NULL
+                         AND (SELECT a.outcome FROM event_attempts a
+                              WHERE a.event_id = e.id
+                              ORDER BY a.attempt DESC LIMIT 1) = 'waiting_for_lead'
+                    THEN 1 ELSE 0 END AS waiting
+           FROM events e
+           WHERE e.status IN ('pending', 'processing', 'retrying')) open_events";
+
+/// Ends an event at its preparation, done with nothing to do in GHL: `(id, now)`.
+const PREPARED_DONE: &str = "UPDATE events SET status = 'done', last_error = NULL, updated_at = $2,
+         prepared = TRUE, prepare_until = NULL
+     WHERE id = $1";
+
+/// Ends an event at its preparation, dead-lettered: `(id, error, now)`.
+const PREPARED_DEAD: &str = "UPDATE events SET status = 'dead', last_error = $2, updated_at = $3,
+         prepared = TRUE, prepare_until = NULL
+     WHERE id = $1";
+
+/// The columns of [`QUEUE_FIGURES`], in order.
 type QueueFigures = (Option<i64>, Option<i64>, i64, Option<i64>, i64);
 
 /// A delivery's event row as `Backend::insert_row` writes it: under `key`, as revision
@@ -158,8 +201,8 @@ pub(super) struct NewRow<'a> {
 }
 
 /// What the shared code needs of a driver that sqlx offers per driver only, implemented
-/// alike for both (as `rows::Columns` is).
-pub(super) trait Driver: Database<Row: Columns> {
+/// alike for both.
+pub(super) trait Driver: Database {
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
@@ -203,21 +246,42 @@ where
     for<'q> String: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> &'q str: Encode<'q, Self> + Type<Self>,
     for<'q> Option<&'q str>: Encode<'q, Self> + Type<Self>,
+    for<'r> SummaryRow: FromRow<'r, Self::Row>,
+    for<'r> EventRow: FromRow<'r, Self::Row>,
+    for<'r> ThreadRow: FromRow<'r, Self::Row>,
+    for<'r> AttemptRow: FromRow<'r, Self::Row>,
+    for<'r> ClaimedRow: FromRow<'r, Self::Row>,
+    for<'r> StepRow: FromRow<'r, Self::Row>,
 {
-    /// The statements spelled with this backend's placeholders (see [`statements!`]).
-    const SQL: Statements;
-    /// One event with its delivery, by id (`rows::event_from_row`'s columns).
-    const EVENT_BY_ID: &'static str;
-    /// `rows::thread_query!` for this backend.
-    const THREAD: &'static str;
-    /// Moves the fair clock's virtual time up to a claimed key: `(key)`.
-    const ADVANCE_FAIR_CLOCK: &'static str;
-
     /// Inserts the event row and its delivery; `None` when the key is taken.
     fn insert_row(
         conn: &mut Self::Connection,
         row: &NewRow<'_>,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// Saves an event's preparation (`submission`, `plan`, JSON text) as its `event_plans` row,
+    /// the mark of a prepared event, if it is still pending and has none yet (another replica
+    /// may have prepared it meanwhile): `(id, submission, plan)`. PostgreSQL keeps JSON as
+    /// `jsonb`, so the statement differs by its casts.
+    const INSERT_PLAN: &'static str;
+
+    /// Gives a prepared event its contact key, location and fair key (start-time fair queuing,
+    /// see `sqlite_queue`), and marks it prepared.
+    fn queue_ready(
+        conn: &mut Self::Connection,
+        id: EventId,
+        contact_key: &ContactKey,
+        location_id: &LocationId,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records what ties a prepared event to others (`Plan::references`), for its location.
+    fn insert_references(
+        conn: &mut Self::Connection,
+        id: EventId,
+        location_id: &LocationId,
+        references: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The recorded steps of several events (one query), by event id.
     fn steps_of(
@@ -246,7 +310,7 @@ where
             .content_hash
             .as_ref()
             .map(|hash| revision_key(&event.dedupe_key, hash));
-        let swept: Option<i64> = sqlx::query_scalar(Self::SQL.swept_key)
+        let swept: Option<i64> = sqlx::query_scalar(SWEPT_KEY)
             .bind(event.source.as_str())
             .bind(&event.dedupe_key)
             .bind(event.content_hash.as_deref())
@@ -264,7 +328,7 @@ where
         let Some(hash) = &event.content_hash else {
             return Ok(Ingested::Duplicate(EventId(first)));
         };
-        let same: Option<i64> = sqlx::query_scalar(Self::SQL.same_content)
+        let same: Option<i64> = sqlx::query_scalar(SAME_CONTENT)
             .bind(first)
             .bind(hash.as_str())
             .fetch_optional(&mut *conn)
@@ -273,7 +337,7 @@ where
         if let Some(id) = same {
             return Ok(Ingested::Duplicate(EventId(id)));
         }
-        let revision: i64 = sqlx::query_scalar(Self::SQL.next_revision)
+        let revision: i64 = sqlx::query_scalar(NEXT_REVISION)
             .bind(first)
             .fetch_one(&mut *conn)
             .await
@@ -303,12 +367,86 @@ where
         event: &NewEvent,
         key: &str,
     ) -> Result<i64, StoreError> {
-        sqlx::query_scalar(Self::SQL.id_by_key)
+        sqlx::query_scalar(ID_BY_KEY)
             .bind(event.source.as_str())
             .bind(key)
             .fetch_one(&mut *conn)
             .await
             .map_err(StoreError::query("find_duplicate"))
+    }
+
+    /// Saves one event's preparation in the caller's transaction (see
+    /// `Store::save_preparations`): its plan row, only for an event still pending and not
+    /// prepared yet (the first save stands), then its place in the queue, or its end (done with
+    /// nothing to do, or dead) with that attempt recorded.
+    async fn save_preparation(
+        conn: &mut Self::Connection,
+        id: EventId,
+        prep: &Preparation,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let json = |v: &serde_json::Value| v.to_string();
+        let (submission, plan) = match prep {
+            Preparation::Ready {
+                submission, plan, ..
+            } => {
+                let plan =
+                    serde_json::to_string(plan).map_err(|e| corrupt("save_preparation", e))?;
+                (Some(json(submission)), Some(plan))
+            }
+            Preparation::NothingToDo { submission, .. } => {
+                (Some(json(submission)), Some(r#"{"steps":[]}"#.to_owned()))
+            }
+            Preparation::Failed { submission, .. } => (submission.as_ref().map(json), None),
+        };
+        let saved = sqlx::query(Self::INSERT_PLAN)
+            .bind(id.0)
+            .bind(submission.as_deref())
+            .bind(plan.as_deref())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("save_preparation"))?;
+        if Self::rows_affected(&saved) == 0 {
+            return Ok(());
+        }
+        match prep {
+            Preparation::Ready {
+                contact_key,
+                location_id,
+                plan,
+                ..
+            } => {
+                Self::queue_ready(conn, id, contact_key, location_id, now).await?;
+                Self::insert_references(conn, id, location_id, &plan.references).await
+            }
+            Preparation::NothingToDo {
+                references,
+                location_id,
+                reason,
+                ..
+            } => {
+                if let Some(location_id) = location_id {
+                    Self::insert_references(conn, id, location_id, references).await?;
+                }
+                sqlx::query(PREPARED_DONE)
+                    .bind(id.0)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::query("save_preparation"))?;
+                Self::insert_attempt(conn, id, now, NOTHING_TO_DO, Some(reason)).await
+            }
+            Preparation::Failed { error, .. } => {
+                sqlx::query(PREPARED_DEAD)
+                    .bind(id.0)
+                    .bind(error.as_str())
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::query("save_preparation"))?;
+                Self::insert_attempt(conn, id, now, "dead", Some(error)).await
+            }
+        }
     }
 
     /// Number of events in each status.
@@ -325,7 +463,7 @@ where
     async fn queue_stats(pool: &Pool<Self>) -> Result<QueueStats, StoreError> {
         let by_status = Self::status_counts(pool).await?;
         let (oldest, due, waiting, oldest_waiting, later): QueueFigures =
-            sqlx::query_as(Self::SQL.queue_figures)
+            sqlx::query_as(QUEUE_FIGURES)
                 .bind(to_millis(OffsetDateTime::now_utc()))
                 .fetch_one(pool)
                 .await
@@ -343,26 +481,12 @@ where
 
     /// One event with its raw delivery.
     async fn get_event(pool: &Pool<Self>, id: EventId) -> Result<Option<Event>, StoreError> {
-        let row = sqlx::query(Self::EVENT_BY_ID)
+        let row: Option<EventRow> = sqlx::query_as(EVENT_BY_ID)
             .bind(id.0)
             .fetch_optional(pool)
             .await
             .map_err(StoreError::query("get_event"))?;
-        row.as_ref().map(event_from_row).transpose()
-    }
-
-    /// The rows of a statement that takes one integer (an id, a limit).
-    async fn fetch_with(
-        pool: &Pool<Self>,
-        sql: &'static str,
-        param: i64,
-        op: &'static str,
-    ) -> Result<Vec<Self::Row>, StoreError> {
-        sqlx::query(sql)
-            .bind(param)
-            .fetch_all(pool)
-            .await
-            .map_err(StoreError::query(op))
+        row.map(Event::try_from).transpose()
     }
 
     /// Events matching a filter, newest first, without bodies.
@@ -370,43 +494,59 @@ where
         pool: &Pool<Self>,
         filter: &EventFilter,
     ) -> Result<Vec<EventSummary>, StoreError> {
-        let mut qb = QueryBuilder::new(format!(
-            "SELECT {} FROM events WHERE 1 = 1",
-            SUMMARY_COLUMNS.join(", ")
-        ));
+        let mut qb = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE 1 = 1"));
         push_filter(&mut qb, "", filter);
         qb.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.page_size()));
         let rows = Self::fetch_built(pool, qb)
             .await
             .map_err(StoreError::query("list_events"))?;
-        rows.iter().map(summary_from_row).collect()
+        rows.iter()
+            .map(|row| SummaryRow::from_row(row).map_err(StoreError::query("list_events")))
+            .map(|row| row.and_then(EventSummary::try_from))
+            .collect()
+    }
+
+    /// Recorded step results of an event, in plan order.
+    async fn steps(pool: &Pool<Self>, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
+        let rows: Vec<StepRow> = sqlx::query_as(STEPS)
+            .bind(id.0)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::query("steps"))?;
+        rows.into_iter().map(StepRecord::try_from).collect()
     }
 
     /// Attempt history of an event, oldest first.
     async fn attempts(pool: &Pool<Self>, id: EventId) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = Self::fetch_with(pool, Self::SQL.attempts, id.0, "attempts").await?;
-        rows.iter().map(attempt_from_row).collect()
+        let rows: Vec<AttemptRow> = sqlx::query_as(ATTEMPTS)
+            .bind(id.0)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::query("attempts"))?;
+        Ok(rows.into_iter().map(AttemptRecord::from).collect())
     }
 
     /// The events tied to `id` (see `Store::thread`), oldest first, with their steps.
     async fn thread(pool: &Pool<Self>, id: EventId) -> Result<Vec<ThreadEvent>, StoreError> {
         let mut conn = pool.acquire().await.map_err(StoreError::query("thread"))?;
-        let rows = sqlx::query(Self::THREAD)
+        let rows: Vec<ThreadRow> = sqlx::query_as(THREAD)
             .bind(id.0)
             .fetch_all(&mut *conn)
             .await
             .map_err(StoreError::query("thread"))?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.int("id")).collect::<Result<_, _>>()?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut steps = Self::steps_of(&mut conn, &ids).await?;
-        rows.iter()
-            .zip(ids)
-            .map(|(row, id)| thread_event_from_row(row, steps.remove(&id).unwrap_or_default()))
+        rows.into_iter()
+            .map(|row| {
+                let steps = steps.remove(&row.id).unwrap_or_default();
+                row.with_steps(steps)
+            })
             .collect()
     }
 
     /// The end of a claim, in its transaction: the claimed events from the claim's `RETURNING`
-    /// rows (see `rows::claimed_from_row`) with their steps, in claim order (`RETURNING` has
+    /// rows (see `rows::ClaimedRow`) with their steps, in claim order (`RETURNING` has
     /// none), and the fair clock's virtual time moved to the largest key now in service. Last,
     /// so PostgreSQL holds the clock's row (other replicas' claims wait for it) only until the
     /// commit just after.
@@ -415,18 +555,20 @@ where
         rows: &[Self::Row],
         claim: &Claim,
     ) -> Result<Vec<ClaimedEvent>, StoreError> {
-        let ids = rows
+        let rows = rows
             .iter()
-            .map(|row| row.int("id"))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(ClaimedRow::from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::query("claim"))?;
+        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
         let mut steps = Self::steps_of(conn, &ids).await?;
         let mut claimed = rows
-            .iter()
-            .map(|row| claimed_from_row(row, claim, &mut steps))
+            .into_iter()
+            .map(|row| row.claimed(claim, &mut steps))
             .collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by_key(|(fair_key, event)| (*fair_key, event.id));
         if let Some((latest, _)) = claimed.last() {
-            sqlx::query(Self::ADVANCE_FAIR_CLOCK)
+            sqlx::query(ADVANCE_FAIR_CLOCK)
                 .bind(*latest)
                 .execute(&mut *conn)
                 .await
@@ -443,7 +585,7 @@ where
         outcome: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(Self::SQL.insert_attempt)
+        sqlx::query(INSERT_ATTEMPT)
             .bind(id.0)
             .bind(at)
             .bind(outcome)
@@ -464,7 +606,7 @@ where
         let now = to_millis(OffsetDateTime::now_utc());
         let columns = finish.columns(now);
         let mut tx = db.begin().await.map_err(StoreError::query("begin"))?;
-        let updated = sqlx::query(Self::SQL.finish)
+        let updated = sqlx::query(FINISH)
             .bind(id.0)
             .bind(lease.as_str())
             .bind(columns.status.as_str())
@@ -490,7 +632,7 @@ where
         lease: &LeaseToken,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(Self::SQL.release)
+        sqlx::query(RELEASE)
             .bind(id.0)
             .bind(lease.as_str())
             .bind(to_millis(at))
@@ -507,7 +649,7 @@ where
         seal: &TokenSeal,
         location_id: &str,
     ) -> Result<Option<StoredTokens>, StoreError> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(Self::SQL.load_tokens)
+        let row: Option<(String, String, i64)> = sqlx::query_as(LOAD_TOKENS)
             .bind(location_id)
             .fetch_optional(db)
             .await
@@ -539,7 +681,7 @@ where
             "refresh_token",
             tokens.refresh_token.expose_secret(),
         )?;
-        sqlx::query(Self::SQL.save_tokens)
+        sqlx::query(SAVE_TOKENS)
             .bind(location_id)
             .bind(access)
             .bind(refresh)
@@ -549,5 +691,30 @@ where
             .await
             .map(drop)
             .map_err(StoreError::query("save_oauth_tokens"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The shared statements rely on sqlx's SQLite driver binding `$N` by its number (as
+    /// PostgreSQL does), not by the order placeholders appear in, and one `$N` used twice being
+    /// one argument.
+    #[tokio::test]
+    async fn sqlite_binds_dollar_placeholders_by_number() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let row: (String, String, String, i64) = sqlx::query_as("SELECT $2, $1, $2, $3")
+            .bind("first")
+            .bind("second")
+            .bind(3_i64)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            row,
+            ("second".into(), "first".into(), "second".into(), 3),
+            "bound by number"
+        );
     }
 }

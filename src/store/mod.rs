@@ -3,35 +3,16 @@
 //! The backend is chosen by the URL scheme of `store.url`. Everything that acknowledges a
 //! webhook goes through [`Ingest::insert_event`], which returns only once the delivery is
 //! durable on disk.
-
-/// `SET` clauses that park an event waiting for a later attempt: when `$at` (its new
-/// `next_attempt_at`) is after `$now`, its fair key moves to `parked_key`, out of the index
-/// claims walk, until a claim finds it due and gives the key back (see `claim`); an event due
-/// at once keeps its key. `$at` and `$now` are placeholders (`"?4"`, `"$4"`); right-hand sides
-/// read the row as it was before the update. Only claimed (`processing`) events are parked,
-/// and those always hold their key in `fair_key`. Shared by both backends' queues.
-macro_rules! park_until_due {
-    ($at:literal, $now:literal) => {
-        concat!(
-            "fair_key = CASE WHEN ",
-            $at,
-            " > ",
-            $now,
-            " THEN NULL ELSE fair_key END, ",
-            "parked_key = CASE WHEN ",
-            $at,
-            " > ",
-            $now,
-            " THEN fair_key ELSE NULL END"
-        )
-    };
-}
-pub(crate) use park_until_due;
+//!
+//! Both backends share one schema (`migrations/sqlite`, `migrations/postgres`: the same event
+//! tables; SQLite adds its writer's probe, PostgreSQL the replicas' rate budget) and one set of
+//! statements (`backend`, read with the `FromRow` structs of `rows`).
 
 mod backend;
 mod budget;
 mod postgres;
 mod postgres_budget;
+mod postgres_prepare;
 mod postgres_queue;
 mod postgres_tokens;
 mod rows;

@@ -15,10 +15,11 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Postgres};
 use time::OffsetDateTime;
 
-use super::backend::{statements, Backend, NewRow, Statements};
+use super::backend::{event_select, Backend, NewRow};
+use super::postgres_prepare::PrepareLeases;
 use super::postgres_queue as queue;
 use super::postgres_tokens;
-use super::rows::{event_from_row, thread_query};
+use super::rows::EventRow;
 use super::types::to_millis;
 use super::{
     AdminReads, AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventStatus, EventSummary,
@@ -26,7 +27,7 @@ use super::{
     QueueStats, SharedBudget, StepRecord, Store, StoreError, StoredTokens, ThreadEvent, TokenSeal,
     TokenVault,
 };
-use crate::domain::{EventId, LocationId};
+use crate::domain::{ContactKey, EventId, LocationId};
 use crate::settings::StoreSettings;
 
 /// Migrations applied at start. sqlx's PostgreSQL migrator takes a session advisory lock
@@ -40,31 +41,33 @@ const INVALID_PASSWORD: &str = "28P01";
 const INVALID_AUTHORIZATION: &str = "28000";
 const INVALID_CATALOG_NAME: &str = "3D000";
 
-/// An event with its delivery and plan, under the column names `rows::event_from_row` reads.
-macro_rules! event_select {
-    () => {
-        "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at, e.next_attempt_at,
-            e.updated_at, e.last_error, e.revision, e.revision_of, d.content_type, d.headers::text AS headers, d.body,
-            e.contact_key, e.location_id, p.submission::text AS submission, p.plan::text AS plan
-     FROM events e
-     JOIN event_deliveries d ON d.event_id = e.id
-     LEFT JOIN event_plans p ON p.event_id = e.id"
-    };
-}
-
 /// Events by id, oldest first (the events of a prepare lease: `postgres_queue::lease_unprepared`).
 const EVENTS_BY_IDS: &str = concat!(event_select!(), " WHERE e.id = ANY($1) ORDER BY e.id");
 
 impl Backend for Postgres {
-    const SQL: Statements = statements!("$1", "$2", "$3", "$4", "$5", "$6", "$7");
-    const EVENT_BY_ID: &'static str = concat!(event_select!(), " WHERE e.id = $1");
-    const THREAD: &'static str = thread_query!(
-        "$1",
-        "p.plan::text",
-        "LEFT JOIN event_plans p ON p.event_id = e.id"
-    );
-    const ADVANCE_FAIR_CLOCK: &'static str =
-        "UPDATE fair_clock SET vtime = GREATEST(vtime, $1) WHERE id = 1";
+    const INSERT_PLAN: &'static str = "INSERT INTO event_plans (event_id, submission, plan)
+         SELECT id, CAST($2 AS jsonb), CAST($3 AS jsonb) FROM events
+         WHERE id = $1 AND status = 'pending'
+         ON CONFLICT (event_id) DO NOTHING";
+
+    async fn queue_ready(
+        conn: &mut PgConnection,
+        id: EventId,
+        contact_key: &ContactKey,
+        location_id: &LocationId,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        queue::queue_ready(conn, id, contact_key, location_id, now).await
+    }
+
+    async fn insert_references(
+        conn: &mut PgConnection,
+        id: EventId,
+        location_id: &LocationId,
+        references: &[String],
+    ) -> Result<(), StoreError> {
+        queue::insert_references(conn, id, location_id, references).await
+    }
 
     /// Inserts the event row and its delivery under `key` (as revision `(of, n)` when given), in
     /// one statement; `None` when the key is taken. The dedupe constraint decides: a concurrent
@@ -115,6 +118,8 @@ pub struct PgStore {
     budget: Arc<PgBudget>,
     /// Seals the OAuth tokens (`store.token_key`).
     seal: Arc<TokenSeal>,
+    /// The prepare leases this replica holds, renewed while it prepares.
+    prepare_leases: PrepareLeases,
 }
 
 impl PgStore {
@@ -145,6 +150,7 @@ impl PgStore {
             .connect_lazy_with(options);
         let budget = Arc::new(PgBudget::new(pool.clone()));
         Ok(Self {
+            prepare_leases: PrepareLeases::new(pool.clone()),
             pool,
             budget,
             seal: Arc::new(seal),
@@ -219,8 +225,7 @@ impl AdminReads for PgStore {
     }
 
     async fn steps(&self, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
-        let mut steps = queue::steps_of(&self.pool, &[id.0]).await?;
-        Ok(steps.remove(&id.0).unwrap_or_default())
+        Postgres::steps(&self.pool, id).await
     }
 
     async fn attempts(&self, id: EventId) -> Result<Vec<AttemptRecord>, StoreError> {
@@ -274,23 +279,44 @@ impl TokenVault for PgStore {
 #[async_trait]
 impl Queue for PgStore {
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let ids = queue::lease_unprepared(&self.pool, limit).await?;
+        let ids = self.prepare_leases.take(limit).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(EVENTS_BY_IDS)
+        let read = sqlx::query_as::<_, EventRow>(EVENTS_BY_IDS)
             .bind(&ids)
             .fetch_all(&self.pool)
             .await
-            .map_err(StoreError::query("unprepared"))?;
-        rows.iter().map(event_from_row).collect()
+            .map_err(StoreError::query("unprepared"))
+            .and_then(|rows| rows.into_iter().map(Event::try_from).collect());
+        if read.is_err() {
+            // Nobody will prepare this batch: hand it back rather than hold claims back.
+            if let Err(e) = self.prepare_leases.release(&ids).await {
+                tracing::warn!(error = %e, "cannot hand back a prepare lease");
+            }
+        }
+        read
     }
 
     async fn save_preparations(
         &self,
         preparations: &[(EventId, Preparation)],
     ) -> Result<(), StoreError> {
-        queue::save_preparations(&self.pool, preparations).await
+        let ids: Vec<i64> = preparations.iter().map(|(id, _)| id.0).collect();
+        let batch = self.prepare_leases.end(&ids).await;
+        let saved = queue::save_preparations(&self.pool, preparations).await;
+        // On failure the events stay unprepared, and what the save left out of its batch was
+        // not prepared either: any replica may take them at once.
+        let unsaved: Vec<i64> = match &saved {
+            Ok(()) => batch.into_iter().filter(|id| !ids.contains(id)).collect(),
+            Err(_) => batch,
+        };
+        if !unsaved.is_empty() {
+            if let Err(e) = self.prepare_leases.release(&unsaved).await {
+                tracing::warn!(error = %e, "cannot hand back a prepare lease");
+            }
+        }
+        saved
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedEvent>, StoreError> {

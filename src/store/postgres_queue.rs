@@ -1,7 +1,7 @@
 //! PostgreSQL queries of the dispatch queue, for several replicas on one database: preparing
 //! (fair keys), claiming under leases with `FOR UPDATE SKIP LOCKED`, step results and lease
-//! renewals on the database's clock, replay, and retention. Finishing and releasing an attempt
-//! under its lease token are the SQLite store's statements (`backend`).
+//! renewals on the database's clock, replay, and retention. What a saved preparation writes,
+//! finishing and releasing an attempt are the statements both backends share (`backend`).
 //!
 //! The queue's rules are the SQLite store's (see `sqlite_queue`): fair order by `(fair_key,
 //! id)`, parked retries, the claim's floor when locations are left out, at most one open event
@@ -18,20 +18,23 @@
 //!   also requires the lease to be live (`lease_until > now`): a replica whose lease ran out
 //!   cannot mark another GHL request as started while a new owner may be sending it.
 //! - **Preparation** goes in disjoint batches: each replica leases its own batch of the oldest
-//!   unprepared events (`prepare_until`), and claims never pass the oldest unprepared event, so
-//!   a later batch prepared first cannot overtake an earlier delivery of the same contact. A
-//!   preparation is saved only for an event still pending and not yet prepared, so a replica
-//!   slower than its lease, whose batch another replica took over, saves nothing twice.
+//!   unprepared events (a short lease renewed while it prepares, see `postgres_prepare`), and
+//!   claims never pass the oldest unprepared event, so a later batch prepared first cannot
+//!   overtake an earlier delivery of the same contact. A preparation is saved only for an event
+//!   still pending and not yet prepared, so a replica slower than its lease, whose batch another
+//!   replica took over, saves nothing twice. A batch's save takes the flows' locks in one order
+//!   (see `lock_order`) and runs again at once on a deadlock or serialization failure.
 
 use std::collections::HashMap;
 
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::backend::Backend;
-use super::rows::{corrupt, push_filter, steps_by_event};
-use super::types::{stored_reference, to_millis, NOTHING_TO_DO};
+use super::backend::CLAIMED_COLUMNS;
+use super::rows::{push_filter, steps_by_event, StepRow};
+use super::types::{stored_reference, to_millis};
 use super::{Claim, ClaimedEvent, EventFilter, LeaseToken, Preparation, StepRecord, StoreError};
 use crate::domain::{ContactKey, EventId, LocationId};
 
@@ -50,7 +53,7 @@ pub(super) async fn steps_of<'e>(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = sqlx::query(
+    let rows: Vec<StepRow> = sqlx::query_as(
         "SELECT event_id, step_index, kind, status, ghl_id, updated_at FROM event_steps
          WHERE event_id = ANY($1) ORDER BY event_id, step_index",
     )
@@ -58,99 +61,98 @@ pub(super) async fn steps_of<'e>(
     .fetch_all(conn)
     .await
     .map_err(StoreError::query("steps"))?;
-    steps_by_event(&rows)
+    steps_by_event(rows)
 }
 
+/// How many times a preparation's transaction is run again, at once, when PostgreSQL ended it
+/// for a deadlock or a serialization failure (another replica's save or a replay crossing it).
+const SAVE_RETRIES: u32 = 4;
+
+/// SQLSTATEs of a transaction PostgreSQL ended so that it can simply be run again.
+const DEADLOCK_DETECTED: &str = "40P01";
+const SERIALIZATION_FAILURE: &str = "40001";
+
+/// Whether `e` is a deadlock or serialization failure (the transaction may run again as is).
+fn is_retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Query {
+            source: sqlx::Error::Database(db),
+            ..
+        } => matches!(
+            db.code().as_deref(),
+            Some(DEADLOCK_DETECTED | SERIALIZATION_FAILURE)
+        ),
+        _ => false,
+    }
+}
+
+/// Saves a batch's preparations in one transaction, run again at once on a deadlock or
+/// serialization failure. On failure the caller hands the batch's prepare lease back
+/// (`postgres_prepare::PrepareLeases::release`).
 pub(super) async fn save_preparations(
     pool: &PgPool,
     preparations: &[(EventId, Preparation)],
 ) -> Result<(), StoreError> {
+    let mut retries = 0;
+    loop {
+        match save_once(pool, preparations).await {
+            Ok(()) => return Ok(()),
+            Err(e) if retries < SAVE_RETRIES && is_retryable(&e) => {
+                retries += 1;
+                tracing::debug!(error = %e, retries, "preparations: transaction run again");
+            }
+            Err(e) => {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The order a batch's preparations are saved in: ready events by flow `(location, source)`,
+/// then id (so fair keys within a flow stay in arrival order), then the others by id. Every
+/// replica takes the flows' row locks (`fair_flows`) in this one order, so two batches touching
+/// the same flows cannot deadlock.
+fn lock_order<'p>(
+    preparations: &'p [(EventId, Preparation)],
+    sources: &HashMap<i64, String>,
+) -> Vec<&'p (EventId, Preparation)> {
+    let mut ordered: Vec<&(EventId, Preparation)> = preparations.iter().collect();
+    ordered.sort_by_cached_key(|(id, prep)| match prep {
+        Preparation::Ready { location_id, .. } => (
+            0,
+            location_id.as_str().to_owned(),
+            sources.get(&id.0).cloned().unwrap_or_default(),
+            id.0,
+        ),
+        _ => (1, String::new(), String::new(), id.0),
+    });
+    ordered
+}
+
+async fn save_once(
+    pool: &PgPool,
+    preparations: &[(EventId, Preparation)],
+) -> Result<(), StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
+    let ids: Vec<i64> = preparations.iter().map(|(id, _)| id.0).collect();
     let mut tx = pool.begin().await.map_err(StoreError::query("begin"))?;
-    for (id, prep) in preparations {
-        let json = |v: &serde_json::Value| v.to_string();
-        let (submission, plan) = match prep {
-            Preparation::Ready {
-                submission, plan, ..
-            } => {
-                let plan =
-                    serde_json::to_string(plan).map_err(|e| corrupt("save_preparation", e))?;
-                (Some(json(submission)), Some(plan))
-            }
-            Preparation::NothingToDo { submission, .. } => {
-                (Some(json(submission)), Some(r#"{"steps":[]}"#.to_owned()))
-            }
-            Preparation::Failed { submission, .. } => (submission.as_ref().map(json), None),
-        };
-        // The plan row is the mark of a prepared event: saved only for an event still pending
-        // and not prepared yet (another replica may have prepared the same event meanwhile).
-        let saved = sqlx::query(
-            "INSERT INTO event_plans (event_id, submission, plan)
-             SELECT id, $2::jsonb, $3::jsonb FROM events WHERE id = $1 AND status = 'pending'
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(id.0)
-        .bind(submission)
-        .bind(plan)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::query("save_preparation"))?;
-        if saved.rows_affected() == 0 {
-            continue;
-        }
-        match prep {
-            Preparation::Ready {
-                contact_key,
-                location_id,
-                plan,
-                ..
-            } => {
-                queue_ready(&mut tx, *id, contact_key, location_id, now).await?;
-                insert_references(&mut tx, *id, location_id, &plan.references).await?;
-            }
-            Preparation::NothingToDo {
-                references,
-                location_id,
-                reason,
-                ..
-            } => {
-                if let Some(location_id) = location_id {
-                    insert_references(&mut tx, *id, location_id, references).await?;
-                }
-                sqlx::query(
-                    "UPDATE events SET status = 'done', last_error = NULL, updated_at = $2,
-                         prepared = true, prepare_until = NULL
-                     WHERE id = $1",
-                )
-                .bind(id.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("save_preparation"))?;
-                Postgres::insert_attempt(&mut tx, *id, now, NOTHING_TO_DO, Some(reason)).await?;
-            }
-            Preparation::Failed { error, .. } => {
-                sqlx::query(
-                    "UPDATE events SET status = 'dead', last_error = $2, updated_at = $3,
-                         prepared = true, prepare_until = NULL
-                     WHERE id = $1",
-                )
-                .bind(id.0)
-                .bind(error)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("save_preparation"))?;
-                Postgres::insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
-            }
-        }
+    let sources: HashMap<i64, String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT id, source FROM events WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::query("save_preparation"))?
+            .into_iter()
+            .collect();
+    for (id, prep) in lock_order(preparations, &sources) {
+        Postgres::save_preparation(&mut tx, *id, prep, now).await?;
     }
     tx.commit().await.map_err(StoreError::query("commit"))
 }
 
 /// Records what ties a prepared event to others (`Plan::references`), for its location.
-async fn insert_references(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
+pub(super) async fn insert_references(
+    conn: &mut PgConnection,
     id: EventId,
     location_id: &LocationId,
     references: &[String],
@@ -168,7 +170,7 @@ async fn insert_references(
     )
     .bind(&references)
     .bind(id.0)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(StoreError::query("save_preparation"))?;
     Ok(())
@@ -177,8 +179,8 @@ async fn insert_references(
 /// Gives a prepared event its fair key (start-time fair queuing, see `sqlite_queue::save_ready`):
 /// max(virtual time, last key of its flow) + 1. The flow's row is updated first and its new key
 /// read back, so replicas preparing events of one flow at once get distinct keys in turn.
-async fn queue_ready(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
+pub(super) async fn queue_ready(
+    conn: &mut PgConnection,
     id: EventId,
     contact_key: &ContactKey,
     location_id: &LocationId,
@@ -201,38 +203,10 @@ async fn queue_ready(
     .bind(location_id.as_str())
     .bind(contact_key.as_str())
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(StoreError::query("save_preparation"))?;
     Ok(())
-}
-
-/// How long a replica holds the batch of new deliveries it is preparing. A batch takes
-/// milliseconds; one that outlasts this (a stopped replica) is taken by another replica, and
-/// should the first still save, its save is refused (the first save stands): a longer one costs
-/// only work done twice.
-const PREPARE_LEASE_MS: i64 = 60_000;
-
-/// Leases the oldest pending events not prepared yet and not under another replica's prepare
-/// lease to this caller, and returns their ids, oldest first: replicas prepare disjoint
-/// batches. Claims never pass the oldest unprepared event (see `claim`), so an event prepared
-/// out of turn waits for its elders.
-pub(super) async fn lease_unprepared(pool: &PgPool, limit: u32) -> Result<Vec<i64>, StoreError> {
-    sqlx::query_scalar(&format!(
-        "WITH picked AS (
-             SELECT id FROM events
-             WHERE status = 'pending' AND NOT prepared
-               AND (prepare_until IS NULL OR prepare_until < {DB_NOW_MS})
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         UPDATE events SET prepare_until = {DB_NOW_MS} + $2
-         FROM picked WHERE events.id = picked.id
-         RETURNING events.id"
-    ))
-    .bind(i64::from(limit))
-    .bind(PREPARE_LEASE_MS)
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::query("unprepared"))
 }
 
 /// The length of the lease the caller asked for (`until` - its own now), in milliseconds; the
@@ -354,12 +328,8 @@ pub(super) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<ClaimedEve
     .push_bind(now.saturating_add(lease))
     .push(", updated_at = ")
     .push_bind(now)
-    .push(
-        " FROM picked WHERE events.id = picked.id
-         RETURNING events.id, events.source, events.attempts, events.received_at,
-             events.location_id, events.fair_key,
-             (SELECT plan::text FROM event_plans WHERE event_id = events.id) AS plan",
-    );
+    .push(" FROM picked WHERE events.id = picked.id RETURNING ")
+    .push(CLAIMED_COLUMNS);
     let rows = qb
         .build()
         .fetch_all(&mut *tx)

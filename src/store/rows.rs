@@ -1,7 +1,9 @@
-//! Reading stored rows into the store's values, written once for both backends: each backend
-//! selects the same column names, and [`Columns`] reads a column whatever the driver.
+//! Reading stored rows into the store's values, written once for both backends: every backend
+//! selects the same column names, read by the `#[derive(sqlx::FromRow)]` structs here.
 
-use sqlx::{Database, Encode, QueryBuilder, Row, Type};
+use std::collections::HashMap;
+
+use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::types::{from_millis, to_millis};
 use super::{
@@ -11,39 +13,6 @@ use super::{
 use super::{Finish, StoreError};
 use crate::domain::{ContactKey, EventId, LocationId};
 
-/// The column reads the store needs, for any driver's row.
-pub(super) trait Columns {
-    fn int(&self, col: &str) -> Result<i64, StoreError>;
-    fn text(&self, col: &str) -> Result<String, StoreError>;
-    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
-    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
-    fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError>;
-}
-
-macro_rules! impl_columns {
-    ($row:ty) => {
-        impl Columns for $row {
-            fn int(&self, col: &str) -> Result<i64, StoreError> {
-                self.try_get(col).map_err(StoreError::query("read_row"))
-            }
-            fn text(&self, col: &str) -> Result<String, StoreError> {
-                self.try_get(col).map_err(StoreError::query("read_row"))
-            }
-            fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
-                self.try_get(col).map_err(StoreError::query("read_row"))
-            }
-            fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
-                self.try_get(col).map_err(StoreError::query("read_row"))
-            }
-            fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
-                self.try_get(col).map_err(StoreError::query("read_row"))
-            }
-        }
-    };
-}
-impl_columns!(sqlx::sqlite::SqliteRow);
-impl_columns!(sqlx::postgres::PgRow);
-
 pub(super) fn corrupt(op: &'static str, detail: impl ToString) -> StoreError {
     StoreError::Corrupt {
         op,
@@ -51,181 +20,218 @@ pub(super) fn corrupt(op: &'static str, detail: impl ToString) -> StoreError {
     }
 }
 
-/// The columns [`summary_from_row`] reads.
-pub(super) const SUMMARY_COLUMNS: [&str; 11] = [
-    "id",
-    "source",
-    "dedupe_key",
-    "status",
-    "attempts",
-    "received_at",
-    "next_attempt_at",
-    "updated_at",
-    "last_error",
-    "revision",
-    "revision_of",
-];
+/// The columns of an event's summary (`SummaryRow`), for a select list.
+pub(super) const SUMMARY_COLUMNS: &str = "id, source, dedupe_key, status, attempts, received_at, \
+     next_attempt_at, updated_at, last_error, revision, revision_of";
 
-pub(super) fn summary_from_row(row: &impl Columns) -> Result<EventSummary, StoreError> {
-    let status = row
-        .text("status")?
-        .parse::<EventStatus>()
-        .map_err(|e| corrupt("read_event", e))?;
-    Ok(EventSummary {
-        id: EventId(row.int("id")?),
-        source: row.text("source")?,
-        dedupe_key: row.text("dedupe_key")?,
-        status,
-        attempts: u32::try_from(row.int("attempts")?).unwrap_or(u32::MAX),
-        received_at: from_millis(row.int("received_at")?),
-        next_attempt_at: from_millis(row.int("next_attempt_at")?),
-        updated_at: from_millis(row.int("updated_at")?),
-        last_error: row.opt_text("last_error")?,
-        revision: u32::try_from(row.int("revision")?).unwrap_or(u32::MAX),
-        revision_of: row.opt_int("revision_of")?.map(EventId),
-    })
+/// An event without its delivery (the `events` columns of [`SUMMARY_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+pub(super) struct SummaryRow {
+    id: i64,
+    source: String,
+    dedupe_key: String,
+    status: String,
+    attempts: i64,
+    received_at: i64,
+    next_attempt_at: i64,
+    updated_at: i64,
+    last_error: Option<String>,
+    revision: i64,
+    revision_of: Option<i64>,
 }
 
-/// An event with its delivery: the summary's columns and `content_type`, `headers` (JSON text),
-/// `body`, `contact_key`, `location_id`, `submission` and `plan` (JSON text).
-pub(super) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
-    let headers = row.text("headers")?;
-    Ok(Event {
-        summary: summary_from_row(row)?,
-        content_type: row.opt_text("content_type")?,
-        headers: serde_json::from_str(&headers)
-            .map_err(|e| corrupt("read_event", format!("headers: {e}")))?,
-        body: row.bytes("body")?.into(),
-        contact_key: row.opt_text("contact_key")?.map(ContactKey::new),
-        location_id: row.opt_text("location_id")?.map(LocationId::new),
-        submission: json_column(row, "submission")?,
-        plan: json_column(row, "plan")?,
-    })
+impl TryFrom<SummaryRow> for EventSummary {
+    type Error = StoreError;
+
+    fn try_from(row: SummaryRow) -> Result<Self, StoreError> {
+        Ok(EventSummary {
+            id: EventId(row.id),
+            source: row.source,
+            dedupe_key: row.dedupe_key,
+            status: row
+                .status
+                .parse::<EventStatus>()
+                .map_err(|e| corrupt("read_event", e))?,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            received_at: from_millis(row.received_at),
+            next_attempt_at: from_millis(row.next_attempt_at),
+            updated_at: from_millis(row.updated_at),
+            last_error: row.last_error,
+            revision: u32::try_from(row.revision).unwrap_or(u32::MAX),
+            revision_of: row.revision_of.map(EventId),
+        })
+    }
 }
 
-/// The query behind `Store::thread`, the same for both backends but for the placeholder
-/// (`?1`, `$1`: the event's id) and how the plan is selected (`plan` as JSON text): the earlier
-/// revisions of the same submission, and every other prepared event (earlier or later) that
-/// shares one of its references.
-macro_rules! thread_query {
-    ($id:literal, $plan:literal, $plan_join:literal) => {
-        // Three index look-ups (the first revision by id, later revisions by `revision_of`,
-        // shared references by `event_references`) joined by UNION: one OR over them would
-        // scan every event.
-        concat!(
-            "WITH m AS (SELECT id, COALESCE(revision_of, id) AS first FROM events WHERE id = ", $id, "),
-             tied AS (
-                 SELECT e.id FROM events e, m WHERE e.id = m.first AND e.id < m.id
-                 UNION SELECT e.id FROM events e, m WHERE e.revision_of = m.first AND e.id < m.id
-                 UNION SELECT o.event_id FROM event_references mine
-                       JOIN event_references o ON o.reference = mine.reference
-                       WHERE mine.event_id = ", $id, " AND o.event_id <> ", $id, ")
-             SELECT e.id, e.status, ", $plan, " AS plan,
-                    CAST(CASE WHEN e.id = m.first OR e.revision_of = m.first THEN 1 ELSE 0 END
-                         AS BIGINT) AS same_submission
-             FROM m, tied JOIN events e ON e.id = tied.id ", $plan_join, "
-             ORDER BY e.id"
-        )
-    };
-}
-pub(super) use thread_query;
-
-/// One row of [`thread_query`], with its recorded steps.
-pub(super) fn thread_event_from_row(
-    row: &impl Columns,
-    steps: Vec<StepRecord>,
-) -> Result<ThreadEvent, StoreError> {
-    Ok(ThreadEvent {
-        id: EventId(row.int("id")?),
-        status: row
-            .text("status")?
-            .parse::<EventStatus>()
-            .map_err(|e| corrupt("read_thread", e))?,
-        same_submission: row.int("same_submission")? == 1,
-        plan: json_column(row, "plan")?,
-        steps,
-    })
+/// An event with its delivery and preparation (see `backend::EVENT_SELECT`): the summary's
+/// columns, `content_type`, `headers` (JSON text), `body`, `contact_key`, `location_id`,
+/// `submission` and `plan` (JSON text).
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    #[sqlx(flatten)]
+    summary: SummaryRow,
+    content_type: Option<String>,
+    headers: String,
+    body: Vec<u8>,
+    contact_key: Option<String>,
+    location_id: Option<String>,
+    submission: Option<String>,
+    plan: Option<String>,
 }
 
-/// A JSON column (stored as text, or selected `::text`), parsed.
-pub(super) fn json_column<T: serde::de::DeserializeOwned>(
-    row: &impl Columns,
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<Self, StoreError> {
+        Ok(Event {
+            summary: row.summary.try_into()?,
+            content_type: row.content_type,
+            headers: serde_json::from_str(&row.headers)
+                .map_err(|e| corrupt("read_event", format!("headers: {e}")))?,
+            body: row.body.into(),
+            contact_key: row.contact_key.map(ContactKey::new),
+            location_id: row.location_id.map(LocationId::new),
+            submission: json_column(row.submission, "submission")?,
+            plan: json_column(row.plan, "plan")?,
+        })
+    }
+}
+
+/// One event tied to another (`backend::THREAD`).
+#[derive(sqlx::FromRow)]
+pub(super) struct ThreadRow {
+    pub id: i64,
+    status: String,
+    plan: Option<String>,
+    same_submission: i64,
+}
+
+impl ThreadRow {
+    /// The thread event, with its recorded steps.
+    pub(super) fn with_steps(self, steps: Vec<StepRecord>) -> Result<ThreadEvent, StoreError> {
+        Ok(ThreadEvent {
+            id: EventId(self.id),
+            status: self
+                .status
+                .parse::<EventStatus>()
+                .map_err(|e| corrupt("read_thread", e))?,
+            same_submission: self.same_submission == 1,
+            plan: json_column(self.plan, "plan")?,
+            steps,
+        })
+    }
+}
+
+/// A JSON column (stored as text, or selected as text), parsed.
+fn json_column<T: serde::de::DeserializeOwned>(
+    text: Option<String>,
     col: &str,
 ) -> Result<Option<T>, StoreError> {
-    row.opt_text(col)?
-        .map(|s| serde_json::from_str(&s))
+    text.map(|s| serde_json::from_str(&s))
         .transpose()
         .map_err(|e| corrupt("read_event", format!("{col}: {e}")))
 }
 
-/// A step: `step_index`, `kind`, `status`, `ghl_id`, `updated_at`.
-pub(super) fn step_from_row(row: &impl Columns) -> Result<StepRecord, StoreError> {
-    Ok(StepRecord {
-        index: u32::try_from(row.int("step_index")?).map_err(|e| corrupt("read_step", e))?,
-        kind: row
-            .text("kind")?
-            .parse()
-            .map_err(|e| corrupt("read_step", e))?,
-        status: match row.text("status")?.as_str() {
-            "done" => StepStatus::Done,
-            _ => StepStatus::Started,
-        },
-        ghl_id: row.opt_text("ghl_id")?,
-        updated_at: from_millis(row.int("updated_at")?),
-    })
+/// A recorded step of event `event_id`.
+#[derive(sqlx::FromRow)]
+pub(super) struct StepRow {
+    event_id: i64,
+    step_index: i64,
+    kind: String,
+    status: String,
+    ghl_id: Option<String>,
+    updated_at: i64,
 }
 
-/// Steps by event id from rows of `event_id` and a step's columns, in the rows' order.
-pub(super) fn steps_by_event<R: Columns>(
-    rows: &[R],
-) -> Result<std::collections::HashMap<i64, Vec<StepRecord>>, StoreError> {
-    let mut by_event: std::collections::HashMap<i64, Vec<StepRecord>> =
-        std::collections::HashMap::new();
+impl TryFrom<StepRow> for StepRecord {
+    type Error = StoreError;
+
+    fn try_from(row: StepRow) -> Result<Self, StoreError> {
+        Ok(StepRecord {
+            index: u32::try_from(row.step_index).map_err(|e| corrupt("read_step", e))?,
+            kind: row.kind.parse().map_err(|e| corrupt("read_step", e))?,
+            status: match row.status.as_str() {
+                "done" => StepStatus::Done,
+                _ => StepStatus::Started,
+            },
+            ghl_id: row.ghl_id,
+            updated_at: from_millis(row.updated_at),
+        })
+    }
+}
+
+/// Steps by event id, from rows in plan order.
+pub(super) fn steps_by_event(
+    rows: Vec<StepRow>,
+) -> Result<HashMap<i64, Vec<StepRecord>>, StoreError> {
+    let mut by_event: HashMap<i64, Vec<StepRecord>> = HashMap::new();
     for row in rows {
         by_event
-            .entry(row.int("event_id")?)
+            .entry(row.event_id)
             .or_default()
-            .push(step_from_row(row)?);
+            .push(row.try_into()?);
     }
     Ok(by_event)
 }
 
-/// An attempt: `attempt`, `at`, `outcome`, `error`.
-pub(super) fn attempt_from_row(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
-    Ok(AttemptRecord {
-        attempt: u32::try_from(row.int("attempt")?).unwrap_or(0),
-        at: from_millis(row.int("at")?),
-        outcome: row.text("outcome")?,
-        error: row.opt_text("error")?,
-    })
+/// An attempt of an event.
+#[derive(sqlx::FromRow)]
+pub(super) struct AttemptRow {
+    attempt: i64,
+    at: i64,
+    outcome: String,
+    error: Option<String>,
 }
 
-/// A claimed event and its fair key, from a claim's `RETURNING` row (`id`, `source`,
-/// `attempts`, `received_at`, `location_id`, `plan` as JSON text, `fair_key`), with its steps
-/// taken from `steps`.
-pub(super) fn claimed_from_row(
-    row: &impl Columns,
-    claim: &Claim,
-    steps: &mut std::collections::HashMap<i64, Vec<StepRecord>>,
-) -> Result<(i64, ClaimedEvent), StoreError> {
-    let id = row.int("id")?;
-    let plan = row
-        .opt_text("plan")?
-        .ok_or_else(|| corrupt("claim", format!("event {id} is queued without a plan")))?;
-    let event = ClaimedEvent {
-        id: EventId(id),
-        source: row.text("source")?,
-        attempts: u32::try_from(row.int("attempts")?).unwrap_or(0),
-        received_at: from_millis(row.int("received_at")?),
-        location_id: LocationId::new(row.text("location_id")?),
-        plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
-        steps: steps.remove(&id).unwrap_or_default(),
-        // The end of the lease by the caller's clock (it renews by its own clock); PostgreSQL
-        // stores one as long that ends by the database's.
-        lease: claim.lease.clone(),
-        lease_until: claim.lease_until,
-    };
-    Ok((row.int("fair_key")?, event))
+impl From<AttemptRow> for AttemptRecord {
+    fn from(row: AttemptRow) -> Self {
+        AttemptRecord {
+            attempt: u32::try_from(row.attempt).unwrap_or(0),
+            at: from_millis(row.at),
+            outcome: row.outcome,
+            error: row.error,
+        }
+    }
+}
+
+/// A claimed event, from a claim's `RETURNING` row (see `backend::CLAIMED_COLUMNS`).
+#[derive(sqlx::FromRow)]
+pub(super) struct ClaimedRow {
+    pub id: i64,
+    source: String,
+    attempts: i64,
+    received_at: i64,
+    location_id: String,
+    plan: Option<String>,
+    fair_key: i64,
+}
+
+impl ClaimedRow {
+    /// The claimed event and its fair key, with its steps taken from `steps`.
+    pub(super) fn claimed(
+        self,
+        claim: &Claim,
+        steps: &mut HashMap<i64, Vec<StepRecord>>,
+    ) -> Result<(i64, ClaimedEvent), StoreError> {
+        let id = self.id;
+        let plan = self
+            .plan
+            .ok_or_else(|| corrupt("claim", format!("event {id} is queued without a plan")))?;
+        let event = ClaimedEvent {
+            id: EventId(id),
+            source: self.source,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            received_at: from_millis(self.received_at),
+            location_id: LocationId::new(self.location_id),
+            plan: serde_json::from_str(&plan).map_err(|e| corrupt("claim", e))?,
+            steps: steps.remove(&id).unwrap_or_default(),
+            // The end of the lease by the caller's clock (it renews by its own clock); PostgreSQL
+            // stores one as long that ends by the database's.
+            lease: claim.lease.clone(),
+            lease_until: claim.lease_until,
+        };
+        Ok((self.fair_key, event))
+    }
 }
 
 /// Counts per status from `(status, count)` rows, every status present (0 when none).

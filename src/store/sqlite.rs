@@ -12,8 +12,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::backend::{statements, Backend, NewRow, Statements};
-use super::rows::{event_from_row, steps_by_event, thread_query};
+use super::backend::{Backend, NewRow, UNPREPARED};
+use super::rows::{steps_by_event, EventRow, StepRow};
 use super::sqlite_file::{self, FileLock, Reserve};
 use super::sqlite_queue;
 use super::sqlite_writer::{Durability, Writer};
@@ -23,7 +23,7 @@ use super::{
     Finish, Ingest, Ingested, LeaseToken, NewEvent, Preparation, Queue, QueueStats, StepRecord,
     StepStatus, Store, StoreError, StoredTokens, ThreadEvent, TokenSeal, TokenVault,
 };
-use crate::domain::{EventId, LocationId};
+use crate::domain::{ContactKey, EventId, LocationId};
 use crate::settings::StoreSettings;
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -161,29 +161,29 @@ impl SqliteStore {
     }
 }
 
-/// Events with their delivery, under the names `rows::event_from_row` reads (`e` is the event).
-macro_rules! event_select {
-    () => {
-        "SELECT e.id, e.source, e.dedupe_key, e.status, e.attempts, e.received_at, e.next_attempt_at,
-            e.updated_at, e.last_error, e.revision, e.revision_of, d.content_type, d.headers, d.body, e.contact_key,
-            e.location_id, e.submission, e.plan
-     FROM events e JOIN event_deliveries d ON d.event_id = e.id"
-    };
-}
-
-/// Pending events not prepared yet, oldest first (one process prepares them: SQLite's store is
-/// never shared by replicas).
-const UNPREPARED: &str = concat!(
-    event_select!(),
-    " WHERE e.status = 'pending' AND e.plan IS NULL ORDER BY e.id LIMIT ?1"
-);
-
 impl Backend for Sqlite {
-    const SQL: Statements = statements!("?1", "?2", "?3", "?4", "?5", "?6", "?7");
-    const EVENT_BY_ID: &'static str = concat!(event_select!(), " WHERE e.id = ?1");
-    const THREAD: &'static str = thread_query!("?1", "e.plan", "");
-    const ADVANCE_FAIR_CLOCK: &'static str =
-        "UPDATE fair_clock SET vtime = MAX(vtime, ?1) WHERE id = 1";
+    const INSERT_PLAN: &'static str = "INSERT INTO event_plans (event_id, submission, plan)
+         SELECT id, $2, $3 FROM events WHERE id = $1 AND status = 'pending'
+         ON CONFLICT (event_id) DO NOTHING";
+
+    async fn queue_ready(
+        conn: &mut SqliteConnection,
+        id: EventId,
+        contact_key: &ContactKey,
+        location_id: &LocationId,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlite_queue::queue_ready(conn, id, contact_key, location_id, now).await
+    }
+
+    async fn insert_references(
+        conn: &mut SqliteConnection,
+        id: EventId,
+        location_id: &LocationId,
+        references: &[String],
+    ) -> Result<(), StoreError> {
+        sqlite_queue::insert_references(conn, id, location_id, references).await
+    }
 
     async fn insert_row(
         conn: &mut SqliteConnection,
@@ -193,8 +193,8 @@ impl Backend for Sqlite {
         let received = to_millis(event.received_at);
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO events (source, dedupe_key, content_hash, revision_of, revision, received_at,
-                                 next_attempt_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)
+                                 next_attempt_at, updated_at, prepared)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $6, FALSE)
              ON CONFLICT (source, dedupe_key) DO NOTHING
              RETURNING id",
         )
@@ -212,7 +212,7 @@ impl Backend for Sqlite {
         };
         sqlx::query(
             "INSERT INTO event_deliveries (event_id, content_type, headers, body)
-             VALUES (?1, ?2, ?3, ?4)",
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(id)
         .bind(event.content_type.as_deref())
@@ -239,12 +239,12 @@ impl Backend for Sqlite {
             sep.push_bind(*id);
         }
         qb.push(") ORDER BY event_id, step_index");
-        let rows = qb
-            .build()
+        let rows: Vec<StepRow> = qb
+            .build_query_as()
             .fetch_all(&mut *conn)
             .await
             .map_err(StoreError::query("steps"))?;
-        steps_by_event(&rows)
+        steps_by_event(rows)
     }
 }
 
@@ -271,7 +271,7 @@ impl AdminReads for SqliteStore {
     }
 
     async fn steps(&self, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
-        sqlite_queue::steps(&self.pool, id).await
+        Sqlite::steps(&self.pool, id).await
     }
 
     async fn attempts(&self, id: EventId) -> Result<Vec<AttemptRecord>, StoreError> {
@@ -315,12 +315,12 @@ impl TokenVault for SqliteStore {
 #[async_trait]
 impl Queue for SqliteStore {
     async fn unprepared(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(UNPREPARED)
+        let rows: Vec<EventRow> = sqlx::query_as(UNPREPARED)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query("unprepared"))?;
-        rows.iter().map(event_from_row).collect()
+        rows.into_iter().map(Event::try_from).collect()
     }
 
     async fn save_preparations(

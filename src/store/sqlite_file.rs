@@ -147,12 +147,13 @@ fn try_lock(_file: &std::fs::File) -> std::io::Result<()> {
 /// `retrying`; its recorded steps stay, so the next attempt resumes where the last one got
 /// to. Only for a store opened under its [`FileLock`]: then no other process holds a lease.
 pub(super) async fn release_leases(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
-    let released = sqlx::query(concat!(
+    // Due now, so the event keeps its fair key where claims look (a processing event holds it
+    // in `fair_key`, never parked).
+    let released = sqlx::query(
         "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
-             next_attempt_at = ?1, lease_owner = NULL, lease_until = NULL, updated_at = ?1, ",
-        super::park_until_due!("?1", "?1"),
-        " WHERE status = 'processing'"
-    ))
+             next_attempt_at = $1, lease_owner = NULL, lease_until = NULL, updated_at = $1
+         WHERE status = 'processing'",
+    )
     .bind(to_millis(OffsetDateTime::now_utc()))
     .execute(&mut *conn)
     .await

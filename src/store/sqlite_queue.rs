@@ -1,37 +1,27 @@
 //! SQLite queries of the dispatch queue: preparing (which gives each event its fair key),
 //! claiming under leases in fair order, step results, lease renewals, replay and retention.
-//! Finishing and releasing an attempt are statements both backends share (`backend`).
+//! What a saved preparation writes, finishing and releasing an attempt are statements both
+//! backends share (`backend`).
 //!
 //! Claims take events in `(fair_key, id)` order: start-time fair queuing between flows, one
-//! flow per (GHL location, source) (see `save_ready`), so a bulk import from one source does
+//! flow per (GHL location, source) (see `queue_ready`), so a bulk import from one source does
 //! not make another source's leads — or another location's — wait behind all of it. The key
 //! is computed once per event when it is prepared, so a claim only walks an index, as cheaply
 //! as arrival order did. An event waiting for a later retry is parked out of that index (see
-//! `park_until_due!`), and a claim that leaves locations out starts at the first key of the
+//! `backend::FINISH`), and a claim that leaves locations out starts at the first key of the
 //! others (see `first_key_outside`), so a location's outage or long pause with thousands of
 //! waiting events does not make every claim walk past them.
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
-use super::backend::Backend;
-use super::rows::{corrupt, push_filter, step_from_row};
-use super::types::{stored_reference, to_millis, NOTHING_TO_DO};
+use super::backend::{Backend, CLAIMED_COLUMNS};
+use super::rows::push_filter;
+use super::types::{stored_reference, to_millis};
 use super::{Claim, ClaimedEvent, EventFilter, LeaseToken, Preparation, StepRecord, StoreError};
-use crate::domain::{EventId, LocationId};
-
-pub(super) async fn steps(pool: &SqlitePool, id: EventId) -> Result<Vec<StepRecord>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT step_index, kind, status, ghl_id, updated_at FROM event_steps WHERE event_id = ?1 ORDER BY step_index",
-    )
-    .bind(id.0)
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::query("steps"))?;
-    rows.iter().map(step_from_row).collect()
-}
+use crate::domain::{ContactKey, EventId, LocationId};
 
 pub(super) async fn save_preparations(
     conn: &mut SqliteConnection,
@@ -40,83 +30,13 @@ pub(super) async fn save_preparations(
     let now = to_millis(OffsetDateTime::now_utc());
     let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
     for (id, prep) in preparations {
-        let json = |v: &serde_json::Value| v.to_string();
-        let query = match prep {
-            Preparation::Ready {
-                submission,
-                plan,
-                contact_key,
-                location_id,
-            } => {
-                let ready = ReadyEvent {
-                    id: *id,
-                    submission: json(submission),
-                    plan: serde_json::to_string(plan).map_err(|e| corrupt("save_preparation", e))?,
-                    contact_key: contact_key.as_str(),
-                    location_id: location_id.as_str(),
-                    references: &plan.references,
-                    now,
-                };
-                save_ready(&mut tx, &ready).await?;
-                continue;
-            }
-            Preparation::NothingToDo { submission, .. } => sqlx::query(
-                "UPDATE events SET submission = ?2, plan = '{\"steps\":[]}', status = 'done', last_error = NULL, updated_at = ?3
-                 WHERE id = ?1 AND status = 'pending' AND plan IS NULL",
-            )
-            .bind(id.0)
-            .bind(json(submission))
-            .bind(now),
-            Preparation::Failed { submission, error } => sqlx::query(
-                "UPDATE events SET submission = ?2, status = 'dead', last_error = ?3, updated_at = ?4
-                 WHERE id = ?1 AND status = 'pending' AND plan IS NULL",
-            )
-            .bind(id.0)
-            .bind(submission.as_ref().map(json))
-            .bind(error)
-            .bind(now),
-        };
-        let saved = query
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("save_preparation"))?
-            .rows_affected()
-            == 1;
-        match prep {
-            Preparation::Failed { error, .. } => {
-                Sqlite::insert_attempt(&mut tx, *id, now, "dead", Some(error)).await?;
-            }
-            Preparation::NothingToDo {
-                references,
-                location_id,
-                reason,
-                ..
-            } if saved => {
-                if let Some(location_id) = location_id {
-                    insert_references(&mut tx, *id, location_id.as_str(), references).await?;
-                }
-                Sqlite::insert_attempt(&mut tx, *id, now, NOTHING_TO_DO, Some(reason)).await?;
-            }
-            _ => {}
-        }
+        Sqlite::save_preparation(&mut tx, *id, prep, now).await?;
     }
     tx.commit().await.map_err(StoreError::query("commit"))?;
     Ok(())
 }
 
-/// A prepared event ready to be queued for dispatch.
-struct ReadyEvent<'a> {
-    id: EventId,
-    submission: String,
-    plan: String,
-    contact_key: &'a str,
-    location_id: &'a str,
-    /// The plan's references, stored qualified by the location.
-    references: &'a [String],
-    now: i64,
-}
-
-/// Stores the plan of a ready event and gives it its place in the queue.
+/// Gives a prepared event its place in the queue.
 ///
 /// Start-time fair queuing: each (location, source) is a flow, each event costs one unit, and an
 /// event's key is max(V, last key of its flow) + 1, where V, the virtual time, is the largest
@@ -125,59 +45,61 @@ struct ReadyEvent<'a> {
 /// location's — gets every other slot from the head on instead of the end of the line, an
 /// idle flow rejoins at the head (not ahead of it with stale small keys), and with one flow the
 /// order stays arrival order.
-async fn save_ready(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    ready: &ReadyEvent<'_>,
+pub(super) async fn queue_ready(
+    conn: &mut SqliteConnection,
+    id: EventId,
+    contact_key: &ContactKey,
+    location_id: &LocationId,
+    now: i64,
 ) -> Result<(), StoreError> {
     let keyed: Option<(String, i64)> = sqlx::query_as(
-        "UPDATE events SET submission = ?2, plan = ?3, contact_key = ?4, location_id = ?5, updated_at = ?6,
+        "UPDATE events SET contact_key = $2, location_id = $3, updated_at = $4,
+             prepared = TRUE, prepare_until = NULL,
              fair_key = 1 + MAX(
                  (SELECT vtime FROM fair_clock WHERE id = 1),
                  COALESCE((SELECT f.last_key FROM fair_flows f
-                           WHERE f.location_id = ?5 AND f.source = events.source), 0))
-         WHERE id = ?1 AND status = 'pending' AND plan IS NULL
+                           WHERE f.location_id = $3 AND f.source = events.source), 0))
+         WHERE id = $1
          RETURNING source, fair_key",
     )
-    .bind(ready.id.0)
-    .bind(&ready.submission)
-    .bind(&ready.plan)
-    .bind(ready.contact_key)
-    .bind(ready.location_id)
-    .bind(ready.now)
-    .fetch_optional(&mut **tx)
+    .bind(id.0)
+    .bind(contact_key.as_str())
+    .bind(location_id.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(StoreError::query("save_preparation"))?;
     let Some((source, fair_key)) = keyed else {
-        return Ok(()); // no longer pending, or prepared already: nothing to queue
+        return Ok(());
     };
     sqlx::query(
-        "INSERT INTO fair_flows (location_id, source, last_key) VALUES (?1, ?2, ?3)
+        "INSERT INTO fair_flows (location_id, source, last_key) VALUES ($1, $2, $3)
          ON CONFLICT (location_id, source) DO UPDATE SET last_key = excluded.last_key",
     )
-    .bind(ready.location_id)
+    .bind(location_id.as_str())
     .bind(source)
     .bind(fair_key)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(StoreError::query("save_preparation"))?;
-    insert_references(tx, ready.id, ready.location_id, ready.references).await
+    Ok(())
 }
 
 /// Records what ties a prepared event to others (`Plan::references`), for its location.
-async fn insert_references(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+pub(super) async fn insert_references(
+    conn: &mut SqliteConnection,
     id: EventId,
-    location_id: &str,
+    location_id: &LocationId,
     references: &[String],
 ) -> Result<(), StoreError> {
     for reference in references {
         sqlx::query(
-            "INSERT INTO event_references (reference, event_id) VALUES (?1, ?2)
+            "INSERT INTO event_references (reference, event_id) VALUES ($1, $2)
              ON CONFLICT DO NOTHING",
         )
-        .bind(stored_reference(location_id, reference))
+        .bind(stored_reference(location_id.as_str(), reference))
         .bind(id.0)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await
         .map_err(StoreError::query("save_preparation"))?;
     }
@@ -225,7 +147,7 @@ pub(super) async fn claim(
     // Parked events that are due go back into the fair order, with their old keys.
     sqlx::query(
         "UPDATE events SET fair_key = parked_key, parked_key = NULL
-         WHERE parked_key IS NOT NULL AND next_attempt_at <= ?1",
+         WHERE parked_key IS NOT NULL AND next_attempt_at <= $1",
     )
     .bind(now)
     .execute(&mut *tx)
@@ -260,7 +182,7 @@ pub(super) async fn claim(
                      ROW_NUMBER() OVER (PARTITION BY location_id ORDER BY fair_key, id) AS nth
                  FROM (SELECT e.id, e.fair_key, e.location_id FROM events e INDEXED BY events_open_fair
                WHERE e.status IN ('pending', 'processing', 'retrying') AND e.fair_key IS NOT NULL
-                 AND e.plan IS NOT NULL AND e.location_id IS NOT NULL
+                 AND e.location_id IS NOT NULL
                  AND ((e.status IN ('pending', 'retrying') AND e.next_attempt_at <= ",
         )
         .push_bind(now)
@@ -278,7 +200,7 @@ pub(super) async fn claim(
         }
         qb.push(")");
     }
-    // Fair order between the sources of a location (see `save_ready`), but one contact at a
+    // Fair order between the sources of a location (see `queue_ready`), but one contact at a
     // time in arrival order, whatever the keys: an earlier unfinished event with the same
     // contact key, or a later one currently held under a live lease, blocks this one.
     qb.push(
@@ -294,7 +216,8 @@ pub(super) async fn claim(
     .push_bind(i64::from(claim.per_location_limit.max(1)))
     .push(" ORDER BY fair_key, id LIMIT ")
     .push_bind(i64::from(claim.limit))
-    .push(") RETURNING id, source, attempts, received_at, location_id, plan, fair_key");
+    .push(") RETURNING ")
+    .push(CLAIMED_COLUMNS);
     let rows = qb
         .build()
         .fetch_all(&mut *tx)
@@ -315,8 +238,8 @@ pub(super) async fn record_step(
     // request for the event (a `started` record comes before each request).
     let done = sqlx::query(
         "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM events WHERE id = ?1 AND lease_owner = ?7
-             AND status = 'processing' AND lease_until > ?8)
+         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM events WHERE id = $1 AND lease_owner = $7
+             AND status = 'processing' AND lease_until > $8)
          ON CONFLICT (event_id, step_index) DO UPDATE SET kind = excluded.kind, status = excluded.status,
              ghl_id = COALESCE(excluded.ghl_id, event_steps.ghl_id), updated_at = excluded.updated_at",
     )
@@ -342,7 +265,7 @@ pub(super) async fn renew_lease(
     until: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let renewed = sqlx::query(
-        "UPDATE events SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND status = 'processing'",
+        "UPDATE events SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'processing'",
     )
     .bind(id.0)
     .bind(lease.as_str())
@@ -368,23 +291,26 @@ async fn reset_for_replay(
         .await
         .map_err(StoreError::query("replay"))?;
     for id in &ids {
-        sqlx::query("DELETE FROM event_references WHERE event_id = ?1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("replay"))?;
+        for table in ["event_references", "event_plans"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE event_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("replay"))?;
+        }
         if from_scratch {
-            sqlx::query("DELETE FROM event_steps WHERE event_id = ?1")
+            sqlx::query("DELETE FROM event_steps WHERE event_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query("replay"))?;
         }
         sqlx::query(
-            "UPDATE events SET status = 'pending', plan = NULL, submission = NULL, contact_key = NULL,
-                 location_id = NULL, fair_key = NULL, parked_key = NULL, attempts = 0, next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
-                 last_error = NULL, updated_at = ?2
-             WHERE id = ?1",
+            "UPDATE events SET status = 'pending', contact_key = NULL, location_id = NULL,
+                 fair_key = NULL, parked_key = NULL, prepared = FALSE, prepare_until = NULL,
+                 attempts = 0, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
+                 last_error = NULL, updated_at = $2
+             WHERE id = $1",
         )
         .bind(id)
         .bind(now)
@@ -438,11 +364,11 @@ pub(super) async fn delete_finished_before(
     // batch per transaction, so the writer is never held for long. Each deleted event leaves
     // its dedupe key behind (a tombstone), written first in the same transaction.
     const BATCH_IDS: &str =
-        "SELECT id FROM events WHERE status = 'done' AND updated_at < ?1 ORDER BY id LIMIT ?2";
+        "SELECT id FROM events WHERE status = 'done' AND updated_at < $1 ORDER BY id LIMIT $2";
     let now = OffsetDateTime::now_utc();
     sqlx::query(&format!(
         "INSERT OR REPLACE INTO swept_keys (source, dedupe_key, content_hash, event_id, swept_at)
-         SELECT source, dedupe_key, content_hash, id, ?3 FROM events WHERE id IN ({BATCH_IDS})"
+         SELECT source, dedupe_key, content_hash, id, $3 FROM events WHERE id IN ({BATCH_IDS})"
     ))
     .bind(to_millis(before))
     .bind(i64::from(batch.max(1)))
@@ -456,7 +382,7 @@ pub(super) async fn delete_finished_before(
         .execute(&mut *conn)
         .await
         .map_err(StoreError::query("delete_finished"))?;
-    sqlx::query("DELETE FROM swept_keys WHERE swept_at < ?1")
+    sqlx::query("DELETE FROM swept_keys WHERE swept_at < $1")
         .bind(to_millis(now - super::SWEPT_KEYS_KEPT))
         .execute(&mut *conn)
         .await

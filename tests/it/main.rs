@@ -40,4 +40,5 @@ mod sources_fixtures;
 mod sources_linear;
 mod sources_props;
 mod store_contract;
+mod store_upgrade;
 mod tokens_at_rest;

@@ -1,7 +1,9 @@
 //! Three `formbridge serve` processes on one PostgreSQL database and one GHL sandbox, one of
 //! them SIGKILLed and restarted mid-run: every acknowledged delivery reaches GHL exactly once,
 //! each contact's deliveries in the order they were acknowledged, with no 429, and together
-//! the replicas spend at least 95 % of the location's rate budget while the backlog lasts.
+//! the replicas spend at least 95 % of the location's rate budget while the backlog lasts —
+//! at least 90 % when, besides, a replica dies holding a batch of new deliveries it was
+//! preparing (a prepare lease nobody saves).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,6 +108,52 @@ async fn three_replicas_on_postgres_deliver_everything_once_in_order_within_one_
     let Some(db) = crate::pg::database_or_skip().await else {
         return;
     };
+    let share = three_replicas(&db, Disturbance::KillAtAThird).await;
+    assert!(share >= 0.95, "budget share {:.1} % < 95 %", share * 100.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_mid_preparation_holds_the_others_back_for_one_short_lease_at_most() {
+    let _heavy = crate::common::HEAVY.lock().await;
+    let Some(db) = crate::pg::database_or_skip().await else {
+        return;
+    };
+    let share = three_replicas(&db, Disturbance::DieWhilePreparing).await;
+    assert!(share >= 0.90, "budget share {:.1} % < 90 %", share * 100.0);
+}
+
+/// What goes wrong during a three-replica run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Disturbance {
+    /// Replica 1 is SIGKILLed once a third of the notes are in GHL, then restarted.
+    KillAtAThird,
+    /// As soon as deliveries arrive, a fourth store takes a prepare lease on the oldest
+    /// unprepared ones and goes without saving it (what a replica killed mid-preparation
+    /// leaves); and replica 1 is SIGKILLed while deliveries still arrive, then restarted.
+    DieWhilePreparing,
+}
+
+/// Takes a prepare lease on the oldest unprepared deliveries, as soon as there are any, through
+/// a store of its own that then goes (its lease is no longer renewed, as when its replica is
+/// killed); returns the events it held.
+async fn abandon_a_prepare_lease(db: &PgDatabase) -> Vec<formbridge::domain::EventId> {
+    let settings = formbridge::settings::StoreSettings::with_url(db.url.clone());
+    let store = formbridge::store::PgStore::open(&settings).await.unwrap();
+    let held = wait_for(Duration::from_secs(60), "a batch to prepare", || async {
+        let batch = formbridge::store::Queue::unprepared(&store, 8)
+            .await
+            .unwrap();
+        (!batch.is_empty()).then(|| batch.iter().map(|e| e.summary.id).collect::<Vec<_>>())
+    })
+    .await;
+    drop(store);
+    held
+}
+
+/// Runs three replicas over LEADS deliveries with `disturbance`, checks every delivery reached
+/// GHL once, in order per contact, with no 429, and returns the share of the rate budget spent
+/// while the backlog lasted.
+async fn three_replicas(db: &PgDatabase, disturbance: Disturbance) -> f64 {
     let mut config = SandboxConfig::single(TOKEN, LOCATION);
     config.burst = BURST;
     config.window = WINDOW;
@@ -141,16 +189,65 @@ async fn three_replicas_on_postgres_deliver_everything_once_in_order_within_one_
         }
     });
 
-    // Mid-run, once a third of the notes are in GHL: SIGKILL one replica, then restart it.
-    wait_for(Duration::from_secs(120), "a third of the notes", || async {
-        (ghl.sandbox.note_count() >= LEADS / 3).then_some(())
-    })
-    .await;
-    replicas.lock().unwrap()[1] = None;
-    kill(&mut children[1]);
-    let (child, base) = start_process(&config, &env);
-    children[1] = child;
-    replicas.lock().unwrap()[1] = Some(base);
+    let restart_replica_1 = |children: &mut Vec<Child>| {
+        replicas.lock().unwrap()[1] = None;
+        kill(&mut children[1]);
+        let (child, base) = start_process(&config, &env);
+        children[1] = child;
+        replicas.lock().unwrap()[1] = Some(base);
+    };
+    if disturbance == Disturbance::DieWhilePreparing {
+        let abandoned = abandon_a_prepare_lease(db).await;
+        let abandoned_at = std::time::Instant::now();
+        // Another replica prepares the abandoned batch once its lease runs out.
+        let url = db.url.clone();
+        let taken_over = tokio::spawn(async move {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let ids: Vec<i64> = abandoned.iter().map(|id| id.0).collect();
+            wait_for(
+                Duration::from_secs(30),
+                "the abandoned batch prepared",
+                || async {
+                    let left: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM events WHERE id = ANY($1) AND NOT prepared",
+                    )
+                    .bind(&ids)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                    (left == 0).then_some(())
+                },
+            )
+            .await;
+            pool.close().await;
+            (ids, abandoned_at.elapsed())
+        });
+        // While deliveries still arrive: SIGKILL one replica (it may be preparing, or hold
+        // claims), and restart it.
+        wait_for(
+            Duration::from_secs(120),
+            "a sixth of the deliveries stored",
+            || async { (acked.lock().unwrap().len() >= LEADS / 6).then_some(()) },
+        )
+        .await;
+        assert!(
+            !sending.is_finished(),
+            "every delivery was stored before the kill"
+        );
+        restart_replica_1(&mut children);
+        let (ids, after) = taken_over.await.unwrap();
+        println!(
+            "abandoned prepare lease on events {ids:?}: prepared by another replica {} ms later",
+            after.as_millis()
+        );
+    } else {
+        // Mid-run, once a third of the notes are in GHL: SIGKILL one replica, then restart it.
+        wait_for(Duration::from_secs(120), "a third of the notes", || async {
+            (ghl.sandbox.note_count() >= LEADS / 3).then_some(())
+        })
+        .await;
+        restart_replica_1(&mut children);
+    }
 
     let all_stored_at = sending.await.unwrap();
     wait_for(Duration::from_secs(180), "every note in GHL", || async {
@@ -242,7 +339,7 @@ async fn three_replicas_on_postgres_deliver_everything_once_in_order_within_one_
         span_ms / 1000.0,
         share * 100.0
     );
-    assert!(share >= 0.95, "budget share {:.1} % < 95 %", share * 100.0);
+    share
 }
 
 /// `n` replicas' stores on one PostgreSQL database.

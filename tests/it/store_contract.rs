@@ -137,6 +137,32 @@ fn claim(owner: &str, lease: Duration) -> Claim {
     }
 }
 
+contract_test!(a_new_delivery_waits_to_be_prepared_then_is_claimed_once);
+async fn a_new_delivery_waits_to_be_prepared_then_is_claimed_once(store: &dyn Store) {
+    let id = store.insert_event(delivery("new", "x")).await.unwrap().id();
+    let waiting = store.unprepared(10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].summary.id, id);
+    assert!(waiting[0].plan.is_none());
+    assert!(claimed_ids(store).await.is_empty(), "not prepared yet");
+    let ready = Preparation::Ready {
+        submission: serde_json::json!({"email": "new@x.co"}),
+        plan: formbridge::domain::Plan::default(),
+        contact_key: "email:new@x.co".into(),
+        location_id: "loc".into(),
+    };
+    store.save_preparations(&[(id, ready)]).await.unwrap();
+    assert!(store.unprepared(10).await.unwrap().is_empty());
+    let event = store.get_event(id).await.unwrap().unwrap();
+    assert_eq!(
+        event.submission,
+        Some(serde_json::json!({"email": "new@x.co"}))
+    );
+    assert!(event.plan.is_some());
+    assert_eq!(claimed_ids(store).await, vec![id]);
+    assert!(claimed_ids(store).await.is_empty(), "claimed once");
+}
+
 contract_test!(an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off);
 async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: &dyn Store) {
     let id = add(store, "a", "email:a@x.co").await;
@@ -1150,6 +1176,155 @@ async fn replicas_prepare_disjoint_batches_and_claims_wait_for_the_oldest_unprep
     }
     assert!(one.replay(ids[0], false).await.unwrap());
     assert_eq!(ids_of(two.unprepared(10).await.unwrap()), [ids[0]]);
+}
+
+/// The prepare lease of the given events, by the database's clock (unix milliseconds).
+async fn prepare_until(db: &PgDatabase, ids: &[EventId]) -> Vec<Option<i64>> {
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let until =
+        sqlx::query_scalar("SELECT prepare_until FROM events WHERE id = ANY($1) ORDER BY id")
+            .bind(&ids)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    until
+}
+
+/// A replica renews the prepare lease of the batch it holds while it prepares (a batch may
+/// outlast one short lease); a replica that goes (killed mid-preparation) holds the others
+/// back for one short lease at most, not a minute.
+#[tokio::test]
+async fn a_prepare_lease_is_renewed_while_held_and_ends_soon_after_its_replica() {
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
+    let (one, two) = (backend.replica().await, backend.replica().await);
+    let mut ids = Vec::new();
+    for key in ["r1", "r2"] {
+        ids.push(two.insert_event(delivery(key, "x")).await.unwrap().id());
+    }
+    let held: Vec<EventId> = one
+        .unprepared(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.summary.id)
+        .collect();
+    assert_eq!(held, ids);
+    let db = backend.pg.as_ref().unwrap();
+    let first = prepare_until(db, &ids).await;
+    let renewed = crate::common::wait_for(Duration::from_secs(5), "a renewal", || async {
+        let now = prepare_until(db, &ids).await;
+        (now.iter().zip(&first).all(|(n, f)| n > f)).then_some(now)
+    })
+    .await;
+    assert!(renewed.iter().all(Option::is_some));
+    assert!(two.unprepared(10).await.unwrap().is_empty(), "still held");
+
+    drop(one);
+    let gone = std::time::Instant::now();
+    let taken =
+        crate::common::wait_for(Duration::from_secs(10), "the batch taken over", || async {
+            let batch = two.unprepared(10).await.unwrap();
+            (!batch.is_empty()).then(|| batch.iter().map(|e| e.summary.id).collect::<Vec<_>>())
+        })
+        .await;
+    assert_eq!(taken, ids);
+    assert!(
+        gone.elapsed() < Duration::from_secs(5),
+        "taken over after {:?}",
+        gone.elapsed()
+    );
+}
+
+/// A batch whose save fails is handed back at once: no replica's claims wait for its lease.
+#[tokio::test]
+async fn a_batch_whose_save_failed_is_handed_back_at_once() {
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
+    let (one, two) = (backend.store.clone(), backend.replica().await);
+    let mut ids = Vec::new();
+    for key in ["f1", "f2"] {
+        ids.push(one.insert_event(delivery(key, "x")).await.unwrap().id());
+    }
+    assert_eq!(one.unprepared(10).await.unwrap().len(), 2);
+    // PostgreSQL refuses a NUL character in text: the save fails as a whole.
+    let failed = Preparation::Failed {
+        submission: None,
+        error: "bad\0byte".to_owned(),
+    };
+    one.save_preparations(&[(ids[0], failed)])
+        .await
+        .unwrap_err();
+    let again: Vec<EventId> = two
+        .unprepared(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.summary.id)
+        .collect();
+    assert_eq!(again, ids, "handed back at once");
+}
+
+/// Two replicas saving batches whose events take turns between two flows (location, source),
+/// each batch starting with a different flow, do not deadlock: every save takes the flows'
+/// locks in one order.
+#[tokio::test]
+async fn replicas_saving_batches_over_the_same_flows_in_opposite_orders_do_not_deadlock() {
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
+    let (one, two) = (backend.store.clone(), backend.replica().await);
+    let ready = |id: EventId| {
+        (
+            id,
+            Preparation::Ready {
+                submission: serde_json::json!({}),
+                plan: formbridge::domain::Plan::default(),
+                contact_key: format!("c{}", id.0).as_str().into(),
+                location_id: "loc".into(),
+            },
+        )
+    };
+    const PER_BATCH: u32 = 40;
+    for round in 0..10 {
+        // Batch one: jotform, dripjobs, jotform, …; batch two: dripjobs, jotform, ….
+        for i in 0..2 * PER_BATCH {
+            let source = if (i + i / PER_BATCH) % 2 == 0 {
+                "jotform"
+            } else {
+                "dripjobs"
+            };
+            let mut event = delivery(&format!("dl-{round}-{i}"), "x");
+            event.source = formbridge::domain::SourceName::parse(source).unwrap();
+            one.insert_event(event).await.unwrap();
+        }
+        let first: Vec<_> = one
+            .unprepared(PER_BATCH)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| ready(e.summary.id))
+            .collect();
+        let second: Vec<_> = two
+            .unprepared(PER_BATCH)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| ready(e.summary.id))
+            .collect();
+        assert_eq!(first.len() + second.len(), 2 * PER_BATCH as usize);
+        let (a, b) = tokio::join!(
+            one.save_preparations(&first),
+            two.save_preparations(&second)
+        );
+        a.unwrap();
+        b.unwrap();
+    }
+    assert!(one.unprepared(10).await.unwrap().is_empty());
 }
 
 /// `t` is within two seconds of `expected` (PostgreSQL's leases run on its own clock).
