@@ -18,7 +18,8 @@
 //! - [`submission`]: the normalized submission model.
 //! - [`domain`]: the ids every room names and the `Plan`, plain data shared by all.
 //! - [`mapping`]: mapping config and the pure plan builder.
-//! - [`store`]: the storage trait and its SQLite (and later PostgreSQL) implementations.
+//! - [`store`]: durable deliveries and the dispatch queue on SQLite or PostgreSQL, one trait per
+//!   role (ingest, queue, admin reads, token vault; budget slots on a shared store).
 //! - [`dispatch`]: workers that claim events and execute their plans against GHL (one function
 //!   per step kind), with retries.
 //! - [`ghl`]: the GHL API v2 client.

@@ -1,4 +1,5 @@
-//! Storage: the event store trait and its SQLite and PostgreSQL implementations.
+//! Storage: durable deliveries and the dispatch queue, one trait per role (ingest, queue, admin
+//! reads, token vault; budget slots), on SQLite or PostgreSQL.
 //!
 //! The backend is chosen by the URL scheme of `store.url`. Everything that acknowledges a
 //! webhook goes through [`Ingest::insert_event`], which returns only once the delivery is
