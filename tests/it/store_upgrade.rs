@@ -94,7 +94,9 @@ async fn a_store_made_by_release_0009_is_carried_over_and_its_open_events_dispat
         (2, "done", true, true),
         (4, "done", true, true),
         (5, "dead", true, false),
-        (6, "processing", true, true),
+        // Processing under the old release's lease: given back when the store opened under
+        // its file lock (no other process can hold it), due at once with its fair key.
+        (6, "pending", true, true),
         (7, "retrying", true, true),
         (8, "pending", true, true),
         (9, "pending", false, false),
