@@ -4,12 +4,12 @@
 //! as the ingress, so no delivery can hold up the async workers or the events after it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::alerts::{Alert, AlertSink};
 use crate::body::BodyLimits;
 use crate::domain::plan::Step;
-use crate::domain::{ContactKey, LocationId};
+use crate::domain::{ContactKey, EventId, LocationId};
 use crate::mapping::build_plan;
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
@@ -18,6 +18,12 @@ use crate::store::{Event, Preparation, Queue, StoreError};
 
 /// The config key of the per-event preparation budget, named in dead-letter reasons.
 const BUDGET_KEY: &str = "dispatch.prepare_timeout";
+
+/// A chunk of prepared events is saved once it holds this many events…
+const SAVE_EVERY_EVENTS: usize = 32;
+/// …or once it has been gathering this long, whichever comes first: on a loaded
+/// machine a batch may take far longer to prepare than the events in it are worth holding.
+const SAVE_EVERY: Duration = Duration::from_millis(20);
 
 /// The CPU-bound work of preparing one event.
 type Work = Arc<dyn Fn(&Event) -> Preparation + Send + Sync>;
@@ -29,6 +35,13 @@ pub struct Preparer {
     budget: Duration,
     /// Where dead letters are reported.
     alerts: AlertSink,
+}
+
+/// Prepared events not saved yet, with how each ended.
+#[derive(Default)]
+struct Chunk {
+    results: Vec<(EventId, Preparation)>,
+    outcomes: Vec<(Outcome, String)>,
 }
 
 /// How a batch's events ended, for metrics and logs.
@@ -61,22 +74,35 @@ impl Preparer {
         }
     }
 
-    /// Prepares up to `batch` unprepared events; returns how many it handled.
+    /// Prepares up to `batch` unprepared events; returns how many it handled. What is prepared
+    /// is saved in small chunks ([`SAVE_EVERY_EVENTS`], [`SAVE_EVERY`]) rather than once at the
+    /// end: claims never pass the oldest unprepared event, so a chunk saved early lets every
+    /// replica claim it while the rest of the batch is still being prepared.
     pub async fn run_once(&self, store: &dyn Queue, batch: u32) -> Result<usize, StoreError> {
         let events = store.unprepared(batch).await?;
-        if events.is_empty() {
-            return Ok(0);
-        }
         let handled = events.len();
-        let mut results = Vec::with_capacity(handled);
-        let mut outcomes = Vec::with_capacity(handled);
+        let mut chunk = Chunk::default();
+        let mut chunk_started = Instant::now();
         for event in events {
             let id = event.summary.id;
             let source = event.summary.source.clone();
             let (prep, outcome) = self.prepare_within_budget(event).await;
-            results.push((id, prep));
-            outcomes.push((outcome, source));
+            chunk.results.push((id, prep));
+            chunk.outcomes.push((outcome, source));
+            if chunk.results.len() >= SAVE_EVERY_EVENTS || chunk_started.elapsed() >= SAVE_EVERY {
+                self.save(store, std::mem::take(&mut chunk)).await?;
+                chunk_started = Instant::now();
+            }
         }
+        if !chunk.results.is_empty() {
+            self.save(store, chunk).await?;
+        }
+        Ok(handled)
+    }
+
+    /// Saves one chunk of preparations, then counts and reports what it dead-lettered.
+    async fn save(&self, store: &dyn Queue, chunk: Chunk) -> Result<(), StoreError> {
+        let Chunk { results, outcomes } = chunk;
         store.save_preparations(&results).await?;
         for ((id, prep), (outcome, source)) in results.iter().zip(outcomes) {
             match prep {
@@ -102,7 +128,7 @@ impl Preparer {
                 Preparation::Ready { .. } => {}
             }
         }
-        Ok(handled)
+        Ok(())
     }
 
     /// Prepares `event` on a blocking thread. Past the budget the event is failed and the next
@@ -219,7 +245,6 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::domain::EventId;
     use crate::domain::SourceName;
     use crate::settings::StoreSettings;
     use crate::store::{EventStatus, NewEvent, Store};
