@@ -1197,7 +1197,7 @@ mod tests {
     }
 
     /// A value the schema allows, every declared property filled (to `depth`): enums take
-    /// their first value, patterned strings their example, alternatives their first.
+    /// their first value, strings the spec's example (else `"x"`), alternatives their first.
     fn example(specs: &Specs, file: &str, schema: &Value, depth: u32) -> Value {
         let mut f = Flat::default();
         specs.flatten(file, schema, &mut f);
@@ -1211,7 +1211,10 @@ mod tests {
         let (_, resolved) = specs.resolve(file, schema);
         match f.types.first().copied() {
             Some("string") if !f.patterns.is_empty() => resolved["example"].clone(),
-            Some("string") => json!("x"),
+            Some("string") => match resolved["example"].as_str() {
+                Some(e) => json!(e),
+                None => json!("x"),
+            },
             Some("number" | "integer") => json!(f.minimum.first().copied().unwrap_or(1.0) as i64),
             Some("boolean") => json!(true),
             Some("array") if depth > 0 => match f.items.first() {
@@ -1286,6 +1289,136 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, 124, "the six specs declare 124 operations");
+    }
+
+    /// The sandbox agrees with the contacts spec both ways: a request built from each
+    /// operation's own schema (the spec's examples for strings) is not refused as invalid (422),
+    /// and the same body with an undeclared property is (GHL's whitelist). Routes the sandbox
+    /// does not simulate (followers, campaigns, workflows, bulk tags) answer Express's 404.
+    #[tokio::test]
+    async fn the_sandbox_takes_what_the_contacts_spec_allows_and_refuses_undeclared_properties() {
+        use ghl_sandbox::{DEMO_LOCATION, DEMO_TOKEN};
+        let specs = specs();
+        let sandbox = ghl_sandbox::start(ghl_sandbox::SandboxConfig::default())
+            .await
+            .unwrap();
+        let client = reqwest::Client::new();
+        let send = |method: &str, path: &str, query: &str, body: Option<&Value>| {
+            let mut url = sandbox.base_url.join(path).unwrap();
+            url.set_query(Some(query).filter(|q| !q.is_empty()));
+            let mut request = client
+                .request(method.parse().unwrap(), url)
+                .bearer_auth(DEMO_TOKEN)
+                .header("Version", ghl_sandbox::API_VERSION);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            async move {
+                let r = request.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let id_of = |text: &str, pointer: &str| -> String {
+            let v: Value = serde_json::from_str(text).unwrap();
+            v.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_owned()
+        };
+        let made = json!({"locationId": DEMO_LOCATION, "email": "spec@example.com"});
+        let (_, text) = send("POST", "/contacts/upsert", "", Some(&made)).await;
+        let contact = id_of(&text, "/contact/id");
+        let task = json!({"title": "t", "dueDate": "2026-07-20T10:00:00Z", "completed": false});
+        let path = format!("/contacts/{contact}/tasks");
+        let (_, text) = send("POST", &path, "", Some(&task)).await;
+        let task = id_of(&text, "/task/id");
+        let path = format!("/contacts/{contact}/notes");
+        let (_, text) = send("POST", &path, "", Some(&json!({"body": "n"}))).await;
+        let note = id_of(&text, "/note/id");
+
+        let mut ops: Vec<&Operation> = specs
+            .operations
+            .iter()
+            .filter(|o| o.file == "ghl-contacts-openapi.json")
+            .collect();
+        // Deletes last, the contact's very last, so every operation finds its records.
+        ops.sort_by_key(|o| (o.method == "DELETE", o.template == "/contacts/{contactId}"));
+        let (mut simulated, mut problems) = (0, Vec::new());
+        for op in ops {
+            let path: String = op
+                .template
+                .split('/')
+                .map(|seg| match seg {
+                    "{contactId}" => contact.clone(),
+                    "{taskId}" => task.clone(),
+                    "{id}" => note.clone(),
+                    s if s.starts_with('{') => "x".to_owned(),
+                    s => s.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let (item, json) = specs.operation_json(op);
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for p in [item.get("parameters"), json.get("parameters")]
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_array)
+                .flatten()
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+            {
+                let name = p["name"].as_str().unwrap();
+                let value = match name {
+                    "locationId" => json!(DEMO_LOCATION),
+                    _ => example(specs, op.file, &p["schema"], 0),
+                };
+                let text = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned);
+                query.append_pair(name, &text);
+            }
+            let query = query.finish();
+            let mut body = json
+                .pointer("/requestBody/content/application~1json/schema")
+                .map(|s| example(specs, op.file, s, 3));
+            if let Some(Value::Object(b)) = body.as_mut() {
+                for (k, v) in b.iter_mut() {
+                    match k.as_str() {
+                        "locationId" => *v = json!(DEMO_LOCATION),
+                        // The spec types it object but means a date string (TOLERATED).
+                        "dateOfBirth" => *v = json!("1990-09-25"),
+                        "email" => *v = json!("spec@example.com"),
+                        _ => {}
+                    }
+                }
+            }
+            if op.template == "/contacts/search" {
+                // Its spec body is empty; GHL requires these two of the TOLERATED properties.
+                body = Some(json!({"locationId": DEMO_LOCATION, "pageLimit": 10}));
+            }
+            let name = op.name();
+            let (status, text) = send(&op.method, &path, &query, body.as_ref()).await;
+            if status == 404 && text.contains("Cannot ") {
+                continue;
+            }
+            simulated += 1;
+            if status == 422 {
+                problems.push(format!("{name}: a request the spec allows got 422 {text}"));
+            }
+            if let Some(Value::Object(mut b)) = body {
+                b.insert("undeclaredProbe".into(), json!(1));
+                let (status, text) = send(&op.method, &path, &query, Some(&Value::Object(b))).await;
+                if status != 422 || !text.contains("undeclaredProbe") {
+                    problems.push(format!(
+                        "{name}: an undeclared property got {status} {text}, GHL answers 422"
+                    ));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+        assert!(
+            simulated >= 20,
+            "only {simulated} contacts operations simulated"
+        );
     }
 
     #[test]
