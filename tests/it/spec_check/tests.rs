@@ -252,6 +252,24 @@ async fn the_log_check_finds_a_bad_request_sent_to_the_sandbox() {
     assert_eq!(found.checked, 2, "/oauth/token is not an API operation");
     let v = only(found.violations, "POST /contacts/upsert", "body.nickname");
     assert_eq!(v.index, 2);
+
+    // The log is kept by the layer around every route, the fallback included: a route no spec
+    // (and no sandbox handler) knows is logged with its JSON body, and flagged.
+    let unknown = client
+        .put(sandbox.base_url.join("/opportunities/o1/stage").unwrap())
+        .bearer_auth(ghl_sandbox::DEMO_TOKEN)
+        .header("Version", ghl_sandbox::API_VERSION)
+        .json(&json!({"stage": "won"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let state = sandbox.state();
+    let logged = state.requests.last().unwrap();
+    assert_eq!(logged.body, Some(json!({"stage": "won"})));
+    let found = check_log(&state);
+    let v = only(found.violations[1..].to_vec(), "", "route");
+    assert_eq!(v.request, "PUT /opportunities/o1/stage");
 }
 
 #[test]
