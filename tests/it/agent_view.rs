@@ -233,6 +233,8 @@ async fn a_known_visitor_is_shown_to_the_agent_and_the_delivery_is_stored() {
         metrics.contains("formbridge_agent_view_total{outcome=\"shown\"}"),
         "{metrics}"
     );
+    // The seeding and the agent view's lookups (duplicate search, tasks, notes).
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 #[tokio::test]

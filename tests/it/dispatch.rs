@@ -100,8 +100,9 @@ pub(crate) async fn count(app: &TestApp, status: EventStatus) -> u64 {
 }
 
 /// No GHL record was created twice: every marker appears on exactly one task or note, and no
-/// two contacts share an email.
+/// two contacts share an email. And every request sent follows the official GHL specs.
 fn assert_no_duplicates(state: &SandboxState) {
+    crate::spec_check::assert_requests_follow_specs(state);
     let mut seen = BTreeSet::new();
     for record in state.tasks.iter().chain(&state.notes) {
         let body = record["body"].as_str().unwrap_or_default();

@@ -157,6 +157,7 @@ due_in = "1d"
     app.drain(Duration::from_secs(20)).await;
     assert_eq!(app.total_events().await, events_before);
     assert_eq!(ghl.state().requests.len(), requests_before);
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 #[tokio::test]
@@ -204,4 +205,5 @@ async fn an_edit_whose_note_was_deleted_in_ghl_writes_it_anew() {
             .len(),
         2
     );
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }

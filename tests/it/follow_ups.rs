@@ -124,6 +124,7 @@ async fn stage_changes_move_and_complete_the_leads_task_and_move_its_tags() {
     );
     let counts = app.store.status_counts().await.unwrap();
     assert_eq!(counts[&EventStatus::Done], 3, "{counts:?}");
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 #[tokio::test]

@@ -188,6 +188,7 @@ async fn contact_endpoints() {
         matches!(gone, GhlError::Rejected { status: 400, .. }),
         "{gone:?}"
     );
+    crate::spec_check::assert_requests_follow_specs(&h.state());
 }
 
 #[tokio::test]
@@ -342,6 +343,7 @@ async fn tags_tasks_notes_and_appointments() {
     let events = client.contact_appointments(LOC, &id).await.unwrap();
     assert_eq!(events.body.events.len(), 1);
     assert_eq!(events.body.events[0].title.as_deref(), Some("Visit"));
+    crate::spec_check::assert_requests_follow_specs(&h.state());
 }
 
 #[tokio::test]

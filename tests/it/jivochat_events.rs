@@ -70,6 +70,7 @@ async fn a_call_event_leaves_a_note_and_a_task_and_chat_events_update_the_contac
         0,
         "{counts:?}"
     );
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 /// An anonymous visitor's chat (no email, no phone) is no dead letter: with the built-in

@@ -39,6 +39,7 @@ mod retention;
 mod sources_fixtures;
 mod sources_linear;
 mod sources_props;
+mod spec_check;
 mod store_contract;
 mod store_upgrade;
 mod tokens_at_rest;

@@ -52,6 +52,7 @@ on_missing_contact = "create_by_name"
     assert_eq!(dead.len(), 1, "{dead:?}");
     let reason = dead[0].last_error.clone().unwrap_or_default();
     assert!(reason.contains("no usable email or phone"), "{reason}");
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 /// Posts one DripJobs delivery and runs the dispatcher until it is done or dead.
@@ -86,10 +87,12 @@ async fn latest_submission(app: &TestApp) -> serde_json::Value {
     event.submission.unwrap()
 }
 
-/// Delivers `body` and returns the body of the last contact upsert GHL received.
+/// Delivers `body` and returns the body of the last contact upsert GHL received (every request
+/// sent so far following the official specs).
 async fn upsert_for(app: &TestApp, ghl: &SandboxHandle, body: serde_json::Value) -> Value {
     deliver(app, body).await;
     let state = ghl.state();
+    crate::spec_check::assert_requests_follow_specs(&state);
     let upserts = state.requests_to("POST", "/contacts/upsert");
     upserts.last().and_then(|r| r.body.clone()).unwrap()
 }
@@ -183,6 +186,7 @@ keep_first_source = true
         state.requests_to("PUT", &format!("/contacts/{id}")).len(),
         1
     );
+    crate::spec_check::assert_requests_follow_specs(&state);
 }
 
 #[tokio::test]
@@ -231,6 +235,7 @@ due_in = "2d"
             .len(),
         1
     );
+    crate::spec_check::assert_requests_follow_specs(&state);
     let fallback = state.tasks_of(&id)[1]["dueDate"]
         .as_str()
         .unwrap()

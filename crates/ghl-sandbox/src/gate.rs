@@ -230,6 +230,8 @@ pub(crate) async fn gate(State(sb): State<Sandbox>, request: Request, next: Next
     let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
     };
+    // Every route's JSON body is logged here, in the one layer all API routes pass, so routes
+    // added later need nothing of their own; other bodies (multipart uploads) log as `None`.
     let logged_body = serde_json::from_slice::<Value>(&bytes).ok();
     let request = Request::from_parts(parts, Body::from(bytes));
     let mut entry = LogEntry {
@@ -241,6 +243,10 @@ pub(crate) async fn gate(State(sb): State<Sandbox>, request: Request, next: Next
         outcome: "answered".into(),
         at: now_iso(),
         body: logged_body,
+        content_type: headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
 
     let decision = decide(&mut sb.world(), &path);

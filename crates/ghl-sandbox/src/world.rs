@@ -115,6 +115,10 @@ pub struct LogEntry {
     pub at: String,
     /// The JSON request body, if any.
     pub body: Option<Value>,
+    /// The request's `Content-Type` header, if any (`multipart/form-data; boundary=…` for file
+    /// uploads, whose bodies are not logged), so a reader knows why `body` is empty.
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 /// An access token grant.
