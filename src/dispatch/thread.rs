@@ -124,6 +124,15 @@ impl Thread {
         tasks
     }
 
+    /// The other revisions of the event's submission that reached GHL (done), earlier or later
+    /// (a later one is here when it shares one of the event's references), oldest first: what
+    /// a phone call's other statuses said.
+    pub fn done_revisions(&self) -> impl Iterator<Item = &ThreadEvent> {
+        self.others
+            .iter()
+            .filter(|e| e.same_submission && e.status == EventStatus::Done)
+    }
+
     fn is_earlier(&self, event: &ThreadEvent) -> bool {
         self.me.is_some_and(|me| event.id < me)
     }
