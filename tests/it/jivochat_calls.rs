@@ -12,7 +12,7 @@ use ghl_sandbox::{SandboxHandle, SandboxState};
 use serde_json::{json, Value};
 
 use crate::common::{TestApp, SECRET};
-use crate::dispatch::{driven_app_for, sandbox_with};
+use crate::dispatch::{driven_app_for, sandbox_with, LOCATION, TOKEN};
 
 const ADMIN_TOKEN: &str = "calls-admin-token";
 const EMAIL: &str = "email@example.com";
@@ -293,4 +293,66 @@ async fn skip_tool_tasks_leaves_a_call_its_note_only() {
     let id = contact(&state);
     assert_eq!(state.notes_of(&id).len(), 2, "one note per call");
     assert!(state.tasks_of(&id).is_empty(), "{:#?}", state.tasks);
+}
+
+/// A request to the sandbox as GHL's API takes it.
+async fn ghl_post(ghl: &SandboxHandle, path: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(ghl.base_url.join(path).unwrap())
+        .bearer_auth(TOKEN)
+        .header("Version", ghl_sandbox::API_VERSION)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// An earlier attempt created the call's task and note and their answers were lost (or its
+/// steps' records were forgotten): the next status finds them by the call's marker and
+/// creates neither again.
+#[tokio::test]
+async fn a_calls_task_and_note_already_in_ghl_are_found_not_created_again() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = app_for(&ghl, "").await;
+    let upserted = ghl_post(
+        &ghl,
+        "contacts/upsert",
+        json!({"locationId": LOCATION, "email": EMAIL, "phone": "+14084987855"}),
+    )
+    .await;
+    let contact_id = upserted["contact"]["id"].as_str().unwrap().to_owned();
+    ghl_post(
+        &ghl,
+        &format!("contacts/{contact_id}/tasks"),
+        json!({"title": "Callback requested: call John Smith back",
+               "body": "Type: callback\n\n[formbridge:call:jivochat:4398:task]",
+               "dueDate": "2026-01-01T10:00:00Z", "completed": false}),
+    )
+    .await;
+    ghl_post(
+        &ghl,
+        &format!("contacts/{contact_id}/notes"),
+        json!({"body": "JivoChat call (chat 4398)\n\n[formbridge:call:jivochat:4398:note]"}),
+    )
+    .await;
+    let before = ghl.state().requests.len();
+
+    deliver(&app, &call_event("callback", "client_connected")).await;
+    let state = ghl.state();
+    let created: Vec<String> = writes_since(&state, before)
+        .into_iter()
+        .filter(|w| w.starts_with("POST"))
+        .collect();
+    assert!(created.is_empty(), "created again: {created:?}");
+    let (note, tasks) = note_and_tasks(&ghl);
+    assert!(note.contains("Status: client_connected"), "{note}");
+    assert_eq!(tasks.len(), 1, "{tasks:#?}");
+    assert_eq!(tasks[0]["completed"], false);
+
+    deliver(&app, &call_event("callback", "end")).await;
+    let (_, tasks) = note_and_tasks(&ghl);
+    assert_eq!(tasks.len(), 1, "{tasks:#?}");
+    assert_eq!(tasks[0]["completed"], true, "the call happened");
 }
