@@ -606,4 +606,60 @@ mod tests {
         }
         assert!(!Jivochat.agent_view_wanted(&ParsedBody::Json(json!([]))));
     }
+
+    fn call_event(call: Value) -> ParsedBody {
+        ParsedBody::Json(json!({
+            "event_name": "call_event", "chat_id": 4398,
+            "visitor": {"name": "John Smith", "phone": "+14084987855"},
+            "call": call,
+        }))
+    }
+
+    #[test]
+    fn the_statuses_of_one_call_share_its_delivery_id() {
+        let id = |body: &ParsedBody| Jivochat.delivery_id(body, &HeaderMap::new());
+        let start = call_event(json!({"type": "callback", "status": "start"}));
+        let end = call_event(json!({"type": "callback", "status": "end"}));
+        assert_eq!(id(&start).as_deref(), Some("call_event:4398"));
+        assert_eq!(id(&start), id(&end));
+        assert_ne!(start.content_hash(), end.content_hash(), "so a revision");
+        let no_chat = ParsedBody::Json(json!({"event_name": "call_event", "call": {}}));
+        assert_eq!(id(&no_chat), None, "deduplicated by its body's hash");
+    }
+
+    #[test]
+    fn a_call_event_reports_its_call_and_the_task_it_may_need() {
+        let at = time::macros::datetime!(2026-01-01 10:00 UTC);
+        let call = |body: ParsedBody| {
+            let (sub, _) = read(&body, at).unwrap();
+            Jivochat.call(&sub)
+        };
+        let missed = call(call_event(
+            json!({"type": "incoming", "status": "error", "reason": "busy"}),
+        ))
+        .unwrap();
+        assert_eq!(missed.id, "4398");
+        assert_eq!(missed.kind, CallKind::Incoming);
+        assert_eq!(missed.status, CallStatus::Error);
+        // (The name is the contact's, filled in after reading.)
+        assert_eq!(missed.task.title, "Missed call: call the visitor back");
+        let body = missed.task.body.unwrap_or_default();
+        assert!(body.contains("Reason: busy"), "{body}");
+        let callback = call(call_event(json!({"type": "callback", "status": "start"}))).unwrap();
+        assert_eq!(
+            callback.task.title,
+            "Callback requested: call the visitor back"
+        );
+        // A status or type formbridge does not know: not followed as a call.
+        assert_eq!(
+            call(call_event(json!({"type": "callback", "status": "ok"}))),
+            None
+        );
+        assert_eq!(
+            call(call_event(json!({"type": "video", "status": "end"}))),
+            None
+        );
+        let chat = ParsedBody::Json(json!({"event_name": "chat_finished", "chat_id": 1}));
+        assert_eq!(call(chat), None);
+    }
 }
