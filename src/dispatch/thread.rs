@@ -249,6 +249,22 @@ mod tests {
     }
 
     #[test]
+    fn done_revisions_are_the_submissions_other_finished_revisions_earlier_or_later() {
+        let thread = Thread::new(
+            EventId(3),
+            false,
+            vec![
+                lead(1, EventStatus::Done, "c1", true),
+                lead(2, EventStatus::Done, "c1", false),
+                lead(4, EventStatus::Retrying, "c1", true),
+                lead(5, EventStatus::Done, "c1", true),
+            ],
+        );
+        let ids: Vec<EventId> = thread.done_revisions().map(|e| e.id).collect();
+        assert_eq!(ids, [EventId(1), EventId(5)]);
+    }
+
+    #[test]
     fn a_follow_up_finds_its_leads_contact_and_tasks_and_waits_for_unfinished_leads() {
         let mut follow_up = lead(2, EventStatus::Retrying, "c1", false);
         follow_up.plan = Some(Plan {

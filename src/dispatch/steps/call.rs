@@ -13,6 +13,7 @@ use super::StepAt;
 use crate::dispatch::attempt::{Executor, StepError};
 use crate::domain::call::{CallFacts, CallOutcome, CallProgress};
 use crate::domain::plan::Step;
+use crate::domain::EventId;
 use crate::ghl::types::{CreateNoteRequest, CreateTaskRequest, UpdateNoteRequest};
 use crate::ghl_access::marker::{call_marker, with_marker};
 
@@ -133,7 +134,7 @@ fn call_of<'a>(at: &StepAt<'a>) -> Result<&'a CallFacts, StepError> {
 fn other_statuses<'a>(
     at: &StepAt<'a>,
     call: &'a CallFacts,
-) -> impl Iterator<Item = (&'a CallFacts, crate::domain::EventId, &'a [Step])> + 'a {
+) -> impl Iterator<Item = (&'a CallFacts, EventId, &'a [Step])> + 'a {
     at.thread.done_revisions().filter_map(move |e| {
         let plan = e.plan.as_ref()?;
         let other = plan.call.as_ref().filter(|c| c.key == call.key)?;
