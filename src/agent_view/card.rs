@@ -134,10 +134,12 @@ fn latest_note(notes: &[Note]) -> Option<String> {
 }
 
 /// `text` without formbridge's idempotency markers (`[formbridge:<event>:<step>]`, written by
-/// the dispatcher on each task and note it creates), trimmed.
+/// the dispatcher on each task and note it creates, and `[formbridge:call:<key>:<record>]` on a phone
+/// call's task and note), trimmed.
 pub fn strip_markers(text: &str) -> String {
     static MARKER: OnceLock<Option<Regex>> = OnceLock::new();
-    let marker = MARKER.get_or_init(|| Regex::new(r"\s*\[formbridge:\d+:\d+\]").ok());
+    let marker = MARKER
+        .get_or_init(|| Regex::new(r"\s*\[formbridge:(\d+:\d+|call:[A-Za-z0-9:._-]+)\]").ok());
     match marker {
         Some(re) => re.replace_all(text, "").trim().to_owned(),
         None => text.trim().to_owned(),
@@ -321,6 +323,10 @@ mod tests {
         assert_eq!(
             strip_markers("a [formbridge:x:1] b"),
             "a [formbridge:x:1] b"
+        );
+        assert_eq!(
+            strip_markers("Call ended\n\n[formbridge:call:jivochat:4398:note]"),
+            "Call ended"
         );
     }
 }

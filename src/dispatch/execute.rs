@@ -26,10 +26,11 @@ impl Executor<'_> {
     /// Runs the event's remaining steps. `Ok` means every step is done.
     pub async fn run(&self, event: &ClaimedEvent) -> Result<(), Stop> {
         let plan = &event.plan;
-        // Only an edit (it updates what its earlier revision made) and a follow-up (it acts on
-        // its lead) need their thread; a lead's references are for the follow-ups to find it.
+        // Only an edit (it updates what its earlier revision made), a follow-up (it acts on
+        // its lead) and a phone call's status (what its other statuses said) need their
+        // thread; a lead's references are for the follow-ups to find it.
         let follow_up = plan.steps.iter().any(Step::acts_on_lead);
-        let thread = if follow_up || plan.revision_of.is_some() {
+        let thread = if follow_up || plan.revision_of.is_some() || plan.call.is_some() {
             Thread::new(event.id, follow_up, self.store.thread(event.id).await?)
         } else {
             Thread::default()

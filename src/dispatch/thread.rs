@@ -124,6 +124,15 @@ impl Thread {
         tasks
     }
 
+    /// The other revisions of the event's submission that reached GHL (done), earlier or later
+    /// (a later one is here when it shares one of the event's references), oldest first: what
+    /// a phone call's other statuses said.
+    pub fn done_revisions(&self) -> impl Iterator<Item = &ThreadEvent> {
+        self.others
+            .iter()
+            .filter(|e| e.same_submission && e.status == EventStatus::Done)
+    }
+
     fn is_earlier(&self, event: &ThreadEvent) -> bool {
         self.me.is_some_and(|me| event.id < me)
     }
@@ -237,6 +246,22 @@ mod tests {
             thread.revision_record(StepKind::CreateTask, 0, "c1"),
             Some("task-1".to_owned())
         );
+    }
+
+    #[test]
+    fn done_revisions_are_the_submissions_other_finished_revisions_earlier_or_later() {
+        let thread = Thread::new(
+            EventId(3),
+            false,
+            vec![
+                lead(1, EventStatus::Done, "c1", true),
+                lead(2, EventStatus::Done, "c1", false),
+                lead(4, EventStatus::Retrying, "c1", true),
+                lead(5, EventStatus::Done, "c1", true),
+            ],
+        );
+        let ids: Vec<EventId> = thread.done_revisions().map(|e| e.id).collect();
+        assert_eq!(ids, [EventId(1), EventId(5)]);
     }
 
     #[test]

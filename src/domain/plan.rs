@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::domain::call::CallFacts;
 use crate::submission::ContactField;
 
 /// What to do in GHL for one submission, in order.
@@ -32,6 +33,11 @@ pub struct Plan {
     /// the event, which is done. `None` for a plan with steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nothing_to_do: Option<String>,
+    /// For a delivery that reports a phone call's status change (JivoChat `call_event`): the
+    /// call and its status. Its [`Step::CallTask`] and [`Step::CallNote`] act on the one task
+    /// and note of the call, whatever status made them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallFacts>,
 }
 
 /// One GHL action.
@@ -75,6 +81,19 @@ pub enum Step {
         #[serde(with = "time::serde::rfc3339")]
         due_at: OffsetDateTime,
     },
+    /// The call-back task of the plan's call ([`Plan::call`]), one per call: created (with
+    /// this title, body and due date) by the first status after which the call needs a
+    /// call-back, completed by the first after which it happened, otherwise left alone.
+    CallTask {
+        title: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+        #[serde(with = "time::serde::rfc3339")]
+        due_at: OffsetDateTime,
+    },
+    /// The note of the plan's call, one per call, showing the furthest status its deliveries
+    /// reached (this body, or a later status's).
+    CallNote { body: String },
 }
 
 impl Step {
@@ -90,6 +109,8 @@ impl Step {
             Step::LeadContact { .. } => StepKind::LeadContact,
             Step::CompleteLeadTasks => StepKind::CompleteLeadTasks,
             Step::MoveLeadTasks { .. } => StepKind::MoveLeadTasks,
+            Step::CallTask { .. } => StepKind::CallTask,
+            Step::CallNote { .. } => StepKind::CallNote,
         }
     }
 
@@ -124,11 +145,13 @@ pub enum StepKind {
     LeadContact,
     CompleteLeadTasks,
     MoveLeadTasks,
+    CallTask,
+    CallNote,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 9] = [
+    pub const ALL: [StepKind; 11] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
@@ -138,6 +161,8 @@ impl StepKind {
         StepKind::LeadContact,
         StepKind::CompleteLeadTasks,
         StepKind::MoveLeadTasks,
+        StepKind::CallTask,
+        StepKind::CallNote,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -152,6 +177,8 @@ impl StepKind {
             StepKind::LeadContact => "lead_contact",
             StepKind::CompleteLeadTasks => "complete_lead_tasks",
             StepKind::MoveLeadTasks => "move_lead_tasks",
+            StepKind::CallTask => "call_task",
+            StepKind::CallNote => "call_note",
         }
     }
 }

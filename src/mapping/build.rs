@@ -10,6 +10,7 @@ use super::due::due_at;
 use super::follow_up::{self, CompiledFollowUp};
 use super::task_rules::CompiledTask;
 use super::vars::{answer_lines, Vars};
+use crate::domain::call::CallFacts;
 use crate::domain::plan::{ContactFields, CustomFieldValue, Plan, Step};
 use crate::domain::SourceName;
 use crate::sources::SourceKind;
@@ -116,7 +117,19 @@ pub fn build_plan(
     Ok(Plan {
         steps,
         references,
+        call: call_facts(mapping, submission),
         ..Plan::default()
+    })
+}
+
+/// The phone call this delivery reports a status of, when its tool follows calls
+/// (`Tool::call`): keyed by source and call id.
+fn call_facts(mapping: &CompiledMapping, submission: &Submission) -> Option<CallFacts> {
+    let call = mapping.kind.call(submission)?;
+    Some(CallFacts {
+        key: format!("{}:{}", mapping.source, call.id),
+        kind: call.kind,
+        status: call.status,
     })
 }
 
@@ -150,7 +163,7 @@ fn lead_steps(
     push_tag_steps(&mut steps, tags, removed);
     steps.extend(task_steps(&mapping.tasks, vars));
     steps.extend(tool_task(mapping, submission));
-    steps.extend(note_step(note(mapping, vars)));
+    steps.extend(note_step(mapping, submission, note(mapping, vars)));
     Ok(steps)
 }
 
@@ -186,7 +199,7 @@ fn follow_up_steps(
         Some(template) => Some(template.render(vars)),
         None => note(mapping, vars),
     };
-    steps.extend(note_step(note));
+    steps.extend(note_step(mapping, vars.submission, note));
     steps
 }
 
@@ -219,12 +232,20 @@ fn task_steps<'a>(
         })
 }
 
-/// The task the tool asks for on this delivery, unless `mapping.skip_tool_tasks`.
+/// The task the tool asks for on this delivery, unless `mapping.skip_tool_tasks`: for a
+/// phone call's status, the call's call-back task (created only once the call needs it).
 fn tool_task(mapping: &CompiledMapping, submission: &Submission) -> Option<Step> {
-    let task = mapping
-        .tool_tasks
-        .then(|| mapping.kind.default_task(submission))
-        .flatten()?;
+    if !mapping.tool_tasks {
+        return None;
+    }
+    if let Some(call) = mapping.kind.call(submission) {
+        return Some(Step::CallTask {
+            title: call.task.title,
+            body: call.task.body,
+            due_at: submission.received_at.saturating_add(call.task.due_in),
+        });
+    }
+    let task = mapping.kind.default_task(submission)?;
     Some(Step::CreateTask {
         title: task.title,
         body: task.body,
@@ -242,10 +263,17 @@ fn note(mapping: &CompiledMapping, vars: &Vars<'_>) -> Option<String> {
     }
 }
 
-/// The note step, unless the note is blank.
-fn note_step(body: Option<String>) -> Option<Step> {
-    body.filter(|b| !b.trim().is_empty())
-        .map(|body| Step::CreateNote { body })
+/// The note step, unless the note is blank: for a phone call's status, the call's one note.
+fn note_step(
+    mapping: &CompiledMapping,
+    submission: &Submission,
+    body: Option<String>,
+) -> Option<Step> {
+    let body = body.filter(|b| !b.trim().is_empty())?;
+    Some(match mapping.kind.call(submission) {
+        Some(_) => Step::CallNote { body },
+        None => Step::CreateNote { body },
+    })
 }
 
 /// An empty plan, and why.

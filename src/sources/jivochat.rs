@@ -12,9 +12,10 @@ use time::OffsetDateTime;
 
 use super::detect::{Confidence, ContactDraft, Role};
 use super::tool::{
-    json_text as text, CrmCard, EventRules, NormalizeError, ReadInput, Tool, ToolTask,
+    json_text as text, CrmCard, EventRules, NormalizeError, ReadInput, Tool, ToolCall, ToolTask,
 };
 use crate::body::ParsedBody;
+use crate::domain::call::{CallKind, CallStatus};
 use crate::submission::{Answer, AnswerValue, ChatMessage, Geo, Page, Submission};
 
 const TOOL: &str = "JivoChat";
@@ -43,12 +44,19 @@ const CONTACT_IF_PRESENT: &[&str] = &[
     "call_event",
 ];
 
+/// A phone call's status change. JivoChat sends one at every change of one call (`start`,
+/// `agent_connected`, `client_connected`, `end`, `error`); its `call` object has no id of its
+/// own, so the call is its chat (`chat_id`, which the docs' example carries): the statuses of
+/// one call are revisions of one delivery. One without `chat_id` stands alone, as before.
+const CALL_EVENT: &str = "call_event";
+
 /// How soon a callback request or a missed call is due.
 const CALL_TASK_DUE: time::Duration = time::Duration::minutes(30);
 
 /// Events that happen once per id: an offline message has its own id, and a chat is accepted
-/// and finished once. `chat_updated`, `client_updated` and `call_event` legitimately repeat for
-/// one chat with new content.
+/// and finished once. `chat_updated` and `client_updated` legitimately repeat for one chat with
+/// new content (keyed by the body's hash); `call_event` is keyed by its call (see
+/// [`CALL_EVENT`]).
 const ONCE_PER_ID: &[&str] = &["offline_message", "chat_accepted", "chat_finished"];
 
 /// The events whose answer JivoChat shows to the agent in the chat window (its docs: the
@@ -87,6 +95,11 @@ impl Tool for Jivochat {
             return None;
         };
         let event = text(root.get("event_name"))?;
+        if event == CALL_EVENT {
+            // Every status of one call shares its key, so each new status is a revision of
+            // the call's delivery and a repeated status (same body) a duplicate.
+            return text(root.get("chat_id")).map(|id| format!("{event}:{id}"));
+        }
         if !ONCE_PER_ID.contains(&event.as_str()) {
             return None;
         }
@@ -140,7 +153,30 @@ impl Tool for Jivochat {
         &["chat_id", "client_id"]
     }
 
-    /// A callback request, or a call that failed (`status = error`), asks for a call back.
+    /// A `call_event` of a call formbridge can follow (it has a `chat_id`, a known type and
+    /// status): its task is "Callback requested" for a callback request, else "Missed call",
+    /// created only once the call's statuses say it needs a call-back.
+    fn call(&self, sub: &Submission) -> Option<ToolCall> {
+        if sub.extras.event.as_deref() != Some(CALL_EVENT) {
+            return None;
+        }
+        let other = |k: &str| sub.extras.other.get(k).map(String::as_str);
+        let kind = CallKind::parse(other("call_type")?)?;
+        let status = CallStatus::parse(other("call_status")?)?;
+        let what = match kind {
+            CallKind::Callback => "Callback requested",
+            CallKind::Incoming | CallKind::Outgoing => "Missed call",
+        };
+        Some(ToolCall {
+            id: other("chat_id")?.to_owned(),
+            kind,
+            status,
+            task: call_task(what, sub),
+        })
+    }
+
+    /// A callback request, or a call that failed (`status = error`), asks for a call back
+    /// (a `call_event` whose call formbridge cannot follow, see [`Tool::call`]).
     fn default_task(&self, sub: &Submission) -> Option<ToolTask> {
         if sub.extras.event.as_deref() != Some("call_event") {
             return None;
@@ -151,12 +187,7 @@ impl Tool for Jivochat {
             (_, Some("error")) => "Missed call",
             _ => return None,
         };
-        let name = sub.contact.full_name.as_deref().unwrap_or("the visitor");
-        Some(ToolTask {
-            title: format!("{what}: call {name} back"),
-            body: Some(call_lines(sub)),
-            due_in: CALL_TASK_DUE,
-        })
+        Some(call_task(what, sub))
     }
 }
 
@@ -250,6 +281,7 @@ pub fn read(
         ("agent_name", "/agent/name"),
         ("call_type", "/call/type"),
         ("call_status", "/call/status"),
+        ("call_reason", "/call/reason"),
         ("call_record_url", "/call/record_url"),
     ] {
         if let Some(v) = at(path) {
@@ -320,6 +352,7 @@ pub fn read(
     push(&mut sub, "call.type", "Call", at("/call/type"));
     push(&mut sub, "call.phone", "Call phone", at("/call/phone"));
     push(&mut sub, "call.status", "Call status", at("/call/status"));
+    push(&mut sub, "call.reason", "Call reason", at("/call/reason"));
     push(
         &mut sub,
         "call.record_url",
@@ -411,7 +444,17 @@ fn transcript(root: &Value) -> Vec<ChatMessage> {
     }
 }
 
-/// A call's type, status, phone and recording link, one per line.
+/// The task "`what`: call <name> back", with the call's details, due in 30 minutes.
+fn call_task(what: &str, sub: &Submission) -> ToolTask {
+    let name = sub.contact.full_name.as_deref().unwrap_or("the visitor");
+    ToolTask {
+        title: format!("{what}: call {name} back"),
+        body: Some(call_lines(sub)),
+        due_in: CALL_TASK_DUE,
+    }
+}
+
+/// A call's type, status, reason, phone and recording link, one per line.
 fn call_lines(sub: &Submission) -> String {
     let other = |k: &str| sub.extras.other.get(k).cloned();
     let phone = sub
@@ -421,6 +464,7 @@ fn call_lines(sub: &Submission) -> String {
     [
         ("Type", other("call_type")),
         ("Status", other("call_status")),
+        ("Reason", other("call_reason")),
         ("Phone", phone),
         ("Recording", other("call_record_url")),
     ]
@@ -434,7 +478,7 @@ fn call_lines(sub: &Submission) -> String {
 /// when the event has neither (the common note is written).
 fn note(title: &str, sub: &Submission) -> Option<String> {
     match sub.extras.event.as_deref() {
-        Some("call_event") => {
+        Some(CALL_EVENT) => {
             let id = sub.submission_id.as_deref().unwrap_or("?");
             return Some(format!("{title} call (chat {id})\n\n{}", call_lines(sub)));
         }
@@ -561,5 +605,61 @@ mod tests {
             assert!(!wanted(other), "{other}");
         }
         assert!(!Jivochat.agent_view_wanted(&ParsedBody::Json(json!([]))));
+    }
+
+    fn call_event(call: Value) -> ParsedBody {
+        ParsedBody::Json(json!({
+            "event_name": "call_event", "chat_id": 4398,
+            "visitor": {"name": "John Smith", "phone": "+14084987855"},
+            "call": call,
+        }))
+    }
+
+    #[test]
+    fn the_statuses_of_one_call_share_its_delivery_id() {
+        let id = |body: &ParsedBody| Jivochat.delivery_id(body, &HeaderMap::new());
+        let start = call_event(json!({"type": "callback", "status": "start"}));
+        let end = call_event(json!({"type": "callback", "status": "end"}));
+        assert_eq!(id(&start).as_deref(), Some("call_event:4398"));
+        assert_eq!(id(&start), id(&end));
+        assert_ne!(start.content_hash(), end.content_hash(), "so a revision");
+        let no_chat = ParsedBody::Json(json!({"event_name": "call_event", "call": {}}));
+        assert_eq!(id(&no_chat), None, "deduplicated by its body's hash");
+    }
+
+    #[test]
+    fn a_call_event_reports_its_call_and_the_task_it_may_need() {
+        let at = time::macros::datetime!(2026-01-01 10:00 UTC);
+        let call = |body: ParsedBody| {
+            let (sub, _) = read(&body, at).unwrap();
+            Jivochat.call(&sub)
+        };
+        let missed = call(call_event(
+            json!({"type": "incoming", "status": "error", "reason": "busy"}),
+        ))
+        .unwrap();
+        assert_eq!(missed.id, "4398");
+        assert_eq!(missed.kind, CallKind::Incoming);
+        assert_eq!(missed.status, CallStatus::Error);
+        // (The name is the contact's, filled in after reading.)
+        assert_eq!(missed.task.title, "Missed call: call the visitor back");
+        let body = missed.task.body.unwrap_or_default();
+        assert!(body.contains("Reason: busy"), "{body}");
+        let callback = call(call_event(json!({"type": "callback", "status": "start"}))).unwrap();
+        assert_eq!(
+            callback.task.title,
+            "Callback requested: call the visitor back"
+        );
+        // A status or type formbridge does not know: not followed as a call.
+        assert_eq!(
+            call(call_event(json!({"type": "callback", "status": "ok"}))),
+            None
+        );
+        assert_eq!(
+            call(call_event(json!({"type": "video", "status": "end"}))),
+            None
+        );
+        let chat = ParsedBody::Json(json!({"event_name": "chat_finished", "chat_id": 1}));
+        assert_eq!(call(chat), None);
     }
 }

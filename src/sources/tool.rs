@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::detect::ContactDraft;
 use crate::body::{BodyError, ParsedBody};
+use crate::domain::call::{CallKind, CallStatus};
 use crate::submission::Submission;
 
 /// Why a stored delivery could not be normalized. Each message says what to check.
@@ -81,6 +82,19 @@ pub struct ToolTask {
     pub body: Option<String>,
     /// Due this long after the delivery was received.
     pub due_in: time::Duration,
+}
+
+/// A phone call's status change a delivery reports ([`Tool::call`]): every status of one call
+/// is a revision of one delivery, and its plan acts on the call's one task and note.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// The call's id at the tool (JivoChat: its `chat_id`).
+    pub id: String,
+    /// What this status says.
+    pub kind: CallKind,
+    pub status: CallStatus,
+    /// The call-back task, should the call need one (`mapping.skip_tool_tasks` leaves it out).
+    pub task: ToolTask,
 }
 
 /// What the CRM knows of the person a chat is with, for a tool that shows it to its agent in
@@ -160,6 +174,13 @@ pub trait Tool: Send + Sync {
     /// A follow-up task the tool asks for on this delivery by default (JivoChat: a callback
     /// request or a missed call). Default: none.
     fn default_task(&self, _submission: &Submission) -> Option<ToolTask> {
+        None
+    }
+
+    /// The phone call this delivery reports a status of, if any (JivoChat `call_event`): its
+    /// plan then writes the call's one note and call-back task instead of the tool's task and
+    /// a note per delivery. Default: none.
+    fn call(&self, _submission: &Submission) -> Option<ToolCall> {
         None
     }
 

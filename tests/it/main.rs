@@ -29,6 +29,7 @@ mod ghl_oauth;
 mod ghl_sandbox;
 mod ghl_schema;
 mod ingress;
+mod jivochat_calls;
 mod jivochat_events;
 mod mapping_config;
 mod mapping_extras;

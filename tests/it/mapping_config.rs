@@ -606,12 +606,10 @@ async fn contact_events_and_custom_note() {
     );
     let (_, plan) = run("jivochat", "jivochat/call_event.json", &s).await;
     let plan = plan.unwrap();
-    // The callback request's task comes with it (mapping.skip_tool_tasks leaves it out).
-    assert_eq!(
-        kinds(&plan),
-        ["upsert_contact", "create_task", "create_note"]
-    );
-    let Step::CreateNote { body } = &plan.steps[2] else {
+    // The call's call-back task comes with it (mapping.skip_tool_tasks leaves it out), and
+    // the template writes the call's note.
+    assert_eq!(kinds(&plan), ["upsert_contact", "call_task", "call_note"]);
+    let Step::CallNote { body } = &plan.steps[2] else {
         panic!()
     };
     assert_eq!(

@@ -134,8 +134,8 @@ fn table() -> Vec<Expect> {
             first: Some("John"),
             last: Some("Smith"),
             answers: &[("call.record_url", "Call recording", "http://example.com/record.mp3")],
-            // A callback request: the contact, a call-back task and the call note.
-            steps: &["upsert_contact", "add_tags", "create_task", "create_note"],
+            // A callback request: the contact, the call's call-back task and its note.
+            steps: &["upsert_contact", "add_tags", "call_task", "call_note"],
             tags: &["jivochat"],
             note_has: &["JivoChat call", "Type: callback", "Recording: http://example.com/record.mp3"],
             ..BASE
@@ -426,7 +426,7 @@ async fn fixtures_normalize_and_plan_as_expected() {
                     assert_eq!(contact.source.as_deref(), Some(kind.as_str()), "{f}");
                 }
                 Step::AddTags { tags } => assert_eq!(tags, e.tags, "{f}: tags"),
-                Step::CreateNote { body } => {
+                Step::CreateNote { body } | Step::CallNote { body } => {
                     for part in e.note_has {
                         assert!(body.contains(part), "{f}: note lacks {part:?}:\n{body}");
                     }
@@ -434,7 +434,7 @@ async fn fixtures_normalize_and_plan_as_expected() {
                         assert!(body.contains(id), "{f}: note lacks the submission id");
                     }
                 }
-                Step::CreateTask { title, .. } => {
+                Step::CreateTask { title, .. } | Step::CallTask { title, .. } => {
                     assert!(f.contains("call_event"), "{f}: no task by default");
                     assert!(title.starts_with("Callback requested"), "{f}: {title}");
                 }

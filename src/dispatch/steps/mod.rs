@@ -5,7 +5,9 @@
 //! - `task`: create (or, for an edit, update) a task; `note`: the same for a note. Both
 //!   write through `marked`: edit it, else find it by its marker, else create it.
 //! - `lead`: a follow-up's contact (its lead's), and the lead's tasks completed or moved.
+//! - `call`: a phone call's one call-back task and one note, whichever status writes them.
 
+mod call;
 mod contact;
 mod lead;
 mod marked;
@@ -77,6 +79,19 @@ impl Executor<'_> {
             Step::LeadContact { reference } => lead::contact(at, reference),
             Step::CompleteLeadTasks => lead::change_tasks(self, at, None).await,
             Step::MoveLeadTasks { due_at } => lead::change_tasks(self, at, Some(*due_at)).await,
+            Step::CallTask {
+                title,
+                body,
+                due_at,
+            } => {
+                let task = call::CallBackTask {
+                    title,
+                    body: body.as_deref(),
+                    due_date: rfc3339(*due_at),
+                };
+                call::task(self, at, &task).await
+            }
+            Step::CallNote { body } => call::note(self, at, body).await,
         }
     }
 }
