@@ -2,6 +2,7 @@
 //! submission turns into. It depends on nothing but `submission`; `store` and `ghl` use it
 //! instead of `mapping` or `sources`.
 
+pub mod dnd;
 pub mod ids;
 pub mod plan;
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::dnd::DndChanges;
 use crate::submission::ContactField;
 
 /// What to do in GHL for one submission, in order.
@@ -32,6 +33,12 @@ pub struct Plan {
     /// the event, which is done. `None` for a plan with steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nothing_to_do: Option<String>,
+    /// The GHL user id that owns this lead (`mapping.assign_to`, resolved for this
+    /// submission): the contact's `assignedTo` on upsert and create, and the default assignee
+    /// of its tasks (a task rule's own `assigned_to` wins). Steps that assign something
+    /// (appointments, opportunities) default to it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One GHL action.
@@ -75,6 +82,9 @@ pub enum Step {
         #[serde(with = "time::serde::rfc3339")]
         due_at: OffsetDateTime,
     },
+    /// `GET /contacts/{id}`, then `PUT /contacts/{id}` with the `dndSettings` (and `dnd`)
+    /// that change (`[[mapping.dnd]]`): never lifts a DND unless the rule says `lift`.
+    SetDnd { channels: DndChanges },
 }
 
 impl Step {
@@ -90,6 +100,7 @@ impl Step {
             Step::LeadContact { .. } => StepKind::LeadContact,
             Step::CompleteLeadTasks => StepKind::CompleteLeadTasks,
             Step::MoveLeadTasks { .. } => StepKind::MoveLeadTasks,
+            Step::SetDnd { .. } => StepKind::SetDnd,
         }
     }
 
@@ -124,11 +135,12 @@ pub enum StepKind {
     LeadContact,
     CompleteLeadTasks,
     MoveLeadTasks,
+    SetDnd,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 9] = [
+    pub const ALL: [StepKind; 10] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
@@ -138,6 +150,7 @@ impl StepKind {
         StepKind::LeadContact,
         StepKind::CompleteLeadTasks,
         StepKind::MoveLeadTasks,
+        StepKind::SetDnd,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -152,6 +165,7 @@ impl StepKind {
             StepKind::LeadContact => "lead_contact",
             StepKind::CompleteLeadTasks => "complete_lead_tasks",
             StepKind::MoveLeadTasks => "move_lead_tasks",
+            StepKind::SetDnd => "set_dnd",
         }
     }
 }

@@ -4,9 +4,11 @@
 //! - `tags`: add or remove the contact's tags.
 //! - `task`: create (or, for an edit, update) a task; `note`: the same for a note. Both
 //!   write through `marked`: edit it, else find it by its marker, else create it.
+//! - `dnd`: the contact's do-not-disturb channels, never lifting one unless told to.
 //! - `lead`: a follow-up's contact (its lead's), and the lead's tasks completed or moved.
 
 mod contact;
+mod dnd;
 mod lead;
 mod marked;
 mod note;
@@ -77,6 +79,7 @@ impl Executor<'_> {
             Step::LeadContact { reference } => lead::contact(at, reference),
             Step::CompleteLeadTasks => lead::change_tasks(self, at, None).await,
             Step::MoveLeadTasks { due_at } => lead::change_tasks(self, at, Some(*due_at)).await,
+            Step::SetDnd { channels } => dnd::set(self, at, channels).await,
         }
     }
 }
