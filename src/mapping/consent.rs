@@ -84,3 +84,83 @@ pub(super) fn dnd_step(rules: &[CompiledDndRule], vars: &Vars<'_>) -> Option<Ste
     }
     (!channels.is_empty()).then_some(Step::SetDnd { channels })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::dnd::{DndChannel, DndTarget};
+    use crate::domain::plan::Step;
+    use crate::domain::SourceName;
+    use crate::mapping::{build_plan, CompiledMapping, MappingConfigError};
+    use crate::sources::SourceKind;
+    use crate::submission::{Answer, AnswerValue, Email, Submission};
+
+    fn compile(json: &str) -> Result<CompiledMapping, MappingConfigError> {
+        let config = serde_json::from_str(json).unwrap();
+        CompiledMapping::compile(
+            &config,
+            &SourceName::parse("site").unwrap(),
+            SourceKind::generic(),
+        )
+    }
+
+    #[test]
+    fn dnd_rules_are_refused_at_start_naming_the_key() {
+        let refused = |rule: &str, key: &str| {
+            let json = format!(r#"{{"dnd":[{rule}]}}"#);
+            let e = compile(&json).unwrap_err();
+            assert_eq!(e.key, key, "{json}: {e}");
+        };
+        let when = r#""when":{"field":"answers.optout","present":true}"#;
+        refused(&format!(r#"{{{when},"channels":[]}}"#), "dnd[0].channels");
+        refused(
+            &format!(r#"{{{when},"channels":["sms","Pigeon"]}}"#),
+            "dnd[0].channels[1]",
+        );
+        refused(
+            &format!(r#"{{{when},"channels":["SMS"],"status":"permanent"}}"#),
+            "dnd[0].status",
+        );
+        refused(
+            &format!(r#"{{{when},"channels":["SMS"],"lift":true}}"#),
+            "dnd[0].lift",
+        );
+        refused(
+            r#"{"when":{"field":"answers.x","matches":"("},"channels":["SMS"]}"#,
+            "dnd[0].when.matches",
+        );
+    }
+
+    #[test]
+    fn the_rules_that_hold_make_one_step_last_an_opt_out_winning() {
+        let mapping = compile(
+            r#"{"dnd":[
+                {"when":{"field":"answers.optout","contains":"sms"},"channels":["SMS"]},
+                {"when":{"field":"answers.consent","equals":"yes"},"channels":["sms","EMAIL","all"],
+                 "status":"inactive","lift":true},
+                {"when":{"field":"answers.consent","equals":"no"},"channels":["Call"]}]}"#,
+        )
+        .unwrap();
+        let mut sub = Submission::new(time::OffsetDateTime::UNIX_EPOCH);
+        sub.contact.email = Some(Email::parse("ada@example.com").unwrap());
+        for (key, value) in [("optout", "No SMS"), ("consent", "yes")] {
+            sub.answers.push(Answer {
+                key: key.to_owned(),
+                label: key.to_owned(),
+                value: AnswerValue::Text(value.to_owned()),
+            });
+        }
+        let plan = build_plan(&mapping, &sub).unwrap();
+        let Some(Step::SetDnd { channels }) = plan.steps.last() else {
+            panic!("no set_dnd last: {plan:?}")
+        };
+        let got: Vec<(DndChannel, DndTarget)> = channels.iter().map(|(c, t)| (*c, *t)).collect();
+        assert_eq!(
+            got,
+            [
+                (DndChannel::All, DndTarget::Lift),
+                (DndChannel::Sms, DndTarget::Active),
+                (DndChannel::Email, DndTarget::Lift),
+            ]
+        );
+    }
+}

@@ -84,3 +84,45 @@ pub(super) fn assign_tasks(steps: &mut [Step], owner: Option<&str>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::SourceName;
+    use crate::mapping::{CompiledMapping, MappingConfigError};
+    use crate::sources::SourceKind;
+
+    fn compile(json: &str) -> Result<CompiledMapping, MappingConfigError> {
+        let config = serde_json::from_str(json).unwrap();
+        CompiledMapping::compile(
+            &config,
+            &SourceName::parse("site").unwrap(),
+            SourceKind::generic(),
+        )
+    }
+
+    #[test]
+    fn assign_to_is_refused_at_start_naming_the_key() {
+        let refused = |json: &str, key: &str| {
+            let e = compile(json).unwrap_err();
+            assert_eq!(e.key, key, "{json}: {e}");
+        };
+        refused(r#"{"assign_to":" "}"#, "assign_to");
+        refused(r#"{"assign_to":[]}"#, "assign_to");
+        refused(r#"{"assign_to":"{{answers.owner}}"}"#, "assign_to");
+        refused(
+            r#"{"assign_to":[{"when":{"field":"answers.x","equals":"a"},"user_id":"u1"},{"user_id":"two words"}]}"#,
+            "assign_to[1].user_id",
+        );
+        refused(
+            r#"{"assign_to":[{"when":{"field":"nope","equals":"a"},"user_id":"u1"}]}"#,
+            "assign_to[0].when.field",
+        );
+        let unknown = serde_json::from_str::<crate::mapping::config::MappingConfig>(
+            r#"{"assign_to":[{"user":"u1"}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(unknown.contains("[[mapping.assign_to]]"), "{unknown}");
+        assert!(compile(r#"{"assign_to":"y0BeYjuRIlDwsDcOHOJo"}"#).is_ok());
+    }
+}

@@ -327,3 +327,99 @@ async fn with_lift_a_consent_lifts_an_opt_out_but_never_a_permanent_one() {
         "only the channel that changes is sent"
     );
 }
+
+/// `formbridge map` on the consent-widget fixture shows the owner and the DND step.
+#[tokio::test]
+async fn the_map_preview_of_the_consent_widget_fixture_shows_the_owner_and_dnd() {
+    use formbridge::body::BodyLimits;
+    use formbridge::dispatch::preview::{content_type_for_file, preview};
+    use formbridge::domain::SourceName;
+    use formbridge::runtime::SourceRuntime;
+    use formbridge::settings::SourceSettings;
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jotform/enterprise_consent-widget.ASSEMBLED.multipart");
+    let body = std::fs::read(&path).unwrap();
+    let content_type = content_type_for_file(&path, &body);
+    let settings: SourceSettings = serde_json::from_value(json!({"mapping": {
+        "assign_to": ALICE,
+        "dnd": [{"when": {"field": "answers.q6_typeA", "contains": "privacy"},
+                 "channels": ["SMS", "Email"], "status": "inactive"}],
+    }}))
+    .unwrap();
+    let runtime =
+        SourceRuntime::compile(SourceName::parse("jotform").unwrap(), &settings, None).unwrap();
+    let p = preview(
+        &runtime,
+        &BodyLimits::UNLIMITED,
+        content_type.as_deref(),
+        &bytes::Bytes::from(body),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let shown: Value = serde_json::from_str(&p.to_pretty_json()).unwrap();
+    assert_eq!(shown["plan"]["owner"], ALICE, "{shown:#}");
+    let last = shown["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last,
+        json!({"kind": "set_dnd", "channels": {"SMS": "inactive", "Email": "inactive"}})
+    );
+}
+
+/// The sandbox's users answer in the Users API's shapes (`tests/fixtures/ghl/ghl-users-openapi.json`).
+#[tokio::test]
+async fn the_sandbox_users_answer_as_the_users_spec_says() {
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ghl/ghl-users-openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let properties = spec["components"]["schemas"]["UserSchema"]["properties"]
+        .as_object()
+        .unwrap();
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    seed_users(&ghl);
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        client
+            .get(ghl.base_url.join(&path).unwrap())
+            .bearer_auth(TOKEN)
+            .header("Version", ghl_sandbox::API_VERSION)
+            .send()
+    };
+    let listed: Value = get(format!("users/?locationId={LOCATION}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let users = listed["users"].as_array().unwrap();
+    assert_eq!(users.len(), 3, "{listed:#}");
+    for user in users {
+        for key in user.as_object().unwrap().keys() {
+            assert!(properties.contains_key(key), "`{key}` is not in UserSchema");
+        }
+    }
+    let one = get(format!("users/{BOB}")).await.unwrap();
+    assert_eq!(one.status(), 200);
+    assert_eq!(one.json::<Value>().await.unwrap()["name"], "Bob Staff");
+    assert_eq!(
+        get("users/usrNobody00000000009".to_owned())
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let foreign = get("users/?locationId=someOtherLocation000".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+}
