@@ -102,7 +102,8 @@ pub struct ReplayArgs {
     /// Replay every event (required when no id and no filter is given).
     #[arg(long)]
     pub all: bool,
-    /// Forget completed GHL steps and run the whole plan again.
+    /// Run the whole plan again, completed GHL steps too (a task, note or contact by name is
+    /// looked for by its marker before it is created again).
     #[arg(long)]
     pub from_scratch: bool,
 }

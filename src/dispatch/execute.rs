@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::attempt::{Executor, StepError, Stop};
 use super::decision::{decide, Decision};
+use super::owner_hint;
 use super::steps::StepAt;
 use super::thread::Thread;
 use crate::domain::plan::Step;
@@ -112,7 +113,11 @@ impl Executor<'_> {
             StepError::Wait(why) => return self.wait(event, why),
             StepError::Ghl(e) => e,
         };
-        let what = format!("{} failed: {e}", step.kind());
+        let what = format!(
+            "{} failed: {e}{}",
+            step.kind(),
+            owner_hint::hint(&event.plan, step, &e)
+        );
         match decide(&e) {
             Decision::WaitForBudget(retry_after) => {
                 self.budget.pause_for(retry_after);

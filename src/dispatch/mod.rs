@@ -23,6 +23,7 @@
 pub mod attempt;
 pub mod decision;
 pub mod execute;
+mod owner_hint;
 pub mod prepare;
 pub mod preview;
 pub mod requests;

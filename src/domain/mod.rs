@@ -3,6 +3,7 @@
 //! instead of `mapping` or `sources`.
 
 pub mod call;
+pub mod dnd;
 pub mod ids;
 pub mod plan;
 

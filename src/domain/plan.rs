@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::call::CallFacts;
+use super::dnd::DndChanges;
 use crate::submission::ContactField;
 
 /// What to do in GHL for one submission, in order.
@@ -38,6 +39,12 @@ pub struct Plan {
     /// and note of the call, whatever status made them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallFacts>,
+    /// The GHL user id that owns this lead (`mapping.assign_to`, resolved for this
+    /// submission): the contact's `assignedTo` on upsert and create, and the default assignee
+    /// of its tasks (a task rule's own `assigned_to` wins). Steps that assign something
+    /// (appointments, opportunities) default to it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One GHL action.
@@ -94,6 +101,9 @@ pub enum Step {
     /// The note of the plan's call, one per call, showing the furthest status its deliveries
     /// reached (this body, or a later status's).
     CallNote { body: String },
+    /// `GET /contacts/{id}`, then `PUT /contacts/{id}` with the `dndSettings` (and `dnd`)
+    /// that change (`[[mapping.dnd]]`): never lifts a DND unless the rule says `lift`.
+    SetDnd { channels: DndChanges },
 }
 
 impl Step {
@@ -111,6 +121,7 @@ impl Step {
             Step::MoveLeadTasks { .. } => StepKind::MoveLeadTasks,
             Step::CallTask { .. } => StepKind::CallTask,
             Step::CallNote { .. } => StepKind::CallNote,
+            Step::SetDnd { .. } => StepKind::SetDnd,
         }
     }
 
@@ -147,11 +158,12 @@ pub enum StepKind {
     MoveLeadTasks,
     CallTask,
     CallNote,
+    SetDnd,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 11] = [
+    pub const ALL: [StepKind; 12] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
@@ -163,6 +175,7 @@ impl StepKind {
         StepKind::MoveLeadTasks,
         StepKind::CallTask,
         StepKind::CallNote,
+        StepKind::SetDnd,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -179,6 +192,7 @@ impl StepKind {
             StepKind::MoveLeadTasks => "move_lead_tasks",
             StepKind::CallTask => "call_task",
             StepKind::CallNote => "call_note",
+            StepKind::SetDnd => "set_dnd",
         }
     }
 }

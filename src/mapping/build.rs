@@ -6,8 +6,10 @@ use std::collections::HashSet;
 
 use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
 use super::config::MissingContact;
+use super::consent::dnd_step;
 use super::due::due_at;
 use super::follow_up::{self, CompiledFollowUp};
+use super::owner::assign_tasks;
 use super::task_rules::CompiledTask;
 use super::vars::{answer_lines, Vars};
 use crate::domain::call::CallFacts;
@@ -82,7 +84,7 @@ pub fn build_plan(
             MissingContact::Error => true,
         };
     let follow_up = (reachable || !if_present) && (rule.is_some() || unreachable_follows);
-    let steps = match references.first() {
+    let mut steps = match references.first() {
         Some(lead) if follow_up => {
             let first = if reachable {
                 Step::UpsertContact { contact }
@@ -95,6 +97,12 @@ pub fn build_plan(
         }
         _ => lead_steps(mapping, &vars, contact, reachable, if_present)?,
     };
+    let owner = mapping.owner.resolve(&vars);
+    if !steps.is_empty() {
+        assign_tasks(&mut steps, owner.as_deref());
+        // Last, so adding `[[mapping.dnd]]` later moves no earlier step of a replayed event.
+        steps.extend(dnd_step(&mapping.dnd, &vars));
+    }
     if steps.is_empty() {
         // Nothing to do in GHL, but its references are kept: a later follow-up of the same
         // chat or deal then knows its lead came and made no contact (rather than waiting).
@@ -118,6 +126,7 @@ pub fn build_plan(
         steps,
         references,
         call: call_facts(mapping, submission),
+        owner,
         ..Plan::default()
     })
 }

@@ -4,8 +4,10 @@
 
 use super::condition::CompiledCondition;
 use super::config::{AnswerTags, MappingConfig, MissingContact};
+use super::consent::{self, CompiledDndRule};
 use super::error::MappingConfigError;
 use super::follow_up::{self, CompiledFollowUp};
+use super::owner::CompiledOwner;
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
 use crate::domain::SourceName;
@@ -43,6 +45,10 @@ pub struct CompiledMapping {
     pub(super) references: Vec<String>,
     /// `[[mapping.follow_ups]]`, in order.
     pub(super) follow_ups: Vec<CompiledFollowUp>,
+    /// `mapping.assign_to`: who owns the lead.
+    pub(super) owner: CompiledOwner,
+    /// `[[mapping.dnd]]`, in order.
+    pub(super) dnd: Vec<CompiledDndRule>,
 }
 
 /// A custom field rule: its GHL id or key, and where its value comes from.
@@ -152,6 +158,8 @@ impl CompiledMapping {
             },
             references: follow_up::selectors(config, kind.default_references())?,
             follow_ups: follow_up::compile(config)?,
+            owner: CompiledOwner::compile(config)?,
+            dnd: consent::compile(config)?,
         })
     }
 }

@@ -94,6 +94,61 @@ pub struct MappingConfig {
     /// "skip"`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub follow_ups: Vec<FollowUpConfig>,
+    /// `mapping.assign_to`: the GHL user who owns the lead — the contact's `assignedTo` and the
+    /// default assignee of its tasks (a task rule's own `assigned_to` wins). Either one user id
+    /// (`assign_to = "…"`) or `[[mapping.assign_to]]` rules `{ when = …, user_id = "…" }`, the
+    /// first that holds choosing (a rule without `when` holds for every submission). Default:
+    /// none (GHL leaves the contact unassigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assign_to: Option<AssignTo>,
+    /// `[[mapping.dnd]]`: consent and opt-out answers as GHL do-not-disturb channels. Every rule
+    /// whose `when` holds applies; on one channel an opt-out (`active`) wins over consent.
+    /// Default: none (the contact's DND is never touched).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dnd: Vec<DndRuleConfig>,
+}
+
+/// `mapping.assign_to`: one GHL user id, or rules choosing one by the answers.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(
+    untagged,
+    expecting = "a GHL user id (`assign_to = \"…\"`), or `[[mapping.assign_to]]` rules with `user_id` and an optional `when` (no other keys)"
+)]
+pub enum AssignTo {
+    /// Every lead goes to this user.
+    User(String),
+    /// The first rule whose `when` holds names the user.
+    Rules(Vec<AssignRule>),
+}
+
+/// `[[mapping.assign_to]]`: `user_id` owns the lead when `when` holds.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRule {
+    /// The condition; without it the rule holds for every submission (a fallback, last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// The GHL user id (Settings → My Staff, or `GET /users/?locationId=…`).
+    pub user_id: String,
+}
+
+/// `[[mapping.dnd]]`: when `when` holds, set these DND `channels` to `status`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DndRuleConfig {
+    /// The condition, e.g. `{ field = "answers.q8_contactMe", contains = "no sms" }`.
+    pub when: Condition,
+    /// GHL channels: `SMS`, `Email`, `WhatsApp`, `GMB`, `FB`, `Call` (any case), or `All`
+    /// (the contact's `dnd` flag, every channel).
+    pub channels: Vec<String>,
+    /// `active` (opted out: do not disturb) or `inactive` (consent given). Default `active`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// With `status = "inactive"`: lift a DND GHL already has `active` on the channel. Default
+    /// `false`: consent is recorded only where GHL has no DND, so a consent given never undoes
+    /// an opt-out. A `permanent` DND (GHL's own) is never lifted.
+    #[serde(default)]
+    pub lift: bool,
 }
 
 /// `[[mapping.follow_ups]]`: one follow-up rule.

@@ -4,6 +4,8 @@
 //! - [`compile`]: [`CompiledMapping`], the config checked and compiled once at start.
 //! - [`error`]: [`MappingConfigError`], naming the key at fault.
 //! - [`build`]: the pure plan builder and the default note; [`due`]: due dates from answers.
+//! - `owner`: `mapping.assign_to`, the lead's GHL user; `consent`: `[[mapping.dnd]]`, consent
+//!   and opt-out answers as GHL do-not-disturb.
 //! - `follow_up`: references and follow-up rules (a delivery tied to an earlier lead).
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
 
@@ -11,9 +13,11 @@ pub mod build;
 pub mod compile;
 pub mod condition;
 pub mod config;
+mod consent;
 pub mod due;
 pub mod error;
 mod follow_up;
+mod owner;
 mod task_rules;
 pub mod template;
 pub mod vars;

@@ -306,8 +306,10 @@ pub trait Queue: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Re-prepares an event with the current config and queues it now. Completed steps are
-    /// kept (and skipped) unless `from_scratch`. Returns false if there is no such event or it
-    /// is being processed.
+    /// kept (and skipped) unless `from_scratch`: then every step is marked `started`, so each
+    /// runs again and a task, note or contact by name is looked for by its marker before it is
+    /// created again (nothing is made twice). Returns false if there is no such event or it is
+    /// being processed.
     async fn replay(&self, id: EventId, from_scratch: bool) -> Result<bool, StoreError>;
 
     /// [`Queue::replay`] for every event matching the filter (not processing); returns how many.

@@ -389,8 +389,8 @@ pub(super) async fn renew_lease(
 
 /// Resets events to be prepared again: `id` alone when given, else every event matching
 /// `filter`; never one being processed. Their plan and fair key go (once prepared again they
-/// are queued as if they arrived now), and their steps too when `from_scratch`. Returns how
-/// many were reset.
+/// are queued as if they arrived now); when `from_scratch`, their steps are marked `started`
+/// (each runs again, looking for its marker first). Returns how many were reset.
 pub(super) async fn replay(
     pool: &PgPool,
     id: Option<EventId>,
@@ -406,8 +406,12 @@ pub(super) async fn replay(
         qb.push(" AND id = ").push_bind(id.0);
     }
     push_filter(&mut qb, "", filter);
-    qb.push(" ORDER BY id FOR UPDATE), steps AS (DELETE FROM event_steps WHERE ")
-        .push_bind(from_scratch)
+    // From scratch, every step runs again as one whose answer was lost: a task, note or
+    // contact by name is looked for by its marker before it is created again.
+    qb.push(
+        " ORDER BY id FOR UPDATE), steps AS (UPDATE event_steps SET status = 'started', ghl_id = NULL WHERE ",
+    )
+    .push_bind(from_scratch)
         .push(
             " AND event_id IN (SELECT id FROM picked)),
              plans AS (DELETE FROM event_plans WHERE event_id IN (SELECT id FROM picked)),

@@ -278,6 +278,7 @@ pub(super) async fn renew_lease(
 
 /// Resets events to be prepared again. `where_sql` selects them (never ones under a live lease).
 /// Their fair key is cleared too: once prepared again they are queued as if they arrived now.
+/// From scratch, their steps are marked `started`: each runs again, looking for its marker first.
 async fn reset_for_replay(
     conn: &mut SqliteConnection,
     mut select: QueryBuilder<'_, Sqlite>,
@@ -299,11 +300,15 @@ async fn reset_for_replay(
                 .map_err(StoreError::query("replay"))?;
         }
         if from_scratch {
-            sqlx::query("DELETE FROM event_steps WHERE event_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("replay"))?;
+            // Every step runs again, each as one whose answer was lost: a task, note or
+            // contact by name is looked for by its marker before it is created again.
+            sqlx::query(
+                "UPDATE event_steps SET status = 'started', ghl_id = NULL WHERE event_id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("replay"))?;
         }
         sqlx::query(
             "UPDATE events SET status = 'pending', contact_key = NULL, location_id = NULL,

@@ -530,12 +530,18 @@ async fn replaying_one_event_requeues_it_keeping_done_steps_unless_from_scratch(
     let history = store.attempts(id).await.unwrap();
     assert_eq!(history.last().unwrap().outcome, "replay");
 
-    // from_scratch forgets the completed steps too.
+    // from_scratch runs every step again, each looked for by its marker first (`started`).
     make_retrying_with_a_step(store, id).await;
     let path = format!("/admin/events/{}/replay?from_scratch=true", id.0);
     let (status, _) = admin(&app, "POST", &path, None).await;
     assert_eq!(status, 202);
-    assert!(store.steps(id).await.unwrap().is_empty(), "steps forgotten");
+    let steps = store.steps(id).await.unwrap();
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.status == StepStatus::Started && s.ghl_id.is_none()),
+        "steps to run again, looking first: {steps:?}"
+    );
     assert_eq!(
         store.get_event(id).await.unwrap().unwrap().summary.status,
         EventStatus::Pending
@@ -836,7 +842,11 @@ async fn events_cli_lists_shows_and_replays_on_the_store_file() {
     )
     .await;
     assert_eq!(code, 0);
-    assert!(store.steps(lead).await.unwrap().is_empty());
+    let steps = store.steps(lead).await.unwrap();
+    assert!(
+        steps.iter().all(|s| s.status == StepStatus::Started),
+        "every step runs again, looking for its marker first: {steps:?}"
+    );
     let (code, _, err) = run_cli(&url, &["events", "replay", "999999"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("999999"), "{err}");

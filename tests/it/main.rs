@@ -33,6 +33,7 @@ mod jivochat_calls;
 mod jivochat_events;
 mod mapping_config;
 mod mapping_extras;
+mod owner_consent;
 mod pg;
 mod pg_tls;
 mod replicas;

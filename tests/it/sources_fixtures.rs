@@ -448,6 +448,7 @@ async fn fixtures_normalize_and_plan_as_expected() {
                 Step::CompleteLeadTasks | Step::MoveLeadTasks { .. } => {
                     panic!("{f}: no lead task is moved or completed by default: {step:?}")
                 }
+                Step::SetDnd { .. } => panic!("{f}: no DND set by default: {step:?}"),
             }
         }
     }

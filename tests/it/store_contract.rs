@@ -688,6 +688,38 @@ async fn a_step_is_not_recorded_once_the_lease_ran_out(store: &dyn Store) {
     assert_eq!(store.steps(id).await.unwrap().len(), 1);
 }
 
+contract_test!(a_replay_from_scratch_runs_every_step_again_looking_for_it_first);
+async fn a_replay_from_scratch_runs_every_step_again_looking_for_it_first(store: &dyn Store) {
+    use formbridge::store::StepStatus;
+    let id = add(store, "scratch", "email:s@x.co").await;
+    assert_eq!(
+        store
+            .claim(&claim("w1", Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let done = formbridge::store::StepRecord {
+        status: StepStatus::Done,
+        ghl_id: Some("note-1".to_owned()),
+        ..started(0)
+    };
+    assert!(store.record_step(id, &"w1".into(), &done).await.unwrap());
+    assert!(store.finish(id, &"w1".into(), &Finish::Done).await.unwrap());
+    assert!(store.replay(id, false).await.unwrap());
+    assert_eq!(store.steps(id).await.unwrap()[0].status, StepStatus::Done);
+    // From scratch: the step runs again as one whose answer was lost (its marker looked for
+    // before anything is created), not as a new one.
+    assert!(store.replay(id, true).await.unwrap());
+    let steps = store.steps(id).await.unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(
+        (steps[0].status, steps[0].ghl_id.as_deref()),
+        (StepStatus::Started, None)
+    );
+}
+
 // ---- PostgreSQL: several replicas on one database ----
 
 /// Two replicas (two pools on one database) claiming at once: every event is handed out once,

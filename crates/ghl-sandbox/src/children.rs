@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::contacts::{contact_mut, normalize_tags};
 use super::gate::Caller;
+use super::users::check_assignee;
 use super::validate::{normalize_due_date, validate, Dto};
 use super::world::checked_body;
 use super::world::{
@@ -93,6 +94,24 @@ fn apply(
     Ok(())
 }
 
+/// The contact checked against the caller (as [`contact_mut`]), and the body's `assignedTo`
+/// against the contact's location's users.
+fn assignee_checked(
+    world: &mut World,
+    caller: &Caller,
+    contact_id: &str,
+    body: &Map<String, Value>,
+) -> Result<(), Response> {
+    let contact = contact_mut(world, caller, contact_id)?;
+    let location = contact
+        .data
+        .get("locationId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    check_assignee(world, &location, body)
+}
+
 fn strip_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_tag = false;
@@ -161,7 +180,7 @@ async fn create(
         return unprocessable(errors);
     }
     let mut world = sb.world();
-    if let Err(r) = contact_mut(&mut world, &caller, &contact_id) {
+    if let Err(r) = assignee_checked(&mut world, &caller, &contact_id, &body) {
         return r;
     }
     let id = new_id();
@@ -196,7 +215,7 @@ async fn update(
         Err(r) => return r,
     };
     let mut world = sb.world();
-    if let Err(r) = contact_mut(&mut world, &caller, &contact_id) {
+    if let Err(r) = assignee_checked(&mut world, &caller, &contact_id, &body) {
         return r;
     }
     if !child_of(&world, kind, &contact_id, &id) {

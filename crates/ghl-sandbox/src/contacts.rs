@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 use super::gate::Caller;
+use super::users::check_assignee;
 use super::validate::{validate, Dto};
 use super::world::checked_body;
 use super::world::{
@@ -31,7 +32,6 @@ const COPIED: &[&str] = &[
     "website",
     "timezone",
     "dnd",
-    "dndSettings",
     "inboundDndSettings",
     "source",
     "dateOfBirth",
@@ -133,6 +133,7 @@ fn apply_input(
     } else {
         contact.insert("fullNameLowerCase".into(), json!(full.to_lowercase()));
     }
+    super::dnd::merge(contact, input);
     // `tags` on create, PUT and upsert replaces every tag (spec).
     if let Some(Value::Array(tags)) = input.get("tags") {
         contact.insert("tags".into(), json!(normalize_tags(tags)));
@@ -262,6 +263,9 @@ pub(crate) async fn create(
         );
     }
     let mut world = sb.world();
+    if let Err(r) = check_assignee(&world, &location, &body) {
+        return r;
+    }
     let allow_dup = world
         .allow_duplicates
         .get(&location)
@@ -315,6 +319,9 @@ pub(crate) async fn upsert(
         );
     }
     let mut world = sb.world();
+    if let Err(r) = check_assignee(&world, &location, &body) {
+        return r;
+    }
     let allow_dup = world
         .allow_duplicates
         .get(&location)
@@ -396,6 +403,9 @@ pub(crate) async fn update(
             .to_owned(),
         Err(r) => return r,
     };
+    if let Err(r) = check_assignee(&world, &location, &body) {
+        return r;
+    }
     if !world
         .allow_duplicates
         .get(&location)

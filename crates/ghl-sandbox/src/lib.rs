@@ -14,7 +14,8 @@
 //! Test control (no auth): `GET /_sandbox/state`, `POST /_sandbox/reset`,
 //! `POST|DELETE /_sandbox/faults` ([`FaultSpec`]), `POST /_sandbox/tokens`,
 //! `POST /_sandbox/refresh-tokens`, `POST /_sandbox/locations/{id}/settings`,
-//! `POST /_sandbox/appointments`. Dropped connections: `drop_before_next` closes the connection
+//! `POST /_sandbox/appointments`, `POST /_sandbox/users` (users of a location, which then judge
+//! `assignedTo`; `GET /users/?locationId=` and `GET /users/{userId}` read them). Dropped connections: `drop_before_next` closes the connection
 //! before the request is applied, `drop_after_next` after it was applied; neither answers.
 //!
 //! A crate of its own, knowing nothing of formbridge: formbridge's tests and benches use it as a
@@ -29,8 +30,10 @@
 mod children;
 mod contacts;
 mod control;
+mod dnd;
 mod gate;
 mod queries;
+mod users;
 mod validate;
 mod world;
 
@@ -108,6 +111,8 @@ pub fn router(sandbox: Sandbox) -> Router {
             post(ch::add_tags).delete(ch::remove_tags),
         )
         .route("/contacts/{contact_id}/appointments", get(ch::appointments))
+        .route("/users/", get(users::by_location))
+        .route("/users/{user_id}", get(users::get_one))
         .route("/oauth/token", post(control::oauth_token))
         .route("/_sandbox/state", get(control::get_state))
         .route("/_sandbox/reset", post(control::reset))
@@ -122,6 +127,7 @@ pub fn router(sandbox: Sandbox) -> Router {
             post(control::location_settings),
         )
         .route("/_sandbox/appointments", post(control::add_appointment))
+        .route("/_sandbox/users", post(users::seed))
         .fallback(not_found);
     api.layer(axum::middleware::from_fn_with_state(
         sandbox.clone(),

@@ -230,6 +230,8 @@ pub(crate) struct World {
     pub tasks: HashMap<String, Record>,
     pub notes: HashMap<String, Record>,
     pub appointments: Vec<Value>,
+    /// Users (`UserSchema`), each with its `roles.locationIds`.
+    pub users: Vec<Value>,
     pub custom_field_ids: HashMap<(String, String), String>,
     pub access_tokens: HashMap<String, Grant>,
     pub refresh_tokens: HashMap<String, String>,

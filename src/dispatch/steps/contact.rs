@@ -17,6 +17,8 @@ pub(super) async fn upsert(
 ) -> Result<Option<String>, StepError> {
     let (client, event, location) = (executor.client, at.event, at.location());
     let mut request = upsert_request(location, contact);
+    // `mapping.assign_to`: the lead's owner (spec: `assignedTo`, a user id).
+    request.contact.assigned_to.clone_from(&at.event.plan.owner);
     let first_source = if contact.keep_first_source {
         request.contact.source.take()
     } else {
@@ -66,7 +68,8 @@ pub(super) async fn create(
         }
     }
     executor.record_started(event, at.index, at.step).await?;
-    let request = create_request(location, contact, &tag);
+    let mut request = create_request(location, contact, &tag);
+    request.contact.assigned_to.clone_from(&at.event.plan.owner);
     let created = executor
         .call(event, || client.create_contact(&request))
         .await?;

@@ -4,11 +4,13 @@
 //! - `tags`: add or remove the contact's tags.
 //! - `task`: create (or, for an edit, update) a task; `note`: the same for a note. Both
 //!   write through `marked`: edit it, else find it by its marker, else create it.
+//! - `dnd`: the contact's do-not-disturb channels, never lifting one unless told to.
 //! - `lead`: a follow-up's contact (its lead's), and the lead's tasks completed or moved.
 //! - `call`: a phone call's one call-back task and one note, whichever status writes them.
 
 mod call;
 mod contact;
+mod dnd;
 mod lead;
 mod marked;
 mod note;
@@ -92,6 +94,7 @@ impl Executor<'_> {
                 call::task(self, at, &task).await
             }
             Step::CallNote { body } => call::note(self, at, body).await,
+            Step::SetDnd { channels } => dnd::set(self, at, channels).await,
         }
     }
 }
