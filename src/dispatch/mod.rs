@@ -23,6 +23,7 @@
 pub mod attempt;
 pub mod decision;
 pub mod execute;
+pub mod pipelines;
 pub mod prepare;
 pub mod preview;
 pub mod requests;
@@ -46,8 +47,11 @@ use crate::ghl::{GhlClient, GhlError};
 use crate::ghl_access::{Budget, Budgets};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
-use crate::store::{Claim, ClaimedEvent, Finish, LeaseToken, Queue, Store, TokenVault};
+use crate::store::{
+    Claim, ClaimedEvent, Finish, LeadRecords, LeaseToken, Queue, Store, TokenVault,
+};
 use attempt::{Executor, Stop};
+use pipelines::PipelineCache;
 use prepare::Preparer;
 use retry::RetryPolicy;
 
@@ -66,6 +70,10 @@ pub enum DispatchError {
 /// The dispatcher of one process.
 pub struct Dispatcher {
     store: Arc<dyn Queue>,
+    /// What leads made in GHL that later deliveries find again (their opportunities).
+    leads: Arc<dyn LeadRecords>,
+    /// Each location's pipelines, fetched once.
+    pipelines: PipelineCache,
     client: GhlClient,
     settings: Arc<Settings>,
     preparer: Preparer,
@@ -109,7 +117,7 @@ impl Dispatcher {
     pub fn with_ghl(
         settings: Arc<Settings>,
         runtimes: Arc<SourceRuntimes>,
-        store: Arc<dyn Queue>,
+        store: Arc<dyn Store>,
         wake: Arc<Notify>,
         alerts: AlertSink,
         client: GhlClient,
@@ -119,6 +127,8 @@ impl Dispatcher {
         Self {
             preparer: Preparer::new(&settings, runtimes, alerts.clone()),
             retry: RetryPolicy::from_settings(&settings.dispatch.retry),
+            leads: store.clone(),
+            pipelines: PipelineCache::default(),
             store,
             client,
             settings,
@@ -296,6 +306,8 @@ impl Dispatcher {
             lease: self.settings.dispatch.lease,
             lease_until: AtomicI64::new(attempt::unix_ms(event.lease_until)),
             follow_up_wait: self.settings.dispatch.follow_up_wait,
+            leads: self.leads.as_ref(),
+            pipelines: &self.pipelines,
         };
         let outcome = tracing::Instrument::instrument(executor.run(&event), span.clone()).await;
         let finish = match outcome {

@@ -3,6 +3,7 @@
 //! instead of `mapping` or `sources`.
 
 pub mod ids;
+pub mod opportunity;
 pub mod plan;
 
 pub use ids::{ContactKey, EventId, InvalidSourceName, LocationId, SourceName};

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::opportunity::{OpportunityFields, OpportunityMove};
 use crate::submission::ContactField;
 
 /// What to do in GHL for one submission, in order.
@@ -75,6 +76,12 @@ pub enum Step {
         #[serde(with = "time::serde::rfc3339")]
         due_at: OffsetDateTime,
     },
+    /// The lead's opportunity (`[[mapping.opportunities]]`): `POST /opportunities/` once per
+    /// location and reference (kept in the store), else `PUT /opportunities/{id}` updating its
+    /// name, value and owner in place.
+    UpsertOpportunity { opportunity: OpportunityFields },
+    /// `PUT /opportunities/{id}` moving the lead's opportunity to a stage and/or status.
+    MoveLeadOpportunity { change: OpportunityMove },
 }
 
 impl Step {
@@ -90,6 +97,8 @@ impl Step {
             Step::LeadContact { .. } => StepKind::LeadContact,
             Step::CompleteLeadTasks => StepKind::CompleteLeadTasks,
             Step::MoveLeadTasks { .. } => StepKind::MoveLeadTasks,
+            Step::UpsertOpportunity { .. } => StepKind::UpsertOpportunity,
+            Step::MoveLeadOpportunity { .. } => StepKind::MoveLeadOpportunity,
         }
     }
 
@@ -98,7 +107,10 @@ impl Step {
     pub fn acts_on_lead(&self) -> bool {
         matches!(
             self,
-            Step::LeadContact { .. } | Step::CompleteLeadTasks | Step::MoveLeadTasks { .. }
+            Step::LeadContact { .. }
+                | Step::CompleteLeadTasks
+                | Step::MoveLeadTasks { .. }
+                | Step::MoveLeadOpportunity { .. }
         )
     }
 
@@ -124,11 +136,13 @@ pub enum StepKind {
     LeadContact,
     CompleteLeadTasks,
     MoveLeadTasks,
+    UpsertOpportunity,
+    MoveLeadOpportunity,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 9] = [
+    pub const ALL: [StepKind; 11] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
@@ -138,6 +152,8 @@ impl StepKind {
         StepKind::LeadContact,
         StepKind::CompleteLeadTasks,
         StepKind::MoveLeadTasks,
+        StepKind::UpsertOpportunity,
+        StepKind::MoveLeadOpportunity,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -152,6 +168,8 @@ impl StepKind {
             StepKind::LeadContact => "lead_contact",
             StepKind::CompleteLeadTasks => "complete_lead_tasks",
             StepKind::MoveLeadTasks => "move_lead_tasks",
+            StepKind::UpsertOpportunity => "upsert_opportunity",
+            StepKind::MoveLeadOpportunity => "move_lead_opportunity",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`error`]: [`MappingConfigError`], naming the key at fault.
 //! - [`build`]: the pure plan builder and the default note; [`due`]: due dates from answers.
 //! - `follow_up`: references and follow-up rules (a delivery tied to an earlier lead).
+//! - `opportunity_rules`: `[[mapping.opportunities]]` and a follow-up's `opportunity`.
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
 
 pub mod build;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod due;
 pub mod error;
 mod follow_up;
+mod opportunity_rules;
 mod task_rules;
 pub mod template;
 pub mod vars;

@@ -32,6 +32,7 @@ mod ingress;
 mod jivochat_events;
 mod mapping_config;
 mod mapping_extras;
+mod opportunities;
 mod pg;
 mod pg_tls;
 mod replicas;

@@ -5,7 +5,7 @@
 //! (`property X should not exist`) and wrong types, 400 for unknown contact ids and for
 //! duplicates on `POST /contacts/` (with `meta.contactId`), upsert matching by email then phone,
 //! lower-cased de-duplicated tags, `tags` on PUT/upsert replacing all tags, a `traceId` in every
-//! JSON body, the six `x-ratelimit-*` headers on every API answer, a per-location burst window
+//! JSON body, opportunities in pipelines (`/opportunities/*`, see `opportunities.rs`), the six `x-ratelimit-*` headers on every API answer, a per-location burst window
 //! and daily quota answering 429, and `/oauth/token` rotating refresh tokens.
 //!
 //! Not simulated: the search index lag of real GHL (writes are visible to search at once), scopes,
@@ -14,7 +14,7 @@
 //! Test control (no auth): `GET /_sandbox/state`, `POST /_sandbox/reset`,
 //! `POST|DELETE /_sandbox/faults` ([`FaultSpec`]), `POST /_sandbox/tokens`,
 //! `POST /_sandbox/refresh-tokens`, `POST /_sandbox/locations/{id}/settings`,
-//! `POST /_sandbox/appointments`. Dropped connections: `drop_before_next` closes the connection
+//! `POST /_sandbox/appointments`, `POST /_sandbox/pipelines`. Dropped connections: `drop_before_next` closes the connection
 //! before the request is applied, `drop_after_next` after it was applied; neither answers.
 //!
 //! A crate of its own, knowing nothing of formbridge: formbridge's tests and benches use it as a
@@ -30,6 +30,7 @@ mod children;
 mod contacts;
 mod control;
 mod gate;
+mod opportunities;
 mod queries;
 mod validate;
 mod world;
@@ -47,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 pub use control::SandboxState;
+pub use opportunities::{default_pipelines, PipelineSeed, PipelinesSeed, StageSeed};
 pub use world::{
     FaultSpec, LogEntry, Sandbox, SandboxConfig, API_VERSION, DEMO_LOCATION, DEMO_TOKEN,
 };
@@ -108,6 +110,18 @@ pub fn router(sandbox: Sandbox) -> Router {
             post(ch::add_tags).delete(ch::remove_tags),
         )
         .route("/contacts/{contact_id}/appointments", get(ch::appointments))
+        .route("/opportunities/pipelines", get(opportunities::pipelines))
+        .route("/opportunities/search", get(opportunities::search))
+        .route("/opportunities/", post(opportunities::create))
+        .route("/opportunities", post(opportunities::create))
+        .route(
+            "/opportunities/{id}",
+            get(opportunities::get_one).put(opportunities::update),
+        )
+        .route(
+            "/opportunities/{id}/status",
+            put(opportunities::update_status),
+        )
         .route("/oauth/token", post(control::oauth_token))
         .route("/_sandbox/state", get(control::get_state))
         .route("/_sandbox/reset", post(control::reset))
@@ -122,6 +136,7 @@ pub fn router(sandbox: Sandbox) -> Router {
             post(control::location_settings),
         )
         .route("/_sandbox/appointments", post(control::add_appointment))
+        .route("/_sandbox/pipelines", post(opportunities::seed))
         .fallback(not_found);
     api.layer(axum::middleware::from_fn_with_state(
         sandbox.clone(),

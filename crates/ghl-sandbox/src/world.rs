@@ -226,6 +226,9 @@ pub(crate) struct World {
     pub tasks: HashMap<String, Record>,
     pub notes: HashMap<String, Record>,
     pub appointments: Vec<Value>,
+    /// Each location's pipelines in GHL's shape (the default ones until seeded).
+    pub pipelines: HashMap<String, Vec<Value>>,
+    pub opportunities: HashMap<String, Record>,
     pub custom_field_ids: HashMap<(String, String), String>,
     pub access_tokens: HashMap<String, Grant>,
     pub refresh_tokens: HashMap<String, String>,

@@ -5,11 +5,14 @@
 //! - `task`: create (or, for an edit, update) a task; `note`: the same for a note. Both
 //!   write through `marked`: edit it, else find it by its marker, else create it.
 //! - `lead`: a follow-up's contact (its lead's), and the lead's tasks completed or moved.
+//! - `opportunity`: the lead's opportunity made once (then updated in place), and a
+//!   follow-up's move of it to a stage or status.
 
 mod contact;
 mod lead;
 mod marked;
 mod note;
+mod opportunity;
 mod tags;
 mod task;
 
@@ -77,6 +80,10 @@ impl Executor<'_> {
             Step::LeadContact { reference } => lead::contact(at, reference),
             Step::CompleteLeadTasks => lead::change_tasks(self, at, None).await,
             Step::MoveLeadTasks { due_at } => lead::change_tasks(self, at, Some(*due_at)).await,
+            Step::UpsertOpportunity { opportunity } => {
+                opportunity::upsert(self, at, opportunity).await
+            }
+            Step::MoveLeadOpportunity { change } => opportunity::move_lead(self, at, change).await,
         }
     }
 }
