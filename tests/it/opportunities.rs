@@ -422,3 +422,63 @@ async fn the_sandbox_opportunities_api_follows_the_spec() {
     .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["meta"]["total"], 0);
 }
+
+/// `formbridge map` shows the opportunity steps as the mapping writes them (names, not ids: no
+/// GHL call is made), and a bad rule is refused at start naming its key.
+#[tokio::test]
+async fn the_map_preview_shows_the_opportunity_steps() {
+    use bytes::Bytes;
+    use formbridge::body::BodyLimits;
+    use formbridge::dispatch::preview::preview;
+    use formbridge::domain::SourceName;
+    use formbridge::runtime::SourceRuntime;
+    use formbridge::settings::SourceSettings;
+
+    let name = SourceName::parse("dripjobs").unwrap();
+    let settings = |mapping: Value| -> SourceSettings {
+        serde_json::from_value(json!({ "mapping": mapping })).unwrap()
+    };
+    let mapping = json!({
+        "opportunities": [{"pipeline": "Sales Pipeline", "stage": "New Lead",
+                           "name": "{{name}}: {{answers.package}}",
+                           "monetary_value": "{{answers.price}}"}],
+        "follow_ups": [{"when": {"field": "event", "equals": "proposal_accepted"},
+                        "opportunity": {"stage": "Accepted"}}],
+    });
+    let runtime = SourceRuntime::compile(name.clone(), &settings(mapping), None).unwrap();
+    let at = time::OffsetDateTime::now_utc();
+    let limits = BodyLimits::UNLIMITED;
+    let body = Bytes::from(lead(EMAIL, DEAL, "Flake Garage Floor", "$4,500.00").to_string());
+    let plan = preview(&runtime, &limits, Some("application/json"), &body, at)
+        .unwrap()
+        .plan
+        .unwrap();
+    let steps = serde_json::to_value(&plan.steps).unwrap();
+    let card = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "upsert_opportunity")
+        .unwrap();
+    assert_eq!(
+        card["opportunity"],
+        json!({"rule": "opportunities[0]", "pipeline": {"name": "Sales Pipeline"},
+               "stage": {"name": "New Lead"}, "name": "Jane Sample: Flake Garage Floor",
+               "monetary_value": 4500.0, "status": "open"})
+    );
+    let body = Bytes::from(stage(DEAL, "proposal_accepted").to_string());
+    let plan = preview(&runtime, &limits, Some("application/json"), &body, at)
+        .unwrap()
+        .plan
+        .unwrap();
+    let kinds: Vec<&str> = plan.steps.iter().map(|s| s.kind().as_str()).collect();
+    assert!(kinds.contains(&"move_lead_opportunity"), "{kinds:?}");
+
+    let bad = settings(json!({"opportunities": [{"stage": "New Lead"}]}));
+    let err = SourceRuntime::compile(name, &bad, None).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("sources.dripjobs.mapping.opportunities[0].pipeline: is missing"),
+        "{err}"
+    );
+}
