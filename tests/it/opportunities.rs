@@ -211,11 +211,16 @@ async fn a_lost_answer_to_the_create_still_leaves_one_card() {
 
 /// Seeds the location's pipelines through the sandbox's control route.
 async fn seed_roofing(ghl: &SandboxHandle) {
+    seed_roofing_stages(ghl, "roof").await;
+}
+
+/// Seeds a "Roofing" pipeline whose stage ids start with `prefix`.
+async fn seed_roofing_stages(ghl: &SandboxHandle, prefix: &str) {
     let seed = json!({"locationId": LOCATION, "pipelines": [
         {"id": "roofPipeline00000001", "name": "Roofing", "stages": [
-            {"id": "roof-inspection", "name": "Inspection"},
-            {"id": "roof-quote", "name": "Quote"},
-            {"id": "roof-signed", "name": "Signed"}]}]});
+            {"id": format!("{prefix}-inspection"), "name": "Inspection"},
+            {"id": format!("{prefix}-quote"), "name": "Quote"},
+            {"id": format!("{prefix}-signed"), "name": "Signed"}]}]});
     let r = reqwest::Client::new()
         .post(ghl.base_url.join("/_sandbox/pipelines").unwrap())
         .json(&seed)
@@ -281,6 +286,36 @@ opportunity = { stage = "{{answers.board_stage}}" }
         only_card(&state, &contact)["pipelineStageId"],
         "roof-signed",
         "unchanged"
+    );
+}
+
+/// A stage replaced in GHL after its pipeline was cached: GHL refuses the old id, formbridge
+/// fetches the pipelines again and creates the card in the stage of that name.
+#[tokio::test]
+async fn a_stage_replaced_in_ghl_is_resolved_again_when_ghl_refuses_its_old_id() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    seed_roofing(&ghl).await;
+    let mapping = r#"
+[[sources.dripjobs.mapping.opportunities]]
+pipeline = "Roofing"
+stage = "Quote"
+"#;
+    let app = driven_app_for(&ghl, mapping, &[]).await;
+    deliver(&app, lead("first@example.com", "1111111", "Roof", "9000")).await;
+    seed_roofing_stages(&ghl, "rebuilt").await;
+    deliver(&app, lead(EMAIL, DEAL, "Roof", "7000")).await;
+
+    let state = ghl.state();
+    let card = only_card(&state, &contact_id(&state, EMAIL));
+    assert_eq!(card["pipelineStageId"], "rebuilt-quote");
+    let creates = state.requests_to("POST", "/opportunities/");
+    let statuses: Vec<u16> = creates.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [201, 400, 201]);
+    assert_eq!(requests(&state, "GET", "/opportunities/pipelines"), 2);
+    let all = events(&app).await;
+    assert!(
+        all.iter().all(|e| e.status == EventStatus::Done),
+        "{all:#?}"
     );
 }
 

@@ -74,28 +74,12 @@ pub(super) async fn upsert(
             return Ok(Some(id));
         }
     }
-    let pipeline = resolve_pipeline(executor, at, &fields.pipeline, &fields.rule).await?;
-    let stage_id = match &fields.stage {
-        Some(stage) => Some(resolve_stage(executor, at, &pipeline, stage, &fields.rule).await?),
-        None => None,
-    };
+    // Resolved from a list fetched earlier: GHL may have renamed or replaced it since.
+    let from_cache = executor.pipelines.get(location).is_some();
+    let (pipeline, stage_id) = resolve_target(executor, at, fields).await?;
     let pipeline_id = pipeline.id.clone();
-    let save = |opportunity_id: String| {
-        let card = LeadOpportunity {
-            opportunity_id,
-            pipeline_id: pipeline_id.clone(),
-        };
-        async move {
-            for reference in references(at) {
-                executor
-                    .leads
-                    .save_lead_opportunity(&event.location_id, &reference, &card)
-                    .await
-                    .map_err(|e| StepError::Stop(e.into()))?;
-            }
-            Ok::<_, StepError>(Some(card.opportunity_id))
-        }
-    };
+    let save =
+        |opportunity_id: String| save_card(executor, at, opportunity_id, pipeline_id.clone());
     if at.uncertain {
         let found = executor
             .find(event, || async {
@@ -112,8 +96,8 @@ pub(super) async fn upsert(
         }
     }
     executor.record_started(event, at.index, at.step).await?;
-    let request = CreateOpportunityRequest {
-        pipeline_id: pipeline_id.clone(),
+    let request = |pipeline_id: &str, stage_id: Option<String>| CreateOpportunityRequest {
+        pipeline_id: pipeline_id.to_owned(),
         location_id: location.to_owned(),
         name: fields.name.clone(),
         pipeline_stage_id: stage_id,
@@ -122,11 +106,61 @@ pub(super) async fn upsert(
         monetary_value: fields.monetary_value,
         assigned_to: fields.assigned_to.clone(),
     };
-    let created = executor
-        .call(event, || client.create_opportunity(&request))
+    let first = request(&pipeline_id, stage_id);
+    let created = match executor
+        .call(event, || client.create_opportunity(&first))
         .await
-        .inspect_err(|e| forget_on_refusal(executor, location, e))?;
+    {
+        // GHL refused the ids of a cached list (a stage replaced in GHL since): resolve the
+        // names afresh and send once more. The refused create made nothing.
+        Err(e) if from_cache && is_refusal(&e) => {
+            executor.pipelines.forget(location);
+            let (pipeline, stage_id) = resolve_target(executor, at, fields).await?;
+            let again = request(&pipeline.id, stage_id);
+            let created = executor
+                .call(event, || client.create_opportunity(&again))
+                .await
+                .inspect_err(|e| forget_on_refusal(executor, location, e))?;
+            return save_card(executor, at, created.opportunity.id, pipeline.id).await;
+        }
+        other => other.inspect_err(|e| forget_on_refusal(executor, location, e))?,
+    };
     save(created.opportunity.id).await
+}
+
+/// The pipeline and stage id a lead's rule names.
+async fn resolve_target(
+    executor: &Executor<'_>,
+    at: &StepAt<'_>,
+    fields: &OpportunityFields,
+) -> Result<(Pipeline, Option<String>), StepError> {
+    let pipeline = resolve_pipeline(executor, at, &fields.pipeline, &fields.rule).await?;
+    let stage_id = match &fields.stage {
+        Some(stage) => Some(resolve_stage(executor, at, &pipeline, stage, &fields.rule).await?),
+        None => None,
+    };
+    Ok((pipeline, stage_id))
+}
+
+/// Keeps the lead's card under each of its references: its id.
+async fn save_card(
+    executor: &Executor<'_>,
+    at: &StepAt<'_>,
+    opportunity_id: String,
+    pipeline_id: String,
+) -> Result<Option<String>, StepError> {
+    let card = LeadOpportunity {
+        opportunity_id,
+        pipeline_id,
+    };
+    for reference in references(at) {
+        executor
+            .leads
+            .save_lead_opportunity(&at.event.location_id, &reference, &card)
+            .await
+            .map_err(|e| StepError::Stop(e.into()))?;
+    }
+    Ok(Some(card.opportunity_id))
 }
 
 /// Moves the lead's card to the follow-up's stage and/or status: its id, or nothing when the
@@ -176,9 +210,17 @@ pub(super) async fn move_lead(
     Ok(moved)
 }
 
+/// Whether GHL refused the request (400): an id it does not know, among others.
+fn is_refusal(error: &StepError) -> bool {
+    matches!(
+        error,
+        StepError::Ghl(GhlError::Rejected { status: 400, .. })
+    )
+}
+
 /// GHL refused a request naming a pipeline or stage (400): the cached list may be stale.
 fn forget_on_refusal(executor: &Executor<'_>, location: &str, error: &StepError) {
-    if let StepError::Ghl(GhlError::Rejected { status: 400, .. }) = error {
+    if is_refusal(error) {
         executor.pipelines.forget(location);
     }
 }
