@@ -8,11 +8,12 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::decision::PauseReason;
+use super::pipelines::PipelineCache;
 use super::retry::RetryPolicy;
 use crate::domain::plan::Step;
 use crate::ghl::{GhlClient, GhlError, GhlResponse};
 use crate::ghl_access::{Budget, BudgetPermit, BudgetWait};
-use crate::store::{ClaimedEvent, Finish, Queue, StepRecord, StepStatus, StoreError};
+use crate::store::{ClaimedEvent, Finish, LeadRecords, Queue, StepRecord, StepStatus, StoreError};
 
 /// Why an attempt stopped before the plan was done.
 #[derive(Debug)]
@@ -66,6 +67,10 @@ pub struct Executor<'a> {
     /// How long a follow-up or an edit waits for the delivery it refers to
     /// (`dispatch.follow_up_wait`).
     pub follow_up_wait: Duration,
+    /// What leads made that later deliveries find again (their opportunities).
+    pub leads: &'a dyn LeadRecords,
+    /// Each location's pipelines, fetched once.
+    pub pipelines: &'a PipelineCache,
 }
 
 impl Executor<'_> {

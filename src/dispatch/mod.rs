@@ -24,6 +24,7 @@ pub mod attempt;
 pub mod decision;
 pub mod execute;
 mod owner_hint;
+pub mod pipelines;
 pub mod prepare;
 pub mod preview;
 pub mod requests;
@@ -47,8 +48,11 @@ use crate::ghl::{GhlClient, GhlError};
 use crate::ghl_access::{Budget, Budgets};
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
-use crate::store::{Claim, ClaimedEvent, Finish, LeaseToken, Queue, Store, TokenVault};
+use crate::store::{
+    Claim, ClaimedEvent, Finish, LeadRecords, LeaseToken, Queue, Store, TokenVault,
+};
 use attempt::{Executor, Stop};
+use pipelines::PipelineCache;
 use prepare::Preparer;
 use retry::RetryPolicy;
 
@@ -67,6 +71,10 @@ pub enum DispatchError {
 /// The dispatcher of one process.
 pub struct Dispatcher {
     store: Arc<dyn Queue>,
+    /// What leads made in GHL that later deliveries find again (their opportunities).
+    leads: Arc<dyn LeadRecords>,
+    /// Each location's pipelines, fetched once.
+    pipelines: PipelineCache,
     client: GhlClient,
     settings: Arc<Settings>,
     preparer: Preparer,
@@ -110,7 +118,7 @@ impl Dispatcher {
     pub fn with_ghl(
         settings: Arc<Settings>,
         runtimes: Arc<SourceRuntimes>,
-        store: Arc<dyn Queue>,
+        store: Arc<dyn Store>,
         wake: Arc<Notify>,
         alerts: AlertSink,
         client: GhlClient,
@@ -120,6 +128,8 @@ impl Dispatcher {
         Self {
             preparer: Preparer::new(&settings, runtimes, alerts.clone()),
             retry: RetryPolicy::from_settings(&settings.dispatch.retry),
+            leads: store.clone(),
+            pipelines: PipelineCache::default(),
             store,
             client,
             settings,
@@ -297,6 +307,8 @@ impl Dispatcher {
             lease: self.settings.dispatch.lease,
             lease_until: AtomicI64::new(attempt::unix_ms(event.lease_until)),
             follow_up_wait: self.settings.dispatch.follow_up_wait,
+            leads: self.leads.as_ref(),
+            pipelines: &self.pipelines,
         };
         let outcome = tracing::Instrument::instrument(executor.run(&event), span.clone()).await;
         let finish = match outcome {

@@ -5,6 +5,7 @@
 pub mod call;
 pub mod dnd;
 pub mod ids;
+pub mod opportunity;
 pub mod plan;
 
 pub use ids::{ContactKey, EventId, InvalidSourceName, LocationId, SourceName};

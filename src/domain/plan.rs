@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::domain::call::CallFacts;
 use super::dnd::DndChanges;
+use super::opportunity::{OpportunityFields, OpportunityMove};
 use crate::submission::ContactField;
 
 /// What to do in GHL for one submission, in order.
@@ -104,6 +105,12 @@ pub enum Step {
     /// `GET /contacts/{id}`, then `PUT /contacts/{id}` with the `dndSettings` (and `dnd`)
     /// that change (`[[mapping.dnd]]`): never lifts a DND unless the rule says `lift`.
     SetDnd { channels: DndChanges },
+    /// The lead's opportunity (`[[mapping.opportunities]]`): `POST /opportunities/` once per
+    /// location and reference (kept in the store), else `PUT /opportunities/{id}` updating its
+    /// name, value and owner in place.
+    UpsertOpportunity { opportunity: OpportunityFields },
+    /// `PUT /opportunities/{id}` moving the lead's opportunity to a stage and/or status.
+    MoveLeadOpportunity { change: OpportunityMove },
 }
 
 impl Step {
@@ -122,6 +129,8 @@ impl Step {
             Step::CallTask { .. } => StepKind::CallTask,
             Step::CallNote { .. } => StepKind::CallNote,
             Step::SetDnd { .. } => StepKind::SetDnd,
+            Step::UpsertOpportunity { .. } => StepKind::UpsertOpportunity,
+            Step::MoveLeadOpportunity { .. } => StepKind::MoveLeadOpportunity,
         }
     }
 
@@ -130,7 +139,10 @@ impl Step {
     pub fn acts_on_lead(&self) -> bool {
         matches!(
             self,
-            Step::LeadContact { .. } | Step::CompleteLeadTasks | Step::MoveLeadTasks { .. }
+            Step::LeadContact { .. }
+                | Step::CompleteLeadTasks
+                | Step::MoveLeadTasks { .. }
+                | Step::MoveLeadOpportunity { .. }
         )
     }
 
@@ -159,11 +171,13 @@ pub enum StepKind {
     CallTask,
     CallNote,
     SetDnd,
+    UpsertOpportunity,
+    MoveLeadOpportunity,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 12] = [
+    pub const ALL: [StepKind; 14] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
@@ -176,6 +190,8 @@ impl StepKind {
         StepKind::CallTask,
         StepKind::CallNote,
         StepKind::SetDnd,
+        StepKind::UpsertOpportunity,
+        StepKind::MoveLeadOpportunity,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -193,6 +209,8 @@ impl StepKind {
             StepKind::CallTask => "call_task",
             StepKind::CallNote => "call_note",
             StepKind::SetDnd => "set_dnd",
+            StepKind::UpsertOpportunity => "upsert_opportunity",
+            StepKind::MoveLeadOpportunity => "move_lead_opportunity",
         }
     }
 }

@@ -15,6 +15,8 @@
 //! - [`client`]: [`GhlClient`]: connection pool, auth, error classification, metrics.
 //! - [`endpoints`]: one typed method per endpoint on [`GhlClient`].
 //! - [`types`]: request and response bodies.
+//! - [`opportunities`]: the Opportunities API's bodies and methods (pipelines, create, update,
+//!   search).
 //! - [`error`]: [`GhlError`] and the classification of answers.
 //! - [`http`]: the `User-Agent` and failure descriptions shared by every GHL call.
 //! - [`rate_limit`]: [`RateLimitInfo`] from the `x-ratelimit-*` headers.
@@ -34,6 +36,7 @@ pub mod endpoints;
 pub mod error;
 pub mod http;
 pub mod oauth;
+pub mod opportunities;
 pub mod rate_limit;
 pub mod settings;
 pub mod types;

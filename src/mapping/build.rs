@@ -10,6 +10,7 @@ use super::consent::dnd_step;
 use super::due::due_at;
 use super::follow_up::{self, CompiledFollowUp};
 use super::owner::assign_tasks;
+use super::opportunity_rules;
 use super::task_rules::CompiledTask;
 use super::vars::{answer_lines, Vars};
 use crate::domain::call::CallFacts;
@@ -170,6 +171,7 @@ fn lead_steps(
     let tags = tags(mapping, vars);
     let removed = removed_tags(mapping, vars, &tags);
     push_tag_steps(&mut steps, tags, removed);
+    steps.extend(opportunity_rules::lead_step(&mapping.opportunities, vars));
     steps.extend(task_steps(&mapping.tasks, vars));
     steps.extend(tool_task(mapping, submission));
     steps.extend(note_step(mapping, submission, note(mapping, vars)));
@@ -200,6 +202,10 @@ fn follow_up_steps(
         .collect();
     push_tag_steps(&mut steps, tags, removed);
     steps.extend(rule.and_then(|r| r.lead_task_step(vars.submission)));
+    steps.extend(
+        rule.and_then(|r| r.opportunity.as_ref())
+            .and_then(|o| o.step(vars)),
+    );
     if let Some(rule) = rule {
         steps.extend(task_steps(&rule.tasks, vars));
     }

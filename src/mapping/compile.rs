@@ -8,6 +8,7 @@ use super::consent::{self, CompiledDndRule};
 use super::error::MappingConfigError;
 use super::follow_up::{self, CompiledFollowUp};
 use super::owner::CompiledOwner;
+use super::opportunity_rules::{self, CompiledOpportunity};
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
 use crate::domain::SourceName;
@@ -49,6 +50,8 @@ pub struct CompiledMapping {
     pub(super) owner: CompiledOwner,
     /// `[[mapping.dnd]]`, in order.
     pub(super) dnd: Vec<CompiledDndRule>,
+    /// `[[mapping.opportunities]]`, in order.
+    pub(super) opportunities: Vec<CompiledOpportunity>,
 }
 
 /// A custom field rule: its GHL id or key, and where its value comes from.
@@ -160,6 +163,7 @@ impl CompiledMapping {
             follow_ups: follow_up::compile(config)?,
             owner: CompiledOwner::compile(config)?,
             dnd: consent::compile(config)?,
+            opportunities: opportunity_rules::compile(config)?,
         })
     }
 }

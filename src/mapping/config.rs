@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::condition::Condition;
+pub use crate::domain::opportunity::OpportunityStatus;
 use crate::sources::SourceKind;
 use crate::submission::ContactField;
 
@@ -106,6 +107,11 @@ pub struct MappingConfig {
     /// Default: none (the contact's DND is never touched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dnd: Vec<DndRuleConfig>,
+    /// `[[mapping.opportunities]]`: the lead's opportunity in a GHL pipeline; the first rule
+    /// whose `when` holds makes it, once per lead and reference (a replay or an edit updates
+    /// it in place). None by default: a pipeline is the agency's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opportunities: Vec<OpportunityConfig>,
 }
 
 /// `mapping.assign_to`: one GHL user id, or rules choosing one by the answers.
@@ -151,6 +157,59 @@ pub struct DndRuleConfig {
     pub lift: bool,
 }
 
+/// `[[mapping.opportunities]]`: one opportunity rule. Set `pipeline` (its name in GHL) or
+/// `pipeline_id`, and optionally `stage` (a name, templates allowed) or `stage_id`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpportunityConfig {
+    /// The pipeline's name in GHL (resolved once per location through
+    /// `GET /opportunities/pipelines`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// The pipeline's GHL id, instead of `pipeline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_id: Option<String>,
+    /// The stage's name (template allowed, e.g. `{{answers.stage}}`). Default: the pipeline's
+    /// first stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The stage's GHL id, instead of `stage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_id: Option<String>,
+    /// The opportunity's name (template). Default `{{name}}`, else the email or phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its monetary value (template, e.g. `{{answers.price}}`); `$`, `,` and spaces are
+    /// dropped, and a value that is then not a number is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monetary_value: Option<String>,
+    /// Its status when created: `open` (default), `won`, `lost` or `abandoned`.
+    #[serde(default)]
+    pub status: OpportunityStatus,
+    /// The GHL user id it is assigned to (template). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_to: Option<String>,
+    /// Only make the opportunity when this holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+}
+
+/// `follow_ups[].opportunity`: what a follow-up changes on its lead's opportunity (a stage of
+/// the same pipeline, a status, or both).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpOpportunityConfig {
+    /// The new stage's name (template allowed, e.g. `{{answers.stage}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The new stage's GHL id, instead of `stage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_id: Option<String>,
+    /// The new status: `open`, `won`, `lost` or `abandoned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<OpportunityStatus>,
+}
+
 /// `[[mapping.follow_ups]]`: one follow-up rule.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +244,10 @@ pub struct FollowUpConfig {
     /// the project is completed), written like `[[mapping.tasks]]`. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskConfig>,
+    /// What this stage changes on the lead's opportunity (`[[mapping.opportunities]]`), e.g.
+    /// `{ stage = "Accepted" }` or `{ status = "won" }`. Default: nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opportunity: Option<FollowUpOpportunityConfig>,
 }
 
 /// `follow_ups[].lead_tasks`: what a follow-up does to the tasks its lead's deliveries created.

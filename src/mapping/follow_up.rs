@@ -6,6 +6,7 @@ use super::condition::CompiledCondition;
 use super::config::{LeadTasks, MappingConfig};
 use super::due::{due_at, parse_due_in};
 use super::error::MappingConfigError;
+use super::opportunity_rules::{compile_move, CompiledOpportunityMove};
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
 use super::vars::Vars;
@@ -27,6 +28,8 @@ pub(super) struct CompiledFollowUp {
     pub(super) note: Option<Template>,
     /// The rule's own new tasks.
     pub(super) tasks: Vec<CompiledTask>,
+    /// What the rule changes on the lead's opportunity.
+    pub(super) opportunity: Option<CompiledOpportunityMove>,
 }
 
 /// What a follow-up does to its lead's tasks.
@@ -123,6 +126,11 @@ pub(super) fn compile(config: &MappingConfig) -> Result<Vec<CompiledFollowUp>, M
                 .map(|n| at_key(&key("note"), n))
                 .transpose()?,
             tasks: compile_tasks(&rule.tasks, &format!("follow_ups[{i}].tasks"))?,
+            opportunity: rule
+                .opportunity
+                .as_ref()
+                .map(|o| compile_move(&key("opportunity"), o))
+                .transpose()?,
         });
     }
     Ok(out)

@@ -7,6 +7,7 @@
 //! - `owner`: `mapping.assign_to`, the lead's GHL user; `consent`: `[[mapping.dnd]]`, consent
 //!   and opt-out answers as GHL do-not-disturb.
 //! - `follow_up`: references and follow-up rules (a delivery tied to an earlier lead).
+//! - `opportunity_rules`: `[[mapping.opportunities]]` and a follow-up's `opportunity`.
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
 
 pub mod build;
@@ -18,6 +19,7 @@ pub mod due;
 pub mod error;
 mod follow_up;
 mod owner;
+mod opportunity_rules;
 mod task_rules;
 pub mod template;
 pub mod vars;

@@ -1,5 +1,5 @@
 //! Storage: durable deliveries and the dispatch queue, one trait per role (ingest, queue, admin
-//! reads, token vault; budget slots), on SQLite or PostgreSQL.
+//! reads, token vault, lead records; budget slots), on SQLite or PostgreSQL.
 //!
 //! The backend is chosen by the URL scheme of `store.url`. Everything that acknowledges a
 //! webhook goes through [`Ingest::insert_event`], which returns only once the delivery is
@@ -11,14 +11,17 @@
 
 mod backend;
 mod budget;
+mod lead_records;
 mod postgres;
 mod postgres_budget;
+mod postgres_leads;
 mod postgres_prepare;
 mod postgres_queue;
 mod postgres_tokens;
 mod rows;
 mod sqlite;
 mod sqlite_file;
+mod sqlite_leads;
 mod sqlite_queue;
 mod sqlite_tokens;
 mod sqlite_writer;
@@ -33,6 +36,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use budget::{SharedBudget, SlotGrant, SlotTicket};
+pub use lead_records::LeadRecords;
 pub use postgres::PgStore;
 pub use postgres_budget::PgBudget;
 pub use sqlite::SqliteStore;
@@ -335,7 +339,7 @@ pub trait Queue: Send + Sync + 'static {
 /// replicas); each caller holds only the role it uses (`Arc<dyn Store>` coerces to
 /// `Arc<dyn Ingest>`, …), and `tests/it/store_contract.rs` holds every backend to the same
 /// contract.
-pub trait Store: Ingest + Queue + AdminReads + TokenVault {
+pub trait Store: Ingest + Queue + AdminReads + TokenVault + LeadRecords {
     /// The GHL rate budget this store shares between the replicas using it; `None` for a store
     /// only one process uses (each process then keeps its budget in memory).
     fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {

@@ -34,6 +34,7 @@ mod jivochat_events;
 mod mapping_config;
 mod mapping_extras;
 mod owner_consent;
+mod opportunities;
 mod pg;
 mod pg_tls;
 mod replicas;

@@ -449,6 +449,11 @@ async fn fixtures_normalize_and_plan_as_expected() {
                     panic!("{f}: no lead task is moved or completed by default: {step:?}")
                 }
                 Step::SetDnd { .. } => panic!("{f}: no DND set by default: {step:?}"),
+                Step::UpsertOpportunity { .. } | Step::MoveLeadOpportunity { .. } => {
+                    panic!(
+                        "{f}: no opportunity by default (a pipeline is the agency's own): {step:?}"
+                    )
+                }
             }
         }
     }

@@ -1527,3 +1527,47 @@ async fn finish_nothing_to_do(store: &dyn Store, id: EventId) {
     };
     store.save_preparations(&[(id, done)]).await.unwrap();
 }
+
+contract_test!(a_leads_opportunity_is_kept_per_location_and_reference);
+/// Lead records: a lead's opportunity is found again by its location and reference only, and
+/// saving it again (the card was made anew) replaces it rather than adding a second row.
+async fn a_leads_opportunity_is_kept_per_location_and_reference(store: &dyn Store) {
+    use formbridge::domain::opportunity::LeadOpportunity;
+    use formbridge::domain::LocationId;
+
+    let (here, there) = (LocationId::from("locHere"), LocationId::from("locThere"));
+    let deal = "dripjobs/deal_id:1234567";
+    assert_eq!(store.lead_opportunity(&here, deal).await.unwrap(), None);
+    let card = LeadOpportunity {
+        opportunity_id: "opp1".into(),
+        pipeline_id: "pipe1".into(),
+    };
+    store
+        .save_lead_opportunity(&here, deal, &card)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.lead_opportunity(&here, deal).await.unwrap(),
+        Some(card.clone())
+    );
+    assert_eq!(store.lead_opportunity(&there, deal).await.unwrap(), None);
+    assert_eq!(
+        store
+            .lead_opportunity(&here, "dripjobs/deal_id:7654321")
+            .await
+            .unwrap(),
+        None
+    );
+    let anew = LeadOpportunity {
+        opportunity_id: "opp2".into(),
+        pipeline_id: "pipe2".into(),
+    };
+    store
+        .save_lead_opportunity(&here, deal, &anew)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.lead_opportunity(&here, deal).await.unwrap(),
+        Some(anew)
+    );
+}

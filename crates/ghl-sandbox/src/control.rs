@@ -24,6 +24,8 @@ pub struct SandboxState {
     pub tasks: Vec<Value>,
     /// Notes in creation order.
     pub notes: Vec<Value>,
+    /// Opportunities in creation order.
+    pub opportunities: Vec<Value>,
     /// Every API request, oldest first.
     pub requests: Vec<LogEntry>,
     /// Calls to `/oauth/token` with `grant_type=refresh_token` (successful or not).
@@ -70,6 +72,11 @@ impl SandboxState {
         of_contact(&self.notes, contact_id)
     }
 
+    /// The opportunities of a contact.
+    pub fn opportunities_of(&self, contact_id: &str) -> Vec<&Value> {
+        of_contact(&self.opportunities, contact_id)
+    }
+
     /// Requests whose method and path match (path compared exactly).
     pub fn requests_to(&self, method: &str, path: &str) -> Vec<&LogEntry> {
         self.requests
@@ -102,6 +109,7 @@ impl Sandbox {
             contacts: values(&world.contacts),
             tasks: values(&world.tasks),
             notes: values(&world.notes),
+            opportunities: values(&world.opportunities),
             requests: world.log.clone(),
             refresh_calls: world.refresh_calls,
             refresh_tokens,

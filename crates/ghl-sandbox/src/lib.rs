@@ -5,7 +5,7 @@
 //! (`property X should not exist`) and wrong types, 400 for unknown contact ids and for
 //! duplicates on `POST /contacts/` (with `meta.contactId`), upsert matching by email then phone,
 //! lower-cased de-duplicated tags, `tags` on PUT/upsert replacing all tags, a `traceId` in every
-//! JSON body, the six `x-ratelimit-*` headers on every API answer, a per-location burst window
+//! JSON body, opportunities in pipelines (`/opportunities/*`, see `opportunities.rs`), the six `x-ratelimit-*` headers on every API answer, a per-location burst window
 //! and daily quota answering 429, and `/oauth/token` rotating refresh tokens.
 //!
 //! Not simulated: the search index lag of real GHL (writes are visible to search at once), scopes,
@@ -15,7 +15,8 @@
 //! `POST|DELETE /_sandbox/faults` ([`FaultSpec`]), `POST /_sandbox/tokens`,
 //! `POST /_sandbox/refresh-tokens`, `POST /_sandbox/locations/{id}/settings`,
 //! `POST /_sandbox/appointments`, `POST /_sandbox/users` (users of a location, which then judge
-//! `assignedTo`; `GET /users/?locationId=` and `GET /users/{userId}` read them). Dropped connections: `drop_before_next` closes the connection
+//! `assignedTo`; `GET /users/?locationId=` and `GET /users/{userId}` read them),
+//! `POST /_sandbox/pipelines`. Dropped connections: `drop_before_next` closes the connection
 //! before the request is applied, `drop_after_next` after it was applied; neither answers.
 //!
 //! A crate of its own, knowing nothing of formbridge: formbridge's tests and benches use it as a
@@ -32,6 +33,7 @@ mod contacts;
 mod control;
 mod dnd;
 mod gate;
+mod opportunities;
 mod queries;
 mod users;
 mod validate;
@@ -50,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 pub use control::SandboxState;
+pub use opportunities::{default_pipelines, PipelineSeed, PipelinesSeed, StageSeed};
 pub use world::{
     FaultSpec, LogEntry, Sandbox, SandboxConfig, API_VERSION, DEMO_LOCATION, DEMO_TOKEN,
 };
@@ -113,6 +116,18 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/contacts/{contact_id}/appointments", get(ch::appointments))
         .route("/users/", get(users::by_location))
         .route("/users/{user_id}", get(users::get_one))
+        .route("/opportunities/pipelines", get(opportunities::pipelines))
+        .route("/opportunities/search", get(opportunities::search))
+        .route("/opportunities/", post(opportunities::create))
+        .route("/opportunities", post(opportunities::create))
+        .route(
+            "/opportunities/{id}",
+            get(opportunities::get_one).put(opportunities::update),
+        )
+        .route(
+            "/opportunities/{id}/status",
+            put(opportunities::update_status),
+        )
         .route("/oauth/token", post(control::oauth_token))
         .route("/_sandbox/state", get(control::get_state))
         .route("/_sandbox/reset", post(control::reset))
@@ -128,6 +143,7 @@ pub fn router(sandbox: Sandbox) -> Router {
         )
         .route("/_sandbox/appointments", post(control::add_appointment))
         .route("/_sandbox/users", post(users::seed))
+        .route("/_sandbox/pipelines", post(opportunities::seed))
         .fallback(not_found);
     api.layer(axum::middleware::from_fn_with_state(
         sandbox.clone(),

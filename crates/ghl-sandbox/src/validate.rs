@@ -28,6 +28,8 @@ pub(crate) enum Kind {
     CustomFields,
     /// A date of birth string (or null; the spec says object).
     DateOfBirth,
+    /// An opportunity status: `open`, `won`, `lost`, `abandoned` or `all` (the spec's enum).
+    OpportunityStatus,
 }
 
 use Kind::*;
@@ -64,6 +66,9 @@ const CONTACT_CREATE_EXTRA: &[(&str, Kind)] = &[
     ("companyName", NullableStr),
 ];
 
+/// The spec's `status` enum of `CreateDto`, `UpdateOpportunityDto` and `UpdateStatusDto`.
+const OPPORTUNITY_STATUSES: &[&str] = &["open", "won", "lost", "abandoned", "all"];
+
 /// Which body schema to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dto {
@@ -78,6 +83,12 @@ pub(crate) enum Dto {
     UpdateNote,
     Tags,
     BulkBusiness,
+    /// `CreateDto` of `POST /opportunities/`.
+    CreateOpportunity,
+    /// `UpdateOpportunityDto` of `PUT /opportunities/{id}`.
+    UpdateOpportunity,
+    /// `UpdateStatusDto` of `PUT /opportunities/{id}/status`.
+    OpportunityStatus,
 }
 
 fn schema(dto: Dto) -> (Vec<(&'static str, Kind)>, &'static [&'static str]) {
@@ -152,6 +163,27 @@ fn schema(dto: Dto) -> (Vec<(&'static str, Kind)>, &'static [&'static str]) {
             ]);
             &["locationId", "ids"]
         }
+        Dto::CreateOpportunity | Dto::UpdateOpportunity => {
+            props.extend_from_slice(&[
+                ("pipelineId", Str),
+                ("name", Str),
+                ("pipelineStageId", Str),
+                ("status", OpportunityStatus),
+                ("monetaryValue", Num),
+                ("assignedTo", Str),
+                ("customFields", Array),
+            ]);
+            if dto == Dto::CreateOpportunity {
+                props.extend_from_slice(&[("locationId", Str), ("contactId", Str)]);
+                &["pipelineId", "locationId", "name", "status", "contactId"]
+            } else {
+                &[]
+            }
+        }
+        Dto::OpportunityStatus => {
+            props.extend_from_slice(&[("status", OpportunityStatus), ("lostReasonId", Str)]);
+            &["status"]
+        }
     };
     (props, required)
 }
@@ -186,6 +218,10 @@ fn type_message(name: &str, kind: Kind) -> String {
         Num => format!("{name} must be a number conforming to the specified constraints"),
         StrArray | Array | CustomFields => format!("{name} must be an array"),
         Dnd | InboundDnd => format!("{name} must be an object"),
+        OpportunityStatus => format!(
+            "{name} must be one of the following values: {}",
+            OPPORTUNITY_STATUSES.join(", ")
+        ),
     }
 }
 
@@ -197,6 +233,7 @@ fn check(name: &str, kind: Kind, value: &Value, errors: &mut Vec<String>) {
         (Email, Value::String(s)) => looks_like_email(s),
         (Bool, Value::Bool(_)) => true,
         (Num, Value::Number(_)) => true,
+        (OpportunityStatus, Value::String(s)) => OPPORTUNITY_STATUSES.contains(&s.as_str()),
         (Array, Value::Array(_)) => true,
         (StrArray, Value::Array(items)) => {
             if !items.iter().all(Value::is_string) {

@@ -232,6 +232,9 @@ pub(crate) struct World {
     pub appointments: Vec<Value>,
     /// Users (`UserSchema`), each with its `roles.locationIds`.
     pub users: Vec<Value>,
+    /// Each location's pipelines in GHL's shape (the default ones until seeded).
+    pub pipelines: HashMap<String, Vec<Value>>,
+    pub opportunities: HashMap<String, Record>,
     pub custom_field_ids: HashMap<(String, String), String>,
     pub access_tokens: HashMap<String, Grant>,
     pub refresh_tokens: HashMap<String, String>,

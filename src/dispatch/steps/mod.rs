@@ -7,6 +7,8 @@
 //! - `dnd`: the contact's do-not-disturb channels, never lifting one unless told to.
 //! - `lead`: a follow-up's contact (its lead's), and the lead's tasks completed or moved.
 //! - `call`: a phone call's one call-back task and one note, whichever status writes them.
+//! - `opportunity`: the lead's opportunity made once (then updated in place), and a
+//!   follow-up's move of it to a stage or status.
 
 mod call;
 mod contact;
@@ -14,6 +16,7 @@ mod dnd;
 mod lead;
 mod marked;
 mod note;
+mod opportunity;
 mod tags;
 mod task;
 
@@ -95,6 +98,10 @@ impl Executor<'_> {
             }
             Step::CallNote { body } => call::note(self, at, body).await,
             Step::SetDnd { channels } => dnd::set(self, at, channels).await,
+            Step::UpsertOpportunity { opportunity } => {
+                opportunity::upsert(self, at, opportunity).await
+            }
+            Step::MoveLeadOpportunity { change } => opportunity::move_lead(self, at, change).await,
         }
     }
 }
