@@ -66,6 +66,9 @@ pub struct Executor<'a> {
     /// How long a follow-up or an edit waits for the delivery it refers to
     /// (`dispatch.follow_up_wait`).
     pub follow_up_wait: Duration,
+    /// Downloads file answers for upload steps (`[files]`); `None` when its client could not
+    /// be built (each upload step then records why).
+    pub downloader: Option<&'a crate::files::Downloader>,
 }
 
 impl Executor<'_> {
@@ -78,11 +81,27 @@ impl Executor<'_> {
         status: StepStatus,
         ghl_id: Option<String>,
     ) -> Result<(), Stop> {
+        self.record_with_detail(event, index, step, status, ghl_id, None)
+            .await
+    }
+
+    /// Records a step's status, GHL id and what it did (`detail`, kept when a later record of
+    /// the same step has none).
+    pub(super) async fn record_with_detail(
+        &self,
+        event: &ClaimedEvent,
+        index: u32,
+        step: &Step,
+        status: StepStatus,
+        ghl_id: Option<String>,
+        detail: Option<String>,
+    ) -> Result<(), Stop> {
         let record = StepRecord {
             index,
             kind: step.kind(),
             status,
             ghl_id,
+            detail,
             updated_at: OffsetDateTime::now_utc(),
         };
         if self

@@ -75,6 +75,19 @@ pub enum Step {
         #[serde(with = "time::serde::rfc3339")]
         due_at: OffsetDateTime,
     },
+    /// `POST /forms/upload-custom-files`: a file answer's download streamed into a GHL file
+    /// custom field (`[[mapping.files]]`). Refused or failed downloads leave the link in the
+    /// note, with the reason recorded on the step.
+    UploadFile {
+        /// The file's URL, from the answer.
+        url: String,
+        /// The GHL file custom field's id.
+        custom_field_id: String,
+        /// Hosts the URL (and every redirect) may point to: the tool's file servers and
+        /// `mapping.file_hosts`, beside `[files].hosts`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hosts: Vec<String>,
+    },
 }
 
 impl Step {
@@ -90,6 +103,7 @@ impl Step {
             Step::LeadContact { .. } => StepKind::LeadContact,
             Step::CompleteLeadTasks => StepKind::CompleteLeadTasks,
             Step::MoveLeadTasks { .. } => StepKind::MoveLeadTasks,
+            Step::UploadFile { .. } => StepKind::UploadFile,
         }
     }
 
@@ -124,11 +138,12 @@ pub enum StepKind {
     LeadContact,
     CompleteLeadTasks,
     MoveLeadTasks,
+    UploadFile,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 9] = [
+    pub const ALL: [StepKind; 10] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
@@ -138,6 +153,7 @@ impl StepKind {
         StepKind::LeadContact,
         StepKind::CompleteLeadTasks,
         StepKind::MoveLeadTasks,
+        StepKind::UploadFile,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -152,6 +168,7 @@ impl StepKind {
             StepKind::LeadContact => "lead_contact",
             StepKind::CompleteLeadTasks => "complete_lead_tasks",
             StepKind::MoveLeadTasks => "move_lead_tasks",
+            StepKind::UploadFile => "upload_file",
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`client`]: [`GhlClient`]: connection pool, auth, error classification, metrics.
 //! - [`endpoints`]: one typed method per endpoint on [`GhlClient`].
 //! - [`types`]: request and response bodies.
+//! - [`upload`]: `POST /forms/upload-custom-files`, a file streamed into a file custom field.
 //! - [`error`]: [`GhlError`] and the classification of answers.
 //! - [`http`]: the `User-Agent` and failure descriptions shared by every GHL call.
 //! - [`rate_limit`]: [`RateLimitInfo`] from the `x-ratelimit-*` headers.
@@ -37,6 +38,7 @@ pub mod oauth;
 pub mod rate_limit;
 pub mod settings;
 pub mod types;
+pub mod upload;
 
 pub use client::{GhlClient, GhlClientConfig, GhlResponse};
 pub use error::GhlError;

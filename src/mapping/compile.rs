@@ -5,6 +5,7 @@
 use super::condition::CompiledCondition;
 use super::config::{AnswerTags, MappingConfig, MissingContact};
 use super::error::MappingConfigError;
+use super::files::CompiledFiles;
 use super::follow_up::{self, CompiledFollowUp};
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
@@ -43,6 +44,8 @@ pub struct CompiledMapping {
     pub(super) references: Vec<String>,
     /// `[[mapping.follow_ups]]`, in order.
     pub(super) follow_ups: Vec<CompiledFollowUp>,
+    /// `[[mapping.files]]` and the hosts they download from.
+    pub(super) files: CompiledFiles,
 }
 
 /// A custom field rule: its GHL id or key, and where its value comes from.
@@ -152,6 +155,7 @@ impl CompiledMapping {
             },
             references: follow_up::selectors(config, kind.default_references())?,
             follow_ups: follow_up::compile(config)?,
+            files: CompiledFiles::compile(config, kind)?,
         })
     }
 }

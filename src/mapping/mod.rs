@@ -4,6 +4,7 @@
 //! - [`compile`]: [`CompiledMapping`], the config checked and compiled once at start.
 //! - [`error`]: [`MappingConfigError`], naming the key at fault.
 //! - [`build`]: the pure plan builder and the default note; [`due`]: due dates from answers.
+//! - `files`: `[[mapping.files]]`, file answers uploaded into GHL file custom fields.
 //! - `follow_up`: references and follow-up rules (a delivery tied to an earlier lead).
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
 
@@ -13,6 +14,7 @@ pub mod condition;
 pub mod config;
 pub mod due;
 pub mod error;
+mod files;
 mod follow_up;
 mod task_rules;
 pub mod template;

@@ -5,8 +5,10 @@
 //! - `task`: create (or, for an edit, update) a task; `note`: the same for a note. Both
 //!   write through `marked`: edit it, else find it by its marker, else create it.
 //! - `lead`: a follow-up's contact (its lead's), and the lead's tasks completed or moved.
+//! - `file`: a file answer downloaded and streamed into a file custom field, at most once.
 
 mod contact;
+mod file;
 mod lead;
 mod marked;
 mod note;
@@ -77,6 +79,11 @@ impl Executor<'_> {
             Step::LeadContact { reference } => lead::contact(at, reference),
             Step::CompleteLeadTasks => lead::change_tasks(self, at, None).await,
             Step::MoveLeadTasks { due_at } => lead::change_tasks(self, at, Some(*due_at)).await,
+            Step::UploadFile {
+                url,
+                custom_field_id,
+                hosts,
+            } => file::upload(self, at, url, custom_field_id, hosts).await,
         }
     }
 }
