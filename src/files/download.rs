@@ -175,7 +175,7 @@ impl Downloader {
                     ))
                 })?;
             policy.check(&target).map_err(|refusal| {
-                Refusal::NotAllowed(format!("a redirect to another host: {refusal}"))
+                Refusal::NotAllowed(format!("redirected elsewhere: {}", refusal.reason()))
             })?;
             url = target;
         }

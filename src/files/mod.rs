@@ -39,3 +39,15 @@ pub enum Refusal {
     #[error("download failed: {0}")]
     Failed(String),
 }
+
+impl Refusal {
+    /// The reason alone, without what kind of refusal it is.
+    pub fn reason(&self) -> &str {
+        match self {
+            Refusal::NotAllowed(r)
+            | Refusal::TooBig(r)
+            | Refusal::WrongType(r)
+            | Refusal::Failed(r) => r,
+        }
+    }
+}

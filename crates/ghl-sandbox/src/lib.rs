@@ -8,6 +8,9 @@
 //! JSON body, the six `x-ratelimit-*` headers on every API answer, a per-location burst window
 //! and daily quota answering 429, and `/oauth/token` rotating refresh tokens.
 //!
+//! `POST /forms/upload-custom-files` (Forms API) stores streamed files on a contact's File
+//! Upload custom field (name, size, type and SHA-256 in the field's value); see `uploads`.
+//!
 //! Not simulated: the search index lag of real GHL (writes are visible to search at once), scopes,
 //! company tokens, followers/campaigns/workflows (404 like any unknown route).
 //!
@@ -31,6 +34,7 @@ mod contacts;
 mod control;
 mod gate;
 mod queries;
+mod uploads;
 mod validate;
 mod world;
 
@@ -108,6 +112,10 @@ pub fn router(sandbox: Sandbox) -> Router {
             post(ch::add_tags).delete(ch::remove_tags),
         )
         .route("/contacts/{contact_id}/appointments", get(ch::appointments))
+        .route(
+            "/forms/upload-custom-files",
+            post(uploads::upload_custom_files),
+        )
         .route("/oauth/token", post(control::oauth_token))
         .route("/_sandbox/state", get(control::get_state))
         .route("/_sandbox/reset", post(control::reset))
