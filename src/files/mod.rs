@@ -12,7 +12,7 @@
 //! streaming), type (`files.content_types`, `files.extensions`) and time (`files.timeout`) are
 //! capped.
 //!
-//! - [`settings`]: `[files]`.
+//! - [`settings`]: the `[files]` keys.
 //! - `policy`: the host, address and type allow-lists.
 //! - [`download`]: [`Downloader`], one file's checked, capped, hashed stream.
 

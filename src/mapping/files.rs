@@ -131,6 +131,72 @@ mod tests {
     }
 
     #[test]
+    fn every_upload_link_becomes_one_step_and_a_named_answer_gives_its_links() {
+        use crate::submission::Answer;
+        let mut sub = Submission::new(time::OffsetDateTime::UNIX_EPOCH);
+        let answer = |key: &str, value: AnswerValue| Answer {
+            key: key.to_owned(),
+            label: key.to_owned(),
+            value,
+        };
+        sub.answers = vec![
+            answer(
+                "filesRelated",
+                AnswerValue::Files(vec![
+                    "https://www.jotform.com/uploads/u/1/2/a.png".to_owned(),
+                    "https://www.jotform.com/uploads/u/1/2/b.pdf".to_owned(),
+                    "c.png#jotformfs-x#uuid".to_owned(),
+                ]),
+            ),
+            answer(
+                "q5_links",
+                AnswerValue::Text(
+                    "see https://files.example.com/x.pdf, and https://www.jotform.com/uploads/u/1/2/a.png".to_owned(),
+                ),
+            ),
+        ];
+        let files = compile(MappingConfig {
+            files: vec![
+                FileRule {
+                    custom_field_id: "f1".to_owned(),
+                    answer: None,
+                },
+                FileRule {
+                    custom_field_id: "f1".to_owned(),
+                    answer: Some("q5_links".to_owned()),
+                },
+            ],
+            ..MappingConfig::default()
+        })
+        .unwrap();
+        let urls: Vec<String> = files
+            .steps(&sub)
+            .into_iter()
+            .map(|s| match s {
+                Step::UploadFile {
+                    url,
+                    custom_field_id,
+                    hosts,
+                } => {
+                    assert_eq!(custom_field_id, "f1");
+                    assert!(hosts.contains(&"www.jotform.com".to_owned()));
+                    url
+                }
+                other => panic!("not an upload: {other:?}"),
+            })
+            .collect();
+        // The name-only item is no link; a.png, in both answers, goes into f1 once.
+        assert_eq!(
+            urls,
+            [
+                "https://www.jotform.com/uploads/u/1/2/a.png",
+                "https://www.jotform.com/uploads/u/1/2/b.pdf",
+                "https://files.example.com/x.pdf",
+            ]
+        );
+    }
+
+    #[test]
     fn rules_name_a_field_id_and_hosts_are_bare_host_names() {
         let rule = |id: &str, answer: Option<&str>| FileRule {
             custom_field_id: id.to_owned(),

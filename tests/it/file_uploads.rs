@@ -472,3 +472,111 @@ async fn upload_details_of(app: &TestApp) -> Vec<Option<String>> {
         .map(|s| s.detail)
         .collect()
 }
+
+#[tokio::test]
+async fn the_sandbox_upload_endpoint_validates_like_the_spec_says() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let http = reqwest::Client::new();
+    let contact: Value = http
+        .post(ghl.base_url.join("contacts/upsert").unwrap())
+        .bearer_auth(TOKEN)
+        .header("Version", "2021-07-28")
+        .json(&json!({"locationId": LOCATION, "email": EMAIL}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contact = contact["contact"]["id"].as_str().unwrap().to_owned();
+    let upload = |query: String, form: reqwest::multipart::Form| {
+        let url = ghl
+            .base_url
+            .join(&format!("forms/upload-custom-files{query}"))
+            .unwrap();
+        http.post(url)
+            .bearer_auth(TOKEN)
+            .header("Version", "2021-07-28")
+            .multipart(form)
+            .send()
+    };
+    let file = |part: &str, name: &str| {
+        reqwest::multipart::Form::new().part(
+            part.to_owned(),
+            reqwest::multipart::Part::bytes(cv())
+                .file_name(name.to_owned())
+                .mime_str("application/pdf")
+                .unwrap(),
+        )
+    };
+    let good = format!("?contactId={contact}&locationId={LOCATION}");
+    let part = format!("{FIELD}_1b4e28ba-2fa1-11d2-883f-0016d3cca427");
+
+    let missing = upload(format!("?locationId={LOCATION}"), file(&part, "cv.pdf"))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 422);
+    let unknown = upload(
+        format!("?contactId=nope0000000000000000&locationId={LOCATION}"),
+        file(&part, "cv.pdf"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 400);
+    let foreign = upload(
+        format!("?contactId={contact}&locationId=otherLocation0000001"),
+        file(&part, "cv.pdf"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let unnamed = upload(good.clone(), file("justafield", "cv.pdf"))
+        .await
+        .unwrap();
+    assert_eq!(unnamed.status(), 422);
+    let exe = upload(good.clone(), file(&part, "setup.exe"))
+        .await
+        .unwrap();
+    assert_eq!(exe.status(), 422);
+    let text = upload(
+        good.clone(),
+        reqwest::multipart::Form::new().text("color", "blue"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(text.status(), 422);
+    let json_body = http
+        .post(
+            ghl.base_url
+                .join(&format!("forms/upload-custom-files{good}"))
+                .unwrap(),
+        )
+        .bearer_auth(TOKEN)
+        .header("Version", "2021-07-28")
+        .json(&json!({"file": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body.status(), 400);
+    assert_eq!(
+        ghl.state().files_of(&contact, FIELD).len(),
+        0,
+        "nothing stored"
+    );
+
+    let ok = upload(good, file(&part, "cv.pdf")).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["contact"]["id"], contact.as_str());
+    let files = ghl.state().files_of(&contact, FIELD);
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        files[0]["meta"]["uuid"],
+        "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+    );
+    assert_eq!(files[0]["meta"]["size"], cv().len());
+    assert_eq!(
+        files[0]["meta"]["sha256"],
+        hex::encode(Sha256::digest(cv())).as_str()
+    );
+}
