@@ -720,13 +720,6 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        // An upload streams its file within one request: it too must end within half a lease.
-        if self.dispatch.lease <= (self.dispatch.max_budget_wait + self.files.timeout) * 2 {
-            return Err(SettingsError::invalid(
-                "files.timeout",
-                "must leave dispatch.lease more than twice (dispatch.max_budget_wait + files.timeout); lower files.timeout or raise dispatch.lease",
-            ));
-        }
         if self.dispatch.per_location_concurrency == 0 {
             return Err(SettingsError::invalid(
                 "dispatch.per_location_concurrency",

@@ -142,6 +142,27 @@ impl Executor<'_> {
         Ok(permit)
     }
 
+    /// Runs `work` (a step that holds one request open long: a file streamed into GHL) while
+    /// renewing the lease every quarter of it; drops the work when the lease is lost.
+    pub(super) async fn with_lease_kept<T>(
+        &self,
+        event: &ClaimedEvent,
+        work: impl std::future::Future<Output = Result<T, StepError>>,
+    ) -> Result<T, StepError> {
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.lease / 4).await;
+                if let Err(stop) = self.keep_lease(event).await {
+                    return stop;
+                }
+            }
+        };
+        tokio::select! {
+            done = work => done,
+            stop = renew => Err(StepError::Stop(stop)),
+        }
+    }
+
     async fn keep_lease(&self, event: &ClaimedEvent) -> Result<(), Stop> {
         let now = OffsetDateTime::now_utc();
         let until = self.lease_until.load(Ordering::Relaxed);

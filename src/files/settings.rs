@@ -12,8 +12,8 @@ pub struct FileSettings {
     /// Largest file downloaded, in bytes: refused at once when its `Content-Length` says more,
     /// cut off when its bytes run past it. Default 10 MiB (GHL takes at most 50 MB).
     pub max_bytes: u64,
-    /// Longest one file's download, and its upload, may take (they stream together). Default
-    /// `15s`; it must stay under half of `dispatch.lease` less `dispatch.max_budget_wait`.
+    /// Longest one file's download, and its upload, may take (they stream together; the
+    /// event's lease is renewed meanwhile). Default `2m`.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Tries at getting a download's answer (a connection failure, a 5xx or 429 from the file
@@ -41,7 +41,7 @@ impl Default for FileSettings {
         let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
         Self {
             max_bytes: 10 * 1024 * 1024,
-            timeout: Duration::from_secs(15),
+            timeout: Duration::from_secs(120),
             download_attempts: 3,
             max_redirects: 5,
             hosts: Vec::new(),

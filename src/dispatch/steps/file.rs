@@ -41,6 +41,25 @@ pub(super) async fn upload(
         );
         return done(executor, at, Some(file_id), detail).await;
     }
+    // A download and upload may outlast half a lease: the lease is renewed meanwhile.
+    executor
+        .with_lease_kept(
+            at.event,
+            transfer(executor, at, url, custom_field_id, hosts, contact, file_id),
+        )
+        .await
+}
+
+/// Downloads the file and streams it into the field as `file_id`.
+async fn transfer(
+    executor: &Executor<'_>,
+    at: &StepAt<'_>,
+    url: &str,
+    custom_field_id: &str,
+    hosts: &[String],
+    contact: &str,
+    file_id: String,
+) -> Result<Option<String>, StepError> {
     let Some(downloader) = executor.downloader else {
         let refusal = Refusal::Failed("the download client could not be built".to_owned());
         return refused(executor, at, custom_field_id, &refusal).await;
