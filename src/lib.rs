@@ -23,6 +23,8 @@
 //! - [`dispatch`]: workers that claim events and execute their plans against GHL (one function
 //!   per step kind), with retries.
 //! - [`ghl`]: the GHL API v2 client.
+//! - [`files`]: file answers downloaded from the tools' own file hosts only (no SSRF), capped,
+//!   hashed and streamed into GHL file custom fields.
 //! - [`ghl_access`]: GHL access for every caller (dispatch and the agent view alike): each
 //!   location's rate budget and limiter, the OAuth token adapter over the store, the markers.
 //! - [`healthcheck`]: `formbridge healthcheck`, the container's health probe.
@@ -51,6 +53,7 @@ pub mod cli;
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod files;
 pub mod ghl;
 pub mod ghl_access;
 pub mod healthcheck;

@@ -72,6 +72,9 @@ pub struct Settings {
     /// Webhook sources by URL name (`/hooks/{name}`).
     #[serde(default)]
     pub sources: BTreeMap<String, SourceSettings>,
+    /// `[files]`: limits on downloading file answers for `[[mapping.files]]`.
+    #[serde(default)]
+    pub files: crate::files::FileSettings,
 }
 
 /// `[server]`: the HTTP listener.
@@ -633,6 +636,9 @@ impl Settings {
             ));
         }
         self.validate_server_limits()?;
+        self.files
+            .validate()
+            .map_err(|e| SettingsError::invalid(format!("files.{}", e.key), e.message))?;
         self.validate_trusted_proxies()?;
         self.validate_required_values()?;
         self.store.token_keys()?;

@@ -71,6 +71,9 @@ pub struct Executor<'a> {
     pub leads: &'a dyn LeadRecords,
     /// Each location's pipelines, fetched once.
     pub pipelines: &'a PipelineCache,
+    /// Downloads file answers for upload steps (`[files]`); `None` when its client could not
+    /// be built (each upload step then records why).
+    pub downloader: Option<&'a crate::files::Downloader>,
 }
 
 impl Executor<'_> {
@@ -83,11 +86,27 @@ impl Executor<'_> {
         status: StepStatus,
         ghl_id: Option<String>,
     ) -> Result<(), Stop> {
+        self.record_with_detail(event, index, step, status, ghl_id, None)
+            .await
+    }
+
+    /// Records a step's status, GHL id and what it did (`detail`, kept when a later record of
+    /// the same step has none).
+    pub(super) async fn record_with_detail(
+        &self,
+        event: &ClaimedEvent,
+        index: u32,
+        step: &Step,
+        status: StepStatus,
+        ghl_id: Option<String>,
+        detail: Option<String>,
+    ) -> Result<(), Stop> {
         let record = StepRecord {
             index,
             kind: step.kind(),
             status,
             ghl_id,
+            detail,
             updated_at: OffsetDateTime::now_utc(),
         };
         if self
@@ -126,6 +145,27 @@ impl Executor<'_> {
                 })?;
         self.keep_lease(event).await.map_err(StepError::Stop)?;
         Ok(permit)
+    }
+
+    /// Runs `work` (a step that holds one request open long: a file streamed into GHL) while
+    /// renewing the lease every quarter of it; drops the work when the lease is lost.
+    pub(super) async fn with_lease_kept<T>(
+        &self,
+        event: &ClaimedEvent,
+        work: impl std::future::Future<Output = Result<T, StepError>>,
+    ) -> Result<T, StepError> {
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.lease / 4).await;
+                if let Err(stop) = self.keep_lease(event).await {
+                    return stop;
+                }
+            }
+        };
+        tokio::select! {
+            done = work => done,
+            stop = renew => Err(StepError::Stop(stop)),
+        }
     }
 
     async fn keep_lease(&self, event: &ClaimedEvent) -> Result<(), Stop> {

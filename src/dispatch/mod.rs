@@ -94,6 +94,8 @@ pub struct Dispatcher {
     /// The leases of the events being worked on now, so a stop that cannot wait for them
     /// gives them back at once ([`Dispatcher::release_held`]).
     held: Mutex<HashMap<EventId, LeaseToken>>,
+    /// Downloads file answers for upload steps (`[files]`).
+    downloader: Option<crate::files::Downloader>,
 }
 
 impl Dispatcher {
@@ -125,7 +127,11 @@ impl Dispatcher {
         budgets: Arc<Budgets>,
     ) -> Self {
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let downloader = crate::files::Downloader::new(settings.files.clone())
+            .map_err(|e| tracing::error!(error = %e, "cannot build the file download client; upload steps will record it"))
+            .ok();
         Self {
+            downloader,
             preparer: Preparer::new(&settings, runtimes, alerts.clone()),
             retry: RetryPolicy::from_settings(&settings.dispatch.retry),
             leads: store.clone(),
@@ -309,6 +315,7 @@ impl Dispatcher {
             follow_up_wait: self.settings.dispatch.follow_up_wait,
             leads: self.leads.as_ref(),
             pipelines: &self.pipelines,
+            downloader: self.downloader.as_ref(),
         };
         let outcome = tracing::Instrument::instrument(executor.run(&event), span.clone()).await;
         let finish = match outcome {

@@ -185,6 +185,7 @@ mod tests {
             kind,
             status: StepStatus::Done,
             ghl_id: Some(id.to_owned()),
+            detail: None,
             updated_at: OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -111,6 +111,19 @@ pub enum Step {
     UpsertOpportunity { opportunity: OpportunityFields },
     /// `PUT /opportunities/{id}` moving the lead's opportunity to a stage and/or status.
     MoveLeadOpportunity { change: OpportunityMove },
+    /// `POST /forms/upload-custom-files`: a file answer's download streamed into a GHL file
+    /// custom field (`[[mapping.files]]`). Refused or failed downloads leave the link in the
+    /// note, with the reason recorded on the step.
+    UploadFile {
+        /// The file's URL, from the answer.
+        url: String,
+        /// The GHL file custom field's id.
+        custom_field_id: String,
+        /// Hosts the URL (and every redirect) may point to: the tool's file servers and
+        /// `mapping.file_hosts`, beside `[files].hosts`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hosts: Vec<String>,
+    },
 }
 
 impl Step {
@@ -131,6 +144,7 @@ impl Step {
             Step::SetDnd { .. } => StepKind::SetDnd,
             Step::UpsertOpportunity { .. } => StepKind::UpsertOpportunity,
             Step::MoveLeadOpportunity { .. } => StepKind::MoveLeadOpportunity,
+            Step::UploadFile { .. } => StepKind::UploadFile,
         }
     }
 
@@ -173,11 +187,12 @@ pub enum StepKind {
     SetDnd,
     UpsertOpportunity,
     MoveLeadOpportunity,
+    UploadFile,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 14] = [
+    pub const ALL: [StepKind; 15] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
@@ -192,6 +207,7 @@ impl StepKind {
         StepKind::SetDnd,
         StepKind::UpsertOpportunity,
         StepKind::MoveLeadOpportunity,
+        StepKind::UploadFile,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -211,6 +227,7 @@ impl StepKind {
             StepKind::SetDnd => "set_dnd",
             StepKind::UpsertOpportunity => "upsert_opportunity",
             StepKind::MoveLeadOpportunity => "move_lead_opportunity",
+            StepKind::UploadFile => "upload_file",
         }
     }
 }

@@ -324,3 +324,78 @@ pub(super) fn encode_query<Q: Serialize>(query: &Q) -> Result<String, GhlError> 
     // serde_urlencoded percent-encodes `+` and `@` (needed for phone and email lookups).
     serde_urlencoded::to_string(query).map_err(|e| GhlError::encode(format!("query: {e}")))
 }
+
+impl GhlClient {
+    // ------------------------------------------------------------------------------------------
+    // Streamed request bodies (file uploads, `super::upload`)
+    // ------------------------------------------------------------------------------------------
+
+    /// A request to `segments?query` with the location's token, for a body that is streamed
+    /// and so cannot be sent twice: no second try after a 401 (the dispatcher's retry
+    /// refreshes the token and streams again). `timeout` replaces `ghl.request_timeout`.
+    pub(super) async fn streamed_request(
+        &self,
+        location_id: &str,
+        method: Method,
+        segments: &[&str],
+        query: String,
+        timeout: Duration,
+    ) -> Result<reqwest::RequestBuilder, GhlError> {
+        let mut url = self.url(segments)?;
+        url.set_query(Some(&query));
+        let token = self.inner.credentials.access_token(location_id).await?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| GhlError::config("the GHL token is not a valid header value"))?;
+        auth.set_sensitive(true);
+        Ok(self
+            .inner
+            .http
+            .request(method, url)
+            .header(AUTHORIZATION, auth)
+            .timeout(timeout))
+    }
+
+    /// Sends a [`Self::streamed_request`] and reads GHL's answer as every other call's.
+    pub(super) async fn send_streamed<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<GhlResponse<T>, GhlError> {
+        let outcome = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>(Raw {
+                status,
+                headers,
+                body,
+            })
+        }
+        .await;
+        match outcome {
+            Ok(raw) => {
+                metrics::counter!(
+                    crate::metrics::GHL_REQUESTS,
+                    "endpoint" => endpoint,
+                    "status" => raw.status.to_string()
+                )
+                .increment(1);
+                finish(raw)
+            }
+            Err(e) => {
+                metrics::counter!(
+                    crate::metrics::GHL_REQUESTS,
+                    "endpoint" => endpoint,
+                    "status" => "error"
+                )
+                .increment(1);
+                Err(GhlError::Transport {
+                    status: e.status().map(|s| s.as_u16()),
+                    message: describe_reqwest_error(&e),
+                    limits: Box::default(),
+                })
+            }
+        }
+    }
+}

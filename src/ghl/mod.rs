@@ -17,6 +17,7 @@
 //! - [`types`]: request and response bodies.
 //! - [`opportunities`]: the Opportunities API's bodies and methods (pipelines, create, update,
 //!   search).
+//! - [`upload`]: `POST /forms/upload-custom-files`, a file streamed into a file custom field.
 //! - [`error`]: [`GhlError`] and the classification of answers.
 //! - [`http`]: the `User-Agent` and failure descriptions shared by every GHL call.
 //! - [`rate_limit`]: [`RateLimitInfo`] from the `x-ratelimit-*` headers.
@@ -40,6 +41,7 @@ pub mod opportunities;
 pub mod rate_limit;
 pub mod settings;
 pub mod types;
+pub mod upload;
 
 pub use client::{GhlClient, GhlClientConfig, GhlResponse};
 pub use error::GhlError;

@@ -175,6 +175,8 @@ fn lead_steps(
     steps.extend(task_steps(&mapping.tasks, vars));
     steps.extend(tool_task(mapping, submission));
     steps.extend(note_step(mapping, submission, note(mapping, vars)));
+    // Last: a slow or refused download holds up nothing else.
+    steps.extend(mapping.files.steps(submission));
     Ok(steps)
 }
 

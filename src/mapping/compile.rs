@@ -6,6 +6,7 @@ use super::condition::CompiledCondition;
 use super::config::{AnswerTags, MappingConfig, MissingContact};
 use super::consent::{self, CompiledDndRule};
 use super::error::MappingConfigError;
+use super::files::CompiledFiles;
 use super::follow_up::{self, CompiledFollowUp};
 use super::owner::CompiledOwner;
 use super::opportunity_rules::{self, CompiledOpportunity};
@@ -52,6 +53,8 @@ pub struct CompiledMapping {
     pub(super) dnd: Vec<CompiledDndRule>,
     /// `[[mapping.opportunities]]`, in order.
     pub(super) opportunities: Vec<CompiledOpportunity>,
+    /// `[[mapping.files]]` and the hosts they download from.
+    pub(super) files: CompiledFiles,
 }
 
 /// A custom field rule: its GHL id or key, and where its value comes from.
@@ -164,6 +167,7 @@ impl CompiledMapping {
             owner: CompiledOwner::compile(config)?,
             dnd: consent::compile(config)?,
             opportunities: opportunity_rules::compile(config)?,
+            files: CompiledFiles::compile(config, kind)?,
         })
     }
 }

@@ -112,6 +112,16 @@ pub struct MappingConfig {
     /// it in place). None by default: a pipeline is the agency's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub opportunities: Vec<OpportunityConfig>,
+    /// `[[mapping.files]]`: file answers streamed into GHL file custom fields
+    /// (`POST /forms/upload-custom-files`), after the note. None by default; `[files]` sets the
+    /// download limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRule>,
+    /// More hosts `[[mapping.files]]` may download from, beside the tool's own file servers
+    /// (Jotform: `www.jotform.com`, `files.jotform.com`, the EU and HIPAA ones), e.g. a Jotform
+    /// Enterprise domain (`forms.example.com`). https only, public addresses only. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_hosts: Vec<String>,
 }
 
 /// `mapping.assign_to`: one GHL user id, or rules choosing one by the answers.
@@ -208,6 +218,20 @@ pub struct FollowUpOpportunityConfig {
     /// The new status: `open`, `won`, `lost` or `abandoned`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<OpportunityStatus>,
+}
+
+/// `[[mapping.files]]`: where uploaded files go in GHL.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRule {
+    /// The id of the GHL custom field of type File Upload (GHL's upload names the field by id,
+    /// not key: Settings → Custom Fields, or `GET /locations/:id/customFields`). Required.
+    pub custom_field_id: String,
+    /// The answer (key, label or path) holding the file links. Default: every file-upload
+    /// answer of the submission (Jotform's upload questions). A text answer is split into the
+    /// `http(s)://` links it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// `[[mapping.follow_ups]]`: one follow-up rule.

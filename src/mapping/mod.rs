@@ -6,6 +6,7 @@
 //! - [`build`]: the pure plan builder and the default note; [`due`]: due dates from answers.
 //! - `owner`: `mapping.assign_to`, the lead's GHL user; `consent`: `[[mapping.dnd]]`, consent
 //!   and opt-out answers as GHL do-not-disturb.
+//! - `files`: `[[mapping.files]]`, file answers uploaded into GHL file custom fields.
 //! - `follow_up`: references and follow-up rules (a delivery tied to an earlier lead).
 //! - `opportunity_rules`: `[[mapping.opportunities]]` and a follow-up's `opportunity`.
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
@@ -17,6 +18,7 @@ pub mod config;
 mod consent;
 pub mod due;
 pub mod error;
+mod files;
 mod follow_up;
 mod owner;
 mod opportunity_rules;

@@ -38,6 +38,23 @@ impl Tool for Jotform {
     fn read(&self, input: &ReadInput<'_>) -> Result<(Submission, ContactDraft), NormalizeError> {
         read(input.parsed, input.received_at)
     }
+
+    /// Upload answers link to `https://www.jotform.com/uploads/<user>/<form>/<submission>/<name>`
+    /// (every capture in tests/fixtures/jotform); the EU and HIPAA data centres serve theirs from
+    /// their own subdomains, and `files.jotform.com` is where upload links are served from
+    /// (redirect targets). Only the `www` host is seen in captures; the others are Jotform's own
+    /// domains, listed so those accounts work without configuration. A Jotform Enterprise
+    /// domain is added with `mapping.file_hosts`.
+    fn file_hosts(&self) -> &'static [&'static str] {
+        &[
+            "www.jotform.com",
+            "files.jotform.com",
+            "eu.jotform.com",
+            "eu-files.jotform.com",
+            "hipaa.jotform.com",
+            "hipaa-files.jotform.com",
+        ]
+    }
 }
 
 /// Most bytes scanned to find labels in `pretty` (its length × the answers looked up): each

@@ -197,6 +197,12 @@ pub trait Tool: Send + Sync {
         false
     }
 
+    /// The hosts of the tool's own file servers, where its file-upload answers link to: the
+    /// only hosts (with `mapping.file_hosts`) `[[mapping.files]]` downloads from. Default: none.
+    fn file_hosts(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Whether the generic adapter's keys `mapping.submission_id` and `mapping.strip_html`
     /// apply (the tool does not find its id and clean its text itself).
     fn generic_keys(&self) -> bool {

@@ -140,6 +140,7 @@ pub(super) struct StepRow {
     kind: String,
     status: String,
     ghl_id: Option<String>,
+    detail: Option<String>,
     updated_at: i64,
 }
 
@@ -155,6 +156,7 @@ impl TryFrom<StepRow> for StepRecord {
                 _ => StepStatus::Started,
             },
             ghl_id: row.ghl_id,
+            detail: row.detail,
             updated_at: from_millis(row.updated_at),
         })
     }

@@ -228,6 +228,10 @@ pub struct StepRecord {
     pub status: StepStatus,
     /// Contact, task or note id returned by GHL.
     pub ghl_id: Option<String>,
+    /// What the step did beyond its id, for operators: an uploaded file's name, size and
+    /// SHA-256, or why a file was not uploaded (the link stays in the note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }

@@ -147,6 +147,7 @@ async fn make_retrying_with_a_step(store: &dyn Store, id: EventId) {
         kind: StepKind::UpsertContact,
         status: StepStatus::Done,
         ghl_id: Some("contact-1".to_owned()),
+        detail: None,
         updated_at: OffsetDateTime::now_utc(),
     };
     assert!(store

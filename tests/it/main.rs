@@ -21,6 +21,7 @@ mod demo;
 mod dispatch;
 mod dispatch_crash;
 mod edits;
+mod file_uploads;
 mod follow_ups;
 mod full_disk;
 mod ghl_client;

@@ -440,6 +440,7 @@ async fn fixtures_normalize_and_plan_as_expected() {
                 }
                 Step::CreateContact { .. } => panic!("{f}: no contact by name by default"),
                 Step::RemoveTags { .. } => panic!("{f}: no tag removed by default"),
+                Step::UploadFile { .. } => panic!("{f}: no file uploaded by default"),
                 // A delivery with a deal id but no email or phone follows its lead.
                 Step::LeadContact { reference } => {
                     assert_eq!(reference, "dripjobs/deal_id:1234567", "{f}");

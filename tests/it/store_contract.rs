@@ -654,6 +654,7 @@ fn started(index: u32) -> formbridge::store::StepRecord {
         kind: formbridge::domain::StepKind::CreateNote,
         status: formbridge::store::StepStatus::Started,
         ghl_id: None,
+        detail: None,
         updated_at: OffsetDateTime::now_utc(),
     }
 }

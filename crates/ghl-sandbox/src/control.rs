@@ -77,6 +77,25 @@ impl SandboxState {
         of_contact(&self.opportunities, contact_id)
     }
 
+    /// The files on a contact's File Upload custom field, as `POST /forms/upload-custom-files`
+    /// stored them: each `{meta: {originalname, mimetype, size, sha256, uuid, …}, url}`.
+    pub fn files_of(&self, contact_id: &str, custom_field_id: &str) -> Vec<Value> {
+        self.contacts
+            .iter()
+            .find(|c| c.get("id").and_then(Value::as_str) == Some(contact_id))
+            .and_then(|c| c.get("customFields"))
+            .and_then(Value::as_array)
+            .and_then(|fields| {
+                fields
+                    .iter()
+                    .find(|f| f.get("id").and_then(Value::as_str) == Some(custom_field_id))
+            })
+            .and_then(|f| f.get("value"))
+            .and_then(Value::as_object)
+            .map(|files| files.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Requests whose method and path match (path compared exactly).
     pub fn requests_to(&self, method: &str, path: &str) -> Vec<&LogEntry> {
         self.requests

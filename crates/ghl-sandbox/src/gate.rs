@@ -226,14 +226,26 @@ pub(crate) async fn gate(State(sb): State<Sandbox>, request: Request, next: Next
     let query = request.uri().query().map(str::to_owned);
     let kill = request.extensions().get::<ConnKill>().cloned();
     let headers = request.headers().clone();
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
+    // A multipart body (file uploads, up to 50 MB a file) streams through to its handler
+    // unbuffered and unlogged; JSON bodies are read here for the log.
+    let streamed = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+    let (request, logged_body) = if streamed {
+        (request, None)
+    } else {
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
+        };
+        let logged_body = serde_json::from_slice::<Value>(&bytes).ok();
+        (Request::from_parts(parts, Body::from(bytes)), logged_body)
     };
-    // Every route's JSON body is logged here, in the one layer all API routes pass, so routes
-    // added later need nothing of their own; other bodies (multipart uploads) log as `None`.
-    let logged_body = serde_json::from_slice::<Value>(&bytes).ok();
-    let request = Request::from_parts(parts, Body::from(bytes));
     let mut entry = LogEntry {
         method,
         path: path.clone(),

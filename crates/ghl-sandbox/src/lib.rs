@@ -8,6 +8,9 @@
 //! JSON body, opportunities in pipelines (`/opportunities/*`, see `opportunities.rs`), the six `x-ratelimit-*` headers on every API answer, a per-location burst window
 //! and daily quota answering 429, and `/oauth/token` rotating refresh tokens.
 //!
+//! `POST /forms/upload-custom-files` (Forms API) stores streamed files on a contact's File
+//! Upload custom field (name, size, type and SHA-256 in the field's value); see `uploads`.
+//!
 //! Not simulated: the search index lag of real GHL (writes are visible to search at once), scopes,
 //! company tokens, followers/campaigns/workflows (404 like any unknown route).
 //!
@@ -36,6 +39,7 @@ mod gate;
 mod opportunities;
 mod queries;
 mod users;
+mod uploads;
 mod validate;
 mod world;
 
@@ -127,6 +131,10 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route(
             "/opportunities/{id}/status",
             put(opportunities::update_status),
+        )
+        .route(
+            "/forms/upload-custom-files",
+            post(uploads::upload_custom_files),
         )
         .route("/oauth/token", post(control::oauth_token))
         .route("/_sandbox/state", get(control::get_state))

@@ -9,10 +9,12 @@
 //! - `call`: a phone call's one call-back task and one note, whichever status writes them.
 //! - `opportunity`: the lead's opportunity made once (then updated in place), and a
 //!   follow-up's move of it to a stage or status.
+//! - `file`: a file answer downloaded and streamed into a file custom field, at most once.
 
 mod call;
 mod contact;
 mod dnd;
+mod file;
 mod lead;
 mod marked;
 mod note;
@@ -102,6 +104,11 @@ impl Executor<'_> {
                 opportunity::upsert(self, at, opportunity).await
             }
             Step::MoveLeadOpportunity { change } => opportunity::move_lead(self, at, change).await,
+            Step::UploadFile {
+                url,
+                custom_field_id,
+                hosts,
+            } => file::upload(self, at, url, custom_field_id, hosts).await,
         }
     }
 }
