@@ -75,6 +75,35 @@ pub enum Step {
         #[serde(with = "time::serde::rfc3339")]
         due_at: OffsetDateTime,
     },
+    /// `POST /calendars/events/appointments`: one appointment per lead and calendar. An
+    /// earlier delivery of the thread that booked one on this calendar has it moved (`PUT
+    /// /calendars/events/appointments/{eventId}`) instead; its marker (in the description) is
+    /// looked up before every booking.
+    BookAppointment {
+        calendar_id: String,
+        title: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notes: Option<String>,
+        /// With the offset it was read in (a New York slot keeps its `-04:00`).
+        #[serde(with = "time::serde::rfc3339")]
+        start_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        end_at: OffsetDateTime,
+        /// The GHL user the appointment is assigned to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assigned_user_id: Option<String>,
+    },
+    /// `PUT /calendars/events/appointments/{eventId}` moving every appointment the lead's
+    /// deliveries booked.
+    MoveLeadAppointments {
+        #[serde(with = "time::serde::rfc3339")]
+        start_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        end_at: OffsetDateTime,
+    },
+    /// `PUT /calendars/events/appointments/{eventId}` with `appointmentStatus: "cancelled"`
+    /// for every appointment the lead's deliveries booked.
+    CancelLeadAppointments,
 }
 
 impl Step {
@@ -90,6 +119,9 @@ impl Step {
             Step::LeadContact { .. } => StepKind::LeadContact,
             Step::CompleteLeadTasks => StepKind::CompleteLeadTasks,
             Step::MoveLeadTasks { .. } => StepKind::MoveLeadTasks,
+            Step::BookAppointment { .. } => StepKind::BookAppointment,
+            Step::MoveLeadAppointments { .. } => StepKind::MoveLeadAppointments,
+            Step::CancelLeadAppointments => StepKind::CancelLeadAppointments,
         }
     }
 
@@ -98,7 +130,11 @@ impl Step {
     pub fn acts_on_lead(&self) -> bool {
         matches!(
             self,
-            Step::LeadContact { .. } | Step::CompleteLeadTasks | Step::MoveLeadTasks { .. }
+            Step::LeadContact { .. }
+                | Step::CompleteLeadTasks
+                | Step::MoveLeadTasks { .. }
+                | Step::MoveLeadAppointments { .. }
+                | Step::CancelLeadAppointments
         )
     }
 
@@ -124,11 +160,14 @@ pub enum StepKind {
     LeadContact,
     CompleteLeadTasks,
     MoveLeadTasks,
+    BookAppointment,
+    MoveLeadAppointments,
+    CancelLeadAppointments,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 9] = [
+    pub const ALL: [StepKind; 12] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
@@ -138,6 +177,9 @@ impl StepKind {
         StepKind::LeadContact,
         StepKind::CompleteLeadTasks,
         StepKind::MoveLeadTasks,
+        StepKind::BookAppointment,
+        StepKind::MoveLeadAppointments,
+        StepKind::CancelLeadAppointments,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -152,6 +194,9 @@ impl StepKind {
             StepKind::LeadContact => "lead_contact",
             StepKind::CompleteLeadTasks => "complete_lead_tasks",
             StepKind::MoveLeadTasks => "move_lead_tasks",
+            StepKind::BookAppointment => "book_appointment",
+            StepKind::MoveLeadAppointments => "move_lead_appointments",
+            StepKind::CancelLeadAppointments => "cancel_lead_appointments",
         }
     }
 }

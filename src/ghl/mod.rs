@@ -14,6 +14,7 @@
 //! # Layout
 //! - [`client`]: [`GhlClient`]: connection pool, auth, error classification, metrics.
 //! - [`endpoints`]: one typed method per endpoint on [`GhlClient`].
+//! - [`calendars`]: the appointment operations of the Calendars API (`Version: 2021-04-15`).
 //! - [`types`]: request and response bodies.
 //! - [`error`]: [`GhlError`] and the classification of answers.
 //! - [`http`]: the `User-Agent` and failure descriptions shared by every GHL call.
@@ -29,6 +30,7 @@
 //! it is the `ghl-sandbox` crate (`crates/ghl-sandbox/`), a dev-dependency of the tests and
 //! benches and, behind the default `sandbox` feature, of the binary's `demo` and `sandbox-ghl`.
 
+pub mod calendars;
 pub mod client;
 pub mod endpoints;
 pub mod error;

@@ -4,10 +4,12 @@
 
 use std::collections::HashSet;
 
+use super::appointment_rules::appointment_steps;
 use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
 use super::config::MissingContact;
 use super::due::due_at;
 use super::follow_up::{self, CompiledFollowUp};
+use super::local_time::LocalTime;
 use super::task_rules::CompiledTask;
 use super::vars::{answer_lines, Vars};
 use crate::domain::plan::{ContactFields, CustomFieldValue, Plan, Step};
@@ -148,8 +150,13 @@ fn lead_steps(
     let tags = tags(mapping, vars);
     let removed = removed_tags(mapping, vars, &tags);
     push_tag_steps(&mut steps, tags, removed);
-    steps.extend(task_steps(&mapping.tasks, vars));
+    steps.extend(task_steps(&mapping.tasks, vars, &mapping.local));
     steps.extend(tool_task(mapping, submission));
+    steps.extend(appointment_steps(
+        &mapping.appointments,
+        vars,
+        &mapping.local,
+    ));
     steps.extend(note_step(note(mapping, vars)));
     Ok(steps)
 }
@@ -177,11 +184,17 @@ fn follow_up_steps(
         .filter(|t| !tags.contains(t))
         .collect();
     push_tag_steps(&mut steps, tags, removed);
-    steps.extend(rule.and_then(|r| r.lead_task_step(vars.submission)));
+    let local = &mapping.local;
+    steps.extend(rule.and_then(|r| r.lead_task_step(vars.submission, local)));
     if let Some(rule) = rule {
-        steps.extend(task_steps(&rule.tasks, vars));
+        steps.extend(task_steps(&rule.tasks, vars, local));
     }
     steps.extend(tool_task(mapping, vars.submission));
+    // The mapping's appointments are booked by whichever delivery carries their start (a
+    // DripJobs "Appointment Set" is a follow-up); a booking of the same lead and calendar
+    // moves the earlier one instead of booking another.
+    steps.extend(appointment_steps(&mapping.appointments, vars, local));
+    steps.extend(rule.and_then(|r| r.lead_appointment_step(vars.submission, local)));
     let note = match rule.and_then(|r| r.note.as_ref()) {
         Some(template) => Some(template.render(vars)),
         None => note(mapping, vars),
@@ -203,6 +216,7 @@ fn push_tag_steps(steps: &mut Vec<Step>, tags: Vec<String>, removed: Vec<String>
 fn task_steps<'a>(
     rules: &'a [CompiledTask],
     vars: &'a Vars<'_>,
+    local: &'a LocalTime,
 ) -> impl Iterator<Item = Step> + 'a {
     rules
         .iter()
@@ -214,7 +228,12 @@ fn task_steps<'a>(
                 .as_ref()
                 .map(|b| b.render(vars))
                 .filter(|b| !b.trim().is_empty()),
-            due_at: due_at(vars.submission, task.due_from.as_deref(), task.due_in),
+            due_at: due_at(
+                vars.submission,
+                task.due_from.as_deref(),
+                task.due_in,
+                local,
+            ),
             assigned_to: task.assigned_to.clone(),
         })
 }

@@ -2,10 +2,12 @@
 //! durations read, kind-specific keys checked. A config that compiles can always build a plan;
 //! one that does not is refused at start with the exact key (`mapping.tasks[0].due_in`).
 
+use super::appointment_rules::{compile_appointments, CompiledAppointment};
 use super::condition::CompiledCondition;
 use super::config::{AnswerTags, MappingConfig, MissingContact};
 use super::error::MappingConfigError;
 use super::follow_up::{self, CompiledFollowUp};
+use super::local_time::LocalTime;
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
 use crate::domain::SourceName;
@@ -43,6 +45,10 @@ pub struct CompiledMapping {
     pub(super) references: Vec<String>,
     /// `[[mapping.follow_ups]]`, in order.
     pub(super) follow_ups: Vec<CompiledFollowUp>,
+    /// `mapping.time_zone` and `mapping.default_due_time`.
+    pub(super) local: LocalTime,
+    /// `[[mapping.appointments]]`, in order.
+    pub(super) appointments: Vec<CompiledAppointment>,
 }
 
 /// A custom field rule: its GHL id or key, and where its value comes from.
@@ -152,6 +158,11 @@ impl CompiledMapping {
             },
             references: follow_up::selectors(config, kind.default_references())?,
             follow_ups: follow_up::compile(config)?,
+            local: LocalTime::compile(
+                config.time_zone.as_deref(),
+                config.default_due_time.as_deref(),
+            )?,
+            appointments: compile_appointments(&config.appointments)?,
         })
     }
 }

@@ -2,10 +2,12 @@
 //! delivery's references, and the rule and lead-task step of a follow-up (a delivery tied to an
 //! earlier lead: it acts on that lead's contact and tasks instead of making a new lead).
 
+use super::appointment_rules::{compile_lead_appointment, LeadAppointmentRule};
 use super::condition::CompiledCondition;
 use super::config::{LeadTasks, MappingConfig};
 use super::due::{due_at, parse_due_in};
 use super::error::MappingConfigError;
+use super::local_time::LocalTime;
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
 use super::vars::Vars;
@@ -27,6 +29,8 @@ pub(super) struct CompiledFollowUp {
     pub(super) note: Option<Template>,
     /// The rule's own new tasks.
     pub(super) tasks: Vec<CompiledTask>,
+    /// What it does to the lead's appointments (`None`: nothing).
+    lead_appointment: Option<LeadAppointmentRule>,
 }
 
 /// What a follow-up does to its lead's tasks.
@@ -123,6 +127,7 @@ pub(super) fn compile(config: &MappingConfig) -> Result<Vec<CompiledFollowUp>, M
                 .map(|n| at_key(&key("note"), n))
                 .transpose()?,
             tasks: compile_tasks(&rule.tasks, &format!("follow_ups[{i}].tasks"))?,
+            lead_appointment: compile_lead_appointment(rule, key)?,
         });
     }
     Ok(out)
@@ -160,14 +165,23 @@ pub(super) fn matching<'a>(
 
 impl CompiledFollowUp {
     /// The step acting on the lead's tasks, if the rule has one.
-    pub(super) fn lead_task_step(&self, sub: &Submission) -> Option<Step> {
+    pub(super) fn lead_task_step(&self, sub: &Submission, local: &LocalTime) -> Option<Step> {
         match &self.lead_tasks {
             LeadTaskRule::Keep => None,
             LeadTaskRule::Complete => Some(Step::CompleteLeadTasks),
             LeadTaskRule::Move { due_from, due_in } => Some(Step::MoveLeadTasks {
-                due_at: due_at(sub, due_from.as_deref(), *due_in),
+                due_at: due_at(sub, due_from.as_deref(), *due_in, local),
             }),
         }
+    }
+
+    /// The step acting on the lead's appointments, if the rule has one.
+    pub(super) fn lead_appointment_step(
+        &self,
+        sub: &Submission,
+        local: &LocalTime,
+    ) -> Option<Step> {
+        self.lead_appointment.as_ref()?.step(sub, local)
     }
 }
 

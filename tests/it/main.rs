@@ -11,6 +11,7 @@ mod admin;
 mod agent_view;
 mod alerts;
 mod allow_from;
+mod appointments;
 mod check_config;
 mod closed_by_default;
 mod connections;

@@ -448,6 +448,11 @@ async fn fixtures_normalize_and_plan_as_expected() {
                 Step::CompleteLeadTasks | Step::MoveLeadTasks { .. } => {
                     panic!("{f}: no lead task is moved or completed by default: {step:?}")
                 }
+                Step::BookAppointment { .. }
+                | Step::MoveLeadAppointments { .. }
+                | Step::CancelLeadAppointments => {
+                    panic!("{f}: no appointment by default: {step:?}")
+                }
             }
         }
     }

@@ -14,7 +14,7 @@
 //! Test control (no auth): `GET /_sandbox/state`, `POST /_sandbox/reset`,
 //! `POST|DELETE /_sandbox/faults` ([`FaultSpec`]), `POST /_sandbox/tokens`,
 //! `POST /_sandbox/refresh-tokens`, `POST /_sandbox/locations/{id}/settings`,
-//! `POST /_sandbox/appointments`. Dropped connections: `drop_before_next` closes the connection
+//! `POST /_sandbox/appointments`, `POST /_sandbox/calendars`. Dropped connections: `drop_before_next` closes the connection
 //! before the request is applied, `drop_after_next` after it was applied; neither answers.
 //!
 //! A crate of its own, knowing nothing of formbridge: formbridge's tests and benches use it as a
@@ -26,6 +26,7 @@
 // noise to a test fake.
 #![allow(clippy::result_large_err)]
 
+mod calendars;
 mod children;
 mod contacts;
 mod control;
@@ -46,6 +47,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+pub use calendars::CALENDARS_API_VERSION;
 pub use control::SandboxState;
 pub use world::{
     FaultSpec, LogEntry, Sandbox, SandboxConfig, API_VERSION, DEMO_LOCATION, DEMO_TOKEN,
@@ -108,6 +110,11 @@ pub fn router(sandbox: Sandbox) -> Router {
             post(ch::add_tags).delete(ch::remove_tags),
         )
         .route("/contacts/{contact_id}/appointments", get(ch::appointments))
+        .route("/calendars/events/appointments", post(calendars::create))
+        .route(
+            "/calendars/events/appointments/{event_id}",
+            get(calendars::get_one).put(calendars::update),
+        )
         .route("/oauth/token", post(control::oauth_token))
         .route("/_sandbox/state", get(control::get_state))
         .route("/_sandbox/reset", post(control::reset))
@@ -122,6 +129,7 @@ pub fn router(sandbox: Sandbox) -> Router {
             post(control::location_settings),
         )
         .route("/_sandbox/appointments", post(control::add_appointment))
+        .route("/_sandbox/calendars", post(control::add_calendar))
         .fallback(not_found);
     api.layer(axum::middleware::from_fn_with_state(
         sandbox.clone(),

@@ -78,7 +78,31 @@ pub(crate) enum Dto {
     UpdateNote,
     Tags,
     BulkBusiness,
+    /// `AppointmentCreateSchema` (Calendars API).
+    CreateAppointment,
+    /// `AppointmentEditSchema` (Calendars API).
+    UpdateAppointment,
 }
+
+/// Properties of `AppointmentEditSchema`; `AppointmentCreateSchema` adds `locationId` and
+/// `contactId`.
+const APPOINTMENT_COMMON: &[(&str, Kind)] = &[
+    ("title", Str),
+    ("meetingLocationType", Str),
+    ("meetingLocationId", Str),
+    ("overrideLocationConfig", Bool),
+    ("appointmentStatus", Str),
+    ("assignedUserId", Str),
+    ("description", Str),
+    ("address", Str),
+    ("ignoreDateRange", Bool),
+    ("toNotify", Bool),
+    ("ignoreFreeSlotValidation", Bool),
+    ("rrule", Str),
+    ("calendarId", Str),
+    ("startTime", Str),
+    ("endTime", Str),
+];
 
 fn schema(dto: Dto) -> (Vec<(&'static str, Kind)>, &'static [&'static str]) {
     let mut props: Vec<(&'static str, Kind)> = Vec::new();
@@ -151,6 +175,15 @@ fn schema(dto: Dto) -> (Vec<(&'static str, Kind)>, &'static [&'static str]) {
                 ("businessId", NullableStr),
             ]);
             &["locationId", "ids"]
+        }
+        Dto::CreateAppointment => {
+            props.extend_from_slice(APPOINTMENT_COMMON);
+            props.extend_from_slice(&[("locationId", Str), ("contactId", Str)]);
+            &["calendarId", "locationId", "contactId", "startTime"]
+        }
+        Dto::UpdateAppointment => {
+            props.extend_from_slice(APPOINTMENT_COMMON);
+            &[]
         }
     };
     (props, required)

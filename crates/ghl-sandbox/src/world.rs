@@ -226,6 +226,8 @@ pub(crate) struct World {
     pub tasks: HashMap<String, Record>,
     pub notes: HashMap<String, Record>,
     pub appointments: Vec<Value>,
+    /// Calendars (`POST /_sandbox/calendars`): id → location id.
+    pub calendars: HashMap<String, String>,
     pub custom_field_ids: HashMap<(String, String), String>,
     pub access_tokens: HashMap<String, Grant>,
     pub refresh_tokens: HashMap<String, String>,

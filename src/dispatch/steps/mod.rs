@@ -5,7 +5,9 @@
 //! - `task`: create (or, for an edit, update) a task; `note`: the same for a note. Both
 //!   write through `marked`: edit it, else find it by its marker, else create it.
 //! - `lead`: a follow-up's contact (its lead's), and the lead's tasks completed or moved.
+//! - `appointment`: book an appointment once per lead and calendar; move or cancel the lead's.
 
+mod appointment;
 mod contact;
 mod lead;
 mod marked;
@@ -77,6 +79,34 @@ impl Executor<'_> {
             Step::LeadContact { reference } => lead::contact(at, reference),
             Step::CompleteLeadTasks => lead::change_tasks(self, at, None).await,
             Step::MoveLeadTasks { due_at } => lead::change_tasks(self, at, Some(*due_at)).await,
+            Step::BookAppointment {
+                calendar_id,
+                title,
+                notes,
+                start_at,
+                end_at,
+                assigned_user_id,
+            } => {
+                let booking = appointment::Booking {
+                    calendar_id,
+                    title,
+                    notes: notes.as_deref(),
+                    start_at: *start_at,
+                    end_at: *end_at,
+                    assigned_user_id: assigned_user_id.as_deref(),
+                };
+                appointment::book(self, at, &booking).await
+            }
+            Step::MoveLeadAppointments { start_at, end_at } => {
+                let change = appointment::LeadChange::Move {
+                    start_at: *start_at,
+                    end_at: *end_at,
+                };
+                appointment::change_lead(self, at, change).await
+            }
+            Step::CancelLeadAppointments => {
+                appointment::change_lead(self, at, appointment::LeadChange::Cancel).await
+            }
         }
     }
 }
