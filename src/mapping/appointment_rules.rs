@@ -230,3 +230,64 @@ impl LeadAppointmentRule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::compile::CompiledMapping;
+    use super::super::config::MappingConfig;
+    use crate::domain::SourceName;
+    use crate::sources::SourceKind;
+
+    fn refused(json: &str) -> String {
+        let config: MappingConfig = serde_json::from_str(json).unwrap();
+        let source = SourceName::parse("dripjobs").unwrap();
+        CompiledMapping::compile(&config, &source, SourceKind::parse("dripjobs").unwrap())
+            .unwrap_err()
+            .key
+    }
+
+    #[test]
+    fn bad_appointment_keys_are_refused_by_name() {
+        let cases = [
+            (r#"{"time_zone":"America/Nowhere"}"#, "time_zone"),
+            (r#"{"default_due_time":"25:00"}"#, "default_due_time"),
+            (
+                r#"{"appointments":[{"calendar_id":" ","start_from":"d"}]}"#,
+                "appointments[0].calendar_id",
+            ),
+            (
+                r#"{"appointments":[{"calendar_id":"c","start_from":""}]}"#,
+                "appointments[0].start_from",
+            ),
+            (
+                r#"{"appointments":[{"calendar_id":"c","start_from":"d","duration":"0s"}]}"#,
+                "appointments[0].duration",
+            ),
+            (
+                r#"{"appointments":[{"calendar_id":"c","start_from":"d","title":"{{nope}}"}]}"#,
+                "appointments[0].title",
+            ),
+            (
+                r#"{"follow_ups":[{"appointment":"move"}]}"#,
+                "follow_ups[0].appointment_from",
+            ),
+            (
+                r#"{"follow_ups":[{"appointment":"cancel","appointment_from":"d"}]}"#,
+                "follow_ups[0].appointment_from",
+            ),
+            (
+                r#"{"follow_ups":[{"appointment_duration":"1h"}]}"#,
+                "follow_ups[0].appointment_duration",
+            ),
+        ];
+        for (json, key) in cases {
+            assert_eq!(refused(json), key, "{json}");
+        }
+        let unknown = serde_json::from_str::<MappingConfig>(
+            r#"{"appointments":[{"calendar_id":"c","start_from":"d","calendar":"x"}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(unknown.contains("unknown field `calendar`"), "{unknown}");
+    }
+}

@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
+use formbridge::domain::StepKind;
 use formbridge::store::{EventFilter, EventStatus};
-use ghl_sandbox::{SandboxHandle, SandboxState, CALENDARS_API_VERSION};
+use ghl_sandbox::{FaultSpec, SandboxHandle, SandboxState, CALENDARS_API_VERSION};
 use serde_json::{json, Value};
 
 use crate::common::{TestApp, SECRET};
@@ -361,6 +362,63 @@ assigned_user_id = "user0000000000000001"
     assert!(listing["events"][0].get("description").is_none());
 
     replay_each(&app, &ghl).await;
+}
+
+/// A booking GHL applied but whose answer was lost is found by its marker on the retry, not
+/// booked again.
+#[tokio::test]
+async fn a_booking_whose_answer_was_lost_is_found_not_repeated() {
+    let ghl = sandbox_with_calendar().await;
+    let mapping = format!(
+        r#"
+[[sources.jotform.mapping.appointments]]
+calendar_id = "{CALENDAR}"
+start_from = "q7_appointment"
+"#
+    );
+    let app = driven_app_for(&ghl, &mapping, &[]).await;
+    ghl.sandbox.set_faults(FaultSpec {
+        drop_after_next: Some(1),
+        match_path: Some("/calendars/events/appointments".to_owned()),
+        ..FaultSpec::default()
+    });
+    let boundary = "----slotboundary2";
+    let r = app
+        .post_hook(
+            "jotform",
+            Some(SECRET),
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            jotform_with_slot(boundary).into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    app.drain(Duration::from_secs(30)).await;
+    let state = ghl.state();
+    let posts = state.requests_to("POST", "/calendars/events/appointments");
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(
+        posts[0].outcome, "dropped_after",
+        "the fault hit the booking"
+    );
+    assert_eq!(state.appointments.len(), 1, "{:#?}", state.appointments);
+    let event = app
+        .store
+        .list_events(&EventFilter::default())
+        .await
+        .unwrap()[0]
+        .id;
+    let steps = app.store.steps(event).await.unwrap();
+    let booked = steps
+        .iter()
+        .find(|s| s.kind == StepKind::BookAppointment)
+        .unwrap();
+    assert_eq!(
+        booked.ghl_id.as_ref(),
+        state.appointments[0]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .as_ref()
+    );
 }
 
 #[tokio::test]
