@@ -5,7 +5,6 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::card::strip_markers;
 use crate::ghl::types::Appointment;
 use crate::sources::CardAppointment;
 
@@ -23,10 +22,10 @@ pub fn next(appointments: &[Appointment], now: OffsetDateTime) -> Option<CardApp
         })
         .filter_map(|a| {
             let start = a.start_time.as_deref().and_then(parse_start)?;
+            // formbridge's marker is in the description, never in the title.
             let title = a
                 .title
                 .as_deref()
-                .map(strip_markers)
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| "Appointment".to_owned());
