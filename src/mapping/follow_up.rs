@@ -431,6 +431,93 @@ mod tests {
         assert_eq!(kinds(&p)[0], "lead_contact");
     }
 
+    /// The plans `formbridge map` shows for a job's appointment: booked when it is set (in the
+    /// mapping's zone), moved or cancelled by later stages.
+    #[test]
+    fn appointments_are_booked_moved_and_cancelled_by_stage() {
+        let mapping = DRIPJOBS.replacen(
+            '{',
+            r#"{"time_zone": "America/Phoenix",
+                "appointments": [{"calendar_id": "cal1", "start_from": "install_date",
+                    "start_time_from": "install_time", "duration": "4h",
+                    "when": {"field": "event", "equals": "appointment_set"}}],"#,
+            1,
+        );
+        let mapping = mapping.replacen(
+            r#""follow_ups": ["#,
+            r#""follow_ups": [
+                {"when": {"field": "event", "equals": "rescheduled"}, "appointment": "move",
+                 "appointment_from": "install_date"},
+                {"when": {"field": "event", "equals": "cancelled"}, "appointment": "cancel"},"#,
+            1,
+        );
+        let set = plan(
+            "dripjobs",
+            &mapping,
+            r#"{"deal_id":"1","install_date":"5/14/2026","install_time":"8:00 AM","stage":"appointment_set"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&set),
+            [
+                "lead_contact",
+                "add_tags",
+                "move_lead_tasks",
+                "book_appointment",
+                "create_note"
+            ]
+        );
+        let Step::BookAppointment {
+            calendar_id,
+            title,
+            start_at,
+            end_at,
+            ..
+        } = &set.steps[3]
+        else {
+            panic!("{set:?}")
+        };
+        assert_eq!(calendar_id, "cal1");
+        assert_eq!(title, "Appointment");
+        assert_eq!(*start_at, datetime!(2026-05-14 08:00 -7));
+        assert_eq!(*end_at, datetime!(2026-05-14 12:00 -7));
+        // The lead's task moves to 09:00 in Phoenix.
+        assert_eq!(
+            set.steps[2],
+            Step::MoveLeadTasks {
+                due_at: datetime!(2026-05-14 09:00 -7)
+            }
+        );
+        let moved = plan(
+            "dripjobs",
+            &mapping,
+            r#"{"deal_id":"1","install_date":"2026-05-21","stage":"rescheduled"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            moved.steps[2],
+            Step::MoveLeadAppointments {
+                start_at: datetime!(2026-05-21 09:00 -7),
+                end_at: datetime!(2026-05-21 10:00 -7),
+            }
+        );
+        // Without a date to move to, nothing moves.
+        let undated = plan(
+            "dripjobs",
+            &mapping,
+            r#"{"deal_id":"1","install_date":"TBD","stage":"rescheduled"}"#,
+        )
+        .unwrap();
+        assert!(!kinds(&undated).contains(&"move_lead_appointments"));
+        let cancelled = plan(
+            "dripjobs",
+            &mapping,
+            r#"{"deal_id":"1","stage":"cancelled"}"#,
+        )
+        .unwrap();
+        assert!(cancelled.steps.contains(&Step::CancelLeadAppointments));
+    }
+
     #[test]
     fn other_selectors_and_extras_make_references() {
         let p = plan(
