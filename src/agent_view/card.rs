@@ -1,5 +1,5 @@
 //! The [`CrmCard`] of a GHL contact: its link in the GHL app, its name, email and phone, its tags,
-//! its open tasks with due dates and its latest note, cleaned of formbridge's own markers; and
+//! its open tasks with due dates, its next appointment and its latest note, cleaned of formbridge's own markers; and
 //! the part of it a source shows its agent ([`for_agent`]).
 
 use std::sync::OnceLock;
@@ -8,7 +8,7 @@ use regex::Regex;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::ghl::types::{Contact, Note, Task};
+use crate::ghl::types::{Appointment, Contact, Note, Task};
 use crate::sources::{CrmCard, OpenTask};
 
 /// Open tasks listed on a card; the rest are counted.
@@ -22,6 +22,8 @@ pub struct Found<'a> {
     pub contact: &'a Contact,
     pub tasks: Option<&'a [Task]>,
     pub notes: Option<&'a [Note]>,
+    /// Its appointments, when they could be read.
+    pub appointments: Option<&'a [Appointment]>,
 }
 
 /// The card of `found` in `location_id`, linking to the contact under `app_url`.
@@ -65,6 +67,9 @@ pub fn card(app_url: &url::Url, location_id: &str, found: &Found<'_>) -> CrmCard
         open_tasks: open,
         more_open_tasks,
         latest_note: found.notes.and_then(latest_note),
+        next_appointment: found
+            .appointments
+            .and_then(|list| super::appointment::next(list, OffsetDateTime::now_utc())),
     }
 }
 
@@ -243,6 +248,7 @@ mod tests {
                 contact: &contact,
                 tasks: Some(&tasks),
                 notes: Some(&notes),
+                appointments: None,
             },
         );
         assert_eq!(
@@ -280,6 +286,7 @@ mod tests {
                 contact: &contact,
                 tasks: Some(&tasks),
                 notes: Some(&notes),
+                appointments: None,
             },
         );
         assert_eq!(card.open_tasks.len(), MAX_OPEN_TASKS);

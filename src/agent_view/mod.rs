@@ -30,6 +30,7 @@
 //!
 //! Emails and phones are never logged.
 
+pub mod appointment;
 pub mod cache;
 pub mod card;
 pub mod limit;
@@ -357,13 +358,20 @@ impl AgentView {
         let Some(contact) = matched.contact.filter(|c| !c.id.is_empty()) else {
             return Ok((None, true));
         };
-        let (tasks, notes) = tokio::join!(
+        let (tasks, notes, appointments) = tokio::join!(
             call(&budget, || self.client.list_tasks(location, &contact.id)),
             call(&budget, || self.client.list_notes(location, &contact.id)),
+            call(&budget, || self
+                .client
+                .contact_appointments(location, &contact.id)),
         );
-        for e in [tasks.as_ref().err(), notes.as_ref().err()]
-            .into_iter()
-            .flatten()
+        for e in [
+            tasks.as_ref().err(),
+            notes.as_ref().err(),
+            appointments.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
         {
             log_failure(location, e);
         }
@@ -371,9 +379,11 @@ impl AgentView {
             contact: &contact,
             tasks: tasks.as_ref().ok().map(|t| t.tasks.as_slice()),
             notes: notes.as_ref().ok().map(|n| n.notes.as_slice()),
+            appointments: appointments.as_ref().ok().map(|a| a.events.as_slice()),
         };
         let card = card::card(&self.app_url, location, &found);
-        Ok((Some(Arc::new(card)), tasks.is_ok() && notes.is_ok()))
+        let complete = tasks.is_ok() && notes.is_ok() && appointments.is_ok();
+        Ok((Some(Arc::new(card)), complete))
     }
 }
 

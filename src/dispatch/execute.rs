@@ -6,7 +6,8 @@
 //! recorded as `started` before it is sent and carries a marker with the event id and step
 //! index, so after a crash or a lost answer the marker is looked up on the contact before
 //! anything is created again. A contact created by name (no email or phone to upsert on)
-//! carries a marker tag instead, looked up the same way.
+//! carries a marker tag instead, looked up the same way. An appointment carries the marker in
+//! its description, looked up before every booking.
 
 use std::time::Duration;
 
@@ -31,7 +32,13 @@ impl Executor<'_> {
         // its lead) and a phone call's status (what its other statuses said) need their
         // thread; a lead's references are for the follow-ups to find it.
         let follow_up = plan.steps.iter().any(Step::acts_on_lead);
-        let thread = if follow_up || plan.revision_of.is_some() || plan.call.is_some() {
+        // A booking looks for the appointment an earlier delivery of its lead booked.
+        let books = !plan.references.is_empty()
+            && plan
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::BookAppointment { .. }));
+        let thread = if follow_up || books || plan.revision_of.is_some() || plan.call.is_some() {
             Thread::new(event.id, follow_up, self.store.thread(event.id).await?)
         } else {
             Thread::default()

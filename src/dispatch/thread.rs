@@ -3,7 +3,7 @@
 //! tasks an edit updates in place, the tasks a follow-up completes or moves — and whether the
 //! event must wait for one of them first.
 
-use crate::domain::plan::StepKind;
+use crate::domain::plan::{Step, StepKind};
 use crate::domain::EventId;
 use crate::store::{EventStatus, StepStatus, ThreadEvent};
 
@@ -23,6 +23,14 @@ pub struct Thread {
 pub struct ThreadTask {
     pub contact_id: String,
     pub task_id: String,
+}
+
+/// An appointment a delivery of the thread booked, with its calendar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadAppointment {
+    pub calendar_id: String,
+    /// GHL's appointment (event) id.
+    pub event_id: String,
 }
 
 impl Thread {
@@ -133,9 +141,59 @@ impl Thread {
             .filter(|e| e.same_submission && e.status == EventStatus::Done)
     }
 
+    /// Every appointment the thread's other deliveries booked (leads and follow-ups alike: a
+    /// DripJobs "Appointment Set" books as a follow-up), once each, with its calendar, oldest
+    /// first: the appointments a follow-up moves or cancels.
+    pub fn appointments(&self) -> Vec<ThreadAppointment> {
+        let mut out: Vec<ThreadAppointment> = Vec::new();
+        for event in &self.others {
+            for appointment in booked(event) {
+                if !out.contains(&appointment) {
+                    out.push(appointment);
+                }
+            }
+        }
+        out
+    }
+
+    /// The appointment on `calendar_id` the latest earlier delivery of the thread booked (or
+    /// moved in place of booking): a later booking of the same lead moves it instead of
+    /// booking a second one.
+    pub fn earlier_appointment(&self, calendar_id: &str) -> Option<String> {
+        self.others
+            .iter()
+            .rev()
+            .filter(|e| self.is_earlier(e))
+            .flat_map(booked)
+            .find(|a| a.calendar_id == calendar_id)
+            .map(|a| a.event_id)
+    }
+
     fn is_earlier(&self, event: &ThreadEvent) -> bool {
         self.me.is_some_and(|me| event.id < me)
     }
+}
+
+/// The appointments an event's booking steps made (done, with their id), in plan order.
+fn booked(event: &ThreadEvent) -> Vec<ThreadAppointment> {
+    let Some(plan) = &event.plan else {
+        return Vec::new();
+    };
+    event
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::BookAppointment && s.status == StepStatus::Done)
+        .filter_map(|s| {
+            let step = plan.steps.get(usize::try_from(s.index).ok()?)?;
+            let Step::BookAppointment { calendar_id, .. } = step else {
+                return None;
+            };
+            Some(ThreadAppointment {
+                calendar_id: calendar_id.clone(),
+                event_id: s.ghl_id.clone()?,
+            })
+        })
+        .collect()
 }
 
 /// Whether an event's plan acts on a lead (its contact or tasks) rather than being one; an

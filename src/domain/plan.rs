@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::call::CallFacts;
 use super::dnd::DndChanges;
 use super::opportunity::{OpportunityFields, OpportunityMove};
+use crate::domain::call::CallFacts;
 use crate::submission::ContactField;
 
 /// What to do in GHL for one submission, in order.
@@ -124,6 +124,35 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         hosts: Vec<String>,
     },
+    /// `POST /calendars/events/appointments`: one appointment per lead and calendar. An
+    /// earlier delivery of the thread that booked one on this calendar has it moved (`PUT
+    /// /calendars/events/appointments/{eventId}`) instead; its marker (in the description) is
+    /// looked up before every booking.
+    BookAppointment {
+        calendar_id: String,
+        title: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notes: Option<String>,
+        /// With the offset it was read in (a New York slot keeps its `-04:00`).
+        #[serde(with = "time::serde::rfc3339")]
+        start_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        end_at: OffsetDateTime,
+        /// The GHL user the appointment is assigned to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assigned_user_id: Option<String>,
+    },
+    /// `PUT /calendars/events/appointments/{eventId}` moving every appointment the lead's
+    /// deliveries booked.
+    MoveLeadAppointments {
+        #[serde(with = "time::serde::rfc3339")]
+        start_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        end_at: OffsetDateTime,
+    },
+    /// `PUT /calendars/events/appointments/{eventId}` with `appointmentStatus: "cancelled"`
+    /// for every appointment the lead's deliveries booked.
+    CancelLeadAppointments,
 }
 
 impl Step {
@@ -145,6 +174,9 @@ impl Step {
             Step::UpsertOpportunity { .. } => StepKind::UpsertOpportunity,
             Step::MoveLeadOpportunity { .. } => StepKind::MoveLeadOpportunity,
             Step::UploadFile { .. } => StepKind::UploadFile,
+            Step::BookAppointment { .. } => StepKind::BookAppointment,
+            Step::MoveLeadAppointments { .. } => StepKind::MoveLeadAppointments,
+            Step::CancelLeadAppointments => StepKind::CancelLeadAppointments,
         }
     }
 
@@ -157,6 +189,8 @@ impl Step {
                 | Step::CompleteLeadTasks
                 | Step::MoveLeadTasks { .. }
                 | Step::MoveLeadOpportunity { .. }
+                | Step::MoveLeadAppointments { .. }
+                | Step::CancelLeadAppointments
         )
     }
 
@@ -188,11 +222,14 @@ pub enum StepKind {
     UpsertOpportunity,
     MoveLeadOpportunity,
     UploadFile,
+    BookAppointment,
+    MoveLeadAppointments,
+    CancelLeadAppointments,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 15] = [
+    pub const ALL: [StepKind; 18] = [
         StepKind::UpsertContact,
         StepKind::CreateContact,
         StepKind::AddTags,
@@ -208,6 +245,9 @@ impl StepKind {
         StepKind::UpsertOpportunity,
         StepKind::MoveLeadOpportunity,
         StepKind::UploadFile,
+        StepKind::BookAppointment,
+        StepKind::MoveLeadAppointments,
+        StepKind::CancelLeadAppointments,
     ];
 
     /// Short name for logs, metrics, the store and the admin API.
@@ -228,6 +268,9 @@ impl StepKind {
             StepKind::UpsertOpportunity => "upsert_opportunity",
             StepKind::MoveLeadOpportunity => "move_lead_opportunity",
             StepKind::UploadFile => "upload_file",
+            StepKind::BookAppointment => "book_appointment",
+            StepKind::MoveLeadAppointments => "move_lead_appointments",
+            StepKind::CancelLeadAppointments => "cancel_lead_appointments",
         }
     }
 }

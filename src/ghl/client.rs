@@ -80,6 +80,16 @@ pub(super) struct Prepared {
     endpoint: &'static str,
     url: url::Url,
     body: Option<Vec<u8>>,
+    /// A `Version` header other than `ghl.api_version` (the Calendars API's `2021-04-15`).
+    version: Option<&'static str>,
+}
+
+impl Prepared {
+    /// Sends `version` as the `Version` header instead of `ghl.api_version`.
+    pub(super) fn with_version(mut self, version: &'static str) -> Self {
+        self.version = Some(version);
+        self
+    }
 }
 
 /// A raw answer.
@@ -194,6 +204,7 @@ impl GhlClient {
             endpoint,
             url,
             body,
+            version: None,
         })
     }
 
@@ -228,6 +239,9 @@ impl GhlClient {
             .http
             .request(p.method.clone(), p.url.clone())
             .header(AUTHORIZATION, auth);
+        if let Some(version) = p.version {
+            request = request.header("Version", version);
+        }
         if let Some(body) = &p.body {
             request = request
                 .header(CONTENT_TYPE, "application/json")

@@ -14,6 +14,7 @@
 //! # Layout
 //! - [`client`]: [`GhlClient`]: connection pool, auth, error classification, metrics.
 //! - [`endpoints`]: one typed method per endpoint on [`GhlClient`].
+//! - [`calendars`]: the appointment operations of the Calendars API (`Version: 2021-04-15`).
 //! - [`types`]: request and response bodies.
 //! - [`opportunities`]: the Opportunities API's bodies and methods (pipelines, create, update,
 //!   search).
@@ -32,6 +33,7 @@
 //! it is the `ghl-sandbox` crate (`crates/ghl-sandbox/`), a dev-dependency of the tests and
 //! benches and, behind the default `sandbox` feature, of the binary's `demo` and `sandbox-ghl`.
 
+pub mod calendars;
 pub mod client;
 pub mod endpoints;
 pub mod error;

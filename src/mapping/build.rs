@@ -4,13 +4,15 @@
 
 use std::collections::HashSet;
 
+use super::appointment_rules::appointment_steps;
 use super::compile::{CompiledMapping, CustomFieldSource, NoteRule};
 use super::config::MissingContact;
 use super::consent::dnd_step;
 use super::due::due_at;
 use super::follow_up::{self, CompiledFollowUp};
-use super::owner::assign_tasks;
+use super::local_time::LocalTime;
 use super::opportunity_rules;
+use super::owner::assign_owner;
 use super::task_rules::CompiledTask;
 use super::vars::{answer_lines, Vars};
 use crate::domain::call::CallFacts;
@@ -100,7 +102,7 @@ pub fn build_plan(
     };
     let owner = mapping.owner.resolve(&vars);
     if !steps.is_empty() {
-        assign_tasks(&mut steps, owner.as_deref());
+        assign_owner(&mut steps, owner.as_deref());
         // Last, so adding `[[mapping.dnd]]` later moves no earlier step of a replayed event.
         steps.extend(dnd_step(&mapping.dnd, &vars));
     }
@@ -172,10 +174,15 @@ fn lead_steps(
     let removed = removed_tags(mapping, vars, &tags);
     push_tag_steps(&mut steps, tags, removed);
     steps.extend(opportunity_rules::lead_step(&mapping.opportunities, vars));
-    steps.extend(task_steps(&mapping.tasks, vars));
+    steps.extend(task_steps(&mapping.tasks, vars, &mapping.local));
     steps.extend(tool_task(mapping, submission));
+    steps.extend(appointment_steps(
+        &mapping.appointments,
+        vars,
+        &mapping.local,
+    ));
     steps.extend(note_step(mapping, submission, note(mapping, vars)));
-    // Last: a slow or refused download holds up nothing else.
+    // After the note: a slow or refused download holds up none of the lead's other records.
     steps.extend(mapping.files.steps(submission));
     Ok(steps)
 }
@@ -203,15 +210,21 @@ fn follow_up_steps(
         .filter(|t| !tags.contains(t))
         .collect();
     push_tag_steps(&mut steps, tags, removed);
-    steps.extend(rule.and_then(|r| r.lead_task_step(vars.submission)));
+    let local = &mapping.local;
+    steps.extend(rule.and_then(|r| r.lead_task_step(vars.submission, local)));
     steps.extend(
         rule.and_then(|r| r.opportunity.as_ref())
             .and_then(|o| o.step(vars)),
     );
     if let Some(rule) = rule {
-        steps.extend(task_steps(&rule.tasks, vars));
+        steps.extend(task_steps(&rule.tasks, vars, local));
     }
     steps.extend(tool_task(mapping, vars.submission));
+    // The mapping's appointments are booked by whichever delivery carries their start (a
+    // DripJobs "Appointment Set" is a follow-up); a booking of the same lead and calendar
+    // moves the earlier one instead of booking another.
+    steps.extend(appointment_steps(&mapping.appointments, vars, local));
+    steps.extend(rule.and_then(|r| r.lead_appointment_step(vars.submission, local)));
     let note = match rule.and_then(|r| r.note.as_ref()) {
         Some(template) => Some(template.render(vars)),
         None => note(mapping, vars),
@@ -233,6 +246,7 @@ fn push_tag_steps(steps: &mut Vec<Step>, tags: Vec<String>, removed: Vec<String>
 fn task_steps<'a>(
     rules: &'a [CompiledTask],
     vars: &'a Vars<'_>,
+    local: &'a LocalTime,
 ) -> impl Iterator<Item = Step> + 'a {
     rules
         .iter()
@@ -244,7 +258,12 @@ fn task_steps<'a>(
                 .as_ref()
                 .map(|b| b.render(vars))
                 .filter(|b| !b.trim().is_empty()),
-            due_at: due_at(vars.submission, task.due_from.as_deref(), task.due_in),
+            due_at: due_at(
+                vars.submission,
+                task.due_from.as_deref(),
+                task.due_in,
+                local,
+            ),
             assigned_to: task.assigned_to.clone(),
         })
 }

@@ -2,14 +2,16 @@
 //! durations read, kind-specific keys checked. A config that compiles can always build a plan;
 //! one that does not is refused at start with the exact key (`mapping.tasks[0].due_in`).
 
+use super::appointment_rules::{compile_appointments, CompiledAppointment};
 use super::condition::CompiledCondition;
 use super::config::{AnswerTags, MappingConfig, MissingContact};
 use super::consent::{self, CompiledDndRule};
 use super::error::MappingConfigError;
 use super::files::CompiledFiles;
 use super::follow_up::{self, CompiledFollowUp};
-use super::owner::CompiledOwner;
+use super::local_time::LocalTime;
 use super::opportunity_rules::{self, CompiledOpportunity};
+use super::owner::CompiledOwner;
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
 use crate::domain::SourceName;
@@ -55,6 +57,10 @@ pub struct CompiledMapping {
     pub(super) opportunities: Vec<CompiledOpportunity>,
     /// `[[mapping.files]]` and the hosts they download from.
     pub(super) files: CompiledFiles,
+    /// `mapping.time_zone` and `mapping.default_due_time`.
+    pub(super) local: LocalTime,
+    /// `[[mapping.appointments]]`, in order.
+    pub(super) appointments: Vec<CompiledAppointment>,
 }
 
 /// A custom field rule: its GHL id or key, and where its value comes from.
@@ -168,6 +174,11 @@ impl CompiledMapping {
             dnd: consent::compile(config)?,
             opportunities: opportunity_rules::compile(config)?,
             files: CompiledFiles::compile(config, kind)?,
+            local: LocalTime::compile(
+                config.time_zone.as_deref(),
+                config.default_due_time.as_deref(),
+            )?,
+            appointments: compile_appointments(&config.appointments)?,
         })
     }
 }

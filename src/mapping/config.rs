@@ -122,6 +122,19 @@ pub struct MappingConfig {
     /// Enterprise domain (`forms.example.com`). https only, public addresses only. Default none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_hosts: Vec<String>,
+    /// The IANA time zone (`America/New_York`) of every date an answer gives without a UTC
+    /// offset: task due dates, appointment starts, follow-up moves. Default `UTC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// The local time of day (`HH:MM`, in `time_zone`) a date without a time lands at. Default
+    /// `"09:00"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_due_time: Option<String>,
+    /// `[[mapping.appointments]]`: appointments booked in a GHL calendar (none by default). One
+    /// per lead and calendar: a later delivery of the same lead (a revision, a follow-up) moves
+    /// it instead of booking another.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub appointments: Vec<AppointmentConfig>,
 }
 
 /// `mapping.assign_to`: one GHL user id, or rules choosing one by the answers.
@@ -204,6 +217,42 @@ pub struct OpportunityConfig {
     pub when: Option<Condition>,
 }
 
+/// `[[mapping.appointments]]`: one appointment in a GHL calendar.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppointmentConfig {
+    /// The GHL calendar id.
+    pub calendar_id: String,
+    /// An answer (key, label or path) holding the start: a Jotform appointment slot (with its
+    /// time zone), a date and time, a US `M/D/YYYY` date (DripJobs `install_date`) or RFC 3339.
+    /// Without a date in it, no appointment is booked.
+    pub start_from: String,
+    /// An answer holding the time of day (`14:30`, `2:30 PM`), for a `start_from` answer that is
+    /// a date alone. Default: none (`mapping.default_due_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time_from: Option<String>,
+    /// How long the appointment lasts (humantime: `30m`, `1h 30m`). Default: the slot's own
+    /// length (a Jotform appointment's `60 min`), else `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// An answer holding the end instead (read like `start_from`); `duration` is the fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_from: Option<String>,
+    /// Title template. Default `Appointment with {{name}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Notes template (the appointment's description). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// The GHL user id the appointment is assigned to (template). Default: none (the calendar's
+    /// own assignment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_user_id: Option<String>,
+    /// Only book it when this holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+}
+
 /// `follow_ups[].opportunity`: what a follow-up changes on its lead's opportunity (a stage of
 /// the same pipeline, a status, or both).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -232,6 +281,17 @@ pub struct FileRule {
     /// `http(s)://` links it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+}
+
+/// `follow_ups[].appointment`: what a follow-up does to the appointments its lead's deliveries
+/// booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadAppointment {
+    /// Move them to the start in `appointment_from`.
+    Move,
+    /// Cancel them (`appointmentStatus: "cancelled"`).
+    Cancel,
 }
 
 /// `[[mapping.follow_ups]]`: one follow-up rule.
@@ -272,6 +332,22 @@ pub struct FollowUpConfig {
     /// `{ stage = "Accepted" }` or `{ status = "won" }`. Default: nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opportunity: Option<FollowUpOpportunityConfig>,
+    /// What happens to the appointments the lead's deliveries booked
+    /// (`[[mapping.appointments]]`): `move` or `cancel`. Default: they stay as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment: Option<LeadAppointment>,
+    /// With `appointment = "move"`: the answer holding the new start (read like
+    /// `appointments[].start_from`); without a date in it, nothing moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_from: Option<String>,
+    /// With `appointment = "move"`: an answer holding the time of day, for an
+    /// `appointment_from` answer that is a date alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_time_from: Option<String>,
+    /// With `appointment = "move"`: how long the moved appointment lasts. Default: the slot's
+    /// own length, else `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_duration: Option<String>,
 }
 
 /// `follow_ups[].lead_tasks`: what a follow-up does to the tasks its lead's deliveries created.

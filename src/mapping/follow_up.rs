@@ -2,10 +2,12 @@
 //! delivery's references, and the rule and lead-task step of a follow-up (a delivery tied to an
 //! earlier lead: it acts on that lead's contact and tasks instead of making a new lead).
 
+use super::appointment_rules::{compile_lead_appointment, LeadAppointmentRule};
 use super::condition::CompiledCondition;
 use super::config::{LeadTasks, MappingConfig};
 use super::due::{due_at, parse_due_in};
 use super::error::MappingConfigError;
+use super::local_time::LocalTime;
 use super::opportunity_rules::{compile_move, CompiledOpportunityMove};
 use super::task_rules::{compile_tasks, CompiledTask};
 use super::template::{at_key, tag_at_key, Template};
@@ -30,6 +32,8 @@ pub(super) struct CompiledFollowUp {
     pub(super) tasks: Vec<CompiledTask>,
     /// What the rule changes on the lead's opportunity.
     pub(super) opportunity: Option<CompiledOpportunityMove>,
+    /// What it does to the lead's appointments (`None`: nothing).
+    lead_appointment: Option<LeadAppointmentRule>,
 }
 
 /// What a follow-up does to its lead's tasks.
@@ -131,6 +135,7 @@ pub(super) fn compile(config: &MappingConfig) -> Result<Vec<CompiledFollowUp>, M
                 .as_ref()
                 .map(|o| compile_move(&key("opportunity"), o))
                 .transpose()?,
+            lead_appointment: compile_lead_appointment(rule, key)?,
         });
     }
     Ok(out)
@@ -168,14 +173,23 @@ pub(super) fn matching<'a>(
 
 impl CompiledFollowUp {
     /// The step acting on the lead's tasks, if the rule has one.
-    pub(super) fn lead_task_step(&self, sub: &Submission) -> Option<Step> {
+    pub(super) fn lead_task_step(&self, sub: &Submission, local: &LocalTime) -> Option<Step> {
         match &self.lead_tasks {
             LeadTaskRule::Keep => None,
             LeadTaskRule::Complete => Some(Step::CompleteLeadTasks),
             LeadTaskRule::Move { due_from, due_in } => Some(Step::MoveLeadTasks {
-                due_at: due_at(sub, due_from.as_deref(), *due_in),
+                due_at: due_at(sub, due_from.as_deref(), *due_in, local),
             }),
         }
+    }
+
+    /// The step acting on the lead's appointments, if the rule has one.
+    pub(super) fn lead_appointment_step(
+        &self,
+        sub: &Submission,
+        local: &LocalTime,
+    ) -> Option<Step> {
+        self.lead_appointment.as_ref()?.step(sub, local)
     }
 }
 
@@ -423,6 +437,93 @@ mod tests {
         )
         .unwrap();
         assert_eq!(kinds(&p)[0], "lead_contact");
+    }
+
+    /// The plans `formbridge map` shows for a job's appointment: booked when it is set (in the
+    /// mapping's zone), moved or cancelled by later stages.
+    #[test]
+    fn appointments_are_booked_moved_and_cancelled_by_stage() {
+        let mapping = DRIPJOBS.replacen(
+            '{',
+            r#"{"time_zone": "America/Phoenix",
+                "appointments": [{"calendar_id": "cal1", "start_from": "install_date",
+                    "start_time_from": "install_time", "duration": "4h",
+                    "when": {"field": "event", "equals": "appointment_set"}}],"#,
+            1,
+        );
+        let mapping = mapping.replacen(
+            r#""follow_ups": ["#,
+            r#""follow_ups": [
+                {"when": {"field": "event", "equals": "rescheduled"}, "appointment": "move",
+                 "appointment_from": "install_date"},
+                {"when": {"field": "event", "equals": "cancelled"}, "appointment": "cancel"},"#,
+            1,
+        );
+        let set = plan(
+            "dripjobs",
+            &mapping,
+            r#"{"deal_id":"1","install_date":"5/14/2026","install_time":"8:00 AM","stage":"appointment_set"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&set),
+            [
+                "lead_contact",
+                "add_tags",
+                "move_lead_tasks",
+                "book_appointment",
+                "create_note"
+            ]
+        );
+        let Step::BookAppointment {
+            calendar_id,
+            title,
+            start_at,
+            end_at,
+            ..
+        } = &set.steps[3]
+        else {
+            panic!("{set:?}")
+        };
+        assert_eq!(calendar_id, "cal1");
+        assert_eq!(title, "Appointment");
+        assert_eq!(*start_at, datetime!(2026-05-14 08:00 -7));
+        assert_eq!(*end_at, datetime!(2026-05-14 12:00 -7));
+        // The lead's task moves to 09:00 in Phoenix.
+        assert_eq!(
+            set.steps[2],
+            Step::MoveLeadTasks {
+                due_at: datetime!(2026-05-14 09:00 -7)
+            }
+        );
+        let moved = plan(
+            "dripjobs",
+            &mapping,
+            r#"{"deal_id":"1","install_date":"2026-05-21","stage":"rescheduled"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            moved.steps[2],
+            Step::MoveLeadAppointments {
+                start_at: datetime!(2026-05-21 09:00 -7),
+                end_at: datetime!(2026-05-21 10:00 -7),
+            }
+        );
+        // Without a date to move to, nothing moves.
+        let undated = plan(
+            "dripjobs",
+            &mapping,
+            r#"{"deal_id":"1","install_date":"TBD","stage":"rescheduled"}"#,
+        )
+        .unwrap();
+        assert!(!kinds(&undated).contains(&"move_lead_appointments"));
+        let cancelled = plan(
+            "dripjobs",
+            &mapping,
+            r#"{"deal_id":"1","stage":"cancelled"}"#,
+        )
+        .unwrap();
+        assert!(cancelled.steps.contains(&Step::CancelLeadAppointments));
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! - `owner`: `mapping.assign_to`, the lead's GHL user; `consent`: `[[mapping.dnd]]`, consent
 //!   and opt-out answers as GHL do-not-disturb.
 //! - `files`: `[[mapping.files]]`, file answers uploaded into GHL file custom fields.
+//! - [`local_time`]: `mapping.time_zone` and `mapping.default_due_time`; `appointment_rules`:
+//!   `[[mapping.appointments]]` and a follow-up's `appointment` setting.
 //! - `follow_up`: references and follow-up rules (a delivery tied to an earlier lead).
 //! - `opportunity_rules`: `[[mapping.opportunities]]` and a follow-up's `opportunity`.
 //! - [`template`], [`condition`], [`vars`]: `{{variable}}` templates and `when` conditions.
 
+mod appointment_rules;
 pub mod build;
 pub mod compile;
 pub mod condition;
@@ -20,8 +23,9 @@ pub mod due;
 pub mod error;
 mod files;
 mod follow_up;
-mod owner;
+pub mod local_time;
 mod opportunity_rules;
+mod owner;
 mod task_rules;
 pub mod template;
 pub mod vars;

@@ -73,14 +73,21 @@ fn user_id(key: &str, id: &str) -> Result<String, MappingConfigError> {
     Ok(id.to_owned())
 }
 
-/// Gives `owner` to every task of `steps` that names no assignee of its own.
-pub(super) fn assign_tasks(steps: &mut [Step], owner: Option<&str>) {
+/// Gives `owner` to every step of `steps` that assigns something and names no assignee of its
+/// own: tasks, the lead's opportunity and its appointments.
+pub(super) fn assign_owner(steps: &mut [Step], owner: Option<&str>) {
     let Some(owner) = owner else { return };
     for step in steps {
-        if let Step::CreateTask { assigned_to, .. } = step {
-            if assigned_to.is_none() {
-                *assigned_to = Some(owner.to_owned());
-            }
+        let assignee = match step {
+            Step::CreateTask { assigned_to, .. } => assigned_to,
+            Step::UpsertOpportunity { opportunity } => &mut opportunity.assigned_to,
+            Step::BookAppointment {
+                assigned_user_id, ..
+            } => assigned_user_id,
+            _ => continue,
+        };
+        if assignee.is_none() {
+            *assignee = Some(owner.to_owned());
         }
     }
 }

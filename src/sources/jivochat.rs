@@ -223,6 +223,14 @@ pub fn agent_view(card: &CrmCard) -> Value {
         };
         rows.push(row(title, task.title.clone()));
     }
+    if let Some(next) = &card.next_appointment {
+        let when = next
+            .start
+            .to_offset(time::UtcOffset::UTC)
+            .format(DUE_FORMAT)
+            .unwrap_or_default();
+        rows.push(row(format!("Appointment {when}"), next.title.clone()));
+    }
     if card.more_open_tasks > 0 {
         rows.push(row(
             "More open tasks".to_owned(),
@@ -552,6 +560,10 @@ mod tests {
             ],
             more_open_tasks: 2,
             latest_note: Some("Wants a callback".to_owned()),
+            next_appointment: Some(crate::sources::CardAppointment {
+                title: "Install".to_owned(),
+                start: time::macros::datetime!(2025-05-03 15:00 UTC),
+            }),
         }
     }
 
@@ -568,6 +580,7 @@ mod tests {
                     {"title": "Tags", "content": "vip, jivochat"},
                     {"title": "Task due 2025-05-01 14:30 UTC", "content": "Call back"},
                     {"title": "Task (no due date)", "content": "Send quote"},
+                    {"title": "Appointment 2025-05-03 15:00 UTC", "content": "Install"},
                     {"title": "More open tasks", "content": "2 more in GHL"},
                     {"title": "Latest note", "content": "Wants a callback"},
                 ],

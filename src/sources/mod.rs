@@ -16,7 +16,9 @@ pub mod typeform;
 
 pub use normalize::{normalize, normalize_parsed, ReadOptions};
 pub use registry::{SourceKind, UnknownKind};
-pub use tool::{CrmCard, EventRules, NormalizeError, OpenTask, ReadInput, Tool, ToolCall};
+pub use tool::{
+    CardAppointment, CrmCard, EventRules, NormalizeError, OpenTask, ReadInput, Tool, ToolCall,
+};
 
 /// Sources every installation knows (one per tool, named after it), served when configured
 /// with a secret.

@@ -118,6 +118,17 @@ pub struct CrmCard {
     pub more_open_tasks: usize,
     /// The latest note, shortened.
     pub latest_note: Option<String>,
+    /// The contact's next appointment (not cancelled, starting from now on), if any.
+    pub next_appointment: Option<CardAppointment>,
+}
+
+/// An appointment on a [`CrmCard`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardAppointment {
+    /// Its title.
+    pub title: String,
+    /// When it starts.
+    pub start: OffsetDateTime,
 }
 
 /// An open task on a [`CrmCard`].

@@ -188,6 +188,33 @@ async fn by_default_a_visitor_looked_up_by_email_is_shown_without_phone_or_note_
 async fn a_known_visitor_is_shown_to_the_agent_and_the_delivery_is_stored() {
     let ghl = sandbox_with(100, Duration::from_secs(10)).await;
     let id = seed_known_visitor(&ghl).await;
+    // Two appointments booked through the Calendars API: the cancelled sooner one is not shown.
+    let calendar = ghl.sandbox.add_calendar(LOCATION, None);
+    let config = GhlClientConfig {
+        base_url: ghl.base_url.clone(),
+        api_version: ghl_sandbox::API_VERSION.to_owned(),
+        request_timeout: Duration::from_secs(5),
+    };
+    let client = GhlClient::with_static_token(config, LOCATION, SecretString::from(TOKEN)).unwrap();
+    for (title, start, status) in [
+        ("Site visit", "2030-03-04T09:00:00-05:00", "confirmed"),
+        ("Cancelled call", "2030-02-01T09:00:00-05:00", "cancelled"),
+    ] {
+        let booking = formbridge::ghl::calendars::CreateAppointmentRequest {
+            calendar_id: calendar.clone(),
+            location_id: LOCATION.to_owned(),
+            contact_id: id.clone(),
+            start_time: start.to_owned(),
+            end_time: start.replace("T09", "T10"),
+            title: title.to_owned(),
+            description: String::new(),
+            assigned_user_id: None,
+            appointment_status: status.to_owned(),
+            ignore_free_slot_validation: true,
+            to_notify: false,
+        };
+        client.create_appointment(&booking).await.unwrap();
+    }
     // The other identity field and the note, configured (a list from the environment is
     // comma-separated).
     let app = agent_view_app(
@@ -224,6 +251,11 @@ async fn a_known_visitor_is_shown_to_the_agent_and_the_delivery_is_stored() {
         row(&answer, "Latest note"),
         Some("Wants a quote"),
         "{answer}"
+    );
+    assert_eq!(
+        row(&answer, "Appointment 2030-03-04 14:00 UTC"),
+        Some("Site visit"),
+        "the next appointment still to happen, in UTC: {answer}"
     );
 
     // Stored like any delivery (the answer came after the commit).

@@ -340,3 +340,62 @@ fn common_error_schemas_fixture_is_present() {
         .pointer("/components/schemas/UnprocessableDTO")
         .is_some());
 }
+
+/// The appointment bodies the dispatcher sends fit the official Calendars spec
+/// (`tests/fixtures/ghl/ghl-calendars-openapi.json`), and the `Version` it sends is the one
+/// that spec declares.
+#[test]
+fn appointment_bodies_follow_the_calendars_spec() {
+    use formbridge::ghl::calendars::{
+        CreateAppointmentRequest, UpdateAppointmentRequest, CALENDARS_API_VERSION,
+    };
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ghl/ghl-calendars-openapi.json"
+    ))
+    .unwrap();
+    let spec: Value = serde_json::from_str(&text).unwrap();
+    let create = CreateAppointmentRequest {
+        calendar_id: "cal".into(),
+        location_id: "loc".into(),
+        contact_id: "c".into(),
+        start_time: "2026-07-20T16:00:00-04:00".into(),
+        end_time: "2026-07-20T17:00:00-04:00".into(),
+        title: "Visit".into(),
+        description: "[formbridge:1:4]".into(),
+        assigned_user_id: Some("u".into()),
+        appointment_status: "confirmed".into(),
+        ignore_free_slot_validation: true,
+        to_notify: true,
+    };
+    assert_body("POST", "/calendars/events/appointments", &create);
+    let path = "/calendars/events/appointments/{eventId}";
+    let moved = UpdateAppointmentRequest {
+        title: Some("Visit".into()),
+        start_time: Some("2026-07-21T16:00:00-04:00".into()),
+        end_time: Some("2026-07-21T17:00:00-04:00".into()),
+        assigned_user_id: Some("u".into()),
+        ignore_free_slot_validation: Some(true),
+        ..UpdateAppointmentRequest::default()
+    };
+    assert_body("PUT", path, &moved);
+    let cancelled = UpdateAppointmentRequest {
+        appointment_status: Some("cancelled".into()),
+        ..UpdateAppointmentRequest::default()
+    };
+    assert_body("PUT", path, &cancelled);
+    for (method, path) in [
+        ("post", "/calendars/events/appointments"),
+        ("put", path),
+        ("get", path),
+    ] {
+        let version = spec["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "Version")
+            .unwrap()["schema"]["enum"]
+            .clone();
+        assert_eq!(version, json!([CALENDARS_API_VERSION]), "{method} {path}");
+    }
+}

@@ -455,6 +455,11 @@ async fn fixtures_normalize_and_plan_as_expected() {
                         "{f}: no opportunity by default (a pipeline is the agency's own): {step:?}"
                     )
                 }
+                Step::BookAppointment { .. }
+                | Step::MoveLeadAppointments { .. }
+                | Step::CancelLeadAppointments => {
+                    panic!("{f}: no appointment by default: {step:?}")
+                }
             }
         }
     }

@@ -402,8 +402,8 @@ pub(crate) async fn remove_tags(
     change_tags(sb, c, cid, body, false).await
 }
 
-/// `GET /contacts/{contactId}/appointments` (appointments are seeded with
-/// `POST /_sandbox/appointments`).
+/// `GET /contacts/{contactId}/appointments` (appointments are booked through the Calendars
+/// routes or seeded with `POST /_sandbox/appointments`), in `GetEventSchema`'s shape.
 pub(crate) async fn appointments(
     (State(sb), Extension(c)): Ctx,
     Path(cid): Path<String>,
@@ -416,7 +416,7 @@ pub(crate) async fn appointments(
         .appointments
         .iter()
         .filter(|a| a.get("contactId").and_then(Value::as_str) == Some(cid.as_str()))
-        .cloned()
+        .map(super::calendars::listed)
         .collect();
     reply(StatusCode::OK, json!({"events": events}))
 }

@@ -34,6 +34,10 @@ pub struct SandboxState {
     pub refresh_tokens: Vec<String>,
     /// The faults still armed.
     pub faults: FaultSpec,
+    /// Appointments in booking order, as stored (`CalendarEventDTO`'s properties, with
+    /// `description`).
+    #[serde(default)]
+    pub appointments: Vec<Value>,
 }
 
 impl SandboxState {
@@ -96,6 +100,11 @@ impl SandboxState {
             .unwrap_or_default()
     }
 
+    /// The appointments of a contact.
+    pub fn appointments_of(&self, contact_id: &str) -> Vec<&Value> {
+        of_contact(&self.appointments, contact_id)
+    }
+
     /// Requests whose method and path match (path compared exactly).
     pub fn requests_to(&self, method: &str, path: &str) -> Vec<&LogEntry> {
         self.requests
@@ -133,6 +142,7 @@ impl Sandbox {
             refresh_calls: world.refresh_calls,
             refresh_tokens,
             faults: world.faults.clone(),
+            appointments: world.appointments.clone(),
         }
     }
 
@@ -194,6 +204,15 @@ impl Sandbox {
         self.world()
             .allow_duplicates
             .insert(location.to_owned(), allow);
+    }
+
+    /// Adds a calendar of `location` (its id, or a new one); returns its id.
+    pub fn add_calendar(&self, location: &str, id: Option<&str>) -> String {
+        let id = id.map_or_else(new_id, str::to_owned);
+        self.world()
+            .calendars
+            .insert(id.clone(), location.to_owned());
+        id
     }
 
     /// Adds an appointment (`GetEventSchema` shape; must carry `contactId`); returns its id.
@@ -296,6 +315,24 @@ pub(crate) async fn add_appointment(
     Json(event): Json<Value>,
 ) -> Response {
     let id = sb.add_appointment(event);
+    reply(StatusCode::CREATED, json!({"id": id}))
+}
+
+/// Body of `POST /_sandbox/calendars`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NewCalendar {
+    location_id: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// `POST /_sandbox/calendars`: add a calendar to a location; answers its id.
+pub(crate) async fn add_calendar(
+    State(sb): State<Sandbox>,
+    Json(c): Json<NewCalendar>,
+) -> Response {
+    let id = sb.add_calendar(&c.location_id, c.id.as_deref());
     reply(StatusCode::CREATED, json!({"id": id}))
 }
 

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::world::{error, now_iso, reply, LogEntry, Sandbox, World, API_VERSION};
+use super::world::{error, now_iso, reply, LogEntry, Sandbox, World};
 
 /// Closes this request's connection without an answer when cancelled (set per connection).
 #[derive(Clone, Debug)]
@@ -151,7 +151,7 @@ fn unauthorized(message: &str) -> Response {
 
 /// Resolves the token. Order of checks (a choice; GHL's is unrecorded): token first, then
 /// `Version`.
-fn authenticate(world: &World, headers: &HeaderMap) -> Result<Caller, Response> {
+fn authenticate(world: &World, headers: &HeaderMap, path: &str) -> Result<Caller, Response> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -171,7 +171,9 @@ fn authenticate(world: &World, headers: &HeaderMap) -> Result<Caller, Response> 
         .map(|v| v.to_str().unwrap_or_default())
     {
         None => return Err(unauthorized("version header was not found.")),
-        Some(v) if v != API_VERSION => return Err(unauthorized("version header is invalid")),
+        Some(v) if v != super::calendars::version_for(path) => {
+            return Err(unauthorized("version header is invalid"))
+        }
         Some(_) => {}
     }
     Ok(Caller {
@@ -281,7 +283,7 @@ pub(crate) async fn gate(State(sb): State<Sandbox>, request: Request, next: Next
     } else {
         let auth = {
             let world = sb.world();
-            authenticate(&world, &headers)
+            authenticate(&world, &headers, &path)
         };
         match auth {
             Err(r) => (r, None),

@@ -19,7 +19,8 @@
 //! `POST /_sandbox/refresh-tokens`, `POST /_sandbox/locations/{id}/settings`,
 //! `POST /_sandbox/appointments`, `POST /_sandbox/users` (users of a location, which then judge
 //! `assignedTo`; `GET /users/?locationId=` and `GET /users/{userId}` read them),
-//! `POST /_sandbox/pipelines`. Dropped connections: `drop_before_next` closes the connection
+//! `POST /_sandbox/pipelines`, `POST /_sandbox/calendars`. Dropped connections:
+//! `drop_before_next` closes the connection
 //! before the request is applied, `drop_after_next` after it was applied; neither answers.
 //!
 //! A crate of its own, knowing nothing of formbridge: formbridge's tests and benches use it as a
@@ -31,6 +32,7 @@
 // noise to a test fake.
 #![allow(clippy::result_large_err)]
 
+mod calendars;
 mod children;
 mod contacts;
 mod control;
@@ -38,8 +40,8 @@ mod dnd;
 mod gate;
 mod opportunities;
 mod queries;
-mod users;
 mod uploads;
+mod users;
 mod validate;
 mod world;
 
@@ -55,6 +57,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+pub use calendars::CALENDARS_API_VERSION;
 pub use control::SandboxState;
 pub use opportunities::{default_pipelines, PipelineSeed, PipelinesSeed, StageSeed};
 pub use world::{
@@ -136,6 +139,11 @@ pub fn router(sandbox: Sandbox) -> Router {
             "/forms/upload-custom-files",
             post(uploads::upload_custom_files),
         )
+        .route("/calendars/events/appointments", post(calendars::create))
+        .route(
+            "/calendars/events/appointments/{event_id}",
+            get(calendars::get_one).put(calendars::update),
+        )
         .route("/oauth/token", post(control::oauth_token))
         .route("/_sandbox/state", get(control::get_state))
         .route("/_sandbox/reset", post(control::reset))
@@ -152,6 +160,7 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/_sandbox/appointments", post(control::add_appointment))
         .route("/_sandbox/users", post(users::seed))
         .route("/_sandbox/pipelines", post(opportunities::seed))
+        .route("/_sandbox/calendars", post(control::add_calendar))
         .fallback(not_found);
     api.layer(axum::middleware::from_fn_with_state(
         sandbox.clone(),

@@ -89,7 +89,31 @@ pub(crate) enum Dto {
     UpdateOpportunity,
     /// `UpdateStatusDto` of `PUT /opportunities/{id}/status`.
     OpportunityStatus,
+    /// `AppointmentCreateSchema` (Calendars API).
+    CreateAppointment,
+    /// `AppointmentEditSchema` (Calendars API).
+    UpdateAppointment,
 }
+
+/// Properties of `AppointmentEditSchema`; `AppointmentCreateSchema` adds `locationId` and
+/// `contactId`.
+const APPOINTMENT_COMMON: &[(&str, Kind)] = &[
+    ("title", Str),
+    ("meetingLocationType", Str),
+    ("meetingLocationId", Str),
+    ("overrideLocationConfig", Bool),
+    ("appointmentStatus", Str),
+    ("assignedUserId", Str),
+    ("description", Str),
+    ("address", Str),
+    ("ignoreDateRange", Bool),
+    ("toNotify", Bool),
+    ("ignoreFreeSlotValidation", Bool),
+    ("rrule", Str),
+    ("calendarId", Str),
+    ("startTime", Str),
+    ("endTime", Str),
+];
 
 fn schema(dto: Dto) -> (Vec<(&'static str, Kind)>, &'static [&'static str]) {
     let mut props: Vec<(&'static str, Kind)> = Vec::new();
@@ -183,6 +207,15 @@ fn schema(dto: Dto) -> (Vec<(&'static str, Kind)>, &'static [&'static str]) {
         Dto::OpportunityStatus => {
             props.extend_from_slice(&[("status", OpportunityStatus), ("lostReasonId", Str)]);
             &["status"]
+        }
+        Dto::CreateAppointment => {
+            props.extend_from_slice(APPOINTMENT_COMMON);
+            props.extend_from_slice(&[("locationId", Str), ("contactId", Str)]);
+            &["calendarId", "locationId", "contactId", "startTime"]
+        }
+        Dto::UpdateAppointment => {
+            props.extend_from_slice(APPOINTMENT_COMMON);
+            &[]
         }
     };
     (props, required)

@@ -235,6 +235,8 @@ pub(crate) struct World {
     /// Each location's pipelines in GHL's shape (the default ones until seeded).
     pub pipelines: HashMap<String, Vec<Value>>,
     pub opportunities: HashMap<String, Record>,
+    /// Calendars (`POST /_sandbox/calendars`): id → location id.
+    pub calendars: HashMap<String, String>,
     pub custom_field_ids: HashMap<(String, String), String>,
     pub access_tokens: HashMap<String, Grant>,
     pub refresh_tokens: HashMap<String, String>,

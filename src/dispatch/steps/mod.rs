@@ -10,7 +10,9 @@
 //! - `opportunity`: the lead's opportunity made once (then updated in place), and a
 //!   follow-up's move of it to a stage or status.
 //! - `file`: a file answer downloaded and streamed into a file custom field, at most once.
+//! - `appointment`: book an appointment once per lead and calendar; move or cancel the lead's.
 
+mod appointment;
 mod call;
 mod contact;
 mod dnd;
@@ -109,6 +111,34 @@ impl Executor<'_> {
                 custom_field_id,
                 hosts,
             } => file::upload(self, at, url, custom_field_id, hosts).await,
+            Step::BookAppointment {
+                calendar_id,
+                title,
+                notes,
+                start_at,
+                end_at,
+                assigned_user_id,
+            } => {
+                let booking = appointment::Booking {
+                    calendar_id,
+                    title,
+                    notes: notes.as_deref(),
+                    start_at: *start_at,
+                    end_at: *end_at,
+                    assigned_user_id: assigned_user_id.as_deref(),
+                };
+                appointment::book(self, at, &booking).await
+            }
+            Step::MoveLeadAppointments { start_at, end_at } => {
+                let change = appointment::LeadChange::Move {
+                    start_at: *start_at,
+                    end_at: *end_at,
+                };
+                appointment::change_lead(self, at, change).await
+            }
+            Step::CancelLeadAppointments => {
+                appointment::change_lead(self, at, appointment::LeadChange::Cancel).await
+            }
         }
     }
 }
