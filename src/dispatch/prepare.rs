@@ -4,12 +4,12 @@
 //! as the ingress, so no delivery can hold up the async workers or the events after it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::alerts::{Alert, AlertSink};
 use crate::body::BodyLimits;
 use crate::domain::plan::Step;
-use crate::domain::{ContactKey, EventId, LocationId};
+use crate::domain::{ContactKey, LocationId};
 use crate::mapping::build_plan;
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
@@ -18,12 +18,6 @@ use crate::store::{Event, Preparation, Queue, StoreError};
 
 /// The config key of the per-event preparation budget, named in dead-letter reasons.
 const BUDGET_KEY: &str = "dispatch.prepare_timeout";
-
-/// A chunk of prepared events is saved once it holds this many events…
-const SAVE_EVERY_EVENTS: usize = 32;
-/// …or once it has been gathering this long, whichever comes first: on a loaded
-/// machine a batch may take far longer to prepare than the events in it are worth holding.
-const SAVE_EVERY: Duration = Duration::from_millis(20);
 
 /// The CPU-bound work of preparing one event.
 type Work = Arc<dyn Fn(&Event) -> Preparation + Send + Sync>;
@@ -35,13 +29,6 @@ pub struct Preparer {
     budget: Duration,
     /// Where dead letters are reported.
     alerts: AlertSink,
-}
-
-/// Prepared events not saved yet, with how each ended.
-#[derive(Default)]
-struct Chunk {
-    results: Vec<(EventId, Preparation)>,
-    outcomes: Vec<(Outcome, String)>,
 }
 
 /// How a batch's events ended, for metrics and logs.
@@ -74,35 +61,22 @@ impl Preparer {
         }
     }
 
-    /// Prepares up to `batch` unprepared events; returns how many it handled. What is prepared
-    /// is saved in small chunks ([`SAVE_EVERY_EVENTS`], [`SAVE_EVERY`]) rather than once at the
-    /// end: claims never pass the oldest unprepared event, so a chunk saved early lets every
-    /// replica claim it while the rest of the batch is still being prepared.
+    /// Prepares up to `batch` unprepared events; returns how many it handled.
     pub async fn run_once(&self, store: &dyn Queue, batch: u32) -> Result<usize, StoreError> {
         let events = store.unprepared(batch).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
         let handled = events.len();
-        let mut chunk = Chunk::default();
-        let mut chunk_started = Instant::now();
+        let mut results = Vec::with_capacity(handled);
+        let mut outcomes = Vec::with_capacity(handled);
         for event in events {
             let id = event.summary.id;
             let source = event.summary.source.clone();
             let (prep, outcome) = self.prepare_within_budget(event).await;
-            chunk.results.push((id, prep));
-            chunk.outcomes.push((outcome, source));
-            if chunk.results.len() >= SAVE_EVERY_EVENTS || chunk_started.elapsed() >= SAVE_EVERY {
-                self.save(store, std::mem::take(&mut chunk)).await?;
-                chunk_started = Instant::now();
-            }
+            results.push((id, prep));
+            outcomes.push((outcome, source));
         }
-        if !chunk.results.is_empty() {
-            self.save(store, chunk).await?;
-        }
-        Ok(handled)
-    }
-
-    /// Saves one chunk of preparations, then counts and reports what it dead-lettered.
-    async fn save(&self, store: &dyn Queue, chunk: Chunk) -> Result<(), StoreError> {
-        let Chunk { results, outcomes } = chunk;
         store.save_preparations(&results).await?;
         for ((id, prep), (outcome, source)) in results.iter().zip(outcomes) {
             match prep {
@@ -128,7 +102,7 @@ impl Preparer {
                 Preparation::Ready { .. } => {}
             }
         }
-        Ok(())
+        Ok(handled)
     }
 
     /// Prepares `event` on a blocking thread. Past the budget the event is failed and the next
@@ -245,6 +219,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
+    use crate::domain::EventId;
     use crate::domain::SourceName;
     use crate::settings::StoreSettings;
     use crate::store::{EventStatus, NewEvent, Store};

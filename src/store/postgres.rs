@@ -303,14 +303,13 @@ impl Queue for PgStore {
         preparations: &[(EventId, Preparation)],
     ) -> Result<(), StoreError> {
         let ids: Vec<i64> = preparations.iter().map(|(id, _)| id.0).collect();
-        // The rest of the batch keeps its lease while it is being prepared. On failure the
-        // events stay unprepared and the whole batch is handed back (its preparer gives up on
-        // it), as is what a caller left out once the batch's last event is saved: any replica
-        // may take them at once.
+        let batch = self.prepare_leases.end(&ids).await;
         let saved = queue::save_preparations(&self.pool, preparations).await;
-        let unsaved = match &saved {
-            Ok(()) => self.prepare_leases.saved(&ids),
-            Err(_) => self.prepare_leases.end(&ids).await,
+        // On failure the events stay unprepared, and what the save left out of its batch was
+        // not prepared either: any replica may take them at once.
+        let unsaved: Vec<i64> = match &saved {
+            Ok(()) => batch.into_iter().filter(|id| !ids.contains(id)).collect(),
+            Err(_) => batch,
         };
         if !unsaved.is_empty() {
             if let Err(e) = self.prepare_leases.release(&unsaved).await {

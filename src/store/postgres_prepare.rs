@@ -5,9 +5,7 @@
 //! works on holds every replica's claims back once they reach it. The lease is therefore short
 //! ([`PREPARE_LEASE_MS`]) and renewed by its holder while it prepares (a batch of slow events
 //! may take longer): a replica that dies mid-preparation holds the others back for one short
-//! lease at most, and a batch whose save failed is handed back at once. A batch is saved in
-//! chunks as it is prepared (`dispatch::prepare`), so the claims behind it wait for one chunk,
-//! not for the whole batch; its lease is renewed until its last chunk is saved.
+//! lease at most, and a batch whose save failed is handed back at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,10 +48,7 @@ pub(super) struct PrepareLeases {
 
 /// One batch's lease and the task renewing it.
 struct Held {
-    /// Every event of the batch, oldest first.
     ids: Arc<Vec<i64>>,
-    /// Those not saved yet (a batch is saved in chunks).
-    unsaved: Vec<i64>,
     stop: CancellationToken,
     renewing: JoinHandle<()>,
 }
@@ -116,7 +111,6 @@ impl PrepareLeases {
             key,
             Held {
                 ids: ids.clone(),
-                unsaved: ids.to_vec(),
                 stop,
                 renewing,
             },
@@ -124,36 +118,9 @@ impl PrepareLeases {
         Ok(ids.to_vec())
     }
 
-    /// Records that `ids` were saved. A batch keeps its lease renewed while some of it is still
-    /// being prepared; once its last event is saved, renewal stops and whatever of it was not
-    /// saved (none, unless a caller skipped some) is returned to be handed back.
-    pub(super) fn saved(&self, ids: &[i64]) -> Vec<i64> {
-        let mut held = lock(&self.held);
-        let mut finished = Vec::new();
-        for (key, batch) in held.iter_mut() {
-            if !batch.ids.iter().any(|id| ids.contains(id)) {
-                continue;
-            }
-            batch.unsaved.retain(|id| !ids.contains(id));
-            let last_saved = batch.ids.last().is_some_and(|last| ids.contains(last));
-            if batch.unsaved.is_empty() || last_saved {
-                finished.push(*key);
-            }
-        }
-        let mut left_out = Vec::new();
-        for key in finished {
-            if let Some(batch) = held.remove(&key) {
-                // Renewal skips saved events and takes no lock another statement waits on
-                // (SKIP LOCKED), so it is stopped without waiting for it.
-                batch.stop.cancel();
-                left_out.extend(batch.unsaved);
-            }
-        }
-        left_out
-    }
-
-    /// Stops renewing the leases of every batch holding one of `ids`, once any renewal under
-    /// way has ended. Returns the events of those batches not saved yet.
+    /// Stops renewing the leases of every batch holding one of `ids` (they are about to be
+    /// saved), once any renewal under way has ended, so it never waits on the save's locks.
+    /// Returns `ids` and the other events of those batches.
     pub(super) async fn end(&self, ids: &[i64]) -> Vec<i64> {
         let ended: Vec<Held> = {
             let mut held = lock(&self.held);
@@ -168,7 +135,7 @@ impl PrepareLeases {
         for held in ended {
             held.stop.cancel();
             let _ = held.renewing.await;
-            batch.extend(held.unsaved.iter().filter(|id| !ids.contains(id)));
+            batch.extend(held.ids.iter().filter(|id| !ids.contains(id)));
         }
         batch
     }
