@@ -332,7 +332,9 @@ impl Dispatcher {
         config_dir: &Path,
         overrides: &[(String, String)],
     ) -> Self {
-        let store = formbridge::store::open(&settings.store)
+        // Opened to watch only: without the SQLite file's lock, which the formbridge it starts
+        // takes (one process serves a SQLite file).
+        let store = formbridge::store::open_shared(&settings.store)
             .await
             .expect("open the store to watch");
         let mut env = vec![("FORMBRIDGE_ENV".to_owned(), "bench".to_owned())];
