@@ -160,6 +160,7 @@ async fn replay_each(app: &TestApp, ghl: &SandboxHandle) {
             );
         }
     }
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 #[tokio::test]

@@ -370,6 +370,7 @@ async fn a_jotform_upload_lands_in_the_file_field_and_refused_files_stay_links_w
         "{uploads:#?}"
     );
     assert!(uploads.len() <= 2, "{uploads:#?}");
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 #[tokio::test]
@@ -419,6 +420,7 @@ async fn a_lost_answer_and_a_replay_from_scratch_upload_nothing_twice() {
     assert_eq!(state.files_of(&contact, FIELD).len(), 1);
     assert_eq!(uploads(&ghl), 1, "no second upload");
     assert_eq!(state.contacts.len(), 1);
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 #[tokio::test]

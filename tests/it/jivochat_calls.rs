@@ -151,6 +151,7 @@ async fn redelivery_and_replays_change_nothing(
         app.events_in(EventStatus::Done).await.len(),
         deliveries.len()
     );
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 async fn app_for(ghl: &SandboxHandle, toml: &str) -> TestApp {

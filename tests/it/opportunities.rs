@@ -163,6 +163,7 @@ async fn a_deal_is_one_card_its_stages_move_and_its_edits_update() {
         all.iter().all(|e| e.status == EventStatus::Done),
         "{all:#?}"
     );
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 #[tokio::test]
@@ -207,6 +208,7 @@ async fn a_lost_answer_to_the_create_still_leaves_one_card() {
         only_card(&state, &contact_id(&state, EMAIL))["pipelineStageId"],
         "sbx-stage-3"
     );
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 /// Seeds the location's pipelines through the sandbox's control route.

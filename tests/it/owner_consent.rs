@@ -205,6 +205,7 @@ assigned_to = "{CAROL}"
         before,
         "a replay from scratch changes nothing"
     );
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 #[tokio::test]
@@ -275,6 +276,7 @@ async fn an_opt_out_sets_dnd_and_a_later_consent_does_not_lift_it() {
         .filter(|r| r.method == "PUT" && !r.path.contains("/tasks") && !r.path.contains("/notes"))
         .count();
     assert_eq!(contact_puts, 0, "no DND left to write");
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 #[tokio::test]
@@ -326,6 +328,7 @@ async fn with_lift_a_consent_lifts_an_opt_out_but_never_a_permanent_one() {
         &json!({"dndSettings": {"SMS": {"status": "inactive"}}}),
         "only the channel that changes is sent"
     );
+    crate::spec_check::assert_requests_follow_specs(&ghl.state());
 }
 
 /// `formbridge map` on the consent-widget fixture shows the owner and the DND step.
