@@ -104,6 +104,15 @@ fn appointments(state: &SandboxState) -> Vec<Value> {
         .collect()
 }
 
+/// The ids of every record, by kind: what a replay must never add to.
+fn record_ids(state: &SandboxState) -> Value {
+    let ids = |records: &[Value]| records.iter().map(|r| r["id"].clone()).collect::<Vec<_>>();
+    json!({
+        "contacts": ids(&state.contacts), "tasks": ids(&state.tasks), "notes": ids(&state.notes),
+        "appointments": ids(&state.appointments), "opportunities": ids(&state.opportunities),
+    })
+}
+
 /// Everything a replay could change: contacts (with tags), tasks, notes and appointments.
 fn records(state: &SandboxState) -> Value {
     json!({
@@ -111,15 +120,14 @@ fn records(state: &SandboxState) -> Value {
         "tasks": state.tasks.iter().map(|t| json!({"id": t["id"], "dueDate": t["dueDate"], "completed": t["completed"], "title": t["title"]})).collect::<Vec<_>>(),
         "notes": state.notes.iter().map(|n| n["id"].clone()).collect::<Vec<_>>(),
         "appointments": appointments(state),
+        "opportunities": state.opportunities.iter().map(|o| json!({"id": o["id"], "status": o["status"], "stage": o["pipelineStageId"], "name": o["name"]})).collect::<Vec<_>>(),
     })
 }
 
-/// Replays every event, one at a time: a replay changes nothing in the sandbox, and a replay
-/// from scratch (which forgets the recorded steps) books, moves or cancels no appointment and
-/// makes no contact. (From scratch re-creates the delivery's task and note, as documented for
-/// `from_scratch`: their markers are looked up only after a lost answer.)
+/// Replays every event, one at a time: a plain replay changes nothing in the sandbox; a replay
+/// from scratch runs every step again, and each finds what it made (by its marker, the store or
+/// the thread), so no contact, task, note, appointment or card is made twice.
 async fn replay_each(app: &TestApp, ghl: &SandboxHandle) {
-    let before = ghl.state();
     let events = app
         .store
         .list_events(&EventFilter {
@@ -136,13 +144,14 @@ async fn replay_each(app: &TestApp, ghl: &SandboxHandle) {
             app.drain(Duration::from_secs(30)).await;
             let after = ghl.state();
             if from_scratch {
+                // From scratch runs the event's steps again: an older follow-up re-applies its
+                // own changes (its tags, its task move), but nothing is made a second time.
                 assert_eq!(
-                    appointments(&after),
-                    appointments(&before),
-                    "replaying event {} from scratch changed an appointment",
+                    record_ids(&after),
+                    record_ids(&current),
+                    "replaying event {} from scratch made or lost a record",
                     event.id
                 );
-                assert_eq!(after.contacts.len(), before.contacts.len());
             } else {
                 assert_eq!(
                     records(&after),
@@ -161,6 +170,73 @@ async fn replay_each(app: &TestApp, ghl: &SandboxHandle) {
         }
     }
     crate::spec_check::assert_requests_follow_specs(&ghl.state());
+}
+
+/// The whole lead of issue #22 in one run: a DripJobs deal's lead makes its card in the
+/// Accepted stage, "appointment set" books the install, a reschedule moves it, "project
+/// completed" marks the card won; one appointment and one card throughout, and replaying every
+/// delivery (plainly and from scratch) changes nothing.
+#[tokio::test]
+async fn a_dripjobs_deal_keeps_one_appointment_and_one_card_from_lead_to_completion() {
+    let ghl = sandbox_with_calendar().await;
+    let mapping = dripjobs_mapping().replace(
+        "lead_tasks = \"complete\"\n",
+        "lead_tasks = \"complete\"\nopportunity = { status = \"won\" }\n",
+    ) + r#"
+[[sources.dripjobs.mapping.opportunities]]
+pipeline = "Sales Pipeline"
+stage = "Accepted"
+name = "{{name}}: deal {{answers.deal_id}}"
+"#;
+    assert!(mapping.contains("opportunity = { status = \"won\" }"));
+    let app = driven_app_for(&ghl, &mapping, &[]).await;
+
+    deliver(&app, "dripjobs", &fixture("proposal-accepted")).await;
+    let set = with(
+        fixture("appointment-set"),
+        json!({"stage": "appointment_set", "install_time": "8:00 AM"}),
+    );
+    deliver(&app, "dripjobs", &set).await;
+    let reschedule = json!({
+        "deal_id": "1234567", "stage": "appointment_rescheduled",
+        "install_date": "5/21/2026", "install_time": "1:30 PM",
+    });
+    deliver(&app, "dripjobs", &reschedule).await;
+
+    let state = ghl.state();
+    let contact_id = state.contact_by_email("jane.sample@example.com").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(state.appointments.len(), 1, "{:#?}", state.appointments);
+    assert_eq!(state.appointments[0]["contactId"], contact_id.as_str());
+    assert_eq!(
+        state.appointments[0]["startTime"],
+        "2026-05-21T13:30:00-07:00"
+    );
+    let cards = state.opportunities_of(&contact_id);
+    assert_eq!(cards.len(), 1, "{cards:#?}");
+    // The sandbox's default "Sales Pipeline": New Lead, Proposal Sent, Accepted, …
+    assert_eq!(cards[0]["pipelineStageId"], "sbx-stage-3", "Accepted");
+    assert_eq!(cards[0]["status"], "open");
+    assert_eq!(cards[0]["name"], "Jane Sample: deal 1234567");
+
+    deliver(
+        &app,
+        "dripjobs",
+        &json!({"deal_id": "1234567", "stage": "project_completed"}),
+    )
+    .await;
+    let state = ghl.state();
+    assert_eq!(state.opportunities.len(), 1);
+    assert_eq!(state.opportunities[0]["status"], "won");
+    assert_eq!(state.opportunities[0]["pipelineStageId"], "sbx-stage-3");
+    assert_eq!(state.appointments.len(), 1);
+
+    replay_each(&app, &ghl).await;
+    let state = ghl.state();
+    assert_eq!(state.opportunities.len(), 1);
+    assert_eq!(state.appointments.len(), 1);
 }
 
 #[tokio::test]
