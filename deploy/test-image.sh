@@ -506,7 +506,10 @@ EOF
   done
   # The admin page: on the ops address (compose publishes it on 127.0.0.1 only), not the public.
   admin_page_on_ops_only() {
-    curl -fsS "http://127.0.0.1:$r1_ops/admin/ui" | grep -qi '<html' &&
+    # The whole page is read before grep looks at it: `curl | grep -q` fails under pipefail
+    # once the page outgrows a pipe's buffer (grep exits at the first match, curl gets EPIPE).
+    local page
+    page=$(curl -fsS "http://127.0.0.1:$r1_ops/admin/ui") && grep -qi '<html' <<<"$page" &&
       test "$(status_of "http://127.0.0.1:$r1_addr/admin/ui")" = 404
   }
   check "the admin page is served on the ops address, not on the public one" admin_page_on_ops_only
