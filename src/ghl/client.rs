@@ -248,18 +248,7 @@ impl GhlClient {
                 .body(body.clone());
         }
         let started = Instant::now();
-        let outcome = async {
-            let response = request.send().await?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>(Raw {
-                status,
-                headers,
-                body,
-            })
-        }
-        .await;
+        let outcome = read_raw(request).await;
         let elapsed = started.elapsed().as_secs_f64();
         metrics::histogram!(crate::metrics::GHL_REQUEST_SECONDS, "endpoint" => p.endpoint)
             .record(elapsed);
@@ -375,18 +364,7 @@ impl GhlClient {
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<GhlResponse<T>, GhlError> {
-        let outcome = async {
-            let response = request.send().await?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>(Raw {
-                status,
-                headers,
-                body,
-            })
-        }
-        .await;
+        let outcome = read_raw(request).await;
         match outcome {
             Ok(raw) => {
                 metrics::counter!(
@@ -412,4 +390,17 @@ impl GhlClient {
             }
         }
     }
+}
+
+/// Sends `request` and reads GHL's whole answer: status, headers and body.
+async fn read_raw(request: reqwest::RequestBuilder) -> Result<Raw, reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?;
+    Ok(Raw {
+        status,
+        headers,
+        body,
+    })
 }
