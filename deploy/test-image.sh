@@ -439,11 +439,17 @@ if ! pg -c "CREATE DATABASE $pg_db"; then
   pg_db=""
   exit 1
 fi
-read -r sandbox_port r1_addr r1_ops r2_addr r2_ops < <(free_ports 5)
-sandbox="http://127.0.0.1:$sandbox_port"
-target/release/formbridge sandbox-ghl --addr "127.0.0.1:$sandbox_port" >"$work/sandbox.log" 2>&1 &
+read -r r1_addr r1_ops r2_addr r2_ops < <(free_ports 4)
+# The sandbox binds port 0 and prints the port it got: a port picked here and bound later could
+# be taken in between ("Address already in use" once in CI).
+target/release/formbridge sandbox-ghl --addr 127.0.0.1:0 >"$work/sandbox.log" 2>&1 &
 sandbox_pid=$!
-if ! wait_until 30 curl -fs -o /dev/null "$sandbox/_sandbox/state"; then
+sandbox_listening() { grep -q '^GHL sandbox listening on http://' "$work/sandbox.log"; }
+sandbox=""
+if wait_until 30 sandbox_listening; then
+  sandbox=$(sed -n 's|^GHL sandbox listening on \(http://[^/]*\)/.*$|\1|p' "$work/sandbox.log")
+fi
+if [[ -z "$sandbox" ]] || ! wait_until 30 curl -fs -o /dev/null "$sandbox/_sandbox/state"; then
   cat "$work/sandbox.log"
   fail "the GHL sandbox (target/release/formbridge sandbox-ghl) answers"
   exit 1
