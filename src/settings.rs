@@ -35,6 +35,9 @@ pub const ENV_PREFIX: &str = "FORMBRIDGE";
 pub const ENV_SELECTOR: &str = "FORMBRIDGE_ENV";
 /// Largest `server.max_json_depth`: serde_json refuses documents nested deeper than 128.
 const MAX_JSON_DEPTH: usize = 128;
+/// Largest `ghl.late_write_window`: a step whose answer was lost waits this long past the
+/// timeout before it is looked for; longer would only hold its contact's later events back.
+const MAX_LATE_WRITE_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Largest accepted `server.max_connections` (each connection holds an open file).
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
@@ -706,6 +709,19 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "ghl.app_url",
                 "must be an http(s) URL such as https://app.gohighlevel.com",
+            ));
+        }
+        if self.ghl.request_timeout.is_zero() {
+            return Err(SettingsError::invalid(
+                "ghl.request_timeout",
+                "must be greater than 0",
+            ));
+        }
+        if self.ghl.late_write_window > MAX_LATE_WRITE_WINDOW {
+            return Err(SettingsError::invalid(
+                "ghl.late_write_window",
+                "must be at most 1h: it is how much longer than ghl.request_timeout GHL may \
+                 still carry out a request that got no answer, and each such step waits it out",
             ));
         }
         if self.ghl.rate_limit.burst == 0 || self.ghl.rate_limit.window.is_zero() {

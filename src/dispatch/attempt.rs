@@ -41,6 +41,12 @@ impl From<StoreError> for Stop {
 #[derive(Debug)]
 pub(super) enum StepError {
     Ghl(GhlError),
+    /// A create got no answer: GHL may still carry it out until `until`, so the step is
+    /// looked for (and sent again) only then.
+    InDoubt {
+        error: GhlError,
+        until: OffsetDateTime,
+    },
     Budget(tokio::time::Instant),
     Plan(String),
     /// The step needs an earlier delivery of its lead that has not reached GHL yet.
@@ -74,6 +80,9 @@ pub struct Executor<'a> {
     /// Downloads file answers for upload steps (`[files]`); `None` when its client could not
     /// be built (each upload step then records why).
     pub downloader: Option<&'a crate::files::Downloader>,
+    /// How long after it was sent a request without an answer may still be carried out by GHL
+    /// (`ghl.request_timeout` + `ghl.late_write_window`).
+    pub in_doubt_for: Duration,
 }
 
 impl Executor<'_> {
@@ -108,10 +117,15 @@ impl Executor<'_> {
             ghl_id,
             detail,
             updated_at: OffsetDateTime::now_utc(),
+            in_doubt_until: None,
         };
+        self.write_step(event, &record).await
+    }
+
+    async fn write_step(&self, event: &ClaimedEvent, record: &StepRecord) -> Result<(), Stop> {
         if self
             .store
-            .record_step(event.id, &event.lease, &record)
+            .record_step(event.id, &event.lease, record)
             .await?
         {
             Ok(())
@@ -120,17 +134,59 @@ impl Executor<'_> {
         }
     }
 
-    /// Records that a create is about to be sent: after a crash or a lost answer, the next
-    /// attempt looks for its marker before creating anything again.
-    pub(super) async fn record_started(
+    /// Sends a create (a record found again by its marker) under the rate budget. Once the
+    /// budget lets it go, the step is recorded `started` and in doubt until GHL can no longer
+    /// carry the request out, then the request is sent: after a lost answer or a crash the
+    /// next attempt looks for the marker only once a late write can no longer land (a look-up
+    /// before would find nothing and create a second record). With an answer the doubt is
+    /// lifted. (Any request without an answer keeps its budget slot until then: [`Self::send`].)
+    pub(super) async fn create<T, F, Fut>(
         &self,
         event: &ClaimedEvent,
         index: u32,
         step: &Step,
-    ) -> Result<(), StepError> {
-        self.record(event, index, step, StepStatus::Started, None)
-            .await
-            .map_err(StepError::Stop)
+        f: F,
+    ) -> Result<T, StepError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<GhlResponse<T>, GhlError>>,
+    {
+        let permit = self.permit(event).await?;
+        let in_doubt_until = OffsetDateTime::now_utc() + self.in_doubt_for;
+        let started = StepRecord {
+            index,
+            kind: step.kind(),
+            status: StepStatus::Started,
+            ghl_id: None,
+            detail: None,
+            updated_at: OffsetDateTime::now_utc(),
+            in_doubt_until: Some(in_doubt_until),
+        };
+        if let Err(stop) = self.write_step(event, &started).await {
+            permit.complete().await;
+            return Err(StepError::Stop(stop));
+        }
+        match self.send(permit, f).await {
+            Ok(resp) => {
+                self.budget.observe(&resp.limits);
+                Ok(resp.body)
+            }
+            Err(error) if error.may_still_land() => {
+                self.budget.observe(error.limits());
+                Err(StepError::InDoubt {
+                    error,
+                    until: in_doubt_until,
+                })
+            }
+            Err(error) => {
+                self.budget.observe(error.limits());
+                // GHL answered: nothing of this request is left to land.
+                self.record(event, index, step, StepStatus::Started, None)
+                    .await
+                    .map_err(StepError::Stop)?;
+                Err(StepError::Ghl(error))
+            }
+        }
     }
 
     /// Waits for the location's rate budget, then makes sure the lease outlives the request.
@@ -200,9 +256,23 @@ impl Executor<'_> {
         Fut: std::future::Future<Output = Result<R, GhlError>>,
     {
         let permit = self.permit(event).await?;
+        Ok(self.send(permit, f).await)
+    }
+
+    /// Sends one request under `permit`. One that got no answer keeps its slot until GHL can
+    /// no longer carry it out: GHL counts a request in its window when it runs, however late.
+    async fn send<R, F, Fut>(&self, permit: BudgetPermit, f: F) -> Result<R, GhlError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<R, GhlError>>,
+    {
+        let lands_by = tokio::time::Instant::now() + self.in_doubt_for;
         let result = f().await;
-        permit.complete().await;
-        Ok(result)
+        match &result {
+            Err(e) if e.may_still_land() => permit.complete_at(lands_by).await,
+            _ => permit.complete().await,
+        }
+        result
     }
 
     /// One GHL call with budget and header bookkeeping.

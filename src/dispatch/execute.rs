@@ -8,6 +8,13 @@
 //! anything is created again. A contact created by name (no email or phone to upsert on)
 //! carries a marker tag instead, looked up the same way. An appointment carries the marker in
 //! its description, looked up before every booking.
+//!
+//! A look-up only helps once GHL can no longer carry out the request whose answer was lost: a
+//! GHL that works on it late (after `ghl.request_timeout`) writes it after the look-up found
+//! nothing, beside the second one. So a step sent without an answer is in doubt until
+//! `ghl.late_write_window` past the timeout (recorded before sending, so a crash keeps it),
+//! and its event waits in the queue until then: no worker sleeps on it, other contacts and
+//! locations go on.
 
 use std::time::Duration;
 
@@ -23,6 +30,9 @@ use crate::store::{ClaimedEvent, Finish, StepStatus};
 
 /// The retry outcome of an event waiting for its lead (or an earlier revision): a metric label.
 pub const WAITING_FOR_LEAD: &str = "waiting_for_lead";
+/// The retry outcome of an event waiting until a request GHL did not answer can no longer be
+/// carried out, before it looks for what it made: a metric label.
+pub const ANSWER_IN_DOUBT: &str = "answer_in_doubt";
 
 impl Executor<'_> {
     /// Runs the event's remaining steps. `Ok` means every step is done.
@@ -63,6 +73,11 @@ impl Executor<'_> {
                 continue;
             }
             let uncertain = recorded.is_some_and(|s| s.status == StepStatus::Started);
+            if let Some(until) = recorded.and_then(|s| s.in_doubt_until) {
+                if uncertain && until > OffsetDateTime::now_utc() {
+                    return Err(in_doubt(step, index, until));
+                }
+            }
             let at = StepAt {
                 event,
                 thread: &thread,
@@ -119,6 +134,23 @@ impl Executor<'_> {
             StepError::Plan(message) => return Stop::Finish(Finish::Dead { error: message }),
             StepError::Wait(why) => return self.wait(event, why),
             StepError::Ghl(e) => e,
+            StepError::InDoubt { error, until } => {
+                // Tried again once the request can no longer land, and not before its backoff.
+                return match self.classify(event, step, StepError::Ghl(error)) {
+                    Stop::Finish(Finish::Retry {
+                        at,
+                        error,
+                        counts_attempt,
+                        outcome,
+                    }) => Stop::Finish(Finish::Retry {
+                        at: at.max(until),
+                        error,
+                        counts_attempt,
+                        outcome,
+                    }),
+                    other => other,
+                };
+            }
         };
         let what = format!(
             "{} failed: {e}{}",
@@ -154,6 +186,24 @@ impl Executor<'_> {
             }
         }
     }
+}
+
+/// Ends an attempt that reached a step whose earlier request got no answer and may still be
+/// carried out by GHL until `until`: due again then, no attempt counted (one was, when the
+/// answer was lost).
+fn in_doubt(step: &Step, index: u32, until: OffsetDateTime) -> Stop {
+    let shown = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    Stop::Finish(Finish::Retry {
+        at: until,
+        error: format!(
+            "step {index} ({}) was sent and got no answer; GHL may still carry it out until {shown} (ghl.late_write_window), then it is looked for before being sent again",
+            step.kind()
+        ),
+        counts_attempt: false,
+        outcome: ANSWER_IN_DOUBT,
+    })
 }
 
 /// How long ago an event was received.

@@ -316,6 +316,7 @@ impl Dispatcher {
             leads: self.leads.as_ref(),
             pipelines: &self.pipelines,
             downloader: self.downloader.as_ref(),
+            in_doubt_for: self.settings.ghl.in_doubt_for(),
         };
         let outcome = tracing::Instrument::instrument(executor.run(&event), span.clone()).await;
         let finish = match outcome {

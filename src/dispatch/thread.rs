@@ -245,6 +245,7 @@ mod tests {
             ghl_id: Some(id.to_owned()),
             detail: None,
             updated_at: OffsetDateTime::UNIX_EPOCH,
+            in_doubt_until: None,
         }
     }
 

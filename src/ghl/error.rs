@@ -194,6 +194,18 @@ impl GhlError {
         }
     }
 
+    /// Whether GHL may still carry the request out although no answer said so: no answer
+    /// came (a timeout, a dropped connection), or a gateway in front of GHL gave up waiting
+    /// for it (502, 504) while the work behind may go on. Any other answer came after GHL was
+    /// done with the request.
+    pub fn may_still_land(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            Self::Server { status, .. } => matches!(status, 502 | 504),
+            _ => false,
+        }
+    }
+
     /// The id of the contact that made a create fail as a duplicate.
     pub fn existing_contact_id(&self) -> Option<&str> {
         match self {

@@ -28,6 +28,13 @@ pub struct GhlSettings {
     /// Timeout of one GHL request.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How much longer than `request_timeout` GHL may still carry out a request that got no
+    /// answer (a timeout, a dropped connection, a gateway's 502/504). Until then the request
+    /// stays counted against its location's rate budget, and a task, note, contact by name,
+    /// opportunity or appointment it may have made is not looked for by its marker (a look-up
+    /// before it lands finds nothing and makes a second one).
+    #[serde(with = "humantime_serde")]
+    pub late_write_window: Duration,
     /// Rate budget per location.
     pub rate_limit: RateLimitSettings,
     /// Extra locations by name, for sources routed with `sources.<name>.location`.
@@ -92,6 +99,14 @@ fn default_user_type() -> String {
 fn default_refresh_margin() -> Duration {
     Duration::from_secs(300)
 }
+impl GhlSettings {
+    /// How long after it was sent a request that got no answer may still be carried out by
+    /// GHL: `request_timeout` + `late_write_window`.
+    pub fn in_doubt_for(&self) -> Duration {
+        self.request_timeout.saturating_add(self.late_write_window)
+    }
+}
+
 impl OAuthSettings {
     /// Settings with the defaults for everything but the client credentials.
     pub fn new(client_id: impl Into<String>, client_secret: SecretString) -> Self {

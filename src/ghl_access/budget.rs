@@ -21,7 +21,9 @@ use crate::store::{SharedBudget, SlotGrant, SlotTicket, StoreError};
 pub struct Budgets {
     burst: u32,
     window: Duration,
-    /// How long a shared slot stays taken when its request never reports back.
+    /// How long a shared slot stays taken when its request never reports back: as long as GHL
+    /// may carry the request out (`ghl.request_timeout` + `ghl.late_write_window`), plus a
+    /// window.
     hold: Duration,
     shared: Option<Arc<dyn SharedBudget>>,
     limiters: Mutex<HashMap<LocationId, Arc<LocationLimiter>>>,
@@ -34,7 +36,7 @@ impl Budgets {
         Self {
             burst: ghl.rate_limit.burst,
             window: ghl.rate_limit.window,
-            hold: ghl.request_timeout + ghl.rate_limit.window,
+            hold: ghl.in_doubt_for() + ghl.rate_limit.window,
             shared,
             limiters: Mutex::default(),
         }
@@ -95,7 +97,7 @@ pub struct SharedSlots {
     /// GHL's burst window.
     pub window: Duration,
     /// How long a slot stays taken when its request never reports back (a replica died
-    /// mid-request): the longest request plus one window.
+    /// mid-request): as long as GHL may carry the request out, plus one window.
     pub hold: Duration,
 }
 
@@ -125,11 +127,18 @@ pub struct BudgetPermit {
 impl BudgetPermit {
     /// The request has completed: the slots' windows start now.
     pub async fn complete(self) {
-        drop(self.local);
+        self.complete_at(Instant::now()).await;
+    }
+
+    /// The request got no answer and GHL may still carry it out until `at`: the slots'
+    /// windows start then, since GHL counts the request when it runs.
+    pub async fn complete_at(self, at: Instant) {
+        self.local.complete_at(at);
         if let Some((slots, ticket)) = self.shared {
+            let window = slots.window + at.saturating_duration_since(Instant::now());
             if let Err(e) = slots
                 .budget
-                .complete(&slots.location, &ticket, slots.window)
+                .complete(&slots.location, &ticket, window)
                 .await
             {
                 // The slot stays taken until its hold runs out: budget lost for a while,

@@ -3,7 +3,9 @@
 //!
 //! A slot is taken when a request starts and its window starts when the request completes, so
 //! no `window`-long interval can hold more than `burst` requests as GHL counts them, whatever
-//! the network latency: the budget is spent fully without provoking a 429.
+//! the network latency: the budget is spent fully without provoking a 429. A request that got
+//! no answer completes only when GHL can no longer carry it out (`ghl.late_write_window`): GHL
+//! counts it when it runs, however late.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -39,17 +41,32 @@ struct State {
     paused_until: Option<Instant>,
 }
 
-/// Held while a request is in flight; dropping it starts the slot's window.
+/// Held while a request is in flight; dropping it starts the slot's window (now, or at the
+/// time [`Permit::complete_at`] gave).
 #[derive(Debug)]
 pub struct Permit {
     limiter: Arc<LocationLimiter>,
+    completes_at: Option<Instant>,
+}
+
+impl Permit {
+    /// The request may still run in GHL until `at` (it got no answer): its slot's window
+    /// starts then, not now.
+    pub fn complete_at(mut self, at: Instant) {
+        self.completes_at = Some(at);
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        let at = self
+            .completes_at
+            .map_or_else(Instant::now, |at| at.max(Instant::now()));
         let mut state = self.limiter.lock();
         state.in_flight = state.in_flight.saturating_sub(1);
-        state.completed.push_back(Instant::now());
+        // Oldest first, also with a completion set in the future.
+        let position = state.completed.partition_point(|t| *t <= at);
+        state.completed.insert(position, at);
     }
 }
 
@@ -92,6 +109,7 @@ impl LocationLimiter {
                         state.in_flight += 1;
                         return Ok(Permit {
                             limiter: Arc::clone(self),
+                            completes_at: None,
                         });
                     }
                     // Full: the oldest completion leaves the window first; with every slot in
@@ -202,6 +220,22 @@ mod tests {
                 "window starting at request {i} holds {in_window}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_without_an_answer_holds_its_slot_until_it_can_no_longer_land() {
+        let limiter = LocationLimiter::new(2, Duration::from_secs(10));
+        let start = Instant::now();
+        let lost = limiter.acquire(Duration::ZERO).await.unwrap();
+        lost.complete_at(start + Duration::from_secs(30));
+        drop(limiter.acquire(Duration::ZERO).await.unwrap());
+        // The answered one frees at 10 s; the lost one only 10 s after it may have run.
+        let free_at = limiter.acquire(Duration::ZERO).await.unwrap_err();
+        assert_eq!(free_at, start + Duration::from_secs(10));
+        tokio::time::sleep_until(free_at).await;
+        let _third = limiter.acquire(Duration::ZERO).await.unwrap();
+        let free_at = limiter.acquire(Duration::ZERO).await.unwrap_err();
+        assert_eq!(free_at, start + Duration::from_secs(40));
     }
 
     #[tokio::test(start_paused = true)]

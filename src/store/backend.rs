@@ -112,7 +112,8 @@ const ATTEMPTS: &str =
     "SELECT attempt, at, outcome, error FROM event_attempts WHERE event_id = $1 ORDER BY attempt";
 
 /// An event's recorded steps, in plan order: `(event_id)`.
-const STEPS: &str = "SELECT event_id, step_index, kind, status, ghl_id, detail, updated_at
+const STEPS: &str =
+    "SELECT event_id, step_index, kind, status, ghl_id, detail, updated_at, in_doubt_until
      FROM event_steps WHERE event_id = $1 ORDER BY step_index";
 
 /// A location's OAuth tokens: `(location_id)`.

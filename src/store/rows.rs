@@ -142,6 +142,7 @@ pub(super) struct StepRow {
     ghl_id: Option<String>,
     detail: Option<String>,
     updated_at: i64,
+    in_doubt_until: Option<i64>,
 }
 
 impl TryFrom<StepRow> for StepRecord {
@@ -158,6 +159,7 @@ impl TryFrom<StepRow> for StepRecord {
             ghl_id: row.ghl_id,
             detail: row.detail,
             updated_at: from_millis(row.updated_at),
+            in_doubt_until: row.in_doubt_until.map(from_millis),
         })
     }
 }

@@ -237,12 +237,14 @@ pub(super) async fn record_step(
     // A lease that ran out may be taken over any moment: its holder may not start another GHL
     // request for the event (a `started` record comes before each request).
     let done = sqlx::query(
-        "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at, detail)
-         SELECT $1, $2, $3, $4, $5, $6, $9 WHERE EXISTS (SELECT 1 FROM events WHERE id = $1 AND lease_owner = $7
+        "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at, detail,
+             in_doubt_until)
+         SELECT $1, $2, $3, $4, $5, $6, $9, $10 WHERE EXISTS (SELECT 1 FROM events WHERE id = $1 AND lease_owner = $7
              AND status = 'processing' AND lease_until > $8)
          ON CONFLICT (event_id, step_index) DO UPDATE SET kind = excluded.kind, status = excluded.status,
              ghl_id = COALESCE(excluded.ghl_id, event_steps.ghl_id), updated_at = excluded.updated_at,
-             detail = COALESCE(excluded.detail, event_steps.detail)",
+             detail = COALESCE(excluded.detail, event_steps.detail),
+             in_doubt_until = excluded.in_doubt_until",
     )
     .bind(id.0)
     .bind(i64::from(step.index))
@@ -252,7 +254,8 @@ pub(super) async fn record_step(
     .bind(to_millis(step.updated_at))
     .bind(lease.as_str())
     .bind(to_millis(OffsetDateTime::now_utc()))
-    .bind(step.detail.as_deref());
+    .bind(step.detail.as_deref())
+    .bind(step.in_doubt_until.map(to_millis));
     let done = done
         .execute(&mut *conn)
         .await

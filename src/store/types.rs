@@ -234,6 +234,15 @@ pub struct StepRecord {
     pub detail: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// For a `started` step whose request got no answer (or is in flight): until when GHL may
+    /// still carry it out. Nothing is looked for (or sent again) before then. `None` once GHL
+    /// answered.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub in_doubt_until: Option<OffsetDateTime>,
 }
 
 /// An event tied to one being dispatched: an earlier revision of the same submission, or a

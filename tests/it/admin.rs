@@ -149,6 +149,7 @@ async fn make_retrying_with_a_step(store: &dyn Store, id: EventId) {
         ghl_id: Some("contact-1".to_owned()),
         detail: None,
         updated_at: OffsetDateTime::now_utc(),
+        in_doubt_until: None,
     };
     assert!(store
         .record_step(id, &"worker-a".into(), &step)

@@ -117,6 +117,8 @@ pub fn dispatching_env(
         ("FORMBRIDGE__GHL__TOKEN", token),
         ("FORMBRIDGE__GHL__LOCATION_ID", location),
         ("FORMBRIDGE__GHL__REQUEST_TIMEOUT", "1s"),
+        // The sandbox's lost answers come after the work: nothing lands late.
+        ("FORMBRIDGE__GHL__LATE_WRITE_WINDOW", "1s"),
         ("FORMBRIDGE__GHL__RATE_LIMIT__WINDOW", "1s"),
         ("FORMBRIDGE__DISPATCH__ENABLED", "true"),
         ("FORMBRIDGE__DISPATCH__POLL_INTERVAL", "50ms"),

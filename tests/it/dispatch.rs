@@ -63,6 +63,9 @@ async fn start_app(
         ("dispatch.retry.initial_backoff", "50ms"),
         ("dispatch.retry.max_backoff", "300ms"),
         ("ghl.request_timeout", "2s"),
+        // The sandbox's lost answers come after the work (`drop_after_next`): nothing lands
+        // late, so a look-up need not wait long (tests/it/ghl_faults.rs covers late writes).
+        ("ghl.late_write_window", "500ms"),
     ]);
     overrides.extend_from_slice(extra);
     let settings = settings_with_toml(dir.path(), toml, &overrides);

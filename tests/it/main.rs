@@ -26,6 +26,7 @@ mod file_uploads;
 mod follow_ups;
 mod full_disk;
 mod ghl_client;
+mod ghl_faults;
 mod ghl_metrics;
 mod ghl_oauth;
 mod ghl_sandbox;

@@ -656,7 +656,40 @@ fn started(index: u32) -> formbridge::store::StepRecord {
         ghl_id: None,
         detail: None,
         updated_at: OffsetDateTime::now_utc(),
+        in_doubt_until: None,
     }
+}
+
+contract_test!(a_step_in_doubt_keeps_its_deadline_until_ghl_answers);
+async fn a_step_in_doubt_keeps_its_deadline_until_ghl_answers(store: &dyn Store) {
+    let id = add(store, "doubt", "email:d@x.co").await;
+    assert_eq!(
+        store
+            .claim(&claim("w1", Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Millisecond precision, as stored.
+    let until = OffsetDateTime::from_unix_timestamp_nanos(1_900_000_000_123 * 1_000_000).unwrap();
+    let sent = formbridge::store::StepRecord {
+        in_doubt_until: Some(until),
+        ..started(0)
+    };
+    assert!(store.record_step(id, &"w1".into(), &sent).await.unwrap());
+    assert_eq!(
+        store.steps(id).await.unwrap()[0].in_doubt_until,
+        Some(until)
+    );
+    // GHL answered (an error): still started, no longer in doubt.
+    assert!(store
+        .record_step(id, &"w1".into(), &started(0))
+        .await
+        .unwrap());
+    let steps = store.steps(id).await.unwrap();
+    assert_eq!(steps[0].in_doubt_until, None);
+    assert_eq!(steps[0].status, formbridge::store::StepStatus::Started);
 }
 
 contract_test!(a_step_is_not_recorded_once_the_lease_ran_out);

@@ -170,6 +170,8 @@ impl Sandbox {
             rate_limit_next,
             rate_limit_for_ms,
             retry_after_secs,
+            complete_late_next,
+            complete_late_ms,
             match_path
         );
     }
@@ -190,6 +192,13 @@ impl Sandbox {
                 expires_at: ttl.map(|t| Instant::now() + t),
             },
         );
+    }
+
+    /// Revokes an access token: every request with it is answered 401 from now on (as when the
+    /// Private Integration is deleted or its token rotated in GHL), until it is added again.
+    /// Whether the token was known.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        self.world().access_tokens.remove(token).is_some()
     }
 
     /// Makes `refresh_token` valid for `location`.
@@ -274,6 +283,18 @@ pub(crate) async fn add_token(State(sb): State<Sandbox>, Json(t): Json<NewToken>
         t.expires_in_ms.map(Duration::from_millis),
     );
     StatusCode::NO_CONTENT
+}
+
+/// `DELETE /_sandbox/tokens/{token}`: revoke an access token (204, or 404 when unknown).
+pub(crate) async fn revoke_token(
+    State(sb): State<Sandbox>,
+    Path(token): Path<String>,
+) -> StatusCode {
+    if sb.revoke_token(&token) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 /// Body of `POST /_sandbox/refresh-tokens`.

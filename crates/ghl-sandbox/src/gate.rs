@@ -1,6 +1,7 @@
 //! The sandbox middleware every API request passes: fault injection, bearer token and `Version`
 //! checks, the per-location rate window and daily quota, `traceId` in every body, the
-//! `x-ratelimit-*` headers on every answer, and the request log.
+//! `x-ratelimit-*` headers on every answer, and the request log. A request the faults make
+//! late is carried out in a task of its own, so its client hanging up changes nothing.
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,8 @@ struct Decision {
     fail: Option<u16>,
     storm: bool,
     retry_after: Option<u64>,
+    /// Carry the request out this late, client or not.
+    late: Option<Duration>,
 }
 
 fn decide(world: &mut World, path: &str) -> Decision {
@@ -70,6 +73,8 @@ fn decide(world: &mut World, path: &str) -> Decision {
             d.fail = Some(f.fail_status.unwrap_or(500));
         } else if take(&mut f.rate_limit_next) {
             d.storm = true;
+        } else if take(&mut f.complete_late_next) {
+            d.late = Some(Duration::from_millis(f.complete_late_ms.unwrap_or(1000)));
         } else {
             d.drop_after = take(&mut f.drop_after_next);
         }
@@ -91,7 +96,7 @@ struct Budget {
 fn spend(world: &mut World, sb: &Sandbox, location: &str, charge: bool) -> Budget {
     let cfg = &sb.config;
     let now = Instant::now();
-    let day = Duration::from_secs(86_400);
+    let day = cfg.day;
     let daily = world.daily.entry(location.to_owned()).or_insert((now, 0));
     if now.duration_since(daily.0) >= day {
         *daily = (now, 0);
@@ -272,6 +277,58 @@ pub(crate) async fn gate(State(sb): State<Sandbox>, request: Request, next: Next
         sb.world().log.push(entry);
         return hang_up(kill).await;
     }
+    let late = decision.late;
+    if late.is_some() {
+        entry.outcome = "late".into();
+    }
+    let work = Work {
+        request,
+        next,
+        headers,
+        entry,
+        decision,
+        trace_id,
+        kill,
+    };
+    let Some(late) = late else {
+        return carry_out(sb, work).await;
+    };
+    // Late work goes on in its own task: were the client to hang up, hyper would drop this
+    // future, and GHL does not stop working on a request because its caller left.
+    let late_work = tokio::spawn(async move {
+        tokio::time::sleep(late).await;
+        carry_out(sb, work).await
+    });
+    late_work
+        .await
+        .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"))
+}
+
+/// A request past the faults that come before the work, with what answering it needs.
+struct Work {
+    request: Request,
+    next: Next,
+    headers: HeaderMap,
+    entry: LogEntry,
+    decision: Decision,
+    trace_id: String,
+    kill: Option<ConnKill>,
+}
+
+/// Counts the request against its location's window and daily quota and applies it (or
+/// answers the injected failure), then answers or hangs up as the faults say, and logs it.
+async fn carry_out(sb: Sandbox, work: Work) -> Response {
+    let Work {
+        request,
+        next,
+        headers,
+        mut entry,
+        decision,
+        trace_id,
+        kill,
+    } = work;
+    let path = entry.path.clone();
+    let query = entry.query.clone();
     let is_oauth = path == "/oauth/token";
     // (response, budget); the budget is None for answers not attributed to a location.
     let (response, budget) = if let Some(status) = decision.fail {
@@ -312,7 +369,7 @@ pub(crate) async fn gate(State(sb): State<Sandbox>, request: Request, next: Next
         admitted: true,
         remaining: u64::from(sb.config.burst),
         daily_remaining: u64::from(sb.config.daily),
-        daily_reset: Duration::from_secs(86_400),
+        daily_reset: sb.config.day,
     });
     if !is_oauth {
         rate_headers(response.headers_mut(), &sb, &budget);

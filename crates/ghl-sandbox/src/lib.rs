@@ -16,12 +16,14 @@
 //!
 //! Test control (no auth): `GET /_sandbox/state`, `POST /_sandbox/reset`,
 //! `POST|DELETE /_sandbox/faults` ([`FaultSpec`]), `POST /_sandbox/tokens`,
-//! `POST /_sandbox/refresh-tokens`, `POST /_sandbox/locations/{id}/settings`,
+//! `DELETE /_sandbox/tokens/{token}` (revoke: 401 from then on), `POST /_sandbox/refresh-tokens`, `POST /_sandbox/locations/{id}/settings`,
 //! `POST /_sandbox/appointments`, `POST /_sandbox/users` (users of a location, which then judge
 //! `assignedTo`; `GET /users/?locationId=` and `GET /users/{userId}` read them),
 //! `POST /_sandbox/pipelines`, `POST /_sandbox/calendars`. Dropped connections:
 //! `drop_before_next` closes the connection
 //! before the request is applied, `drop_after_next` after it was applied; neither answers.
+//! Late work: `complete_late_next` carries requests out `complete_late_ms` late, counted in the
+//! rate window then, whether or not the client waited. A short day: [`SandboxConfig::day`].
 //!
 //! A crate of its own, knowing nothing of formbridge: formbridge's tests and benches use it as a
 //! dev-dependency, and formbridge's binary only with its default `sandbox` feature (for
@@ -152,6 +154,10 @@ pub fn router(sandbox: Sandbox) -> Router {
             post(control::set_faults).delete(control::clear_faults),
         )
         .route("/_sandbox/tokens", post(control::add_token))
+        .route(
+            "/_sandbox/tokens/{token}",
+            axum::routing::delete(control::revoke_token),
+        )
         .route("/_sandbox/refresh-tokens", post(control::add_refresh_token))
         .route(
             "/_sandbox/locations/{id}/settings",

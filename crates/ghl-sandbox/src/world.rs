@@ -35,6 +35,10 @@ pub struct SandboxConfig {
     pub window: Duration,
     /// Requests per location per day before 429 (GHL: 200,000).
     pub daily: u32,
+    /// How long the daily quota lasts before it resets (GHL: a day). Shorter in tests of a
+    /// quota that runs out and comes back.
+    #[serde(with = "humantime_serde")]
+    pub day: Duration,
     /// OAuth clients: client id → client secret.
     pub oauth_clients: BTreeMap<String, String>,
     /// Valid refresh tokens → their location.
@@ -52,6 +56,7 @@ impl Default for SandboxConfig {
             burst: 100,
             window: Duration::from_secs(10),
             daily: 200_000,
+            day: Duration::from_secs(86_400),
             oauth_clients: BTreeMap::new(),
             refresh_tokens: BTreeMap::new(),
             access_token_ttl: Duration::from_secs(86_399),
@@ -92,6 +97,13 @@ pub struct FaultSpec {
     pub rate_limit_for_ms: Option<u64>,
     /// `Retry-After` seconds on injected 429s (GHL's own 429s send none, as far as recorded).
     pub retry_after_secs: Option<u64>,
+    /// Carry out the next N requests late: each waits `complete_late_ms`, then is counted
+    /// against its location's rate window and applied, whether or not its client is still
+    /// connected (a client that timed out meanwhile never learns of it). What a stalled GHL or
+    /// a proxy that holds a request before passing it on does.
+    pub complete_late_next: Option<u32>,
+    /// How late `complete_late_next` requests are carried out (default 1000 ms).
+    pub complete_late_ms: Option<u64>,
     /// Only requests whose path contains this count against (and suffer) the faults.
     pub match_path: Option<String>,
 }
@@ -109,7 +121,8 @@ pub struct LogEntry {
     pub status: u16,
     /// The location the request was counted against.
     pub location: Option<String>,
-    /// `answered`, `dropped_before` or `dropped_after`.
+    /// `answered`, `dropped_before`, `dropped_after`, or `late` (carried out `complete_late_ms`
+    /// after it arrived; answered if its client still waited).
     pub outcome: String,
     /// When it arrived (RFC 3339).
     pub at: String,

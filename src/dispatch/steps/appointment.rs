@@ -59,7 +59,6 @@ pub(super) async fn book(
     if let Some(id) = found {
         return Ok(Some(id));
     }
-    executor.record_started(event, at.index, at.step).await?;
     let request = CreateAppointmentRequest {
         calendar_id: booking.calendar_id.to_owned(),
         location_id: location.to_owned(),
@@ -74,7 +73,9 @@ pub(super) async fn book(
         to_notify: true,
     };
     let booked = executor
-        .call(event, || client.create_appointment(&request))
+        .create(event, at.index, at.step, || {
+            client.create_appointment(&request)
+        })
         .await?;
     Ok(Some(booked.id))
 }

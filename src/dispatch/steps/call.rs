@@ -56,7 +56,6 @@ pub(super) async fn task(
         // Already completed (by an earlier status, or by hand), or the call-back still to do.
         (_, Some(existing)) => Ok(Some(existing.id)),
         (CallOutcome::CallBack, None) => {
-            executor.record_started(at.event, at.index, at.step).await?;
             let request = CreateTaskRequest {
                 title: task.title.to_owned(),
                 body: Some(with_marker(task.body, &mark)),
@@ -65,7 +64,9 @@ pub(super) async fn task(
                 assigned_to: None,
             };
             let created = executor
-                .call(at.event, || client.create_task(location, contact, &request))
+                .create(at.event, at.index, at.step, || {
+                    client.create_task(location, contact, &request)
+                })
                 .await?;
             Ok(Some(created.task.id))
         }
@@ -106,7 +107,6 @@ pub(super) async fn note(
             return Ok(Some(id));
         }
     }
-    executor.record_started(at.event, at.index, at.step).await?;
     let request = CreateNoteRequest {
         body: text,
         user_id: None,
@@ -115,7 +115,9 @@ pub(super) async fn note(
         pinned: None,
     };
     let created = executor
-        .call(at.event, || client.create_note(location, contact, &request))
+        .create(at.event, at.index, at.step, || {
+            client.create_note(location, contact, &request)
+        })
         .await?;
     Ok(Some(created.note.id))
 }

@@ -67,11 +67,10 @@ pub(super) async fn create(
             return Ok(Some(id));
         }
     }
-    executor.record_started(event, at.index, at.step).await?;
     let mut request = create_request(location, contact, &tag);
     request.contact.assigned_to.clone_from(&at.event.plan.owner);
     let created = executor
-        .call(event, || client.create_contact(&request))
+        .create(event, at.index, at.step, || client.create_contact(&request))
         .await?;
     Ok(Some(created.contact.id))
 }

@@ -73,8 +73,9 @@ pub(super) async fn write<R: MarkedRecord>(
             return Ok(Some(id));
         }
     }
-    executor.record_started(event, at.index, at.step).await?;
-    let created = executor.call(event, || record.create(&on)).await?;
+    let created = executor
+        .create(event, at.index, at.step, || record.create(&on))
+        .await?;
     Ok(Some(R::id_of(created)))
 }
 

@@ -95,7 +95,6 @@ pub(super) async fn upsert(
             return save(card.id).await;
         }
     }
-    executor.record_started(event, at.index, at.step).await?;
     let request = |pipeline_id: &str, stage_id: Option<String>| CreateOpportunityRequest {
         pipeline_id: pipeline_id.to_owned(),
         location_id: location.to_owned(),
@@ -108,7 +107,9 @@ pub(super) async fn upsert(
     };
     let first = request(&pipeline_id, stage_id);
     let created = match executor
-        .call(event, || client.create_opportunity(&first))
+        .create(event, at.index, at.step, || {
+            client.create_opportunity(&first)
+        })
         .await
     {
         // GHL refused the ids of a cached list (a stage replaced in GHL since): resolve the
@@ -118,7 +119,9 @@ pub(super) async fn upsert(
             let (pipeline, stage_id) = resolve_target(executor, at, fields).await?;
             let again = request(&pipeline.id, stage_id);
             let created = executor
-                .call(event, || client.create_opportunity(&again))
+                .create(event, at.index, at.step, || {
+                    client.create_opportunity(&again)
+                })
                 .await
                 .inspect_err(|e| forget_on_refusal(executor, location, e))?;
             return save_card(executor, at, created.opportunity.id, pipeline.id).await;
