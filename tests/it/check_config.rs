@@ -91,7 +91,10 @@ fn refuses_values_that_would_fail_every_delivery_naming_the_key() {
             ("FORMBRIDGE__GHL__LATE_WRITE_WINDOW", "2h"),
             "ghl.late_write_window",
         ),
-        (("FORMBRIDGE__GHL__REQUEST_TIMEOUT", "0s"), "ghl.request_timeout"),
+        (
+            ("FORMBRIDGE__GHL__REQUEST_TIMEOUT", "0s"),
+            "ghl.request_timeout",
+        ),
     ] {
         let (code, out, err) = check_config(&[env]);
         assert_eq!(code, 2, "{env:?} accepted: {out}");
