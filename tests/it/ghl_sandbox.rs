@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ghl_sandbox::{SandboxConfig, SandboxHandle, SandboxState};
+use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle, SandboxState};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -665,6 +665,77 @@ async fn faults_set_over_http() {
     assert_eq!(r.status(), 204);
     let state = SandboxState::fetch(&api.h.base_url).await.unwrap();
     assert!(state.contacts.is_empty() && state.requests.is_empty());
+}
+
+/// `complete_late_next`: the request is carried out `complete_late_ms` after it arrived, and
+/// counted in its location's window then, even though its client gave up before; a client
+/// that waits gets the answer.
+#[tokio::test]
+async fn a_request_carried_out_late_is_applied_and_counted_after_its_client_gave_up() {
+    let api = Api::new(SandboxConfig {
+        burst: 1,
+        window: Duration::from_secs(30),
+        ..config()
+    })
+    .await;
+    api.h.sandbox.set_faults(FaultSpec {
+        complete_late_next: Some(2),
+        complete_late_ms: Some(400),
+        ..FaultSpec::default()
+    });
+    let upsert = |email: &'static str, timeout: Duration| {
+        api.http
+            .post(api.h.base_url.join("/contacts/upsert").unwrap())
+            .bearer_auth(TOKEN)
+            .header("Version", "2021-07-28")
+            .json(&json!({"locationId": LOC, "email": email}))
+            .timeout(timeout)
+            .send()
+    };
+    let gave_up = upsert("late@example.com", Duration::from_millis(100)).await;
+    assert!(gave_up.unwrap_err().is_timeout());
+    assert!(
+        api.h.state().contacts.is_empty(),
+        "not applied before its delay"
+    );
+    crate::common::wait_for(Duration::from_secs(10), "the late write", || {
+        let landed = api.h.state().contacts.len() == 1;
+        async move { landed.then_some(()) }
+    })
+    .await;
+    let state = api.h.state();
+    assert_eq!(state.requests[0].outcome, "late");
+    assert_eq!(state.requests[0].status, 200);
+    // It spent the window's one request when it ran: the next one, late too, is refused.
+    let waited = upsert("next@example.com", Duration::from_secs(10)).await;
+    assert_eq!(waited.unwrap().status(), 429);
+}
+
+/// `DELETE /_sandbox/tokens/{token}`: 401 from then on, until the token is added again.
+#[tokio::test]
+async fn a_revoked_token_is_refused_until_added_again() {
+    let api = Api::new(config()).await;
+    let revoke = |token: &str| {
+        api.http
+            .delete(
+                api.h
+                    .base_url
+                    .join(&format!("/_sandbox/tokens/{token}"))
+                    .unwrap(),
+            )
+            .send()
+    };
+    assert_eq!(revoke(TOKEN).await.unwrap().status(), 204);
+    assert_eq!(revoke(TOKEN).await.unwrap().status(), 404);
+    let a = api
+        .upsert(json!({"locationId": LOC, "email": "r@example.com"}))
+        .await;
+    assert_eq!(a.status, 401);
+    api.h.sandbox.add_token(TOKEN, &[LOC], None);
+    let a = api
+        .upsert(json!({"locationId": LOC, "email": "r@example.com"}))
+        .await;
+    assert_eq!(a.status, 200);
 }
 
 #[tokio::test]
