@@ -265,7 +265,8 @@ pub struct AttemptRecord {
     pub attempt: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// `retry`, `rate_limited`, `auth_blocked`, `dead` or `done`.
+    /// `retry`, `rate_limited`, `auth_blocked`, `waiting_for_lead`, `answer_in_doubt` (a step
+    /// sent without an answer waits until GHL can no longer carry it out), `dead` or `done`.
     pub outcome: String,
     pub error: Option<String>,
 }
