@@ -682,3 +682,51 @@ async fn done_in(db: &str) -> bool {
     let counts = store.status_counts().await.unwrap();
     counts[&EventStatus::Done] == 1
 }
+
+/// A lead whose note is in doubt waits in the queue, not in a worker: with one worker and a
+/// 30 s late-write window, a second lead is delivered while the first still waits.
+#[tokio::test]
+async fn a_lead_waiting_out_a_late_write_holds_no_worker_back() {
+    let ghl = ghl_sandbox::start(sandbox_config(TOKEN)).await.unwrap();
+    ghl.sandbox.set_faults(FaultSpec {
+        complete_late_next: Some(1),
+        complete_late_ms: Some(1500),
+        match_path: Some("/notes".into()),
+        ..FaultSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_on(
+        &ghl,
+        dir.path(),
+        TOKEN,
+        &[("dispatch.workers", "1"), ("ghl.late_write_window", "30s")],
+    )
+    .await;
+    let (waiting, other) = (lead("held", 0), lead("free", 1));
+    post(&app, std::slice::from_ref(&waiting)).await;
+    wait_for(
+        Duration::from_secs(20),
+        "the first lead's note in doubt",
+        || async {
+            let retrying = app.events_in(EventStatus::Retrying).await;
+            let in_doubt = retrying.iter().any(|e| e.attempts == 1);
+            in_doubt.then_some(())
+        },
+    )
+    .await;
+    post(&app, std::slice::from_ref(&other)).await;
+    wait_for(
+        Duration::from_secs(20),
+        "the second lead in GHL",
+        || async {
+            let state = ghl.state();
+            let delivered = contacts_with(&state, &other.email)
+                .first()
+                .is_some_and(|id| state.notes_of(id).len() == 1 && state.tasks_of(id).len() == 1);
+            delivered.then_some(())
+        },
+    )
+    .await;
+    let first = app.events_in(EventStatus::Retrying).await;
+    assert_eq!(first.len(), 1, "the first lead still waits out its window");
+}
