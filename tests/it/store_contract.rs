@@ -660,17 +660,19 @@ fn started(index: u32) -> formbridge::store::StepRecord {
     }
 }
 
+/// Claims the store's one due event for `worker`, under a 30 s lease.
+async fn claim_one(store: &dyn Store, worker: &str) {
+    let taken = store
+        .claim(&claim(worker, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+}
+
 contract_test!(a_step_in_doubt_keeps_its_deadline_until_ghl_answers);
 async fn a_step_in_doubt_keeps_its_deadline_until_ghl_answers(store: &dyn Store) {
     let id = add(store, "doubt", "email:d@x.co").await;
-    assert_eq!(
-        store
-            .claim(&claim("w1", Duration::from_secs(30)))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    claim_one(store, "w1").await;
     // Millisecond precision, as stored.
     let until = OffsetDateTime::from_unix_timestamp_nanos(1_900_000_000_123 * 1_000_000).unwrap();
     let sent = formbridge::store::StepRecord {
@@ -726,14 +728,7 @@ contract_test!(a_replay_from_scratch_runs_every_step_again_looking_for_it_first)
 async fn a_replay_from_scratch_runs_every_step_again_looking_for_it_first(store: &dyn Store) {
     use formbridge::store::StepStatus;
     let id = add(store, "scratch", "email:s@x.co").await;
-    assert_eq!(
-        store
-            .claim(&claim("w1", Duration::from_secs(30)))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    claim_one(store, "w1").await;
     let done = formbridge::store::StepRecord {
         status: StepStatus::Done,
         ghl_id: Some("note-1".to_owned()),
