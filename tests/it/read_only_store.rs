@@ -13,6 +13,9 @@
 //!   Such a volume stays read-only until it is unmounted and checked, so recovery is a restart
 //!   on the repaired volume, which then dispatches everything acknowledged, once. Skipped
 //!   (`common::skip`) where loop devices cannot be used (not root).
+//! - **SQLite, file or folder made read-only** (`chmod`, the server running as a user the modes
+//!   bind): the files SQLite holds open still take writes, so deliveries are still stored and
+//!   acknowledged; the next start refuses, naming the folder or the file and what to fix.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -375,4 +378,90 @@ async fn an_sqlite_volume_the_kernel_turns_read_only_gets_503s_loses_nothing_and
          repair and restart",
         acknowledged.len()
     ));
+}
+
+/// `formbridge serve` as a user whom file modes bind: `nobody` when the tests run as root (root
+/// writes whatever the modes say), else the tests' own user.
+fn serve_unprivileged() -> Command {
+    let mut cmd = if rustix::process::getuid().is_root() {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        cmd.arg(formbridge_bin());
+        cmd
+    } else {
+        Command::new(formbridge_bin())
+    };
+    cmd.arg("serve");
+    cmd
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqlite_file_or_folder_made_read_only_keeps_every_acknowledged_delivery_and_a_start_names_what_to_fix(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    set_mode(dir.path(), 0o755);
+    let folder = dir.path().join("store");
+    std::fs::create_dir(&folder).unwrap();
+    if rustix::process::getuid().is_root() {
+        std::os::unix::fs::chown(&folder, Some(65534), Some(65534)).unwrap();
+    }
+    let db = folder.join("fb.db");
+    let url = format!("sqlite://{}", db.display());
+    let env = [
+        ("FORMBRIDGE__STORE__URL", url.as_str()),
+        ("FORMBRIDGE__ADMIN__TOKEN", ADMIN),
+        (
+            "FORMBRIDGE__SOURCES__DRIPJOBS__SECRET",
+            crate::common::SECRET,
+        ),
+    ];
+    let client = reqwest::Client::new();
+    let (mut child, base) = spawn_listening(serve_unprivileged(), &config_dir(), &env);
+    let first = post(&client, &base, "writable").await.unwrap();
+
+    // Made read-only under the running server: SQLite's files are open already, so deliveries
+    // are still stored, and acknowledged only then.
+    set_mode(&db, 0o444);
+    set_mode(&folder, 0o555);
+    let second = post(&client, &base, "made-read-only")
+        .await
+        .expect("stored through the files SQLite holds open");
+    crate::fleet::kill(&mut child);
+
+    // A start refuses, naming the folder, then the file, and what to fix.
+    let refused_naming = |what: String| {
+        let mut cmd = serve_unprivileged();
+        cmd.env("FORMBRIDGE_CONFIG_DIR", config_dir())
+            .env("FORMBRIDGE_ENV", "test")
+            .env("FORMBRIDGE__SERVER__ADDR", "127.0.0.1:0");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started on a read-only store");
+        assert!(
+            stderr.contains(&what) && stderr.contains("write access"),
+            "{stderr}"
+        );
+    };
+    refused_naming(format!("the folder {}", folder.display()));
+    set_mode(&folder, 0o755);
+    refused_naming(format!("the SQLite file {}", db.display()));
+
+    // Writable again: it starts, with both deliveries.
+    set_mode(&db, 0o600);
+    let (mut child, base) = spawn_listening(serve_unprivileged(), &config_dir(), &env);
+    for (id, deal) in [(first, "writable"), (second, "made-read-only")] {
+        let event = admin_get(&client, &format!("{base}/admin/events/{id}")).await;
+        let body: serde_json::Value =
+            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["deal_id"], deal);
+    }
+    crate::fleet::kill(&mut child);
 }
