@@ -17,6 +17,7 @@ mod postgres_budget;
 mod postgres_leads;
 mod postgres_prepare;
 mod postgres_queue;
+mod postgres_read_only;
 mod postgres_tokens;
 mod rows;
 mod sqlite;
@@ -138,7 +139,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn query(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-        move |source| StoreError::Query { op, source }
+        move |source| {
+            postgres_read_only::note(&source);
+            StoreError::Query { op, source }
+        }
     }
 
     /// Whether this failure may have ended (rolled back) the transaction it happened in, so

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use super::backend::{event_select, Backend, NewRow};
 use super::postgres_prepare::PrepareLeases;
 use super::postgres_queue as queue;
+use super::postgres_read_only;
 use super::postgres_tokens;
 use super::rows::EventRow;
 use super::types::to_millis;
@@ -147,6 +148,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool_size)
             .acquire_timeout(Duration::from_secs(10))
+            .before_acquire(postgres_read_only::fit_to_write)
             .connect_lazy_with(options);
         let budget = Arc::new(PgBudget::new(pool.clone()));
         Ok(Self {
@@ -205,11 +207,7 @@ fn connect_error(options: &PgConnectOptions, masked_url: &str, e: sqlx::Error) -
 #[async_trait]
 impl AdminReads for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(StoreError::query("ping"))
+        postgres_read_only::check_writable(&self.pool).await
     }
 
     async fn status_counts(&self) -> Result<BTreeMap<EventStatus, u64>, StoreError> {

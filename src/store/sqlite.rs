@@ -106,6 +106,9 @@ impl SqliteStore {
             .foreign_keys(true);
         let options = sqlite_file::bound_wal(options, settings);
         let file = Path::new(options.get_filename()).to_owned();
+        if serving {
+            sqlite_file::check_writable(url, &file)?;
+        }
         create_private(&file).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         let lock = if serving {
             FileLock::acquire(url, &file).await?

@@ -1,7 +1,11 @@
-//! The SQLite file's upkeep: the lock that keeps one serving process per file, the release of
-//! a predecessor's leases, the reserve file given back when the disk fills, and the bounds and
-//! checkpoints of the write-ahead log.
+//! The SQLite file's upkeep: whether the process may write it, the lock that keeps one serving
+//! process per file, the release of a predecessor's leases, the reserve file given back when
+//! the disk fills, and the bounds and checkpoints of the write-ahead log.
 //!
+//! - **Writable.** Before it opens the file, a serving process checks that it may write the file
+//!   and its folder, and refuses to start naming which and what to fix (SQLite would open it
+//!   read-only and fail at the first write, naming neither). Once open, SQLite's files stay
+//!   open: a file or folder made read-only later changes nothing until the next start.
 //! - **Lock.** `<file>.lock` beside the database, held (`flock`, exclusive) for the store's
 //!   life by the process that serves it. A second one is refused naming the file and
 //!   `store.url`. Operator commands (`events list|show|replay`) open the file shared, without
@@ -68,6 +72,54 @@ fn open_private(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
+}
+
+/// Whether this process may write the database at `db` and create files in its folder (its
+/// `-wal`, `-shm`, `.lock` and `.reserve`): else an error naming the file or the folder and
+/// what to fix (a volume mounted read-only, a file or folder owned by another user). Checked
+/// before opening, since SQLite opens an unwritable file read-only and fails only at the first
+/// write, with a message naming neither. `Ok` for an in-memory database or a folder not made
+/// yet, and where it cannot be told (not Unix).
+pub(super) fn check_writable(url: &str, db: &Path) -> Result<(), StoreError> {
+    if in_memory(db) {
+        return Ok(());
+    }
+    let folder = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let refuse = |e: std::io::Error, what: String| {
+        StoreError::NotWritable(format!(
+            "{what} cannot be written by this process ({e}); give the user formbridge runs as \
+             write access to it, or mount its volume read-write (store.url = {url})"
+        ))
+    };
+    if folder.exists() {
+        writable(folder).map_err(|e| {
+            refuse(
+                e,
+                format!(
+                    "the folder {} of the SQLite file, where formbridge keeps the database's \
+                     -wal, -shm, .lock and .reserve files,",
+                    folder.display()
+                ),
+            )
+        })?;
+    }
+    if db.exists() {
+        writable(db).map_err(|e| refuse(e, format!("the SQLite file {}", db.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn writable(path: &Path) -> std::io::Result<()> {
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).map_err(std::io::Error::from)
+}
+
+#[cfg(not(unix))]
+fn writable(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// The lock of one SQLite file, held until dropped.

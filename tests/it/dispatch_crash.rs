@@ -8,31 +8,14 @@ use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{
-    config_dir_with, dispatching_env, start_process, wait_for, DRIPJOBS_TASK_MAPPING, SECRET,
-};
+use crate::common::{config_dir_with, dispatching_env, wait_for, DRIPJOBS_TASK_MAPPING, SECRET};
+use crate::fleet::ServeCommand;
 use ghl_sandbox::{FaultSpec, SandboxConfig, SandboxHandle};
 use rand::{Rng, SeedableRng};
 
 const TOKEN: &str = "pit-crash-token";
 const LOCATION: &str = "locCrash000000000001";
 const LEADS: usize = 300;
-
-struct Server {
-    config: std::path::PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Server {
-    fn start(&self) -> (Child, String) {
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        start_process(&self.config, &env)
-    }
-}
 
 fn lead(i: usize) -> serde_json::Value {
     serde_json::json!({
@@ -77,8 +60,7 @@ async fn send(base: String, ids: Vec<usize>, acked: Arc<Mutex<BTreeSet<usize>>>)
 }
 
 fn kill(mut child: Child) {
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    crate::fleet::kill(&mut child);
 }
 
 fn notes(ghl: &SandboxHandle) -> usize {
@@ -103,7 +85,7 @@ async fn sigkill_during_dispatch_loses_and_duplicates_nothing() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let server = Server {
+    let server = ServeCommand {
         config: config_dir_with(dir.path(), DRIPJOBS_TASK_MAPPING),
         env: dispatching_env(
             &format!("sqlite://{}", dir.path().join("crash.db").display()),

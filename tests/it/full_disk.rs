@@ -21,7 +21,7 @@ use crate::common::{
 };
 use ghl_sandbox::{FaultSpec, SandboxHandle};
 
-const ADMIN: &str = "full-disk-admin-token";
+pub(crate) const ADMIN: &str = "full-disk-admin-token";
 const TOKEN: &str = "pit-full-disk";
 const LOCATION: &str = "locFullDisk000000001";
 /// `store.wal_limit_bytes` and `store.reserve_bytes` as `config/default.toml` sets them.
@@ -111,7 +111,7 @@ fn fill(path: &Path) {
 }
 
 /// A DripJobs delivery of about 2 KB with its own deal id.
-fn delivery(deal: &str) -> serde_json::Value {
+pub(crate) fn delivery(deal: &str) -> serde_json::Value {
     let notes = 2_000;
     serde_json::json!({
         "deal_id": deal,
@@ -123,7 +123,7 @@ fn delivery(deal: &str) -> serde_json::Value {
 
 /// Posts one delivery; returns the event id of a 200, or `None` for a 503 (with its
 /// `Retry-After` checked). Any other answer fails the test.
-async fn post(client: &reqwest::Client, base: &str, deal: &str) -> Option<i64> {
+pub(crate) async fn post(client: &reqwest::Client, base: &str, deal: &str) -> Option<i64> {
     let resp = client
         .post(format!("{base}/hooks/dripjobs?token={SECRET}"))
         .json(&delivery(deal))
@@ -146,7 +146,7 @@ async fn post(client: &reqwest::Client, base: &str, deal: &str) -> Option<i64> {
     }
 }
 
-async fn admin_get(client: &reqwest::Client, url: &str) -> serde_json::Value {
+pub(crate) async fn admin_get(client: &reqwest::Client, url: &str) -> serde_json::Value {
     let resp = client.get(url).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(resp.status(), 200, "GET {url}");
     resp.json().await.unwrap()
@@ -154,7 +154,7 @@ async fn admin_get(client: &reqwest::Client, url: &str) -> serde_json::Value {
 
 /// The status of `/readyz`; a 503 must give only the generic reason (the store's own error
 /// is for the log, not for whoever can reach the health check).
-async fn readyz(client: &reqwest::Client, base: &str) -> u16 {
+pub(crate) async fn readyz(client: &reqwest::Client, base: &str) -> u16 {
     let resp = client.get(format!("{base}/readyz")).send().await.unwrap();
     let status = resp.status().as_u16();
     if status == 503 {
@@ -183,7 +183,7 @@ async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
 
 /// Waits until every delivery of `acknowledged` (deal → event id) is `done` and its contact is
 /// in the sandbox.
-async fn wait_dispatched(
+pub(crate) async fn wait_dispatched(
     client: &reqwest::Client,
     base: &str,
     ghl: &SandboxHandle,
@@ -209,6 +209,26 @@ async fn wait_dispatched(
             .then_some(())
     })
     .await;
+}
+
+/// Fails unless each delivery of `acknowledged` made one contact with one note in GHL.
+pub(crate) fn assert_each_once(ghl: &SandboxHandle, acknowledged: &BTreeMap<String, i64>) {
+    let state = ghl.state();
+    for deal in acknowledged.keys() {
+        let email = format!("{deal}@example.com");
+        let contacts = state
+            .contacts
+            .iter()
+            .filter(|c| c["emailLowerCase"] == email.as_str())
+            .count();
+        let contact = state.contact_by_email(&email).unwrap();
+        let notes = state.notes_of(contact["id"].as_str().unwrap()).len();
+        assert_eq!(
+            (contacts, notes),
+            (1, 1),
+            "{deal}: contacts and notes in GHL"
+        );
+    }
 }
 
 fn signal(child: &Child, signal: rustix::process::Signal) {
@@ -366,6 +386,8 @@ async fn a_full_disk_acknowledges_only_what_it_stored_dispatches_all_of_it_and_r
         "every acknowledged delivery dispatched",
     )
     .await;
+
+    assert_each_once(&ghl, &acknowledged);
 
     // Every acknowledged delivery is in the store with its body; nothing else is.
     for (deal, id) in &acknowledged {

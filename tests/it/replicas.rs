@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::common::{
     config_dir_with, dispatching_env, start_process, wait_for, DRIPJOBS_TASK_MAPPING, SECRET,
 };
+use crate::fleet::kill;
 use crate::pg::PgDatabase;
 use ghl_sandbox::SandboxConfig;
 
@@ -44,7 +45,7 @@ fn deal(contact: usize, seq: usize) -> String {
 }
 
 /// The replicas' base URLs; a killed one's slot is empty until it is restarted.
-type Replicas = Arc<Mutex<Vec<Option<String>>>>;
+type Replicas = crate::fleet::Live;
 
 /// Sends every contact's deliveries in order, each to the next live replica, until all are
 /// acknowledged; a delivery a replica did not acknowledge (it was killed) goes to another.
@@ -89,11 +90,6 @@ async fn send_all(replicas: Replicas, acked: Arc<Mutex<Vec<String>>>) {
     for s in senders {
         s.await.unwrap();
     }
-}
-
-fn kill(child: &mut Child) {
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
 }
 
 fn millis(iso: &str) -> i128 {
