@@ -26,6 +26,9 @@
 #![allow(clippy::unwrap_used)]
 
 /// The integration tests' helpers (seeding prepared events), shared with benches.
+/// The benches' command-line options.
+#[path = "support/args.rs"]
+mod args;
 #[path = "../tests/it/common.rs"]
 #[allow(dead_code, clippy::unwrap_used)]
 mod common;
@@ -34,6 +37,7 @@ mod common;
 #[allow(dead_code, clippy::unwrap_used)]
 mod pg;
 
+use args::arg;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,14 +67,6 @@ impl Scenario {
             Scenario::PausedLong => "A paused long (B served a backlog since)",
         }
     }
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
 }
 
 fn num(name: &str) -> Option<usize> {

@@ -26,7 +26,10 @@
 //! sandbox delays every answer by N ms, like GHL's real round trip; default 0) `--process` (the
 //! dispatch phase runs the real `formbridge serve` binary in a child process, so its own CPU
 //! time and peak memory are reported apart from the sandbox's and the bench's) `--no-baseline`
-//! `--stores sqlite,pg1,pg2` (default all three).
+//! `--stores sqlite,pg1,pg2` (default all three) `--backlog N` (pre-load N events in all, spread
+//! over the locations, instead of just enough for the measured windows: a backlog to drain; with
+//! `--process` the children's memory is sampled every second of the drain and judged flat or
+//! not, and the drain's time is compared with the budget's).
 //!
 //! Stores: `sqlite` (a temp file), `pg1` (a fresh PostgreSQL database, one formbridge) and `pg2`
 //! (the same with two formbridge instances dispatching from one database — two child processes
@@ -37,6 +40,9 @@
 #![allow(clippy::unwrap_used)]
 
 /// The integration tests' helpers (starting the binary, config folders), shared with benches.
+/// The benches' command-line options.
+#[path = "support/args.rs"]
+mod args;
 #[path = "../tests/it/common.rs"]
 #[allow(dead_code, clippy::unwrap_used)]
 mod common;
@@ -45,6 +51,7 @@ mod common;
 #[allow(dead_code, clippy::unwrap_used)]
 mod pg;
 
+use args::arg;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -83,6 +90,9 @@ struct Opts {
     process: bool,
     /// The stores to run on, in order.
     stores: Vec<StoreKind>,
+    /// Events pre-loaded in all (spread evenly over the locations) instead of just enough for
+    /// the measured windows: a backlog to drain.
+    backlog: Option<usize>,
 }
 
 /// Where formbridge keeps its events, and how many replicas dispatch from it.
@@ -118,14 +128,6 @@ impl StoreKind {
     }
 }
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
 fn num<T: std::str::FromStr>(name: &str, default: T) -> T {
     arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -156,6 +158,7 @@ impl Opts {
             latency: Duration::from_millis(num("--latency-ms", 0)),
             db_dir: arg("--db-dir"),
             process: std::env::args().any(|a| a == "--process"),
+            backlog: arg("--backlog").and_then(|v| v.parse().ok()),
             stores: arg("--stores")
                 .unwrap_or_else(|| "sqlite,pg1,pg2".to_owned())
                 .split(',')
@@ -286,30 +289,26 @@ impl Instance {
         let Self::Child { child, .. } = self else {
             return None;
         };
-        let proc_dir = format!("/proc/{}", child.id());
-        let status = std::fs::read_to_string(format!("{proc_dir}/status")).ok()?;
-        let peak_kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
-        Some((cpu_time_of(&format!("{proc_dir}/stat")), peak_kib))
+        let peak_kib = common::proc_status(child.id(), "VmHWM:")?;
+        Some((
+            common::cpu_time_of(&format!("/proc/{}/stat", child.id())),
+            peak_kib,
+        ))
+    }
+
+    /// The child's resident memory now (KiB, `VmRSS`); `None` in-process.
+    fn child_rss(&self) -> Option<u64> {
+        let Self::Child { child, .. } = self else {
+            return None;
+        };
+        common::proc_status(child.id(), "VmRSS:")
     }
 
     /// Stops formbridge gracefully (SIGTERM for the child) and waits for it.
     async fn shutdown(self) {
         match self {
             Self::InProcess(app) => app.shutdown().await,
-            Self::Child { mut child, .. } => {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
-                    .status();
-                let deadline = Instant::now() + Duration::from_secs(40);
-                while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            Self::Child { mut child, .. } => common::terminate(&mut child).await,
         }
     }
 }
@@ -365,6 +364,11 @@ impl Dispatcher {
     /// Each child's CPU time so far and peak resident memory (KiB); `None` in-process.
     fn child_usage(&self) -> Option<Vec<(Duration, u64)>> {
         self.instances.iter().map(Instance::child_usage).collect()
+    }
+
+    /// Each child's resident memory now (KiB); `None` in-process.
+    fn child_rss(&self) -> Option<Vec<u64>> {
+        self.instances.iter().map(Instance::child_rss).collect()
     }
 
     async fn shutdown(self) {
@@ -548,21 +552,37 @@ async fn mean_ghl_latency(bases: &[String]) -> String {
 /// zero elsewhere.
 /// This process's CPU time (user + system).
 fn cpu_time() -> Duration {
-    cpu_time_of("/proc/self/stat")
+    common::cpu_time_of("/proc/self/stat")
 }
 
-/// User + system CPU time from a `/proc/<pid>/stat` file.
-fn cpu_time_of(stat_path: &str) -> Duration {
-    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: u64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
+/// The children's resident memory over the drain: every tenth second's figure, and whether it
+/// stayed flat (the peak of the last quarter of the drain within 10 %, at least 1 MiB, of the
+/// second quarter's). `None` without samples (in-process runs).
+fn rss_over_drain(rss: &[(f64, Vec<u64>)], wall: Duration) -> Option<String> {
+    if rss.is_empty() {
+        return None;
+    }
+    let total = |kib: &Vec<u64>| kib.iter().sum::<u64>() as f64 / 1024.0;
+    let every_10s: Vec<String> = rss
+        .iter()
+        .step_by(10)
+        .map(|(_, kib)| format!("{:.0}", total(kib)))
+        .collect();
+    let wall = wall.as_secs_f64();
+    let peak = |from: f64, to: f64| {
+        rss.iter()
+            .filter(|(t, _)| *t >= from * wall && *t <= to * wall)
+            .map(|(_, kib)| total(kib))
+            .fold(0.0, f64::max)
+    };
+    let (q2, q4) = (peak(0.25, 0.5), peak(0.75, 1.0));
+    let allowed = q2 + (q2 * 0.10).max(1.0);
+    Some(format!(
+        "formbridge resident memory (MiB, all replicas) every 10 s of the drain: [{}]; peak {:.1} MiB; last quarter's peak {q4:.1} vs second quarter's {q2:.1} MiB: {} (flat up to {allowed:.1} MiB: +10 %, at least +1 MiB)",
+        every_10s.join(", "),
+        rss.iter().map(|(_, kib)| total(kib)).fold(0.0, f64::max),
+        if q4 <= allowed { "flat" } else { "NOT flat" }
+    ))
 }
 
 fn median_min(mut v: Vec<f64>) -> (f64, f64) {
@@ -576,7 +596,10 @@ async fn run_dispatch(locations: usize, burst: u32, store: StoreKind, opts: &Opt
     let measured = SKIP_WINDOWS + opts.measure_windows;
     // Enough work to keep every location at its budget through the measured windows and one
     // more: 3 requests per lead.
-    let per_location = ((measured + 1) * burst).div_ceil(3) as usize;
+    let per_location = opts.backlog.map_or_else(
+        || ((measured + 1) * burst).div_ceil(3) as usize,
+        |backlog| backlog.div_ceil(locations),
+    );
     let ghl = ghl_sandbox::start(sandbox_config(locations, burst, window))
         .await
         .expect("start sandbox");
@@ -653,7 +676,22 @@ async fn run_dispatch(locations: usize, burst: u32, store: StoreKind, opts: &Opt
     let started_utc = OffsetDateTime::now_utc();
     let cpu_before = cpu_time();
     let mut done = 0;
+    // Counting a large backlog's statuses costs the machine: look less often.
+    let poll = if locations * per_location > 20_000 {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_millis(50)
+    };
+    // Each child's resident memory (KiB) once a second while it drains.
+    let mut rss: Vec<(f64, Vec<u64>)> = Vec::new();
+    let mut next_rss = started;
     while Instant::now() < deadline {
+        if Instant::now() >= next_rss {
+            next_rss += Duration::from_secs(1);
+            if let Some(now) = app.child_rss() {
+                rss.push((started.elapsed().as_secs_f64(), now));
+            }
+        }
         let counts = app.store.status_counts().await.expect("status counts");
         done = counts.get(&EventStatus::Done).copied().unwrap_or(0);
         let open: u64 = [
@@ -667,7 +705,7 @@ async fn run_dispatch(locations: usize, burst: u32, store: StoreKind, opts: &Opt
         if open == 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(poll).await;
     }
     let wall = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
@@ -776,6 +814,19 @@ async fn run_dispatch(locations: usize, burst: u32, store: StoreKind, opts: &Opt
         w.first
             .map_or(0.0, |f| (f - started_utc).as_seconds_f64()),
         shutdown.as_secs_f64()
+    ));
+    if let Some(line) = rss_over_drain(&rss, wall) {
+        notes.push(format!("{locations} location(s): {line}"));
+    }
+    let ideal = (locations * per_location * 3) as f64 * window.as_secs_f64()
+        / (locations as f64 * f64::from(burst));
+    notes.push(format!(
+        "{locations} location(s): {done} events delivered in {:.1} s; at exactly the budget (3 requests each, {} per location per {} ms) they take {:.1} s: {:.1} % of the budget over the whole drain",
+        wall.as_secs_f64(),
+        burst,
+        window.as_millis(),
+        ideal,
+        100.0 * ideal / wall.as_secs_f64().max(1e-9) * done as f64 / ((locations * per_location).max(1)) as f64
     ));
     if done < (locations * per_location) as u64 {
         notes.push(format!(

@@ -203,6 +203,46 @@ pub fn spawn_until_listening(
     (child, listening)
 }
 
+/// Stops a `formbridge serve` child gracefully: SIGTERM, then waits for it to leave (SIGKILL
+/// after 40 s).
+pub async fn terminate(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A figure of `/proc/<pid>/status`: `VmRSS:` or `VmHWM:` (KiB), `Threads:`; `None` when the
+/// process is gone.
+pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// User + system CPU time from a `/proc/<pid>/stat` file (100 ticks per second); zero when it
+/// cannot be read.
+pub fn cpu_time_of(stat_path: &str) -> Duration {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 /// Waits (at most `timeout`) for `child` to exit and returns its status.
 pub async fn exit_of(
     child: &mut std::process::Child,

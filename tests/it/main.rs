@@ -45,6 +45,13 @@ mod pg_tls;
 mod read_only_store;
 mod replicas;
 mod retention;
+mod soak;
+mod soak_deliveries;
+#[allow(dead_code)]
+mod soak_plot;
+#[allow(dead_code)]
+mod soak_report;
+mod soak_run;
 mod sources_fixtures;
 mod sources_linear;
 mod sources_props;
