@@ -15,6 +15,8 @@
 //! stream is measured for `--seconds`. Latency is from each delivery's scheduled send time to
 //! its answer. The server's CPU time (utime + stime) and its peak RSS (sampled every 100 ms)
 //! are read from /proc, so they are the server's alone; the load generator shares the cores.
+//! `µs/attack` is the server's CPU beyond the baseline phase's, divided by the attack requests
+//! answered (or slow connections ended) while the stream was measured.
 //!
 //! Run: `cargo bench --bench hostile` (options: `-- --seconds N --rate R --ramp S
 //! --attacks slowloris,header-flood,...`).
@@ -113,6 +115,11 @@ impl Tally {
     fn add(&self, outcome: impl Into<String>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry(outcome.into()).or_default() += 1;
+    }
+
+    fn total(&self) -> u64 {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().sum()
     }
 
     fn summary(&self) -> (u64, String) {
@@ -440,6 +447,19 @@ fn clock_ticks_per_second() -> f64 {
     })
 }
 
+/// The server's `formbridge_http_client_cap_reached_total` (connections closed at once because
+/// their address held `server.max_connections_per_client`), from its /metrics.
+async fn client_cap_closes(base: &str) -> u64 {
+    let text = match reqwest::get(format!("{base}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("formbridge_http_client_cap_reached_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 /// The server process's resident memory now, in MiB.
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -453,7 +473,11 @@ fn rss_mib(pid: u32) -> f64 {
 struct Row {
     label: &'static str,
     attack_total: u64,
+    /// Attack requests answered (or slow connections ended) while the stream was measured.
+    attack_in_window: u64,
     attack_outcomes: String,
+    /// Connections the per-client cap closed at once during the phase.
+    client_cap_closes: u64,
     stream: Stream,
     cpu: Duration,
     seconds: u64,
@@ -462,17 +486,30 @@ struct Row {
 
 fn print_header() {
     println!(
-        "| {:<13} | {:>7} | {:>7} | {:>8} | {:>8} | {:>8} | {:>8} | {:>6} | {:>8} | attack answers",
-        "attack", "sent", "200", "p50 ms", "p99 ms", "max ms", "p99 ×", "CPU %", "RSS MiB",
+        "| {:<13} | {:>7} | {:>7} | {:>8} | {:>8} | {:>8} | {:>6} | {:>6} | {:>8} | {:>9} | {:>10} | attack answers (whole phase)",
+        "attack", "sent", "200", "p50 ms", "p99 ms", "max ms", "p99 ×", "CPU %", "RSS MiB", "attacks/s", "µs/attack",
     );
     println!(
-        "|{:-<15}|{:-<9}|{:-<9}|{:-<10}|{:-<10}|{:-<10}|{:-<10}|{:-<8}|{:-<10}|{:-<16}",
-        "", "", "", "", "", "", "", "", "", ""
+        "|{:-<15}|{:-<9}|{:-<9}|{:-<10}|{:-<10}|{:-<10}|{:-<8}|{:-<8}|{:-<10}|{:-<11}|{:-<12}|{:-<16}",
+        "", "", "", "", "", "", "", "", "", "", "", ""
     );
 }
 
-fn print_row(row: &Row, baseline_p99: Duration) {
+/// One phase's line; `baseline` is the no-attack phase (its p99 and CPU).
+fn print_row(row: &Row, baseline: Option<&Row>) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let baseline_p99 = baseline.map_or(Duration::ZERO, |b| b.stream.pct(0.99));
+    let per_second = row.attack_in_window as f64 / row.seconds as f64;
+    // The server's CPU beyond the baseline's, per attack request.
+    let extra_cpu = row.cpu.as_secs_f64() - baseline.map_or(0.0, |b| b.cpu.as_secs_f64());
+    let per_attack = if row.attack_in_window > 0 {
+        format!(
+            "{:.0}",
+            1e6 * extra_cpu.max(0.0) / row.attack_in_window as f64
+        )
+    } else {
+        "-".to_owned()
+    };
     let p99 = row.stream.pct(0.99);
     let ratio = if baseline_p99.is_zero() {
         1.0
@@ -483,8 +520,14 @@ fn print_row(row: &Row, baseline_p99: Duration) {
     if !row.stream.failed.is_empty() {
         answers.push_str(&format!("; ordinary not 200: {:?}", row.stream.failed));
     }
+    if row.client_cap_closes > 0 {
+        answers.push_str(&format!(
+            "; closed at the per-client cap: {}",
+            row.client_cap_closes
+        ));
+    }
     println!(
-        "| {:<13} | {:>7} | {:>7} | {:>8.2} | {:>8.2} | {:>8.2} | {:>8.1} | {:>6.0} | {:>8.1} | {}",
+        "| {:<13} | {:>7} | {:>7} | {:>8.2} | {:>8.2} | {:>8.2} | {:>6.1} | {:>6.0} | {:>8.1} | {:>9.0} | {:>10} | {}",
         row.label,
         row.stream.sent,
         row.stream.ok,
@@ -494,6 +537,8 @@ fn print_row(row: &Row, baseline_p99: Duration) {
         ratio,
         100.0 * row.cpu.as_secs_f64() / row.seconds as f64,
         row.peak_rss,
+        per_second,
+        per_attack,
         answers
     );
 }
@@ -549,11 +594,12 @@ async fn main() {
     print_header();
     let mut phases: Vec<Option<Attack>> = vec![None];
     phases.extend(attacks.iter().copied().map(Some));
-    let mut baseline_p99 = Duration::ZERO;
+    let mut baseline: Option<Row> = None;
     let mut worst: Vec<String> = Vec::new();
     for attack in phases {
         let stop = CancellationToken::new();
         let tally = Arc::new(Tally::default());
+        let cap_closes_before = client_cap_closes(&base).await;
         let mut attackers = Vec::new();
         if let Some(attack) = attack {
             let requests = Arc::new(attack_requests(attack));
@@ -584,8 +630,10 @@ async fn main() {
             })
         };
         let cpu_before = cpu_time(pid);
+        let attacks_before = tally.total();
         let stream = ordinary_stream(&base, label, rate, seconds).await;
         let cpu = cpu_time(pid).saturating_sub(cpu_before);
+        let attack_in_window = tally.total() - attacks_before;
         sampling.cancel();
         let peak_rss = peak.await.unwrap_or_default();
         stop.cancel();
@@ -593,23 +641,28 @@ async fn main() {
             let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
         }
         let (attack_total, attack_outcomes) = tally.summary();
+        let client_cap_closes = client_cap_closes(&base).await - cap_closes_before;
         let row = Row {
             label,
             attack_total,
+            attack_in_window,
             attack_outcomes,
+            client_cap_closes,
             stream,
             cpu,
             seconds,
             peak_rss,
         };
-        if attack.is_none() {
-            baseline_p99 = row.stream.pct(0.99);
-        }
-        let p99 = row.stream.pct(0.99);
-        if row.stream.ok < row.stream.sent || p99 > baseline_p99 * 5 {
+        print_row(&row, baseline.as_ref());
+        let baseline_p99 = baseline
+            .as_ref()
+            .map_or(row.stream.pct(0.99), |b| b.stream.pct(0.99));
+        if row.stream.ok < row.stream.sent || row.stream.pct(0.99) > baseline_p99 * 5 {
             worst.push(label.to_owned());
         }
-        print_row(&row, baseline_p99);
+        if attack.is_none() {
+            baseline = Some(row);
+        }
     }
     println!();
     if worst.is_empty() {
