@@ -10,8 +10,8 @@
 //! - `malformed`: 4 loops of invalid UTF-8, path tricks, content-type lies and replayed or
 //!   wrong signatures.
 //!
-//! Attackers connect from 127.0.0.2-9 (the server's per-client cap counts them apart from the
-//! ordinary sender on 127.0.0.1). Each phase lets its attack run `--ramp` seconds before the
+//! Attackers connect from 127.0.0.2-9, the ordinary senders from 127.0.0.1 and 127.0.0.10-12
+//! (the server's per-client cap counts each address apart). Each phase lets its attack run `--ramp` seconds before the
 //! stream is measured for `--seconds`. Latency is from each delivery's scheduled send time to
 //! its answer. The server's CPU time (utime + stime) and its peak RSS (sampled every 100 ms)
 //! are read from /proc, so they are the server's alone; the load generator shares the cores.
@@ -361,10 +361,18 @@ impl Stream {
 
 /// Sends `rate` deliveries a second for `seconds`, open loop; latency from each scheduled time.
 async fn ordinary_stream(base: &str, label: &str, rate: u32, seconds: u64) -> Stream {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap_or_default();
+    // Four senders (127.0.0.1, .10, .11, .12), as several form tools would be: one address
+    // alone would meet the per-client cap (64) whenever the machine stalls the answers.
+    let clients: Vec<reqwest::Client> = [1u8, 10, 11, 12]
+        .into_iter()
+        .map(|last| {
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap_or_default()
+        })
+        .collect();
     let url = format!("{base}/hooks/signed");
     let total = rate as u64 * seconds;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
@@ -379,7 +387,7 @@ async fn ordinary_stream(base: &str, label: &str, rate: u32, seconds: u64) -> St
             "sha256={}",
             hmac_sha256_hex(HMAC_KEY.as_bytes(), body.as_bytes())
         );
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url) = (clients[n as usize % clients.len()].clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             let answer = client
                 .post(url)

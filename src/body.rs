@@ -13,7 +13,9 @@ use futures_util::FutureExt;
 
 use crate::quoted::Quoted;
 
-use limits::{check_form_fields, check_json, check_urlencoded, JsonCheckError};
+use limits::{
+    check_form_fields, check_json, check_multipart_parts, check_urlencoded, JsonCheckError,
+};
 pub use limits::{BodyLimits, Limit, OverLimit};
 
 /// Most bytes of one multipart part's headers (names and values), as for a request header.
@@ -150,6 +152,7 @@ pub fn parse(
         BodyFormat::Multipart => {
             // detect_format guarantees a boundary for multipart.
             let boundary = boundary.unwrap_or_default();
+            check_multipart_parts(body, &boundary, limits)?;
             parse_multipart(body.clone(), boundary, limits).map(ParsedBody::Form)
         }
     }
