@@ -6,12 +6,20 @@
 //! body may be large.
 
 mod limits;
+mod urlencoded;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 
-use limits::{check_form_fields, check_json, check_urlencoded, JsonCheckError};
+use crate::quoted::Quoted;
+
+use limits::{
+    check_form_fields, check_json, check_multipart_parts, check_urlencoded, JsonCheckError,
+};
 pub use limits::{BodyLimits, Limit, OverLimit};
+
+/// Most bytes of one multipart part's headers (names and values), as for a request header.
+pub const MAX_PART_HEADER_BYTES: usize = 8 * 1024;
 
 /// The body formats formbridge accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +108,22 @@ pub fn detect_format(
     let boundary = mime
         .get_param(mime::BOUNDARY)
         .map(|b| b.as_str().to_owned());
-    if format == BodyFormat::Multipart && boundary.is_none() {
-        return Err(BodyError::malformed(
-            format,
-            "the Content-Type has no boundary parameter",
-        ));
+    if format == BodyFormat::Multipart {
+        match &boundary {
+            None => {
+                return Err(BodyError::malformed(
+                    format,
+                    "the Content-Type has no boundary parameter",
+                ))
+            }
+            Some(b) if b.is_empty() => {
+                return Err(BodyError::malformed(
+                    format,
+                    "the Content-Type's boundary parameter is empty",
+                ))
+            }
+            Some(_) => {}
+        }
     }
     Ok((format, boundary))
 }
@@ -121,7 +140,9 @@ pub fn parse(
         BodyFormat::Json => {
             check_json(body, limits).map_err(|e| match e {
                 JsonCheckError::OverLimit(over) => BodyError::OverLimit(over),
-                JsonCheckError::Syntax(e) => BodyError::malformed(format, e),
+                JsonCheckError::Syntax(e) => {
+                    BodyError::malformed(format, json_syntax_reason(e, body, content_type))
+                }
             })?;
             serde_json::from_slice(body)
                 .map(ParsedBody::Json)
@@ -131,16 +152,37 @@ pub fn parse(
         BodyFormat::Multipart => {
             // detect_format guarantees a boundary for multipart.
             let boundary = boundary.unwrap_or_default();
+            check_multipart_parts(body, &boundary, limits)?;
             parse_multipart(body.clone(), boundary, limits).map(ParsedBody::Form)
         }
     }
 }
 
+/// Why a body the JSON walk refused is not JSON: when it is not UTF-8 at all, says so (and
+/// names a charset the Content-Type claims), else the parser's own message.
+fn json_syntax_reason(error: serde_json::Error, body: &[u8], content_type: Option<&str>) -> String {
+    let Err(not_utf8) = std::str::from_utf8(body) else {
+        return error.to_string();
+    };
+    let mut reason = format!(
+        "it is not UTF-8 (byte {} starts an invalid sequence)",
+        not_utf8.valid_up_to()
+    );
+    let charset = content_type
+        .and_then(|ct| ct.parse::<mime::Mime>().ok())
+        .and_then(|m| m.get_param(mime::CHARSET).map(|c| c.as_str().to_owned()));
+    if let Some(charset) = charset.filter(|c| !c.eq_ignore_ascii_case("utf-8")) {
+        reason.push_str(&format!(
+            "; the Content-Type declares charset={charset}, but formbridge reads bodies as UTF-8 only"
+        ));
+    }
+    reason
+}
+
 fn parse_urlencoded(body: &[u8], limits: &BodyLimits) -> Result<Vec<FormField>, BodyError> {
     check_urlencoded(body, limits)?;
-    std::str::from_utf8(body).map_err(|e| BodyError::malformed(BodyFormat::UrlEncoded, e))?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| BodyError::malformed(BodyFormat::UrlEncoded, e))?;
+    let pairs =
+        urlencoded::parse(body).map_err(|e| BodyError::malformed(BodyFormat::UrlEncoded, e))?;
     Ok(pairs
         .into_iter()
         .map(|(name, value)| FormField {
@@ -182,17 +224,30 @@ async fn multipart_fields(
             .await
             .map_err(|e| BodyError::malformed(BodyFormat::Multipart, e))?;
         let Some(field) = field else { break };
-        check_form_fields(fields.len() + 1, limits)?;
+        let number = fields.len() + 1;
+        check_form_fields(number, limits)?;
+        check_part_headers(number, field.headers())?;
         let name = field.name().unwrap_or_default().to_owned();
         let file_name = field.file_name().map(str::to_owned);
         let bytes = field
             .bytes()
             .await
             .map_err(|e| BodyError::malformed(BodyFormat::Multipart, e))?;
+        // A file part's bytes are not kept (nor text); every other part is text.
         let value = if file_name.is_some() {
             String::new()
         } else {
-            String::from_utf8_lossy(&bytes).into_owned()
+            std::str::from_utf8(&bytes)
+                .map_err(|_| {
+                    BodyError::malformed(
+                        BodyFormat::Multipart,
+                        format!(
+                            "the text of field `{}` (part {number}) is not UTF-8",
+                            Quoted(&name)
+                        ),
+                    )
+                })?
+                .to_owned()
         };
         fields.push(FormField {
             name,
@@ -207,6 +262,29 @@ async fn multipart_fields(
         ));
     }
     Ok(fields)
+}
+
+/// Refuses part `number`'s headers when they are over [`MAX_PART_HEADER_BYTES`] or its
+/// `Content-Disposition` (its field and file names) is not UTF-8.
+fn check_part_headers(number: usize, headers: &axum::http::HeaderMap) -> Result<(), BodyError> {
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_PART_HEADER_BYTES {
+        return Err(BodyError::malformed(
+            BodyFormat::Multipart,
+            format!("the headers of part {number} are {size} bytes; at most {MAX_PART_HEADER_BYTES} are accepted"),
+        ));
+    }
+    let disposition = headers.get(axum::http::header::CONTENT_DISPOSITION);
+    if disposition.is_some_and(|d| std::str::from_utf8(d.as_bytes()).is_err()) {
+        return Err(BodyError::malformed(
+            BodyFormat::Multipart,
+            format!("the Content-Disposition of part {number} (its field name) is not UTF-8"),
+        ));
+    }
+    Ok(())
 }
 
 impl ParsedBody {
@@ -339,6 +417,19 @@ mod tests {
             &BodyLimits::UNLIMITED
         )
         .is_ok());
+    }
+
+    #[test]
+    fn an_empty_boundary_is_refused() {
+        assert!(matches!(
+            detect_format(Some("multipart/form-data; boundary=")),
+            Err(BodyError::Malformed { reason, .. }) if reason.contains("boundary parameter is empty")
+        ));
+        // The MIME parser takes an empty quoted value for no type at all.
+        assert!(matches!(
+            detect_format(Some("multipart/form-data; boundary=\"\"")),
+            Err(BodyError::UnsupportedType(_))
+        ));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`http`]: the HTTP surface — webhook ingress, health, metrics, admin API, error bodies.
 //! - [`metrics`]: every exported metric, declared once with its description.
 //! - [`masked`]: serde helpers that print secrets as `********`.
+//! - [`quoted`]: the start of a long request-given name, for error messages.
 //! - [`runtime`]: each configured source compiled once at start (tool, auth, location, mapping).
 //! - [`redact`]: masking of secrets in stored bodies, headers and URLs shown to operators.
 //! - [`body`]: parsing JSON / urlencoded / multipart bodies, within per-delivery limits.
@@ -63,6 +64,7 @@ pub mod masked;
 pub mod metrics;
 #[cfg(test)]
 mod module_graph;
+pub mod quoted;
 pub mod redact;
 pub mod retention;
 pub mod runtime;

@@ -105,6 +105,9 @@ metrics! {
     /// Request bodies cut off at `server.body_read_timeout`.
     HTTP_BODY_TIMEOUTS = "formbridge_http_body_timeouts_total", Counter, [],
         "Request bodies not received whole within server.body_read_timeout of their head (answered 408).";
+    /// Request heads refused before any route ran, by reason.
+    HTTP_HEADS_REFUSED = "formbridge_http_heads_refused_total", Counter, ["reason"],
+        "Requests answered 431 or 414 before any route ran because their head was over a limit, by reason (uri_too_long, too_many_headers, header_too_large, headers_too_large).";
     /// Connections closed at once because their client held its share.
     HTTP_CLIENT_CAP_REACHED = "formbridge_http_client_cap_reached_total", Counter, [],
         "New connections closed at once because their client address (TCP peer; IPv6 by /64) already held server.max_connections_per_client.";

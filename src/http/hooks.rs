@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +30,8 @@ use super::log_safe::Escaped;
 use super::server::BodyReadTimeout;
 use crate::agent_view::AgentView;
 use crate::body::{self, BodyError, BodyLimits, ParsedBody};
+use crate::domain::SourceName;
+use crate::quoted::Quoted;
 use crate::runtime::{SourceRuntime, SourceRuntimes};
 use crate::settings::Settings;
 use crate::sources::auth::Authenticator;
@@ -137,7 +141,7 @@ impl Refusal {
 /// `POST /hooks/{source}`.
 pub async fn receive(
     State(state): State<Arc<IngressState>>,
-    Path(source): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
@@ -145,12 +149,15 @@ pub async fn receive(
 ) -> Response {
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
     let started = Instant::now();
-    let label = if state.sources.contains_key(&source) {
-        source.clone()
-    } else {
-        "unknown".to_owned()
+    let source = path.map(|Path(source)| source);
+    let label = match &source {
+        Ok(source) if state.sources.contains_key(source) => source.clone(),
+        _ => "unknown".to_owned(),
     };
-    let result = ingest(&state, &source, query.as_deref(), peer, &headers, body).await;
+    let result = match &source {
+        Ok(source) => ingest(&state, source, query.as_deref(), peer, &headers, body).await,
+        Err(rejection) => Err(Refusal::new("bad_request", unreadable_path(rejection))),
+    };
     let outcome = match &result {
         Ok(stored) => match stored.ingested {
             Ingested::Stored(_) => "accepted",
@@ -198,17 +205,49 @@ struct Stored {
 }
 
 /// `GET`/`HEAD /hooks/{source}`: lets a tool check the URL before sending (some probe first).
-pub async fn probe(State(state): State<Arc<IngressState>>, Path(source): Path<String>) -> Response {
-    if state.sources.contains_key(&source) {
-        Json(json!({"status": "ok", "source": source, "detail": "deliver submissions with POST"}))
-            .into_response()
-    } else {
-        state.unknown_source(&source).into_response()
+pub async fn probe(
+    State(state): State<Arc<IngressState>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    match path {
+        Ok(Path(source)) if state.sources.contains_key(&source) => Json(
+            json!({"status": "ok", "source": source, "detail": "deliver submissions with POST"}),
+        )
+        .into_response(),
+        Ok(Path(source)) => state.unknown_source(&source).into_response(),
+        Err(rejection) => unreadable_path(&rejection).into_response(),
+    }
+}
+
+/// The answer to a `/hooks/{source}` path whose source segment cannot be read as text.
+fn unreadable_path(rejection: &PathRejection) -> ApiError {
+    match rejection {
+        PathRejection::FailedToDeserializePathParams(e)
+            if matches!(e.kind(), ErrorKind::InvalidUtf8InPathParam { .. }) =>
+        {
+            ApiError::bad_request(
+                "the source name in the path is not UTF-8 once percent-decoded; source names are lower-case ASCII letters, digits, '-' or '_'",
+            )
+        }
+        other => ApiError::bad_request(format!("cannot read the path: {}", other.body_text())),
     }
 }
 
 impl IngressState {
     fn unknown_source(&self, source: &str) -> ApiError {
+        if SourceName::parse(source).is_err() {
+            let lower = source.to_ascii_lowercase();
+            if self.sources.contains_key(&lower) {
+                return ApiError::not_found(format!(
+                    "unknown source `{}`: source names are lower case; did you mean `{lower}`?",
+                    Quoted(source)
+                ));
+            }
+            return ApiError::not_found(format!(
+                "`{}` is not a source name: names are 1-64 lower-case ASCII letters, digits, '-' or '_'",
+                Quoted(source)
+            ));
+        }
         if self.not_served.iter().any(|n| n == source) {
             ApiError::not_found(format!(
                 "source `{source}` is not enabled: give it a secret (FORMBRIDGE__SOURCES__{}__SECRET) or set enabled = true",
@@ -264,14 +303,11 @@ async fn ingest(
     if body_free {
         verify(&[])?;
     }
+    let content_type = declared_content_type(headers)?;
     let bytes = read_bounded(headers, body, state.body_limit).await?;
     if !body_free {
         verify(&bytes)?;
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let parsed = body::parse(
         runtime.kind.body_content_type(content_type.as_deref()),
         &bytes,
@@ -338,6 +374,25 @@ async fn ingest(
         parsed,
         body: bytes,
     })
+}
+
+/// The `Content-Type` header, refused when it is not ASCII text (which must not pass for no
+/// header at all, which is read as JSON).
+fn declared_content_type(headers: &HeaderMap) -> Result<Option<String>, Refusal> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        Refusal::new(
+            "unsupported_type",
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the Content-Type header is not ASCII text; send application/json, application/x-www-form-urlencoded or multipart/form-data; nothing was stored",
+            ),
+        )
+    })?;
+    Ok(Some(text.to_owned()))
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes.

@@ -6,6 +6,7 @@ pub mod admin_backoff;
 pub mod admin_page;
 pub mod client_addr;
 pub mod errors;
+pub mod head_limits;
 pub mod health;
 pub mod hooks;
 pub mod log_safe;

@@ -8,7 +8,9 @@
 //! response is written on a kept-alive connection) and bytes that arrive do not reset it. It
 //! covers the idle wait and the head together, so it cannot give a short header timeout and a
 //! longer keep-alive. Each connection therefore tracks its own [`Phase`] and a watchdog closes it:
-//! - a new connection must deliver a complete request head within `header_read_timeout`;
+//! - a new connection must deliver a complete request head within `header_read_timeout`; one
+//!   that sent part of a head is answered 408 (a JSON error) before it is closed, one that sent
+//!   nothing is closed without an answer;
 //! - after a response it may stay idle for `keep_alive_timeout`; the first byte of the next
 //!   request starts `header_read_timeout` for the rest of that head;
 //! - while its request body arrives, the body must be complete within `server.body_read_timeout`
@@ -59,6 +61,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::response::IntoResponse;
 use axum::Router;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -71,6 +74,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::head_limits;
 use crate::settings::ServerSettings;
 
 /// Shortest interval between two "connection cap reached" warnings.
@@ -208,8 +212,10 @@ enum Phase {
 /// Which timeout a wait for a head is under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
-    /// The first request of a connection, or a later one whose first byte has arrived:
-    /// `header_read_timeout`.
+    /// A new connection that has sent nothing yet: `header_read_timeout`, then closed without
+    /// an answer (nothing was asked).
+    Fresh,
+    /// A request whose first byte has arrived: `header_read_timeout`, then answered 408.
     Head,
     /// A kept-alive connection with nothing received since its last response:
     /// `keep_alive_timeout`.
@@ -236,22 +242,36 @@ impl Connection {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Bytes arrived: on an idle kept-alive connection this starts the header-read timeout.
+    /// Bytes arrived: a head has begun. On an idle kept-alive connection this starts the
+    /// header-read timeout.
     fn on_bytes_read(&self) {
         let mut phase = self.phase();
-        if let Phase::AwaitingHead {
-            since,
-            deadline,
-            wait: Wait::Idle,
-        } = *phase
-        {
-            *phase = Phase::AwaitingHead {
+        match *phase {
+            Phase::AwaitingHead {
                 since,
-                deadline: deadline.min(Instant::now() + self.limits.header_read_timeout),
-                wait: Wait::Head,
-            };
-            drop(phase);
-            self.changed.notify_one();
+                deadline,
+                wait: Wait::Idle,
+            } => {
+                *phase = Phase::AwaitingHead {
+                    since,
+                    deadline: deadline.min(Instant::now() + self.limits.header_read_timeout),
+                    wait: Wait::Head,
+                };
+                drop(phase);
+                self.changed.notify_one();
+            }
+            Phase::AwaitingHead {
+                since,
+                deadline,
+                wait: Wait::Fresh,
+            } => {
+                *phase = Phase::AwaitingHead {
+                    since,
+                    deadline,
+                    wait: Wait::Head,
+                };
+            }
+            _ => {}
         }
     }
 
@@ -366,7 +386,12 @@ async fn run_connection(
         let router = router.clone();
         let conn = tracked.clone();
         let body_read_timeout = limits.body_read_timeout;
+        let over_limits = head_limits::check(&request).err();
         async move {
+            if let Some(refusal) = over_limits {
+                let response = refusal.into_response();
+                return Ok(response.map(|inner| TrackedBody { inner, _done: done }));
+            }
             let mut request = request.map(|inner| {
                 Body::new(TimedBody {
                     inner,
@@ -389,9 +414,9 @@ async fn run_connection(
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
+        .max_buf_size(head_limits::PARSER_BUFFER_BYTES)
         .header_read_timeout(limits.header_read_timeout + limits.keep_alive_timeout);
-    let http = builder.serve_connection(io, service);
-    tokio::pin!(http);
+    let mut http = builder.serve_connection(io, service);
     let mut draining = false;
     loop {
         let changed = conn.changed.notified();
@@ -403,14 +428,19 @@ async fn run_connection(
             }
         };
         tokio::select! {
-            result = http.as_mut() => {
+            result = &mut http => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
                 return Outcome::Finished;
             }
             () = watchdog => match conn.expired(Instant::now()) {
-                Some(Wait::Head) => return Outcome::HeaderTimeout,
+                Some(Wait::Fresh) => return Outcome::HeaderTimeout,
+                Some(Wait::Head) => {
+                    let stream = http.into_parts().io.into_inner().stream;
+                    answer_header_timeout(stream, limits.header_read_timeout).await;
+                    return Outcome::HeaderTimeout;
+                }
                 Some(Wait::Idle) => return Outcome::IdleTimeout,
                 None => {}
             },
@@ -423,11 +453,33 @@ async fn run_connection(
                     return Outcome::Shutdown;
                 }
                 draining = true;
-                http.as_mut().graceful_shutdown();
+                Pin::new(&mut http).graceful_shutdown();
             }
             () = stop.abort.cancelled() => return Outcome::GraceExpired,
         }
     }
+}
+
+/// Longest a 408 for a late head may take to write (a slowloris need not read it).
+const TIMEOUT_ANSWER_WRITE: Duration = Duration::from_secs(1);
+
+/// Answers a request whose head did not arrive whole within `timeout` with a JSON 408 on its
+/// connection's `stream` (hyper never saw a request, so it has nothing to answer), then closes.
+async fn answer_header_timeout(mut stream: TcpStream, timeout: Duration) {
+    use tokio::io::AsyncWriteExt;
+    let body = format!(
+        r#"{{"error":"header_timeout","detail":"the request head did not arrive whole within {} (server.header_read_timeout); send the whole head at once"}}"#,
+        humantime::format_duration(timeout)
+    );
+    let answer = format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(TIMEOUT_ANSWER_WRITE, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// The TCP stream, reporting received bytes to its [`Connection`].
@@ -633,7 +685,7 @@ impl Registry {
             phase: Mutex::new(Phase::AwaitingHead {
                 since: now,
                 deadline: now + limits.header_read_timeout,
-                wait: Wait::Head,
+                wait: Wait::Fresh,
             }),
             changed: Notify::new(),
             evict: CancellationToken::new(),

@@ -30,6 +30,8 @@ pub enum AuthError {
     BadSignature,
     #[error("missing Standard Webhooks header `{0}`")]
     MissingStandardHeader(&'static str),
+    #[error("Standard Webhooks header `{0}` is not ASCII text")]
+    UnreadableStandardHeader(&'static str),
     #[error("webhook-timestamp is not a unix time in seconds")]
     MalformedTimestamp,
     #[error("webhook-timestamp is {0}s away from this server's clock (tolerance {1}s)")]
@@ -42,6 +44,16 @@ pub enum AuthError {
 pub enum SignatureEncoding {
     Hex,
     Base64,
+}
+
+impl SignatureEncoding {
+    /// Its name in messages.
+    fn name(self) -> &'static str {
+        match self {
+            SignatureEncoding::Hex => "hex",
+            SignatureEncoding::Base64 => "base64",
+        }
+    }
 }
 
 /// A source's authentication rule, prepared once at start from its settings.
@@ -75,19 +87,24 @@ impl Authenticator {
         match self {
             Authenticator::None => Ok(()),
             Authenticator::Token { secret, header } => {
+                // Bytes, not text: a header that is not ASCII is a wrong token, not a missing one.
                 let from_header = header
                     .as_ref()
                     .and_then(|h| headers.get(h.as_str()))
-                    .and_then(|v| v.to_str().ok());
-                let presented = query_token.or(from_header).ok_or_else(|| {
-                    AuthError::MissingToken(
-                        header
-                            .as_ref()
-                            .map(|h| format!(" or send header `{h}`"))
-                            .unwrap_or_default(),
-                    )
-                })?;
-                if tokens_match(presented.as_bytes(), secret.expose_secret().as_bytes()) {
+                    .map(|v| v.as_bytes());
+                let presented =
+                    query_token
+                        .map(str::as_bytes)
+                        .or(from_header)
+                        .ok_or_else(|| {
+                            AuthError::MissingToken(
+                                header
+                                    .as_ref()
+                                    .map(|h| format!(" or send header `{h}`"))
+                                    .unwrap_or_default(),
+                            )
+                        })?;
+                if tokens_match(presented, secret.expose_secret().as_bytes()) {
                     Ok(())
                 } else {
                     Err(AuthError::WrongToken)
@@ -100,17 +117,16 @@ impl Authenticator {
             } => {
                 let raw = headers
                     .get(header.as_str())
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| AuthError::MissingSignature(header.clone()))?;
+                    .ok_or_else(|| AuthError::MissingSignature(header.clone()))?
+                    .to_str()
+                    .map_err(|_| AuthError::MalformedSignature(header.clone(), encoding.name()))?;
                 let raw = raw.trim();
                 let raw = raw.strip_prefix("sha256=").unwrap_or(raw);
                 let presented = match encoding {
-                    SignatureEncoding::Hex => hex::decode(raw)
-                        .map_err(|_| AuthError::MalformedSignature(header.clone(), "hex"))?,
-                    SignatureEncoding::Base64 => BASE64
-                        .decode(raw)
-                        .map_err(|_| AuthError::MalformedSignature(header.clone(), "base64"))?,
-                };
+                    SignatureEncoding::Hex => hex::decode(raw).ok(),
+                    SignatureEncoding::Base64 => BASE64.decode(raw).ok(),
+                }
+                .ok_or_else(|| AuthError::MalformedSignature(header.clone(), encoding.name()))?;
                 let mut mac = new_mac(key.expose_secret().as_bytes());
                 mac.update(body);
                 mac.verify_slice(&presented)
@@ -167,8 +183,9 @@ fn verify_standard_webhooks(
     let header = |name: &'static str| {
         headers
             .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(AuthError::MissingStandardHeader(name))
+            .ok_or(AuthError::MissingStandardHeader(name))?
+            .to_str()
+            .map_err(|_| AuthError::UnreadableStandardHeader(name))
     };
     let id = header("webhook-id")?;
     let timestamp = header("webhook-timestamp")?;

@@ -33,6 +33,7 @@ mod ghl_metrics;
 mod ghl_oauth;
 mod ghl_sandbox;
 mod ghl_schema;
+mod hostile_http;
 mod ingress;
 mod jivochat_calls;
 mod jivochat_events;
