@@ -37,6 +37,7 @@ mod mapping_config;
 mod mapping_extras;
 mod opportunities;
 mod owner_consent;
+mod parser_props;
 mod pg;
 mod pg_tls;
 mod replicas;
