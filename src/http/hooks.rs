@@ -442,7 +442,10 @@ async fn read_bounded(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
     Ok(buf.freeze())
 }
 
-fn query_token(query: Option<&str>) -> Option<String> {
+/// The secret a sender put in a webhook URL's query string (`?token=…`, or `?secret=…` as some
+/// guides write it), percent-decoded; `None` when there is none or the query does not parse.
+/// Public so the fuzz targets exercise the ingress's own parser of untrusted input.
+pub fn query_token(query: Option<&str>) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
     // `token` is the documented name; `secret` is accepted because some guides use it.
     pairs

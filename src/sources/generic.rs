@@ -212,17 +212,21 @@ fn text(s: String) -> AnswerValue {
 }
 
 fn answer(key: &str, value: AnswerValue) -> Answer {
-    let value = match value {
+    Answer {
+        key: key.to_owned(),
+        label: label_for(key),
+        value: trimmed(value),
+    }
+}
+
+/// Text and list choices without surrounding whitespace (file names as sent).
+fn trimmed(value: AnswerValue) -> AnswerValue {
+    match value {
         AnswerValue::Text(t) => AnswerValue::Text(t.trim().to_owned()),
         AnswerValue::List(items) => {
             AnswerValue::List(items.into_iter().map(|i| i.trim().to_owned()).collect())
         }
         other => other,
-    };
-    Answer {
-        key: key.to_owned(),
-        label: label_for(key),
-        value,
     }
 }
 
@@ -291,7 +295,8 @@ fn form_answers(fields: &[FormField]) -> Vec<Answer> {
             None => AnswerValue::Text(f.value.clone()),
         };
         match position.get(name) {
-            Some(&i) => append(&mut out[i].value, value),
+            // Trimmed as the first value was (found by the fuzz target `generic_flatten`).
+            Some(&i) => append(&mut out[i].value, trimmed(value)),
             None => {
                 position.insert(name, out.len());
                 out.push(answer(name, value));
@@ -353,19 +358,26 @@ mod tests {
             file_name: None,
         };
         let fields = vec![
-            f("services[]", "A"),
+            f("services[]", " A "),
             f("name", "Jo Bloggs"),
-            f("services[]", "B"),
+            f("services[]", " B\n"),
+            f("city", "Leeds "),
+            f("city", " York"),
         ];
         let (sub, _) = read(
             &GenericInput::Form(fields),
             OffsetDateTime::UNIX_EPOCH,
             &opts(&DRIPJOBS),
         );
+        // Every value is trimmed, the repeated ones as the first.
         assert_eq!(
             sub.answers[0].value,
             AnswerValue::List(vec!["A".into(), "B".into()])
         );
         assert_eq!(sub.answers[1].label, "Name");
+        assert_eq!(
+            sub.answers[2].value,
+            AnswerValue::List(vec!["Leeds".into(), "York".into()])
+        );
     }
 }

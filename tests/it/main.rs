@@ -41,6 +41,7 @@ mod mapping_config;
 mod mapping_extras;
 mod opportunities;
 mod owner_consent;
+mod parser_props;
 mod pg;
 mod pg_tls;
 mod read_only_store;
