@@ -592,6 +592,11 @@ async fn a_refused_path_segment_is_logged_escaped_so_it_cannot_forge_a_line() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let app = spawn_app(&[]).await;
+    // Another test's thread may have registered the refusal's callsite while this subscriber
+    // was being made, caching it as of no interest to anyone (tracing-core computes a
+    // callsite's interest from the dispatchers alive at its first use): recompute every
+    // callsite's interest now that this one exists.
+    tracing::callsite::rebuild_interest_cache();
     let r = app
         .client
         .post(format!(
