@@ -26,12 +26,13 @@ WORKDIR /src
 
 # Dependencies first, in a layer of their own: only the manifests and stub targets, so a change
 # to formbridge's code rebuilds formbridge, not its ~300 dependencies (the same features as below).
+# Every `[[bench]]` of Cargo.toml needs its stub here, or cargo refuses the manifest.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/ghl-sandbox/Cargo.toml crates/ghl-sandbox/Cargo.toml
 RUN mkdir -p src benches crates/ghl-sandbox/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs crates/ghl-sandbox/src/lib.rs \
-    && for bench in ingest dispatch claim; do echo 'fn main() {}' > "benches/${bench}.rs"; done \
+    && for bench in ingest dispatch claim soak hostile; do echo 'fn main() {}' > "benches/${bench}.rs"; done \
     && cargo build --release --locked --no-default-features --features "${FEATURES}" --bin formbridge \
     && rm -rf src crates/ghl-sandbox/src
 
