@@ -97,29 +97,12 @@ impl Drop for Server {
 
 /// CPU seconds (user + system) the process `pid` has used.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    let hz = rustix::param::clock_ticks_per_second() as f64;
-    (ticks(11) + ticks(12)) / hz
+    common::cpu_time_of(&format!("/proc/{pid}/stat")).as_secs_f64()
 }
 
 /// A `/proc/<pid>/status` figure in MB (`VmRSS`, `VmHWM`).
 fn memory_mb(pid: u32, key: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    common::proc_status(pid, &format!("{key}:")).map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
 /// One keep-alive HTTP/1.1 connection that posts and reads whole answers.
