@@ -22,6 +22,7 @@ mod postgres_tokens;
 mod rows;
 mod sqlite;
 mod sqlite_file;
+mod sqlite_ingest;
 mod sqlite_leads;
 mod sqlite_queue;
 mod sqlite_tokens;

@@ -289,11 +289,7 @@ impl AdminReads for SqliteStore {
 #[async_trait]
 impl Ingest for SqliteStore {
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
-        self.writer
-            .write_delivery(move |conn| {
-                Box::pin(async move { Sqlite::insert_event(conn, &event).await })
-            })
-            .await
+        self.writer.insert_delivery(event).await
     }
 }
 

@@ -37,7 +37,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::sqlite_file::{checkpoint, is_disk_full, Checkpoint, Reserve};
-use super::StoreError;
+use super::sqlite_ingest;
+use super::{Ingested, NewEvent, StoreError};
 
 /// How often an unwritable writer probes whether it can write again.
 pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -65,8 +66,14 @@ pub(super) enum Durability {
 /// One write, type-erased for the queue.
 trait Job: Send {
     fn durability(&self) -> Durability;
-    /// Whether it stores a new delivery (refused while the reserve is given back).
-    fn is_delivery(&self) -> bool;
+    /// The new delivery it stores, if it stores one (refused while the reserve is given back;
+    /// stored with the batch's other deliveries when it can be, see [`sqlite_ingest`]).
+    fn delivery(&self) -> Option<&NewEvent> {
+        None
+    }
+    /// Takes the outcome the batch's group insert gave its delivery: [`Job::run`] then has
+    /// nothing left to do.
+    fn settle(&mut self, _stored: Ingested) {}
     /// Runs the write inside the batch transaction, keeping its result for [`Job::answer`].
     /// Returns the error when the write failed in a way that may have ended the transaction
     /// (SQLite rolls back by itself on a full disk or an I/O error), so the batch must stop.
@@ -80,12 +87,55 @@ trait Job: Send {
     fn refuse(self: Box<Self>, error: StoreError);
 }
 
+/// A job's result and the caller waiting for it.
+struct Reply<T> {
+    result: Option<Result<T, StoreError>>,
+    to: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T> Reply<T> {
+    fn new(to: oneshot::Sender<Result<T, StoreError>>) -> Self {
+        Self { result: None, to }
+    }
+
+    /// Keeps the write's result; returns why the batch must stop when it failed in a way that
+    /// may have ended the transaction.
+    fn keep(&mut self, result: Result<T, StoreError>) -> Option<BatchFailure> {
+        let stop = match &result {
+            Err(e) if e.ends_transaction() => Some(BatchFailure {
+                disk_full: is_disk_full(e),
+                error: StoreError::Commit(format!(
+                    "a write in the batch failed in a way that ends the transaction: {e}"
+                )),
+            }),
+            _ => None,
+        };
+        self.result = Some(result);
+        stop
+    }
+
+    /// Tells the caller its own result once the batch committed, else why not. The caller may
+    /// have gone (a client hung up); what committed stays committed.
+    fn answer(self, commit: Result<(), &StoreError>) {
+        let result = match (commit, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::WriterGone),
+            // Its own error says more than the batch's (it is usually the cause).
+            (Err(_), Some(Err(own))) => Err(own),
+            (Err(e), _) => Err(StoreError::Commit(e.to_string())),
+        };
+        let _ = self.to.send(result);
+    }
+
+    fn refuse(self, error: StoreError) {
+        let _ = self.to.send(Err(error));
+    }
+}
+
 struct Write<T, F> {
     work: Option<F>,
-    result: Option<Result<T, StoreError>>,
-    reply: oneshot::Sender<Result<T, StoreError>>,
+    reply: Reply<T>,
     durability: Durability,
-    delivery: bool,
 }
 
 impl<T, F> Job for Write<T, F>
@@ -97,10 +147,6 @@ where
         self.durability
     }
 
-    fn is_delivery(&self) -> bool {
-        self.delivery
-    }
-
     fn run<'c>(
         &'c mut self,
         conn: &'c mut SqliteConnection,
@@ -108,35 +154,101 @@ where
         Box::pin(async move {
             let work = self.work.take()?;
             let result = work(conn).await;
-            let stop = match &result {
-                Err(e) if e.ends_transaction() => Some(BatchFailure {
-                    disk_full: is_disk_full(e),
-                    error: StoreError::Commit(format!(
-                        "a write in the batch failed in a way that ends the transaction: {e}"
-                    )),
-                }),
-                _ => None,
-            };
-            self.result = Some(result);
-            stop
+            self.reply.keep(result)
         })
     }
 
     fn answer(self: Box<Self>, commit: Result<(), &StoreError>) {
-        let result = match (commit, self.result) {
-            (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(StoreError::WriterGone),
-            // Its own error says more than the batch's (it is usually the cause).
-            (Err(_), Some(Err(own))) => Err(own),
-            (Err(e), _) => Err(StoreError::Commit(e.to_string())),
-        };
-        // The caller may have gone (a client hung up); what committed stays committed.
-        let _ = self.reply.send(result);
+        self.reply.answer(commit);
     }
 
     fn refuse(self: Box<Self>, error: StoreError) {
-        let _ = self.reply.send(Err(error));
+        self.reply.refuse(error);
     }
+}
+
+/// A new delivery, always fsync'd.
+struct DeliveryWrite {
+    event: NewEvent,
+    reply: Reply<Ingested>,
+}
+
+impl Job for DeliveryWrite {
+    fn durability(&self) -> Durability {
+        Durability::Fsync
+    }
+
+    fn delivery(&self) -> Option<&NewEvent> {
+        Some(&self.event)
+    }
+
+    fn settle(&mut self, stored: Ingested) {
+        self.reply.result = Some(Ok(stored));
+    }
+
+    fn run<'c>(
+        &'c mut self,
+        conn: &'c mut SqliteConnection,
+    ) -> Pin<Box<dyn Future<Output = Option<BatchFailure>> + Send + 'c>> {
+        Box::pin(async move {
+            if self.reply.result.is_some() {
+                return None;
+            }
+            let result = sqlite_ingest::insert_one(conn, &self.event).await;
+            self.reply.keep(result)
+        })
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), &StoreError>) {
+        self.reply.answer(commit);
+    }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        self.reply.refuse(error);
+    }
+}
+
+/// Stores the batch's new deliveries that are plainly new in one group, inside a savepoint
+/// of the batch's transaction, and settles their jobs; the rest run one by one after it. A
+/// group that fails without ending the transaction is rolled back to its savepoint and every
+/// delivery in it goes one by one, so one bad delivery cannot fail its neighbours.
+async fn store_deliveries_together(
+    conn: &mut SqliteConnection,
+    batch: &mut [Box<dyn Job>],
+) -> Result<(), BatchFailure> {
+    let (indexes, events): (Vec<usize>, Vec<&NewEvent>) = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| job.delivery().map(|event| (i, event)))
+        .unzip();
+    if events.len() < 2 {
+        return Ok(());
+    }
+    let mut group = conn.begin().await.map_err(StoreError::query("savepoint"))?;
+    let outcomes = match sqlite_ingest::insert_group(&mut group, &events).await {
+        Ok(outcomes) => {
+            group
+                .commit()
+                .await
+                .map_err(StoreError::query("release_savepoint"))?;
+            outcomes
+        }
+        Err(e) if e.ends_transaction() => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, deliveries = events.len(), "storing a batch's deliveries together failed; storing them one by one");
+            group
+                .rollback()
+                .await
+                .map_err(StoreError::query("rollback_savepoint"))?;
+            return Ok(());
+        }
+    };
+    for (i, outcome) in indexes.into_iter().zip(outcomes) {
+        if let Some(stored) = outcome {
+            batch[i].settle(stored);
+        }
+    }
+    Ok(())
 }
 
 /// Why a batch did not commit.
@@ -252,39 +364,34 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
     {
-        self.send(durability, false, work).await
-    }
-
-    /// [`Writer::write`] for a new delivery: fsync'd, and refused while the reserve file is
-    /// given back, so that the room it left goes to dispatching what was acknowledged.
-    pub(super) async fn write_delivery<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
-    {
-        self.send(Durability::Fsync, true, work).await
-    }
-
-    async fn send<T, F>(
-        &self,
-        durability: Durability,
-        delivery: bool,
-        work: F,
-    ) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
-    {
         let (reply, answer) = oneshot::channel();
         let job = Write {
             work: Some(work),
-            result: None,
-            reply,
+            reply: Reply::new(reply),
             durability,
-            delivery,
         };
+        self.send(Box::new(job), answer).await
+    }
+
+    /// Stores a new delivery (see [`super::Ingest::insert_event`]): fsync'd, stored together
+    /// with the other deliveries of its batch where it can be, and refused while the reserve
+    /// file is given back, so that the room it left goes to dispatching what was acknowledged.
+    pub(super) async fn insert_delivery(&self, event: NewEvent) -> Result<Ingested, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = DeliveryWrite {
+            event,
+            reply: Reply::new(reply),
+        };
+        self.send(Box::new(job), answer).await
+    }
+
+    async fn send<T>(
+        &self,
+        job: Box<dyn Job>,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         self.queue
-            .send(Box::new(job))
+            .send(job)
             .await
             .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
@@ -368,7 +475,7 @@ impl WriterTask {
                         .to_owned()
                 });
                 let (refused, kept): (Vec<_>, Vec<_>) =
-                    batch.drain(..).partition(|j| j.is_delivery());
+                    batch.drain(..).partition(|j| j.delivery().is_some());
                 batch.extend(kept);
                 for job in refused {
                     job.refuse(StoreError::NotWritable(reason.clone()));
@@ -403,7 +510,7 @@ impl WriterTask {
     ) {
         let failing = self.health.is_failing();
         metrics::histogram!(crate::metrics::STORE_COMMIT_BATCH_SIZE).record(batch.len() as f64);
-        let has_delivery = batch.iter().any(|j| j.is_delivery());
+        let has_delivery = batch.iter().any(|j| j.delivery().is_some());
         let outcome = self.commit_batch(batch).await;
         let commit = outcome.as_ref().map(|_| ()).map_err(|f| &f.error);
         match &outcome {
@@ -519,6 +626,7 @@ impl WriterTask {
         self.set_fsync(needs_fsync).await?;
         let conn = self.connection().await?;
         let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
+        store_deliveries_together(&mut tx, batch).await?;
         for job in batch.iter_mut() {
             // SQLite may already have rolled the transaction back: committing now would
             // commit nothing, or (in autocommit) the jobs after this one one by one.

@@ -1491,10 +1491,10 @@ async fn the_queue_age_counts_only_events_due_for_dispatch(store: &dyn Store) {
     );
 }
 
-contract_test!(a_delivery_of_an_event_retention_deleted_is_still_a_duplicate);
-async fn a_delivery_of_an_event_retention_deleted_is_still_a_duplicate(store: &dyn Store) {
-    use formbridge::store::Ingested;
-    let swept = add(store, "swept-1", "email:swept@x.co").await;
+/// Stores, dispatches and finishes one event, then lets retention delete it (leaving its
+/// tombstone); returns it and the retention cutoff used.
+async fn add_and_sweep(store: &dyn Store, key: &str, contact: &str) -> (EventId, OffsetDateTime) {
+    let swept = add(store, key, contact).await;
     assert_eq!(claimed_ids(store).await, vec![swept]);
     assert!(store
         .finish(swept, &"w".into(), &Finish::Done)
@@ -1502,6 +1502,13 @@ async fn a_delivery_of_an_event_retention_deleted_is_still_a_duplicate(store: &d
         .unwrap());
     let cutoff = OffsetDateTime::now_utc() + Duration::from_secs(1);
     assert_eq!(store.delete_finished_before(cutoff, 10).await.unwrap(), 1);
+    (swept, cutoff)
+}
+
+contract_test!(a_delivery_of_an_event_retention_deleted_is_still_a_duplicate);
+async fn a_delivery_of_an_event_retention_deleted_is_still_a_duplicate(store: &dyn Store) {
+    use formbridge::store::Ingested;
+    let (swept, cutoff) = add_and_sweep(store, "swept-1", "email:swept@x.co").await;
     assert!(store.get_event(swept).await.unwrap().is_none());
     // The same delivery again (a resend, or a captured one replayed): a duplicate of the swept
     // event, nothing stored.
@@ -1599,4 +1606,69 @@ async fn a_leads_opportunity_is_kept_per_location_and_reference(store: &dyn Stor
         store.lead_opportunity(&here, deal).await.unwrap(),
         Some(anew)
     );
+}
+
+contract_test!(deliveries_arriving_together_are_each_stored_with_their_own_body);
+/// Many deliveries at once (on SQLite they reach the writer together and are stored as a
+/// group): new keys are each stored once with their own body and headers, a key sent twice at
+/// once is one event, an edit of a stored submission is its revision, a resend of a stored
+/// one a duplicate, and a resend of an event retention deleted stays a duplicate.
+async fn deliveries_arriving_together_are_each_stored_with_their_own_body(store: &dyn Store) {
+    use formbridge::store::Ingested;
+    let (swept, _) = add_and_sweep(store, "swept-2", "email:swept2@x.co").await;
+    let earlier = store.insert_event(delivery("earlier", "a")).await.unwrap();
+
+    let with_header = |key: &str, hash: &str| formbridge::store::NewEvent {
+        headers: vec![("x-test".into(), format!("header of {key}/{hash}"))],
+        ..delivery(key, hash)
+    };
+    let mut sent = Vec::new();
+    for i in 0..150 {
+        sent.push(with_header(&format!("new-{i}"), &format!("h{i}")));
+    }
+    // A key twice in the same burst, the same content.
+    sent.push(with_header("twice", "t"));
+    sent.push(with_header("twice", "t"));
+    // An edit and a resend of a submission stored earlier.
+    sent.push(with_header("earlier", "b"));
+    sent.push(with_header("earlier", "a"));
+    // A resend of the event retention deleted.
+    sent.push(formbridge::store::NewEvent {
+        source: formbridge::domain::SourceName::parse("dripjobs").unwrap(),
+        content_hash: None,
+        ..delivery("swept-2", "-")
+    });
+    let outcomes =
+        futures_util::future::join_all(sent.iter().cloned().map(|e| store.insert_event(e))).await;
+    let outcomes: Vec<Ingested> = outcomes.into_iter().map(Result::unwrap).collect();
+
+    for (event, outcome) in sent.iter().zip(&outcomes).take(150) {
+        let Ingested::Stored(id) = outcome else {
+            panic!("{} was {outcome:?}", event.dedupe_key)
+        };
+        let stored = store.get_event(*id).await.unwrap().unwrap();
+        assert_eq!(stored.body, event.body, "{}", event.dedupe_key);
+        assert_eq!(stored.headers, event.headers, "{}", event.dedupe_key);
+        assert_eq!(stored.summary.revision, 1);
+    }
+    let stored_ids: std::collections::HashSet<_> = outcomes[..150].iter().map(|o| o.id()).collect();
+    assert_eq!(stored_ids.len(), 150, "every new delivery is its own event");
+
+    let (a, b) = (outcomes[150], outcomes[151]);
+    assert_eq!(a.id(), b.id(), "one key sent twice at once is one event");
+    let mut kinds = [a, b].map(|o| matches!(o, Ingested::Stored(_)));
+    kinds.sort_unstable();
+    assert_eq!(kinds, [false, true], "{a:?} {b:?}");
+
+    assert_eq!(
+        outcomes[152],
+        Ingested::Revision {
+            id: outcomes[152].id(),
+            of: earlier.id()
+        }
+    );
+    let edit = store.get_event(outcomes[152].id()).await.unwrap().unwrap();
+    assert_eq!(edit.body, sent[152].body);
+    assert_eq!(outcomes[153], Ingested::Duplicate(earlier.id()));
+    assert_eq!(outcomes[154], Ingested::Duplicate(swept));
 }
