@@ -21,7 +21,8 @@
 //!    with `--pending` deliveries stored (the store is topped up to that count first).
 //!
 //! Run: `cargo bench --bench ingest` (options: `-- --secs 10 --connections 64 --rate 3000
-//! --pending 100000 --servers plain,sqlite,pg`). The formbridge binary is `FORMBRIDGE_TEST_BIN`
+//! --pending 100000 --servers plain,sqlite,pg`, and `--edits` to send every delivery as one more
+//! revision of one submission). The formbridge binary is `FORMBRIDGE_TEST_BIN`
 //! when set, else the one cargo builds for the bench (the release profile).
 
 /// The integration tests' helpers: the server process, PostgreSQL databases.
@@ -45,8 +46,10 @@ use tokio::net::TcpStream;
 const TOKEN: &str = "bench-ingest-token-0123456789abcdef";
 
 /// The delivery: JivoChat's documented `offline_message`, its ids and the visitor's email made
-/// unique per request (`{N}` replaced).
-fn body_template() -> String {
+/// unique per request (`{N}` replaced). With `edits`, the message id stays the same, so every
+/// delivery after the first is one more revision of one submission (what an edit costs as the
+/// revisions pile up).
+fn body_template(edits: bool) -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/jivochat/offline_message.json"
@@ -58,9 +61,14 @@ fn body_template() -> String {
     value["offline_message_id"] = serde_json::json!(999_999_999_999u64);
     value["chat_id"] = serde_json::json!(999_999_999_999u64);
     value["visitor"]["email"] = serde_json::json!("lead999999999999@example.com");
-    serde_json::to_string(&value)
+    let template = serde_json::to_string(&value)
         .expect("JSON")
-        .replace("999999999999", "{N}")
+        .replace("999999999999", "{N}");
+    if edits {
+        template.replace(r#""offline_message_id":{N}"#, r#""offline_message_id":42"#)
+    } else {
+        template
+    }
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -390,7 +398,12 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let template = Arc::new(body_template());
+        let edits = std::env::args().any(|a| a == "--edits");
+        let template = Arc::new(body_template(edits));
+        assert!(
+            !edits || !template.contains(r#""offline_message_id":{N}"#),
+            "the fixture's message id is where --edits expects it"
+        );
         println!(
             "ingest benchmark: {} s saturating over {} connections, {} s at {} req/s open-loop, \
              then {} deliveries stored; JSON body {} B",
