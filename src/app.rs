@@ -25,6 +25,7 @@ use crate::alerts::{self, AlertSink, AlertsError, Notifier};
 use crate::dispatch::{self as dispatching, DispatchError, Dispatcher};
 use crate::ghl_access::Budgets;
 use crate::http::admin::{self, AdminState};
+use crate::http::admin_playground::PlaygroundApi;
 use crate::http::errors::{self, REQUEST_ID};
 use crate::http::health::{self, OpsState};
 use crate::http::hooks::{self, IngressState};
@@ -381,7 +382,12 @@ fn route_parts(
         settings.admin.token.as_ref(),
         Some(wake),
         Redactor::from_settings(settings),
-    )));
+    )
+    .with_playground(PlaygroundApi::new(
+        store.clone(),
+        runtimes.clone(),
+        settings.server.body_limits(),
+    ))));
     let ops = Arc::new(OpsState {
         store,
         metrics: telemetry::metrics_handle(),

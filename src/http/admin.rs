@@ -34,6 +34,7 @@ use tokio::sync::Notify;
 
 use super::admin_backoff::AdminBackoff;
 use super::admin_page;
+use super::admin_playground::{self, PlaygroundApi};
 use super::errors::{self, ApiError, RequestId};
 use super::log_safe::Escaped;
 use super::server::ClientKey;
@@ -64,6 +65,8 @@ pub struct AdminState {
     redactor: Redactor,
     /// Lockouts after repeated wrong tokens, per client address.
     backoff: AdminBackoff,
+    /// The mapping playground's routes ([`super::admin_playground`]), when given.
+    playground: Option<Arc<PlaygroundApi>>,
 }
 
 impl AdminState {
@@ -87,7 +90,14 @@ impl AdminState {
             wake,
             redactor,
             backoff: AdminBackoff::default(),
+            playground: None,
         }
+    }
+
+    /// Serves the mapping playground's routes too.
+    pub fn with_playground(mut self, playground: PlaygroundApi) -> Self {
+        self.playground = Some(Arc::new(playground));
+        self
     }
 
     fn wake_dispatcher(&self) {
@@ -104,7 +114,11 @@ fn digest(token: &str) -> [u8; 32] {
 /// The `/admin/*` routes with their bearer-token guard, and the page (`GET /admin/ui`, and
 /// `GET /admin` redirecting to it) without it.
 pub fn router(state: Arc<AdminState>) -> Router {
-    let api = Router::new()
+    let mut api = Router::new();
+    if let Some(playground) = state.playground.clone() {
+        api = api.merge(admin_playground::routes(playground));
+    }
+    let api = api
         .route("/admin/events", get(list))
         .route("/admin/events/{id}", get(show))
         .route("/admin/events/{id}/replay", post(replay_one))

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod admin_backoff;
 pub mod admin_page;
+pub mod admin_playground;
 pub mod client_addr;
 pub mod errors;
 pub mod head_limits;

@@ -42,6 +42,7 @@ mod mapping_extras;
 mod opportunities;
 mod owner_consent;
 mod parser_props;
+mod playground;
 mod pg;
 mod pg_tls;
 mod read_only_store;
