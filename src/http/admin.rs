@@ -131,6 +131,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state.clone());
     let page = Router::new()
         .route(admin_page::PATH, get(admin_page::page))
+        .route("/admin/ui/{file}", get(admin_page::file))
         .route("/admin", get(admin_page::to_page).fallback(unknown))
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -83,7 +83,7 @@ try {
   const rows = page.locator("#events tr");
 
   await step("the page asks for the token and a wrong one is refused with a clear message", async () => {
-    await page.goto(`${base}/admin/ui`);
+    await page.goto(`${base}/admin/ui#events`);
     await page.getByLabel("Admin token").fill("not-the-token");
     await page.getByLabel("Admin token").press("Enter");
     await page.locator("#message", { hasText: "refused (401)" }).waitFor();
