@@ -43,6 +43,8 @@ pub const ASSETS: &[Asset] = &[
     asset!("style.css", CSS),
     asset!("core.js", JS),
     asset!("events.js", JS),
+    asset!("playground.js", JS),
+    asset!("fields.js", JS),
 ];
 
 /// Where the page is served.

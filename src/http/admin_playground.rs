@@ -181,16 +181,11 @@ async fn compare(
     })?;
     let events = api.events(&name, request.selection(), &request_id).await?;
     let limits = api.limits;
-    let comparison = tokio::task::spawn_blocking(move || {
+    off_workers(&request_id, move || {
         let candidate = playground::check(&source, &request.mapping);
         playground::compare(&source, &limits, &candidate, &events)
     })
     .await
-    .map_err(|e| {
-        tracing::error!(%request_id, error = %e, "playground comparison failed");
-        ApiError::internal("compare_failed", &request_id)
-    })?;
-    Ok(Json(comparison))
 }
 
 async fn fields(
@@ -223,7 +218,7 @@ async fn fields(
     }
     let events = api.events(&name, Selection::Last(last), &request_id).await?;
     let limits = api.limits;
-    let report = tokio::task::spawn_blocking(move || {
+    off_workers(&request_id, move || {
         let mut submissions = Vec::with_capacity(events.len());
         let mut unreadable = 0;
         for event in &events {
@@ -235,9 +230,16 @@ async fn fields(
         survey(source.name.as_str(), &submissions, unreadable)
     })
     .await
-    .map_err(|e| {
-        tracing::error!(%request_id, error = %e, "playground field survey failed");
-        ApiError::internal("fields_failed", &request_id)
-    })?;
-    Ok(Json(report))
+}
+
+/// Runs CPU-bound work (reading deliveries, building plans) on a blocking thread, off the
+/// async workers, and answers its result as JSON.
+async fn off_workers<T: Serialize + Send + 'static>(
+    request_id: &RequestId,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<Json<T>, ApiError> {
+    tokio::task::spawn_blocking(work).await.map(Json).map_err(|e| {
+        tracing::error!(%request_id, error = %e, "playground work failed");
+        ApiError::internal("playground_failed", request_id)
+    })
 }

@@ -62,6 +62,11 @@ pub struct DeliveryComparison {
     pub candidate: Option<Outcome>,
     pub differences: Vec<Difference>,
     pub verdict: Verdict,
+    /// A dead letter whose plan builds under the candidate and failed under the running
+    /// mapping, or never got one (dead at preparation, under an earlier configuration): a
+    /// replay with the candidate deployed gets it through the mapping.
+    #[serde(skip)]
+    fixes_dead_letter: bool,
 }
 
 /// How many deliveries got each verdict.
@@ -82,8 +87,9 @@ pub struct Comparison {
     pub problems: Vec<KeyedProblem>,
     pub deliveries: Vec<DeliveryComparison>,
     pub counts: Counts,
-    /// Dead letters whose plan fails under the running mapping and builds under the candidate:
-    /// deploying it and replaying them would get them through the mapping.
+    /// Dead letters whose plan builds under the candidate where the running mapping fails (or
+    /// where none was ever made, the letter dead at preparation): deploying the candidate and
+    /// replaying them gets them through the mapping.
     pub would_fix: Vec<EventId>,
     /// Deliveries the running mapping handles and the candidate would fail.
     pub would_break: Vec<EventId>,
@@ -111,7 +117,7 @@ pub fn compare(
                 Verdict::StillFails => counts.still_fails += 1,
                 Verdict::NotCompared => {}
             }
-            if one.verdict == Verdict::Fixes && one.status == EventStatus::Dead {
+            if one.fixes_dead_letter {
                 would_fix.push(one.event_id);
             }
             if one.verdict == Verdict::Breaks {
@@ -209,7 +215,11 @@ fn compare_one(
         (Outcome::Plan(a), Some(Outcome::Error(_))) => (diff(a, &Plan::default()), Verdict::Breaks),
         (Outcome::Error(_), Some(Outcome::Error(_))) => (Vec::new(), Verdict::StillFails),
     };
+    let fixes_dead_letter = event.summary.status == EventStatus::Dead
+        && candidate.as_ref().is_some_and(|c| c.plan().is_some())
+        && (running.plan().is_none() || event.plan.is_none());
     DeliveryComparison {
+        fixes_dead_letter,
         event_id: event.summary.id,
         status: event.summary.status,
         received_at: event.summary.received_at,

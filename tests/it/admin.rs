@@ -86,7 +86,7 @@ async fn post_jotform(app: &TestApp) -> Vec<EventId> {
 }
 
 /// Dead-letters a pending event the way the preparer does.
-async fn make_dead(store: &dyn Store, id: EventId, error: &str) {
+pub async fn make_dead(store: &dyn Store, id: EventId, error: &str) {
     store
         .save_preparations(&[(
             id,

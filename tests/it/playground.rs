@@ -9,11 +9,12 @@ use formbridge::domain::{EventId, SourceName};
 use formbridge::playground::{self, Selection};
 use formbridge::runtime::SourceRuntimes;
 use formbridge::settings::{ConfigSource, Settings};
-use formbridge::store::{self, EventStatus, NewEvent, Preparation, Store};
+use formbridge::store::{self, EventStatus, NewEvent, Store};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use crate::admin::make_dead;
 use crate::common::{
     config_dir_with, formbridge_bin, settings_with_toml, spawn_with, test_settings, TestApp,
     SECRET,
@@ -45,20 +46,6 @@ async fn store_lead(store: &dyn Store, body: &Value, key: &str) -> EventId {
         .await
         .unwrap();
     ingested.id()
-}
-
-/// Dead-letters an event the way the preparer does.
-async fn make_dead(store: &dyn Store, id: EventId, error: &str) {
-    store
-        .save_preparations(&[(
-            id,
-            Preparation::Failed {
-                submission: None,
-                error: error.to_owned(),
-            },
-        )])
-        .await
-        .unwrap();
 }
 
 /// A good lead, a phone-only dead letter; the engine says the candidate fixes the dead letter
@@ -221,13 +208,13 @@ fn a_mapping_file_in_the_config_folder_replaces_the_sources_mapping() {
         "[sources.powr.mapping.tags]\nstatic = [\"from-env-file\"]\n",
         &[],
     );
-    assert_eq!(settings.sources["powr"].mapping.tags.r#static, ["from-env-file"]);
+    assert_eq!(settings.sources["powr"].mapping.tags.static_tags, ["from-env-file"]);
     let config = dir.path().join("config");
     std::fs::create_dir_all(config.join("mappings")).unwrap();
     std::fs::write(config.join("mappings/powr.toml"), PHONE_FIELD).unwrap();
     let settings = Settings::load_without_env(&ConfigSource::named(&config, "test"), &[]).unwrap();
     let powr = &settings.sources["powr"].mapping;
-    assert!(powr.tags.r#static.is_empty());
+    assert!(powr.tags.static_tags.is_empty());
     assert_eq!(powr.fields.len(), 1);
     // A file for a source that is not configured, or with other keys, is refused by key.
     std::fs::write(config.join("mappings/nosuch.toml"), "").unwrap();
@@ -262,6 +249,12 @@ async fn call(app: &TestApp, method: &str, path: &str, body: Option<Vec<u8>>) ->
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /admin/playground/powr/compare` with a JSON body.
+async fn compare(app: &TestApp, body: Value) -> (StatusCode, Value) {
+    let path = "/admin/playground/powr/compare";
+    call(app, "POST", path, Some(body.to_string().into_bytes())).await
+}
+
 async fn post_powr(app: &TestApp, body: &Value) -> EventId {
     let resp = app
         .post_hook("powr", Some(SECRET), Some("application/json"), body.to_string().into_bytes())
@@ -288,38 +281,18 @@ async fn the_admin_api_serves_the_running_mapping_a_comparison_and_the_fields() 
     assert!(text.contains("[sources.powr.mapping"), "{text}");
 
     let candidate = format!("{text}{PHONE_FIELD}");
-    let body = json!({"mapping": candidate, "dead": true, "last": 10});
-    let (status, cmp) = call(
-        &app,
-        "POST",
-        "/admin/playground/powr/compare",
-        Some(body.to_string().into_bytes()),
-    )
-    .await;
+    let (status, cmp) = compare(&app, json!({"mapping": candidate, "dead": true, "last": 10})).await;
     assert_eq!(status, 200, "{cmp}");
     assert_eq!(cmp["would_fix"], json!([dead.0]));
     assert_eq!(cmp["deliveries"].as_array().unwrap().len(), 1);
     assert_eq!(cmp["counts"]["fixes"], 1);
 
-    let body = json!({"mapping": candidate, "ids": [good.0, dead.0]});
-    let (_, cmp) = call(
-        &app,
-        "POST",
-        "/admin/playground/powr/compare",
-        Some(body.to_string().into_bytes()),
-    )
-    .await;
+    let (_, cmp) = compare(&app, json!({"mapping": candidate, "ids": [good.0, dead.0]})).await;
     assert_eq!(cmp["deliveries"].as_array().unwrap().len(), 2);
 
     // A candidate with a problem: the key, no plans compared.
-    let body = json!({"mapping": "[sources.powr.mapping]\non_missing_contact = \"maybe\"\n"});
-    let (status, cmp) = call(
-        &app,
-        "POST",
-        "/admin/playground/powr/compare",
-        Some(body.to_string().into_bytes()),
-    )
-    .await;
+    let bad = "[sources.powr.mapping]\non_missing_contact = \"maybe\"\n";
+    let (status, cmp) = compare(&app, json!({ "mapping": bad })).await;
     assert_eq!(status, 200);
     assert_eq!(cmp["problems"][0]["key"], "sources.powr.mapping.on_missing_contact");
     assert_eq!(cmp["deliveries"][0]["verdict"], "not_compared");
@@ -353,19 +326,22 @@ async fn the_admin_api_serves_the_running_mapping_a_comparison_and_the_fields() 
 #[tokio::test]
 async fn the_admin_api_refuses_bad_requests_clearly() {
     let app = spawn_playground("").await;
-    let compare = |body: Vec<u8>| call(&app, "POST", "/admin/playground/powr/compare", Some(body));
-    let (status, body) = compare(b"{\"mapping\": \"\", \"last\": 0}".to_vec()).await;
+    let raw = |body: &[u8]| {
+        let path = "/admin/playground/powr/compare";
+        call(&app, "POST", path, Some(body.to_vec()))
+    };
+    let (status, body) = raw(b"{\"mapping\": \"\", \"last\": 0}").await;
     assert_eq!(status, 400, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("between 1 and 500"), "{body}");
-    let (status, _) = compare(b"{\"mapping\": \"\", \"last\": 501}".to_vec()).await;
+    let (status, _) = raw(b"{\"mapping\": \"\", \"last\": 501}").await;
     assert_eq!(status, 400);
-    let (status, body) = compare(b"not json".to_vec()).await;
+    let (status, body) = raw(b"not json").await;
     assert_eq!(status, 400);
     assert!(body["detail"].as_str().unwrap().contains("mapping"), "{body}");
-    let (status, _) = compare(b"{\"mapping\": \"\", \"colour\": 1}".to_vec()).await;
+    let (status, _) = raw(b"{\"mapping\": \"\", \"colour\": 1}").await;
     assert_eq!(status, 400);
     let big = json!({"mapping": "#".repeat(200 * 1024)}).to_string().into_bytes();
-    let (status, body) = compare(big).await;
+    let (status, body) = raw(&big).await;
     assert_eq!(status, 413, "{body}");
     let (status, _) = call(&app, "GET", "/admin/playground/nosuch/mapping", None).await;
     assert_eq!(status, 404);
