@@ -120,6 +120,7 @@ fn deserialize(source: &str, table: toml::Table) -> Result<MappingConfig, KeyedP
         if let Some(unknown) = message
             .strip_prefix("unknown field `")
             .and_then(|rest| rest.split('`').next())
+            .filter(|unknown| !key.ends_with(&format!(".{unknown}")))
         {
             key.push('.');
             key.push_str(unknown);

@@ -99,7 +99,17 @@ async fn engine_scenario(store: Arc<dyn Store>, settings: &Settings) {
     assert_eq!(phone["change"], "added");
     assert_eq!(phone["section"], "contact");
     assert_eq!(phone["candidate"], "+14155550100");
-    assert_eq!(by_id(good)["verdict"], "same");
+    // The good lead keeps its plan but for its note, which now says the phone's answer is
+    // missing from it.
+    let kept = by_id(good);
+    assert_eq!(kept["verdict"], "changed");
+    let differences = kept["differences"].as_array().unwrap();
+    assert_eq!(differences.len(), 1, "{kept:#}");
+    assert_eq!(differences[0]["path"], "notes[0]");
+    assert!(differences[0]["candidate"]
+        .as_str()
+        .unwrap()
+        .contains("mapping.fields.phone: no answer has the key"));
 
     // Only the dead letters.
     let dead_only = playground::load(store.as_ref(), "powr", &Selection::Dead(10))
@@ -180,7 +190,8 @@ colour = "blue"
     let config = config_dir_with(dir.path(), "");
     std::fs::create_dir_all(config.join("mappings")).unwrap();
     std::fs::write(config.join("mappings/powr.toml"), &text).unwrap();
-    let err = Settings::load_without_env(&ConfigSource::named(&config, "test"), &[])
+    let served = [("sources.powr.secret", SECRET)];
+    let err = Settings::load_without_env(&ConfigSource::named(&config, "test"), &served)
         .unwrap_err()
         .to_string();
     assert!(err.contains(&candidate.problems[0].key), "{err}");
