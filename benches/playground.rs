@@ -123,7 +123,9 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let events: usize = arg("--events").and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let events: usize = arg("--events")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let runs: usize = arg("--runs").and_then(|v| v.parse().ok()).unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
     let settings = common::test_settings(dir.path(), &[("admin.token", TOKEN)]);
@@ -161,8 +163,14 @@ async fn main() {
         format!("{} events", v["events"].as_array().unwrap().len()),
     ));
     for (label, body) in [
-        ("compare, last 50", json!({"mapping": candidate, "last": 50})),
-        ("compare, last 200", json!({"mapping": candidate, "last": 200})),
+        (
+            "compare, last 50",
+            json!({"mapping": candidate, "last": 50}),
+        ),
+        (
+            "compare, last 200",
+            json!({"mapping": candidate, "last": 200}),
+        ),
         (
             "compare, 50 newest dead letters",
             json!({"mapping": candidate, "last": 50, "dead": true}),

@@ -376,18 +376,20 @@ fn route_parts(
         IngressState::new(settings, runtimes, store.clone(), wake.clone(), agent_view)
             .map_err(AppError::Config)?,
     );
-    let admin_routes = admin::router(Arc::new(AdminState::new(
-        store.clone(),
-        store.clone(),
-        settings.admin.token.as_ref(),
-        Some(wake),
-        Redactor::from_settings(settings),
-    )
-    .with_playground(PlaygroundApi::new(
-        store.clone(),
-        runtimes.clone(),
-        settings.server.body_limits(),
-    ))));
+    let admin_routes = admin::router(Arc::new(
+        AdminState::new(
+            store.clone(),
+            store.clone(),
+            settings.admin.token.as_ref(),
+            Some(wake),
+            Redactor::from_settings(settings),
+        )
+        .with_playground(PlaygroundApi::new(
+            store.clone(),
+            runtimes.clone(),
+            settings.server.body_limits(),
+        )),
+    ));
     let ops = Arc::new(OpsState {
         store,
         metrics: telemetry::metrics_handle(),

@@ -65,9 +65,9 @@ pub mod http;
 pub mod mapping;
 pub mod masked;
 pub mod metrics;
-pub mod playground;
 #[cfg(test)]
 mod module_graph;
+pub mod playground;
 pub mod quoted;
 pub mod redact;
 pub mod retention;

@@ -196,8 +196,9 @@ async fn fields(
 ) -> Result<Json<FieldSurvey>, ApiError> {
     let source = api.source(&name)?;
     let mut last = DEFAULT_DELIVERIES;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("the query string does not parse: {e}")))?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("the query string does not parse: {e}")))?;
     for (key, value) in pairs {
         match key.as_str() {
             "last" => {
@@ -216,7 +217,9 @@ async fn fields(
             }
         }
     }
-    let events = api.events(&name, Selection::Last(last), &request_id).await?;
+    let events = api
+        .events(&name, Selection::Last(last), &request_id)
+        .await?;
     let limits = api.limits;
     off_workers(&request_id, move || {
         let mut submissions = Vec::with_capacity(events.len());
@@ -238,8 +241,11 @@ async fn off_workers<T: Serialize + Send + 'static>(
     request_id: &RequestId,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<Json<T>, ApiError> {
-    tokio::task::spawn_blocking(work).await.map(Json).map_err(|e| {
-        tracing::error!(%request_id, error = %e, "playground work failed");
-        ApiError::internal("playground_failed", request_id)
-    })
+    tokio::task::spawn_blocking(work)
+        .await
+        .map(Json)
+        .map_err(|e| {
+            tracing::error!(%request_id, error = %e, "playground work failed");
+            ApiError::internal("playground_failed", request_id)
+        })
 }

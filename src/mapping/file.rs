@@ -108,25 +108,51 @@ pub fn to_config(source: &str, table: &toml::Table) -> Result<MappingConfig, Vec
 }
 
 fn deserialize(source: &str, table: toml::Table) -> Result<MappingConfig, KeyedProblem> {
-    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+    let whole = toml::Value::Table(table);
+    serde_path_to_error::deserialize(whole.clone()).map_err(|e| {
         let path = e.path().to_string();
+        let path = path.trim_end_matches(".?").trim_end_matches('?');
         let message = e.inner().message().trim().to_owned();
         let mut key = mapping_key(source);
         if path != "." && !path.is_empty() {
             key.push('.');
-            key.push_str(&path);
+            key.push_str(path);
         }
-        // An unknown key is reported at its table: name the key itself.
-        if let Some(unknown) = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-            .filter(|unknown| !key.ends_with(&format!(".{unknown}")))
-        {
-            key.push('.');
-            key.push_str(unknown);
+        // An unknown key (a table's field, a map's key such as `fields.phon`) is reported at
+        // its table: name the key itself.
+        let unknown = ["unknown field `", "unknown variant `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next());
+        if let Some(unknown) = unknown {
+            let at = if path == "." { "" } else { path };
+            if lookup(&whole, at)
+                .and_then(|v| v.as_table())
+                .is_some_and(|t| t.contains_key(unknown))
+            {
+                key.push('.');
+                key.push_str(unknown);
+            }
         }
         KeyedProblem::new(key, message)
     })
+}
+
+/// The value at a path such as `tasks[0].when` (empty: the whole value).
+fn lookup<'v>(value: &'v toml::Value, path: &str) -> Option<&'v toml::Value> {
+    let mut at = value;
+    for segment in path.split('.').filter(|s| !s.is_empty()) {
+        let (name, indexes) = segment.split_once('[').unwrap_or((segment, ""));
+        if !name.is_empty() {
+            at = at.as_table()?.get(name)?;
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            at = at
+                .as_array()?
+                .get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(at)
 }
 
 /// `mapping` as the text of `source`'s mapping file.
@@ -175,7 +201,11 @@ mod tests {
             root.clear();
             let config = to_config(&source, &mapping).unwrap();
             let written = to_text(&source, &config).unwrap();
-            assert_eq!(parse(&source, &written).unwrap(), config, "{source}:\n{written}");
+            assert_eq!(
+                parse(&source, &written).unwrap(),
+                config,
+                "{source}:\n{written}"
+            );
         }
     }
 
@@ -185,9 +215,15 @@ mod tests {
                     [sources.powr.mapping.fields]\nphon = \"Mobile\"\n";
         let problems = parse("powr", text).unwrap_err();
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-        assert!(keys.contains(&"sources.powr.mapping.keep_first_source"), "{keys:?}");
+        assert!(
+            keys.contains(&"sources.powr.mapping.keep_first_source"),
+            "{keys:?}"
+        );
         assert!(keys.contains(&"sources.powr.mapping.colour"), "{keys:?}");
-        assert!(keys.contains(&"sources.powr.mapping.fields.phon"), "{keys:?}");
+        assert!(
+            keys.contains(&"sources.powr.mapping.fields.phon"),
+            "{keys:?}"
+        );
     }
 
     #[test]
@@ -196,7 +232,11 @@ mod tests {
         assert_eq!(problems[0].key, "sources.powr.secret");
         let problems = parse("powr", "[sources.powr.mapping\n").unwrap_err();
         assert_eq!(problems[0].key, "sources.powr.mapping");
-        assert!(problems[0].message.contains("line 1"), "{}", problems[0].message);
+        assert!(
+            problems[0].message.contains("line 1"),
+            "{}",
+            problems[0].message
+        );
         assert_eq!(parse("powr", "").unwrap(), MappingConfig::default());
     }
 }

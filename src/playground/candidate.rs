@@ -1,8 +1,8 @@
 //! A candidate mapping: the TOML text a user edits, read and compiled as `check-config` would,
 //! with every problem and the key it names.
 
-use crate::mapping::file::{self, KeyedProblem};
 use crate::mapping::config::MappingConfig;
+use crate::mapping::file::{self, KeyedProblem};
 use crate::mapping::CompiledMapping;
 use crate::runtime::SourceRuntime;
 
@@ -51,7 +51,12 @@ pub fn check(source: &SourceRuntime, text: &str) -> Candidate {
             toml::Value::Array(items) if items.iter().all(toml::Value::is_table) => items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| (format!("{key}[{i}]"), toml::Value::Array(vec![item.clone()])))
+                .map(|(i, item)| {
+                    (
+                        format!("{key}[{i}]"),
+                        toml::Value::Array(vec![item.clone()]),
+                    )
+                })
                 .collect(),
             other => vec![(key.clone(), other.clone())],
         };

@@ -70,7 +70,11 @@ pub fn to_text(comparison: &Comparison) -> String {
         c.still_fails
     );
     if !comparison.would_fix.is_empty() {
-        let ids: Vec<String> = comparison.would_fix.iter().map(ToString::to_string).collect();
+        let ids: Vec<String> = comparison
+            .would_fix
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let _ = writeln!(
             out,
             "dead letters a replay would fix once deployed: {} (formbridge events replay {})",

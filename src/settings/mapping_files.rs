@@ -30,7 +30,10 @@ pub(super) fn apply(dir: &Path, settings: &mut Settings) -> Result<(), SettingsE
             continue;
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            SettingsError::invalid(file::mapping_key(&source), format!("cannot read {shown}: {e}"))
+            SettingsError::invalid(
+                file::mapping_key(&source),
+                format!("cannot read {shown}: {e}"),
+            )
         })?;
         let Some(configured) = settings.sources.get_mut(&source) else {
             return Err(SettingsError::invalid(

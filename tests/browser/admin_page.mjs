@@ -103,7 +103,7 @@ try {
   });
 
   await step("filtering by status dead leaves the dead letter", async () => {
-    await page.getByLabel("Status").selectOption("dead");
+    await page.locator("#filters").getByLabel("Status").selectOption("dead");
     await page.getByRole("button", { name: "Show", exact: true }).click();
     await page.waitForFunction(() => document.querySelectorAll("#events tr").length === 1);
     assert.match(await rows.first().innerText(), /dripjobs\s+dead/);
@@ -124,15 +124,15 @@ try {
   });
 
   await step("'Replay all dead letters' replays the dead letters of the source filter", async () => {
-    await page.getByLabel("Source").fill("dripjobs");
+    await page.locator("#filters").getByLabel("Source").fill("dripjobs");
     await page.getByRole("button", { name: "Replay all dead letters" }).click();
     await page.locator("#bulk-result", { hasText: /Replayed \d+ dead letter/ }).waitFor();
     assert.match(confirms.at(-1), /of source dripjobs/);
   });
 
   await step("a body that looks like HTML is shown as text, never rendered", async () => {
-    await page.getByLabel("Status").selectOption("");
-    await page.getByLabel("Source").fill("");
+    await page.locator("#filters").getByLabel("Status").selectOption("");
+    await page.locator("#filters").getByLabel("Source").fill("");
     await page.getByRole("button", { name: "Show", exact: true }).click();
     await page.waitForFunction(() => document.querySelectorAll("#events tr").length === 3);
     await page.getByRole("link", { name: `#${htmlId}`, exact: true }).click();

@@ -16,8 +16,7 @@ use time::OffsetDateTime;
 
 use crate::admin::make_dead;
 use crate::common::{
-    config_dir_with, formbridge_bin, settings_with_toml, spawn_with, test_settings, TestApp,
-    SECRET,
+    config_dir_with, formbridge_bin, settings_with_toml, spawn_with, test_settings, TestApp, SECRET,
 };
 
 const TOKEN: &str = "playground-test-token";
@@ -126,10 +125,12 @@ async fn engine_scenario(store: Arc<dyn Store>, settings: &Settings) {
     .await
     .unwrap();
     assert_eq!(chosen.len(), 1);
-    assert!(playground::load(store.as_ref(), "jotform", &Selection::Ids(vec![good.0]))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        playground::load(store.as_ref(), "jotform", &Selection::Ids(vec![good.0]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -179,7 +180,11 @@ colour = "blue"
 "#;
     let candidate = playground::check(powr, text);
     let keys: Vec<&str> = candidate.problems.iter().map(|p| p.key.as_str()).collect();
-    assert_eq!(keys, vec!["sources.powr.mapping.tags.colour"], "shape first");
+    assert_eq!(
+        keys,
+        vec!["sources.powr.mapping.tags.colour"],
+        "shape first"
+    );
 
     // Without the shape error: the compile error names the second task.
     let text = text.replace("colour = \"blue\"\n", "");
@@ -219,7 +224,10 @@ fn a_mapping_file_in_the_config_folder_replaces_the_sources_mapping() {
         "[sources.powr.mapping.tags]\nstatic = [\"from-env-file\"]\n",
         &[],
     );
-    assert_eq!(settings.sources["powr"].mapping.tags.static_tags, ["from-env-file"]);
+    assert_eq!(
+        settings.sources["powr"].mapping.tags.static_tags,
+        ["from-env-file"]
+    );
     let config = dir.path().join("config");
     std::fs::create_dir_all(config.join("mappings")).unwrap();
     std::fs::write(config.join("mappings/powr.toml"), PHONE_FIELD).unwrap();
@@ -234,7 +242,11 @@ fn a_mapping_file_in_the_config_folder_replaces_the_sources_mapping() {
         .to_string();
     assert!(err.contains("sources.nosuch"), "{err}");
     std::fs::remove_file(config.join("mappings/nosuch.toml")).unwrap();
-    std::fs::write(config.join("mappings/powr.toml"), "[sources.powr]\nsecret = \"x\"\n").unwrap();
+    std::fs::write(
+        config.join("mappings/powr.toml"),
+        "[sources.powr]\nsecret = \"x\"\n",
+    )
+    .unwrap();
     let err = Settings::load_without_env(&ConfigSource::named(&config, "test"), &[])
         .unwrap_err()
         .to_string();
@@ -247,7 +259,12 @@ async fn spawn_playground(toml: &str) -> TestApp {
     spawn_with(settings, dir).await
 }
 
-async fn call(app: &TestApp, method: &str, path: &str, body: Option<Vec<u8>>) -> (StatusCode, Value) {
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> (StatusCode, Value) {
     let mut req = app
         .client
         .request(method.parse().unwrap(), format!("{}{path}", app.base))
@@ -268,22 +285,39 @@ async fn compare(app: &TestApp, body: Value) -> (StatusCode, Value) {
 
 async fn post_powr(app: &TestApp, body: &Value) -> EventId {
     let resp = app
-        .post_hook("powr", Some(SECRET), Some("application/json"), body.to_string().into_bytes())
+        .post_hook(
+            "powr",
+            Some(SECRET),
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
         .await;
     assert_eq!(resp.status(), 200);
-    EventId(resp.json::<Value>().await.unwrap()["event_id"].as_i64().unwrap())
+    EventId(
+        resp.json::<Value>().await.unwrap()["event_id"]
+            .as_i64()
+            .unwrap(),
+    )
 }
 
 #[tokio::test]
 async fn the_admin_api_serves_the_running_mapping_a_comparison_and_the_fields() {
     let app = spawn_playground("").await;
-    let good = post_powr(&app, &json!({"Email": "good@example.com", "Name": "Good Lead"})).await;
+    let good = post_powr(
+        &app,
+        &json!({"Email": "good@example.com", "Name": "Good Lead"}),
+    )
+    .await;
     let dead = post_powr(&app, &phone_only_lead()).await;
     make_dead(app.store.as_ref(), dead, "no contact").await;
 
     let (status, sources) = call(&app, "GET", "/admin/playground/sources", None).await;
     assert_eq!(status, 200);
-    assert!(sources["sources"].as_array().unwrap().iter().any(|s| s["name"] == "powr"));
+    assert!(sources["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "powr"));
 
     let (status, running) = call(&app, "GET", "/admin/playground/powr/mapping", None).await;
     assert_eq!(status, 200, "{running}");
@@ -292,7 +326,11 @@ async fn the_admin_api_serves_the_running_mapping_a_comparison_and_the_fields() 
     assert!(text.contains("[sources.powr.mapping"), "{text}");
 
     let candidate = format!("{text}{PHONE_FIELD}");
-    let (status, cmp) = compare(&app, json!({"mapping": candidate, "dead": true, "last": 10})).await;
+    let (status, cmp) = compare(
+        &app,
+        json!({"mapping": candidate, "dead": true, "last": 10}),
+    )
+    .await;
     assert_eq!(status, 200, "{cmp}");
     assert_eq!(cmp["would_fix"], json!([dead.0]));
     assert_eq!(cmp["deliveries"].as_array().unwrap().len(), 1);
@@ -305,7 +343,10 @@ async fn the_admin_api_serves_the_running_mapping_a_comparison_and_the_fields() 
     let bad = "[sources.powr.mapping]\non_missing_contact = \"maybe\"\n";
     let (status, cmp) = compare(&app, json!({ "mapping": bad })).await;
     assert_eq!(status, 200);
-    assert_eq!(cmp["problems"][0]["key"], "sources.powr.mapping.on_missing_contact");
+    assert_eq!(
+        cmp["problems"][0]["key"],
+        "sources.powr.mapping.on_missing_contact"
+    );
     assert_eq!(cmp["deliveries"][0]["verdict"], "not_compared");
 
     // The fields: the phone under its own key, and a suggestion to paste.
@@ -343,15 +384,26 @@ async fn the_admin_api_refuses_bad_requests_clearly() {
     };
     let (status, body) = raw(b"{\"mapping\": \"\", \"last\": 0}").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("between 1 and 500"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("between 1 and 500"),
+        "{body}"
+    );
     let (status, _) = raw(b"{\"mapping\": \"\", \"last\": 501}").await;
     assert_eq!(status, 400);
     let (status, body) = raw(b"not json").await;
     assert_eq!(status, 400);
-    assert!(body["detail"].as_str().unwrap().contains("mapping"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("mapping"),
+        "{body}"
+    );
     let (status, _) = raw(b"{\"mapping\": \"\", \"colour\": 1}").await;
     assert_eq!(status, 400);
-    let big = json!({"mapping": "#".repeat(200 * 1024)}).to_string().into_bytes();
+    let big = json!({"mapping": "#".repeat(200 * 1024)})
+        .to_string()
+        .into_bytes();
     let (status, body) = raw(&big).await;
     assert_eq!(status, 413, "{body}");
     let (status, _) = call(&app, "GET", "/admin/playground/nosuch/mapping", None).await;
@@ -419,7 +471,15 @@ async fn map_compare_prints_the_differences_and_exits_by_what_it_found() {
     let (code, out, _) = map_compare(
         &app,
         &config,
-        &["--source", "powr", "--compare", &tagged, "--last", "5", "--json"],
+        &[
+            "--source",
+            "powr",
+            "--compare",
+            &tagged,
+            "--last",
+            "5",
+            "--json",
+        ],
     );
     assert_eq!(code, 0);
     let json: Value = serde_json::from_str(&out).unwrap();
@@ -432,10 +492,16 @@ async fn map_compare_prints_the_differences_and_exits_by_what_it_found() {
     assert!(out.contains("BROKEN"), "{out}");
 
     // A configuration problem: exit 3, the key printed.
-    let broken = write("broken.toml", "[sources.powr.mapping]\nkeep_first_source = \"no\"\n");
+    let broken = write(
+        "broken.toml",
+        "[sources.powr.mapping]\nkeep_first_source = \"no\"\n",
+    );
     let (code, out, _) = map_compare(&app, &config, &["--source", "powr", "--compare", &broken]);
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("sources.powr.mapping.keep_first_source"), "{out}");
+    assert!(
+        out.contains("sources.powr.mapping.keep_first_source"),
+        "{out}"
+    );
 
     // Usage: an unknown source, a bad --last: exit 2. `map --file` still works.
     let (code, _, err) = map_compare(&app, &config, &["--source", "nosuch", "--compare", &tagged]);
