@@ -91,7 +91,7 @@ pub fn survey(source: &str, submissions: &[Submission], unreadable: usize) -> Fi
         .filter_map(|k| by_key.remove(&k))
         .collect();
     // Most often filled first; ties keep the form's order.
-    fields.sort_by(|a, b| b.filled.cmp(&a.filled));
+    fields.sort_by_key(|f| std::cmp::Reverse(f.filled));
     let mut suggested = BTreeMap::new();
     for field in &fields {
         if let Some(contact) = field.looks_like {
