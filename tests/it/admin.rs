@@ -58,6 +58,11 @@ async fn get_text(app: &TestApp, path: &str) -> String {
 /// POSTs a distinct POWR-style JSON lead and returns its event id.
 async fn post_lead(app: &TestApp, i: usize) -> EventId {
     let body = json!({"Email": format!("lead{i}@example.com"), "Name": format!("Lead {i}")});
+    post_powr(app, &body).await
+}
+
+/// POSTs a POWR JSON delivery and returns its event id.
+pub async fn post_powr(app: &TestApp, body: &Value) -> EventId {
     let resp = app
         .post_hook(
             "powr",

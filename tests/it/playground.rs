@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::admin::make_dead;
+use crate::admin::{make_dead, post_powr};
 use crate::common::{
     config_dir_with, formbridge_bin, settings_with_toml, spawn_with, test_settings, TestApp, SECRET,
 };
@@ -281,23 +281,6 @@ async fn call(
 async fn compare(app: &TestApp, body: Value) -> (StatusCode, Value) {
     let path = "/admin/playground/powr/compare";
     call(app, "POST", path, Some(body.to_string().into_bytes())).await
-}
-
-async fn post_powr(app: &TestApp, body: &Value) -> EventId {
-    let resp = app
-        .post_hook(
-            "powr",
-            Some(SECRET),
-            Some("application/json"),
-            body.to_string().into_bytes(),
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    EventId(
-        resp.json::<Value>().await.unwrap()["event_id"]
-            .as_i64()
-            .unwrap(),
-    )
 }
 
 #[tokio::test]
