@@ -375,13 +375,16 @@ fn route_parts(
         IngressState::new(settings, runtimes, store.clone(), wake.clone(), agent_view)
             .map_err(AppError::Config)?,
     );
-    let admin_routes = admin::router(Arc::new(AdminState::new(
-        store.clone(),
-        store.clone(),
-        settings.admin.token.as_ref(),
-        Some(wake),
-        Redactor::from_settings(settings),
-    )));
+    let admin_routes = admin::router(Arc::new(
+        AdminState::new(
+            store.clone(),
+            store.clone(),
+            settings.admin.token.as_ref(),
+            Some(wake),
+            Redactor::from_settings(settings),
+        )
+        .with_lead_index(store.clone(), default_countries(settings)),
+    ));
     let ops = Arc::new(OpsState {
         store,
         metrics: telemetry::metrics_handle(),
@@ -427,4 +430,22 @@ fn with_middleware(router: Router, settings: &Settings) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %Escaped(req.uri().path()), request_id = %Escaped(request_id))
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The sources' `mapping.default_country` values, US first when any source has none (how
+/// the admin search reads a phone typed without `+country`).
+fn default_countries(settings: &Settings) -> Vec<String> {
+    let mut countries: Vec<String> = Vec::new();
+    for source in settings.sources.values() {
+        let country = source
+            .mapping
+            .default_country
+            .clone()
+            .unwrap_or_else(|| "US".to_owned())
+            .to_ascii_uppercase();
+        if !countries.contains(&country) {
+            countries.push(country);
+        }
+    }
+    countries
 }

@@ -23,6 +23,7 @@
 pub mod attempt;
 pub mod decision;
 pub mod execute;
+pub mod lead_keys;
 mod owner_hint;
 pub mod pipelines;
 pub mod prepare;
@@ -132,7 +133,7 @@ impl Dispatcher {
             .ok();
         Self {
             downloader,
-            preparer: Preparer::new(&settings, runtimes, alerts.clone()),
+            preparer: Preparer::new(&settings, runtimes, alerts.clone()).indexing(store.clone()),
             retry: RetryPolicy::from_settings(&settings.dispatch.retry),
             leads: store.clone(),
             pipelines: PipelineCache::default(),

@@ -33,6 +33,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::admin_backoff::AdminBackoff;
+use super::admin_cockpit;
 use super::admin_page;
 use super::errors::{self, ApiError, RequestId};
 use super::log_safe::Escaped;
@@ -41,8 +42,8 @@ use crate::domain::EventId;
 use crate::domain::SourceName;
 use crate::redact::Redactor;
 use crate::store::{
-    AdminReads, AttemptRecord, Event, EventFilter, EventStatus, EventSummary, Queue, QueueStats,
-    StepRecord, StoreError,
+    AdminReads, AttemptRecord, Event, EventFilter, EventStatus, EventSummary, LeadIndex, Queue,
+    QueueStats, StepRecord, StoreError,
 };
 
 /// Detail of the 404 every `/admin/*` path answers while no admin token is configured.
@@ -64,6 +65,10 @@ pub struct AdminState {
     redactor: Redactor,
     /// Lockouts after repeated wrong tokens, per client address.
     backoff: AdminBackoff,
+    /// "Find a lead" and cancel ([`super::admin_cockpit`]); those answer 404 without it.
+    lead_index: Option<Arc<dyn LeadIndex>>,
+    /// The sources' default countries, for a phone typed without `+country` in a search.
+    countries: Vec<String>,
 }
 
 impl AdminState {
@@ -87,7 +92,31 @@ impl AdminState {
             wake,
             redactor,
             backoff: AdminBackoff::default(),
+            lead_index: None,
+            countries: vec!["US".to_owned()],
         }
+    }
+
+    /// With "find a lead" and cancel over `index`; a phone typed without `+country` is read
+    /// as a number of each of `countries` (the sources' `mapping.default_country`; US if none).
+    pub fn with_lead_index(mut self, index: Arc<dyn LeadIndex>, countries: Vec<String>) -> Self {
+        self.lead_index = Some(index);
+        if !countries.is_empty() {
+            self.countries = countries;
+        }
+        self
+    }
+
+    pub(super) fn lead_index(&self) -> Option<&Arc<dyn LeadIndex>> {
+        self.lead_index.as_ref()
+    }
+
+    pub(super) fn countries(&self) -> &[String] {
+        &self.countries
+    }
+
+    pub(super) fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     fn wake_dispatcher(&self) {
@@ -108,6 +137,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/events", get(list))
         .route("/admin/events/{id}", get(show))
         .route("/admin/events/{id}/replay", post(replay_one))
+        .route("/admin/events/{id}/cancel", post(admin_cockpit::cancel))
+        .route("/admin/search", get(admin_cockpit::search))
         .route("/admin/replay", post(replay_bulk))
         .route("/admin/stats", get(stats))
         .route("/admin/", any(unknown))
@@ -204,13 +235,14 @@ fn bearer_token(value: &str) -> Option<&str> {
 async fn unknown() -> ApiError {
     ApiError::not_found(
         "no such admin endpoint; see GET /admin/events, GET /admin/events/{id}, \
-         POST /admin/events/{id}/replay, POST /admin/replay, GET /admin/stats, \
+         POST /admin/events/{id}/replay, POST /admin/events/{id}/cancel, POST /admin/replay, \
+         GET /admin/stats, GET /admin/search, \
          and the page GET /admin/ui",
     )
 }
 
 /// Logs a store failure with the request id and answers a 500 that shows only that id.
-fn store_failed(e: &StoreError, request_id: &RequestId) -> ApiError {
+pub(super) fn store_failed(e: &StoreError, request_id: &RequestId) -> ApiError {
     tracing::error!(%request_id, error = %e, "admin store query failed");
     ApiError::internal("store_error", request_id)
 }
@@ -269,12 +301,12 @@ pub fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
     })
 }
 
-fn parse_status(raw: &str) -> Result<EventStatus, ApiError> {
+pub(super) fn parse_status(raw: &str) -> Result<EventStatus, ApiError> {
     raw.parse::<EventStatus>()
         .map_err(|e| ApiError::bad_request(format!("status: {e}")))
 }
 
-fn parse_source(raw: &str) -> Result<String, ApiError> {
+pub(super) fn parse_source(raw: &str) -> Result<String, ApiError> {
     SourceName::parse(raw)
         .map(|s| s.as_str().to_owned())
         .map_err(|_| {
@@ -284,11 +316,11 @@ fn parse_source(raw: &str) -> Result<String, ApiError> {
         })
 }
 
-fn parse_time_param(name: &str, raw: &str) -> Result<OffsetDateTime, ApiError> {
+pub(super) fn parse_time_param(name: &str, raw: &str) -> Result<OffsetDateTime, ApiError> {
     parse_time(raw).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
 }
 
-fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+pub(super) fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|e| ApiError::bad_request(format!("the query string does not parse: {e}")))
 }

@@ -43,6 +43,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("style.css", CSS),
     asset!("core.js", JS),
     asset!("events.js", JS),
+    asset!("leads.js", JS),
 ];
 
 /// Where the page is served.

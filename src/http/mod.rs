@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_backoff;
+pub mod admin_cockpit;
 pub mod admin_page;
 pub mod client_addr;
 pub mod errors;

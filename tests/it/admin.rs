@@ -164,7 +164,7 @@ async fn make_retrying_with_a_step(store: &dyn Store, id: EventId) {
     assert!(store.finish(id, &"worker-a".into(), &finish).await.unwrap());
 }
 
-fn ids_of(page: &Value) -> Vec<i64> {
+pub(crate) fn ids_of(page: &Value) -> Vec<i64> {
     page["events"]
         .as_array()
         .unwrap()

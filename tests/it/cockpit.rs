@@ -1,0 +1,167 @@
+//! The admin cockpit's APIs over real HTTP on SQLite: find a lead (`GET /admin/search`) by
+//! email, phone in any format and submission id, with filters, counts and keyset pages; cancel
+//! (`POST /admin/events/{id}/cancel`) against claims; both behind the admin token.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use crate::admin::ids_of as ids;
+use crate::common::{add_prepared, TestApp};
+use crate::dispatch::{driven_app_for, post_json, sandbox_with};
+use formbridge::store::{Claim, EventStatus};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+const TOKEN: &str = "cockpit-admin-token";
+
+async fn admin(app: &TestApp, method: &str, path: &str) -> (StatusCode, Value) {
+    let resp = app
+        .client
+        .request(method.parse().unwrap(), format!("{}{path}", app.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_lead_is_found_by_email_phone_in_any_format_and_with_filters_counts_and_pages() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = driven_app_for(&ghl, "", &[("admin.token", TOKEN)]).await;
+    let jane = post_json(
+        &app,
+        "powr",
+        &json!({"Email": "Jane.Doe@Example.com", "Name": "Jane Doe", "Phone": "+1 415 555 2671"}),
+    )
+    .await;
+    // The DripJobs mapping finds no email or phone in it (dead), yet the phone is an answer.
+    let dead = post_json(
+        &app,
+        "dripjobs",
+        &json!({"notes": "no contact fields", "alt": "(415) 555-2672"}),
+    )
+    .await;
+    let mut others = Vec::new();
+    for i in 0..5 {
+        others.push(
+            post_json(
+                &app,
+                "powr",
+                &json!({"Email": format!("other{i}@example.com"), "Name": "Other"}),
+            )
+            .await,
+        );
+    }
+    app.drain(Duration::from_secs(20)).await;
+
+    for q in ["jane.doe@example.com", "JANE.DOE@EXAMPLE.COM"] {
+        let (status, page) = admin(&app, "GET", &format!("/admin/search?q={q}")).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(ids(&page), vec![jane], "{q}: {page}");
+    }
+    for q in [
+        "%2B14155552672",
+        "415-555-2672",
+        "(415)%20555%202672",
+        "4155552672",
+    ] {
+        let (_, page) = admin(&app, "GET", &format!("/admin/search?q={q}")).await;
+        assert_eq!(ids(&page), vec![dead], "{q}: {page}");
+        assert_eq!(page["counts"]["dead"], 1, "{page}");
+    }
+    let (_, page) = admin(&app, "GET", "/admin/search?q=415.555.2672&status=done").await;
+    assert!(ids(&page).is_empty(), "{page}");
+    let (_, page) = admin(&app, "GET", "/admin/search?source=powr&status=done&limit=2").await;
+    assert_eq!(page["counts"]["done"], 6, "{page}");
+    let mut seen = ids(&page);
+    let mut after = page["next_after"].as_i64();
+    while let Some(a) = after {
+        let (_, next) = admin(
+            &app,
+            "GET",
+            &format!("/admin/search?source=powr&status=done&limit=2&after={a}"),
+        )
+        .await;
+        assert_eq!(next["counts"]["done"], 6);
+        seen.extend(ids(&next));
+        after = next["next_after"].as_i64();
+    }
+    let mut expected = others.clone();
+    expected.push(jane);
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(seen, expected, "every page once, newest first");
+
+    let (status, body) = admin(&app, "GET", "/admin/search?bogus=1").await;
+    assert_eq!(status, 400);
+    assert!(body["detail"].as_str().unwrap().contains("bogus"), "{body}");
+    let resp = app
+        .client
+        .get(format!("{}/admin/search?q=x", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "the search needs the token");
+}
+
+#[tokio::test]
+async fn cancel_ends_a_waiting_event_and_no_dispatcher_can_claim_it_after_the_200() {
+    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
+    let app = driven_app_for(&ghl, "", &[("admin.token", TOKEN)]).await;
+    let store = app.store.as_ref();
+    let waiting = add_prepared(store, "loc-c", "powr", "k1", "email:a@example.com").await;
+    let held = add_prepared(store, "loc-c", "powr", "k2", "email:b@example.com").await;
+    // A dispatcher holds `held` (claims take the oldest per contact; both are due).
+    let now = OffsetDateTime::now_utc();
+    let claim = |lease: &str| Claim {
+        lease: lease.into(),
+        now,
+        lease_until: now + Duration::from_secs(300),
+        limit: 1,
+        per_location_limit: 10,
+        exclude_locations: vec![],
+    };
+    let first = store.claim(&claim("worker-a")).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let (held, waiting) = if first[0].id == held {
+        (held, waiting)
+    } else {
+        (waiting, held)
+    };
+
+    let (status, body) = admin(&app, "POST", &format!("/admin/events/{}/cancel", waiting.0)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cancelled"], true);
+    // Never claimable afterwards.
+    assert!(store.claim(&claim("worker-b")).await.unwrap().is_empty());
+    let event = store.get_event(waiting).await.unwrap().unwrap();
+    assert_eq!(event.summary.status, EventStatus::Dead);
+    assert!(event
+        .summary
+        .last_error
+        .unwrap()
+        .contains("cancelled by an admin"));
+    let attempts = store.attempts(waiting).await.unwrap();
+    assert_eq!(attempts.last().unwrap().outcome, "cancelled");
+
+    // The one a dispatcher holds is left alone (it may be sending right now): 409.
+    let (status, body) = admin(&app, "POST", &format!("/admin/events/{}/cancel", held.0)).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["status"], "processing");
+    // An ended one: 409; none: 404; no token: 401.
+    let (status, _) = admin(&app, "POST", &format!("/admin/events/{}/cancel", waiting.0)).await;
+    assert_eq!(status, 409);
+    let (status, _) = admin(&app, "POST", "/admin/events/999999/cancel").await;
+    assert_eq!(status, 404);
+    let resp = app
+        .client
+        .post(format!("{}/admin/events/{}/cancel", app.base, held.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // Replay brings a cancelled event back.
+    assert!(store.replay(waiting, false).await.unwrap());
+}
