@@ -23,112 +23,29 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 
-use super::admin_backoff::AdminBackoff;
 use super::admin_cockpit;
+use super::admin_overview;
 use super::admin_page;
+use super::admin_state::{
+    digest, parse_source, parse_status, parse_time_param, query_pairs, store_failed,
+};
+pub use super::admin_state::{parse_time, AdminState, OverviewSources, MAX_PAGE};
 use super::errors::{self, ApiError, RequestId};
 use super::log_safe::Escaped;
 use super::server::ClientKey;
 use crate::domain::EventId;
-use crate::domain::SourceName;
 use crate::redact::Redactor;
 use crate::store::{
-    AdminReads, AttemptRecord, Event, EventFilter, EventStatus, EventSummary, LeadIndex, Queue,
-    QueueStats, StepRecord, StoreError,
+    AdminReads, AttemptRecord, Event, EventFilter, EventSummary, QueueStats, StepRecord, StoreError,
 };
 
 /// Detail of the 404 every `/admin/*` path answers while no admin token is configured.
 pub const DISABLED_DETAIL: &str = "the admin API is disabled: set FORMBRIDGE__ADMIN__TOKEN";
-
-/// Largest page of `GET /admin/events`.
-pub const MAX_PAGE: u32 = 500;
-
-/// What the admin handlers need: the store's reads and its queue (for replays), the token digest, the dispatcher's wake-up and the
-/// masking of secrets in what is shown.
-pub struct AdminState {
-    store: Arc<dyn AdminReads>,
-    /// Replays go to the queue.
-    queue: Arc<dyn Queue>,
-    /// SHA-256 of the configured token; `None` disables the API.
-    token_digest: Option<[u8; 32]>,
-    /// Notified after a replay so the dispatcher looks for work at once.
-    wake: Option<Arc<Notify>>,
-    redactor: Redactor,
-    /// Lockouts after repeated wrong tokens, per client address.
-    backoff: AdminBackoff,
-    /// "Find a lead" and cancel ([`super::admin_cockpit`]); those answer 404 without it.
-    lead_index: Option<Arc<dyn LeadIndex>>,
-    /// The sources' default countries, for a phone typed without `+country` in a search.
-    countries: Vec<String>,
-}
-
-impl AdminState {
-    /// Admin state over the store's reads and queue. An unset (or blank) `token` disables the
-    /// API.
-    pub fn new(
-        store: Arc<dyn AdminReads>,
-        queue: Arc<dyn Queue>,
-        token: Option<&SecretString>,
-        wake: Option<Arc<Notify>>,
-        redactor: Redactor,
-    ) -> Self {
-        let token_digest = token
-            .map(|t| t.expose_secret().trim())
-            .filter(|t| !t.is_empty())
-            .map(digest);
-        Self {
-            store,
-            queue,
-            token_digest,
-            wake,
-            redactor,
-            backoff: AdminBackoff::default(),
-            lead_index: None,
-            countries: vec!["US".to_owned()],
-        }
-    }
-
-    /// With "find a lead" and cancel over `index`; a phone typed without `+country` is read
-    /// as a number of each of `countries` (the sources' `mapping.default_country`; US if none).
-    pub fn with_lead_index(mut self, index: Arc<dyn LeadIndex>, countries: Vec<String>) -> Self {
-        self.lead_index = Some(index);
-        if !countries.is_empty() {
-            self.countries = countries;
-        }
-        self
-    }
-
-    pub(super) fn lead_index(&self) -> Option<&Arc<dyn LeadIndex>> {
-        self.lead_index.as_ref()
-    }
-
-    pub(super) fn countries(&self) -> &[String] {
-        &self.countries
-    }
-
-    pub(super) fn redactor(&self) -> &Redactor {
-        &self.redactor
-    }
-
-    fn wake_dispatcher(&self) {
-        if let Some(wake) = &self.wake {
-            wake.notify_one();
-        }
-    }
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
 
 /// The `/admin/*` routes with their bearer-token guard, and the page (`GET /admin/ui`, and
 /// `GET /admin` redirecting to it) without it.
@@ -139,6 +56,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/events/{id}/replay", post(replay_one))
         .route("/admin/events/{id}/cancel", post(admin_cockpit::cancel))
         .route("/admin/search", get(admin_cockpit::search))
+        .route("/admin/overview", get(admin_overview::overview))
         .route("/admin/replay", post(replay_bulk))
         .route("/admin/stats", get(stats))
         .route("/admin/", any(unknown))
@@ -241,12 +159,6 @@ async fn unknown() -> ApiError {
     )
 }
 
-/// Logs a store failure with the request id and answers a 500 that shows only that id.
-pub(super) fn store_failed(e: &StoreError, request_id: &RequestId) -> ApiError {
-    tracing::error!(%request_id, error = %e, "admin store query failed");
-    ApiError::internal("store_error", request_id)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Listing
 
@@ -287,42 +199,6 @@ pub async fn list_page(
         events,
         next_before_id,
     })
-}
-
-/// Parses a time given as RFC 3339 (`2025-01-31T09:00:00Z`) or unix seconds.
-pub fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
-    let raw = raw.trim();
-    if let Ok(secs) = raw.parse::<i64>() {
-        return OffsetDateTime::from_unix_timestamp(secs)
-            .map_err(|e| format!("`{raw}` is out of range: {e}"));
-    }
-    OffsetDateTime::parse(raw, &Rfc3339).map_err(|e| {
-        format!("`{raw}` is not an RFC 3339 time like 2025-01-31T09:00:00Z (or unix seconds): {e}")
-    })
-}
-
-pub(super) fn parse_status(raw: &str) -> Result<EventStatus, ApiError> {
-    raw.parse::<EventStatus>()
-        .map_err(|e| ApiError::bad_request(format!("status: {e}")))
-}
-
-pub(super) fn parse_source(raw: &str) -> Result<String, ApiError> {
-    SourceName::parse(raw)
-        .map(|s| s.as_str().to_owned())
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "source: `{raw}` is not a source name (lower-case letters, digits, `-` and `_`)"
-            ))
-        })
-}
-
-pub(super) fn parse_time_param(name: &str, raw: &str) -> Result<OffsetDateTime, ApiError> {
-    parse_time(raw).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
-}
-
-pub(super) fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|e| ApiError::bad_request(format!("the query string does not parse: {e}")))
 }
 
 const LIST_PARAMS: &str = "status, source, since, until, before_id, submission, limit";
@@ -656,6 +532,7 @@ async fn stats(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::store::EventStatus;
 
     #[test]
     fn bearer_tokens_are_read_case_insensitively() {

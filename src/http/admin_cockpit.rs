@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::admin::{self, AdminState};
+use super::admin_state::{self as admin, AdminState};
 use super::errors::{ApiError, RequestId};
 use crate::dispatch::lead_keys::keys_of_query;
 use crate::domain::EventId;

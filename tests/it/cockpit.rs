@@ -1,4 +1,4 @@
-//! The admin cockpit's APIs over real HTTP on SQLite: find a lead (`GET /admin/search`) by
+//! The admin cockpit's APIs over real HTTP on SQLite and PostgreSQL: find a lead (`GET /admin/search`) by
 //! email, phone in any format and submission id, with filters, counts and keyset pages; cancel
 //! (`POST /admin/events/{id}/cancel`) against claims; both behind the admin token.
 #![allow(clippy::unwrap_used)]
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::admin::ids_of as ids;
 use crate::common::{add_prepared, TestApp};
-use crate::dispatch::{driven_app_for, post_json, sandbox_with};
+use crate::dispatch::{driven_app_for, post_json, sandbox_with, LOCATION};
 use formbridge::store::{Claim, EventStatus};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -27,10 +27,47 @@ async fn admin(app: &TestApp, method: &str, path: &str) -> (StatusCode, Value) {
     (status, resp.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn a_lead_is_found_by_email_phone_in_any_format_and_with_filters_counts_and_pages() {
+/// Runs `case` on SQLite (the test's own file) and, when `pg`, on a PostgreSQL database of its
+/// own (skipped without one, see `crate::pg`).
+macro_rules! on_both_stores {
+    ($sqlite:ident, $postgres:ident, $case:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            $case(&[]).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            let Some(db) = crate::pg::database_or_skip().await else {
+                return;
+            };
+            $case(&[("store.url", db.url.as_str())]).await;
+        }
+    };
+}
+
+on_both_stores!(
+    a_lead_is_found_by_email_phone_in_any_format_and_with_filters_counts_and_pages,
+    on_postgres_a_lead_is_found_by_email_phone_in_any_format_and_with_filters_counts_and_pages,
+    search_case
+);
+on_both_stores!(
+    cancel_ends_a_waiting_event_and_no_dispatcher_can_claim_it_after_the_200,
+    on_postgres_cancel_ends_a_waiting_event_and_no_dispatcher_can_claim_it_after_the_200,
+    cancel_case
+);
+
+/// The admin app on `store` (none: SQLite in the test's folder) in front of a GHL sandbox.
+async fn cockpit_app(store: &[(&str, &str)]) -> (ghl_sandbox::SandboxHandle, TestApp) {
     let ghl = sandbox_with(100, Duration::from_secs(10)).await;
-    let app = driven_app_for(&ghl, "", &[("admin.token", TOKEN)]).await;
+    let mut extra = vec![("admin.token", TOKEN)];
+    extra.extend_from_slice(store);
+    let app = driven_app_for(&ghl, "", &extra).await;
+    (ghl, app)
+}
+
+async fn search_case(store: &[(&str, &str)]) {
+    let (_ghl, app) = cockpit_app(store).await;
     let jane = post_json(
         &app,
         "powr",
@@ -94,22 +131,25 @@ async fn a_lead_is_found_by_email_phone_in_any_format_and_with_filters_counts_an
     expected.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(seen, expected, "every page once, newest first");
 
-    let (status, body) = admin(&app, "GET", "/admin/search?bogus=1").await;
-    assert_eq!(status, 400);
-    assert!(body["detail"].as_str().unwrap().contains("bogus"), "{body}");
+    refused(&app, "/admin/search?bogus=1", "bogus", "/admin/search?q=x").await;
+}
+
+/// `bad` answers 400 naming `named`; `guarded` answers 401 without the token.
+async fn refused(app: &TestApp, bad: &str, named: &str, guarded: &str) {
+    let (status, body) = admin(app, "GET", bad).await;
+    assert_eq!(status, 400, "{bad}: {body}");
+    assert!(body["detail"].as_str().unwrap().contains(named), "{body}");
     let resp = app
         .client
-        .get(format!("{}/admin/search?q=x", app.base))
+        .get(format!("{}{guarded}", app.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401, "the search needs the token");
+    assert_eq!(resp.status(), 401, "{guarded} needs the token");
 }
 
-#[tokio::test]
-async fn cancel_ends_a_waiting_event_and_no_dispatcher_can_claim_it_after_the_200() {
-    let ghl = sandbox_with(100, Duration::from_secs(10)).await;
-    let app = driven_app_for(&ghl, "", &[("admin.token", TOKEN)]).await;
+async fn cancel_case(store: &[(&str, &str)]) {
+    let (_ghl, app) = cockpit_app(store).await;
     let store = app.store.as_ref();
     let waiting = add_prepared(store, "loc-c", "powr", "k1", "email:a@example.com").await;
     let held = add_prepared(store, "loc-c", "powr", "k2", "email:b@example.com").await;
@@ -164,4 +204,83 @@ async fn cancel_ends_a_waiting_event_and_no_dispatcher_can_claim_it_after_the_20
     assert_eq!(resp.status(), 401);
     // Replay brings a cancelled event back.
     assert!(store.replay(waiting, false).await.unwrap());
+}
+
+on_both_stores!(
+    the_overview_shows_deliveries_per_minute_the_queue_dead_letters_429s_and_a_paused_location,
+    on_postgres_the_overview_shows_deliveries_per_minute_the_queue_dead_letters_429s_and_a_paused_location,
+    overview_case
+);
+
+async fn overview_case(store: &[(&str, &str)]) {
+    let (ghl, app) = cockpit_app(store).await;
+    let dispatcher = app.dispatcher.clone().unwrap();
+    post_json(
+        &app,
+        "powr",
+        &json!({"Email": "one@example.com", "Name": "One"}),
+    )
+    .await;
+    post_json(&app, "dripjobs", &json!({"notes": "no contact fields"})).await;
+    app.drain(Duration::from_secs(20)).await;
+    // One 429 from GHL: the event waits for its retry, then is done.
+    ghl.sandbox.set_faults(ghl_sandbox::FaultSpec {
+        rate_limit_next: Some(1),
+        retry_after_secs: Some(1),
+        ..ghl_sandbox::FaultSpec::default()
+    });
+    post_json(
+        &app,
+        "powr",
+        &json!({"Email": "two@example.com", "Name": "Two"}),
+    )
+    .await;
+    app.drain(Duration::from_secs(20)).await;
+
+    let (status, view) = admin(&app, "GET", "/admin/overview").await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["hours"], 3);
+    let minute_total = |source: &str, status: &str| -> u64 {
+        view["per_minute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["source"] == source && m["status"] == status)
+            .map(|m| m["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(minute_total("powr", "done"), 2, "{view}");
+    assert_eq!(minute_total("dripjobs", "dead"), 1, "{view}");
+    assert_eq!(view["dead"][0]["source"], "dripjobs", "{view}");
+    assert_eq!(view["dead"][0]["count"], 1, "{view}");
+    assert_eq!(view["rate_limited"][0]["source"], "powr", "{view}");
+    assert_eq!(view["rate_limited"][0]["location_id"], LOCATION, "{view}");
+    assert_eq!(view["rate_limited"][0]["count"], 1, "{view}");
+    assert_eq!(view["queue"]["by_status"]["done"], 2, "{view}");
+    assert!(view["oldest_due_age_seconds"].is_null(), "{view}");
+    assert_eq!(view["dispatch_here"], true);
+    let location = &view["locations"][0];
+    assert_eq!(location["location_id"], LOCATION, "{view}");
+    assert_eq!(location["token"], "ok", "{view}");
+    assert_eq!(location["burst"], 100, "{view}");
+    assert!(location["ghl_burst_left"].as_u64().is_some(), "{view}");
+    assert!(location["last_answer_ago_ms"].as_u64().is_some(), "{view}");
+
+    // GHL revokes the token: the location is paused, its token refused, its lead waits.
+    assert!(ghl.sandbox.revoke_token(crate::dispatch::TOKEN));
+    post_json(
+        &app,
+        "powr",
+        &json!({"Email": "three@example.com", "Name": "Three"}),
+    )
+    .await;
+    dispatcher.run_once().await;
+    let (_, view) = admin(&app, "GET", "/admin/overview?hours=1").await;
+    let location = &view["locations"][0];
+    assert_eq!(location["token"], "refused", "{view}");
+    assert_eq!(location["paused"], "unauthorized", "{view}");
+    assert!(location["paused_for_ms"].as_u64().unwrap() > 0, "{view}");
+    assert_eq!(view["queue"]["by_status"]["retrying"], 1, "{view}");
+
+    refused(&app, "/admin/overview?hours=25", "hours", "/admin/overview").await;
 }

@@ -11,15 +11,8 @@
     const { data } = await api("GET", API.stats);
     const box = $("stats");
     box.replaceChildren();
-    const add = (label, value) => {
-      const s = el("div", null, "stat");
-      s.appendChild(el("b", value));
-      s.appendChild(document.createTextNode(label));
-      box.appendChild(s);
-    };
-    for (const status of ["pending", "processing", "retrying", "dead", "done"]) {
-      add(status, (data.by_status && data.by_status[status]) || 0);
-    }
+    const add = (label, value) => FB.stat(box, value, label);
+    for (const status of FB.STATUSES) add(status, (data.by_status && data.by_status[status]) || 0);
     add("total", data.total);
     add("oldest unfinished", age(data.oldest_unfinished_age_seconds));
   }

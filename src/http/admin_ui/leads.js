@@ -26,12 +26,7 @@
     $("lead-keys").textContent = data.keys.length ? "Looked up: " + data.keys.join(", ") : "Every event (no query).";
     const counts = $("lead-counts");
     counts.replaceChildren();
-    for (const status of ["pending", "processing", "retrying", "dead", "done"]) {
-      const s = el("div", null, "stat");
-      s.appendChild(el("b", data.counts[status] || 0));
-      s.appendChild(document.createTextNode(status));
-      counts.appendChild(s);
-    }
+    for (const status of FB.STATUSES) FB.stat(counts, data.counts[status] || 0, status);
     const tbody = $("lead-results");
     if (!more) tbody.replaceChildren();
     for (const ev of data.events) {
