@@ -10,18 +10,14 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { api as apiAt, launch, steps, until, watch } from "./lib/harness.mjs";
+import { api, base, session, token, until } from "./lib/harness.mjs";
 
-const base = process.env.FORMBRIDGE_URL;
-const token = process.env.ADMIN_TOKEN;
 const secret = process.env.WEBHOOK_SECRET;
 const configDir = process.env.CONFIG_DIR;
 const restart = process.env.RESTART_SERVER;
-assert.ok(base && token && secret && configDir && restart, "run me with ./run");
+assert.ok(secret && configDir && restart, "run me with ./run");
 const shots = fileURLToPath(new URL("../../target/browser-screenshots/", import.meta.url));
 mkdirSync(shots, { recursive: true });
-const api = (path) => apiAt(base, token, path);
-
 // The lead: a name and a phone under a key the default detection does not know.
 const posted = await fetch(`${base}/hooks/leadform?token=${secret}`, {
   method: "POST",
@@ -32,15 +28,9 @@ assert.equal(posted.status, 200, `posting the lead: ${posted.status}`);
 const leadId = (await posted.json()).event_id;
 await until("the lead to be dead-lettered", async () => (await api(`/admin/events/${leadId}`)).status === "dead");
 
-const browser = await launch();
-const problems = [];
-const { step, finish } = steps();
 const PHONE = '\n[sources.leadform.mapping.fields]\nphone = "best_number"\n';
+const { page, problems, step, finish } = await session({ acceptDownloads: true, viewport: { width: 1200, height: 900 } });
 try {
-  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 900 } });
-  context.setDefaultTimeout(10000);
-  const page = await context.newPage();
-  watch(page, problems);
   const mapping = page.getByLabel("Mapping (TOML, starts from the running one)");
   const delivery = page.locator(`.pg-delivery`, { hasText: `Event #${leadId}` });
 
@@ -135,6 +125,5 @@ try {
     assert.deepEqual(problems, []);
   });
 } finally {
-  await browser.close();
+  await finish();
 }
-finish();

@@ -14,6 +14,7 @@ mod allow_from;
 mod appointments;
 mod check_config;
 mod closed_by_default;
+mod cockpit;
 mod connections;
 mod container;
 mod crash_loop;

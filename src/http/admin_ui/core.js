@@ -33,6 +33,8 @@
  *   3. Add <script src="/admin/ui/NAME.js" defer></script> to index.html (its order is the
  *      nav order) and the file to ASSETS in src/http/admin_page.rs.
  *
+ * A <select data-statuses> gets one option per event status at load (after its own options).
+ *
  * Rules: every value from the API goes in with textContent (FB.el, FB.row, FB.dl do), never as
  * HTML; every control has a label; everything works with the keyboard and at phone width.
  * FB.every(name, ms, fn) runs fn every ms while the view is shown and the tab is visible.
@@ -71,6 +73,13 @@ const FB = (() => {
       if (v instanceof Node) dd.appendChild(v); else dd.textContent = v === null || v === undefined || v === "" ? "—" : String(v);
       node.appendChild(dd);
     }
+  }
+  /** Appends a figure box to `container`: `value` large, `label` under it (both as text). */
+  function stat(container, value, label) {
+    const s = el("div", null, "stat");
+    s.appendChild(el("b", value));
+    s.appendChild(document.createTextNode(label));
+    container.appendChild(s);
   }
   /** A link to `href` with `text`. */
   function link(text, href) {
@@ -230,7 +239,13 @@ const FB = (() => {
     route().catch(failed);
   }
 
+  /** Statuses an event can have, in queue order (fills every <select data-statuses>). */
+  const STATUSES = ["pending", "processing", "retrying", "dead", "done"];
+
   function boot() {
+    for (const select of document.querySelectorAll("select[data-statuses]")) {
+      for (const status of STATUSES) select.appendChild(el("option", status));
+    }
     const list = $("nav-list");
     for (const [name, spec] of views) {
       if (!spec.nav) continue;
@@ -255,5 +270,5 @@ const FB = (() => {
   // Deferred scripts run in document order before DOMContentLoaded: every view is registered.
   document.addEventListener("DOMContentLoaded", boot);
 
-  return { $, el, row, dl, link, short, when, age, pretty, say, api, failed, AuthError, view, go, href, every, refresh: () => route().catch(failed) };
+  return { $, el, row, dl, link, stat, STATUSES, short, when, age, pretty, say, api, failed, AuthError, view, go, href, every, refresh: () => route().catch(failed) };
 })();

@@ -11,15 +11,8 @@
     const { data } = await api("GET", API.stats);
     const box = $("stats");
     box.replaceChildren();
-    const add = (label, value) => {
-      const s = el("div", null, "stat");
-      s.appendChild(el("b", value));
-      s.appendChild(document.createTextNode(label));
-      box.appendChild(s);
-    };
-    for (const status of ["pending", "processing", "retrying", "dead", "done"]) {
-      add(status, (data.by_status && data.by_status[status]) || 0);
-    }
+    const add = (label, value) => FB.stat(box, value, label);
+    for (const status of FB.STATUSES) add(status, (data.by_status && data.by_status[status]) || 0);
     add("total", data.total);
     add("oldest unfinished", age(data.oldest_unfinished_age_seconds));
   }
@@ -78,7 +71,7 @@
     }
     $("revisions-box").hidden = revs.children.length === 0;
     const steps = $("steps");
-    steps.replaceChildren(...(ev.steps || []).map((s) => row([s.index, s.kind, s.status, s.ghl_id || "—", when(s.updated_at), s.detail || ""])));
+    steps.replaceChildren(...(ev.steps || []).map((s) => row([s.index, s.kind, s.status, s.ghl_id || "—", when(s.updated_at), [s.detail, s.in_doubt_until ? "no answer yet; in doubt until " + when(s.in_doubt_until) : ""].filter(Boolean).join("; ")])));
     const attempts = $("attempts");
     attempts.replaceChildren(...(ev.attempt_history || []).map((a) => row([a.attempt, when(a.at), a.outcome, a.error || ""])));
     let body = ev.body;
@@ -91,6 +84,19 @@
     $("submission").textContent = pretty(ev.submission);
     $("plan").textContent = pretty(ev.plan);
     $("headers").textContent = (ev.headers || []).map(([k, v]) => k + ": " + v).join("\n") || "(none)";
+    $("cancel-event").hidden = !(ev.status === "pending" || ev.status === "retrying");
+    // The contact in GHL's app. URL form: app.gohighlevel.com/v2/location/{locationId}/contacts/detail/{contactId}
+    // (the address GHL's web app shows for a contact; white-labelled agency domains differ).
+    const contact = (ev.steps || []).find((s) => s.kind === "upsert_contact" && s.ghl_id);
+    const box = $("ghl-contact");
+    box.replaceChildren();
+    if (contact && ev.location_id) {
+      const a = FB.link("Open contact " + contact.ghl_id + " in GHL", "https://app.gohighlevel.com/v2/location/" + encodeURIComponent(ev.location_id) + "/contacts/detail/" + encodeURIComponent(contact.ghl_id));
+      a.rel = "noopener noreferrer";
+      a.target = "_blank";
+      box.appendChild(a);
+    }
+    box.hidden = box.children.length === 0;
     for (const tr of $("events").rows) tr.classList.toggle("selected", Number(tr.dataset.id) === ev.id);
   }
 
@@ -123,6 +129,21 @@
       out.hidden = false;
       if (e instanceof FB.AuthError) failed(e);
     }
+  }
+
+  async function cancelEvent() {
+    if (currentId === null) return;
+    if (!confirm("Cancel event #" + currentId + "? It will not be sent to GHL; it ends as a dead letter saying an admin cancelled it (replay sends it after all).")) return;
+    const out = $("replay-result");
+    try {
+      const { status, data } = await api("POST", API.events + "/" + currentId + "/cancel");
+      out.textContent = status + " " + JSON.stringify(data);
+    } catch (e) {
+      out.textContent = e.message;
+      if (e instanceof FB.AuthError) failed(e);
+    }
+    out.hidden = false;
+    await refresh().catch(failed);
   }
 
   async function replayDead() {
@@ -172,5 +193,6 @@
   $("replay").addEventListener("click", () => replay(false));
   $("replay-scratch").addEventListener("click", () => replay(true));
   $("replay-dead").addEventListener("click", () => replayDead());
+  $("cancel-event").addEventListener("click", () => cancelEvent());
   $("close-detail").addEventListener("click", () => { location.hash = "events"; });
 })();
