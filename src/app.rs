@@ -406,6 +406,7 @@ fn route_parts(
             store.clone(),
             runtimes.clone(),
             settings.server.body_limits(),
+            Redactor::from_settings(settings),
         )),
     ));
     let ops = Arc::new(OpsState {

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::playground::{self, report, Selection};
+use crate::redact::Redactor;
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::store;
@@ -62,13 +63,18 @@ pub async fn run(settings: &Settings, args: CompareArgs<'_>) -> ExitCode {
     let candidate = playground::check(source, &text);
     let comparison =
         playground::compare(source, &settings.server.body_limits(), &candidate, &events);
+    // Secrets this process knows, and `?token=`-style values, are masked (as `events show`).
+    let redactor = Redactor::from_settings(settings);
     if args.json {
-        match serde_json::to_string_pretty(&comparison) {
-            Ok(json) => println!("{json}"),
+        match serde_json::to_value(&comparison) {
+            Ok(mut json) => {
+                redactor.mask_json(&mut json);
+                println!("{json:#}");
+            }
             Err(e) => return fail(e.to_string()),
         }
     } else {
-        print!("{}", report::to_text(&comparison));
+        print!("{}", redactor.mask(&report::to_text(&comparison)));
     }
     if !comparison.loads() {
         ExitCode::from(PROBLEMS)

@@ -20,10 +20,11 @@ use super::errors::{ApiError, RequestId};
 use crate::body::BodyLimits;
 use crate::mapping::file;
 use crate::playground::compare::submission_of;
-use crate::playground::fields::{survey, FieldSurvey};
+use crate::playground::fields::survey;
 use crate::playground::selection::{DEFAULT_DELIVERIES, MAX_DELIVERIES};
-use crate::playground::{self, Comparison, Selection};
+use crate::playground::{self, Selection};
 use crate::quoted::Quoted;
+use crate::redact::Redactor;
 use crate::runtime::{SourceRuntime, SourceRuntimes};
 use crate::settings::MAPPINGS_DIR;
 use crate::store::{AdminReads, Event};
@@ -32,20 +33,27 @@ use crate::store::{AdminReads, Event};
 /// and the selection).
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
-/// What the playground reads: the store, every source as running, and the body limits its
-/// deliveries are read under.
+/// What the playground reads: the store, every source as running, the body limits its
+/// deliveries are read under, and the masking of secrets in what is shown (as the events).
 pub struct PlaygroundApi {
     store: Arc<dyn AdminReads>,
     runtimes: SourceRuntimes,
     limits: BodyLimits,
+    redactor: Arc<Redactor>,
 }
 
 impl PlaygroundApi {
-    pub fn new(store: Arc<dyn AdminReads>, runtimes: SourceRuntimes, limits: BodyLimits) -> Self {
+    pub fn new(
+        store: Arc<dyn AdminReads>,
+        runtimes: SourceRuntimes,
+        limits: BodyLimits,
+        redactor: Redactor,
+    ) -> Self {
         Self {
             store,
             runtimes,
             limits,
+            redactor: Arc::new(redactor),
         }
     }
 
@@ -165,7 +173,7 @@ async fn compare(
     Path(name): Path<String>,
     request_id: RequestId,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Comparison>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let source = api.source(&name)?;
     let body = body.map_err(|e| {
         ApiError::new(
@@ -181,7 +189,7 @@ async fn compare(
     })?;
     let events = api.events(&name, request.selection(), &request_id).await?;
     let limits = api.limits;
-    off_workers(&request_id, move || {
+    off_workers(&api, &request_id, move || {
         let candidate = playground::check(&source, &request.mapping);
         playground::compare(&source, &limits, &candidate, &events)
     })
@@ -193,7 +201,7 @@ async fn fields(
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     request_id: RequestId,
-) -> Result<Json<FieldSurvey>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let source = api.source(&name)?;
     let mut last = DEFAULT_DELIVERIES;
     let pairs: Vec<(String, String)> =
@@ -221,7 +229,7 @@ async fn fields(
         .events(&name, Selection::Last(last), &request_id)
         .await?;
     let limits = api.limits;
-    off_workers(&request_id, move || {
+    off_workers(&api, &request_id, move || {
         let mut submissions = Vec::with_capacity(events.len());
         let mut unreadable = 0;
         for event in &events {
@@ -238,14 +246,27 @@ async fn fields(
 /// Runs CPU-bound work (reading deliveries, building plans) on a blocking thread, off the
 /// async workers, and answers its result as JSON.
 async fn off_workers<T: Serialize + Send + 'static>(
+    api: &PlaygroundApi,
     request_id: &RequestId,
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<Json<T>, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map(Json)
-        .map_err(|e| {
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let redactor = api.redactor.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut value = serde_json::to_value(work())?;
+        // Secrets in answers, plans and errors are masked as in the events.
+        redactor.mask_json(&mut value);
+        Ok::<_, serde_json::Error>(value)
+    })
+    .await;
+    match answer {
+        Ok(Ok(value)) => Ok(Json(value)),
+        Ok(Err(e)) => {
+            tracing::error!(%request_id, error = %e, "playground answer not serializable");
+            Err(ApiError::internal("playground_failed", request_id))
+        }
+        Err(e) => {
             tracing::error!(%request_id, error = %e, "playground work failed");
-            ApiError::internal("playground_failed", request_id)
-        })
+            Err(ApiError::internal("playground_failed", request_id))
+        }
+    }
 }

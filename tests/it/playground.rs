@@ -351,6 +351,15 @@ async fn the_admin_api_serves_the_running_mapping_a_comparison_and_the_fields() 
         .unwrap()
         .contains("phone = \"Best number\""));
 
+    // A configured secret in an answer is masked in what the playground shows, as in events.
+    let leaky = json!({"Email": "leaky@example.com", "Message": format!("my key is {SECRET}")});
+    post_powr(&app, &leaky).await;
+    let (_, cmp) = compare(&app, json!({"mapping": candidate, "last": 1})).await;
+    assert!(cmp.to_string().contains("********"), "{cmp}");
+    assert!(!cmp.to_string().contains(SECRET), "{cmp}");
+    let (_, fields) = call(&app, "GET", "/admin/playground/powr/fields?last=1", None).await;
+    assert!(!fields.to_string().contains(SECRET), "{fields}");
+
     // Nothing changed: the dead letter is still dead, the running mapping the same.
     let (_, again) = call(&app, "GET", "/admin/playground/powr/mapping", None).await;
     assert_eq!(again["toml"], running["toml"]);
