@@ -24,7 +24,8 @@ use crate::agent_view::AgentView;
 use crate::alerts::{self, AlertSink, AlertsError, Notifier};
 use crate::dispatch::{self as dispatching, DispatchError, Dispatcher};
 use crate::ghl_access::Budgets;
-use crate::http::admin::{self, AdminState};
+use crate::http::admin::{self, AdminState, OverviewSources};
+use crate::http::admin_playground::PlaygroundApi;
 use crate::http::errors::{self, REQUEST_ID};
 use crate::http::health::{self, OpsState};
 use crate::http::hooks::{self, IngressState};
@@ -127,7 +128,14 @@ impl Application {
         let agent_view = ghl.map(|(client, budgets)| {
             Arc::new(AgentView::new(&settings, client, budgets, alerts.clone()))
         });
-        let routers = build_routers(&settings, &runtimes, store.clone(), wake, agent_view)?;
+        let routers = build_routers(
+            &settings,
+            &runtimes,
+            store.clone(),
+            wake,
+            agent_view,
+            dispatcher.clone(),
+        )?;
         let ops = match (ops_listener, routers.ops) {
             (Some(listener), Some(router)) => Some((listener, router)),
             _ => None,
@@ -322,7 +330,7 @@ pub fn build_router(
     wake: Arc<Notify>,
     agent_view: Option<Arc<AgentView>>,
 ) -> Result<Router, AppError> {
-    let parts = route_parts(settings, runtimes, store, wake, agent_view)?;
+    let parts = route_parts(settings, runtimes, store, wake, agent_view, None)?;
     Ok(with_middleware(
         parts.hooks.merge(parts.health).merge(parts.internal),
         settings,
@@ -330,21 +338,26 @@ pub fn build_router(
 }
 
 /// The routers of each port, with their middleware. `wake` is notified after an admin replay
-/// so the dispatcher picks the replayed events up at once.
+/// so the dispatcher picks the replayed events up at once; the admin overview shows what
+/// `dispatcher` (this process's, when it runs one) knows of each location.
 pub fn build_routers(
     settings: &Settings,
     runtimes: &SourceRuntimes,
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
     agent_view: Option<Arc<AgentView>>,
+    dispatcher: Option<Arc<Dispatcher>>,
 ) -> Result<Routers, AppError> {
+    let parts = route_parts(settings, runtimes, store, wake, agent_view, dispatcher)?;
     if settings.server.ops_addr.is_none() {
         return Ok(Routers {
-            public: build_router(settings, runtimes, store, wake, agent_view)?,
+            public: with_middleware(
+                parts.hooks.merge(parts.health).merge(parts.internal),
+                settings,
+            ),
             ops: None,
         });
     }
-    let parts = route_parts(settings, runtimes, store, wake, agent_view)?;
     Ok(Routers {
         public: with_middleware(parts.hooks.merge(parts.health.clone()), settings),
         ops: Some(with_middleware(
@@ -370,18 +383,32 @@ fn route_parts(
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
     agent_view: Option<Arc<AgentView>>,
+    dispatcher: Option<Arc<Dispatcher>>,
 ) -> Result<RouteParts, AppError> {
     let ingress = Arc::new(
         IngressState::new(settings, runtimes, store.clone(), wake.clone(), agent_view)
             .map_err(AppError::Config)?,
     );
-    let admin_routes = admin::router(Arc::new(AdminState::new(
-        store.clone(),
-        store.clone(),
-        settings.admin.token.as_ref(),
-        Some(wake),
-        Redactor::from_settings(settings),
-    )));
+    let admin_routes = admin::router(Arc::new(
+        AdminState::new(
+            store.clone(),
+            store.clone(),
+            settings.admin.token.as_ref(),
+            Some(wake),
+            Redactor::from_settings(settings),
+        )
+        .with_lead_index(store.clone(), default_countries(settings))
+        .with_overview(OverviewSources {
+            store: store.clone(),
+            dispatch: dispatcher,
+        })
+        .with_playground(PlaygroundApi::new(
+            store.clone(),
+            runtimes.clone(),
+            settings.server.body_limits(),
+            Redactor::from_settings(settings),
+        )),
+    ));
     let ops = Arc::new(OpsState {
         store,
         metrics: telemetry::metrics_handle(),
@@ -427,4 +454,22 @@ fn with_middleware(router: Router, settings: &Settings) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %Escaped(req.uri().path()), request_id = %Escaped(request_id))
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The sources' `mapping.default_country` values, US first when any source has none (how
+/// the admin search reads a phone typed without `+country`).
+fn default_countries(settings: &Settings) -> Vec<String> {
+    let mut countries: Vec<String> = Vec::new();
+    for source in settings.sources.values() {
+        let country = source
+            .mapping
+            .default_country
+            .clone()
+            .unwrap_or_else(|| "US".to_owned())
+            .to_ascii_uppercase();
+        if !countries.contains(&country) {
+            countries.push(country);
+        }
+    }
+    countries
 }

@@ -37,6 +37,13 @@ pub enum EventsCommand {
     },
     /// Queue events again: by id, or every event matching a filter.
     Replay(ReplayArgs),
+    /// Cancel events waiting to be sent (pending or retrying): each ends dead with a reason
+    /// saying an admin cancelled it, and is never sent unless replayed.
+    Cancel {
+        /// The event ids.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
 }
 
 /// Filters shared by `events list` and `events replay`.
@@ -129,6 +136,7 @@ pub async fn run_events(command: EventsCommand, settings: &Settings) -> ExitCode
         EventsCommand::List(args) => list(store.as_ref(), &args, &redactor).await,
         EventsCommand::Show { id } => show(store.as_ref(), EventId(id), &redactor).await,
         EventsCommand::Replay(args) => replay(store.as_ref(), &args).await,
+        EventsCommand::Cancel { ids } => cancel(store.as_ref(), &ids).await,
     };
     match result {
         Ok(code) => code,
@@ -244,6 +252,27 @@ async fn show(
             Ok(ExitCode::from(NOTHING))
         }
     }
+}
+
+async fn cancel(store: &dyn Store, ids: &[i64]) -> anyhow::Result<ExitCode> {
+    let mut failed = 0;
+    for &raw in ids {
+        let id = EventId(raw);
+        let (status, answer) =
+            crate::http::admin_cockpit::cancel_event(store, id, "formbridge events cancel").await?;
+        if status.is_success() {
+            println!("cancelled event {id}");
+        } else {
+            let detail = answer["detail"].as_str().unwrap_or("not cancelled");
+            eprintln!("event {id}: {detail}");
+            failed += 1;
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(NOTHING)
+    })
 }
 
 async fn replay(store: &dyn Store, args: &ReplayArgs) -> anyhow::Result<ExitCode> {

@@ -19,6 +19,8 @@
 //! - [`submission`]: the normalized submission model.
 //! - [`domain`]: the ids every room names and the `Plan`, plain data shared by all.
 //! - [`mapping`]: mapping config and the pure plan builder.
+//! - [`playground`]: a candidate mapping compared with the running one over stored deliveries
+//!   (`map --compare`, the admin playground), and the fields of a source's deliveries.
 //! - [`store`]: durable deliveries and the dispatch queue on SQLite or PostgreSQL, one trait per
 //!   role (ingest, queue, admin reads, token vault; budget slots on a shared store).
 //! - [`dispatch`]: workers that claim events and execute their plans against GHL (one function
@@ -30,7 +32,7 @@
 //!   location's rate budget and limiter, the OAuth token adapter over the store, the markers.
 //! - [`healthcheck`]: `formbridge healthcheck`, the container's health probe.
 //! - [`cli`]: operator commands of the binary (`events list|show|replay`, and `sandbox-ghl`
-//!   with the `sandbox` feature).
+//!   with the `sandbox` feature); [`cli_compare`]: `formbridge map --compare`.
 //! - `demo` (only with the `sandbox` feature): `formbridge demo`, the whole job end to end
 //!   against the GHL sandbox (deliveries, report and working folder in its submodules).
 //!
@@ -50,6 +52,7 @@ pub mod alerts;
 pub mod app;
 pub mod body;
 pub mod cli;
+pub mod cli_compare;
 #[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod dispatch;
@@ -64,6 +67,7 @@ pub mod masked;
 pub mod metrics;
 #[cfg(test)]
 mod module_graph;
+pub mod playground;
 pub mod quoted;
 pub mod redact;
 pub mod retention;

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use formbridge::app::Application;
 use formbridge::cli::{self, EventsCommand};
+use formbridge::cli_compare::{self, CompareArgs};
 #[cfg(feature = "sandbox")]
 use formbridge::demo::{self, DemoOptions};
 use formbridge::dispatch::preview;
+use formbridge::playground::Selection;
 use formbridge::runtime::SourceRuntimes;
 use formbridge::settings::{ConfigSource, Settings};
 use formbridge::telemetry;
@@ -38,17 +40,36 @@ enum Command {
         #[arg(long, default_value = "/readyz")]
         path: String,
     },
-    /// Show what a saved delivery turns into (normalized submission and GHL plan), offline.
+    /// Show what a saved delivery turns into (normalized submission and GHL plan), offline;
+    /// or, with --compare, a candidate mapping file against the running mapping over stored
+    /// deliveries (exit 3: the candidate has configuration problems; 4: it breaks a delivery
+    /// the running mapping handles).
     Map {
         /// Source name, as in /hooks/{source}.
         #[arg(long)]
         source: String,
         /// File holding the raw body (a `<file>.meta` beside it may name the Content-Type).
-        #[arg(long)]
-        file: PathBuf,
+        #[arg(long, required_unless_present = "compare", conflicts_with = "compare")]
+        file: Option<PathBuf>,
         /// Content-Type of the body (default: from the .meta file, else sniffed).
-        #[arg(long)]
+        #[arg(long, requires = "file")]
         content_type: Option<String>,
+        /// A mapping file (`[sources.<name>.mapping]` TOML) to compare with the running
+        /// mapping over the stored deliveries of `store.url`.
+        #[arg(long, value_name = "FILE")]
+        compare: Option<PathBuf>,
+        /// Compare over the newest N deliveries of the source (1 to 500).
+        #[arg(long, default_value_t = 50, requires = "compare")]
+        last: u32,
+        /// Only the source's dead letters (the newest --last of them).
+        #[arg(long, requires = "compare", conflicts_with = "ids")]
+        dead: bool,
+        /// Only these event ids (comma-separated).
+        #[arg(long, requires = "compare", value_delimiter = ',')]
+        ids: Vec<i64>,
+        /// Print the comparison as JSON.
+        #[arg(long, requires = "compare")]
+        json: bool,
     },
     /// Inspect and replay stored events (opens the store directly; the server may be running).
     Events {
@@ -149,7 +170,34 @@ async fn run(command: Command, settings: Settings, source: ConfigSource) -> Exit
             source,
             file,
             content_type,
-        } => map_file(&settings, &source, &file, content_type),
+            compare,
+            last,
+            dead,
+            ids,
+            json,
+        } => match (compare, file) {
+            (Some(compare), _) => {
+                let selection = if !ids.is_empty() {
+                    Selection::Ids(ids)
+                } else if dead {
+                    Selection::Dead(last)
+                } else {
+                    Selection::Last(last)
+                };
+                let args = CompareArgs {
+                    file: &compare,
+                    source: &source,
+                    selection,
+                    json,
+                };
+                cli_compare::run(&settings, args).await
+            }
+            (None, Some(file)) => map_file(&settings, &source, &file, content_type),
+            (None, None) => {
+                eprintln!("formbridge map: give --file or --compare");
+                ExitCode::from(2)
+            }
+        },
         Command::Events { command } => cli::run_events(command, &settings).await,
         // Handled before the settings are loaded.
         #[cfg(feature = "sandbox")]

@@ -89,6 +89,11 @@ impl SourceRuntime {
         })
     }
 
+    /// Its mapping as configured (before compiling).
+    pub fn mapping_config(&self) -> &crate::mapping::config::MappingConfig {
+        &self.settings.mapping
+    }
+
     /// How its deliveries are read.
     pub fn read_options(&self) -> ReadOptions<'_> {
         self.settings.read_options()
@@ -121,8 +126,8 @@ impl SourceRuntime {
     }
 }
 
-/// Every configured source by name.
-#[derive(Debug, Default)]
+/// Every configured source by name (cloning shares the compiled sources).
+#[derive(Debug, Default, Clone)]
 pub struct SourceRuntimes {
     by_name: BTreeMap<String, Arc<SourceRuntime>>,
 }

@@ -1,5 +1,5 @@
 //! Typed settings: layered loading (the built-in defaults → default.toml → {env}.toml →
-//! `FORMBRIDGE__*`) and validation.
+//! `FORMBRIDGE__*`; then `mappings/<source>.toml` replaces a source's mapping) and validation.
 //!
 //! Every key is documented in `config/default.toml`, which is also built into the binary, so
 //! no config folder is needed. [`Settings::load`] refuses a bad config with
@@ -16,10 +16,12 @@ use serde::{Deserialize, Serialize};
 mod access;
 mod embedded;
 mod guard;
+mod mapping_files;
 
 pub use access::{parse_client_address, parse_net, AGENT_VIEW_FIELDS, NOTE, OTHER_IDENTITY};
 pub use embedded::DEFAULT_TOML;
 pub use guard::{is_placeholder, MIN_TOKEN_CHARS, PRODUCTION};
+pub use mapping_files::MAPPINGS_DIR;
 
 pub use crate::alerts::settings::AlertSettings;
 use crate::body::BodyLimits;
@@ -613,7 +615,9 @@ impl Settings {
         for (key, value) in overrides {
             builder = builder.set_override(*key, *value)?;
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        // `mappings/<source>.toml` replaces that source's mapping (the playground's files).
+        mapping_files::apply(&source.dir, &mut settings)?;
         settings.validate()?;
         if source.env == guard::PRODUCTION {
             guard::refuse_unsafe_production(&settings)?;

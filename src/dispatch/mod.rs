@@ -16,6 +16,8 @@
 //! - [`attempt`]: the [`Executor`] and its requests under the rate budget and the lease.
 //! - [`thread`]: what an event's lead and earlier revisions made; [`decision`]: what each GHL
 //!   failure class means; [`retry`]: the backoff policy.
+//! - [`lead_keys`]: what a prepared event is found by; [`overview`]: the read-only snapshot of
+//!   each location's budget, pause and token for the admin overview.
 //!
 //! The rate budget and the token adapter are not here: [`crate::ghl_access`] holds them for
 //! every GHL caller of the process.
@@ -23,6 +25,8 @@
 pub mod attempt;
 pub mod decision;
 pub mod execute;
+pub mod lead_keys;
+pub mod overview;
 mod owner_hint;
 pub mod pipelines;
 pub mod prepare;
@@ -86,8 +90,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     /// Every location's rate budget, shared with the other GHL callers of this process.
     budgets: Arc<Budgets>,
-    /// Locations whose token GHL refused, until when.
-    blocked: Mutex<HashMap<LocationId, Instant>>,
+    /// Locations whose token GHL refused (or access, or the configuration), until when.
+    blocked: Mutex<HashMap<LocationId, (Instant, decision::PauseReason)>>,
     in_flight: Mutex<HashMap<LocationId, usize>>,
     /// Where dead letters and blocked locations are reported.
     alerts: AlertSink,
@@ -132,7 +136,7 @@ impl Dispatcher {
             .ok();
         Self {
             downloader,
-            preparer: Preparer::new(&settings, runtimes, alerts.clone()),
+            preparer: Preparer::new(&settings, runtimes, alerts.clone()).indexing(store.clone()),
             retry: RetryPolicy::from_settings(&settings.dispatch.retry),
             leads: store.clone(),
             pipelines: PipelineCache::default(),
@@ -225,7 +229,7 @@ impl Dispatcher {
                 excluded.push(location.clone());
             }
         }
-        lock(&self.blocked).retain(|location, until| {
+        lock(&self.blocked).retain(|location, (until, _)| {
             let still = *until > now;
             if !still {
                 metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => location.to_string())
@@ -324,7 +328,8 @@ impl Dispatcher {
             Err(Stop::Finish(f)) => Some(f),
             Err(Stop::PauseLocation(reason, error)) => {
                 let block = self.settings.dispatch.auth_block;
-                lock(&self.blocked).insert(event.location_id.clone(), Instant::now() + block);
+                lock(&self.blocked)
+                    .insert(event.location_id.clone(), (Instant::now() + block, reason));
                 metrics::gauge!(crate::metrics::GHL_LOCATION_BLOCKED, "location" => event.location_id.to_string()).set(1.0);
                 tracing::error!(parent: &span, %error, ?block, reason = reason.label(), "location's dispatch paused: {}", reason.remedy());
                 self.alerts.emit(Alert::LocationBlocked {

@@ -14,7 +14,7 @@ use crate::mapping::build_plan;
 use crate::runtime::SourceRuntimes;
 use crate::settings::Settings;
 use crate::sources::normalize;
-use crate::store::{Event, Preparation, Queue, StoreError};
+use crate::store::{Event, LeadIndex, Preparation, Queue, StoreError};
 
 /// The config key of the per-event preparation budget, named in dead-letter reasons.
 const BUDGET_KEY: &str = "dispatch.prepare_timeout";
@@ -29,6 +29,11 @@ pub struct Preparer {
     budget: Duration,
     /// Where dead letters are reported.
     alerts: AlertSink,
+    /// The sources, until [`Preparer::indexing`] takes them.
+    sources: Option<Arc<SourceRuntimes>>,
+    /// Where the keys of each prepared event go ("find a lead"), with the sources (for their
+    /// default country); none in tests of preparation alone.
+    index: Option<(Arc<dyn LeadIndex>, Arc<SourceRuntimes>)>,
 }
 
 /// How a batch's events ended, for metrics and logs.
@@ -44,12 +49,56 @@ impl Preparer {
     pub fn new(settings: &Settings, runtimes: Arc<SourceRuntimes>, alerts: AlertSink) -> Self {
         let budget = settings.dispatch.prepare_timeout;
         let planner = Planner {
-            runtimes,
+            runtimes: runtimes.clone(),
             limits: settings.server.body_limits(),
         };
         Self {
             alerts,
+            index: None,
             ..Self::with_work(budget, Arc::new(move |event| planner.prepare(event)))
+        }
+        .with_sources(runtimes)
+    }
+
+    fn with_sources(mut self, runtimes: Arc<SourceRuntimes>) -> Self {
+        self.sources = Some(runtimes);
+        self
+    }
+
+    /// Records the keys of each prepared event in `index` (the admin's "find a lead").
+    pub fn indexing(mut self, index: Arc<dyn LeadIndex>) -> Self {
+        if let Some(sources) = self.sources.take() {
+            self.index = Some((index, sources));
+        }
+        self
+    }
+
+    /// Indexes what was prepared; a failure is logged (the search misses these events, the
+    /// queue goes on).
+    async fn index(&self, results: &[(crate::domain::EventId, Preparation)], sources: &[String]) {
+        let Some((index, runtimes)) = &self.index else {
+            return;
+        };
+        let keys: Vec<_> = results
+            .iter()
+            .zip(sources)
+            .filter_map(|((id, prep), source)| {
+                let json = match prep {
+                    Preparation::Ready { submission, .. }
+                    | Preparation::NothingToDo { submission, .. } => submission,
+                    Preparation::Failed { submission, .. } => submission.as_ref()?,
+                };
+                let submission: crate::submission::Submission =
+                    serde_json::from_value(json.clone()).ok()?;
+                let country = runtimes
+                    .get(source)
+                    .and_then(|s| s.read_options().default_country.map(str::to_owned))
+                    .unwrap_or_else(|| "US".to_owned());
+                Some((*id, super::lead_keys::lead_keys(&submission, &country)))
+            })
+            .collect();
+        if let Err(e) = index.index_leads(&keys).await {
+            tracing::warn!(error = %e, "cannot index prepared events for the admin search");
         }
     }
 
@@ -58,6 +107,8 @@ impl Preparer {
             work,
             budget,
             alerts: AlertSink::off(),
+            index: None,
+            sources: None,
         }
     }
 
@@ -70,14 +121,17 @@ impl Preparer {
         let handled = events.len();
         let mut results = Vec::with_capacity(handled);
         let mut outcomes = Vec::with_capacity(handled);
+        let mut sources = Vec::with_capacity(handled);
         for event in events {
             let id = event.summary.id;
             let source = event.summary.source.clone();
+            sources.push(source.clone());
             let (prep, outcome) = self.prepare_within_budget(event).await;
             results.push((id, prep));
             outcomes.push((outcome, source));
         }
         store.save_preparations(&results).await?;
+        self.index(&results, &sources).await;
         for ((id, prep), (outcome, source)) in results.iter().zip(outcomes) {
             match prep {
                 Preparation::Failed { error, .. } => {

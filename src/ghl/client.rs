@@ -154,6 +154,11 @@ impl GhlClient {
     ) -> Result<Self, GhlError> {
         Self::new(config, Arc::new(StaticTokens::single(location_id, token)))
     }
+
+    /// Whether the location's token is being fetched or refreshed right now (OAuth only).
+    pub fn token_refreshing(&self, location_id: &str) -> bool {
+        self.inner.credentials.refreshing(location_id)
+    }
 }
 
 impl GhlClient {

@@ -181,6 +181,12 @@ pub trait Credentials: Send + Sync {
         location_id: &str,
         rejected: &SecretString,
     ) -> Result<Option<SecretString>, GhlError>;
+
+    /// Whether a token for `location_id` is being fetched or refreshed right now (the admin
+    /// overview's "refreshing"); static tokens never are.
+    fn refreshing(&self, _location_id: &str) -> bool {
+        false
+    }
 }
 
 /// Static tokens (Private Integration or location tokens) by location id.
@@ -481,6 +487,17 @@ impl OAuthCredentials {
 
 #[async_trait]
 impl Credentials for OAuthCredentials {
+    fn refreshing(&self, location_id: &str) -> bool {
+        // The slot is held while its token is loaded or refreshed (single flight).
+        let slots = match self.slots.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        slots
+            .get(location_id)
+            .is_some_and(|slot| slot.try_lock().is_err())
+    }
+
     async fn access_token(&self, location_id: &str) -> Result<SecretString, GhlError> {
         self.current(location_id, None).await
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::limiter::{LocationLimiter, Permit, DAILY_RESET_FALLBACK};
+use super::limiter::{LimiterSnapshot, LocationLimiter, Permit, DAILY_RESET_FALLBACK};
 use crate::domain::LocationId;
 use crate::ghl::settings::GhlSettings;
 use crate::ghl::RateLimitInfo;
@@ -77,6 +77,28 @@ impl Budgets {
             })
             .map(|(location, _)| location.clone())
             .collect()
+    }
+
+    /// Every location this process has a limiter for, with what it knows now (the admin
+    /// overview), sorted by location.
+    pub fn snapshot(&self) -> Vec<(LocationId, LimiterSnapshot)> {
+        let limiters: Vec<_> = self
+            .limiters()
+            .iter()
+            .map(|(location, limiter)| (location.clone(), limiter.clone()))
+            .collect();
+        let mut all: Vec<_> = limiters
+            .into_iter()
+            .map(|(location, limiter)| (location, limiter.snapshot()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Whether the replicas share this budget through the store (what this process knows of
+    /// the window is then only its own share).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     fn limiters(&self) -> std::sync::MutexGuard<'_, HashMap<LocationId, Arc<LocationLimiter>>> {

@@ -39,6 +39,23 @@ struct State {
     in_flight: usize,
     /// No request before this time (429, spent window or daily quota).
     paused_until: Option<Instant>,
+    /// GHL's rate-limit headers of the last answer, and when it came (the admin overview).
+    last_seen: Option<(RateLimitInfo, Instant)>,
+}
+
+/// What a limiter knows now, for the admin overview: read-only.
+#[derive(Debug, Clone)]
+pub struct LimiterSnapshot {
+    /// Requests per burst window (`ghl.rate_limit.burst`).
+    pub burst: usize,
+    /// The burst window.
+    pub window: Duration,
+    /// Requests of this process in the window now: in flight or completed within it.
+    pub used: usize,
+    /// How long the location stays paused from now, when it is.
+    pub paused_for: Option<Duration>,
+    /// GHL's headers on the last answer and how long ago it came; `None` before any answer.
+    pub last_seen: Option<(RateLimitInfo, Duration)>,
 }
 
 /// Held while a request is in flight; dropping it starts the slot's window (now, or at the
@@ -147,6 +164,7 @@ impl LocationLimiter {
         let now = Instant::now();
         let mut state = self.lock();
         self.prune(&mut state, now);
+        state.last_seen = Some((limits.clone(), now));
         if let Some(daily) = limits.daily_remaining {
             if daily == 0 {
                 // Undocumented reset header when present; else try again in an hour.
@@ -180,6 +198,23 @@ impl LocationLimiter {
     fn pause_locked(state: &mut State, until: Instant) {
         if state.paused_until.is_none_or(|t| t < until) {
             state.paused_until = Some(until);
+        }
+    }
+
+    /// What this limiter knows now (the admin overview).
+    pub fn snapshot(&self) -> LimiterSnapshot {
+        let now = Instant::now();
+        let mut state = self.lock();
+        self.prune(&mut state, now);
+        LimiterSnapshot {
+            burst: self.burst,
+            window: self.window,
+            used: state.in_flight + state.completed.len(),
+            paused_for: state.paused_until.map(|t| t.saturating_duration_since(now)),
+            last_seen: state
+                .last_seen
+                .as_ref()
+                .map(|(info, at)| (info.clone(), now.saturating_duration_since(*at))),
         }
     }
 

@@ -24,5 +24,5 @@ pub mod marker;
 pub mod tokens;
 
 pub use budget::{Budget, BudgetPermit, BudgetWait, Budgets};
-pub use limiter::LocationLimiter;
+pub use limiter::{LimiterSnapshot, LocationLimiter};
 pub use tokens::{client, StoreTokens};

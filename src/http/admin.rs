@@ -23,91 +23,45 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 
-use super::admin_backoff::AdminBackoff;
+use super::admin_cockpit;
+use super::admin_overview;
 use super::admin_page;
+use super::admin_playground;
+use super::admin_state::{
+    digest, parse_source, parse_status, parse_time_param, query_pairs, store_failed,
+};
+pub use super::admin_state::{parse_time, AdminState, OverviewSources, MAX_PAGE};
 use super::errors::{self, ApiError, RequestId};
 use super::log_safe::Escaped;
 use super::server::ClientKey;
 use crate::domain::EventId;
-use crate::domain::SourceName;
 use crate::redact::Redactor;
 use crate::store::{
-    AdminReads, AttemptRecord, Event, EventFilter, EventStatus, EventSummary, Queue, QueueStats,
-    StepRecord, StoreError,
+    AdminReads, AttemptRecord, Event, EventFilter, EventSummary, QueueStats, StepRecord, StoreError,
 };
 
 /// Detail of the 404 every `/admin/*` path answers while no admin token is configured.
 pub const DISABLED_DETAIL: &str = "the admin API is disabled: set FORMBRIDGE__ADMIN__TOKEN";
 
-/// Largest page of `GET /admin/events`.
-pub const MAX_PAGE: u32 = 500;
-
-/// What the admin handlers need: the store's reads and its queue (for replays), the token digest, the dispatcher's wake-up and the
-/// masking of secrets in what is shown.
-pub struct AdminState {
-    store: Arc<dyn AdminReads>,
-    /// Replays go to the queue.
-    queue: Arc<dyn Queue>,
-    /// SHA-256 of the configured token; `None` disables the API.
-    token_digest: Option<[u8; 32]>,
-    /// Notified after a replay so the dispatcher looks for work at once.
-    wake: Option<Arc<Notify>>,
-    redactor: Redactor,
-    /// Lockouts after repeated wrong tokens, per client address.
-    backoff: AdminBackoff,
-}
-
-impl AdminState {
-    /// Admin state over the store's reads and queue. An unset (or blank) `token` disables the
-    /// API.
-    pub fn new(
-        store: Arc<dyn AdminReads>,
-        queue: Arc<dyn Queue>,
-        token: Option<&SecretString>,
-        wake: Option<Arc<Notify>>,
-        redactor: Redactor,
-    ) -> Self {
-        let token_digest = token
-            .map(|t| t.expose_secret().trim())
-            .filter(|t| !t.is_empty())
-            .map(digest);
-        Self {
-            store,
-            queue,
-            token_digest,
-            wake,
-            redactor,
-            backoff: AdminBackoff::default(),
-        }
-    }
-
-    fn wake_dispatcher(&self) {
-        if let Some(wake) = &self.wake {
-            wake.notify_one();
-        }
-    }
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
 /// The `/admin/*` routes with their bearer-token guard, and the page (`GET /admin/ui`, and
 /// `GET /admin` redirecting to it) without it.
 pub fn router(state: Arc<AdminState>) -> Router {
-    let api = Router::new()
+    let mut api = Router::new();
+    if let Some(playground) = state.playground().cloned() {
+        api = api.merge(admin_playground::routes(playground));
+    }
+    let api = api
         .route("/admin/events", get(list))
         .route("/admin/events/{id}", get(show))
         .route("/admin/events/{id}/replay", post(replay_one))
+        .route("/admin/events/{id}/cancel", post(admin_cockpit::cancel))
+        .route("/admin/search", get(admin_cockpit::search))
+        .route("/admin/overview", get(admin_overview::overview))
         .route("/admin/replay", post(replay_bulk))
         .route("/admin/stats", get(stats))
         .route("/admin/", any(unknown))
@@ -117,6 +71,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state.clone());
     let page = Router::new()
         .route(admin_page::PATH, get(admin_page::page))
+        .route("/admin/ui/{file}", get(admin_page::file))
         .route("/admin", get(admin_page::to_page).fallback(unknown))
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -203,15 +158,10 @@ fn bearer_token(value: &str) -> Option<&str> {
 async fn unknown() -> ApiError {
     ApiError::not_found(
         "no such admin endpoint; see GET /admin/events, GET /admin/events/{id}, \
-         POST /admin/events/{id}/replay, POST /admin/replay, GET /admin/stats, \
+         POST /admin/events/{id}/replay, POST /admin/events/{id}/cancel, POST /admin/replay, \
+         GET /admin/stats, GET /admin/search, \
          and the page GET /admin/ui",
     )
-}
-
-/// Logs a store failure with the request id and answers a 500 that shows only that id.
-fn store_failed(e: &StoreError, request_id: &RequestId) -> ApiError {
-    tracing::error!(%request_id, error = %e, "admin store query failed");
-    ApiError::internal("store_error", request_id)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,42 +204,6 @@ pub async fn list_page(
         events,
         next_before_id,
     })
-}
-
-/// Parses a time given as RFC 3339 (`2025-01-31T09:00:00Z`) or unix seconds.
-pub fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
-    let raw = raw.trim();
-    if let Ok(secs) = raw.parse::<i64>() {
-        return OffsetDateTime::from_unix_timestamp(secs)
-            .map_err(|e| format!("`{raw}` is out of range: {e}"));
-    }
-    OffsetDateTime::parse(raw, &Rfc3339).map_err(|e| {
-        format!("`{raw}` is not an RFC 3339 time like 2025-01-31T09:00:00Z (or unix seconds): {e}")
-    })
-}
-
-fn parse_status(raw: &str) -> Result<EventStatus, ApiError> {
-    raw.parse::<EventStatus>()
-        .map_err(|e| ApiError::bad_request(format!("status: {e}")))
-}
-
-fn parse_source(raw: &str) -> Result<String, ApiError> {
-    SourceName::parse(raw)
-        .map(|s| s.as_str().to_owned())
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "source: `{raw}` is not a source name (lower-case letters, digits, `-` and `_`)"
-            ))
-        })
-}
-
-fn parse_time_param(name: &str, raw: &str) -> Result<OffsetDateTime, ApiError> {
-    parse_time(raw).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
-}
-
-fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|e| ApiError::bad_request(format!("the query string does not parse: {e}")))
 }
 
 const LIST_PARAMS: &str = "status, source, since, until, before_id, submission, limit";
@@ -623,6 +537,7 @@ async fn stats(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::store::EventStatus;
 
     #[test]
     fn bearer_tokens_are_read_case_insensitively() {

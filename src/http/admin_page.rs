@@ -1,61 +1,72 @@
-//! The admin web page (`GET /admin/ui`): one self-contained HTML file over the admin JSON API.
+//! The admin web page (`GET /admin/ui` and its files under `/admin/ui/…`) over the admin JSON API.
 //!
 //! The page holds no data and needs no token: it asks for the admin token, keeps it in the
-//! tab's `sessionStorage` and sends it to the JSON API as a bearer token. It loads nothing from
-//! anywhere: its one inline `<style>` and one inline `<script>` are allowed by their SHA-256
-//! hashes in the `Content-Security-Policy`, computed once from the embedded file (so an edit of
-//! the page can never leave a stale hash), and everything else is refused (`default-src
-//! 'none'`), but for `fetch` to this origin. The routing and the token guard are in
-//! [`super::admin`].
+//! tab's `sessionStorage` and sends it to the JSON API as a bearer token. Its files
+//! (`src/http/admin_ui/`: the shell `index.html`, `style.css`, `core.js` and one script per
+//! view) are embedded in the binary and served from this origin; the `Content-Security-Policy`
+//! allows scripts and styles from this origin only (no inline code, no eval) and refuses
+//! everything else (`default-src 'none'`) but `fetch` to this origin. How a view plugs in is
+//! written at the top of `core.js`. The routing and the token guard are in [`super::admin`].
 
-use std::sync::LazyLock;
-
+use axum::extract::Path;
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine as _;
-use sha2::{Digest, Sha256};
 
-/// The page, embedded in the binary.
-pub const HTML: &str = include_str!("admin_page.html");
+use super::errors::ApiError;
+
+/// One embedded file of the page.
+pub struct Asset {
+    /// Its name under `/admin/ui/`.
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static str,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// An [`Asset`] of `src/http/admin_ui/` by its file name.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_str!(concat!("admin_ui/", $name)),
+        }
+    };
+}
+
+/// Every file of the page; `index.html` is the shell served at [`PATH`].
+pub const ASSETS: &[Asset] = &[
+    asset!("index.html", HTML),
+    asset!("style.css", CSS),
+    asset!("core.js", JS),
+    asset!("overview.js", JS),
+    asset!("events.js", JS),
+    asset!("leads.js", JS),
+    asset!("playground.js", JS),
+    asset!("fields.js", JS),
+];
 
 /// Where the page is served.
 pub const PATH: &str = "/admin/ui";
 
-/// The `Content-Security-Policy` of the page.
-static CSP: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
-         base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        source_hash(inline(HTML, "script")),
-        source_hash(inline(HTML, "style")),
-    )
-});
+/// The `Content-Security-Policy` of the page and its files.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The text of the first `<tag>…</tag>` of `html` (empty if there is none).
-fn inline<'a>(html: &'a str, tag: &str) -> &'a str {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    html.split_once(open.as_str())
-        .and_then(|(_, rest)| rest.split_once(close.as_str()))
-        .map_or("", |(text, _)| text)
+/// The embedded file named `name`.
+pub fn asset(name: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.name == name)
 }
 
-/// A CSP source expression allowing exactly `text` as an inline script or style.
-fn source_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    format!(
-        "'sha256-{}'",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
-}
-
-/// `GET /admin/ui`: the page, never cached, never framed.
-pub async fn page() -> Response {
-    let mut response = HTML.into_response();
+fn serve(asset: &'static Asset) -> Response {
+    let mut response = asset.body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
+        HeaderValue::from_static(asset.content_type),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -67,10 +78,27 @@ pub async fn page() -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    if let Ok(csp) = HeaderValue::from_str(&CSP) {
-        headers.insert(HeaderName::from_static("content-security-policy"), csp);
-    }
+    headers.insert(
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static(CSP),
+    );
     response
+}
+
+/// `GET /admin/ui`: the shell, never cached, never framed.
+pub async fn page() -> Response {
+    match asset("index.html") {
+        Some(index) => serve(index),
+        None => ApiError::not_found("the admin page has no index.html").into_response(),
+    }
+}
+
+/// `GET /admin/ui/{file}`: one file of the page (404 for any other name).
+pub async fn file(Path(name): Path<String>) -> Response {
+    match asset(&name) {
+        Some(found) => serve(found),
+        None => ApiError::not_found(format!("the admin page has no file {name:?}")).into_response(),
+    }
 }
 
 /// `GET /admin`: to the page.
@@ -84,36 +112,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_policy_hashes_the_one_inline_script_and_style() {
-        assert_eq!(HTML.matches("<script").count(), 1);
-        assert_eq!(HTML.matches("<style").count(), 1);
-        assert!(inline(HTML, "script").contains("/admin/events"));
-        assert!(inline(HTML, "style").contains("body"));
-        // The hash of a known text (as a browser computes it).
-        assert_eq!(
-            source_hash("alert(1)"),
-            "'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='"
-        );
-        assert!(CSP.contains("script-src 'sha256-"));
+    fn the_shell_loads_every_script_and_style_from_this_origin_only() {
+        let index = asset("index.html").unwrap().body;
+        for a in ASSETS.iter().filter(|a| a.name != "index.html") {
+            let reference = format!("\"/admin/ui/{}\"", a.name);
+            assert!(
+                index.contains(&reference),
+                "index.html does not load {}",
+                a.name
+            );
+        }
+        assert_eq!(index.matches("<script").count(), ASSETS.len() - 2);
+        assert_eq!(index.matches("<script src=").count(), ASSETS.len() - 2);
+        assert!(!index.contains("<style"));
         assert!(!CSP.contains("unsafe"));
     }
 
     #[test]
     fn the_page_loads_nothing_from_elsewhere_and_injects_no_html() {
-        // Inline handlers (`onclick=`…) would need 'unsafe-hashes'; HTML from data is never parsed.
-        for banned in [
-            "http://",
-            "https://",
-            "innerHTML",
-            "outerHTML",
-            "insertAdjacentHTML",
-            "document.write",
-            " onclick=",
-            " onsubmit=",
-            " onload=",
-            " style=",
-        ] {
-            assert!(!HTML.contains(banned), "the page contains {banned:?}");
+        // Inline handlers (`onclick=`…) and style attributes are refused by the policy; HTML
+        // from data is never parsed; nothing is evaluated.
+        for a in ASSETS {
+            // The SVG namespace (the overview's chart) is a name, never fetched.
+            let body = a.body.replace("\"http://www.w3.org/2000/svg\"", "");
+            for banned in [
+                "http://",
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+                " onclick=",
+                " onsubmit=",
+                " onload=",
+                " style=",
+            ] {
+                assert!(!body.contains(banned), "{} contains {banned:?}", a.name);
+            }
+            // The only https:// allowed is the link to a contact in GHL's app.
+            for (i, _) in a.body.match_indices("https://") {
+                assert!(
+                    a.body[i..].starts_with("https://app.gohighlevel.com/"),
+                    "{} loads from elsewhere",
+                    a.name
+                );
+            }
         }
     }
 }

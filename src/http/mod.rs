@@ -3,7 +3,11 @@
 
 pub mod admin;
 pub mod admin_backoff;
+pub mod admin_cockpit;
+pub mod admin_overview;
 pub mod admin_page;
+pub mod admin_playground;
+pub mod admin_state;
 pub mod client_addr;
 pub mod errors;
 pub mod head_limits;

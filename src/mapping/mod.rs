@@ -3,6 +3,8 @@
 //! - [`config`]: the `[sources.<name>.mapping]` model, as written.
 //! - [`compile`]: [`CompiledMapping`], the config checked and compiled once at start.
 //! - [`error`]: [`MappingConfigError`], naming the key at fault.
+//! - [`file`]: a mapping file (`mappings/<source>.toml`, the playground's candidate) read with
+//!   the full key of every problem, and a mapping written back as such text.
 //! - [`build`]: the pure plan builder and the default note; [`due`]: due dates from answers.
 //! - `owner`: `mapping.assign_to`, the lead's GHL user; `consent`: `[[mapping.dnd]]`, consent
 //!   and opt-out answers as GHL do-not-disturb.
@@ -21,6 +23,7 @@ pub mod config;
 mod consent;
 pub mod due;
 pub mod error;
+pub mod file;
 mod files;
 mod follow_up;
 pub mod local_time;

@@ -1,5 +1,6 @@
 //! Storage: durable deliveries and the dispatch queue, one trait per role (ingest, queue, admin
-//! reads, token vault, lead records; budget slots), on SQLite or PostgreSQL.
+//! reads, token vault, lead records, lead index, overview reads; budget slots), on SQLite or
+//! PostgreSQL.
 //!
 //! The backend is chosen by the URL scheme of `store.url`. Everything that acknowledges a
 //! webhook goes through [`Ingest::insert_event`], which returns only once the delivery is
@@ -11,9 +12,12 @@
 
 mod backend;
 mod budget;
+mod lead_index;
 mod lead_records;
+mod overview;
 mod postgres;
 mod postgres_budget;
+mod postgres_lead_index;
 mod postgres_leads;
 mod postgres_prepare;
 mod postgres_queue;
@@ -23,6 +27,7 @@ mod rows;
 mod sqlite;
 mod sqlite_file;
 mod sqlite_ingest;
+mod sqlite_lead_index;
 mod sqlite_leads;
 mod sqlite_queue;
 mod sqlite_tokens;
@@ -38,7 +43,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use budget::{SharedBudget, SlotGrant, SlotTicket};
+pub use lead_index::{Cancelled, LeadIndex, LeadKey, LeadPage, LeadSearch, CANCELLED_OUTCOME};
 pub use lead_records::LeadRecords;
+pub use overview::{MinuteCount, OverviewReads, PlaceCount, StoreOverview};
 pub use postgres::PgStore;
 pub use postgres_budget::PgBudget;
 pub use sqlite::SqliteStore;
@@ -344,7 +351,9 @@ pub trait Queue: Send + Sync + 'static {
 /// replicas); each caller holds only the role it uses (`Arc<dyn Store>` coerces to
 /// `Arc<dyn Ingest>`, …), and `tests/it/store_contract.rs` holds every backend to the same
 /// contract.
-pub trait Store: Ingest + Queue + AdminReads + TokenVault + LeadRecords {
+pub trait Store:
+    Ingest + Queue + AdminReads + TokenVault + LeadRecords + LeadIndex + OverviewReads
+{
     /// The GHL rate budget this store shares between the replicas using it; `None` for a store
     /// only one process uses (each process then keeps its budget in memory).
     fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {

@@ -2,29 +2,7 @@
 // sets FORMBRIDGE_URL and ADMIN_TOKEN and has posted a dead-lettered DripJobs delivery, a good
 // POWR lead and a POWR lead whose name looks like HTML). Waits only on conditions.
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
-
-const base = process.env.FORMBRIDGE_URL;
-const token = process.env.ADMIN_TOKEN;
-assert.ok(base && token, "FORMBRIDGE_URL and ADMIN_TOKEN must be set (run ./run)");
-const auth = { Authorization: `Bearer ${token}` };
-
-async function api(path) {
-  const resp = await fetch(base + path, { headers: auth });
-  assert.equal(resp.status, 200, `${path}: ${resp.status}`);
-  return resp.json();
-}
-
-// Polls `check` every 100 ms until it returns a truthy value (at most `ms`).
-async function until(what, check, ms = 15000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { api, base, session, token, until } from "./lib/harness.mjs";
 
 // The dispatcher settles the three deliveries: one dead at preparation, two done in the sandbox.
 await until("1 dead and 2 done events", async () => {
@@ -39,51 +17,14 @@ for (const ev of powr) {
 assert.ok(htmlId, "the HTML-looking lead is stored");
 const deadId = (await api("/admin/events?status=dead")).events[0].id;
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-const problems = [];
-const confirms = [];
-let passed = 0;
-let failed = 0;
-// Runs one step; after a failure the later steps (which build on it) are skipped.
-const step = async (name, fn) => {
-  if (failed) return;
-  try {
-    await fn();
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } catch (e) {
-    failed += 1;
-    console.log(`not ok - ${name}\n${e.stack || e}`);
-  }
-};
+const { page, problems, confirms, step, finish } = await session();
 try {
-  const context = await browser.newContext();
-  context.setDefaultTimeout(10000);
-  const page = await context.newPage();
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
-    if (/Content Security Policy/i.test(m.text())) problems.push(`CSP: ${m.text()}`);
-  });
-  page.on("dialog", async (d) => {
-    if (d.type() === "confirm") {
-      confirms.push(d.message());
-      await d.accept();
-    } else {
-      problems.push(`unexpected ${d.type()} dialog: ${d.message()}`);
-      await d.dismiss();
-    }
-  });
   const rows = page.locator("#events tr");
+  // The events view's controls (other views have a Status and a Source of their own).
+  const events = page.locator("#view-events");
 
   await step("the page asks for the token and a wrong one is refused with a clear message", async () => {
-    await page.goto(`${base}/admin/ui`);
+    await page.goto(`${base}/admin/ui#events`);
     await page.getByLabel("Admin token").fill("not-the-token");
     await page.getByLabel("Admin token").press("Enter");
     await page.locator("#message", { hasText: "refused (401)" }).waitFor();
@@ -103,7 +44,7 @@ try {
   });
 
   await step("filtering by status dead leaves the dead letter", async () => {
-    await page.getByLabel("Status").selectOption("dead");
+    await events.getByLabel("Status").selectOption("dead");
     await page.getByRole("button", { name: "Show", exact: true }).click();
     await page.waitForFunction(() => document.querySelectorAll("#events tr").length === 1);
     assert.match(await rows.first().innerText(), /dripjobs\s+dead/);
@@ -124,15 +65,15 @@ try {
   });
 
   await step("'Replay all dead letters' replays the dead letters of the source filter", async () => {
-    await page.getByLabel("Source").fill("dripjobs");
+    await events.getByLabel("Source").fill("dripjobs");
     await page.getByRole("button", { name: "Replay all dead letters" }).click();
     await page.locator("#bulk-result", { hasText: /Replayed \d+ dead letter/ }).waitFor();
     assert.match(confirms.at(-1), /of source dripjobs/);
   });
 
   await step("a body that looks like HTML is shown as text, never rendered", async () => {
-    await page.getByLabel("Status").selectOption("");
-    await page.getByLabel("Source").fill("");
+    await events.getByLabel("Status").selectOption("");
+    await events.getByLabel("Source").fill("");
     await page.getByRole("button", { name: "Show", exact: true }).click();
     await page.waitForFunction(() => document.querySelectorAll("#events tr").length === 3);
     await page.getByRole("link", { name: `#${htmlId}`, exact: true }).click();
@@ -154,7 +95,5 @@ try {
     assert.deepEqual(problems, []);
   });
 } finally {
-  await browser.close();
+  await finish();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed ? 1 : 0;

@@ -175,7 +175,8 @@ async fn post_powr_leads(app: &TestApp, n: usize, prefix: &str) {
     }
 }
 
-pub(crate) async fn post_json(app: &TestApp, source: &str, body: &Value) {
+/// POSTs a JSON delivery to `source`; returns its event id.
+pub(crate) async fn post_json(app: &TestApp, source: &str, body: &Value) -> i64 {
     let r = app
         .post_hook(
             source,
@@ -185,6 +186,8 @@ pub(crate) async fn post_json(app: &TestApp, source: &str, body: &Value) {
         )
         .await;
     assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["event_id"].as_i64().unwrap()
 }
 
 fn notes_for<'a>(state: &'a SandboxState, contact_id: &str) -> Vec<&'a Value> {
