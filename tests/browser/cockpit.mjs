@@ -96,6 +96,7 @@ try {
     await page.locator("#detail-title", { hasText: `Event #${deadId}` }).waitFor();
     await page.locator("#steps tr").first().waitFor();
     assert.match(await page.locator("#steps").innerText(), /upsert_contact\s+done/);
+    assert.match(await page.locator("#steps").innerText(), /create_note\s+started[^\n]*GHL's answer: [^\n]*\(422\)/);
     assert.match(await page.locator("#detail-error").innerText(), /422/);
     const contact = page.locator("#ghl-contact a");
     assert.match(await contact.getAttribute("href"), new RegExp(`^https://app\\.gohighlevel\\.com/v2/location/${ghlLocation}/contacts/detail/`));
