@@ -118,6 +118,20 @@ try {
     await page.locator("#detail-error", { hasText: "cancelled by an admin" }).waitFor();
   });
 
+  await step("at a phone's width the overview and the search fit the screen (tables scroll inside)", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const view of ["overview", "leads"]) {
+      await page.goto(`${base}/admin/ui#${view}`);
+      await page.locator(`#view-${view} h2`).waitFor();
+      if (view === "overview") await page.locator("#chart svg rect").first().waitFor();
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(wide <= 390, `#${view} is ${wide} px wide at 390`);
+    }
+    await page.goto(`${base}/admin/ui#overview`);
+    await page.locator("#chart svg rect").first().waitFor();
+    await page.screenshot({ path: join(shots, "overview-phone.png"), fullPage: true });
+  });
+
   await step("no script error, console error, CSP violation or alert on the way", async () => {
     assert.deepEqual(problems, []);
   });
