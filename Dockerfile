@@ -32,7 +32,7 @@ COPY crates/ghl-sandbox/Cargo.toml crates/ghl-sandbox/Cargo.toml
 RUN mkdir -p src benches crates/ghl-sandbox/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs crates/ghl-sandbox/src/lib.rs \
-    && for bench in ingest dispatch claim soak hostile playground; do echo 'fn main() {}' > "benches/${bench}.rs"; done \
+    && for bench in ingest dispatch claim soak hostile playground cockpit; do echo 'fn main() {}' > "benches/${bench}.rs"; done \
     && cargo build --release --locked --no-default-features --features "${FEATURES}" --bin formbridge \
     && rm -rf src crates/ghl-sandbox/src
 

@@ -159,7 +159,7 @@ async fn unknown() -> ApiError {
     ApiError::not_found(
         "no such admin endpoint; see GET /admin/events, GET /admin/events/{id}, \
          POST /admin/events/{id}/replay, POST /admin/events/{id}/cancel, POST /admin/replay, \
-         GET /admin/stats, GET /admin/search, \
+         GET /admin/stats, GET /admin/search, GET /admin/overview, \
          and the page GET /admin/ui",
     )
 }

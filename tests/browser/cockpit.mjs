@@ -96,6 +96,7 @@ try {
     await page.locator("#detail-title", { hasText: `Event #${deadId}` }).waitFor();
     await page.locator("#steps tr").first().waitFor();
     assert.match(await page.locator("#steps").innerText(), /upsert_contact\s+done/);
+    assert.match(await page.locator("#steps").innerText(), /create_note\s+started[^\n]*GHL's answer: [^\n]*\(422\)/);
     assert.match(await page.locator("#detail-error").innerText(), /422/);
     const contact = page.locator("#ghl-contact a");
     assert.match(await contact.getAttribute("href"), new RegExp(`^https://app\\.gohighlevel\\.com/v2/location/${ghlLocation}/contacts/detail/`));
@@ -115,6 +116,20 @@ try {
     const ev = await api(`/admin/events/${waitingId}`);
     assert.match(ev.last_error, /cancelled by an admin/);
     await page.locator("#detail-error", { hasText: "cancelled by an admin" }).waitFor();
+  });
+
+  await step("at a phone's width the overview and the search fit the screen (tables scroll inside)", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const view of ["overview", "leads"]) {
+      await page.goto(`${base}/admin/ui#${view}`);
+      await page.locator(`#view-${view} h2`).waitFor();
+      if (view === "overview") await page.locator("#chart svg rect").first().waitFor();
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(wide <= 390, `#${view} is ${wide} px wide at 390`);
+    }
+    await page.goto(`${base}/admin/ui#overview`);
+    await page.locator("#chart svg rect").first().waitFor();
+    await page.screenshot({ path: join(shots, "overview-phone.png"), fullPage: true });
   });
 
   await step("no script error, console error, CSP violation or alert on the way", async () => {

@@ -71,7 +71,10 @@
     }
     $("revisions-box").hidden = revs.children.length === 0;
     const steps = $("steps");
-    steps.replaceChildren(...(ev.steps || []).map((s) => row([s.index, s.kind, s.status, s.ghl_id || "—", when(s.updated_at), [s.detail, s.in_doubt_until ? "no answer yet; in doubt until " + when(s.in_doubt_until) : ""].filter(Boolean).join("; ")])));
+    // The store keeps each step's status, GHL id and time; GHL's answer to a step that ended
+    // the last attempt is that attempt's error ("create_note failed: GHL refused … (422) …").
+    const answer = (s) => (s.status === "started" && ev.last_error && ev.last_error.startsWith(s.kind + " failed") ? "GHL's answer: " + ev.last_error : "");
+    steps.replaceChildren(...(ev.steps || []).map((s) => row([s.index, s.kind, s.status, s.ghl_id || "—", when(s.updated_at), [s.detail, s.in_doubt_until ? "no answer yet; in doubt until " + when(s.in_doubt_until) : "", answer(s)].filter(Boolean).join("; ")])));
     const attempts = $("attempts");
     attempts.replaceChildren(...(ev.attempt_history || []).map((a) => row([a.attempt, when(a.at), a.outcome, a.error || ""])));
     let body = ev.body;
