@@ -73,8 +73,8 @@ impl Preparer {
         self
     }
 
-    /// Indexes what was prepared; a failure is logged (the search misses these events, the
-    /// queue goes on).
+    /// Indexes what was prepared (one statement per batch); a failure is logged (the search
+    /// misses these events until they are replayed; the queue goes on).
     async fn index(&self, results: &[(crate::domain::EventId, Preparation)], sources: &[String]) {
         let Some((index, runtimes)) = &self.index else {
             return;
@@ -88,8 +88,9 @@ impl Preparer {
                     | Preparation::NothingToDo { submission, .. } => submission,
                     Preparation::Failed { submission, .. } => submission.as_ref()?,
                 };
-                let submission: crate::submission::Submission =
-                    serde_json::from_value(json.clone()).ok()?;
+                let submission =
+                    <crate::submission::Submission as serde::Deserialize>::deserialize(json)
+                        .ok()?;
                 let country = runtimes
                     .get(source)
                     .and_then(|s| s.read_options().default_country.map(str::to_owned))

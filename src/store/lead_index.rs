@@ -89,9 +89,18 @@ pub trait LeadIndex: Send + Sync + 'static {
     async fn cancel(&self, id: EventId, reason: &str) -> Result<Cancelled, StoreError>;
 }
 
-/// Indexes one key of one event: `(lead_key, event_id)`.
-const INSERT_KEY: &str = "INSERT INTO event_lead_keys (lead_key, event_id)
-     SELECT $1, id FROM events WHERE id = $2 ON CONFLICT DO NOTHING";
+/// Indexes keys of events, many in one statement: the start, before its `VALUES` of
+/// `(lead_key, event_id)` rows.
+const INSERT_KEYS: &str = "WITH k (lead_key, event_id) AS (";
+
+/// The end of [`INSERT_KEYS`], after its `VALUES`: only for events still stored (retention may
+/// have deleted one meanwhile).
+const INSERT_KEYS_END: &str = ") INSERT INTO event_lead_keys (lead_key, event_id)
+     SELECT lead_key, event_id FROM k WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = k.event_id)
+     ON CONFLICT DO NOTHING";
+
+/// At most this many keys per statement (two parameters each).
+const KEYS_PER_STATEMENT: usize = 1000;
 
 /// Cancels an event waiting to be sent: `(id, reason, now)`. The status condition makes it
 /// atomic against a claim (which takes only pending and retrying events).
@@ -108,15 +117,21 @@ macro_rules! lead_index_on {
             conn: &mut <$db as Database>::Connection,
             keys: &[(EventId, Vec<LeadKey>)],
         ) -> Result<(), StoreError> {
-            for (id, event_keys) in keys {
-                for key in event_keys {
-                    sqlx::query(INSERT_KEY)
-                        .bind(key.as_str())
-                        .bind(id.0)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StoreError::query("index_leads"))?;
-                }
+            let rows: Vec<(&str, i64)> = keys
+                .iter()
+                .flat_map(|(id, event_keys)| event_keys.iter().map(|key| (key.as_str(), id.0)))
+                .collect();
+            for chunk in rows.chunks(KEYS_PER_STATEMENT) {
+                let mut query = QueryBuilder::<$db>::new(INSERT_KEYS);
+                query.push_values(chunk, |mut row, (key, id)| {
+                    row.push_bind(*key).push_bind(*id);
+                });
+                query.push(INSERT_KEYS_END);
+                query
+                    .build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::query("index_leads"))?;
             }
             Ok(())
         }

@@ -73,14 +73,16 @@ async fn search_case(store: &[(&str, &str)]) {
         "powr",
         &json!({"Email": "Jane.Doe@Example.com", "Name": "Jane Doe", "Phone": "+1 415 555 2671"}),
     )
-    .await;
+    .await
+    .expect("POWR answers its event id");
     // The DripJobs mapping finds no email or phone in it (dead), yet the phone is an answer.
     let dead = post_json(
         &app,
         "dripjobs",
         &json!({"notes": "no contact fields", "alt": "(415) 555-2672"}),
     )
-    .await;
+    .await
+    .expect("DripJobs answers its event id");
     let mut others = Vec::new();
     for i in 0..5 {
         others.push(
@@ -89,7 +91,8 @@ async fn search_case(store: &[(&str, &str)]) {
                 "powr",
                 &json!({"Email": format!("other{i}@example.com"), "Name": "Other"}),
             )
-            .await,
+            .await
+            .expect("POWR answers its event id"),
         );
     }
     app.drain(Duration::from_secs(20)).await;

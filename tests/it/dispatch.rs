@@ -175,8 +175,9 @@ async fn post_powr_leads(app: &TestApp, n: usize, prefix: &str) {
     }
 }
 
-/// POSTs a JSON delivery to `source`; returns its event id.
-pub(crate) async fn post_json(app: &TestApp, source: &str, body: &Value) -> i64 {
+/// POSTs a JSON delivery to `source`; returns its event id where the source's
+/// acknowledgement carries one (JivoChat's answers the chat instead).
+pub(crate) async fn post_json(app: &TestApp, source: &str, body: &Value) -> Option<i64> {
     let r = app
         .post_hook(
             source,
@@ -186,8 +187,8 @@ pub(crate) async fn post_json(app: &TestApp, source: &str, body: &Value) -> i64 
         )
         .await;
     assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["event_id"].as_i64().unwrap()
+    let v: Value = r.json().await.unwrap_or_default();
+    v["event_id"].as_i64()
 }
 
 fn notes_for<'a>(state: &'a SandboxState, contact_id: &str) -> Vec<&'a Value> {
