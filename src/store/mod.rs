@@ -30,6 +30,7 @@ mod sqlite_ingest;
 mod sqlite_lead_index;
 mod sqlite_leads;
 mod sqlite_queue;
+mod sqlite_steps;
 mod sqlite_tokens;
 mod sqlite_writer;
 mod token_seal;

@@ -139,7 +139,8 @@ impl SqliteStore {
             writer_conn,
             settings.group_commit_max_batch,
             reserve,
-        );
+        )
+        .map_err(|e| open_err(sqlx::Error::Io(e)))?;
         Ok(Self {
             pool,
             writer,
@@ -360,11 +361,8 @@ impl Queue for SqliteStore {
             StepStatus::Started => Durability::Fsync,
             StepStatus::Done => Durability::Crash,
         };
-        let (lease, step) = (lease.clone(), step.clone());
         self.writer
-            .write(durability, move |conn| {
-                Box::pin(async move { sqlite_queue::record_step(conn, id, &lease, &step).await })
-            })
+            .record_step(id, lease.clone(), step.clone(), durability)
             .await
     }
 

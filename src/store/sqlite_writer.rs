@@ -6,7 +6,9 @@
 //! SQLite, whose busy handler sleeps for milliseconds per retry, and each commit invalidates
 //! the other connections' page caches. One writer task draining a queue avoids both, and
 //! batching lets a single fsync cover every acknowledged delivery and every `started` step
-//! record that arrived meanwhile.
+//! record that arrived meanwhile. The task has a thread of its own ([`Writer::start`]), and
+//! a batch's new deliveries ([`sqlite_ingest`]) and step records ([`sqlite_steps`]) each go
+//! to SQLite as one statement.
 //!
 //! A caller hears `Ok` only when its batch's `COMMIT` succeeded. When a batch cannot commit
 //! (a full disk, an I/O error), every caller in it gets the error, the connection is closed
@@ -38,7 +40,9 @@ use tokio::time::Instant;
 
 use super::sqlite_file::{checkpoint, is_disk_full, Checkpoint, Reserve};
 use super::sqlite_ingest;
-use super::{Ingested, NewEvent, StoreError};
+use super::sqlite_steps::{self, StepWrite};
+use super::{Ingested, LeaseToken, NewEvent, StepRecord, StoreError};
+use crate::domain::EventId;
 
 /// How often an unwritable writer probes whether it can write again.
 pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -74,6 +78,14 @@ trait Job: Send {
     /// Takes the outcome the batch's group insert gave its delivery: [`Job::run`] then has
     /// nothing left to do.
     fn settle(&mut self, _stored: Ingested) {}
+    /// The step record it writes, if it writes one (written with the batch's other records
+    /// when it can be, see [`sqlite_steps`]).
+    fn step(&self) -> Option<StepWrite<'_>> {
+        None
+    }
+    /// Takes whether the batch's group upsert wrote its record: [`Job::run`] then has nothing
+    /// left to do.
+    fn settle_step(&mut self, _written: bool) {}
     /// Runs the write inside the batch transaction, keeping its result for [`Job::answer`].
     /// Returns the error when the write failed in a way that may have ended the transaction
     /// (SQLite rolls back by itself on a full disk or an I/O error), so the batch must stop.
@@ -208,6 +220,89 @@ impl Job for DeliveryWrite {
     }
 }
 
+/// A step record of dispatch: fsync'd when it is a `started` one.
+struct StepJob {
+    id: EventId,
+    lease: LeaseToken,
+    step: StepRecord,
+    durability: Durability,
+    reply: Reply<bool>,
+}
+
+impl StepJob {
+    fn write(&self) -> StepWrite<'_> {
+        StepWrite {
+            id: self.id,
+            lease: &self.lease,
+            step: &self.step,
+        }
+    }
+}
+
+impl Job for StepJob {
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn step(&self) -> Option<StepWrite<'_>> {
+        Some(self.write())
+    }
+
+    fn settle_step(&mut self, written: bool) {
+        self.reply.result = Some(Ok(written));
+    }
+
+    fn run<'c>(
+        &'c mut self,
+        conn: &'c mut SqliteConnection,
+    ) -> Pin<Box<dyn Future<Output = Option<BatchFailure>> + Send + 'c>> {
+        Box::pin(async move {
+            if self.reply.result.is_some() {
+                return None;
+            }
+            let result = sqlite_steps::record_one(conn, &self.write()).await;
+            self.reply.keep(result)
+        })
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), &StoreError>) {
+        self.reply.answer(commit);
+    }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        self.reply.refuse(error);
+    }
+}
+
+/// Writes the batch's step records in one group, inside a savepoint of the batch's
+/// transaction, and settles their jobs; a second record of one step runs one by one after
+/// it. A group that fails without ending the transaction is rolled back to its savepoint and
+/// every record in it is written one by one.
+async fn record_steps_together(
+    conn: &mut SqliteConnection,
+    batch: &mut [Box<dyn Job>],
+) -> Result<(), BatchFailure> {
+    let (indexes, records): (Vec<usize>, Vec<StepWrite<'_>>) = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| job.step().map(|record| (i, record)))
+        .unzip();
+    if records.len() < 2 {
+        return Ok(());
+    }
+    let mut group = conn.begin().await.map_err(StoreError::query("savepoint"))?;
+    let written = sqlite_steps::record_group(&mut group, &records).await;
+    let Some(outcomes) = close_group(group, written, "step records", records.len()).await? else {
+        return Ok(());
+    };
+    for (i, outcome) in indexes.into_iter().zip(outcomes) {
+        if let Some(written) = outcome {
+            batch[i].settle_step(written);
+        }
+    }
+    Ok(())
+}
+
 /// Stores the batch's new deliveries that are plainly new in one group, inside a savepoint
 /// of the batch's transaction, and settles their jobs; the rest run one by one after it. A
 /// group that fails without ending the transaction is rolled back to its savepoint and every
@@ -225,23 +320,9 @@ async fn store_deliveries_together(
         return Ok(());
     }
     let mut group = conn.begin().await.map_err(StoreError::query("savepoint"))?;
-    let outcomes = match sqlite_ingest::insert_group(&mut group, &events).await {
-        Ok(outcomes) => {
-            group
-                .commit()
-                .await
-                .map_err(StoreError::query("release_savepoint"))?;
-            outcomes
-        }
-        Err(e) if e.ends_transaction() => return Err(e.into()),
-        Err(e) => {
-            tracing::warn!(error = %e, deliveries = events.len(), "storing a batch's deliveries together failed; storing them one by one");
-            group
-                .rollback()
-                .await
-                .map_err(StoreError::query("rollback_savepoint"))?;
-            return Ok(());
-        }
+    let stored = sqlite_ingest::insert_group(&mut group, &events).await;
+    let Some(outcomes) = close_group(group, stored, "deliveries", events.len()).await? else {
+        return Ok(());
     };
     for (i, outcome) in indexes.into_iter().zip(outcomes) {
         if let Some(stored) = outcome {
@@ -249,6 +330,36 @@ async fn store_deliveries_together(
         }
     }
     Ok(())
+}
+
+/// Ends the savepoint of a group of `count` `what`: released when the group succeeded (its
+/// outcomes returned), rolled back when it failed in a way that leaves the transaction
+/// usable (`None`: its jobs run one by one), and the batch's failure when it ended the
+/// transaction.
+async fn close_group<T>(
+    group: sqlx::Transaction<'_, sqlx::Sqlite>,
+    result: Result<T, StoreError>,
+    what: &'static str,
+    count: usize,
+) -> Result<Option<T>, BatchFailure> {
+    match result {
+        Ok(outcomes) => {
+            group
+                .commit()
+                .await
+                .map_err(StoreError::query("release_savepoint"))?;
+            Ok(Some(outcomes))
+        }
+        Err(e) if e.ends_transaction() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, count, "writing a batch's {what} together failed; writing them one by one");
+            group
+                .rollback()
+                .await
+                .map_err(StoreError::query("rollback_savepoint"))?;
+            Ok(None)
+        }
+    }
 }
 
 /// Why a batch did not commit.
@@ -328,12 +439,19 @@ impl Writer {
     /// which also open its replacement after a failed batch; at most `max_batch` jobs share a
     /// transaction. With a `reserve` not held (no room to make it), the writer starts
     /// unwritable and refuses deliveries until it can make it.
+    ///
+    /// The task runs on a thread of its own (a single-threaded runtime), not among the
+    /// server's tasks: each statement of a batch is a round trip to SQLite's connection
+    /// thread, and on the shared runtime every one of those answers waited in line behind the
+    /// HTTP connections and dispatch workers ready to run — under load the batches, and so
+    /// every write, took several times longer than SQLite did. An error only when the thread
+    /// cannot be started.
     pub(super) fn start(
         options: SqliteConnectOptions,
         conn: SqliteConnection,
         max_batch: usize,
         reserve: Option<Reserve>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel(max_batch.max(1) * 4);
         let health = Arc::new(Health::default());
         metrics::gauge!(crate::metrics::STORE_WRITABLE).set(1.0);
@@ -351,8 +469,13 @@ impl Writer {
             reserve,
             after_full: false,
         };
-        tokio::spawn(task.run(jobs, max_batch.max(1)));
-        Self { queue, health }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || runtime.block_on(task.run(jobs, max_batch.max(1))))?;
+        Ok(Self { queue, health })
     }
 
     /// Runs `work` on the writer's connection and returns its result once its batch has
@@ -380,6 +503,26 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let job = DeliveryWrite {
             event,
+            reply: Reply::new(reply),
+        };
+        self.send(Box::new(job), answer).await
+    }
+
+    /// Writes a dispatch step record if `lease` still holds the event (see
+    /// [`super::Queue::record_step`]), with the batch's other records where it can be.
+    pub(super) async fn record_step(
+        &self,
+        id: EventId,
+        lease: LeaseToken,
+        step: StepRecord,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = StepJob {
+            id,
+            lease,
+            step,
+            durability,
             reply: Reply::new(reply),
         };
         self.send(Box::new(job), answer).await
@@ -627,6 +770,7 @@ impl WriterTask {
         let conn = self.connection().await?;
         let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
         store_deliveries_together(&mut tx, batch).await?;
+        record_steps_together(&mut tx, batch).await?;
         for job in batch.iter_mut() {
             // SQLite may already have rolled the transaction back: committing now would
             // commit nothing, or (in autocommit) the jobs after this one one by one.
@@ -740,7 +884,10 @@ mod tests {
         let conn = SqliteConnection::connect_with(&writer_options)
             .await
             .unwrap();
-        (Writer::start(writer_options, conn, 16, None), reader)
+        (
+            Writer::start(writer_options, conn, 16, None).unwrap(),
+            reader,
+        )
     }
 
     async fn writer(dir: &tempfile::TempDir) -> (Writer, sqlx::SqlitePool) {

@@ -1672,3 +1672,91 @@ async fn deliveries_arriving_together_are_each_stored_with_their_own_body(store:
     assert_eq!(outcomes[153], Ingested::Duplicate(earlier.id()));
     assert_eq!(outcomes[154], Ingested::Duplicate(swept));
 }
+
+contract_test!(step_records_arriving_together_are_each_written_under_their_own_lease);
+/// Many step records at once (on SQLite they reach the writer together and are written as a
+/// group): each is written only under the lease that holds its event, a record of a step
+/// already stored keeps the id and detail it does not repeat, and two records of one step in
+/// the same burst end as the later one.
+async fn step_records_arriving_together_are_each_written_under_their_own_lease(store: &dyn Store) {
+    use formbridge::store::{StepRecord, StepStatus};
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(add(store, &format!("burst-{i}"), &format!("email:b{i}@x.co")).await);
+    }
+    let mut held = claimed_ids(store).await;
+    held.sort_unstable();
+    assert_eq!(held, ids, "the worker `w` holds all ten");
+    let kept = StepRecord {
+        status: StepStatus::Done,
+        ghl_id: Some("contact-1".to_owned()),
+        detail: Some("kept".to_owned()),
+        ..started(2)
+    };
+    for &id in &ids {
+        assert!(store.record_step(id, &"w".into(), &kept).await.unwrap());
+    }
+
+    // (event, lease, record, expected answer)
+    let mut burst: Vec<(EventId, &str, StepRecord, bool)> = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        burst.push((id, "w", started(0), true));
+        // Every other record under a lease that does not hold the event.
+        let lease = if i % 2 == 0 { "w" } else { "intruder" };
+        burst.push((id, lease, started(1), i % 2 == 0));
+        // Step 2 again, without its id and detail.
+        let again = StepRecord {
+            status: StepStatus::Done,
+            ..started(2)
+        };
+        burst.push((id, "w", again, true));
+    }
+    // A second record of the first event's step 0 in the same burst: it ends as this one.
+    let done = StepRecord {
+        status: StepStatus::Done,
+        ghl_id: Some("note-0".to_owned()),
+        ..started(0)
+    };
+    burst.push((ids[0], "w", done, true));
+    let leases: Vec<formbridge::store::LeaseToken> = burst
+        .iter()
+        .map(|(_, lease, _, _)| (*lease).into())
+        .collect();
+    let answers = futures_util::future::join_all(
+        burst
+            .iter()
+            .zip(&leases)
+            .map(|((id, _, record, _), lease)| store.record_step(*id, lease, record)),
+    )
+    .await;
+    for ((id, lease, record, expected), answer) in burst.iter().zip(answers) {
+        assert_eq!(
+            answer.unwrap(),
+            *expected,
+            "event {id:?}, lease {lease}, step {}",
+            record.index
+        );
+    }
+
+    for (i, &id) in ids.iter().enumerate() {
+        let steps = store.steps(id).await.unwrap();
+        let indexes: Vec<u32> = steps.iter().map(|s| s.index).collect();
+        let expected: &[u32] = if i % 2 == 0 { &[0, 1, 2] } else { &[0, 2] };
+        assert_eq!(
+            indexes, expected,
+            "event {i}: the intruder's record was not written"
+        );
+        let step2 = steps.iter().find(|s| s.index == 2).unwrap();
+        assert_eq!(step2.status, StepStatus::Done);
+        assert_eq!(step2.ghl_id.as_deref(), Some("contact-1"), "event {i}");
+        assert_eq!(step2.detail.as_deref(), Some("kept"), "event {i}");
+        let step0 = &steps[0];
+        if i == 0 {
+            assert_eq!(step0.status, StepStatus::Done);
+            assert_eq!(step0.ghl_id.as_deref(), Some("note-0"));
+        } else {
+            assert_eq!(step0.status, StepStatus::Started, "event {i}");
+            assert_eq!(step0.ghl_id, None);
+        }
+    }
+}
