@@ -164,6 +164,7 @@ impl Dispatcher {
         let workers = Arc::new(Semaphore::new(self.settings.dispatch.workers));
         let mut tasks = JoinSet::new();
         tracing::info!(owner = %self.owner, workers = self.settings.dispatch.workers, "dispatcher started");
+        warn_if_workers_are_few(&self.settings);
         while !shutdown.is_cancelled() {
             let more_to_prepare = self.prepare_batch().await;
             let claimed = self.claim_and_spawn(&workers, &mut tasks, &shutdown).await;
@@ -456,4 +457,24 @@ pub fn ghl_client(
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // These maps hold plain counters and times; a panicked holder cannot corrupt them.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Workers each GHL location needs to spend its budget: 10 requests/s × ~0.26 s per request
+/// (GHL's answer and the store's writes, measured at 250 locations) × 1.5 headroom — the rule
+/// `config/default.toml` gives for `dispatch.workers`.
+const WORKERS_PER_LOCATION: usize = 4;
+
+/// Warns at start when `dispatch.workers` is below what the configured locations need to
+/// spend their budgets: too few workers is not an error (events still go, only slower), but
+/// an operator adding locations should hear which key to raise.
+fn warn_if_workers_are_few(settings: &Settings) {
+    let locations = settings.ghl.locations.len() + usize::from(settings.ghl.location_id.is_some());
+    let needed = locations * WORKERS_PER_LOCATION;
+    if settings.dispatch.workers < needed {
+        tracing::warn!(
+            workers = settings.dispatch.workers,
+            locations,
+            "dispatch.workers is below what {locations} GHL locations need to spend their rate budgets (about {needed}: locations × 10 requests/s × GHL's response time × 1.5); events still go, but slower than GHL allows"
+        );
+    }
 }
