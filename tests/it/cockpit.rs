@@ -57,6 +57,71 @@ on_both_stores!(
     cancel_case
 );
 
+on_both_stores!(
+    the_detail_shows_each_steps_ghl_requests_with_status_and_latency,
+    on_postgres_the_detail_shows_each_steps_ghl_requests_with_status_and_latency,
+    step_requests_case
+);
+
+/// The `requests` of step `index` in the detail of event `id`.
+async fn step_requests(app: &TestApp, id: i64, index: usize) -> (Value, Vec<Value>) {
+    let (status, ev) = admin(app, "GET", &format!("/admin/events/{id}")).await;
+    assert_eq!(status, 200, "{ev}");
+    let requests = ev["steps"][index]["requests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("step {index} has requests: {ev}"));
+    (ev, requests)
+}
+
+/// Posts a POWR lead with `email`, dispatches it: its detail and its first step's requests.
+async fn dispatched(app: &TestApp, email: &str) -> (Value, Vec<Value>) {
+    let id = post_json(app, "powr", &json!({"Email": email, "Name": "A Lead"}))
+        .await
+        .expect("POWR answers its event id");
+    app.drain(Duration::from_secs(20)).await;
+    step_requests(app, id, 0).await
+}
+
+async fn step_requests_case(store: &[(&str, &str)]) {
+    let (ghl, app) = cockpit_app(store).await;
+    // GHL is slow: every request waits 250 ms before it is handled.
+    ghl.sandbox.set_faults(ghl_sandbox::FaultSpec {
+        latency_ms: Some(250),
+        ..ghl_sandbox::FaultSpec::default()
+    });
+    let (ev, requests) = dispatched(&app, "slow@example.com").await;
+    assert_eq!(ev["status"], "done", "{ev}");
+    assert_eq!(ev["steps"][0]["kind"], "upsert_contact", "{ev}");
+    let upsert = requests
+        .iter()
+        .find(|r| r["request"] == "POST /contacts/upsert")
+        .unwrap_or_else(|| panic!("the upsert is listed: {ev}"));
+    assert!(upsert["status"] == 200 || upsert["status"] == 201, "{ev}");
+    assert!(upsert["ms"].as_u64().unwrap() >= 250, "its latency: {ev}");
+    // Method and path template only: no query, no personal data.
+    for r in &requests {
+        let shown = r["request"].as_str().unwrap();
+        assert!(!shown.contains('?') && !shown.contains('@'), "{shown}");
+    }
+
+    // GHL refuses the next upsert (422): the lead is dead-lettered, and its step shows the
+    // refused request, its status and latency.
+    ghl.sandbox.set_faults(ghl_sandbox::FaultSpec {
+        fail_next: Some(1),
+        fail_status: Some(422),
+        match_path: Some("contacts/upsert".into()),
+        ..ghl_sandbox::FaultSpec::default()
+    });
+    let (ev, requests) = dispatched(&app, "refused@example.com").await;
+    assert_eq!(ev["status"], "dead", "{ev}");
+    assert_eq!(ev["steps"][0]["status"], "started", "{ev}");
+    assert_eq!(requests.len(), 1, "{ev}");
+    assert_eq!(requests[0]["request"], "POST /contacts/upsert", "{ev}");
+    assert_eq!(requests[0]["status"], 422, "{ev}");
+    assert!(requests[0]["ms"].as_u64().is_some(), "{ev}");
+}
+
 /// The admin app on `store` (none: SQLite in the test's folder) in front of a GHL sandbox.
 async fn cockpit_app(store: &[(&str, &str)]) -> (ghl_sandbox::SandboxHandle, TestApp) {
     let ghl = sandbox_with(100, Duration::from_secs(10)).await;
