@@ -147,8 +147,10 @@ async fn bulk_load(backend: Backend, url: &str, n: u64) {
 }
 
 /// Prints PostgreSQL's plans (with timings) of the statements the stats and the overview run
-/// (`--explain`): the counts per status and the queue figures' walk of the open events, with
-/// JIT on (the server's default) and off (as the store's connections run them).
+/// (`--explain`): the counts per status and a simplified form of the queue figures' walk of
+/// the open events (the store's statement repeats a subquery, which the planner costs over
+/// `jit_above_cost`), with JIT on (the server's default) and off (as the store's connections
+/// run them).
 async fn explain_pg(url: &str) {
     use sqlx::Row;
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
