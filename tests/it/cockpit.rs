@@ -83,6 +83,16 @@ async fn dispatched(app: &TestApp, email: &str) -> (Value, Vec<Value>) {
     step_requests(app, id, 0).await
 }
 
+/// The `create_note` step in the detail of event `id`.
+async fn note_step(app: &TestApp, id: i64) -> Value {
+    let (_, ev) = admin(app, "GET", &format!("/admin/events/{id}")).await;
+    ev["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["kind"] == "create_note"))
+        .cloned()
+        .unwrap_or_else(|| panic!("a create_note step: {ev}"))
+}
+
 async fn step_requests_case(store: &[(&str, &str)]) {
     let (ghl, app) = cockpit_app(store).await;
     // GHL is slow: every request waits 250 ms before it is handled.
@@ -120,6 +130,54 @@ async fn step_requests_case(store: &[(&str, &str)]) {
     assert_eq!(requests[0]["request"], "POST /contacts/upsert", "{ev}");
     assert_eq!(requests[0]["status"], 422, "{ev}");
     assert!(requests[0]["ms"].as_u64().is_some(), "{ev}");
+
+    // GHL closes the connection on the note's create: no answer, so the step is in doubt and
+    // its request shows the connection failure.
+    ghl.sandbox.set_faults(ghl_sandbox::FaultSpec {
+        drop_before_next: Some(1),
+        match_path: Some("/notes".into()),
+        ..ghl_sandbox::FaultSpec::default()
+    });
+    let lost = post_json(
+        &app,
+        "powr",
+        &json!({"Email": "lost@example.com", "Name": "Lost Answer"}),
+    )
+    .await
+    .expect("POWR answers its event id");
+    app.dispatcher.clone().unwrap().run_once().await;
+    let note = note_step(&app, lost).await;
+    assert_eq!(note["status"], "started", "{note}");
+    assert!(note["in_doubt_until"].is_string(), "{note}");
+    let sent = note["requests"].as_array().unwrap();
+    let last = sent.last().unwrap();
+    assert_eq!(last["request"], "POST /contacts/:contactId/notes", "{note}");
+    assert_eq!(last["failure"], "connection", "{note}");
+    assert!(last.get("status").is_none(), "{note}");
+    // Once GHL can no longer carry it out, the retry looks for the note, finds none and
+    // creates it: the step lists both requests of that attempt, answered.
+    app.drain(Duration::from_secs(20)).await;
+    let note = note_step(&app, lost).await;
+    assert_eq!(note["status"], "done", "{note}");
+    let shown: Vec<(String, Value)> = note["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["request"].as_str().unwrap().to_owned(),
+                r["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("GET /contacts/:contactId/notes".to_owned(), json!(200)),
+            ("POST /contacts/:contactId/notes".to_owned(), json!(201)),
+        ],
+        "{note}"
+    );
 }
 
 /// The admin app on `store` (none: SQLite in the test's folder) in front of a GHL sandbox.
