@@ -147,30 +147,43 @@ async fn bulk_load(backend: Backend, url: &str, n: u64) {
 }
 
 /// Prints PostgreSQL's plans (with timings) of the statements the stats and the overview run
-/// (`--explain`): the counts per status and the queue figures' walk of the open events.
+/// (`--explain`): the counts per status and a simplified form of the queue figures' walk of
+/// the open events (the store's statement repeats a subquery, which the planner costs over
+/// `jit_above_cost`), with JIT on (the server's default) and off (as the store's connections
+/// run them).
 async fn explain_pg(url: &str) {
     use sqlx::Row;
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     let now = OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    for sql in [
-        "SELECT status, COUNT(*) FROM events GROUP BY status",
-        "SELECT COUNT(*) FROM events e WHERE e.status IN ('pending', 'processing', 'retrying') \
-         AND e.next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM events p \
-         WHERE p.contact_key = e.contact_key AND p.id < e.id \
-         AND p.status IN ('pending', 'processing', 'retrying'))",
-    ] {
-        let q = format!("EXPLAIN (ANALYZE, BUFFERS) {sql}");
-        let query = sqlx::query(&q);
-        let query = if sql.contains("$1") {
-            query.bind(now)
-        } else {
-            query
-        };
-        for row in query.fetch_all(&pool).await.unwrap() {
-            println!("  {}", row.get::<String, _>(0));
+    for jit in ["on", "off"] {
+        println!("  -- jit = {jit}");
+        sqlx::query(&format!("SET jit = {jit}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        for sql in [
+            "SELECT status, COUNT(*) FROM events GROUP BY status",
+            "SELECT COUNT(*), MIN(CASE WHEN e.next_attempt_at <= $1 THEN e.next_attempt_at END), \
+             COUNT(CASE WHEN e.last_error IS NOT NULL AND (SELECT a.outcome FROM event_attempts a \
+             WHERE a.event_id = e.id ORDER BY a.attempt DESC LIMIT 1) = 'waiting_for_lead' \
+             THEN 1 END) FROM events e WHERE e.status IN ('pending', 'processing', 'retrying') \
+             AND NOT EXISTS (SELECT 1 FROM events p \
+             WHERE p.contact_key = e.contact_key AND p.id < e.id \
+             AND p.status IN ('pending', 'processing', 'retrying'))",
+        ] {
+            let q = format!("EXPLAIN (ANALYZE, BUFFERS) {sql}");
+            let query = sqlx::query(&q);
+            let query = if sql.contains("$1") {
+                query.bind(now)
+            } else {
+                query
+            };
+            for row in query.fetch_all(&mut conn).await.unwrap() {
+                println!("  {}", row.get::<String, _>(0));
+            }
         }
     }
-    pool.close().await;
+    conn.close().await.unwrap();
 }
 
 /// Median, p95 and max of `samples`, in ms.

@@ -11,9 +11,15 @@ use super::decision::PauseReason;
 use super::pipelines::PipelineCache;
 use super::retry::RetryPolicy;
 use crate::domain::plan::Step;
+use crate::ghl::call_log::{self, CallOutcome, GhlCall};
 use crate::ghl::{GhlClient, GhlError, GhlResponse};
 use crate::ghl_access::{Budget, BudgetPermit, BudgetWait};
-use crate::store::{ClaimedEvent, Finish, LeadRecords, Queue, StepRecord, StepStatus, StoreError};
+use crate::store::{
+    ClaimedEvent, Finish, LeadRecords, Queue, StepRecord, StepRequest, StepStatus, StoreError,
+};
+
+/// The most requests kept for one step (a paged look-up could make many).
+const MAX_STEP_REQUESTS: usize = 20;
 
 /// Why an attempt stopped before the plan was done.
 #[derive(Debug)]
@@ -83,6 +89,46 @@ pub struct Executor<'a> {
     /// How long after it was sent a request without an answer may still be carried out by GHL
     /// (`ghl.request_timeout` + `ghl.late_write_window`).
     pub in_doubt_for: Duration,
+    /// The GHL requests of the step being run in this attempt, carried by its records.
+    pub step_requests: std::sync::Mutex<StepRequests>,
+}
+
+/// The GHL requests one step made in this attempt (taken from [`call_log`] as it records).
+#[derive(Debug, Default)]
+pub struct StepRequests {
+    index: Option<u32>,
+    list: Vec<StepRequest>,
+    /// Whether the step has a stored record in this attempt.
+    recorded: bool,
+}
+
+/// The record of step `index` sent (or failed) without a known outcome, as of now.
+fn started(index: u32, step: &Step, in_doubt_until: Option<OffsetDateTime>) -> StepRecord {
+    StepRecord {
+        index,
+        kind: step.kind(),
+        status: StepStatus::Started,
+        ghl_id: None,
+        detail: None,
+        updated_at: OffsetDateTime::now_utc(),
+        in_doubt_until,
+        requests: Vec::new(),
+    }
+}
+
+/// A request from the log as a step keeps it.
+fn step_request(call: GhlCall) -> StepRequest {
+    let (status, failure) = match call.outcome {
+        CallOutcome::Status(status) => (Some(status), None),
+        CallOutcome::Timeout => (None, Some("timeout".to_owned())),
+        CallOutcome::Connection => (None, Some("connection".to_owned())),
+    };
+    StepRequest {
+        request: call.endpoint.to_owned(),
+        status,
+        failure,
+        ms: u64::try_from(call.elapsed.as_millis()).unwrap_or(u64::MAX),
+    }
 }
 
 impl Executor<'_> {
@@ -118,19 +164,80 @@ impl Executor<'_> {
             detail,
             updated_at: OffsetDateTime::now_utc(),
             in_doubt_until: None,
+            requests: Vec::new(),
         };
-        self.write_step(event, &record).await
+        self.write_step(event, record).await
     }
 
-    async fn write_step(&self, event: &ClaimedEvent, record: &StepRecord) -> Result<(), Stop> {
+    /// Writes a step record carrying the GHL requests the step made so far in this attempt
+    /// (in the same statement: no write of its own per request).
+    async fn write_step(&self, event: &ClaimedEvent, mut record: StepRecord) -> Result<(), Stop> {
+        record.requests = self.requests_of(record.index, None);
         if self
             .store
-            .record_step(event.id, &event.lease, record)
+            .record_step(event.id, &event.lease, &record)
             .await?
         {
+            self.requests_of(record.index, Some(true));
             Ok(())
         } else {
             Err(Stop::LeaseLost)
+        }
+    }
+
+    /// The requests step `index` made in this attempt, with those logged since the last call;
+    /// `recorded` notes that the step now has a stored record.
+    fn requests_of(&self, index: u32, recorded: Option<bool>) -> Vec<StepRequest> {
+        let fresh = call_log::take();
+        let mut kept = self
+            .step_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.index != Some(index) {
+            *kept = StepRequests {
+                index: Some(index),
+                ..StepRequests::default()
+            };
+        }
+        kept.list.extend(fresh.into_iter().map(step_request));
+        let over = kept.list.len().saturating_sub(MAX_STEP_REQUESTS);
+        kept.list.drain(..over);
+        if let Some(recorded) = recorded {
+            kept.recorded |= recorded;
+        }
+        kept.list.clone()
+    }
+
+    /// After step `index` failed with GHL's answer (or none): its requests of this attempt
+    /// onto its record, when it has one or `keep` (it had one from an earlier attempt, or
+    /// the event is dead-lettered). The status stays `started`; `in_doubt_until` is the
+    /// failed request's (a create without an answer). Otherwise a step with no record gets
+    /// none (a `started` record would make its next attempt look it up first); GHL's answer
+    /// is then in the attempt's error. One write per failed attempt, not per request; a store
+    /// failure here changes nothing of how the attempt ends.
+    pub(super) async fn record_failed_requests(
+        &self,
+        event: &ClaimedEvent,
+        index: u32,
+        step: &Step,
+        keep: bool,
+        in_doubt_until: Option<OffsetDateTime>,
+    ) {
+        let requests = self.requests_of(index, Some(keep));
+        let recorded = self.step_requests.lock().is_ok_and(|kept| kept.recorded);
+        if requests.is_empty() || !recorded {
+            return;
+        }
+        let record = StepRecord {
+            requests,
+            ..started(index, step, in_doubt_until)
+        };
+        if let Err(e) = self
+            .store
+            .record_step(event.id, &event.lease, &record)
+            .await
+        {
+            tracing::warn!(error = %e, "could not keep the failed step's GHL requests");
         }
     }
 
@@ -153,16 +260,8 @@ impl Executor<'_> {
     {
         let permit = self.permit(event).await?;
         let in_doubt_until = OffsetDateTime::now_utc() + self.in_doubt_for;
-        let started = StepRecord {
-            index,
-            kind: step.kind(),
-            status: StepStatus::Started,
-            ghl_id: None,
-            detail: None,
-            updated_at: OffsetDateTime::now_utc(),
-            in_doubt_until: Some(in_doubt_until),
-        };
-        if let Err(stop) = self.write_step(event, &started).await {
+        let started = started(index, step, Some(in_doubt_until));
+        if let Err(stop) = self.write_step(event, started).await {
             permit.complete().await;
             return Err(StepError::Stop(stop));
         }

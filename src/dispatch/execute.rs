@@ -86,10 +86,34 @@ impl Executor<'_> {
                 contact_id: contact_id.as_deref(),
                 uncertain,
             };
-            let ghl_id = self
-                .run_step(&at)
-                .await
-                .map_err(|e| self.classify(event, step, e))?;
+            let ghl_id = match self.run_step(&at).await {
+                Ok(ghl_id) => ghl_id,
+                Err(e) => {
+                    let in_doubt = match &e {
+                        StepError::InDoubt { until, .. } => Some(*until),
+                        _ => None,
+                    };
+                    let answered = matches!(e, StepError::Ghl(_) | StepError::InDoubt { .. });
+                    let stop = self.classify(event, step, e);
+                    // A 429 keeps no record: it is GHL's budget, not the step's answer.
+                    let rate_limited = matches!(
+                        &stop,
+                        Stop::Finish(Finish::Retry {
+                            outcome: "rate_limited",
+                            ..
+                        })
+                    );
+                    // A dead-lettered step gets a record even without one: only a replay
+                    // runs it again (a create then looks for its marker first, one look-up).
+                    let dead = matches!(&stop, Stop::Finish(Finish::Dead { .. }));
+                    if answered && !rate_limited {
+                        let keep = recorded.is_some() || dead;
+                        self.record_failed_requests(event, index, step, keep, in_doubt)
+                            .await;
+                    }
+                    return Err(stop);
+                }
+            };
             if step.makes_contact() {
                 contact_id.clone_from(&ghl_id);
             }

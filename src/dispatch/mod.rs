@@ -322,8 +322,11 @@ impl Dispatcher {
             pipelines: &self.pipelines,
             downloader: self.downloader.as_ref(),
             in_doubt_for: self.settings.ghl.in_doubt_for(),
+            step_requests: std::sync::Mutex::default(),
         };
-        let outcome = tracing::Instrument::instrument(executor.run(&event), span.clone()).await;
+        // The attempt's GHL requests are logged in a scope of their own, for its step records.
+        let run = crate::ghl::call_log::scope(executor.run(&event));
+        let outcome = tracing::Instrument::instrument(run, span.clone()).await;
         let finish = match outcome {
             Ok(()) => Some(Finish::Done),
             Err(Stop::Finish(f)) => Some(f),

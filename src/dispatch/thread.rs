@@ -246,6 +246,7 @@ mod tests {
             detail: None,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             in_doubt_until: None,
+            requests: Vec::new(),
         }
     }
 

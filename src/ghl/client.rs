@@ -254,7 +254,9 @@ impl GhlClient {
         }
         let started = Instant::now();
         let outcome = read_raw(request).await;
-        let elapsed = started.elapsed().as_secs_f64();
+        let took = started.elapsed();
+        note_call(p.endpoint, &outcome, took);
+        let elapsed = took.as_secs_f64();
         metrics::histogram!(crate::metrics::GHL_REQUEST_SECONDS, "endpoint" => p.endpoint)
             .record(elapsed);
         match outcome {
@@ -369,7 +371,9 @@ impl GhlClient {
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<GhlResponse<T>, GhlError> {
+        let started = Instant::now();
         let outcome = read_raw(request).await;
+        note_call(endpoint, &outcome, started.elapsed());
         match outcome {
             Ok(raw) => {
                 metrics::counter!(
@@ -395,6 +399,15 @@ impl GhlClient {
             }
         }
     }
+}
+
+/// Notes a request in the dispatch's request log ([`super::call_log`]).
+fn note_call(endpoint: &'static str, outcome: &Result<Raw, reqwest::Error>, took: Duration) {
+    let outcome = match outcome {
+        Ok(raw) => super::call_log::CallOutcome::Status(raw.status),
+        Err(e) => super::call_log::failure(e),
+    };
+    super::call_log::note(endpoint, outcome, took);
 }
 
 /// Sends `request` and reads GHL's whole answer: status, headers and body.

@@ -12,6 +12,7 @@
 //! over `reqwest` does all that with no extra dependency.
 //!
 //! # Layout
+//! - [`call_log`]: the requests made for one event (endpoint, answer, latency), for its steps.
 //! - [`client`]: [`GhlClient`]: connection pool, auth, error classification, metrics.
 //! - [`endpoints`]: one typed method per endpoint on [`GhlClient`].
 //! - [`calendars`]: the appointment operations of the Calendars API (`Version: 2021-04-15`).
@@ -34,6 +35,7 @@
 //! benches and, behind the default `sandbox` feature, of the binary's `demo` and `sandbox-ghl`.
 
 pub mod calendars;
+pub mod call_log;
 pub mod client;
 pub mod endpoints;
 pub mod error;

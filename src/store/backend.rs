@@ -117,7 +117,7 @@ const ATTEMPTS: &str =
 
 /// An event's recorded steps, in plan order: `(event_id)`.
 const STEPS: &str =
-    "SELECT event_id, step_index, kind, status, ghl_id, detail, updated_at, in_doubt_until
+    "SELECT event_id, step_index, kind, status, ghl_id, detail, updated_at, in_doubt_until, requests
      FROM event_steps WHERE event_id = $1 ORDER BY step_index";
 
 /// A location's OAuth tokens: `(location_id)`.

@@ -135,7 +135,11 @@ impl PgStore {
                 source,
             })?
             .application_name("formbridge")
-            .options([("statement_timeout", timeout_ms.as_str())])
+            // No JIT: every statement here is small, and PostgreSQL compiles one whose estimate
+            // passes `jit_above_cost` (100,000) in 25+ ms, which on the queue figures of 7,000
+            // open events (an overestimated cost, 20 ms of work) tripled the overview's time
+            // (BENCHMARKS.md, "Cockpit"). A startup parameter: no round trip.
+            .options([("statement_timeout", timeout_ms.as_str()), ("jit", "off")])
             .log_statements(tracing::log::LevelFilter::Trace);
         // One connection first, for an error that says what is wrong (the pool would retry
         // until its timeout and then only say it timed out), and to migrate.

@@ -54,7 +54,7 @@ pub(super) async fn steps_of<'e>(
         return Ok(HashMap::new());
     }
     let rows: Vec<StepRow> = sqlx::query_as(
-        "SELECT event_id, step_index, kind, status, ghl_id, detail, updated_at, in_doubt_until FROM event_steps
+        "SELECT event_id, step_index, kind, status, ghl_id, detail, updated_at, in_doubt_until, requests FROM event_steps
          WHERE event_id = ANY($1) ORDER BY event_id, step_index",
     )
     .bind(ids)
@@ -348,14 +348,15 @@ pub(super) async fn record_step(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(&format!(
         "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at, detail,
-             in_doubt_until)
-         SELECT $1, $2, $3, $4, $5, $6, $8, $9 FROM events
+             in_doubt_until, requests)
+         SELECT $1, $2, $3, $4, $5, $6, $8, $9, $10 FROM events
          WHERE id = $1 AND lease_owner = $7 AND status = 'processing' AND lease_until > {DB_NOW_MS}
          ON CONFLICT (event_id, step_index) DO UPDATE SET kind = excluded.kind,
              status = excluded.status, ghl_id = COALESCE(excluded.ghl_id, event_steps.ghl_id),
              updated_at = excluded.updated_at,
              detail = COALESCE(excluded.detail, event_steps.detail),
-             in_doubt_until = excluded.in_doubt_until"
+             in_doubt_until = excluded.in_doubt_until,
+             requests = COALESCE(excluded.requests, event_steps.requests)"
     ))
     .bind(id.0)
     .bind(i64::from(step.index))
@@ -366,6 +367,7 @@ pub(super) async fn record_step(
     .bind(lease.as_str())
     .bind(step.detail.as_deref())
     .bind(step.in_doubt_until.map(to_millis))
+    .bind(super::rows::requests_column(&step.requests)?)
     .execute(pool)
     .await
     .map_err(StoreError::query("record_step"))?;

@@ -8,7 +8,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use super::types::{from_millis, to_millis};
 use super::{
     AttemptRecord, Claim, ClaimedEvent, Event, EventFilter, EventStatus, EventSummary, StepRecord,
-    StepStatus, ThreadEvent,
+    StepRequest, StepStatus, ThreadEvent,
 };
 use super::{Finish, StoreError};
 use crate::domain::{ContactKey, EventId, LocationId};
@@ -143,6 +143,7 @@ pub(super) struct StepRow {
     detail: Option<String>,
     updated_at: i64,
     in_doubt_until: Option<i64>,
+    requests: Option<String>,
 }
 
 impl TryFrom<StepRow> for StepRecord {
@@ -160,8 +161,19 @@ impl TryFrom<StepRow> for StepRecord {
             detail: row.detail,
             updated_at: from_millis(row.updated_at),
             in_doubt_until: row.in_doubt_until.map(from_millis),
+            requests: json_column(row.requests, "requests")?.unwrap_or_default(),
         })
     }
+}
+
+/// A step's requests as stored: JSON text, or NULL for none (the stored list is then kept).
+pub(super) fn requests_column(requests: &[StepRequest]) -> Result<Option<String>, StoreError> {
+    if requests.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(requests)
+        .map(Some)
+        .map_err(|e| corrupt("record_step", format!("requests: {e}")))
 }
 
 /// Steps by event id, from rows in plan order.

@@ -236,7 +236,7 @@ impl Backend for Sqlite {
             return Ok(HashMap::new());
         }
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT event_id, step_index, kind, status, ghl_id, detail, updated_at, in_doubt_until FROM event_steps WHERE event_id IN (",
+            "SELECT event_id, step_index, kind, status, ghl_id, detail, updated_at, in_doubt_until, requests FROM event_steps WHERE event_id IN (",
         );
         let mut sep = qb.separated(", ");
         for id in ids {

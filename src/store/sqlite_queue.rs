@@ -238,13 +238,14 @@ pub(super) async fn record_step(
     // request for the event (a `started` record comes before each request).
     let done = sqlx::query(
         "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at, detail,
-             in_doubt_until)
-         SELECT $1, $2, $3, $4, $5, $6, $9, $10 WHERE EXISTS (SELECT 1 FROM events WHERE id = $1 AND lease_owner = $7
+             in_doubt_until, requests)
+         SELECT $1, $2, $3, $4, $5, $6, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM events WHERE id = $1 AND lease_owner = $7
              AND status = 'processing' AND lease_until > $8)
          ON CONFLICT (event_id, step_index) DO UPDATE SET kind = excluded.kind, status = excluded.status,
              ghl_id = COALESCE(excluded.ghl_id, event_steps.ghl_id), updated_at = excluded.updated_at,
              detail = COALESCE(excluded.detail, event_steps.detail),
-             in_doubt_until = excluded.in_doubt_until",
+             in_doubt_until = excluded.in_doubt_until,
+             requests = COALESCE(excluded.requests, event_steps.requests)",
     )
     .bind(id.0)
     .bind(i64::from(step.index))
@@ -255,7 +256,8 @@ pub(super) async fn record_step(
     .bind(lease.as_str())
     .bind(to_millis(OffsetDateTime::now_utc()))
     .bind(step.detail.as_deref())
-    .bind(step.in_doubt_until.map(to_millis));
+    .bind(step.in_doubt_until.map(to_millis))
+    .bind(super::rows::requests_column(&step.requests)?);
     let done = done
         .execute(&mut *conn)
         .await

@@ -243,6 +243,26 @@ pub struct StepRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub in_doubt_until: Option<OffsetDateTime>,
+    /// The GHL requests the step made in its latest attempt, oldest first (a look-up, then
+    /// the create). Kept from the previous record when a record carries none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<StepRequest>,
+}
+
+/// One GHL request a step made: its method and path template (no query, no body), GHL's
+/// answer status or why there was none, and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRequest {
+    /// `POST /contacts/upsert`.
+    pub request: String,
+    /// The answer's HTTP status; `None` when there was no answer (`failure` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `timeout` or `connection` when GHL did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Latency in milliseconds.
+    pub ms: u64,
 }
 
 /// An event tied to one being dispatched: an earlier revision of the same submission, or a

@@ -155,6 +155,7 @@ async fn make_retrying_with_a_step(store: &dyn Store, id: EventId) {
         detail: None,
         updated_at: OffsetDateTime::now_utc(),
         in_doubt_until: None,
+        requests: Vec::new(),
     };
     assert!(store
         .record_step(id, &"worker-a".into(), &step)

@@ -57,6 +57,129 @@ on_both_stores!(
     cancel_case
 );
 
+on_both_stores!(
+    the_detail_shows_each_steps_ghl_requests_with_status_and_latency,
+    on_postgres_the_detail_shows_each_steps_ghl_requests_with_status_and_latency,
+    step_requests_case
+);
+
+/// The `requests` of step `index` in the detail of event `id`.
+async fn step_requests(app: &TestApp, id: i64, index: usize) -> (Value, Vec<Value>) {
+    let (status, ev) = admin(app, "GET", &format!("/admin/events/{id}")).await;
+    assert_eq!(status, 200, "{ev}");
+    let requests = ev["steps"][index]["requests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("step {index} has requests: {ev}"));
+    (ev, requests)
+}
+
+/// Posts a POWR lead with `email`, dispatches it: its detail and its first step's requests.
+async fn dispatched(app: &TestApp, email: &str) -> (Value, Vec<Value>) {
+    let id = post_json(app, "powr", &json!({"Email": email, "Name": "A Lead"}))
+        .await
+        .expect("POWR answers its event id");
+    app.drain(Duration::from_secs(20)).await;
+    step_requests(app, id, 0).await
+}
+
+/// The `create_note` step in the detail of event `id`.
+async fn note_step(app: &TestApp, id: i64) -> Value {
+    let (_, ev) = admin(app, "GET", &format!("/admin/events/{id}")).await;
+    ev["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["kind"] == "create_note"))
+        .cloned()
+        .unwrap_or_else(|| panic!("a create_note step: {ev}"))
+}
+
+async fn step_requests_case(store: &[(&str, &str)]) {
+    let (ghl, app) = cockpit_app(store).await;
+    // GHL is slow: every request waits 250 ms before it is handled.
+    ghl.sandbox.set_faults(ghl_sandbox::FaultSpec {
+        latency_ms: Some(250),
+        ..ghl_sandbox::FaultSpec::default()
+    });
+    let (ev, requests) = dispatched(&app, "slow@example.com").await;
+    assert_eq!(ev["status"], "done", "{ev}");
+    assert_eq!(ev["steps"][0]["kind"], "upsert_contact", "{ev}");
+    let upsert = requests
+        .iter()
+        .find(|r| r["request"] == "POST /contacts/upsert")
+        .unwrap_or_else(|| panic!("the upsert is listed: {ev}"));
+    assert!(upsert["status"] == 200 || upsert["status"] == 201, "{ev}");
+    assert!(upsert["ms"].as_u64().unwrap() >= 250, "its latency: {ev}");
+    // Method and path template only: no query, no personal data.
+    for r in &requests {
+        let shown = r["request"].as_str().unwrap();
+        assert!(!shown.contains('?') && !shown.contains('@'), "{shown}");
+    }
+
+    // GHL refuses the next upsert (422): the lead is dead-lettered, and its step shows the
+    // refused request, its status and latency.
+    ghl.sandbox.set_faults(ghl_sandbox::FaultSpec {
+        fail_next: Some(1),
+        fail_status: Some(422),
+        match_path: Some("contacts/upsert".into()),
+        ..ghl_sandbox::FaultSpec::default()
+    });
+    let (ev, requests) = dispatched(&app, "refused@example.com").await;
+    assert_eq!(ev["status"], "dead", "{ev}");
+    assert_eq!(ev["steps"][0]["status"], "started", "{ev}");
+    assert_eq!(requests.len(), 1, "{ev}");
+    assert_eq!(requests[0]["request"], "POST /contacts/upsert", "{ev}");
+    assert_eq!(requests[0]["status"], 422, "{ev}");
+    assert!(requests[0]["ms"].as_u64().is_some(), "{ev}");
+
+    // GHL closes the connection on the note's create: no answer, so the step is in doubt and
+    // its request shows the connection failure.
+    ghl.sandbox.set_faults(ghl_sandbox::FaultSpec {
+        drop_before_next: Some(1),
+        match_path: Some("/notes".into()),
+        ..ghl_sandbox::FaultSpec::default()
+    });
+    let lost = post_json(
+        &app,
+        "powr",
+        &json!({"Email": "lost@example.com", "Name": "Lost Answer"}),
+    )
+    .await
+    .expect("POWR answers its event id");
+    app.dispatcher.clone().unwrap().run_once().await;
+    let note = note_step(&app, lost).await;
+    assert_eq!(note["status"], "started", "{note}");
+    assert!(note["in_doubt_until"].is_string(), "{note}");
+    let sent = note["requests"].as_array().unwrap();
+    let last = sent.last().unwrap();
+    assert_eq!(last["request"], "POST /contacts/:contactId/notes", "{note}");
+    assert_eq!(last["failure"], "connection", "{note}");
+    assert!(last.get("status").is_none(), "{note}");
+    // Once GHL can no longer carry it out, the retry looks for the note, finds none and
+    // creates it: the step lists both requests of that attempt, answered.
+    app.drain(Duration::from_secs(20)).await;
+    let note = note_step(&app, lost).await;
+    assert_eq!(note["status"], "done", "{note}");
+    let shown: Vec<(String, Value)> = note["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["request"].as_str().unwrap().to_owned(),
+                r["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("GET /contacts/:contactId/notes".to_owned(), json!(200)),
+            ("POST /contacts/:contactId/notes".to_owned(), json!(201)),
+        ],
+        "{note}"
+    );
+}
+
 /// The admin app on `store` (none: SQLite in the test's folder) in front of a GHL sandbox.
 async fn cockpit_app(store: &[(&str, &str)]) -> (ghl_sandbox::SandboxHandle, TestApp) {
     let ghl = sandbox_with(100, Duration::from_secs(10)).await;

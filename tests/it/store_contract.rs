@@ -657,6 +657,7 @@ fn started(index: u32) -> formbridge::store::StepRecord {
         detail: None,
         updated_at: OffsetDateTime::now_utc(),
         in_doubt_until: None,
+        requests: Vec::new(),
     }
 }
 
@@ -692,6 +693,55 @@ async fn a_step_in_doubt_keeps_its_deadline_until_ghl_answers(store: &dyn Store)
     let steps = store.steps(id).await.unwrap();
     assert_eq!(steps[0].in_doubt_until, None);
     assert_eq!(steps[0].status, formbridge::store::StepStatus::Started);
+}
+
+contract_test!(a_step_keeps_its_ghl_requests_until_a_record_brings_new_ones);
+async fn a_step_keeps_its_ghl_requests_until_a_record_brings_new_ones(store: &dyn Store) {
+    use formbridge::store::StepRequest;
+    let id = add(store, "requests", "email:r@x.co").await;
+    claim_one(store, "w1").await;
+    let lookup = StepRequest {
+        request: "GET /contacts/".into(),
+        status: Some(200),
+        failure: None,
+        ms: 12,
+    };
+    let lost = StepRequest {
+        request: "POST /notes".into(),
+        status: None,
+        failure: Some("timeout".into()),
+        ms: 2_001,
+    };
+    let sent = formbridge::store::StepRecord {
+        requests: vec![lookup.clone(), lost.clone()],
+        ..started(0)
+    };
+    assert!(store.record_step(id, &"w1".into(), &sent).await.unwrap());
+    assert_eq!(store.steps(id).await.unwrap()[0].requests, sent.requests);
+    // A record without requests (the next attempt's `started`) keeps the last ones.
+    assert!(store
+        .record_step(id, &"w1".into(), &started(0))
+        .await
+        .unwrap());
+    assert_eq!(store.steps(id).await.unwrap()[0].requests, sent.requests);
+    let answered = StepRequest {
+        status: Some(422),
+        failure: None,
+        ms: 30,
+        ..lost
+    };
+    let again = formbridge::store::StepRecord {
+        requests: vec![answered.clone()],
+        ..started(0)
+    };
+    assert!(store.record_step(id, &"w1".into(), &again).await.unwrap());
+    let steps = store.steps(id).await.unwrap();
+    assert_eq!(steps[0].requests, vec![answered]);
+    // The admin detail's JSON carries them as stored.
+    let json = serde_json::to_value(&steps[0]).unwrap();
+    assert_eq!(json["requests"][0]["request"], "POST /notes");
+    assert_eq!(json["requests"][0]["status"], 422);
+    assert_eq!(json["requests"][0]["ms"], 30);
 }
 
 contract_test!(a_step_is_not_recorded_once_the_lease_ran_out);

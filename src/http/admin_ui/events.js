@@ -74,7 +74,15 @@
     // The store keeps each step's status, GHL id and time; GHL's answer to a step that ended
     // the last attempt is that attempt's error ("create_note failed: GHL refused … (422) …").
     const answer = (s) => (s.status === "started" && ev.last_error && ev.last_error.startsWith(s.kind + " failed") ? "GHL's answer: " + ev.last_error : "");
-    steps.replaceChildren(...(ev.steps || []).map((s) => row([s.index, s.kind, s.status, s.ghl_id || "—", when(s.updated_at), [s.detail, s.in_doubt_until ? "no answer yet; in doubt until " + when(s.in_doubt_until) : "", answer(s)].filter(Boolean).join("; ")])));
+    // Each GHL request the step made in its latest attempt: "POST /contacts/upsert → 201 in 84 ms".
+    const requests = (s) => {
+      const list = el("ul", undefined, "step-requests");
+      for (const r of s.requests || []) {
+        list.appendChild(el("li", r.request + " → " + (r.status != null ? r.status : "no answer (" + (r.failure || "?") + ")") + " in " + r.ms + " ms"));
+      }
+      return list.children.length ? list : "—";
+    };
+    steps.replaceChildren(...(ev.steps || []).map((s) => row([s.index, s.kind, s.status, s.ghl_id || "—", when(s.updated_at), requests(s), [s.detail, s.in_doubt_until ? "no answer yet; in doubt until " + when(s.in_doubt_until) : "", answer(s)].filter(Boolean).join("; ")])));
     const attempts = $("attempts");
     attempts.replaceChildren(...(ev.attempt_history || []).map((a) => row([a.attempt, when(a.at), a.outcome, a.error || ""])));
     let body = ev.body;
@@ -88,6 +96,8 @@
     $("plan").textContent = pretty(ev.plan);
     $("headers").textContent = (ev.headers || []).map(([k, v]) => k + ": " + v).join("\n") || "(none)";
     $("cancel-event").hidden = !(ev.status === "pending" || ev.status === "retrying");
+    // This delivery in the mapping playground, under its source's running mapping.
+    $("to-playground").href = "#playground/" + encodeURIComponent(ev.source) + "?ids=" + ev.id;
     // The contact in GHL's app. URL form: app.gohighlevel.com/v2/location/{locationId}/contacts/detail/{contactId}
     // (the address GHL's web app shows for a contact; white-labelled agency domains differ).
     const contact = (ev.steps || []).find((s) => s.kind === "upsert_contact" && s.ghl_id);
