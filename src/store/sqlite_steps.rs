@@ -15,12 +15,13 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
+use super::rows::requests_column;
 use super::sqlite_queue;
 use super::types::to_millis;
 use super::{LeaseToken, StepRecord, StoreError};
 use crate::domain::EventId;
 
-/// At most this many records per statement: 10 parameters each, far below SQLite's 32,766.
+/// At most this many records per statement: 11 parameters each, far below SQLite's 32,766.
 const GROUP_ROWS: usize = 400;
 
 /// One step record waiting in the writer's batch.
@@ -72,14 +73,18 @@ async fn upsert_rows(
     chunk: &[usize],
     now: i64,
 ) -> Result<HashSet<(i64, i64)>, StoreError> {
+    let requests = chunk
+        .iter()
+        .map(|&i| requests_column(&records[i].step.requests))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT INTO event_steps (event_id, step_index, kind, status, ghl_id, updated_at, detail,
-                                  in_doubt_until)
+                                  in_doubt_until, requests)
          SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
-                v.column8
+                v.column8, v.column10
          FROM (",
     );
-    query.push_values(chunk, |mut row, &i| {
+    query.push_values(chunk.iter().zip(requests), |mut row, (&i, requests)| {
         let StepWrite { id, lease, step } = &records[i];
         row.push_bind(id.0)
             .push_bind(i64::from(step.index))
@@ -89,7 +94,8 @@ async fn upsert_rows(
             .push_bind(to_millis(step.updated_at))
             .push_bind(step.detail.as_deref())
             .push_bind(step.in_doubt_until.map(to_millis))
-            .push_bind(lease.as_str());
+            .push_bind(lease.as_str())
+            .push_bind(requests);
     });
     query.push(
         ") AS v
@@ -103,7 +109,8 @@ async fn upsert_rows(
              status = excluded.status, ghl_id = COALESCE(excluded.ghl_id, event_steps.ghl_id),
              updated_at = excluded.updated_at,
              detail = COALESCE(excluded.detail, event_steps.detail),
-             in_doubt_until = excluded.in_doubt_until
+             in_doubt_until = excluded.in_doubt_until,
+             requests = COALESCE(excluded.requests, event_steps.requests)
          RETURNING event_id, step_index",
     );
     let rows = query

@@ -1737,10 +1737,17 @@ async fn step_records_arriving_together_are_each_written_under_their_own_lease(s
     let mut held = claimed_ids(store).await;
     held.sort_unstable();
     assert_eq!(held, ids, "the worker `w` holds all ten");
+    let request = |path: &str, status: u16| formbridge::store::StepRequest {
+        request: format!("POST {path}"),
+        status: Some(status),
+        failure: None,
+        ms: 120,
+    };
     let kept = StepRecord {
         status: StepStatus::Done,
         ghl_id: Some("contact-1".to_owned()),
         detail: Some("kept".to_owned()),
+        requests: vec![request("/contacts/upsert", 200)],
         ..started(2)
     };
     for &id in &ids {
@@ -1753,7 +1760,11 @@ async fn step_records_arriving_together_are_each_written_under_their_own_lease(s
         burst.push((id, "w", started(0), true));
         // Every other record under a lease that does not hold the event.
         let lease = if i % 2 == 0 { "w" } else { "intruder" };
-        burst.push((id, lease, started(1), i % 2 == 0));
+        let with_request = StepRecord {
+            requests: vec![request("/contacts/:contactId/notes", 201)],
+            ..started(1)
+        };
+        burst.push((id, lease, with_request, i % 2 == 0));
         // Step 2 again, without its id and detail.
         let again = StepRecord {
             status: StepStatus::Done,
@@ -1800,6 +1811,14 @@ async fn step_records_arriving_together_are_each_written_under_their_own_lease(s
         assert_eq!(step2.status, StepStatus::Done);
         assert_eq!(step2.ghl_id.as_deref(), Some("contact-1"), "event {i}");
         assert_eq!(step2.detail.as_deref(), Some("kept"), "event {i}");
+        assert_eq!(
+            step2.requests,
+            [request("/contacts/upsert", 200)],
+            "event {i}"
+        );
+        if let Some(step1) = steps.iter().find(|s| s.index == 1) {
+            assert_eq!(step1.requests, [request("/contacts/:contactId/notes", 201)]);
+        }
         let step0 = &steps[0];
         if i == 0 {
             assert_eq!(step0.status, StepStatus::Done);
