@@ -17,6 +17,7 @@ mod lead_records;
 mod overview;
 mod postgres;
 mod postgres_budget;
+mod postgres_ingest;
 mod postgres_lead_index;
 mod postgres_leads;
 mod postgres_prepare;

@@ -16,6 +16,7 @@ use sqlx::{ConnectOptions, Connection, Postgres};
 use time::OffsetDateTime;
 
 use super::backend::{event_select, Backend, NewRow};
+use super::postgres_ingest::GroupedIngest;
 use super::postgres_prepare::PrepareLeases;
 use super::postgres_queue as queue;
 use super::postgres_read_only;
@@ -121,6 +122,8 @@ pub struct PgStore {
     seal: Arc<TokenSeal>,
     /// The prepare leases this replica holds, renewed while it prepares.
     prepare_leases: PrepareLeases,
+    /// New deliveries, stored in groups.
+    ingest: GroupedIngest,
 }
 
 impl PgStore {
@@ -157,6 +160,7 @@ impl PgStore {
         let budget = Arc::new(PgBudget::new(pool.clone()));
         Ok(Self {
             prepare_leases: PrepareLeases::new(pool.clone()),
+            ingest: GroupedIngest::start(pool.clone(), ingest_groups(settings.pool_size)),
             pool,
             budget,
             seal: Arc::new(seal),
@@ -167,6 +171,13 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// How many groups of new deliveries may be stored at once: a quarter of the pool (at least
+/// one), so ingest never holds the connections dispatch and the admin API need, and a burst
+/// forms a few large groups rather than many small ones.
+fn ingest_groups(pool_size: u32) -> usize {
+    (pool_size as usize / 4).max(1)
 }
 
 /// The error of a failed first connection, naming what the user has to fix.
@@ -242,12 +253,7 @@ impl AdminReads for PgStore {
 #[async_trait]
 impl Ingest for PgStore {
     async fn insert_event(&self, event: NewEvent) -> Result<Ingested, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::query("insert_event"))?;
-        Postgres::insert_event(&mut conn, &event).await
+        self.ingest.insert(event).await
     }
 }
 

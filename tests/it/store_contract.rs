@@ -11,7 +11,7 @@ use std::time::Duration;
 use formbridge::domain::EventId;
 use formbridge::settings::StoreSettings;
 use formbridge::store::{
-    AdminReads, Claim, Finish, PgStore, Preparation, Queue, SqliteStore, Store,
+    AdminReads, Claim, Finish, Ingest, PgStore, Preparation, Queue, SqliteStore, Store,
 };
 use time::OffsetDateTime;
 
@@ -1828,4 +1828,85 @@ async fn step_records_arriving_together_are_each_written_under_their_own_lease(s
             assert_eq!(step0.ghl_id, None);
         }
     }
+}
+
+/// Two replicas storing the same new deliveries at once (a sender retrying on a second replica
+/// while the first still stores): each delivery is one event, stored by one of them, and
+/// PostgreSQL saw no deadlock — each replica's groups insert their keys in one order.
+#[tokio::test]
+async fn replicas_storing_the_same_deliveries_at_once_store_each_once_without_deadlock() {
+    use formbridge::store::Ingested;
+    use futures_util::future::join_all;
+    let Some(db) = crate::pg::database_or_skip().await else {
+        return;
+    };
+    let replicas = [open_pg(&db.url).await, open_pg(&db.url).await];
+    let deadlocks = || async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let count: i64 = sqlx::query_scalar(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        count
+    };
+    let deadlocks_before = deadlocks().await;
+
+    let sent: Vec<_> = (0..400)
+        .map(|i| delivery(&format!("both-{i}"), &format!("h{i}")))
+        .collect();
+    let forward = join_all(sent.iter().cloned().map(|e| replicas[0].insert_event(e)));
+    let backward = join_all(
+        sent.iter()
+            .rev()
+            .cloned()
+            .map(|e| replicas[1].insert_event(e)),
+    );
+    let (forward, backward) = tokio::join!(forward, backward);
+    for (i, (a, b)) in forward
+        .into_iter()
+        .zip(backward.into_iter().rev())
+        .enumerate()
+    {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.id(), b.id(), "{}: one event", sent[i].dedupe_key);
+        let mut stored = [a, b].map(|o| matches!(o, Ingested::Stored(_)));
+        stored.sort_unstable();
+        assert_eq!(stored, [false, true], "{}: {a:?} {b:?}", sent[i].dedupe_key);
+    }
+    // A backend reports its deadlocks to the statistics by the time it exits: close every
+    // connection and wait for the backends to be gone before reading the count.
+    for replica in &replicas {
+        replica.pool().close().await;
+    }
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    crate::common::wait_for(
+        Duration::from_secs(30),
+        "the replicas' backends gone",
+        || async {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND backend_type = 'client backend'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            (others == 0).then_some(())
+        },
+    )
+    .await;
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 400, "one event per delivery");
+    pool.close().await;
+    assert_eq!(
+        deadlocks().await - deadlocks_before,
+        0,
+        "PostgreSQL detected a deadlock between the replicas' inserts"
+    );
 }
