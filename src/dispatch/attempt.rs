@@ -172,23 +172,21 @@ impl Executor<'_> {
     /// Writes a step record carrying the GHL requests the step made so far in this attempt
     /// (in the same statement: no write of its own per request).
     async fn write_step(&self, event: &ClaimedEvent, mut record: StepRecord) -> Result<(), Stop> {
-        record.requests = self.requests_of(record.index, None);
+        record.requests = self.requests_of(record.index);
         if self
             .store
             .record_step(event.id, &event.lease, &record)
             .await?
         {
-            self.requests_of(record.index, Some(true));
+            self.note_recorded(record.index);
             Ok(())
         } else {
             Err(Stop::LeaseLost)
         }
     }
 
-    /// The requests step `index` made in this attempt, with those logged since the last call;
-    /// `recorded` notes that the step now has a stored record.
-    fn requests_of(&self, index: u32, recorded: Option<bool>) -> Vec<StepRequest> {
-        let fresh = call_log::take();
+    /// The kept requests of step `index`, emptied first when they were another step's.
+    fn kept_for(&self, index: u32) -> std::sync::MutexGuard<'_, StepRequests> {
         let mut kept = self
             .step_requests
             .lock()
@@ -199,13 +197,27 @@ impl Executor<'_> {
                 ..StepRequests::default()
             };
         }
+        kept
+    }
+
+    /// The requests step `index` made in this attempt: those kept, and those logged since.
+    fn requests_of(&self, index: u32) -> Vec<StepRequest> {
+        let fresh = call_log::take();
+        let mut kept = self.kept_for(index);
         kept.list.extend(fresh.into_iter().map(step_request));
         let over = kept.list.len().saturating_sub(MAX_STEP_REQUESTS);
         kept.list.drain(..over);
-        if let Some(recorded) = recorded {
-            kept.recorded |= recorded;
-        }
         kept.list.clone()
+    }
+
+    /// Notes that step `index` has a stored record in this attempt.
+    fn note_recorded(&self, index: u32) {
+        self.kept_for(index).recorded = true;
+    }
+
+    /// Whether step `index` has a stored record in this attempt.
+    fn is_recorded(&self, index: u32) -> bool {
+        self.kept_for(index).recorded
     }
 
     /// After step `index` failed with GHL's answer (or none): its requests of this attempt
@@ -223,9 +235,11 @@ impl Executor<'_> {
         keep: bool,
         in_doubt_until: Option<OffsetDateTime>,
     ) {
-        let requests = self.requests_of(index, Some(keep));
-        let recorded = self.step_requests.lock().is_ok_and(|kept| kept.recorded);
-        if requests.is_empty() || !recorded {
+        let requests = self.requests_of(index);
+        if keep {
+            self.note_recorded(index);
+        }
+        if requests.is_empty() || !self.is_recorded(index) {
             return;
         }
         let record = StepRecord {

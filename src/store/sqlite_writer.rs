@@ -274,59 +274,97 @@ impl Job for StepJob {
     }
 }
 
-/// Writes the batch's step records in one group, inside a savepoint of the batch's
-/// transaction, and settles their jobs; a second record of one step runs one by one after
-/// it. A group that fails without ending the transaction is rolled back to its savepoint and
-/// every record in it is written one by one.
-async fn record_steps_together(
-    conn: &mut SqliteConnection,
-    batch: &mut [Box<dyn Job>],
-) -> Result<(), BatchFailure> {
-    let (indexes, records): (Vec<usize>, Vec<StepWrite<'_>>) = batch
-        .iter()
-        .enumerate()
-        .filter_map(|(i, job)| job.step().map(|record| (i, record)))
-        .unzip();
-    if records.len() < 2 {
-        return Ok(());
-    }
-    let mut group = conn.begin().await.map_err(StoreError::query("savepoint"))?;
-    let written = sqlite_steps::record_group(&mut group, &records).await;
-    let Some(outcomes) = close_group(group, written, "step records", records.len()).await? else {
-        return Ok(());
-    };
-    for (i, outcome) in indexes.into_iter().zip(outcomes) {
-        if let Some(written) = outcome {
-            batch[i].settle_step(written);
-        }
-    }
-    Ok(())
+/// A kind of job that a batch writes as one group: which jobs are of it, the one write for
+/// them all, and what each job is told of its part.
+trait Group {
+    /// What a job of the group brings to the write.
+    type Item<'a>;
+    /// A job's outcome; a job the group leaves out runs one by one after it.
+    type Outcome;
+    /// What the group is made of, for the log.
+    const WHAT: &'static str;
+    fn pick(job: &dyn Job) -> Option<Self::Item<'_>>;
+    async fn write(
+        conn: &mut SqliteConnection,
+        items: &[Self::Item<'_>],
+    ) -> Result<Vec<Option<Self::Outcome>>, StoreError>;
+    fn settle(job: &mut dyn Job, outcome: Self::Outcome);
 }
 
-/// Stores the batch's new deliveries that are plainly new in one group, inside a savepoint
-/// of the batch's transaction, and settles their jobs; the rest run one by one after it. A
-/// group that fails without ending the transaction is rolled back to its savepoint and every
-/// delivery in it goes one by one, so one bad delivery cannot fail its neighbours.
-async fn store_deliveries_together(
+/// New deliveries that are plainly new ([`sqlite_ingest::insert_group`]).
+struct NewDeliveries;
+
+impl Group for NewDeliveries {
+    type Item<'a> = &'a NewEvent;
+    type Outcome = Ingested;
+    const WHAT: &'static str = "deliveries";
+
+    fn pick(job: &dyn Job) -> Option<&NewEvent> {
+        job.delivery()
+    }
+
+    async fn write(
+        conn: &mut SqliteConnection,
+        events: &[Self::Item<'_>],
+    ) -> Result<Vec<Option<Ingested>>, StoreError> {
+        sqlite_ingest::insert_group(conn, events).await
+    }
+
+    fn settle(job: &mut dyn Job, stored: Ingested) {
+        job.settle(stored);
+    }
+}
+
+/// Step records under their leases ([`sqlite_steps::record_group`]); a second record of one
+/// step runs one by one after the group.
+struct StepRecords;
+
+impl Group for StepRecords {
+    type Item<'a> = StepWrite<'a>;
+    type Outcome = bool;
+    const WHAT: &'static str = "step records";
+
+    fn pick(job: &dyn Job) -> Option<StepWrite<'_>> {
+        job.step()
+    }
+
+    async fn write(
+        conn: &mut SqliteConnection,
+        records: &[Self::Item<'_>],
+    ) -> Result<Vec<Option<bool>>, StoreError> {
+        sqlite_steps::record_group(conn, records).await
+    }
+
+    fn settle(job: &mut dyn Job, written: bool) {
+        job.settle_step(written);
+    }
+}
+
+/// Writes the batch's jobs of group `G` together, inside a savepoint of the batch's
+/// transaction, and settles them; the rest of the batch runs one by one after it. A group
+/// that fails without ending the transaction is rolled back to its savepoint and every job in
+/// it runs one by one, so one bad job cannot fail its neighbours.
+async fn write_together<G: Group>(
     conn: &mut SqliteConnection,
     batch: &mut [Box<dyn Job>],
 ) -> Result<(), BatchFailure> {
-    let (indexes, events): (Vec<usize>, Vec<&NewEvent>) = batch
+    let (indexes, items): (Vec<usize>, Vec<G::Item<'_>>) = batch
         .iter()
         .enumerate()
-        .filter_map(|(i, job)| job.delivery().map(|event| (i, event)))
+        .filter_map(|(i, job)| G::pick(job.as_ref()).map(|item| (i, item)))
         .unzip();
-    if events.len() < 2 {
+    if items.len() < 2 {
         return Ok(());
     }
     let mut group = conn.begin().await.map_err(StoreError::query("savepoint"))?;
-    let stored = sqlite_ingest::insert_group(&mut group, &events).await;
-    let Some(outcomes) = close_group(group, stored, "deliveries", events.len()).await? else {
+    let written = G::write(&mut group, &items).await;
+    let Some(outcomes) = close_group(group, written, G::WHAT, items.len()).await? else {
         return Ok(());
     };
+    drop(items);
     for (i, outcome) in indexes.into_iter().zip(outcomes) {
-        if let Some(stored) = outcome {
-            batch[i].settle(stored);
+        if let Some(outcome) = outcome {
+            G::settle(batch[i].as_mut(), outcome);
         }
     }
     Ok(())
@@ -769,8 +807,8 @@ impl WriterTask {
         self.set_fsync(needs_fsync).await?;
         let conn = self.connection().await?;
         let mut tx = conn.begin().await.map_err(StoreError::query("begin"))?;
-        store_deliveries_together(&mut tx, batch).await?;
-        record_steps_together(&mut tx, batch).await?;
+        write_together::<NewDeliveries>(&mut tx, batch).await?;
+        write_together::<StepRecords>(&mut tx, batch).await?;
         for job in batch.iter_mut() {
             // SQLite may already have rolled the transaction back: committing now would
             // commit nothing, or (in autocommit) the jobs after this one one by one.
