@@ -117,10 +117,12 @@ async fn form_groups(pool: PgPool, mut waiting: mpsc::Receiver<Waiting>, groups:
     }
 }
 
-/// Stores a group and answers each of its deliveries.
+/// Stores a group and answers each of its deliveries: those the group stored at once, then
+/// the rest one by one.
 async fn store_group(pool: &PgPool, group: Vec<Waiting>) {
+    metrics::histogram!(crate::metrics::STORE_COMMIT_BATCH_SIZE).record(group.len() as f64);
     let events: Vec<&NewEvent> = group.iter().map(|w| &w.event).collect();
-    let mut outcomes = match insert_group(pool, &events).await {
+    let outcomes = match insert_group(pool, &events).await {
         Ok(outcomes) => outcomes,
         Err(e) => {
             // Nothing of the group was written: each delivery goes the one-by-one path,
@@ -130,14 +132,19 @@ async fn store_group(pool: &PgPool, group: Vec<Waiting>) {
         }
     };
     drop(events);
+    let mut left = Vec::new();
+    for (waiting, outcome) in group.into_iter().zip(outcomes) {
+        match outcome {
+            // The request may have gone (its client hung up): the delivery is stored
+            // regardless.
+            Some(stored) => drop(waiting.answer.send(Ok(stored))),
+            None => left.push(waiting),
+        }
+    }
     let mut conn = None;
-    for (waiting, outcome) in group.into_iter().zip(outcomes.drain(..)) {
-        let outcome = match outcome {
-            Some(stored) => Ok(stored),
-            None => insert_one(pool, &mut conn, &waiting.event).await,
-        };
-        // The request may have gone (its client hung up): the delivery is stored regardless.
-        let _ = waiting.answer.send(outcome);
+    for waiting in left {
+        let outcome = insert_one(pool, &mut conn, &waiting.event).await;
+        drop(waiting.answer.send(outcome));
     }
 }
 
