@@ -246,36 +246,16 @@ async fn three_replicas(db: &PgDatabase, disturbance: Disturbance) -> f64 {
     }
 
     let all_stored_at = sending.await.unwrap();
-    // When the last stored delivery is prepared: claims never pass the oldest unprepared
-    // event, so until then the budget can only go to what was prepared.
-    let all_prepared_at = {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        wait_for(Duration::from_secs(120), "every event prepared", || async {
-            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE NOT prepared")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            (left == 0).then_some(())
-        })
-        .await;
-        pool.close().await;
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
-    };
+    // When the last delivery is prepared (for the printout: claims never pass the oldest
+    // unprepared event).
+    no_event_left(db, "prepared", "NOT prepared", Duration::from_secs(120)).await;
+    let all_prepared_at = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     wait_for(Duration::from_secs(180), "every note in GHL", || async {
         (ghl.sandbox.note_count() >= LEADS).then_some(())
     })
     .await;
     // Every event done in the store: nothing more will be sent.
-    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    wait_for(Duration::from_secs(60), "every event done", || async {
-        let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status <> 'done'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        (open == 0).then_some(())
-    })
-    .await;
-    pool.close().await;
+    no_event_left(db, "done", "status <> 'done'", Duration::from_secs(60)).await;
     for child in &mut children {
         kill(child);
     }
@@ -358,6 +338,18 @@ async fn three_replicas(db: &PgDatabase, disturbance: Disturbance) -> f64 {
 }
 
 /// `n` replicas' stores on one PostgreSQL database.
+/// Waits until no event of the database matches `condition` (every event `what`).
+async fn no_event_left(db: &PgDatabase, what: &str, condition: &str, timeout: Duration) {
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let count = format!("SELECT COUNT(*) FROM events WHERE {condition}");
+    wait_for(timeout, &format!("every event {what}"), || async {
+        let left: i64 = sqlx::query_scalar(&count).fetch_one(&pool).await.unwrap();
+        (left == 0).then_some(())
+    })
+    .await;
+    pool.close().await;
+}
+
 async fn replica_stores(db: &PgDatabase, n: usize) -> Vec<Arc<dyn formbridge::store::Store>> {
     let mut stores = Vec::new();
     for _ in 0..n {
