@@ -217,6 +217,8 @@ struct Latencies {
     sorted: Vec<Duration>,
     ok: u64,
     sent: u64,
+    /// The answers other than 200 by status (`None`: the connection closed or failed first).
+    others: std::collections::BTreeMap<Option<u16>, u64>,
 }
 
 impl Latencies {
@@ -237,6 +239,7 @@ async fn at_rate(url: &str, template: &Arc<String>, rate: u64, secs: f64, conns:
         tasks.push(tokio::spawn(async move {
             let mut conn = Connection::open(&url).await;
             let (mut latencies, mut ok) = (Vec::new(), 0u64);
+            let mut others = std::collections::BTreeMap::new();
             let mut i = k;
             while i < total {
                 let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
@@ -245,23 +248,30 @@ async fn at_rate(url: &str, template: &Arc<String>, rate: u64, secs: f64, conns:
                 latencies.push(due.elapsed());
                 match status {
                     Some(200) => ok += 1,
-                    Some(_) => {}
-                    None => conn = Connection::open(&url).await,
+                    Some(other) => *others.entry(Some(other)).or_insert(0) += 1,
+                    None => {
+                        *others.entry(None).or_insert(0) += 1;
+                        conn = Connection::open(&url).await;
+                    }
                 }
                 i += conns;
             }
-            (latencies, ok)
+            (latencies, ok, others)
         }));
     }
     let mut all = Latencies {
         sorted: Vec::with_capacity(total as usize),
         ok: 0,
         sent: total,
+        others: std::collections::BTreeMap::new(),
     };
     for t in tasks {
-        if let Ok((l, ok)) = t.await {
+        if let Ok((l, ok, others)) = t.await {
             all.sorted.extend(l);
             all.ok += ok;
+            for (status, n) in others {
+                *all.others.entry(status).or_insert(0) += n;
+            }
         }
     }
     all.sorted.sort();
@@ -481,11 +491,20 @@ fn print_table(measured: &[Figures], opts: &Options) {
             at_pending
         );
         if l.ok < l.sent {
+            let others: Vec<String> = l
+                .others
+                .iter()
+                .map(|(status, n)| match status {
+                    Some(code) => format!("{n} × {code}"),
+                    None => format!("{n} × connection closed or failed"),
+                })
+                .collect();
             println!(
-                "  {}: {} of {} open-loop requests not answered 200",
+                "  {}: {} of {} open-loop requests not answered 200 ({})",
                 f.label,
                 l.sent - l.ok,
-                l.sent
+                l.sent,
+                others.join(", ")
             );
         }
     }
