@@ -215,13 +215,18 @@ async fn saturate(
 /// Latencies of an open-loop load, sorted.
 struct Latencies {
     sorted: Vec<Duration>,
-    ok: u64,
     sent: u64,
-    /// The answers other than 200 by status (`None`: the connection closed or failed first).
-    others: std::collections::BTreeMap<Option<u16>, u64>,
+    /// How many requests got each answer, by status (`None`: the connection closed or failed
+    /// first).
+    answers: std::collections::BTreeMap<Option<u16>, u64>,
 }
 
 impl Latencies {
+    /// The requests answered 200.
+    fn ok(&self) -> u64 {
+        self.answers.get(&Some(200)).copied().unwrap_or(0)
+    }
+
     fn pct(&self, p: f64) -> f64 {
         let i = ((self.sorted.len() as f64 * p) as usize).min(self.sorted.len().saturating_sub(1));
         self.sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
@@ -238,39 +243,33 @@ async fn at_rate(url: &str, template: &Arc<String>, rate: u64, secs: f64, conns:
         let (url, template) = (url.to_owned(), template.clone());
         tasks.push(tokio::spawn(async move {
             let mut conn = Connection::open(&url).await;
-            let (mut latencies, mut ok) = (Vec::new(), 0u64);
-            let mut others = std::collections::BTreeMap::new();
+            let mut latencies = Vec::new();
+            let mut answers = std::collections::BTreeMap::new();
             let mut i = k;
             while i < total {
                 let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
                 tokio::time::sleep_until(due).await;
                 let status = conn.post(&next_body(&template)).await;
                 latencies.push(due.elapsed());
-                match status {
-                    Some(200) => ok += 1,
-                    Some(other) => *others.entry(Some(other)).or_insert(0) += 1,
-                    None => {
-                        *others.entry(None).or_insert(0) += 1;
-                        conn = Connection::open(&url).await;
-                    }
+                *answers.entry(status).or_insert(0) += 1;
+                if status.is_none() {
+                    conn = Connection::open(&url).await;
                 }
                 i += conns;
             }
-            (latencies, ok, others)
+            (latencies, answers)
         }));
     }
     let mut all = Latencies {
         sorted: Vec::with_capacity(total as usize),
-        ok: 0,
         sent: total,
-        others: std::collections::BTreeMap::new(),
+        answers: std::collections::BTreeMap::new(),
     };
     for t in tasks {
-        if let Ok((l, ok, others)) = t.await {
+        if let Ok((l, answers)) = t.await {
             all.sorted.extend(l);
-            all.ok += ok;
-            for (status, n) in others {
-                *all.others.entry(status).or_insert(0) += n;
+            for (status, n) in answers {
+                *all.answers.entry(status).or_insert(0) += n;
             }
         }
     }
@@ -365,7 +364,7 @@ async fn measure(server: &Server, template: &Arc<String>, opts: &Options) -> Fig
     )
     .await;
     // Top the store up to `pending` deliveries (none is dispatched: dispatch is off).
-    let sent_so_far = acked + latencies.ok;
+    let sent_so_far = acked + latencies.ok();
     let more = opts.pending.saturating_sub(sent_so_far);
     let topped = if more > 0 && !server.label.starts_with("plain") {
         saturate(&server.url, template, opts.connections, 3600.0, more).await
@@ -490,19 +489,20 @@ fn print_table(measured: &[Figures], opts: &Options) {
             f.peak_mb,
             at_pending
         );
-        if l.ok < l.sent {
+        if l.ok() < l.sent {
             let others: Vec<String> = l
-                .others
+                .answers
                 .iter()
-                .map(|(status, n)| match status {
-                    Some(code) => format!("{n} × {code}"),
-                    None => format!("{n} × connection closed or failed"),
+                .filter_map(|(status, n)| match status {
+                    Some(200) => None,
+                    Some(code) => Some(format!("{n} × {code}")),
+                    None => Some(format!("{n} × connection closed or failed")),
                 })
                 .collect();
             println!(
                 "  {}: {} of {} open-loop requests not answered 200 ({})",
                 f.label,
-                l.sent - l.ok,
+                l.sent - l.ok(),
                 l.sent,
                 others.join(", ")
             );
