@@ -29,6 +29,9 @@
 #[path = "../tests/it/common.rs"]
 #[allow(dead_code, clippy::unwrap_used)]
 mod common;
+/// The delivery every request sends.
+#[path = "support/jivochat_delivery.rs"]
+mod jivochat_delivery;
 /// PostgreSQL test databases, shared with the integration tests.
 #[path = "../tests/it/pg.rs"]
 #[allow(dead_code, clippy::unwrap_used)]
@@ -44,32 +47,6 @@ use tokio::net::TcpStream;
 
 /// The JivoChat source's token in the bench's servers.
 const TOKEN: &str = "bench-ingest-token-0123456789abcdef";
-
-/// The delivery: JivoChat's documented `offline_message`, its ids and the visitor's email made
-/// unique per request (`{N}` replaced). With `edits`, the message id stays the same, so every
-/// delivery after the first is one more revision of one submission (what an edit costs as the
-/// revisions pile up).
-fn body_template(edits: bool) -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/jivochat/offline_message.json"
-    );
-    let text = std::fs::read_to_string(path).expect("the JivoChat fixture");
-    let mut value: serde_json::Value = serde_json::from_str(&text).expect("fixture JSON");
-    // JivoChat's own id of an offline message (else its chat): a delivery with a known id and
-    // other content would be an edit of that one.
-    value["offline_message_id"] = serde_json::json!(999_999_999_999u64);
-    value["chat_id"] = serde_json::json!(999_999_999_999u64);
-    value["visitor"]["email"] = serde_json::json!("lead999999999999@example.com");
-    let template = serde_json::to_string(&value)
-        .expect("JSON")
-        .replace("999999999999", "{N}");
-    if edits {
-        template.replace(r#""offline_message_id":{N}"#, r#""offline_message_id":42"#)
-    } else {
-        template
-    }
-}
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -408,7 +385,7 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let edits = std::env::args().any(|a| a == "--edits");
-        let template = Arc::new(body_template(edits));
+        let template = Arc::new(jivochat_delivery::body_template(edits));
         assert!(
             !edits || !template.contains(r#""offline_message_id":{N}"#),
             "the fixture's message id is where --edits expects it"
