@@ -300,6 +300,10 @@ fn start_formbridge(label: &'static str, store_url: &str) -> Server {
             ("FORMBRIDGE__STORE__URL", store_url),
             ("FORMBRIDGE__DISPATCH__ENABLED", "false"),
             ("FORMBRIDGE__SOURCES__JIVOCHAT__SECRET", TOKEN),
+            // Every connection comes from this one address, as from a proxy: the per-client
+            // cap (64) would close a phase's new connections while the server has not yet
+            // seen the last phase's ones close.
+            ("FORMBRIDGE__SERVER__MAX_CONNECTIONS_PER_CLIENT", "1024"),
         ],
     );
     Server {
