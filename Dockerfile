@@ -26,15 +26,17 @@ WORKDIR /src
 
 # Dependencies first, in a layer of their own: only the manifests and stub targets, so a change
 # to formbridge's code rebuilds formbridge, not its ~300 dependencies (the same features as below).
-# Every `[[bench]]` of Cargo.toml needs its stub here, or cargo refuses the manifest.
+# Every `[[bench]]` of Cargo.toml needs its stub here, or cargo refuses the manifest: their names
+# are read from it (the line after each `[[bench]]`).
 COPY Cargo.toml Cargo.lock ./
 COPY crates/ghl-sandbox/Cargo.toml crates/ghl-sandbox/Cargo.toml
 RUN mkdir -p src benches crates/ghl-sandbox/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs crates/ghl-sandbox/src/lib.rs \
-    && for bench in ingest dispatch claim soak hostile playground cockpit; do echo 'fn main() {}' > "benches/${bench}.rs"; done \
+    && sed -n '/^\[\[bench\]\]$/{n;s/^name = "\(.*\)"$/benches\/\1.rs/p;}' Cargo.toml > bench-stubs \
+    && while read -r stub; do echo 'fn main() {}' > "${stub}"; done < bench-stubs \
     && cargo build --release --locked --no-default-features --features "${FEATURES}" --bin formbridge \
-    && rm -rf src crates/ghl-sandbox/src
+    && rm -rf src crates/ghl-sandbox/src bench-stubs
 
 # The sources, and what the binary embeds at build time: the default configuration, the
 # migrations and (with the sandbox feature) the demo's fixtures.
