@@ -25,6 +25,9 @@
 //! revision of one submission). The formbridge binary is `FORMBRIDGE_TEST_BIN`
 //! when set, else the one cargo builds for the bench (the release profile).
 
+/// The benches' command-line options.
+#[path = "support/args.rs"]
+mod args;
 /// The integration tests' helpers: the server process, PostgreSQL databases.
 #[path = "../tests/it/common.rs"]
 #[allow(dead_code, clippy::unwrap_used)]
@@ -48,16 +51,10 @@ use tokio::net::TcpStream;
 /// The JivoChat source's token in the bench's servers.
 const TOKEN: &str = "bench-ingest-token-0123456789abcdef";
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
 fn num(name: &str, default: u64) -> u64 {
-    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args::arg(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A server under test: its process and the URL deliveries go to.
@@ -152,8 +149,7 @@ impl Connection {
 static NEXT_DELIVERY: AtomicU64 = AtomicU64::new(1);
 
 fn next_body(template: &str) -> String {
-    let n = NEXT_DELIVERY.fetch_add(1, Ordering::Relaxed) + 100_000_000_000;
-    template.replace("{N}", &n.to_string())
+    jivochat_delivery::body(template, NEXT_DELIVERY.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Saturating load: `connections` connections post back to back for `secs` (or until `until`
@@ -382,7 +378,7 @@ fn main() {
         rate: num("--rate", 3000),
         pending: num("--pending", 100_000),
     };
-    let servers = arg("--servers").unwrap_or_else(|| "plain,sqlite,pg".to_owned());
+    let servers = args::arg("--servers").unwrap_or_else(|| "plain,sqlite,pg".to_owned());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

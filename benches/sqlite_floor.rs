@@ -26,6 +26,10 @@
 /// The benches' command-line options.
 #[path = "support/args.rs"]
 mod args;
+/// The integration tests' helpers (CPU time from `/proc`).
+#[path = "../tests/it/common.rs"]
+#[allow(dead_code, clippy::unwrap_used)]
+mod common;
 /// The ingest bench's delivery.
 #[path = "support/jivochat_delivery.rs"]
 mod jivochat_delivery;
@@ -91,30 +95,6 @@ fn migrated(path: &Path) {
     });
 }
 
-/// The body of delivery `n`: the ingest bench's JivoChat `offline_message`, its ids made unique.
-fn body(template: &str, n: usize) -> Vec<u8> {
-    // Ids as long as the ingest bench's (its counter starts high), so the body is as large.
-    template
-        .replace("{N}", &(100_000_000_000 + n).to_string())
-        .into_bytes()
-}
-
-/// CPU seconds (user, system) of this process so far.
-fn cpu_split() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse::<f64>().ok())
-        .collect();
-    match ticks.as_slice() {
-        [user, system] => (user / 100.0, system / 100.0),
-        _ => (0.0, 0.0),
-    }
-}
-
 struct Figures {
     user_us: f64,
     system_us: f64,
@@ -130,7 +110,7 @@ fn run(
     wal_limit: u64,
     template: &str,
 ) -> Figures {
-    let path = dir.join(format!("floor-{}.db", batch));
+    let path = dir.join(format!("floor-{batch}.db"));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -167,13 +147,15 @@ fn run(
                 .expect("drop index");
         }
     }
-    let bodies: Vec<Vec<u8>> = (0..rows).map(|n| body(template, n)).collect();
+    let bodies: Vec<Vec<u8>> = (0..rows as u64)
+        .map(|n| jivochat_delivery::body(template, n).into_bytes())
+        .collect();
     let keys: Vec<String> = (0..rows).map(|n| format!("offline_message:{n}")).collect();
     let hash = "9f2c".repeat(16);
     let revisions: Vec<String> = keys.iter().map(|k| format!("{k}#{hash}")).collect();
     let received_at: i64 = 1_765_000_000_000;
 
-    let (user0, system0) = cpu_split();
+    let (user0, system0) = common::cpu_times_of("/proc/self/stat");
     let started = Instant::now();
     for (chunk, start) in (0..rows).step_by(batch).enumerate() {
         let tx = conn.unchecked_transaction().expect("begin");
@@ -206,7 +188,7 @@ fn run(
         tx.commit().expect("commit");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let (user1, system1) = cpu_split();
+    let (user1, system1) = common::cpu_times_of("/proc/self/stat");
     let stored: i64 = conn
         .query_row("SELECT count(*) FROM event_deliveries", [], |row| {
             row.get(0)
@@ -214,8 +196,8 @@ fn run(
         .expect("count");
     assert_eq!(stored as usize, rows, "every delivery stored");
     Figures {
-        user_us: (user1 - user0) * 1e6 / rows as f64,
-        system_us: (system1 - system0) * 1e6 / rows as f64,
+        user_us: (user1 - user0).as_secs_f64() * 1e6 / rows as f64,
+        system_us: (system1 - system0).as_secs_f64() * 1e6 / rows as f64,
         per_second: rows as f64 / elapsed,
     }
 }
@@ -237,7 +219,7 @@ fn main() {
     println!(
         "SQLite floor: {rows} deliveries per case, one thread, formbridge's schema; body {} B; \
          store.wal_limit_bytes {wal_limit}",
-        body(&template, 0).len()
+        jivochat_delivery::body(&template, 0).len()
     );
     println!("| case | deliveries per commit | CPU µs per delivery | of it user / system | deliveries/s |");
     println!("|---|---|---|---|---|");

@@ -231,16 +231,24 @@ pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
 /// User + system CPU time from a `/proc/<pid>/stat` file (100 ticks per second); zero when it
 /// cannot be read.
 pub fn cpu_time_of(stat_path: &str) -> Duration {
+    let (user, system) = cpu_times_of(stat_path);
+    user + system
+}
+
+/// User and system CPU time, apart, from a `/proc/<pid>/stat` file (100 ticks per second);
+/// zero when it cannot be read.
+pub fn cpu_times_of(stat_path: &str) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: u64 = rest
+    let mut ticks = rest
         .split_whitespace()
         .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
+        .map(|v| Duration::from_millis(v.parse::<u64>().unwrap_or(0) * 10));
+    (
+        ticks.next().unwrap_or_default(),
+        ticks.next().unwrap_or_default(),
+    )
 }
 
 /// Waits (at most `timeout`) for `child` to exit and returns its status.
